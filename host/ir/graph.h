@@ -1,0 +1,205 @@
+// The one graph representation of tfhost: loaded once, edited in place by every pass, saved once.
+//
+// Lossless by construction: a Model keeps the ModelProto it was read from as a "skeleton" (opset
+// imports, metadata, doc strings, functions, training info, ...) with the main graph's nodes,
+// initializers, inputs, outputs and value_info moved out into Node/Value objects; save() moves them
+// back in the same order. Weights are moved (TensorProto pointers released from the protobuf), never
+// copied; external data is memory-mapped.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <onnx/onnx_pb.h>
+
+#include "host/ir/shape_inference.h"
+
+namespace tfh::ir {
+
+class Graph;
+class Node;
+class Value;
+
+// A read-only memory mapping of an external-data file, shared by every tensor that points into it.
+class MappedFile;
+
+// An initializer's data. Owns the TensorProto moved out of the model; when the tensor's data lives
+// in an external file, the bytes are a view into a shared mapping of that file.
+class Tensor {
+ public:
+  explicit Tensor(std::unique_ptr<onnx::TensorProto> proto);
+  Tensor(std::unique_ptr<onnx::TensorProto> proto, std::shared_ptr<MappedFile> mapping,
+         size_t offset, size_t length);
+  ~Tensor();
+
+  const std::string& name() const { return proto_->name(); }
+  int32_t dtype() const { return proto_->data_type(); }
+  const std::vector<int64_t>& dims() const { return dims_; }
+  size_t num_elements() const;
+  size_t nbytes() const;  // num_elements * element size (string tensors: 0)
+  // Contiguous little-endian element data. Typed fields (float_data, ...) are converted to raw_data
+  // on first access (only then does the saved representation change).
+  const void* data() const;
+  void* mutable_data();   // materialises a private copy of mapped external data first
+  bool is_external() const { return mapping_ != nullptr; }
+  onnx::TensorProto& proto() { return *proto_; }
+  const onnx::TensorProto& proto() const { return *proto_; }
+  std::unique_ptr<onnx::TensorProto> release_proto();
+
+ private:
+  std::unique_ptr<onnx::TensorProto> proto_;
+  std::vector<int64_t> dims_;
+  std::shared_ptr<MappedFile> mapping_;
+  size_t offset_ = 0, length_ = 0;
+};
+
+// An edge: a graph input, an initializer, or a node output.
+class Value {
+ public:
+  const std::string& name() const { return name_; }
+  Node* producer() const { return producer_; }
+  size_t producer_output() const { return producer_output_; }
+  // One (node, input slot) entry per use, in no particular order.
+  const std::vector<std::pair<Node*, size_t>>& consumers() const { return consumers_; }
+  bool is_graph_input() const { return is_graph_input_; }
+  bool is_graph_output() const { return is_graph_output_; }
+  Tensor* initializer() const { return initializer_.get(); }
+  // Type and shape, as ONNX's ValueInfoProto (kept verbatim from the model when it had one:
+  // graph input/output or value_info entry). has_info() is false when nothing is known.
+  bool has_info() const { return info_ != nullptr; }
+  const onnx::ValueInfoProto& info() const;
+  onnx::ValueInfoProto& mutable_info();  // creates an empty one named like the value
+  int32_t elem_type() const;             // 0 when unknown
+  int64_t rank() const;                  // -1 when unknown
+
+ private:
+  friend class Graph;
+  std::string name_;
+  Node* producer_ = nullptr;
+  size_t producer_output_ = 0;
+  std::vector<std::pair<Node*, size_t>> consumers_;
+  bool is_graph_input_ = false, is_graph_output_ = false;
+  bool in_value_info_ = false;  // had (or gained) a graph.value_info entry
+  std::unique_ptr<Tensor> initializer_;
+  std::unique_ptr<onnx::ValueInfoProto> info_;
+};
+
+class Node {
+ public:
+  const std::string& name() const { return name_; }
+  const std::string& op_type() const { return op_type_; }
+  const std::string& domain() const { return domain_; }  // "" or "ai.onnx" both mean ONNX
+  const std::string& doc_string() const { return doc_string_; }
+  const std::vector<Value*>& inputs() const { return inputs_; }   // nullptr = omitted optional
+  const std::vector<Value*>& outputs() const { return outputs_; } // nullptr = omitted optional
+  // Values from the enclosing graph that subgraph attributes (If/Loop/Scan bodies) read.
+  const std::vector<Value*>& implicit_inputs() const { return implicit_inputs_; }
+  const std::vector<onnx::AttributeProto>& attributes() const { return attrs_; }
+  const onnx::AttributeProto* attr(const std::string& name) const;
+  onnx::AttributeProto& set_attr(const std::string& name);  // found or appended
+  bool remove_attr(const std::string& name);
+  void set_name(std::string n) { name_ = std::move(n); }
+
+ private:
+  friend class Graph;
+  std::string name_, op_type_, domain_, doc_string_;
+  std::vector<Value*> inputs_, outputs_, implicit_inputs_;
+  std::vector<onnx::AttributeProto> attrs_;
+  bool removed_ = false;
+};
+
+// The main graph of a model. Node order is the model's order until a pass changes it.
+class Graph {
+ public:
+  Graph();
+  ~Graph();
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  // Nodes in order; a removed node disappears from this list at once.
+  const std::list<std::unique_ptr<Node>>& nodes() const { return nodes_; }
+  size_t num_nodes() const { return nodes_.size(); }
+  const std::vector<Value*>& inputs() const { return inputs_; }
+  const std::vector<Value*>& outputs() const { return outputs_; }
+  const std::vector<Value*>& initializers() const { return initializers_; }  // in model order
+  Value* find(const std::string& name) const;
+  const std::string& name() const { return name_; }
+
+  // Edits. Throw tfh::Error (host/ir/error.h) on misuse, naming the node/value.
+  Value* add_value(const std::string& name);  // a fresh, unproduced value; error if it exists
+  Value* get_or_add_value(const std::string& name);
+  Node* add_node(const std::string& name, const std::string& op_type, const std::string& domain,
+                 const std::vector<Value*>& inputs, const std::vector<Value*>& outputs);
+  void remove_node(Node* n);  // detaches inputs and outputs; outputs keep existing, unproduced
+  void set_input(Node* n, size_t i, Value* v);
+  void replace_all_uses(Value* from, Value* to);  // node inputs and graph outputs
+  void rename_value(Value* v, const std::string& name);
+  Value* add_initializer(std::unique_ptr<Tensor> t);
+  void remove_initializer(Value* v);              // the value stays if still used as an input
+  void add_graph_input(Value* v);
+  void add_graph_output(Value* v);
+  void set_graph_output(size_t i, Value* v);
+  void remove_value(Value* v);  // only for values with no producer, no consumers, no role
+  std::string unique_name(const std::string& prefix);
+
+  // Kahn's algorithm, stable with respect to the current order. Throws naming a node on a cycle.
+  void topological_sort();
+  // Checks invariants: every input produced or a graph input/initializer, no name defined twice,
+  // no cycle. Throws tfh::Error naming the node/value at fault.
+  void validate() const;
+
+ private:
+  friend class Model;
+  std::string name_;
+  std::list<std::unique_ptr<Node>> nodes_;
+  std::unordered_map<std::string, std::unique_ptr<Value>> values_;
+  std::vector<Value*> inputs_, outputs_, initializers_;
+  std::vector<std::string> value_info_order_;  // original value_info order, for lossless save
+  size_t name_counter_ = 0;
+};
+
+struct LoadOptions {
+  bool load_external_data = true;  // mmap external data (false: keep references only)
+};
+
+struct SaveOptions {
+  // Write every initializer larger than `external_threshold` bytes to `<output>.data`.
+  bool use_external_data = false;
+  size_t external_threshold = 1024;
+  // Switch to external data automatically when the serialized model would pass 2 GB.
+  bool auto_external_above_2gb = true;
+};
+
+class Model {
+ public:
+  // Reads an ONNX file (streamed from disk, no whole-file buffer). Throws tfh::Error naming the
+  // file (and the node/tensor) on anything wrong: missing, not ONNX, truncated, bad tensor sizes,
+  // external data outside the model's folder, dangling inputs, cycles.
+  static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opts = {});
+  // Writes to a temporary file next to `path`, renamed to `path` only when complete.
+  void save(const std::string& path, const SaveOptions& opts = {});
+
+  Graph& graph() { return graph_; }
+  const Graph& graph() const { return graph_; }
+  const std::string& path() const { return path_; }
+  // Opset of a domain ("" = ONNX), -1 if not imported.
+  int64_t opset(const std::string& domain) const;
+  void set_opset(const std::string& domain, int64_t version);
+  onnx::ModelProto& skeleton() { return skeleton_; }  // everything but the main graph's contents
+
+  // Runs ONNX shape inference (plus the registered contrib-op hooks) and stores the results in
+  // value infos. Never fails on an op it does not know; returns the number of values typed.
+  size_t infer_shapes(const ShapeHooks* hooks = nullptr);
+
+ private:
+  onnx::ModelProto skeleton_;
+  Graph graph_;
+  std::string path_;
+};
+
+}  // namespace tfh::ir

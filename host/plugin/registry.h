@@ -1,0 +1,88 @@
+// Every contribution of every loaded plugin (and of the built-in core plugin), by name.
+// Unloading happens in reverse load order when the registry is destroyed.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "host/ir/graph.h"
+#include "host/plugin/loader.h"
+#include "host/plugin/params.h"
+
+namespace tfh::plugin {
+
+enum class PassKind { Fusion, Converter };
+
+struct PassEntry {
+  std::string name, description, plugin;
+  PassKind kind = PassKind::Fusion;
+  std::vector<ParamSpec> params;
+  const TfhFusionDesc* fusion = nullptr;        // kind == Fusion
+  const TfhConverterDesc* converter = nullptr;  // kind == Converter
+  std::shared_ptr<PluginLibrary> lib;
+};
+
+struct InputGenEntry {
+  std::string name, description, plugin;
+  std::vector<ParamSpec> params;
+  const TfhInputGenDesc* desc = nullptr;
+  std::shared_ptr<PluginLibrary> lib;
+};
+
+struct KernelEntry {
+  std::string name, plugin;
+  const TfhKernelDesc* desc = nullptr;
+  std::shared_ptr<PluginLibrary> lib;
+};
+
+struct OpEntry {
+  std::string domain, op_type, plugin;
+  const TfhOpDesc* desc = nullptr;
+  std::shared_ptr<PluginLibrary> lib;
+};
+
+struct ModelTypeEntry {
+  std::string name, description, plugin;
+  std::vector<std::string> passes;
+  std::string input_generator;
+};
+
+class Registry {
+ public:
+  Registry();   // registers the built-in core plugin
+  ~Registry();  // drops entries, then unloads libraries in reverse load order
+
+  // Adds every contribution; a name already registered is an error naming both plugins.
+  void add(std::shared_ptr<PluginLibrary> lib);
+  // Loads and adds each plugin found in `search_path` (lib*.so that export tfh_plugin_init).
+  // Files that are not tfhost plugins are skipped; a tfhost plugin that fails its checks is an error.
+  void load_all(const std::vector<std::string>& search_path);
+  // Loads one plugin by name or path.
+  void load(const std::string& name_or_path, const std::vector<std::string>& search_path);
+
+  const std::vector<std::shared_ptr<PluginLibrary>>& plugins() const { return libs_; }
+  const PassEntry* find_pass(const std::string& name) const;
+  const InputGenEntry* find_input_generator(const std::string& name) const;
+  const ModelTypeEntry* find_model_type(const std::string& name) const;
+  const std::map<std::string, PassEntry>& passes() const { return passes_; }
+  const std::map<std::string, InputGenEntry>& input_generators() const { return inputs_; }
+  const std::map<std::string, ModelTypeEntry>& model_types() const { return model_types_; }
+  const std::vector<KernelEntry>& kernels() const { return kernels_; }
+  const std::vector<OpEntry>& ops() const { return ops_; }
+
+  // Runs one pass on `model`. A status returned (or an exception escaping a built-in) becomes a
+  // tfh::Error "pass 'x' (plugin 'y') failed: <message>". Returns the pass's n_changed.
+  size_t run_pass(const PassEntry& pass, ir::Model& model, const Params& params) const;
+
+ private:
+  std::vector<std::shared_ptr<PluginLibrary>> libs_;
+  std::map<std::string, PassEntry> passes_;
+  std::map<std::string, InputGenEntry> inputs_;
+  std::map<std::string, ModelTypeEntry> model_types_;
+  std::vector<KernelEntry> kernels_;
+  std::vector<OpEntry> ops_;
+};
+
+}  // namespace tfh::plugin
