@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Installs what is missing (Debian 12, as root), then configures and builds tfhost into build/.
-# Idempotent: a second run only rebuilds what changed.
+# Installs what is missing (Debian 12, as root or with sudo), then configures and builds tfhost
+# into build/. Idempotent: a second run only rebuilds what changed.
 #   BUILD_DIR=build  JOBS=$(nproc)  TFH_WITH_CUDA=AUTO|ON|OFF
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(cmake g++ make pkg-config
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+  echo "setup: installing $*"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+PACKAGES=(cmake g++ make
           libprotobuf-dev protobuf-compiler libonnx-dev
           libboost-dev libboost-program-options-dev libboost-filesystem-dev
           libyaml-cpp-dev libgtest-dev)
@@ -13,11 +22,15 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+((${#missing[@]})) && apt_install "${missing[@]}"
+
+# ONNX Runtime (CPU) for the compatibility tests and as the benchmark peer: the npm package
+# onnxruntime-node, whose CPU library ships inside the package (nothing downloaded at install).
+if [ ! -f tools/ort/node_modules/onnxruntime-node/package.json ]; then
+  echo "setup: installing onnxruntime-node into tools/ort"
+  (cd tools/ort && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 BUILD_DIR=${BUILD_DIR:-build}
