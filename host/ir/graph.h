@@ -8,11 +8,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <onnx/onnx_pb.h>
@@ -41,14 +43,18 @@ class Tensor {
   int32_t dtype() const { return proto_->data_type(); }
   const std::vector<int64_t>& dims() const { return dims_; }
   size_t num_elements() const;
-  size_t nbytes() const;  // num_elements * element size (string tensors: 0)
+  size_t nbytes() const;  // num_elements * element size (string tensors: 0; int4: packed)
   // Contiguous little-endian element data. Typed fields (float_data, ...) are converted to raw_data
-  // on first access (only then does the saved representation change).
+  // on first access (only then does the saved representation change). Strings: nullptr. Throws
+  // tfh::Error for external data that was not loaded (LoadOptions::load_external_data = false).
   const void* data() const;
   void* mutable_data();   // materialises a private copy of mapped external data first
   bool is_external() const { return mapping_ != nullptr; }
+  // Data still lives in an external file that was not mapped (load_external_data = false).
+  bool is_unloaded_external() const;
   onnx::TensorProto& proto() { return *proto_; }
   const onnx::TensorProto& proto() const { return *proto_; }
+  // The proto, self-contained (mapped external data is copied into raw_data first).
   std::unique_ptr<onnx::TensorProto> release_proto();
 
  private:
@@ -69,13 +75,17 @@ class Value {
   bool is_graph_input() const { return is_graph_input_; }
   bool is_graph_output() const { return is_graph_output_; }
   Tensor* initializer() const { return initializer_.get(); }
+  // Defined by a graph.sparse_initializer entry (kept verbatim in the model skeleton).
+  bool is_sparse_initializer() const { return is_sparse_initializer_; }
   // Type and shape, as ONNX's ValueInfoProto (kept verbatim from the model when it had one:
   // graph input/output or value_info entry). has_info() is false when nothing is known.
   bool has_info() const { return info_ != nullptr; }
-  const onnx::ValueInfoProto& info() const;
-  onnx::ValueInfoProto& mutable_info();  // creates an empty one named like the value
-  int32_t elem_type() const;             // 0 when unknown
-  int64_t rank() const;                  // -1 when unknown
+  const onnx::ValueInfoProto& info() const;  // an empty proto when !has_info()
+  // Creates an empty one named like the value; a value that is not a graph input/output then
+  // gets a graph.value_info entry on save.
+  onnx::ValueInfoProto& mutable_info();
+  int32_t elem_type() const;             // 0 when unknown (initializers: the tensor's type)
+  int64_t rank() const;                  // -1 when unknown (initializers: the tensor's rank)
 
  private:
   friend class Graph;
@@ -83,21 +93,26 @@ class Value {
   Node* producer_ = nullptr;
   size_t producer_output_ = 0;
   std::vector<std::pair<Node*, size_t>> consumers_;
-  bool is_graph_input_ = false, is_graph_output_ = false;
+  bool is_graph_input_ = false, is_graph_output_ = false, is_sparse_initializer_ = false;
   bool in_value_info_ = false;  // had (or gained) a graph.value_info entry
+  size_t value_info_index_ = SIZE_MAX;  // position in the loaded graph.value_info, for save
   std::unique_ptr<Tensor> initializer_;
   std::unique_ptr<onnx::ValueInfoProto> info_;
 };
 
 class Node {
  public:
+  // The input slot recorded in Value::consumers() for a use through implicit_inputs().
+  static constexpr size_t kImplicitSlot = SIZE_MAX;
+
   const std::string& name() const { return name_; }
   const std::string& op_type() const { return op_type_; }
   const std::string& domain() const { return domain_; }  // "" or "ai.onnx" both mean ONNX
   const std::string& doc_string() const { return doc_string_; }
   const std::vector<Value*>& inputs() const { return inputs_; }   // nullptr = omitted optional
   const std::vector<Value*>& outputs() const { return outputs_; } // nullptr = omitted optional
-  // Values from the enclosing graph that subgraph attributes (If/Loop/Scan bodies) read.
+  // Values from the enclosing graph that subgraph attributes (If/Loop/Scan bodies) read, found
+  // when the model is loaded. replace_all_uses/rename_value rewrite the names inside the bodies.
   const std::vector<Value*>& implicit_inputs() const { return implicit_inputs_; }
   const std::vector<onnx::AttributeProto>& attributes() const { return attrs_; }
   const onnx::AttributeProto* attr(const std::string& name) const;
@@ -111,7 +126,13 @@ class Node {
   std::vector<Value*> inputs_, outputs_, implicit_inputs_;
   std::vector<onnx::AttributeProto> attrs_;
   bool removed_ = false;
+  // The loaded NodeProto minus inputs/outputs/attributes: keeps field presence and unknown fields.
+  std::unique_ptr<onnx::NodeProto> proto_;
+  std::list<std::unique_ptr<Node>>::iterator pos_;  // in Graph::nodes_, for O(1) removal
 };
+
+// "node 'NAME'", or "unnamed OP node producing 'OUT'" for error messages.
+std::string describe(const Node& n);
 
 // The main graph of a model. Node order is the model's order until a pass changes it.
 class Graph {
@@ -121,7 +142,9 @@ class Graph {
   Graph(const Graph&) = delete;
   Graph& operator=(const Graph&) = delete;
 
-  // Nodes in order; a removed node disappears from this list at once.
+  // Nodes in order; a removed node disappears from this list at once (the Node object stays alive
+  // until the graph is destroyed, so pointers held by a pass do not dangle). Do not remove nodes
+  // while iterating this list.
   const std::list<std::unique_ptr<Node>>& nodes() const { return nodes_; }
   size_t num_nodes() const { return nodes_.size(); }
   const std::vector<Value*>& inputs() const { return inputs_; }
@@ -130,13 +153,16 @@ class Graph {
   Value* find(const std::string& name) const;
   const std::string& name() const { return name_; }
 
-  // Edits. Throw tfh::Error (host/ir/error.h) on misuse, naming the node/value.
+  // Edits. Throw tfh::Error (host/util/error.h) on misuse, naming the node/value.
   Value* add_value(const std::string& name);  // a fresh, unproduced value; error if it exists
   Value* get_or_add_value(const std::string& name);
   Node* add_node(const std::string& name, const std::string& op_type, const std::string& domain,
                  const std::vector<Value*>& inputs, const std::vector<Value*>& outputs);
   void remove_node(Node* n);  // detaches inputs and outputs; outputs keep existing, unproduced
   void set_input(Node* n, size_t i, Value* v);
+  // Re-points output slot k (growing the list) at v, which must be unproduced (nullptr: omit the
+  // output). The old output stays, unproduced.
+  void set_output(Node* n, size_t k, Value* v);
   void replace_all_uses(Value* from, Value* to);  // node inputs and graph outputs
   void rename_value(Value* v, const std::string& name);
   Value* add_initializer(std::unique_ptr<Tensor> t);
@@ -144,8 +170,18 @@ class Graph {
   void add_graph_input(Value* v);
   void add_graph_output(Value* v);
   void set_graph_output(size_t i, Value* v);
+  void remove_graph_input(Value* v);   // every occurrence; the value stays
+  void remove_graph_output(Value* v);  // every occurrence; the value stays
   void remove_value(Value* v);  // only for values with no producer, no consumers, no role
+  // `prefix` if no value has that name, else `prefix_N`; never returns the same name twice, so
+  // several names can be taken before their values are added.
   std::string unique_name(const std::string& prefix);
+
+  // Names defined more than once in the loaded model (two nodes producing one name, or a node
+  // output named like a graph input/initializer, or a repeated initializer). Not a load error: both
+  // nodes are kept, and the Value's producer is the LAST definition; an earlier duplicate
+  // initializer is dropped. validate() reports what is still wrong, so the core pass can repair it.
+  const std::vector<std::string>& redefined_names() const { return redefined_; }
 
   // Kahn's algorithm, stable with respect to the current order. Throws naming a node on a cycle.
   void topological_sort();
@@ -155,11 +191,35 @@ class Graph {
 
  private:
   friend class Model;
+  using TensorFactory = std::function<std::unique_ptr<Tensor>(std::unique_ptr<onnx::TensorProto>)>;
+  // graph_io.cc: move the main graph's contents out of a GraphProto (load) ...
+  void take_from(onnx::GraphProto& g, const std::string& path, const TensorFactory& make_tensor);
+  void add_loaded_node(std::unique_ptr<onnx::NodeProto> proto);
+  void check_defined(const std::string& path) const;
+  // ... and lend them back to it for serialization (save), then take them back again.
+  void lend_to(onnx::GraphProto& g);
+  void take_back(onnx::GraphProto& g);
+  std::vector<onnx::ValueInfoProto*> value_info_to_save() const;
+  static bool is_defined(const Value* v);  // produced, graph input or (sparse) initializer
+  std::vector<Node*> topo_order() const;  // throws naming a node on a cycle
+  void add_use(Value* v, Node* n, size_t slot);
+  void drop_use(Value* v, Node* n, size_t slot);
+  void drop_producer(Value* v, Node* n);
+  void set_implicit_inputs(Node* n);
+  Value* check_value(Value* v, const char* what) const;
+  Node* check_node(Node* n) const;
+
   std::string name_;
   std::list<std::unique_ptr<Node>> nodes_;
+  std::vector<std::unique_ptr<Node>> removed_nodes_;
   std::unordered_map<std::string, std::unique_ptr<Value>> values_;
   std::vector<Value*> inputs_, outputs_, initializers_;
-  std::vector<std::string> value_info_order_;  // original value_info order, for lossless save
+  // value_info entries that did not attach to a value (no such name, or the name's info came from
+  // a graph input/output), with their load position; written back verbatim.
+  std::vector<std::pair<size_t, std::unique_ptr<onnx::ValueInfoProto>>> extra_value_info_;
+  std::vector<std::unique_ptr<onnx::ValueInfoProto>> lent_infos_;  // temporaries during save
+  std::vector<std::string> redefined_;
+  std::unordered_set<std::string> generated_names_;  // handed out by unique_name()
   size_t name_counter_ = 0;
 };
 
@@ -181,7 +241,10 @@ class Model {
   // file (and the node/tensor) on anything wrong: missing, not ONNX, truncated, bad tensor sizes,
   // external data outside the model's folder, dangling inputs, cycles.
   static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opts = {});
-  // Writes to a temporary file next to `path`, renamed to `path` only when complete.
+  // Writes to a temporary file next to `path` (`<path>.tmp.<pid>`, and `<path>.data.tmp.<pid>`
+  // for external data), renamed to `path` only when complete; on failure nothing at `path` changes.
+  // Creates the parent directory. May be called repeatedly; the model stays usable. Tensors whose
+  // data was not loaded (load_external_data = false) keep their external_data entries verbatim.
   void save(const std::string& path, const SaveOptions& opts = {});
 
   Graph& graph() { return graph_; }
@@ -193,7 +256,8 @@ class Model {
   onnx::ModelProto& skeleton() { return skeleton_; }  // everything but the main graph's contents
 
   // Runs ONNX shape inference (plus the registered contrib-op hooks) and stores the results in
-  // value infos. Never fails on an op it does not know; returns the number of values typed.
+  // value infos. Never fails on an op it does not know; returns the number of values whose info
+  // was created or refined. Hooks win over ONNX schemas for the ops they are registered for.
   size_t infer_shapes(const ShapeHooks* hooks = nullptr);
 
  private:

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <sstream>
+#include <type_traits>
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
@@ -29,10 +30,12 @@ namespace {
 constexpr auto kLoadMode = dll::load_mode::rtld_now | dll::load_mode::rtld_local;
 
 // Boost.DLL's error code only says "bad file descriptor"; dlerror still holds the real reason
-// (missing file, missing dependency, wrong architecture).
-std::string last_load_error(const boost::system::error_code& ec) {
+// (missing file, missing dependency, wrong architecture), prefixed with the path we already print.
+std::string last_load_error(const std::string& path, const boost::system::error_code& ec) {
   const char* why = dlerror();
-  return why ? why : ec.message();
+  std::string msg = why ? why : ec.message();
+  if (msg.rfind(path + ": ", 0) == 0) msg.erase(0, path.size() + 2);
+  return msg;
 }
 
 std::string abi_range() {
@@ -71,23 +74,31 @@ std::shared_ptr<PluginLibrary> PluginLibrary::load(const std::string& path) {
   auto impl = std::make_unique<Impl>();
   boost::system::error_code ec;
   impl->lib.load(fs::path(path), ec, kLoadMode);
-  if (ec) TFH_THROW(path, ": cannot load plugin: ", last_load_error(ec));
+  if (ec) TFH_THROW(path, ": cannot load plugin: ", last_load_error(path, ec));
   if (!impl->lib.has(TFH_PLUGIN_INIT_SYMBOL))
     TFH_THROW(path, ": not a tfhost plugin (no symbol ", TFH_PLUGIN_INIT_SYMBOL, ")");
-  auto init = reinterpret_cast<TfhPluginInitFn>(
-      dlsym(impl->lib.native(), TFH_PLUGIN_INIT_SYMBOL));
+  TfhPluginInitFn init = &impl->lib.get<std::remove_pointer_t<TfhPluginInitFn>>(
+      TFH_PLUGIN_INIT_SYMBOL);
 
   const TfhPluginInfo* info = nullptr;
-  std::string failure = take_status_message(init(host_api(), &info));
-  if (!failure.empty()) TFH_THROW(path, ": plugin initialisation failed: ", failure);
+  TfhStatus* status = nullptr;
+  try {
+    status = init(host_api(), &info);
+  } catch (...) {  // a plugin that breaks the ABI rules; its code stays mapped until we throw
+    TFH_THROW(path, ": plugin initialisation failed: an exception escaped tfh_plugin_init");
+  }
+  if (status) {
+    std::string msg = take_status_message(status);
+    TFH_THROW(path, ": plugin initialisation failed: ", msg.empty() ? "no message" : msg);
+  }
 
   // From here the plugin is initialised: a rejected one still gets its shutdown call, from the
   // destructor, when `lib` goes out of scope on the throw below.
   auto lib = std::make_shared<PluginLibrary>();
   lib->impl_ = std::move(impl);
   lib->path_ = path;
-  check_info(path, info);
   lib->info_ = info;
+  check_info(path, info);
   lib->name_ = info->name;
   return lib;
 }
@@ -106,7 +117,7 @@ bool exports_plugin_entry(const std::string& path, std::string* load_error) {
   boost::system::error_code ec;
   probe.load(fs::path(path), ec, kLoadMode);
   if (ec) {
-    if (load_error) *load_error = last_load_error(ec);
+    if (load_error) *load_error = last_load_error(path, ec);
     return false;
   }
   return probe.has(TFH_PLUGIN_INIT_SYMBOL);
@@ -114,7 +125,7 @@ bool exports_plugin_entry(const std::string& path, std::string* load_error) {
 
 namespace {
 
-void append_existing(std::vector<std::string>& out, const fs::path& dir) {
+void append_dir(std::vector<std::string>& out, const fs::path& dir) {
   boost::system::error_code ec;
   fs::path canon = fs::weakly_canonical(dir, ec);
   out.push_back((ec ? dir : canon).string());
@@ -126,10 +137,8 @@ bool running_from_build_tree(const fs::path& exe) {
   boost::system::error_code ec;
   fs::path build_root = fs::weakly_canonical(fs::path(TFH_PLUGIN_BUILD_DIR).parent_path(), ec);
   if (ec) return false;
-  for (fs::path p = exe.parent_path(); !p.empty(); p = p.parent_path()) {
+  for (fs::path p = exe.parent_path(); !p.empty(); p = p.parent_path())
     if (p == build_root) return true;
-    if (p == p.root_path()) break;
-  }
   return false;
 }
 
@@ -145,19 +154,21 @@ std::vector<std::string> default_plugin_search_path() {
   boost::system::error_code ec;
   fs::path exe = dll::program_location(ec);
   if (!ec && running_from_build_tree(exe))
-    append_existing(out, TFH_PLUGIN_BUILD_DIR);
+    append_dir(out, TFH_PLUGIN_BUILD_DIR);
   else if (!ec)
-    append_existing(out, exe.parent_path().parent_path() / TFH_PLUGIN_INSTALL_REL);
+    append_dir(out, exe.parent_path().parent_path() / TFH_PLUGIN_INSTALL_REL);
   else
-    append_existing(out, TFH_PLUGIN_BUILD_DIR);
+    append_dir(out, TFH_PLUGIN_BUILD_DIR);
   return out;
 }
 
 std::string find_plugin(const std::string& name, const std::vector<std::string>& search_path) {
   boost::system::error_code ec;
-  if (name.find('/') != std::string::npos) return fs::is_regular_file(name, ec) ? name : "";
+  const bool is_path = name.find('/') != std::string::npos ||
+                       (name.size() > 3 && name.compare(name.size() - 3, 3, ".so") == 0);
+  if (is_path) return fs::is_regular_file(name, ec) ? name : "";
   for (const auto& dir : search_path) {
-    for (const std::string file : {"lib" + name + ".so", name + ".so"}) {
+    for (const std::string& file : {"lib" + name + ".so", name + ".so"}) {
       fs::path p = fs::path(dir) / file;
       if (fs::is_regular_file(p, ec)) return p.string();
     }

@@ -34,19 +34,26 @@ struct ParamValue {
   std::vector<int64_t> ints;
   std::vector<double> floats;
   std::vector<std::string> strings;
-  bool is_list_form = false;    // TFH_PARAM_BOOL_OR_STRING_LIST given as a list
+  bool is_list_form = false;  // TFH_PARAM_BOOL_OR_STRING_LIST given as a list
   bool explicitly_set = false;
 };
 
 class Params {
  public:
   // Applies defaults and checks every given key against `schema`. `owner` names the pass for
-  // messages; `where` is the location prefix ("configs/x.yaml:12:7"). Throws tfh::Error:
+  // messages; `where` is the location prefix ("configs/x.yaml:12:7"; "" for none). A null or
+  // absent `with` means no keys. Throws tfh::Error:
   //   "<where>: unknown parameter 'foo' for pass 'bert.gelu' (valid: a, b)"
   //   "<where>: parameter 'n' of pass 'x' expects int, got 'abc'"
+  //   "<where>: pass 'x' requires parameter 'n' (int: <description>)"
+  //   "pass 'x': the default of parameter 'n' ('abc') is not a valid int (a bug in the plugin ...)"
+  // Types: bool takes YAML booleans (true/false/yes/no/on/off); float also takes integers;
+  // string takes any scalar; lists take YAML sequences of those scalars; bool-or-string-list
+  // takes a bool or a sequence of strings (ParamValue::b is then true for a non-empty list).
   static Params resolve(const std::vector<ParamSpec>& schema, const YAML::Node& with,
                         const std::string& owner, const std::string& where);
-  // Same, from "key=value" strings (value parsed as YAML), for the CLI.
+  // Same, from "key=value" strings (value parsed as YAML; string parameters taken verbatim), for
+  // the CLI.
   static Params resolve(const std::vector<ParamSpec>& schema,
                         const std::map<std::string, std::string>& with, const std::string& owner,
                         const std::string& where);

@@ -53,16 +53,21 @@ class Registry {
  public:
   Registry();   // registers the built-in core plugin
   ~Registry();  // drops entries, then unloads libraries in reverse load order
+  Registry(const Registry&) = delete;  // one owner decides the unload order
+  Registry& operator=(const Registry&) = delete;
 
   // Adds every contribution; a name already registered is an error naming both plugins.
   void add(std::shared_ptr<PluginLibrary> lib);
-  // Loads and adds each plugin found in `search_path` (lib*.so that export tfh_plugin_init).
-  // Files that are not tfhost plugins are skipped; a tfhost plugin that fails its checks is an error.
+  // Loads and adds each plugin found in `search_path` (lib*.so that export tfh_plugin_init), each
+  // real path once, folders in order and files by name. Files that are not tfhost plugins are
+  // skipped (with a warning when they cannot even be loaded); a plugin whose name is already
+  // loaded is shadowed (warning, first one wins); a tfhost plugin that fails its checks is an error.
   void load_all(const std::vector<std::string>& search_path);
-  // Loads one plugin by name or path.
+  // Loads one plugin by name or path (see find_plugin); a library already loaded is not reloaded.
   void load(const std::string& name_or_path, const std::vector<std::string>& search_path);
 
   const std::vector<std::shared_ptr<PluginLibrary>>& plugins() const { return libs_; }
+  const PluginLibrary* find_plugin_library(const std::string& plugin_name) const;
   const PassEntry* find_pass(const std::string& name) const;
   const InputGenEntry* find_input_generator(const std::string& name) const;
   const ModelTypeEntry* find_model_type(const std::string& name) const;
@@ -71,6 +76,10 @@ class Registry {
   const std::map<std::string, ModelTypeEntry>& model_types() const { return model_types_; }
   const std::vector<KernelEntry>& kernels() const { return kernels_; }
   const std::vector<OpEntry>& ops() const { return ops_; }
+  // Shape inference for the ops plugins introduce (TfhOpDesc), for ir::Model::infer_shapes.
+  const ir::ShapeHooks& shape_hooks() const { return shape_hooks_; }
+  // Warnings raised while loading (shadowed plugins, unloadable files), also sent to the log.
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
   // Runs one pass on `model`. A status returned (or an exception escaping a built-in) becomes a
   // tfh::Error "pass 'x' (plugin 'y') failed: <message>". Returns the pass's n_changed.
@@ -83,6 +92,12 @@ class Registry {
   std::map<std::string, ModelTypeEntry> model_types_;
   std::vector<KernelEntry> kernels_;
   std::vector<OpEntry> ops_;
+  ir::ShapeHooks shape_hooks_;
+  std::vector<std::string> warnings_;
+
+  void load_candidate(const std::string& path);
+  void register_shape_hook(const OpEntry& op);
+  void warn(const std::string& msg);
 };
 
 }  // namespace tfh::plugin

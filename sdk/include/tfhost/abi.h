@@ -302,7 +302,9 @@ typedef struct TfhGraphApi {
   TfhNode* (*value_consumer)(const TfhValue* v, size_t i, size_t* input_index);
   int32_t (*value_is_graph_input)(const TfhValue* v);
   int32_t (*value_is_graph_output)(const TfhValue* v);
-  /* Constant data: an initializer, or the `value` of a Constant node. NULL when not constant. */
+  /* Constant data: an initializer, or the value of a Constant node (`value`, `value_float(s)`,
+   * `value_int(s)`). NULL when not constant; an initializer that is also a graph input is not
+   * constant (the caller may override it). The view stays valid while the graph is unchanged. */
   const TfhTensor* (*value_constant)(const TfhValue* v);
   TfhValueKind (*value_kind)(const TfhValue* v);
   TfhDataType (*value_elem_type)(const TfhValue* v);          /* UNDEFINED when unknown */
@@ -313,7 +315,9 @@ typedef struct TfhGraphApi {
   /* -- edits -- (a fusion collects all matches first, then edits) */
   /* Adds a node. Inputs may be NULL (omitted). Each output name is a new value, or an existing
    * value that has lost its producer (the usual case when a fusion replaces the nodes that made
-   * it). `name` NULL = generated. The node is appended; passes that need order call
+   * it); an output name that is NULL or "" is an omitted optional output. Naming a value that
+   * still has a producer, or is a graph input or initializer, is TFH_INVALID_GRAPH and changes
+   * nothing. `name` NULL = generated. The node is appended; passes that need order call
    * graph_topological_sort. */
   TfhStatus* (*graph_add_node)(TfhGraph* g, const char* name, const char* op_type,
                                const char* domain, const TfhValue* const* inputs, size_t n_inputs,
@@ -338,6 +342,11 @@ typedef struct TfhGraphApi {
   TfhStatus* (*value_set_type)(TfhValue* v, TfhDataType elem_type, const int64_t* dims,
                                const char* const* symbols, int64_t rank); /* rank -1: unknown */
   TfhStatus* (*graph_topological_sort)(TfhGraph* g);
+
+  /* -- appended after the first layout (read with TFH_HAS_FIELD) -- */
+  /* The since-version of the schema that the graph's opset import selects for this node (ONNX
+   * Add at opset 14 -> 14, Div at opset 11 -> 7); -1 when the host knows no schema for it. */
+  int64_t (*node_since_version)(const TfhGraph* g, const TfhNode* n);
 } TfhGraphApi;
 
 typedef struct TfhTensorApi {
@@ -359,7 +368,9 @@ typedef struct TfhTensorApi {
 typedef struct TfhParamsApi {
   uint32_t struct_size;
   /* Each returns TFH_NOT_FOUND for a name the descriptor did not declare and TFH_INVALID_ARGUMENT
-   * for a type mismatch. Defaults from the descriptor are already applied. */
+   * for a type mismatch. Defaults from the descriptor are already applied.
+   * TFH_PARAM_BOOL_OR_STRING_LIST: get_bool gives the bool, or 1 for a non-empty list;
+   * get_num_strings/get_string_at give the list (0 strings for the bool form). */
   TfhStatus* (*get_bool)(const TfhParams* p, const char* name, int32_t* out);
   TfhStatus* (*get_int)(const TfhParams* p, const char* name, int64_t* out);
   TfhStatus* (*get_float)(const TfhParams* p, const char* name, double* out);
@@ -389,7 +400,7 @@ typedef struct TfhHostApi {
   uint32_t abi_version;      /* TFH_ABI_VERSION of the host */
   uint32_t struct_size;
   const char* host_version;  /* tfhost release, for messages */
-  TfhStatus* (*status_create)(TfhErrorCode code, const char* utf8_msg);
+  TfhStatus* (*status_create)(TfhErrorCode code, const char* utf8_msg); /* TFH_OK -> NULL */
   void (*status_release)(TfhStatus* s);
   TfhErrorCode (*status_code)(const TfhStatus* s);
   const char* (*status_message)(const TfhStatus* s);

@@ -1,0 +1,134 @@
+// The built-in "core" plugin: the same descriptor table a .so returns, filled with constant data
+// (no static initialiser runs), whose apply functions call the host passes in core_passes.h.
+#include "host/passes/core_plugin.h"
+
+#include <cstring>
+#include <exception>
+#include <iterator>
+
+#include "host/passes/core_passes.h"
+#include "host/plugin/host_api.h"
+#include "host/plugin/params.h"
+#include "host/util/error.h"
+
+namespace tfh::passes {
+namespace {
+
+bool param_bool(const TfhParams* p, const char* name, bool fallback) {
+  const plugin::ParamValue* v = p ? plugin::Params::from_c(p)->find(name) : nullptr;
+  return v ? v->b : fallback;
+}
+
+size_t run_remove_identity(ir::Model& m, const TfhParams* p) {
+  return remove_identity(m, {param_bool(p, "dropout", true)});
+}
+size_t run_eliminate_dead_nodes(ir::Model& m, const TfhParams*) {
+  return eliminate_dead_nodes(m.graph());
+}
+size_t run_remove_unused_initializers(ir::Model& m, const TfhParams* p) {
+  return remove_unused_initializers(m.graph(), {param_bool(p, "prune_inputs", true)});
+}
+size_t run_repair_duplicate_definitions(ir::Model& m, const TfhParams*) {
+  return repair_duplicate_definitions(m.graph());
+}
+size_t run_topological_sort(ir::Model& m, const TfhParams*) { return topological_sort(m.graph()); }
+size_t run_cleanup(ir::Model& m, const TfhParams*);
+
+// The ABI boundary of a built-in: exceptions become a status, as in any plugin; *n_changed is
+// written only on success.
+template <size_t (*Run)(ir::Model&, const TfhParams*)>
+TfhStatus* apply(TfhGraph* graph, const TfhParams* params, size_t* n_changed) {
+  try {
+    *n_changed = Run(*plugin::from_c(graph), params);
+    return nullptr;
+  } catch (const Error& e) {
+    return plugin::make_status(TFH_INVALID_GRAPH, e.what());
+  } catch (const std::exception& e) {
+    return plugin::make_status(TFH_RUNTIME_EXCEPTION, e.what());
+  }
+}
+
+constexpr uint32_t kParamSize = sizeof(TfhParamDesc);
+constexpr uint32_t kFusionSize = sizeof(TfhFusionDesc);
+constexpr uint32_t kConverterSize = sizeof(TfhConverterDesc);
+constexpr const char* kSince = "0.1.0";
+
+const TfhParamDesc kIdentityParams[] = {
+    {kParamSize, "dropout", TFH_PARAM_BOOL, "true",
+     "also remove Dropout in inference form (mask unused, training_mode absent or false)"},
+};
+const TfhParamDesc kInitializerParams[] = {
+    {kParamSize, "prune_inputs", TFH_PARAM_BOOL, "true",
+     "also drop graph inputs that mirror removed initializers (older exporters list both)"},
+};
+
+const TfhFusionDesc kRemoveIdentity = {
+    kFusionSize, "core.remove_identity",
+    "Identity(x) => x, Dropout(x) in inference form => x; graph output names are kept", kSince,
+    nullptr, nullptr, std::size(kIdentityParams), kIdentityParams, apply<run_remove_identity>};
+const TfhFusionDesc kEliminateDeadNodes = {
+    kFusionSize, "core.eliminate_dead_nodes",
+    "removes nodes none of whose outputs reach a graph output", kSince, nullptr, nullptr, 0,
+    nullptr, apply<run_eliminate_dead_nodes>};
+const TfhFusionDesc kRemoveUnusedInitializers = {
+    kFusionSize, "core.remove_unused_initializers",
+    "removes initializers no node reads (and the graph inputs that mirror them)", kSince, nullptr,
+    nullptr, std::size(kInitializerParams), kInitializerParams,
+    apply<run_remove_unused_initializers>};
+const TfhFusionDesc kRepairDuplicateDefinitions = {
+    kFusionSize, "core.repair_duplicate_definitions",
+    "a value defined twice keeps its last definition; earlier ones are renamed", kSince, nullptr,
+    nullptr, 0, nullptr, apply<run_repair_duplicate_definitions>};
+const TfhFusionDesc* const kFusions[] = {&kRemoveIdentity, &kEliminateDeadNodes,
+                                         &kRemoveUnusedInitializers, &kRepairDuplicateDefinitions};
+
+const TfhConverterDesc kTopologicalSort = {
+    kConverterSize, "core.topological_sort", "orders nodes so every input is defined before use",
+    kSince, 0, 0, nullptr, apply<run_topological_sort>};
+const TfhConverterDesc kCleanup = {
+    kConverterSize, "core.cleanup", "runs the core cleanup passes, in the order of model type 'core'",
+    kSince, 0, 0, nullptr, apply<run_cleanup>};
+const TfhConverterDesc* const kConverters[] = {&kTopologicalSort, &kCleanup};
+
+// What `tfhost optimize` runs without --model_type, and what core.cleanup runs. Repair comes
+// first: the others follow use-def chains that a duplicate definition makes ambiguous.
+const char* const kCleanupPasses[] = {
+    "core.repair_duplicate_definitions", "core.remove_identity", "core.eliminate_dead_nodes",
+    "core.remove_unused_initializers", "core.topological_sort"};
+const TfhModelTypeDesc kCoreModelType = {
+    sizeof(TfhModelTypeDesc), "core", "generic cleanup only, for a model no family plugin serves",
+    std::size(kCleanupPasses), kCleanupPasses, nullptr};
+const TfhModelTypeDesc* const kModelTypes[] = {&kCoreModelType};
+
+const TfhPluginInfo kCoreInfo = {
+    TFH_ABI_VERSION, sizeof(TfhPluginInfo), "core", TFH_VERSION, "same as tfhost",
+    "generic passes built into tfhost",
+    std::size(kFusions), kFusions, std::size(kConverters), kConverters,
+    0, nullptr, 0, nullptr, 0, nullptr,
+    std::size(kModelTypes), kModelTypes, nullptr};
+
+TfhStatus* (*core_apply(const char* name))(TfhGraph*, const TfhParams*, size_t*) {
+  for (const TfhFusionDesc* f : kFusions)
+    if (std::strcmp(f->name, name) == 0) return f->apply;
+  for (const TfhConverterDesc* c : kConverters)
+    if (std::strcmp(c->name, name) == 0) return c->apply;
+  return nullptr;
+}
+
+// core.cleanup: the model type's list, each pass with its defaults.
+size_t run_cleanup(ir::Model& m, const TfhParams*) {
+  size_t total = 0;
+  for (const char* name : kCleanupPasses) {
+    size_t n = 0;
+    TfhStatus* st = core_apply(name)(plugin::to_c(&m), nullptr, &n);
+    if (st) TFH_THROW(name, ": ", plugin::take_status_message(st));
+    total += n;
+  }
+  return total;
+}
+
+}  // namespace
+
+const TfhPluginInfo* core_plugin_info() { return &kCoreInfo; }
+
+}  // namespace tfh::passes

@@ -1,0 +1,92 @@
+// From a validated config (or optimize's flags) to a plan of resolved passes, and the small pass
+// manager that runs a plan on a model.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <functional>
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "host/ir/graph.h"
+#include "host/pipeline/config.h"
+#include "host/plugin/params.h"
+#include "host/plugin/registry.h"
+
+namespace tfh::pipeline {
+
+// Parameters a whole run supplies (model.num_heads/hidden_size, optimize's switches): each goes
+// to every pass whose schema declares a parameter of that name, unless the step's `with:` sets it.
+using SharedParams = std::map<std::string, YAML::Node>;
+
+struct PlannedPass {
+  const plugin::PassEntry* entry = nullptr;
+  plugin::Params params;
+  std::string origin;  // "preset bert" for a pass a preset expanded to; "" for a `- pass:` step
+  Where where;         // of the step, for messages
+};
+
+struct Plan {
+  std::string input, output;
+  ir::SaveOptions save;
+  Device device = Device::Auto;
+  std::vector<PlannedPass> passes;
+};
+
+// Loads the plugins a run asks for into `registry`. The search path is `front` (--plugin-path),
+// then plugins.search, then the default path ($TFHOST_PLUGIN_PATH, the build and install dirs).
+// With plugins.load, exactly those plugins are loaded; otherwise every plugin in the search path.
+void load_plugins(plugin::Registry& registry, const PluginsSection& plugins,
+                  const std::vector<std::string>& front);
+
+// Throws "<where>: unknown model type 'x' (available: ...)" with a suggestion.
+const plugin::ModelTypeEntry& find_model_type(const plugin::Registry& registry,
+                                              const std::string& name, const Where& where);
+// Throws "<where>: unknown pass 'x' (available: ...)" with a suggestion.
+const plugin::PassEntry& find_pass(const plugin::Registry& registry, const std::string& name,
+                                   const Where& where);
+
+// One pass with its `with:` map, checked against the pass's schema (Params::resolve). `where`
+// locates the step (unknown names, failures while running); `with_where` the parameters.
+PlannedPass plan_pass(const plugin::Registry& registry, const std::string& name,
+                      const YAML::Node& with, const SharedParams& shared, const std::string& origin,
+                      const Where& where, const Where& with_where = "");
+// A model type's pass list, each with its defaults (plus `shared`).
+std::vector<PlannedPass> plan_preset(const plugin::Registry& registry, const std::string& type,
+                                     const SharedParams& shared, const Where& where);
+
+// Resolves every step (presets expanded), the model type, the verify/benchmark sections and the
+// output path. Throws tfh::Error naming the config location at fault.
+Plan make_plan(const Config& config, const plugin::Registry& registry);
+
+// The input model is never written: refuses an output that is the input (also via links), and an
+// output that is a directory. `where` prefixes the message.
+void check_output_path(const std::string& input, const std::string& output, const Where& where);
+
+// Whether verify/benchmark can run in this build (the runtime is not written yet).
+bool runtime_available();
+
+struct PassResult {
+  std::string name;
+  size_t changed = 0;
+  double seconds = 0;
+};
+using Progress = std::function<void(size_t index, size_t total, const PassResult&)>;
+
+// Runs the passes in order on `model`, calling `progress` after each. The graph is validated after
+// every pass that changed something, so a broken rewrite is reported under the pass's name.
+std::vector<PassResult> run_passes(const std::vector<PlannedPass>& passes,
+                                   const plugin::Registry& registry, ir::Model& model,
+                                   const Progress& progress = {});
+
+// "{keep_io_types: true, op_block_list: [SkipLayerNormalization]}" ("{}" when empty).
+std::string format_params(const plugin::Params& params);
+std::string format_param(const plugin::ParamValue& value);
+
+// The resolved plan, as `tfhost run --dry-run` prints it.
+void print_plan(const Config& config, const Plan& plan, const plugin::Registry& registry,
+                std::ostream& os);
+
+}  // namespace tfh::pipeline
