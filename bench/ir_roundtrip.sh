@@ -43,3 +43,21 @@ for mode in "--opt_level 0" ""; do
     "$(printf '%s\n' "${saves[@]}" | median)" "$(printf '%s\n' "${walls[@]}" | median)" \
     $((rss_kb / 1000)) "$(echo "$rss_kb * 1024 / $size" | bc -l)" "$same"
 done
+
+# The peer: what onnxruntime.transformers.optimizer does to read and write a model (onnx.load /
+# onnx.save_model in Python), on the same file in the same run.
+loads=(); saves=(); rss=()
+for ((r = 0; r < REPEATS; r++)); do
+  log=$( { /usr/bin/time -f 'TIME %e %M' /usr/bin/python3 -c '
+import sys, time, onnx
+t0 = time.perf_counter(); m = onnx.load(sys.argv[1]); t1 = time.perf_counter()
+onnx.save_model(m, sys.argv[2]); t2 = time.perf_counter()
+print(f"PEER {t1 - t0:.2f} {t2 - t1:.2f}")' "$MODEL" "$WORK/peer.onnx"; } 2>&1 )
+  loads+=("$(grep -oP '^PEER \K[0-9.]+' <<<"$log")")
+  saves+=("$(grep -oP '^PEER [0-9.]+ \K[0-9.]+' <<<"$log")")
+  rss+=("$(grep -oP '^TIME [0-9.]+ \K[0-9]+' <<<"$log")")
+done
+rss_kb=$(printf '%s\n' "${rss[@]}" | median)
+printf '| peer: python onnx.load + onnx.save_model | load %5s s | save %5s s | | peak RSS %4d MB (%.2fx model) | |\n' \
+  "$(printf '%s\n' "${loads[@]}" | median)" "$(printf '%s\n' "${saves[@]}" | median)" \
+  $((rss_kb / 1000)) "$(echo "$rss_kb * 1024 / $size" | bc -l)"

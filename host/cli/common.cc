@@ -1,5 +1,6 @@
 #include "host/cli/common.h"
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iomanip>
@@ -96,17 +97,25 @@ void print_stats(std::ostream& out, const ModelStats& before, const ModelStats& 
 
 void execute_plan(const pipeline::Plan& plan, const plugin::Registry& registry,
                   const GlobalOptions& g, std::ostream& out) {
-  if (g.verbose) std::cerr << "tfhost: loading " << plan.input << "\n";
+  using Clock = std::chrono::steady_clock;
+  auto seconds_since = [](Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  auto t0 = Clock::now();
   auto model = ir::Model::load(plan.input);
   const ModelStats before = model_stats(model->graph());
+  out << "loaded " << plan.input << " in " << std::fixed << std::setprecision(2)
+      << seconds_since(t0) << " s: " << before.nodes << " nodes\n";
   if (g.verbose)
     for (const auto& p : plan.passes)
       std::cerr << "tfhost: " << p.entry->name << " " << pipeline::format_params(p.params) << "\n";
   pipeline::run_passes(
       plan.passes, registry, *model,
       [&out](size_t i, size_t n, const pipeline::PassResult& r) { print_progress(out, i, n, r); });
+  t0 = Clock::now();
   model->save(plan.output, plan.save);
-  out << "saved " << plan.output << "\n";
+  out << "saved " << plan.output << " in " << std::fixed << std::setprecision(2)
+      << seconds_since(t0) << " s\n";
   print_stats(out, before, model_stats(model->graph()));
 }
 
