@@ -247,8 +247,13 @@ class Reader {
     return out;
   }
 
+  // A path from the file is relative to the file's folder; one typed on the command line
+  // (--set output=out/x.onnx) is relative to the working directory, as a shell user expects.
   std::string path(const YAML::Node& n, const std::string& key) const {
-    return resolve_path(base_dir_, str(n, key));
+    return resolve_path(base_for(n, key), str(n, key));
+  }
+  std::string base_for(const YAML::Node& n, const std::string& key) const {
+    return where(n, key).rfind("--set", 0) == 0 ? std::string() : base_dir_;
   }
 
   const std::string& file() const { return file_; }
@@ -297,14 +302,17 @@ bool looks_like_path(const std::string& s) {
 void read_plugins(const Reader& r, const YAML::Node& n, const std::string& base_dir,
                   PluginsSection& p) {
   r.check_keys(n, "plugins", {"search", "load"});
+  auto base_of = [&](const PathEntry& e) {  // --set paths: relative to the working directory
+    return e.where.rfind("--set", 0) == 0 ? std::string() : base_dir;
+  };
   if (has(n, "search")) {
     p.search = r.str_list(n["search"], "plugins.search");
-    for (auto& e : p.search) e.value = resolve_path(base_dir, e.value);
+    for (auto& e : p.search) e.value = resolve_path(base_of(e), e.value);
   }
   if (has(n, "load")) {
     p.load = r.str_list(n["load"], "plugins.load");
     for (auto& e : p.load)  // a bare name is looked up in the search path; a path is a file
-      if (looks_like_path(e.value)) e.value = resolve_path(base_dir, e.value);
+      if (looks_like_path(e.value)) e.value = resolve_path(base_of(e), e.value);
   }
 }
 

@@ -13,9 +13,10 @@
 //   benchmark: {batch: [1, 8], sequence: [128], past: [0], warmup: 5, iterations: 50}
 //   save: {use_external_data_format: false}
 //
-// Relative paths (model.path, output, plugins.search, plugin paths in plugins.load) are resolved
-// against the folder of the config file, whether they come from the file or from --set, so a
-// config means the same thing from any working directory.
+// Relative paths (model.path, output, plugins.search, plugin paths in plugins.load) written in the
+// file are resolved against the folder of the config file, so a config means the same thing from
+// any working directory; paths given with --set are relative to the working directory, like any
+// other path typed on a command line.
 //
 // Everything this file checks needs no plugin: names of passes, presets and input generators and
 // their `with:` parameters are resolved against the registry by pipeline.h.

@@ -2,6 +2,8 @@
 // parameter schema, defaults applied.
 #include "host/plugin/params.h"
 
+#include <cstddef>
+
 #include "host/util/error.h"
 
 namespace tfh::plugin {
@@ -95,21 +97,34 @@ const ParamSpec* find_spec(const std::vector<ParamSpec>& schema, const std::stri
 
 std::vector<ParamSpec> copy_param_specs(const TfhParamDesc* params, size_t n) {
   std::vector<ParamSpec> out;
-  if (n) TFH_CHECK(params, "the descriptor declares ", n, " parameters but no parameter table");
+  if (n == 0) return out;
+  TFH_CHECK(params, "the descriptor declares ", n, " parameters but no parameter table");
+  // Arrays of descriptors are strided by the first element's struct_size (sdk/ABI.md), so a
+  // plugin built against a newer, larger TfhParamDesc still lays out a table this host can walk.
+  // Every element must report that same size, and no less than ABI 1's; fields beyond an
+  // element's struct_size are never read.
+  constexpr size_t kAbi1Size = offsetof(TfhParamDesc, description) + sizeof(const char*);
+  const size_t stride = params[0].struct_size;
+  TFH_CHECK(stride >= kAbi1Size, "parameter #0 reports struct_size ", stride,
+            ", smaller than ABI 1's TfhParamDesc (", kAbi1Size,
+            "); the parameter table is strided by it");
+  TFH_CHECK(stride % alignof(TfhParamDesc) == 0, "parameter #0 reports struct_size ", stride,
+            ", not a multiple of ", alignof(TfhParamDesc),
+            "; the parameter table is strided by it, so it must be an array element's size");
+  const auto* base = reinterpret_cast<const unsigned char*>(params);
   for (size_t i = 0; i < n; ++i) {
-    const TfhParamDesc* p = &params[i];
-    TFH_CHECK(TFH_HAS_FIELD(p, TfhParamDesc, type), "parameter #", i,
-              " has a struct_size too small for a TfhParamDesc (", p->struct_size, ")");
+    const auto* p = reinterpret_cast<const TfhParamDesc*>(base + i * stride);
+    TFH_CHECK(p->struct_size == stride, "parameter #", i, " reports struct_size ", p->struct_size,
+              ", but the parameter table is strided by parameter #0's (", stride,
+              "): every element of the array must report the same size");
     TFH_CHECK(p->name && *p->name, "parameter #", i, " has no name");
     ParamSpec s;
     s.name = p->name;
     s.type = p->type;
     TFH_CHECK(std::string(param_type_name(s.type)) != "unknown", "parameter '", s.name,
               "' has an unknown type (", s.type, ")");
-    if (TFH_HAS_FIELD(p, TfhParamDesc, default_value) && p->default_value)
-      s.default_yaml = p->default_value;
-    if (TFH_HAS_FIELD(p, TfhParamDesc, description) && p->description)
-      s.description = p->description;
+    if (p->default_value) s.default_yaml = p->default_value;
+    if (p->description) s.description = p->description;
     out.push_back(std::move(s));
   }
   return out;

@@ -21,7 +21,8 @@ struct ParamSpec {
 };
 
 // Copies a descriptor's parameter table (strings copied: the host never keeps plugin pointers
-// longer than the library).
+// longer than the library). The table is walked with the stride of params[0].struct_size, not
+// sizeof(TfhParamDesc) (sdk/ABI.md); every element must report that size, at least ABI 1's.
 std::vector<ParamSpec> copy_param_specs(const TfhParamDesc* params, size_t n);
 const char* param_type_name(TfhParamType t);  // "bool", "int", "string list", ...
 

@@ -324,6 +324,9 @@ size_t Registry::run_pass(const PassEntry& pass, ir::Model& model, const Params&
   } catch (...) {
     failure = "an exception escaped the pass";
   }
+  // The pass may have edited the graph outside the host table (built-ins do) or partly before
+  // failing: no cached view or node index of this model outlives the call.
+  invalidate_views(&model);
   if (!failure.empty())
     TFH_THROW("pass '", pass.name, "' (plugin '", pass.plugin, "') failed: ", failure);
   return n_changed;

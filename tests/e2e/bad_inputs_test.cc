@@ -148,15 +148,16 @@ class BadInput : public ::testing::Test {
     check.expect(tfhost({"run", config}), all);
   }
 
-  // A folder holding only the future-ABI fixture plugin (the fixture folder has others that
-  // fail in their own ways).
-  std::string future_plugin_dir() {
+  // A folder holding only the fixture plugin `name` (the fixture folder has others that fail in
+  // their own ways).
+  std::string plugin_dir_with(const std::string& name) {
     const std::string dir = tmp_ / "plugins";
     ::mkdir(dir.c_str(), 0755);
-    test::write_file(dir + "/libfixture_future_abi.so",
-                     test::read_file(TFH_FIXTURE_PLUGIN_DIR "/libfixture_future_abi.so"));
+    const std::string file = "/lib" + name + ".so";
+    test::write_file(dir + file, test::read_file(TFH_FIXTURE_PLUGIN_DIR + file));
     return dir;
   }
+  std::string future_plugin_dir() { return plugin_dir_with("fixture_future_abi"); }
 
   test::TempDir tmp_;
 };
@@ -273,8 +274,7 @@ TEST_F(BadInput, FutureAbiPluginThroughConfigLoad) {
 }
 
 TEST_F(BadInput, PluginWhoseFusionFails) {
-  // fixture_throws contributes only the pass fixture.boom (no model type), so only a config can
-  // run it; `optimize` runs presets alone.
+  // Through a config naming the pass; `optimize` reaches it through the model type "throws".
   const std::string model = write_bytes("model.onnx", test::read_file(kBertModel));
   FailureCheck check(model, out_dir());
   const std::string config =
@@ -282,6 +282,15 @@ TEST_F(BadInput, PluginWhoseFusionFails) {
                    "plugins: {load: [" TFH_FIXTURE_PLUGIN_DIR "/libfixture_throws.so]}\n");
   check.expect(tfhost({"run", config}),
                {"job.yaml:4:11", "fixture.boom", "fixture_throws", "boom"});
+}
+
+TEST_F(BadInput, PluginWhoseFusionFailsThroughOptimize) {
+  const std::string model = write_bytes("model.onnx", test::read_file(kBertModel));
+  const std::string dir = plugin_dir_with("fixture_throws");
+  FailureCheck check(model, out_dir());
+  check.expect(tfhost({"optimize", "--plugin-path", dir, "--input", model, "--output", out(),
+                       "--model_type", "throws"}),
+               {"fixture.boom", "fixture_throws", "boom"});
 }
 
 }  // namespace

@@ -175,10 +175,16 @@ TEST(Config, MalformedYamlNamesLineAndColumn) {
   EXPECT_HAS(e, "invalid YAML");
 }
 
+TEST(Config, PathsFromTheFileAreRelativeToItsFolder) {
+  Config c = parse(kMinimal, {});
+  EXPECT_EQ(c.model.path.rfind("configs/", 0), 0u) << c.model.path;
+  EXPECT_EQ(c.output.rfind("configs/", 0), 0u) << c.output;
+}
+
 TEST(Config, SetOverridesScalarsAndCreatesSections) {
   Config c = parse(kMinimal, {"model.path=other.onnx", "output=/tmp/x.onnx", "verify.samples=3",
                               "device=cpu", "model.num_heads=4"});
-  EXPECT_EQ(c.model.path, "configs/other.onnx");  // the one rule: relative to the config folder
+  EXPECT_EQ(c.model.path, "other.onnx");  // typed on the command line: relative to the cwd
   EXPECT_EQ(c.output, "/tmp/x.onnx");
   ASSERT_TRUE(c.verify);
   EXPECT_EQ(c.verify->samples, 3);

@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iterator>
 
 #include <boost/filesystem.hpp>
 
+#include "host/plugin/host_api.h"
 #include "host/util/error.h"
 #include "plugin/plugin_test_util.h"
 
@@ -243,6 +245,53 @@ TEST(Registry, RunsABuiltInPass) {
   EXPECT_EQ(r.run_pass(pass, *m, defaults(pass)), 1u);
   EXPECT_EQ(m->graph().num_nodes(), 1u);
   m->graph().validate();
+}
+
+// A pass that reads graph_node(1) through the host table first thing (no scan from index 0),
+// as a plugin may: it sees the node index the host keeps for the graph.
+std::string g_probe_seen;
+TfhStatus* probe_node_1(TfhGraph* g, const TfhParams*, size_t* n_changed) {
+  const TfhGraphApi* api = host_api()->graph;
+  const TfhNode* n = api->graph_node(g, 1);
+  g_probe_seen = n ? api->node_name(n) : "(null)";
+  *n_changed = 0;
+  return nullptr;
+}
+const TfhFusionDesc kProbe = {sizeof(TfhFusionDesc), "test.probe_node_1", "", "0", nullptr,
+                              nullptr, 0, nullptr, probe_node_1};
+
+TEST(Registry, APassSeesTheGraphAsTheLastPassLeftIt) {
+  Registry r;
+  PassEntry probe;
+  probe.name = kProbe.name;
+  probe.plugin = "test";
+  probe.fusion = &kProbe;
+  // x -> a -> b -> c -> d -> y, listed a, c, b, d: a sort moves only the middle two, so the node
+  // count and the first and last node stay the same.
+  auto m = std::make_unique<ir::Model>();
+  m->set_opset("", 13);
+  ir::Graph& g = m->graph();
+  ir::Value* x = g.add_value("x");
+  g.add_graph_input(x);
+  ir::Value* ta = g.add_value("ta");
+  ir::Value* tb = g.add_value("tb");
+  ir::Value* tc = g.add_value("tc");
+  ir::Value* y = g.add_value("y");
+  g.add_node("a", "Relu", "", {x}, {ta});
+  g.add_node("c", "Relu", "", {tb}, {tc});
+  g.add_node("b", "Relu", "", {ta}, {tb});
+  g.add_node("d", "Relu", "", {tc}, {y});
+  g.add_graph_output(y);
+
+  r.run_pass(probe, *m, defaults(probe));
+  EXPECT_EQ(g_probe_seen, "c");
+  // A built-in edits the IR directly, outside the host table.
+  const PassEntry& sort = *r.find_pass("core.topological_sort");
+  r.run_pass(sort, *m, defaults(sort));
+  ASSERT_EQ(g.nodes().size(), 4u);
+  EXPECT_EQ((*std::next(g.nodes().begin()))->name(), "b");
+  r.run_pass(probe, *m, defaults(probe));
+  EXPECT_EQ(g_probe_seen, "b") << "a node index cached before the sort outlived it";
 }
 
 }  // namespace

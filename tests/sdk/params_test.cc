@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
+#include <cstdint>
+
 #include "host/plugin/host_api.h"
 #include "host/util/error.h"
 #include "tfhost/plugin.hpp"
@@ -52,6 +55,93 @@ TEST_F(ParamsTest, CopiesTheSchema) {
   EXPECT_STREQ(param_type_name(TFH_PARAM_BOOL_OR_STRING_LIST), "bool or string list");
   TfhParamDesc bad = tfh::param(nullptr, TFH_PARAM_INT, "0", "");
   EXPECT_THROW(copy_param_specs(&bad, 1), tfh::Error);
+}
+
+// A TfhParamDesc as a future ABI might append to it: the ABI 1 fields, then more. A plugin built
+// against such a header hands the host an array of these, struct_size = sizeof(FutureParamDesc).
+struct FutureParamDesc {
+  uint32_t struct_size;
+  const char* name;
+  TfhParamType type;
+  const char* default_value;
+  const char* description;
+  const char* unit;  // appended
+  int64_t minimum;   // appended
+};
+static_assert(offsetof(FutureParamDesc, description) == offsetof(TfhParamDesc, description));
+static_assert(sizeof(FutureParamDesc) > sizeof(TfhParamDesc));
+
+constexpr uint32_t kFutureSize = sizeof(FutureParamDesc);
+const FutureParamDesc kFutureParams[] = {
+    {kFutureSize, "heads", TFH_PARAM_INT, "12", "attention heads", "count", 1},
+    {kFutureSize, "epsilon", TFH_PARAM_FLOAT, "1e-5", "layer norm epsilon", "", 0},
+    {kFutureSize, "hidden", TFH_PARAM_INT, nullptr, "hidden size", "count", 1},
+    {kFutureSize, "mask", TFH_PARAM_STRING_LIST, "[]", "ops to skip", "", 0},
+};
+
+const TfhParamDesc* as_param_table(const FutureParamDesc* p) {
+  return reinterpret_cast<const TfhParamDesc*>(p);
+}
+
+std::string copy_error(const TfhParamDesc* params, size_t n) {
+  try {
+    copy_param_specs(params, n);
+  } catch (const tfh::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST_F(ParamsTest, ALargerFutureParamDescIsSteppedByItsStructSize) {
+  const auto s = copy_param_specs(as_param_table(kFutureParams), std::size(kFutureParams));
+  ASSERT_EQ(s.size(), 4u);
+  EXPECT_EQ(s[0].name, "heads");
+  EXPECT_EQ(s[0].type, TFH_PARAM_INT);
+  EXPECT_EQ(s[0].default_yaml, std::optional<std::string>("12"));
+  EXPECT_EQ(s[0].description, "attention heads");
+  EXPECT_EQ(s[1].name, "epsilon");
+  EXPECT_EQ(s[1].type, TFH_PARAM_FLOAT);
+  EXPECT_EQ(s[1].default_yaml, std::optional<std::string>("1e-5"));
+  EXPECT_EQ(s[1].description, "layer norm epsilon");
+  EXPECT_EQ(s[2].name, "hidden");
+  EXPECT_EQ(s[2].default_yaml, std::nullopt);
+  EXPECT_EQ(s[2].description, "hidden size");
+  EXPECT_EQ(s[3].name, "mask");
+  EXPECT_EQ(s[3].type, TFH_PARAM_STRING_LIST);
+  EXPECT_EQ(s[3].description, "ops to skip");
+  // And the schema works like any other.
+  Params p = Params::resolve(s, YAML::Load("{hidden: 64}"), "future.pass", "cfg.yaml:1:1");
+  tfh::ParamsView v(p.c_handle());
+  EXPECT_EQ(v.get_int("heads"), 12);
+  EXPECT_EQ(v.get_int("hidden"), 64);
+}
+
+TEST_F(ParamsTest, ParamTableStrideErrors) {
+  // An element whose struct_size differs from the first's: the table cannot be walked.
+  FutureParamDesc mixed[] = {kFutureParams[0], kFutureParams[1]};
+  mixed[1].struct_size = sizeof(TfhParamDesc);
+  EXPECT_EQ(copy_error(as_param_table(mixed), 2),
+            "parameter #1 reports struct_size " + std::to_string(sizeof(TfhParamDesc)) +
+                ", but the parameter table is strided by parameter #0's (" +
+                std::to_string(sizeof(FutureParamDesc)) +
+                "): every element of the array must report the same size");
+  // A first element smaller than ABI 1's TfhParamDesc.
+  TfhParamDesc small[] = {tfh::param("n", TFH_PARAM_INT, "0", "")};
+  small[0].struct_size = offsetof(TfhParamDesc, default_value);
+  EXPECT_EQ(copy_error(small, 1).rfind("parameter #0 reports struct_size " +
+                                           std::to_string(offsetof(TfhParamDesc, default_value)) +
+                                           ", smaller than ABI 1's TfhParamDesc (40)",
+                                       0),
+            0u)
+      << copy_error(small, 1);
+  // A size that cannot be an array element's.
+  FutureParamDesc odd[] = {kFutureParams[0]};
+  odd[0].struct_size = sizeof(TfhParamDesc) + 4;
+  EXPECT_NE(copy_error(as_param_table(odd), 1).find("not a multiple of 8"), std::string::npos)
+      << copy_error(as_param_table(odd), 1);
+  // No table at all for a declared count.
+  EXPECT_EQ(copy_error(nullptr, 2), "the descriptor declares 2 parameters but no parameter table");
+  EXPECT_TRUE(copy_param_specs(nullptr, 0).empty());
 }
 
 TEST_F(ParamsTest, DefaultsApplied) {

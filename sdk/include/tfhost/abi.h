@@ -143,6 +143,10 @@ typedef struct TfhKernelContext TfhKernelContext;
  * Descriptors: static const data owned by the plugin, alive as long as the library is loaded.
  * ------------------------------------------------------------------------------------------- */
 
+/* Parameter tables are arrays of TfhParamDesc (`params` + `n_params` below). Arrays of
+ * descriptors are strided by the first element's struct_size: the host steps from one element to
+ * the next by params[0].struct_size, not by its own sizeof(TfhParamDesc), so the struct can grow.
+ * Every element of one array reports the same struct_size (sizeof as compiled), at least ABI 1's. */
 typedef struct TfhParamDesc {
   uint32_t struct_size;
   const char* name;
@@ -160,7 +164,7 @@ typedef struct TfhFusionDesc {
   const char* produces_domain; /* "" for ONNX, "com.microsoft", NULL if it only removes nodes */
   const char* produces_op;     /* NULL if it only removes nodes */
   size_t n_params;
-  const TfhParamDesc* params;
+  const TfhParamDesc* params; /* array; strided by params[0].struct_size (see TfhParamDesc) */
   TfhStatus* (*apply)(TfhGraph* graph, const TfhParams* params, size_t* n_changed);
 } TfhFusionDesc;
 
@@ -173,7 +177,7 @@ typedef struct TfhConverterDesc {
   const char* since;
   int32_t builds_model; /* 1: creates the graph from params (e.g. a checkpoint dir) */
   size_t n_params;
-  const TfhParamDesc* params;
+  const TfhParamDesc* params; /* array; strided by params[0].struct_size (see TfhParamDesc) */
   TfhStatus* (*apply)(TfhGraph* graph, const TfhParams* params, size_t* n_changed);
 } TfhConverterDesc;
 
@@ -184,7 +188,7 @@ typedef struct TfhInputGenDesc {
   const char* description;
   const char* since;
   size_t n_params;          /* batch, sequence, past, ... */
-  const TfhParamDesc* params;
+  const TfhParamDesc* params; /* array; strided by params[0].struct_size (see TfhParamDesc) */
   TfhStatus* (*generate)(const TfhGraph* graph, const TfhParams* params, uint64_t seed,
                          TfhTensorList* out);
   double tolerance_fp32;    /* suggested max abs diff when comparing outputs */
