@@ -32,6 +32,10 @@ size_t run_repair_duplicate_definitions(ir::Model& m, const TfhParams*) {
   return repair_duplicate_definitions(m.graph());
 }
 size_t run_topological_sort(ir::Model& m, const TfhParams*) { return topological_sort(m.graph()); }
+// Contrib ops are typed through the hooks of the registry running this pass.
+size_t run_shape_inference(ir::Model& m, const TfhParams*) {
+  return m.infer_shapes(plugin::active_shape_hooks());
+}
 size_t run_cleanup(ir::Model& m, const TfhParams*);
 
 // The ABI boundary of a built-in: exceptions become a status, as in any plugin; *n_changed is
@@ -88,7 +92,12 @@ const TfhConverterDesc kTopologicalSort = {
 const TfhConverterDesc kCleanup = {
     kConverterSize, "core.cleanup", "runs the core cleanup passes, in the order of model type 'core'",
     kSince, 0, 0, nullptr, apply<run_cleanup>};
-const TfhConverterDesc* const kConverters[] = {&kTopologicalSort, &kCleanup};
+const TfhConverterDesc kShapeInference = {
+    kConverterSize, "core.shape_inference",
+    "infers types and shapes of every value (ONNX's rules for standard ops, each contrib op's "
+    "hook from its plugin) and records them as value_info",
+    kSince, 0, 0, nullptr, apply<run_shape_inference>};
+const TfhConverterDesc* const kConverters[] = {&kTopologicalSort, &kCleanup, &kShapeInference};
 
 // What `tfhost optimize` runs without --model_type, and what core.cleanup runs. Repair comes
 // first: the others follow use-def chains that a duplicate definition makes ambiguous.

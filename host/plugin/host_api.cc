@@ -235,8 +235,10 @@ struct NodeIndex {
 
 struct Caches {
   std::mutex mu;
-  // Keyed by the source object (ir::Tensor*, TensorProto*, AttributeProto*). A view is refreshed
-  // on every lookup, so an address reused by a new source never returns stale contents.
+  // Keyed by the source object (ir::Tensor*, TensorProto*, AttributeProto*). A lookup rebuilds
+  // the view and keeps the cached one when it describes the same bytes, so a TfhTensor* a plugin
+  // holds stays valid while it asks for others; an address reused by a new source (after an
+  // edit outside the table, or a model destroyed and another built) gets a fresh view.
   std::unordered_map<const void*, std::unique_ptr<HostTensor>> views;
   std::unordered_map<const ir::Graph*, NodeIndex> indexes;
 };
@@ -246,13 +248,21 @@ Caches& caches() {
   return c;
 }
 
+bool same_view(const HostTensor& a, const HostTensor& b) {
+  if (a.type != b.type || a.dims != b.dims || a.nbytes != b.nbytes) return false;
+  if (a.data == b.data) return true;
+  // Copies (attribute lists, narrowed fields) live in each view's own storage: compare bytes.
+  return a.data && b.data && a.storage && b.storage && std::memcmp(a.data, b.data, a.nbytes) == 0;
+}
+
 template <typename Source>
 const HostTensor* cached_view(const Source& src) {
   Caches& c = caches();
   std::lock_guard<std::mutex> lock(c.mu);
+  auto fresh = std::make_unique<HostTensor>();
+  fill_view(*fresh, src);
   auto& slot = c.views[&src];
-  if (!slot) slot = std::make_unique<HostTensor>();
-  fill_view(*slot, src);
+  if (!slot || !same_view(*slot, *fresh)) slot = std::move(fresh);
   return slot.get();
 }
 
@@ -910,6 +920,17 @@ TfhStatus* g_topological_sort(TfhGraph* g) {
   });
 }
 
+namespace {
+thread_local const ir::ShapeHooks* t_shape_hooks = nullptr;
+}  // namespace
+
+TfhStatus* g_infer_shapes(TfhGraph* g, size_t* n_typed) {
+  return guarded([&] {
+    size_t n = model_of(g, "graph_infer_shapes").infer_shapes(t_shape_hooks);
+    if (n_typed) *n_typed = n;
+  });
+}
+
 // ---- tensor table ---------------------------------------------------------------------------
 
 TfhStatus* t_create(TfhDataType type, const int64_t* dims, size_t rank, TfhTensor** out) {
@@ -1209,6 +1230,7 @@ TfhGraphApi make_graph_api() {
   a.value_set_type = v_set_type;
   a.graph_topological_sort = g_topological_sort;
   a.node_since_version = n_since_version;
+  a.graph_infer_shapes = g_infer_shapes;
   return a;
 }
 
@@ -1320,13 +1342,20 @@ std::unique_ptr<ir::Tensor> to_ir_tensor(const TfhTensor* t, const std::string& 
   return std::make_unique<ir::Tensor>(std::move(proto));
 }
 
+const ir::ShapeHooks* active_shape_hooks() { return t_shape_hooks; }
+ScopedShapeHooks::ScopedShapeHooks(const ir::ShapeHooks* hooks) : previous_(t_shape_hooks) {
+  t_shape_hooks = hooks;
+}
+ScopedShapeHooks::~ScopedShapeHooks() { t_shape_hooks = previous_; }
+
 void invalidate_views(const ir::Model* m) {
-  if (!m) return;
-  const ir::Graph& g = m->graph();
-  drop_node_index(g);
-  for (const ir::Value* v : g.initializers())
-    if (v->initializer()) drop_view(v->initializer());
-  for (const auto& n : g.nodes()) drop_views_of_node(*n);
+  (void)m;
+  // Everything goes, views of nodes a pass removed as well as those of live nodes: the cache
+  // never grows past one pass.
+  Caches& c = caches();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.views.clear();
+  c.indexes.clear();
 }
 
 TensorList::TensorList() = default;

@@ -34,6 +34,20 @@ const TfhHostApi* host_api();
 void set_log_level(TfhLogLevel level);
 TfhLogLevel log_level();
 
+// The contrib-op shape hooks of the registry whose pass is running on this thread (null when
+// none): what graph_infer_shapes and core.shape_inference use. Set by Registry::run_pass.
+const ir::ShapeHooks* active_shape_hooks();
+class ScopedShapeHooks {
+ public:
+  explicit ScopedShapeHooks(const ir::ShapeHooks* hooks);
+  ~ScopedShapeHooks();
+  ScopedShapeHooks(const ScopedShapeHooks&) = delete;
+  ScopedShapeHooks& operator=(const ScopedShapeHooks&) = delete;
+
+ private:
+  const ir::ShapeHooks* previous_;
+};
+
 inline TfhGraph* to_c(ir::Model* m) { return reinterpret_cast<TfhGraph*>(m); }
 inline ir::Model* from_c(TfhGraph* g) { return reinterpret_cast<ir::Model*>(g); }
 inline const ir::Model* from_c(const TfhGraph* g) { return reinterpret_cast<const ir::Model*>(g); }

@@ -311,6 +311,7 @@ const ModelTypeEntry* Registry::find_model_type(const std::string& name) const {
 size_t Registry::run_pass(const PassEntry& pass, ir::Model& model, const Params& params) const {
   size_t n_changed = 0;
   std::string failure;
+  ScopedShapeHooks hooks(&shape_hooks_);
   try {
     TfhStatus* st = pass.kind == PassKind::Fusion
                         ? pass.fusion->apply(to_c(&model), params.c_handle(), &n_changed)

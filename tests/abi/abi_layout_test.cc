@@ -193,7 +193,8 @@ TFH_PIN(TfhGraphApi, value_set_name, 424);
 TFH_PIN(TfhGraphApi, value_set_type, 432);
 TFH_PIN(TfhGraphApi, graph_topological_sort, 440);
 TFH_PIN(TfhGraphApi, node_since_version, 448);
-TFH_PIN_SIZE(TfhGraphApi, 456);
+TFH_PIN(TfhGraphApi, graph_infer_shapes, 456);
+TFH_PIN_SIZE(TfhGraphApi, 464);
 
 // TfhTensorApi
 TFH_PIN(TfhTensorApi, struct_size, 0);

@@ -211,6 +211,51 @@ TEST(Registry, RunsAPluginPassWithItsParameters) {
   EXPECT_EQ(r.run_pass(conv, *m, defaults(conv)), 1u);
 }
 
+// x[2,3] -> com.example.FixtureOp -> t -> Relu -> y: typed only through fixture_good's hook.
+std::unique_ptr<ir::Model> fixture_op_model() {
+  auto m = std::make_unique<ir::Model>();
+  m->set_opset("", 13);
+  m->set_opset("com.example", 1);
+  ir::Graph& g = m->graph();
+  ir::Value* x = g.add_value("x");
+  auto* tt = x->mutable_info().mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(onnx::TensorProto::FLOAT);
+  tt->mutable_shape()->add_dim()->set_dim_value(2);
+  tt->mutable_shape()->add_dim()->set_dim_value(3);
+  g.add_graph_input(x);
+  ir::Value* t = g.add_value("t");
+  ir::Value* y = g.add_value("y");
+  g.add_node("fx", "FixtureOp", "com.example", {x}, {t});
+  g.add_node("relu", "Relu", "", {t}, {y});
+  g.add_graph_output(y);
+  return m;
+}
+
+std::string type_of(const ir::Graph& g, const std::string& name) {
+  const ir::Value* v = g.find(name);
+  if (!v || !v->has_info() || !v->info().type().tensor_type().has_shape()) return "?";
+  const auto& t = v->info().type().tensor_type();
+  std::string s = std::to_string(t.elem_type()) + ":";
+  for (const auto& d : t.shape().dim()) s += std::to_string(d.dim_value()) + ",";
+  return s;
+}
+
+TEST(Registry, ShapeInferencePassTypesContribOpsThroughTheirOwnersHooks) {
+  Registry r;
+  const PassEntry& pass = *r.find_pass("core.shape_inference");
+  auto untyped = fixture_op_model();
+  r.run_pass(pass, *untyped, defaults(pass));  // no hook for FixtureOp: t and y stay unknown
+  EXPECT_EQ(type_of(untyped->graph(), "t"), "?");
+  EXPECT_EQ(type_of(untyped->graph(), "y"), "?");
+
+  r.load(fixture("fixture_good"), {});
+  auto m = fixture_op_model();
+  EXPECT_EQ(r.run_pass(*r.find_pass("core.shape_inference"), *m, defaults(pass)), 2u);
+  EXPECT_EQ(type_of(m->graph(), "t"), "1:2,3,");
+  EXPECT_EQ(type_of(m->graph(), "y"), "1:2,3,");  // Relu typed by ONNX from the hook's result
+  EXPECT_EQ(active_shape_hooks(), nullptr);       // scoped to the pass
+}
+
 TEST(Registry, APassErrorNamesThePassAndThePlugin) {
   Registry r;
   r.load(fixture("fixture_throws"), {});

@@ -141,6 +141,18 @@ TEST_F(HostApi, ConstantViewsAreCachedAndTyped) {
   // The `value` attribute, read as an attribute.
   TensorView attr = g.find("k").producer().attr_tensor("value");
   EXPECT_EQ(attr.uniform_value(), 3.0);
+
+  // A view stays valid while the plugin asks for others and for the same one again: the data of
+  // a copied attribute (value_ints, value_float) is not freed by a second lookup.
+  const int64_t* held = ti.data<int64_t>().begin();
+  const float* held_f = g.find("kf").constant().data<float>().begin();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(g.find("ki").constant().data<int64_t>().begin(), held);
+    EXPECT_EQ(g.find("kf").constant().data<float>().begin(), held_f);
+  }
+  EXPECT_EQ(held[0], 4);
+  EXPECT_EQ(held[1], 5);
+  EXPECT_EQ(*held_f, 5.f);
 }
 
 TEST_F(HostApi, Float16AndFriends) {

@@ -351,6 +351,10 @@ typedef struct TfhGraphApi {
   /* The since-version of the schema that the graph's opset import selects for this node (ONNX
    * Add at opset 14 -> 14, Div at opset 11 -> 7); -1 when the host knows no schema for it. */
   int64_t (*node_since_version)(const TfhGraph* g, const TfhNode* n);
+  /* Runs shape and type inference over the whole graph (ONNX's for standard ops, the owners'
+   * TfhOpDesc.infer_shapes for the rest) and stores the results, so value_elem_type/value_rank/
+   * value_dim answer for intermediate values. *n_typed (nullable): values newly typed or refined. */
+  TfhStatus* (*graph_infer_shapes)(TfhGraph* g, size_t* n_typed);
 } TfhGraphApi;
 
 typedef struct TfhTensorApi {

@@ -451,6 +451,16 @@ class GraphView {
     check(graph_api().value_set_name(g_, v.handle(), name.c_str()));
   }
   void topological_sort() const { check(graph_api().graph_topological_sort(g_)); }
+  // Shape and type inference over the whole graph (contrib ops through their owners' hooks);
+  // returns how many values were newly typed or refined. Hosts older than ABI 1's
+  // graph_infer_shapes field do nothing and return 0.
+  size_t infer_shapes() const {
+    const TfhGraphApi& a = graph_api();
+    if (!TFH_HAS_FIELD(&a, TfhGraphApi, graph_infer_shapes) || !a.graph_infer_shapes) return 0;
+    size_t n = 0;
+    check(a.graph_infer_shapes(g_, &n));
+    return n;
+  }
 
  private:
   template <typename Count, typename At>
