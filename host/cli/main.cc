@@ -28,6 +28,8 @@ const Subcommand kSubcommands[] = {
      tfh::cli::optimize_command},
     {"plugins", "list the loaded plugins and what they contribute (list | show NAME)",
      tfh::cli::plugins_command},
+    {"check", "run models on ONNX test data (DIR/test_data_set_N) and compare outputs",
+     tfh::cli::check_command},
     {"compare", "compare outputs of two models on dummy inputs (not available yet)", nullptr},
     {"perf", "measure latency of a model (not available yet)", nullptr},
     {"benchmark", "benchmark over batch/sequence/past sizes (not available yet)", nullptr},

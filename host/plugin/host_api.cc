@@ -15,6 +15,7 @@
 
 #include <onnx/defs/schema.h>
 
+#include "host/plugin/host_tensor.h"
 #include "host/plugin/params.h"
 #include "host/util/error.h"
 
@@ -44,89 +45,7 @@ struct ApiError {
   throw ApiError{code, std::move(msg)};
 }
 
-struct AlignedFree {
-  void operator()(void* p) const { std::free(p); }
-};
-using AlignedBuffer = std::unique_ptr<unsigned char[], AlignedFree>;
-
-constexpr size_t kAlign = 64;
-
-AlignedBuffer aligned_zeroed(size_t bytes) {
-  size_t n = (std::max<size_t>(bytes, 1) + kAlign - 1) / kAlign * kAlign;
-  void* p = std::aligned_alloc(kAlign, n);
-  if (!p) throw std::bad_alloc();
-  std::memset(p, 0, n);
-  return AlignedBuffer(static_cast<unsigned char*>(p));
-}
-
-// Bits per element; 0 for types without a fixed-size dense layout (string, unknown).
-size_t elem_bits(TfhDataType t) {
-  switch (t) {
-    case TFH_TYPE_UINT8:
-    case TFH_TYPE_INT8:
-    case TFH_TYPE_BOOL:
-    case TFH_TYPE_FLOAT8E4M3FN:
-    case TFH_TYPE_FLOAT8E4M3FNUZ:
-    case TFH_TYPE_FLOAT8E5M2:
-    case TFH_TYPE_FLOAT8E5M2FNUZ:
-      return 8;
-    case TFH_TYPE_UINT16:
-    case TFH_TYPE_INT16:
-    case TFH_TYPE_FLOAT16:
-    case TFH_TYPE_BFLOAT16:
-      return 16;
-    case TFH_TYPE_FLOAT:
-    case TFH_TYPE_INT32:
-    case TFH_TYPE_UINT32:
-      return 32;
-    case TFH_TYPE_INT64:
-    case TFH_TYPE_UINT64:
-    case TFH_TYPE_DOUBLE:
-    case TFH_TYPE_COMPLEX64:
-      return 64;
-    case TFH_TYPE_COMPLEX128:
-      return 128;
-    case TFH_TYPE_UINT4:
-    case TFH_TYPE_INT4:
-      return 4;
-    default:
-      return 0;
-  }
-}
-
-size_t checked_num_elements(const int64_t* dims, size_t rank) {
-  size_t n = 1;
-  for (size_t i = 0; i < rank; ++i) {
-    if (dims[i] < 0)
-      api_fail(TFH_INVALID_ARGUMENT, "tensor dimension " + std::to_string(i) + " is negative (" +
-                                         std::to_string(dims[i]) + ")");
-    size_t d = static_cast<size_t>(dims[i]);
-    if (d != 0 && n > SIZE_MAX / d) api_fail(TFH_INVALID_ARGUMENT, "tensor is too large");
-    n *= d;
-  }
-  return n;
-}
-
 }  // namespace
-
-// The object behind TfhTensor*: either a read-only view (of an ir::Tensor, an attribute
-// TensorProto, or a Constant node's scalar/list attribute) or a tensor that owns its data.
-struct HostTensor {
-  TfhDataType type = TFH_TYPE_UNDEFINED;
-  std::vector<int64_t> dims;
-  size_t num_elements = 0;
-  size_t nbytes = 0;
-  const void* data = nullptr;  // NULL when the bytes cannot be provided (external, string)
-  AlignedBuffer storage;       // owned data, or a converted copy of typed proto fields
-  bool owned = false;          // made by tensor_create: writable, freed by tensor_release
-
-  void set_shape(TfhDataType t, std::vector<int64_t> d) {
-    type = t;
-    dims = std::move(d);
-    num_elements = checked_num_elements(dims.data(), dims.size());
-    nbytes = (num_elements * elem_bits(t) + 7) / 8;
-  }
-};
 
 namespace {
 
@@ -317,6 +236,8 @@ TfhStatus* status_from_current_exception() noexcept {
     return make_status(TFH_INVALID_GRAPH, e.what());
   } catch (const std::bad_alloc&) {
     return oom_status();
+  } catch (const std::invalid_argument& e) {  // checked_num_elements
+    return make_status(TFH_INVALID_ARGUMENT, e.what());
   } catch (const std::exception& e) {
     return make_status(TFH_RUNTIME_EXCEPTION, e.what());
   } catch (...) {
@@ -956,7 +877,10 @@ size_t t_num_elements(const TfhTensor* t) { return t ? host_tensor(t)->num_eleme
 size_t t_nbytes(const TfhTensor* t) { return t ? host_tensor(t)->nbytes : 0; }
 const void* t_data(const TfhTensor* t) { return t ? host_tensor(t)->data : nullptr; }
 void* t_mutable_data(TfhTensor* t) {
-  return t && host_tensor(t)->owned ? host_tensor(t)->storage.get() : nullptr;
+  if (!t) return nullptr;
+  HostTensor* h = host_tensor(t);
+  if (h->owned) return h->storage.get();
+  return h->writable ? const_cast<void*>(h->data) : nullptr;
 }
 
 }  // namespace
@@ -1279,11 +1203,64 @@ TfhShapeApi make_shape_api() {
   return a;
 }
 
+// ---- kernel context table ---------------------------------------------------------------------
+
+const TfhNode* k_node(const TfhKernelContext* c) {
+  return c ? to_c(const_cast<ir::Node*>(KernelContext::from_c(c)->node())) : nullptr;
+}
+size_t k_num_inputs(const TfhKernelContext* c) {
+  return c ? KernelContext::from_c(c)->num_inputs() : 0;
+}
+const TfhTensor* k_input(const TfhKernelContext* c, size_t i) {
+  if (!c || i >= KernelContext::from_c(c)->num_inputs()) return nullptr;
+  return c_tensor(KernelContext::from_c(c)->input(i));
+}
+size_t k_num_outputs(const TfhKernelContext* c) {
+  return c ? KernelContext::from_c(c)->num_outputs() : 0;
+}
+int32_t k_output_used(const TfhKernelContext* c, size_t i) {
+  return getter<int32_t>(0, [&] { return c && KernelContext::from_c(c)->output_used(i) ? 1 : 0; });
+}
+TfhStatus* k_output(TfhKernelContext* c, size_t i, TfhDataType type, const int64_t* dims,
+                    size_t rank, TfhTensor** out) {
+  return guarded([&] {
+    need(c, "kernel output", "context");
+    need(out, "kernel output", "out");
+    if (rank) need(dims, "kernel output", "dims");
+    if (elem_bits(type) == 0)
+      api_fail(TFH_NOT_IMPLEMENTED, std::string("kernel output: element type ") +
+                                        std::to_string(type) + " has no dense layout");
+    *out = c_tensor(KernelContext::from_c(c)->allocate_output(
+        i, type, std::vector<int64_t>(dims, dims + rank)));
+  });
+}
+void* k_scratch(TfhKernelContext* c, size_t bytes) {
+  return getter<void*>(nullptr, [&] { return c ? KernelContext::from_c(c)->scratch(bytes) : nullptr; });
+}
+int32_t k_num_threads(const TfhKernelContext* c) {
+  return c ? KernelContext::from_c(c)->num_threads() : 1;
+}
+
+TfhKernelApi make_kernel_api() {
+  TfhKernelApi a{};
+  a.struct_size = sizeof(TfhKernelApi);
+  a.node = k_node;
+  a.num_inputs = k_num_inputs;
+  a.input = k_input;
+  a.num_outputs = k_num_outputs;
+  a.output_used = k_output_used;
+  a.output = k_output;
+  a.scratch = k_scratch;
+  a.num_threads = k_num_threads;
+  return a;
+}
+
 struct Tables {
   TfhGraphApi graph = make_graph_api();
   TfhTensorApi tensor = make_tensor_api();
   TfhParamsApi params = make_params_api();
   TfhShapeApi shape = make_shape_api();
+  TfhKernelApi kernel = make_kernel_api();
   TfhHostApi host{};
   Tables() {
     host.abi_version = TFH_ABI_VERSION;
@@ -1300,6 +1277,7 @@ struct Tables {
     host.tensor = &tensor;
     host.params = &params;
     host.shape = &shape;
+    host.kernel = &kernel;
   }
 };
 

@@ -111,6 +111,28 @@ class ShapeContext {
   std::vector<std::unique_ptr<HostTensor>> constants_;
 };
 
+// The host object behind TfhKernelContext: one node's execution as a kernel sees it. The runtime
+// implements it (inputs, output allocation, scratch); the TfhKernelApi table forwards to it.
+class KernelContext {
+ public:
+  virtual ~KernelContext() = default;
+  TfhKernelContext* c_handle() { return reinterpret_cast<TfhKernelContext*>(this); }
+  static KernelContext* from_c(TfhKernelContext* c) { return reinterpret_cast<KernelContext*>(c); }
+  static const KernelContext* from_c(const TfhKernelContext* c) {
+    return reinterpret_cast<const KernelContext*>(c);
+  }
+
+  virtual const ir::Node* node() const = 0;
+  virtual size_t num_inputs() const = 0;
+  virtual const HostTensor* input(size_t i) const = 0;  // NULL: omitted
+  virtual size_t num_outputs() const = 0;
+  virtual bool output_used(size_t i) const = 0;
+  // Throws tfh::Error / std::invalid_argument on a bad request (second allocation, bad index).
+  virtual HostTensor* allocate_output(size_t i, TfhDataType type, std::vector<int64_t> dims) = 0;
+  virtual void* scratch(size_t bytes) = 0;
+  virtual int num_threads() const = 0;
+};
+
 // Wraps a plugin's TfhOpDesc::infer_shapes as an ir::ShapeHook. An empty hook when the descriptor
 // has none. A returned status becomes tfh::Error "node 'n' (com.microsoft.Op): <message>". The
 // caller keeps the plugin library loaded while the hook is registered.

@@ -250,7 +250,20 @@ TFH_PIN(TfhHostApi, graph, 72);
 TFH_PIN(TfhHostApi, tensor, 80);
 TFH_PIN(TfhHostApi, params, 88);
 TFH_PIN(TfhHostApi, shape, 96);
-TFH_PIN_SIZE(TfhHostApi, 104);
+TFH_PIN(TfhHostApi, kernel, 104);
+TFH_PIN_SIZE(TfhHostApi, 112);
+
+// TfhKernelApi
+TFH_PIN(TfhKernelApi, struct_size, 0);
+TFH_PIN(TfhKernelApi, node, 8);
+TFH_PIN(TfhKernelApi, num_inputs, 16);
+TFH_PIN(TfhKernelApi, input, 24);
+TFH_PIN(TfhKernelApi, num_outputs, 32);
+TFH_PIN(TfhKernelApi, output_used, 40);
+TFH_PIN(TfhKernelApi, output, 48);
+TFH_PIN(TfhKernelApi, scratch, 56);
+TFH_PIN(TfhKernelApi, num_threads, 64);
+TFH_PIN_SIZE(TfhKernelApi, 72);
 #endif  // x86_64 LP64
 
 namespace {
@@ -310,6 +323,7 @@ TEST(AbiLayout, HostFillsEveryTable) {
   expect_all_slots_filled(h->tensor, sizeof(void*), "TfhTensorApi");
   expect_all_slots_filled(h->params, sizeof(void*), "TfhParamsApi");
   expect_all_slots_filled(h->shape, sizeof(void*), "TfhShapeApi");
+  expect_all_slots_filled(h->kernel, sizeof(void*), "TfhKernelApi");
   EXPECT_EQ(h, tfh::plugin::host_api()) << "one process-wide table";
 }
 

@@ -404,6 +404,26 @@ typedef struct TfhShapeApi {
                            const int64_t* dims, const char* const* symbols, int64_t rank);
 } TfhShapeApi;
 
+/* What a kernel's compute sees of one node's execution. Input tensors are read-only and live
+ * until compute returns; outputs are allocated by the host on the kernel's device through
+ * `output`, and tensor_mutable_data answers for them. Scratch memory is freed after compute. */
+typedef struct TfhKernelApi {
+  uint32_t struct_size;
+  const TfhNode* (*node)(const TfhKernelContext* c);
+  size_t (*num_inputs)(const TfhKernelContext* c);
+  const TfhTensor* (*input)(const TfhKernelContext* c, size_t i); /* NULL: optional, omitted */
+  size_t (*num_outputs)(const TfhKernelContext* c);
+  /* 1 when output i is consumed by some node or is a graph output; a kernel may skip it when 0
+   * (it must still allocate outputs whose index it writes). */
+  int32_t (*output_used)(const TfhKernelContext* c, size_t i);
+  /* Allocates output i (once per compute) with this type and shape and returns it, writable. */
+  TfhStatus* (*output)(TfhKernelContext* c, size_t i, TfhDataType type, const int64_t* dims,
+                       size_t rank, TfhTensor** out);
+  /* Temporary memory, 64-byte aligned, valid until compute returns; NULL when out of memory. */
+  void* (*scratch)(TfhKernelContext* c, size_t bytes);
+  int32_t (*num_threads)(const TfhKernelContext* c); /* the session's thread budget */
+} TfhKernelApi;
+
 typedef struct TfhHostApi {
   uint32_t abi_version;      /* TFH_ABI_VERSION of the host */
   uint32_t struct_size;
@@ -419,6 +439,7 @@ typedef struct TfhHostApi {
   const TfhTensorApi* tensor;
   const TfhParamsApi* params;
   const TfhShapeApi* shape;
+  const TfhKernelApi* kernel; /* appended in ABI 1 after `shape`; check TFH_HAS_FIELD */
 } TfhHostApi;
 
 /* The single entry point of a plugin. The plugin keeps `host` (valid until shutdown) and sets

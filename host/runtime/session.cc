@@ -1,0 +1,379 @@
+#include "host/runtime/session.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+
+#include "host/plugin/host_api.h"
+#include "host/util/error.h"
+
+namespace tfh::runtime {
+namespace {
+
+using plugin::AlignedBuffer;
+using plugin::aligned_zeroed;
+
+constexpr size_t kAlign = 64;
+size_t round_up(size_t n) { return (std::max<size_t>(n, 1) + kAlign - 1) / kAlign * kAlign; }
+
+// Activation buffers: best fit among free blocks (no more than twice the request, so one large
+// block is not spent on a small tensor), a new block otherwise. Blocks are kept across runs.
+class BufferPool {
+ public:
+  void* acquire(size_t bytes) {
+    size_t n = round_up(bytes);
+    void* p = nullptr;
+    auto it = free_.lower_bound(n);
+    if (it != free_.end() && it->first <= 2 * n + 4096) {
+      p = it->second;
+      free_.erase(it);
+    } else {
+      void* raw = std::aligned_alloc(kAlign, n);
+      if (!raw) throw std::bad_alloc();
+      blocks_.emplace_back(static_cast<unsigned char*>(raw));
+      size_of_[raw] = n;
+      total_ += n;
+      p = raw;
+    }
+    in_use_ += size_of_[p];
+    peak_ = std::max(peak_, in_use_);
+    return p;
+  }
+  void release(void* p) {
+    if (!p) return;
+    size_t n = size_of_.at(p);
+    in_use_ -= n;
+    free_.emplace(n, p);
+  }
+  void start_run() { peak_ = in_use_; }
+  size_t total() const { return total_; }
+  size_t peak() const { return peak_; }
+
+ private:
+  std::multimap<size_t, void*> free_;
+  std::vector<AlignedBuffer> blocks_;
+  std::unordered_map<void*, size_t> size_of_;
+  size_t total_ = 0, in_use_ = 0, peak_ = 0;
+};
+
+enum class SlotKind { Activation, Constant, Input };
+
+struct Slot {
+  const ir::Value* value = nullptr;
+  SlotKind kind = SlotKind::Activation;
+  HostTensor view;                          // Constant: a view of the initializer / folded result
+  std::unique_ptr<HostTensor> folded;       // Constant computed at plan time
+  bool graph_output = false;
+};
+
+struct Step {
+  const ir::Node* node = nullptr;
+  const KernelCandidate* kernel = nullptr;
+  void* state = nullptr;
+  std::vector<int> in, out;     // slot per input/output; -1 = omitted
+  std::vector<int> free_after;  // activation slots whose last reader is this step
+};
+
+void view_of(HostTensor& h, const ir::Tensor& t) {
+  h.set_shape(t.dtype(), t.dims());
+  h.data = t.data();
+}
+
+std::string node_label(const ir::Node& n) {
+  return describe(n) + " (" + (n.domain().empty() ? "" : n.domain() + ".") + n.op_type() + ")";
+}
+
+bool deterministic(const ir::Node& n) {
+  const std::string& op = n.op_type();
+  return op.rfind("Random", 0) != 0 && op != "Bernoulli" && op != "Multinomial" &&
+         op != "Dropout";
+}
+
+}  // namespace
+
+std::unique_ptr<HostTensor> make_tensor(TfhDataType type, std::vector<int64_t> dims) {
+  auto t = std::make_unique<HostTensor>();
+  t->set_shape(type, std::move(dims));
+  t->storage = aligned_zeroed(t->nbytes);
+  t->data = t->storage.get();
+  t->writable = true;
+  return t;
+}
+
+std::unique_ptr<HostTensor> copy_tensor(const HostTensor& src) {
+  auto t = make_tensor(src.type, src.dims);
+  if (src.nbytes && src.data) std::memcpy(t->storage.get(), src.data, src.nbytes);
+  return t;
+}
+
+struct Session::Impl {
+  const ir::Model& model;
+  SessionOptions opts;
+  std::vector<Slot> slots;
+  std::unordered_map<const ir::Value*, int> slot_of;
+  std::vector<Step> steps;
+  BufferPool pool;
+  // Per run: the tensor each slot currently holds (activations point into the pool).
+  std::vector<HostTensor> act;
+  std::vector<const HostTensor*> live;
+  std::vector<std::unique_ptr<HostTensor>> owned_outputs;  // graph outputs produced this run
+  size_t last_peak = 0;
+
+  Impl(const ir::Model& m, SessionOptions o) : model(m), opts(o) {}
+  ~Impl() {
+    for (Step& s : steps)
+      if (s.state && s.kernel->desc->destroy) s.kernel->desc->destroy(s.state);
+  }
+
+  int slot(const ir::Value* v) {
+    auto it = slot_of.find(v);
+    if (it != slot_of.end()) return it->second;
+    Slot s;
+    s.value = v;
+    s.graph_output = v->is_graph_output();
+    if (v->initializer()) {
+      s.kind = SlotKind::Constant;
+      view_of(s.view, *v->initializer());
+    } else if (v->is_graph_input()) {
+      s.kind = SlotKind::Input;
+    }
+    slots.push_back(std::move(s));
+    slot_of[v] = static_cast<int>(slots.size() - 1);
+    return static_cast<int>(slots.size() - 1);
+  }
+
+  void execute(Step& step, bool folding);
+};
+
+// What a kernel sees while one step runs.
+class StepContext : public plugin::KernelContext {
+ public:
+  StepContext(Session::Impl& s, Step& step, bool folding)
+      : s_(s), step_(step), folding_(folding), allocated_(step.out.size(), false) {}
+
+  const ir::Node* node() const override { return step_.node; }
+  size_t num_inputs() const override { return step_.in.size(); }
+  const HostTensor* input(size_t i) const override {
+    return i < step_.in.size() && step_.in[i] >= 0 ? s_.live[step_.in[i]] : nullptr;
+  }
+  size_t num_outputs() const override { return step_.out.size(); }
+  bool output_used(size_t i) const override {
+    if (i >= step_.out.size() || step_.out[i] < 0) return false;
+    const Slot& sl = s_.slots[step_.out[i]];
+    return sl.graph_output || !sl.value->consumers().empty();
+  }
+  HostTensor* allocate_output(size_t i, TfhDataType type, std::vector<int64_t> dims) override {
+    if (i >= step_.out.size())
+      TFH_THROW("output ", i, " requested, the node has ", step_.out.size());
+    if (allocated_[i]) TFH_THROW("output ", i, " allocated twice");
+    allocated_[i] = true;
+    const int slot = step_.out[i];
+    if (slot < 0 || folding_ || s_.slots[slot].graph_output) {
+      // Omitted outputs get a throwaway tensor; folded constants and graph outputs own theirs.
+      auto t = make_tensor(type, std::move(dims));
+      HostTensor* raw = t.get();
+      if (slot < 0)
+        throwaway_.push_back(std::move(t));
+      else if (folding_)
+        s_.slots[slot].folded = std::move(t);
+      else
+        s_.owned_outputs[slot] = std::move(t);
+      if (slot >= 0) s_.live[slot] = raw;
+      return raw;
+    }
+    HostTensor& h = s_.act[slot];
+    h.set_shape(type, std::move(dims));
+    h.data = s_.pool.acquire(h.nbytes);
+    h.writable = true;
+    s_.live[slot] = &h;
+    return &h;
+  }
+  void* scratch(size_t bytes) override {
+    scratch_.push_back(aligned_zeroed(bytes));
+    return scratch_.back().get();
+  }
+  int num_threads() const override {
+    return s_.opts.threads > 0 ? s_.opts.threads : omp_get_max_threads();
+  }
+  bool allocated(size_t i) const { return allocated_[i]; }
+
+ private:
+  Session::Impl& s_;
+  Step& step_;
+  bool folding_;
+  std::vector<bool> allocated_;
+  std::vector<AlignedBuffer> scratch_;
+  std::vector<std::unique_ptr<HostTensor>> throwaway_;
+};
+
+void Session::Impl::execute(Step& step, bool folding) {
+  StepContext ctx(*this, step, folding);
+  TfhStatus* st = step.kernel->desc->compute(step.state, ctx.c_handle(), nullptr);
+  if (st) {
+    std::string msg = plugin::take_status_message(st);
+    TFH_THROW(node_label(*step.node), ": ", msg.empty() ? "kernel failed" : msg);
+  }
+  for (size_t i = 0; i < step.out.size(); ++i)
+    if (step.out[i] >= 0 && !ctx.allocated(i) && ctx.output_used(i))
+      TFH_THROW(node_label(*step.node), ": kernel '",
+                step.kernel->desc->name ? step.kernel->desc->name : "?",
+                "' did not produce output ", i, " ('", slots[step.out[i]].value->name(), "')");
+}
+
+Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionOptions opts)
+    : impl_(std::make_unique<Impl>(model, opts)) {
+  Impl& s = *impl_;
+  const ir::Graph& g = model.graph();
+  for (const ir::Value* v : g.inputs()) {
+    s.slot(v);
+    if (!v->initializer()) inputs_.push_back(v);
+  }
+  for (const ir::Value* v : g.outputs()) outputs_.push_back(v);
+
+  // Steps in graph order (the graph is topologically sorted on load and by every pass).
+  for (const auto& up : g.nodes()) {
+    const ir::Node& n = *up;
+    Step step;
+    step.node = &n;
+    std::string why;
+    step.kernel = kernels.select(model, n, opts.device, &why);
+    if (!step.kernel) TFH_THROW(node_label(n), ": ", why);
+    for (const ir::Value* v : n.inputs()) step.in.push_back(v ? s.slot(v) : -1);
+    if (!n.implicit_inputs().empty())
+      TFH_THROW(node_label(n), ": subgraphs (If/Loop/Scan) are not supported by the runtime yet");
+    for (const ir::Value* v : n.outputs()) step.out.push_back(v ? s.slot(v) : -1);
+    if (step.kernel->desc->create) {
+      TfhStatus* st = step.kernel->desc->create(plugin::to_c(const_cast<ir::Node*>(&n)), &step.state);
+      if (st) TFH_THROW(node_label(n), ": cannot create kernel: ", plugin::take_status_message(st));
+    }
+    s.steps.push_back(std::move(step));
+  }
+  for (const ir::Value* v : g.outputs())
+    if (!s.slot_of.count(v)) s.slot(v);
+  for (const ir::Value* v : g.outputs()) s.slots[s.slot_of[v]].graph_output = true;
+
+  s.act.resize(s.slots.size());
+  s.live.assign(s.slots.size(), nullptr);
+  s.owned_outputs.resize(s.slots.size());
+  for (size_t i = 0; i < s.slots.size(); ++i)
+    if (s.slots[i].kind == SlotKind::Constant) s.live[i] = &s.slots[i].view;
+
+  // Fold steps whose inputs are all constants (Constant nodes, shape arithmetic on weights).
+  std::vector<Step> remaining;
+  for (Step& step : s.steps) {
+    bool all_const = deterministic(*step.node);
+    for (int in : step.in)
+      if (in >= 0 && s.slots[in].kind != SlotKind::Constant) all_const = false;
+    if (all_const) {
+      s.execute(step, /*folding=*/true);
+      for (int out : step.out) {
+        if (out < 0 || !s.slots[out].folded) continue;
+        s.slots[out].kind = SlotKind::Constant;
+        s.live[out] = s.slots[out].folded.get();
+      }
+      if (step.state && step.kernel->desc->destroy) step.kernel->desc->destroy(step.state);
+      step.state = nullptr;
+    } else {
+      remaining.push_back(std::move(step));
+    }
+  }
+  s.steps = std::move(remaining);
+
+  // Lifetimes: an activation is released after its last reader (or at once, if nobody reads it).
+  std::vector<int> last(s.slots.size(), -1);
+  for (size_t i = 0; i < s.steps.size(); ++i) {
+    for (int in : s.steps[i].in)
+      if (in >= 0) last[in] = static_cast<int>(i);
+    for (int out : s.steps[i].out)
+      if (out >= 0 && last[out] < static_cast<int>(i)) last[out] = static_cast<int>(i);
+  }
+  for (size_t k = 0; k < s.slots.size(); ++k)
+    if (s.slots[k].kind == SlotKind::Activation && !s.slots[k].graph_output && last[k] >= 0)
+      s.steps[last[k]].free_after.push_back(static_cast<int>(k));
+}
+
+Session::~Session() = default;
+
+std::vector<std::unique_ptr<HostTensor>> Session::run(
+    const std::vector<std::pair<std::string, const HostTensor*>>& feeds) {
+  Impl& s = *impl_;
+  if (s.opts.threads > 0) omp_set_num_threads(s.opts.threads);
+  for (const auto& [name, t] : feeds) {
+    const ir::Value* v = s.model.graph().find(name);
+    if (!v || !v->is_graph_input()) TFH_THROW("input '", name, "': the model has no such input");
+    if (!t || (!t->data && t->nbytes)) TFH_THROW("input '", name, "': no data");
+    const int32_t want = v->elem_type();
+    if (want && want != t->type)
+      TFH_THROW("input '", name, "': element type ", t->type, " given, the model wants ", want);
+    if (v->has_info() && v->info().type().tensor_type().has_shape()) {
+      const auto& shape = v->info().type().tensor_type().shape();
+      if (shape.dim_size() != static_cast<int>(t->dims.size()))
+        TFH_THROW("input '", name, "': rank ", t->dims.size(), " given, the model wants ",
+                  shape.dim_size());
+      for (int d = 0; d < shape.dim_size(); ++d)
+        if (shape.dim(d).has_dim_value() && shape.dim(d).dim_value() != t->dims[d])
+          TFH_THROW("input '", name, "': dimension ", d, " is ", t->dims[d],
+                    ", the model wants ", shape.dim(d).dim_value());
+    }
+    s.live[s.slot_of.at(v)] = t;
+  }
+  for (const ir::Value* v : inputs_)
+    if (!s.live[s.slot_of.at(v)]) TFH_THROW("input '", v->name(), "' was not given");
+
+  s.pool.start_run();
+  node_times_.clear();
+  try {
+    for (Step& step : s.steps) {
+      auto t0 = std::chrono::steady_clock::now();
+      s.execute(step, /*folding=*/false);
+      if (s.opts.profile)
+        node_times_.push_back(
+            {step.node, std::chrono::duration<double, std::milli>(
+                            std::chrono::steady_clock::now() - t0).count()});
+      for (int k : step.free_after) {
+        s.pool.release(const_cast<void*>(s.act[k].data));
+        s.act[k].data = nullptr;
+        s.live[k] = nullptr;
+      }
+    }
+  } catch (...) {
+    for (size_t k = 0; k < s.slots.size(); ++k)
+      if (s.slots[k].kind == SlotKind::Activation && s.act[k].data) {
+        s.pool.release(const_cast<void*>(s.act[k].data));
+        s.act[k].data = nullptr;
+      }
+    for (size_t k = 0; k < s.slots.size(); ++k)
+      if (s.slots[k].kind != SlotKind::Constant) s.live[k] = nullptr;
+    std::fill(s.owned_outputs.begin(), s.owned_outputs.end(), nullptr);
+    throw;
+  }
+  s.last_peak = s.pool.peak();
+
+  std::vector<std::unique_ptr<HostTensor>> results;
+  for (const ir::Value* v : outputs_) {
+    int k = s.slot_of.at(v);
+    if (s.owned_outputs[k]) {
+      results.push_back(std::move(s.owned_outputs[k]));
+    } else if (s.live[k]) {  // a graph input, initializer or folded constant passed through
+      results.push_back(copy_tensor(*s.live[k]));
+    } else {
+      TFH_THROW("output '", v->name(), "' was not produced");
+    }
+  }
+  for (size_t k = 0; k < s.slots.size(); ++k)
+    if (s.slots[k].kind != SlotKind::Constant) s.live[k] = nullptr;
+  return results;
+}
+
+size_t Session::pool_bytes() const { return impl_->pool.total(); }
+size_t Session::last_peak_bytes() const { return impl_->last_peak; }
+
+std::vector<std::pair<const ir::Node*, std::string>> Session::kernel_choices() const {
+  std::vector<std::pair<const ir::Node*, std::string>> out;
+  for (const Step& s : impl_->steps) out.emplace_back(s.node, s.kernel->origin);
+  return out;
+}
+
+}  // namespace tfh::runtime

@@ -1,0 +1,73 @@
+// runtime::Session: plans a model once (node order, one kernel per node, constants evaluated,
+// value lifetimes) and runs it many times. Activations live in a pool of buffers that is reused
+// across nodes (a buffer returns to the pool after its value's last reader) and across runs; shapes
+// are whatever the inputs of a run make them (symbolic dims bound per run).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "host/ir/graph.h"
+#include "host/plugin/host_tensor.h"
+#include "host/runtime/kernel_registry.h"
+
+namespace tfh::runtime {
+
+using plugin::HostTensor;
+
+// A tensor that owns its bytes (inputs given to run(), outputs returned from it).
+std::unique_ptr<HostTensor> make_tensor(TfhDataType type, std::vector<int64_t> dims);
+// An owned copy of `t`.
+std::unique_ptr<HostTensor> copy_tensor(const HostTensor& t);
+
+struct SessionOptions {
+  int threads = 0;  // 0: every core OpenMP sees
+  TfhDevice device = TFH_DEVICE_CPU;
+  bool profile = false;  // record per-node times (node_times())
+};
+
+struct NodeTime {
+  const ir::Node* node;
+  double ms;
+};
+
+class Session {
+ public:
+  // `model` must outlive the session and stay unchanged while it exists. Throws tfh::Error naming
+  // the node when no kernel can run it or a kernel cannot be created.
+  Session(const ir::Model& model, const KernelRegistry& kernels, SessionOptions opts = {});
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Graph inputs that need a value (initializers listed as inputs have a default).
+  const std::vector<const ir::Value*>& inputs() const { return inputs_; }
+  const std::vector<const ir::Value*>& outputs() const { return outputs_; }
+
+  // Runs once. `feeds`: name -> tensor for every required input (others may be given to override
+  // an initializer-backed input). Returns the graph outputs, in order. Throws tfh::Error naming the
+  // input or node at fault.
+  std::vector<std::unique_ptr<HostTensor>> run(
+      const std::vector<std::pair<std::string, const HostTensor*>>& feeds);
+
+  // Bytes held by the activation pool (what the plan needs at its peak, for the largest run so
+  // far) and the peak of bytes in use by live activations during the last run.
+  size_t pool_bytes() const;
+  size_t last_peak_bytes() const;
+  // Per-node times of the last run, in execution order (empty unless options.profile).
+  const std::vector<NodeTime>& node_times() const { return node_times_; }
+  // "tfhost" or the plugin name of the kernel chosen for each node, in execution order.
+  std::vector<std::pair<const ir::Node*, std::string>> kernel_choices() const;
+
+  struct Impl;  // session.cc
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  std::vector<const ir::Value*> inputs_, outputs_;
+  std::vector<NodeTime> node_times_;
+};
+
+}  // namespace tfh::runtime

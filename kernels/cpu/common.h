@@ -1,0 +1,185 @@
+// Shared helpers of the CPU kernels: shapes, broadcasting, float16 conversion, type dispatch.
+// Kernels see only the SDK (tfhost/kernel.hpp); nothing here includes host code.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "tfhost/kernel.hpp"
+
+namespace tfh::kernels::cpu {
+
+using Dims = std::vector<int64_t>;
+
+inline Dims dims_of(const TensorView& t) {
+  auto d = t.dims();
+  return Dims(d.begin(), d.end());
+}
+inline int64_t numel(const Dims& d) {
+  int64_t n = 1;
+  for (int64_t x : d) n *= x;
+  return n;
+}
+inline std::string dims_str(const Dims& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + std::to_string(d[i]);
+  return s + "]";
+}
+
+// A negative axis counts from the end; throws when outside [-rank, rank).
+inline int64_t norm_axis(int64_t axis, int64_t rank, const char* what = "axis") {
+  int64_t a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= std::max<int64_t>(rank, 1))
+    sdk::fail(std::string(what) + " " + std::to_string(axis) + " is out of range for rank " +
+              std::to_string(rank));
+  return a;
+}
+
+// Numpy-style broadcast of two shapes; throws naming both on a mismatch.
+inline Dims broadcast_shape(const Dims& a, const Dims& b) {
+  size_t r = std::max(a.size(), b.size());
+  Dims out(r);
+  for (size_t i = 0; i < r; ++i) {
+    int64_t da = i < r - a.size() ? 1 : a[i - (r - a.size())];
+    int64_t db = i < r - b.size() ? 1 : b[i - (r - b.size())];
+    if (da != db && da != 1 && db != 1)
+      sdk::fail("shapes " + dims_str(a) + " and " + dims_str(b) + " do not broadcast");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+// Element strides of `in` seen through the broadcast shape `out` (0 on broadcast axes).
+inline Dims broadcast_strides(const Dims& in, const Dims& out) {
+  Dims st(out.size(), 0);
+  int64_t s = 1;
+  for (size_t k = 0; k < in.size(); ++k) {
+    size_t i = in.size() - 1 - k, o = out.size() - 1 - k;
+    st[o] = in[i] == 1 ? 0 : s;
+    s *= in[i];
+  }
+  return st;
+}
+inline Dims contiguous_strides(const Dims& d) {
+  Dims st(d.size(), 1);
+  for (size_t i = d.size(); i-- > 1;) st[i - 1] = st[i] * d[i];
+  return st;
+}
+
+// ---- float16 ----------------------------------------------------------------------------------
+inline uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000u;
+  uint32_t exp = (x >> 23) & 0xffu;
+  uint32_t man = x & 0x7fffffu;
+  if (exp == 0xff) return static_cast<uint16_t>(sign | 0x7c00u | (man ? 0x200u : 0));
+  int e = static_cast<int>(exp) - 127 + 15;
+  if (e >= 31) return static_cast<uint16_t>(sign | 0x7c00u);
+  if (e <= 0) {
+    if (e < -10) return static_cast<uint16_t>(sign);
+    man |= 0x800000u;
+    uint32_t shift = static_cast<uint32_t>(14 - e);
+    uint32_t half = man >> shift;
+    uint32_t rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (half & 1u))) ++half;
+    return static_cast<uint16_t>(sign | half);
+  }
+  uint32_t half = sign | (static_cast<uint32_t>(e) << 10) | (man >> 13);
+  uint32_t rem = man & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) ++half;  // round to nearest even
+  return static_cast<uint16_t>(half);
+}
+inline float half_to_float(uint16_t h) { return to_float(Float16{h}); }
+
+// Loads element i of a float-like tensor (float, float16, double) as float.
+template <typename T>
+inline float load_f(const T* p, int64_t i) {
+  if constexpr (std::is_same_v<T, Float16>)
+    return half_to_float(p[i].bits);
+  else
+    return static_cast<float>(p[i]);
+}
+template <typename T>
+inline void store_f(T* p, int64_t i, float v) {
+  if constexpr (std::is_same_v<T, Float16>)
+    p[i].bits = float_to_half(v);
+  else
+    p[i] = static_cast<T>(v);
+}
+
+// float16 data as a float buffer (in scratch memory) / a float buffer written back as float16.
+inline const float* as_float(KernelContext& ctx, const TensorView& t) {
+  if (t.dtype() == TFH_TYPE_FLOAT) return t.data<float>().data();
+  if (t.dtype() != TFH_TYPE_FLOAT16)
+    sdk::fail(std::string("expected float or float16, got ") + data_type_name(t.dtype()));
+  auto src = t.data<Float16>();
+  float* f = ctx.scratch<float>(src.size());
+  for (size_t i = 0; i < src.size(); ++i) f[i] = half_to_float(src[i].bits);
+  return f;
+}
+
+[[noreturn]] inline void unsupported_type(TfhDataType t, const char* what = "input") {
+  sdk::fail(std::string("unsupported ") + what + " element type " + data_type_name(t));
+}
+
+// Calls f(T{}) with T the C++ type of `t` among float, float16, double, int32, int64, bool(uint8)
+// (and int8/uint8/int16/uint16/uint32/uint64).
+template <typename F>
+void dispatch_all(TfhDataType t, F&& f) {
+  switch (t) {
+    case TFH_TYPE_FLOAT: return f(float());
+    case TFH_TYPE_FLOAT16: return f(Float16());
+    case TFH_TYPE_DOUBLE: return f(double());
+    case TFH_TYPE_INT32: return f(int32_t());
+    case TFH_TYPE_INT64: return f(int64_t());
+    case TFH_TYPE_BOOL: return f(bool());
+    case TFH_TYPE_INT8: return f(int8_t());
+    case TFH_TYPE_UINT8: return f(uint8_t());
+    case TFH_TYPE_INT16: return f(int16_t());
+    case TFH_TYPE_UINT16: return f(uint16_t());
+    case TFH_TYPE_UINT32: return f(uint32_t());
+    case TFH_TYPE_UINT64: return f(uint64_t());
+    default: unsupported_type(t);
+  }
+}
+
+// Reads a 1-D (or scalar) int32/int64 tensor as int64 values (shapes, axes, indices).
+inline std::vector<int64_t> read_ints(const TensorView& t) {
+  std::vector<int64_t> v;
+  if (!t) return v;
+  if (t.dtype() == TFH_TYPE_INT64) {
+    auto d = t.data<int64_t>();
+    v.assign(d.begin(), d.end());
+  } else if (t.dtype() == TFH_TYPE_INT32) {
+    auto d = t.data<int32_t>();
+    v.assign(d.begin(), d.end());
+  } else {
+    sdk::fail(std::string("expected an int32/int64 tensor, got ") + data_type_name(t.dtype()));
+  }
+  return v;
+}
+
+// Bytes per element of a dense type.
+inline size_t elem_size(TfhDataType t) {
+  switch (t) {
+    case TFH_TYPE_BOOL: case TFH_TYPE_INT8: case TFH_TYPE_UINT8: return 1;
+    case TFH_TYPE_FLOAT16: case TFH_TYPE_BFLOAT16: case TFH_TYPE_INT16: case TFH_TYPE_UINT16:
+      return 2;
+    case TFH_TYPE_FLOAT: case TFH_TYPE_INT32: case TFH_TYPE_UINT32: return 4;
+    case TFH_TYPE_DOUBLE: case TFH_TYPE_INT64: case TFH_TYPE_UINT64: return 8;
+    default: unsupported_type(t);
+  }
+}
+
+// Copies rows of an N-d tensor through a permutation/offset walk: out[i] = in[offset(i)],
+// where offset(i) = sum(coord_k(i) * in_strides[k]) over the output shape `out_dims`.
+// Elements are `esize` bytes. Parallel over the outermost rows.
+void strided_copy(const void* in, void* out, const Dims& out_dims, const Dims& in_strides,
+                  int64_t in_offset, size_t esize);
+
+}  // namespace tfh::kernels::cpu

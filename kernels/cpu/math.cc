@@ -1,0 +1,372 @@
+// Compute-heavy ONNX ops: MatMul and Gemm through oneDNN's sgemm, Softmax, LayerNormalization and
+// the reductions. float16 inputs are widened to float32 and the result narrowed back.
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/kernels.h"
+
+namespace tfh::kernels::cpu {
+namespace {
+
+// Row-major C[M,N] = alpha * op(A) op(B) + beta * C.
+void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.f ? 0.f : beta * c[i * ldc + j];
+    return;
+  }
+  dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb,
+                                beta, c, ldc);
+  if (st != dnnl_success) sdk::fail("oneDNN sgemm failed (status " + std::to_string(st) + ")");
+}
+
+// Writes float results into a float16 output.
+void narrow(const float* src, Float16* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i].bits = float_to_half(src[i]);
+}
+
+struct MatMul {
+  explicit MatMul(NodeView) {}
+  void compute(KernelContext& ctx) {
+    TensorView a = ctx.required(0), b = ctx.required(1);
+    if (a.dtype() != b.dtype()) sdk::fail("A and B differ in element type");
+    const TfhDataType type = a.dtype();
+    if (type != TFH_TYPE_FLOAT && type != TFH_TYPE_FLOAT16) unsupported_type(type);
+    Dims da = dims_of(a), db = dims_of(b);
+    if (da.empty() || db.empty()) sdk::fail("MatMul of a scalar");
+    const bool a_vec = da.size() == 1, b_vec = db.size() == 1;
+    if (a_vec) da.insert(da.begin(), 1);
+    if (b_vec) db.push_back(1);
+    const int64_t m = da[da.size() - 2], k = da.back(), n = db.back();
+    if (db[db.size() - 2] != k)
+      sdk::fail("shapes " + dims_str(dims_of(a)) + " and " + dims_str(dims_of(b)) +
+                " cannot be multiplied");
+    Dims ba(da.begin(), da.end() - 2), bb(db.begin(), db.end() - 2);
+    Dims batch = broadcast_shape(ba, bb);
+    Dims out = batch;
+    if (!a_vec) out.push_back(m);
+    if (!b_vec) out.push_back(n);
+    OutputTensor y = ctx.output(0, type, out);
+    const int64_t nb = numel(batch);
+    if (numel(out) == 0) return;
+
+    const float* pa = as_float(ctx, a);
+    const float* pb = as_float(ctx, b);
+    float* pc = type == TFH_TYPE_FLOAT ? y.data<float>() : ctx.scratch<float>(nb * m * n);
+
+    if (numel(bb) == 1 && (numel(ba) == nb)) {
+      // B is one matrix: fold A's batch into its rows, one GEMM.
+      sgemm(false, false, nb * m, n, k, 1.f, pa, k, pb, n, 0.f, pc, n);
+    } else {
+      Dims sa = broadcast_strides(ba, batch), sb = broadcast_strides(bb, batch);
+      auto one = [&](int64_t i) {
+        int64_t oa = 0, ob = 0, rem = i;
+        for (size_t d = batch.size(); d-- > 0;) {
+          int64_t c = rem % batch[d];
+          rem /= batch[d];
+          oa += c * sa[d];
+          ob += c * sb[d];
+        }
+        sgemm(false, false, m, n, k, 1.f, pa + oa * m * k, k, pb + ob * k * n, n, 0.f,
+              pc + i * m * n, n);
+      };
+      if (nb >= 2 && nb >= omp_get_max_threads()) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < nb; ++i) one(i);
+      } else {
+        for (int64_t i = 0; i < nb; ++i) one(i);
+      }
+    }
+    if (type == TFH_TYPE_FLOAT16) narrow(pc, y.data<Float16>(), numel(out));
+  }
+};
+
+struct Gemm {
+  float alpha, beta;
+  bool ta, tb;
+  explicit Gemm(NodeView n)
+      : alpha(n.attr_float("alpha", 1.f)), beta(n.attr_float("beta", 1.f)),
+        ta(n.attr_int("transA", 0) != 0), tb(n.attr_int("transB", 0) != 0) {}
+  void compute(KernelContext& ctx) {
+    TensorView a = ctx.required(0), b = ctx.required(1), c = ctx.input(2);
+    const TfhDataType type = a.dtype();
+    if (type != TFH_TYPE_FLOAT && type != TFH_TYPE_FLOAT16) unsupported_type(type);
+    Dims da = dims_of(a), db = dims_of(b);
+    if (da.size() != 2 || db.size() != 2) sdk::fail("Gemm takes 2-D A and B");
+    const int64_t m = ta ? da[1] : da[0], k = ta ? da[0] : da[1];
+    const int64_t n = tb ? db[0] : db[1], kb = tb ? db[1] : db[0];
+    if (k != kb) sdk::fail("shapes " + dims_str(da) + " and " + dims_str(db) + " do not agree");
+    OutputTensor y = ctx.output(0, type, Dims{m, n});
+    float* pc = type == TFH_TYPE_FLOAT ? y.data<float>() : ctx.scratch<float>(m * n);
+    float bias_scale = 0.f;
+    if (c && beta != 0.f) {
+      Dims dc = dims_of(c), full{m, n};
+      if (broadcast_shape(dc, full) != full) sdk::fail("C " + dims_str(dc) + " does not broadcast to the output");
+      const float* pcin = as_float(ctx, c);
+      Dims st = broadcast_strides(dc, full);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) pc[i * n + j] = pcin[i * st[0] + j * st[1]];
+      bias_scale = beta;
+    }
+    sgemm(ta, tb, m, n, k, alpha, as_float(ctx, a), da[1], as_float(ctx, b), db[1], bias_scale, pc,
+          n);
+    if (type == TFH_TYPE_FLOAT16) narrow(pc, y.data<Float16>(), m * n);
+  }
+};
+
+// Softmax / LogSoftmax over the rows of a [rows, cols] view.
+void softmax_rows(const float* x, float* y, int64_t rows, int64_t cols, bool log) {
+  auto row = [&](int64_t r) {
+    const float* px = x + r * cols;
+    float* py = y + r * cols;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t c = 0; c < cols; ++c) mx = std::max(mx, px[c]);
+    float sum = 0.f;
+    if (log) {
+      for (int64_t c = 0; c < cols; ++c) sum += std::exp(px[c] - mx);
+      const float lse = std::log(sum);
+      for (int64_t c = 0; c < cols; ++c) py[c] = px[c] - mx - lse;
+    } else {
+      for (int64_t c = 0; c < cols; ++c) {
+        py[c] = std::exp(px[c] - mx);
+        sum += py[c];
+      }
+      const float inv = 1.f / sum;
+      for (int64_t c = 0; c < cols; ++c) py[c] *= inv;
+    }
+  };
+  if (rows * cols < 16384) {
+    for (int64_t r = 0; r < rows; ++r) row(r);
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) row(r);
+  }
+}
+
+// Softmax at opset < 13 coerces the input to 2-D at `axis` (default 1); from 13 it normalises one
+// axis (default -1).
+template <bool kLog, bool kCoerce>
+struct Softmax {
+  int64_t axis;
+  explicit Softmax(NodeView n) : axis(n.attr_int("axis", kCoerce ? 1 : -1)) {}
+  void compute(KernelContext& ctx) {
+    TensorView x = ctx.required(0);
+    const TfhDataType type = x.dtype();
+    if (type != TFH_TYPE_FLOAT && type != TFH_TYPE_FLOAT16) unsupported_type(type);
+    Dims d = dims_of(x);
+    const int64_t r = static_cast<int64_t>(d.size());
+    OutputTensor y = ctx.output(0, type, d);
+    if (x.size() == 0) return;
+    const int64_t a = norm_axis(axis, r);
+    const float* px = as_float(ctx, x);
+    const int64_t n = numel(d);
+    float* py = type == TFH_TYPE_FLOAT ? y.data<float>() : ctx.scratch<float>(n);
+    int64_t inner = 1;
+    for (int64_t i = a + 1; i < r; ++i) inner *= d[i];
+    if (kCoerce) {
+      softmax_rows(px, py, n / (d[a] * inner), d[a] * inner, kLog);
+    } else if (inner == 1) {
+      softmax_rows(px, py, n / d[a], d[a], kLog);
+    } else {  // axis not last: move it last, normalise, move it back
+      const int64_t outer = n / (d[a] * inner), dim = d[a];
+      float* t = ctx.scratch<float>(n);
+      float* u = ctx.scratch<float>(n);
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t k = 0; k < dim; ++k)
+          for (int64_t i = 0; i < inner; ++i) t[(o * inner + i) * dim + k] = px[(o * dim + k) * inner + i];
+      softmax_rows(t, u, outer * inner, dim, kLog);
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t k = 0; k < dim; ++k)
+          for (int64_t i = 0; i < inner; ++i) py[(o * dim + k) * inner + i] = u[(o * inner + i) * dim + k];
+    }
+    if (type == TFH_TYPE_FLOAT16) narrow(py, y.data<Float16>(), n);
+  }
+};
+
+// y = (x - mean) / sqrt(var + eps) * scale + bias over the axes from `axis` on.
+struct LayerNorm {
+  int64_t axis;
+  float eps;
+  explicit LayerNorm(NodeView n) : axis(n.attr_int("axis", -1)), eps(n.attr_float("epsilon", 1e-5f)) {}
+  void compute(KernelContext& ctx) {
+    TensorView x = ctx.required(0), scale = ctx.required(1), bias = ctx.input(2);
+    const TfhDataType type = x.dtype();
+    if (type != TFH_TYPE_FLOAT && type != TFH_TYPE_FLOAT16) unsupported_type(type);
+    Dims d = dims_of(x);
+    const int64_t r = static_cast<int64_t>(d.size()), a = norm_axis(axis, r);
+    int64_t cols = 1;
+    for (int64_t i = a; i < r; ++i) cols *= d[i];
+    const int64_t n = numel(d), rows = cols ? n / cols : 0;
+    if (static_cast<int64_t>(scale.size()) != cols || (bias && static_cast<int64_t>(bias.size()) != cols))
+      sdk::fail("scale/bias must have the normalised shape (" + std::to_string(cols) + " elements)");
+    OutputTensor y = ctx.output(0, type, d);
+    Dims stat_dims = d;
+    for (int64_t i = a; i < r; ++i) stat_dims[i] = 1;
+    float* mean_out = nullptr;
+    float* inv_out = nullptr;
+    if (ctx.num_outputs() > 1 && ctx.output_used(1))
+      mean_out = ctx.output(1, TFH_TYPE_FLOAT, stat_dims).data<float>();
+    if (ctx.num_outputs() > 2 && ctx.output_used(2))
+      inv_out = ctx.output(2, TFH_TYPE_FLOAT, stat_dims).data<float>();
+    const float* px = as_float(ctx, x);
+    const float* ps = as_float(ctx, scale);
+    const float* pb = bias ? as_float(ctx, bias) : nullptr;
+    float* py = type == TFH_TYPE_FLOAT ? y.data<float>() : ctx.scratch<float>(n);
+    auto row = [&](int64_t rw) {
+      const float* xr = px + rw * cols;
+      float* yr = py + rw * cols;
+      float sum = 0.f;
+      for (int64_t c = 0; c < cols; ++c) sum += xr[c];
+      const float mean = sum / cols;
+      float var = 0.f;
+      for (int64_t c = 0; c < cols; ++c) var += (xr[c] - mean) * (xr[c] - mean);
+      const float inv = 1.f / std::sqrt(var / cols + eps);
+      for (int64_t c = 0; c < cols; ++c)
+        yr[c] = (xr[c] - mean) * inv * ps[c] + (pb ? pb[c] : 0.f);
+      if (mean_out) mean_out[rw] = mean;
+      if (inv_out) inv_out[rw] = inv;
+    };
+    if (n < 16384) {
+      for (int64_t rw = 0; rw < rows; ++rw) row(rw);
+    } else {
+#pragma omp parallel for schedule(static)
+      for (int64_t rw = 0; rw < rows; ++rw) row(rw);
+    }
+    if (type == TFH_TYPE_FLOAT16) narrow(py, y.data<Float16>(), n);
+  }
+};
+
+enum class Red { Sum, Mean, Max, Min, Prod, SumSquare, L2 };
+
+template <Red R>
+struct Reduce {
+  std::vector<int64_t> attr_axes;
+  bool keepdims, noop_empty;
+  explicit Reduce(NodeView n)
+      : attr_axes(n.attr_ints("axes", {})), keepdims(n.attr_int("keepdims", 1) != 0),
+        noop_empty(n.attr_int("noop_with_empty_axes", 0) != 0) {}
+  void compute(KernelContext& ctx) {
+    TensorView x = ctx.required(0);
+    Dims d = dims_of(x);
+    const int64_t r = static_cast<int64_t>(d.size());
+    std::vector<int64_t> axes = ctx.input(1) ? read_ints(ctx.input(1)) : attr_axes;
+    std::vector<bool> red(r, false);
+    if (axes.empty()) {
+      if (noop_empty) {
+        OutputTensor y = ctx.output(0, x.dtype(), d);
+        std::memcpy(y.raw(), x.raw(), x.nbytes());
+        return;
+      }
+      red.assign(r, true);
+    }
+    for (int64_t a : axes) red[norm_axis(a, r)] = true;
+    Dims out, kept;
+    for (int64_t i = 0; i < r; ++i) {
+      if (!red[i]) out.push_back(d[i]);
+      if (keepdims) kept.push_back(red[i] ? 1 : d[i]);
+    }
+    OutputTensor y = ctx.output(0, x.dtype(), keepdims ? kept : out);
+    // Walk the input as [outer kept index] x [reduced index] with strides.
+    Dims st = contiguous_strides(d);
+    Dims kdims, kst, rdims, rst;
+    for (int64_t i = 0; i < r; ++i) {
+      if (red[i]) {
+        rdims.push_back(d[i]);
+        rst.push_back(st[i]);
+      } else {
+        kdims.push_back(d[i]);
+        kst.push_back(st[i]);
+      }
+    }
+    const int64_t n_out = numel(kdims), n_red = numel(rdims);
+    dispatch_all(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (std::is_same_v<T, bool>) {
+        unsupported_type(x.dtype());
+      } else {
+        using C = std::conditional_t<std::is_integral_v<T>, T, double>;
+        const T* px = static_cast<const T*>(x.raw());
+        T* py = static_cast<T*>(y.raw());
+        auto load = [&](int64_t off) -> C {
+          if constexpr (std::is_same_v<T, Float16>) return load_f(px, off);
+          else return static_cast<C>(px[off]);
+        };
+        auto one = [&](int64_t o) {
+          int64_t base = 0, rem = o;
+          for (size_t k = kdims.size(); k-- > 0;) {
+            base += (rem % kdims[k]) * kst[k];
+            rem /= kdims[k];
+          }
+          C acc = R == Red::Max ? std::numeric_limits<C>::lowest()
+                  : R == Red::Min ? std::numeric_limits<C>::max()
+                  : R == Red::Prod ? C(1) : C(0);
+          for (int64_t j = 0; j < n_red; ++j) {
+            int64_t off = base, rj = j;
+            for (size_t k = rdims.size(); k-- > 0;) {
+              off += (rj % rdims[k]) * rst[k];
+              rj /= rdims[k];
+            }
+            C v = load(off);
+            switch (R) {
+              case Red::Max: acc = std::max(acc, v); break;
+              case Red::Min: acc = std::min(acc, v); break;
+              case Red::Prod: acc *= v; break;
+              case Red::SumSquare: case Red::L2: acc += v * v; break;
+              default: acc += v;
+            }
+          }
+          if (R == Red::Mean) acc = n_red ? acc / static_cast<C>(n_red) : C(0);
+          if constexpr (std::is_floating_point_v<C>)
+            if (R == Red::L2) acc = std::sqrt(acc);
+          if constexpr (std::is_same_v<T, Float16>) store_f(py, o, static_cast<float>(acc));
+          else py[o] = static_cast<T>(acc);
+        };
+        if (n_out * n_red < 16384) {
+          for (int64_t o = 0; o < n_out; ++o) one(o);
+        } else {
+#pragma omp parallel for schedule(static)
+          for (int64_t o = 0; o < n_out; ++o) one(o);
+        }
+      }
+    });
+  }
+};
+
+}  // namespace
+
+void add_math_kernels(std::vector<const TfhKernelDesc*>& out) {
+  TFH_CPU_KERNEL(MatMul, "MatMul")
+  TFH_CPU_KERNEL(Gemm, "Gemm")
+  TFH_CPU_KERNEL(LayerNorm, "LayerNormalization")
+  TFH_CPU_KERNEL(Reduce<Red::Sum>, "ReduceSum")
+  TFH_CPU_KERNEL(Reduce<Red::Mean>, "ReduceMean")
+  TFH_CPU_KERNEL(Reduce<Red::Max>, "ReduceMax")
+  TFH_CPU_KERNEL(Reduce<Red::Min>, "ReduceMin")
+  TFH_CPU_KERNEL(Reduce<Red::Prod>, "ReduceProd")
+  TFH_CPU_KERNEL(Reduce<Red::SumSquare>, "ReduceSumSquare")
+  TFH_CPU_KERNEL(Reduce<Red::L2>, "ReduceL2")
+  // The opset-13 change of meaning (one axis instead of a 2-D coercion) is two kernels.
+  using SoftmaxCoerced = Softmax<false, true>;
+  using SoftmaxAxis = Softmax<false, false>;
+  using LogSoftmaxCoerced = Softmax<true, true>;
+  using LogSoftmaxAxis = Softmax<true, false>;
+  static const TfhKernelDesc softmax_old = TFH_KERNEL_DESC(
+      SoftmaxCoerced, "tfhost.cpu.Softmax-1", "", "Softmax", 1, 12, TFH_DEVICE_CPU, "", 0);
+  static const TfhKernelDesc softmax = TFH_KERNEL_DESC(
+      SoftmaxAxis, "tfhost.cpu.Softmax", "", "Softmax", 13, 0, TFH_DEVICE_CPU, "", 0);
+  static const TfhKernelDesc logsoftmax_old = TFH_KERNEL_DESC(
+      LogSoftmaxCoerced, "tfhost.cpu.LogSoftmax-1", "", "LogSoftmax", 1, 12, TFH_DEVICE_CPU, "", 0);
+  static const TfhKernelDesc logsoftmax = TFH_KERNEL_DESC(
+      LogSoftmaxAxis, "tfhost.cpu.LogSoftmax", "", "LogSoftmax", 13, 0, TFH_DEVICE_CPU, "", 0);
+  out.insert(out.end(), {&softmax_old, &softmax, &logsoftmax_old, &logsoftmax});
+}
+
+void add_contrib_kernels(std::vector<const TfhKernelDesc*>&) {}
+
+}  // namespace tfh::kernels::cpu

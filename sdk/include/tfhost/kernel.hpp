@@ -1,0 +1,129 @@
+// Kernels over the C ABI: a C++ class per operator, registered as a static TfhKernelDesc.
+//
+//   struct MyRelu {
+//     explicit MyRelu(tfh::NodeView node) {}              // read attributes once, at plan time
+//     void compute(tfh::KernelContext& ctx) {              // runs on every session run
+//       tfh::TensorView x = ctx.input(0);
+//       tfh::OutputTensor y = ctx.output(0, x.dtype(), x.dims());
+//       ...
+//     }
+//   };
+//   static const TfhKernelDesc kRelu = TFH_KERNEL_DESC(MyRelu, "my.relu", "", "Relu", 6, 0,
+//                                                      TFH_DEVICE_CPU, "T=float", 10);
+//
+// The same layer serves the kernels built into tfhost (kernels/cpu) and a plugin's kernels.
+// Exceptions thrown by the constructor or compute arrive at the host as a status.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tfhost/graph.hpp"
+
+namespace tfh {
+
+inline const TfhKernelApi& kernel_api() {
+  const TfhHostApi& h = host();
+  if (!TFH_HAS_FIELD(&h, TfhHostApi, kernel) || !h.kernel)
+    throw sdk::Error(TFH_NOT_IMPLEMENTED, "this tfhost has no kernel table (host too old)");
+  return *h.kernel;
+}
+
+// A writable output of the running kernel (host-allocated on the kernel's device).
+class OutputTensor {
+ public:
+  explicit OutputTensor(TfhTensor* t) : t_(t) {}
+  TensorView view() const { return TensorView(t_); }
+  TfhDataType dtype() const { return view().dtype(); }
+  Span<const int64_t> dims() const { return view().dims(); }
+  size_t size() const { return view().size(); }
+  void* raw() const { return tensor_api().tensor_mutable_data(t_); }
+  template <typename T>
+  T* data() const {
+    if (dtype() != data_type_of<T>())
+      sdk::fail(std::string("output tensor is ") + data_type_name(dtype()) + ", not " +
+                data_type_name(data_type_of<T>()));
+    return static_cast<T*>(raw());
+  }
+
+ private:
+  TfhTensor* t_;
+};
+
+class KernelContext {
+ public:
+  explicit KernelContext(TfhKernelContext* c) : c_(c) {}
+  TfhKernelContext* handle() const { return c_; }
+
+  NodeView node() const { return NodeView(const_cast<TfhNode*>(kernel_api().node(c_))); }
+  size_t num_inputs() const { return kernel_api().num_inputs(c_); }
+  // Falsy for an omitted optional input (or an index past the end).
+  TensorView input(size_t i) const { return TensorView(kernel_api().input(c_, i)); }
+  // Input i, which must be present.
+  TensorView required(size_t i) const {
+    TensorView t = input(i);
+    if (!t) sdk::fail("input " + std::to_string(i) + " is missing");
+    return t;
+  }
+  size_t num_outputs() const { return kernel_api().num_outputs(c_); }
+  bool output_used(size_t i) const { return kernel_api().output_used(c_, i) != 0; }
+
+  OutputTensor output(size_t i, TfhDataType type, Span<const int64_t> dims) {
+    TfhTensor* t = nullptr;
+    check(kernel_api().output(c_, i, type, dims.data(), dims.size(), &t));
+    return OutputTensor(t);
+  }
+  OutputTensor output(size_t i, TfhDataType type, const std::vector<int64_t>& dims) {
+    return output(i, type, Span<const int64_t>{dims.data(), dims.size()});
+  }
+
+  template <typename T>
+  T* scratch(size_t count) {
+    void* p = kernel_api().scratch(c_, count * sizeof(T));
+    if (!p && count) throw sdk::Error(TFH_OUT_OF_MEMORY, "out of scratch memory");
+    return static_cast<T*>(p);
+  }
+  int num_threads() const { return kernel_api().num_threads(c_); }
+
+ private:
+  TfhKernelContext* c_;
+};
+
+namespace sdk {
+
+template <typename K>
+TfhStatus* kernel_create(const TfhNode* node, void** state) noexcept {
+  try {
+    *state = new K(NodeView(const_cast<TfhNode*>(node)));
+    return nullptr;
+  } catch (...) {
+    return status_from_current_exception();
+  }
+}
+
+template <typename K>
+TfhStatus* kernel_compute(void* state, TfhKernelContext* ctx, void* /*stream*/) noexcept {
+  try {
+    KernelContext c(ctx);
+    static_cast<K*>(state)->compute(c);
+    return nullptr;
+  } catch (...) {
+    return status_from_current_exception();
+  }
+}
+
+template <typename K>
+void kernel_destroy(void* state) noexcept {
+  delete static_cast<K*>(state);
+}
+
+}  // namespace sdk
+}  // namespace tfh
+
+// A static TfhKernelDesc for class K (see the top of this file).
+#define TFH_KERNEL_DESC(K, name, domain, op_type, since, end, device, constraints, priority)   \
+  TfhKernelDesc {                                                                             \
+    sizeof(TfhKernelDesc), name, domain, op_type, since, end, device, constraints, priority,  \
+        ::tfh::sdk::kernel_create<K>, ::tfh::sdk::kernel_compute<K>,                          \
+        ::tfh::sdk::kernel_destroy<K>                                                         \
+  }
