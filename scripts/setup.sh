@@ -14,7 +14,7 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-PACKAGES=(cmake g++ make libdnnl-dev
+PACKAGES=(cmake g++ make libdnnl-dev libonnx-testdata
           libprotobuf-dev protobuf-compiler libonnx-dev
           libboost-dev libboost-program-options-dev libboost-filesystem-dev
           libyaml-cpp-dev libgtest-dev)

@@ -181,11 +181,14 @@ void binary_loop(const Walk<2>& w, const T* a, const T* b, O* y, F&& op) {
   parallel_rows(w.rows, cols, row);
 }
 
+void mixed_pow(KernelContext& ctx, const TensorView& a, const TensorView& b);
+
 struct Binary {
   Bin op;
   explicit Binary(Bin o) : op(o) {}
   void compute(KernelContext& ctx) {
     TensorView a = ctx.required(0), b = ctx.required(1);
+    if (op == Bin::Pow && a.dtype() != b.dtype()) return mixed_pow(ctx, a, b);
     if (a.dtype() != b.dtype())
       sdk::fail(std::string("inputs have different element types: ") + data_type_name(a.dtype()) +
                 " and " + data_type_name(b.dtype()));
@@ -232,6 +235,35 @@ struct Binary {
     });
   }
 };
+
+// Pow(T base, T1 exponent) with different types: computed in double, written as T.
+void mixed_pow(KernelContext& ctx, const TensorView& a, const TensorView& b) {
+  Dims da = dims_of(a), db = dims_of(b), full = broadcast_shape(da, db);
+  Dims sa = broadcast_strides(da, full), sb = broadcast_strides(db, full);
+  OutputTensor y = ctx.output(0, a.dtype(), full);
+  const int64_t n = numel(full);
+  std::vector<double> out(n);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t rem = i, oa = 0, ob = 0;
+    for (size_t k = full.size(); k-- > 0;) {
+      int64_t c = rem % full[k];
+      rem /= full[k];
+      oa += c * sa[k];
+      ob += c * sb[k];
+    }
+    out[i] = std::pow(a.at(oa).value_or(0), b.at(ob).value_or(0));
+  }
+  dispatch_all(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* p = static_cast<T*>(y.raw());
+    for (int64_t i = 0; i < n; ++i) {
+      if constexpr (std::is_same_v<T, Float16>)
+        store_f(p, i, static_cast<float>(out[i]));
+      else
+        p[i] = static_cast<T>(out[i]);
+    }
+  });
+}
 
 template <Bin B>
 struct BinaryOp : Binary {
@@ -352,9 +384,15 @@ struct Unary {
 
 struct Cast {
   TfhDataType to;
-  explicit Cast(NodeView n) : to(static_cast<TfhDataType>(n.attr_int("to"))) {}
+  bool like;  // CastLike: the type of input 1
+  explicit Cast(NodeView n)
+      : to(n.is("CastLike") ? TFH_TYPE_UNDEFINED : static_cast<TfhDataType>(n.attr_int("to"))),
+        like(n.is("CastLike")) {}
+  void bfloat16(KernelContext& ctx, const TensorView& x);
   void compute(KernelContext& ctx) {
     TensorView x = ctx.required(0);
+    if (like) to = ctx.required(1).dtype();
+    if (to == TFH_TYPE_BFLOAT16 || x.dtype() == TFH_TYPE_BFLOAT16) return bfloat16(ctx, x);
     OutputTensor y = ctx.output(0, to, dims_of(x));
     const int64_t n = static_cast<int64_t>(x.size());
     if (n == 0) return;
@@ -394,6 +432,42 @@ struct Cast {
   }
 };
 
+void Cast::bfloat16(KernelContext& ctx, const TensorView& x) {
+  OutputTensor y = ctx.output(0, to, dims_of(x));
+  const int64_t n = static_cast<int64_t>(x.size());
+  if (x.dtype() == to) {
+    std::memcpy(y.raw(), x.raw(), x.nbytes());
+    return;
+  }
+  std::vector<float> f(n);
+  if (x.dtype() == TFH_TYPE_BFLOAT16) {
+    for (int64_t i = 0; i < n; ++i) f[i] = static_cast<float>(x.at(i).value_or(0));
+    dispatch_all(to, [&](auto tag) {
+      using O = decltype(tag);
+      O* p = static_cast<O*>(y.raw());
+      for (int64_t i = 0; i < n; ++i) {
+        if constexpr (std::is_same_v<O, Float16>)
+          store_f(p, i, f[i]);
+        else
+          p[i] = static_cast<O>(f[i]);
+      }
+    });
+  } else {
+    uint16_t* p = static_cast<uint16_t*>(y.raw());
+    for (int64_t i = 0; i < n; ++i) {
+      float v = static_cast<float>(x.at(i).value_or(0));
+      uint32_t bits;
+      std::memcpy(&bits, &v, 4);
+      if (std::isnan(v)) {
+        p[i] = 0x7fc0;
+      } else {  // round to nearest even
+        bits += 0x7fffu + ((bits >> 16) & 1u);
+        p[i] = static_cast<uint16_t>(bits >> 16);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void add_elementwise_kernels(std::vector<const TfhKernelDesc*>& out) {
@@ -428,6 +502,7 @@ void add_elementwise_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CPU_KERNEL(Unary<Un::Cos>, "Cos")
   TFH_CPU_KERNEL(Unary<Un::Not>, "Not")
   TFH_CPU_KERNEL(Cast, "Cast")
+  TFH_CPU_KERNEL(Cast, "CastLike")
 }
 
 }  // namespace tfh::kernels::cpu

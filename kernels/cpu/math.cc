@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/kernels.h"
@@ -338,11 +339,142 @@ struct Reduce {
   }
 };
 
+// Einsum by direct summation over every index combination (explicit "->" or implicit output,
+// "..." broadcasting). Correct for any equation; the transformer exports that use it contract
+// small tensors.
+struct Einsum {
+  std::string equation;
+  explicit Einsum(NodeView n) : equation(n.attr_string("equation")) {
+    equation.erase(std::remove(equation.begin(), equation.end(), ' '), equation.end());
+  }
+  void compute(KernelContext& ctx) {
+    std::vector<TensorView> ins;
+    for (size_t i = 0; i < ctx.num_inputs(); ++i) ins.push_back(ctx.required(i));
+    if (ins.empty()) sdk::fail("no inputs");
+    std::string lhs = equation, rhs;
+    const size_t arrow = equation.find("->");
+    const bool explicit_out = arrow != std::string::npos;
+    if (explicit_out) {
+      lhs = equation.substr(0, arrow);
+      rhs = equation.substr(arrow + 2);
+    }
+    std::vector<std::string> terms;
+    for (size_t start = 0;;) {
+      size_t comma = lhs.find(',', start);
+      terms.push_back(lhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    if (terms.size() != ins.size())
+      sdk::fail("equation '" + equation + "' has " + std::to_string(terms.size()) +
+                " operands, the node has " + std::to_string(ins.size()) + " inputs");
+    // "..." becomes upper-case letters from 'A' (equations use lower-case), right-aligned.
+    size_t ell_rank = 0;
+    for (size_t i = 0; i < terms.size(); ++i) {
+      size_t pos = terms[i].find("...");
+      if (pos != std::string::npos)
+        ell_rank = std::max(ell_rank, ins[i].rank() - (terms[i].size() - 3));
+    }
+    auto expand = [&](const std::string& t, size_t rank) {
+      size_t pos = t.find("...");
+      if (pos == std::string::npos) return t;
+      const size_t n = rank - (t.size() - 3);
+      std::string e;
+      for (size_t k = 0; k < n; ++k) e += static_cast<char>('A' + (ell_rank - n + k));
+      return t.substr(0, pos) + e + t.substr(pos + 3);
+    };
+    std::map<char, int64_t> size;
+    std::map<char, int> count;
+    for (size_t i = 0; i < terms.size(); ++i) {
+      terms[i] = expand(terms[i], ins[i].rank());
+      if (terms[i].size() != ins[i].rank())
+        sdk::fail("operand " + std::to_string(i) + " has rank " + std::to_string(ins[i].rank()) +
+                  ", its subscripts '" + terms[i] + "' say " + std::to_string(terms[i].size()));
+      Dims d = dims_of(ins[i]);
+      for (size_t k = 0; k < terms[i].size(); ++k) {
+        char c = terms[i][k];
+        ++count[c];
+        auto it = size.find(c);
+        if (it == size.end() || it->second == 1) size[c] = d[k];
+        else if (d[k] != 1 && d[k] != it->second)
+          sdk::fail(std::string("subscript '") + c + "' has sizes " + std::to_string(it->second) +
+                    " and " + std::to_string(d[k]));
+      }
+    }
+    std::string out;
+    if (explicit_out) {
+      std::string ell;
+      for (size_t k = 0; k < ell_rank; ++k) ell += static_cast<char>('A' + k);
+      size_t pos = rhs.find("...");
+      out = pos == std::string::npos ? rhs : rhs.substr(0, pos) + ell + rhs.substr(pos + 3);
+    } else {  // implicit: ellipsis dims, then letters seen once, alphabetically
+      for (size_t k = 0; k < ell_rank; ++k) out += static_cast<char>('A' + k);
+      for (auto& [c, n] : count)
+        if (n == 1 && c >= 'a') out += c;
+    }
+    std::string all = out;
+    for (auto& [c, n] : size)
+      if (out.find(c) == std::string::npos) all += c;
+    Dims odims;
+    for (char c : out) odims.push_back(size.at(c));
+    const TfhDataType type = ins[0].dtype();
+    OutputTensor y = ctx.output(0, type, odims);
+    const int64_t n_out = numel(odims);
+    int64_t n_red = 1;
+    for (size_t k = out.size(); k < all.size(); ++k) n_red *= size.at(all[k]);
+    // Stride of each letter of `all` in each operand (0 where absent or broadcast).
+    std::vector<Dims> strides(ins.size(), Dims(all.size(), 0));
+    for (size_t i = 0; i < ins.size(); ++i) {
+      Dims d = dims_of(ins[i]), st = contiguous_strides(d);
+      for (size_t k = 0; k < terms[i].size(); ++k)
+        if (d[k] != 1) strides[i][all.find(terms[i][k])] += st[k];
+    }
+    Dims adims;
+    for (char c : all) adims.push_back(size.at(c));
+    std::vector<double> acc(n_out, 0.0);
+    std::vector<int64_t> idx(all.size());
+    for (int64_t o = 0; o < n_out; ++o) {
+      int64_t rem = o;
+      for (size_t k = out.size(); k-- > 0;) {
+        idx[k] = rem % adims[k];
+        rem /= adims[k];
+      }
+      double sum = 0;
+      for (int64_t r = 0; r < n_red; ++r) {
+        int64_t rr = r;
+        for (size_t k = all.size(); k-- > out.size();) {
+          idx[k] = rr % adims[k];
+          rr /= adims[k];
+        }
+        double prod = 1;
+        for (size_t i = 0; i < ins.size(); ++i) {
+          int64_t off = 0;
+          for (size_t k = 0; k < all.size(); ++k) off += idx[k] * strides[i][k];
+          prod *= ins[i].at(static_cast<size_t>(off)).value_or(0);
+        }
+        sum += prod;
+      }
+      acc[o] = sum;
+    }
+    dispatch_all(type, [&](auto tag) {
+      using T = decltype(tag);
+      T* p = static_cast<T*>(y.raw());
+      for (int64_t i = 0; i < n_out; ++i) {
+        if constexpr (std::is_same_v<T, Float16>)
+          store_f(p, i, static_cast<float>(acc[i]));
+        else
+          p[i] = static_cast<T>(acc[i]);
+      }
+    });
+  }
+};
+
 }  // namespace
 
 void add_math_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CPU_KERNEL(MatMul, "MatMul")
   TFH_CPU_KERNEL(Gemm, "Gemm")
+  TFH_CPU_KERNEL(Einsum, "Einsum")
   TFH_CPU_KERNEL(LayerNorm, "LayerNormalization")
   TFH_CPU_KERNEL(Reduce<Red::Sum>, "ReduceSum")
   TFH_CPU_KERNEL(Reduce<Red::Mean>, "ReduceMean")

@@ -553,7 +553,9 @@ struct ScatterND {
   explicit ScatterND(NodeView n) : reduction(n.attr_string("reduction", "none")) {}
   void compute(KernelContext& ctx) {
     TensorView x = ctx.required(0), ind = ctx.required(1), upd = ctx.required(2);
-    if (reduction != "none") sdk::fail("reduction '" + reduction + "' is not supported");
+    if (reduction != "none" && reduction != "add" && reduction != "mul" && reduction != "max" &&
+        reduction != "min")
+      sdk::fail("unknown reduction '" + reduction + "'");
     Dims d = dims_of(x), id = dims_of(ind);
     OutputTensor y = ctx.output(0, x.dtype(), d);
     std::memcpy(y.raw(), x.raw(), x.nbytes());
@@ -571,8 +573,32 @@ struct ScatterND {
         if (v < 0 || v >= d[j]) sdk::fail("index out of range");
         off += v * st[j];
       }
-      std::memcpy(static_cast<char*>(y.raw()) + off * es,
-                  static_cast<const char*>(upd.raw()) + i * slice * es, slice * es);
+      if (reduction == "none") {
+        std::memcpy(static_cast<char*>(y.raw()) + off * es,
+                    static_cast<const char*>(upd.raw()) + i * slice * es, slice * es);
+        continue;
+      }
+      dispatch_all(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        if constexpr (std::is_same_v<T, bool>) {
+          unsupported_type(x.dtype());
+        } else {
+          T* py = static_cast<T*>(y.raw()) + off;
+          const T* pu = static_cast<const T*>(upd.raw()) + i * slice;
+          for (int64_t j = 0; j < slice; ++j) {
+            float a = load_f(py, j), b = load_f(pu, j);
+            float r = reduction == "add" ? a + b : reduction == "mul" ? a * b
+                      : reduction == "max" ? std::max(a, b) : std::min(a, b);
+            if constexpr (std::is_same_v<T, Float16> || std::is_floating_point_v<T>) {
+              store_f(py, j, r);
+            } else {  // integers: exact arithmetic
+              T x0 = py[j], u = pu[j];
+              py[j] = reduction == "add" ? T(x0 + u) : reduction == "mul" ? T(x0 * u)
+                      : reduction == "max" ? std::max(x0, u) : std::min(x0, u);
+            }
+          }
+        }
+      });
     }
   }
 };
