@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
+#include <exception>
 #include <sstream>
 #include <type_traits>
 
@@ -67,7 +68,21 @@ void check_info(const std::string& path, const TfhPluginInfo* info) {
 
 PluginLibrary::~PluginLibrary() {
   // shutdown first, while the code is still mapped; impl_ (the library) is unmapped after.
-  if (info_ && TFH_HAS_FIELD(info_, TfhPluginInfo, shutdown) && info_->shutdown) info_->shutdown();
+  if (!info_ || !TFH_HAS_FIELD(info_, TfhPluginInfo, shutdown) || !info_->shutdown) return;
+  // An exception escaping shutdown breaks the ABI rules, but a destructor is noexcept: letting
+  // it through would terminate the host (and lose whatever it was about to save or print).
+  std::string failure;
+  try {
+    info_->shutdown();
+  } catch (const std::exception& e) {
+    failure = e.what();
+  } catch (...) {
+    failure = "an exception that is not a std::exception";
+  }
+  if (failure.empty()) return;
+  const std::string msg = path_ + ": plugin" + (name_.empty() ? "" : " '" + name_ + "'") +
+                          ": an exception escaped its shutdown (ignored): " + failure;
+  host_api()->log(TFH_LOG_WARNING, "loader", msg.c_str());
 }
 
 std::shared_ptr<PluginLibrary> PluginLibrary::load(const std::string& path) {

@@ -111,6 +111,23 @@ TEST(PluginLoader, ANullShutdownIsAllowed) {
   lib.reset();  // must not crash
 }
 
+// A shutdown that throws breaks the ABI rules; the destructor (noexcept) must not let it
+// terminate the host. Without the guard this test aborts the whole test binary.
+TEST(PluginLoader, AThrowingShutdownDoesNotTerminateTheHost) {
+  ShutdownLog log;
+  auto lib = PluginLibrary::load(fixture("fixture_shutdown_throws"));
+  EXPECT_EQ(lib->name(), "fixture_shutdown_throws");
+  ::testing::internal::CaptureStderr();
+  lib.reset();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(log.read(), "fixture_shutdown_throws\n");
+  EXPECT_NE(err.find(fixture("fixture_shutdown_throws") +
+                     ": plugin 'fixture_shutdown_throws': an exception escaped its shutdown "
+                     "(ignored): fixture_shutdown_throws: shutdown failed"),
+            std::string::npos)
+      << err;
+}
+
 TEST(PluginLoader, ProbesForTheEntryPointWithoutInitialising) {
   ShutdownLog log;
   std::string why;
