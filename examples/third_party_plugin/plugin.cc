@@ -3,7 +3,11 @@
 // example.fold_neutral_ops
 //   Add(x, 0) | Add(0, x) | Sub(x, 0) | Mul(x, 1) | Mul(1, x) | Div(x, 1)  =>  Identity(x)
 // The Identity keeps the node's output name, which may be a graph output; core.remove_identity,
-// next in this plugin's preset, removes it wherever that is safe.
+// last in this plugin's preset, removes it wherever that is safe.
+//
+// example.gelu
+//   Div(x, 1.4142) -> Erf -> Add(1) -> Mul(x) -> Mul(0.5)  =>  com.microsoft.Gelu(x)
+// The form torch.onnx.export gives nn.functional.gelu; the result runs in ONNX Runtime as is.
 #include <tfhost/plugin.hpp>
 
 namespace {
@@ -28,20 +32,33 @@ size_t fold_neutral_ops(tfh::GraphView g) {
   return tfh::rewrite(g, neutral, tfh::ReplaceWith("", "Identity", {"x"}));
 }
 
+size_t gelu(tfh::GraphView g) {
+  const auto x = tfh::Any("x");
+  const auto erf = tfh::Op("Erf", {tfh::Op("Div", {x, tfh::Const(1.4142135).tol(1e-4)})});
+  const auto cdf = tfh::Op("Add", {erf, tfh::Const(1.0)}).commutative();
+  const auto gelu = tfh::Op("Mul", {tfh::Op("Mul", {x, cdf}).commutative(), tfh::Const(0.5)})
+                        .commutative();
+  return tfh::rewrite(g, gelu, tfh::ReplaceWith("com.microsoft", "Gelu", {"x"}));
+}
+
 constexpr TfhFusionDesc kFoldNeutralOps = tfh::fusion(
     "example.fold_neutral_ops", "Add(x,0) | Sub(x,0) | Mul(x,1) | Div(x,1) => Identity(x)",
     "0.1.0", "", "Identity", tfh::wrap_pass<fold_neutral_ops>);
-const TfhFusionDesc* const kFusions[] = {&kFoldNeutralOps};
+constexpr TfhFusionDesc kGelu = tfh::fusion(
+    "example.gelu", "Div(x,1.4142) -> Erf -> Add(1) -> Mul(x) -> Mul(0.5) => Gelu(x)", "0.1.0",
+    "com.microsoft", "Gelu", tfh::wrap_pass<gelu>);
+const TfhFusionDesc* const kFusions[] = {&kFoldNeutralOps, &kGelu};
 
-const char* const kPreset[] = {"example.fold_neutral_ops", "core.remove_identity"};
+const char* const kPreset[] = {"example.fold_neutral_ops", "example.gelu",
+                               "core.remove_identity"};
 constexpr TfhModelTypeDesc kExample = tfh::model_type(
-    "example", "neutral element-wise ops folded away", kPreset, nullptr);
+    "example", "neutral element-wise ops folded away, erf Gelu fused", kPreset, nullptr);
 const TfhModelTypeDesc* const kModelTypes[] = {&kExample};
 
-constexpr TfhPluginInfo kInfo =
-    tfh::PluginInfo("example_simplify", "0.1.0", "MIT", "folds neutral element-wise ops")
-        .fusions(kFusions)
-        .model_types(kModelTypes);
+constexpr TfhPluginInfo kInfo = tfh::PluginInfo("example_simplify", "0.1.0", "MIT",
+                                                "folds neutral element-wise ops, fuses Gelu")
+                                    .fusions(kFusions)
+                                    .model_types(kModelTypes);
 
 }  // namespace
 
