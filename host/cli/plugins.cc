@@ -1,6 +1,8 @@
 // tfhost plugins [list | show NAME]: what the loaded plugins contribute, from their descriptors.
 #include <iostream>
 
+#include <boost/filesystem/path.hpp>
+
 #include "host/cli/common.h"
 #include "host/pipeline/suggest.h"
 #include "host/util/error.h"
@@ -12,7 +14,11 @@ const char* const kAbout =
     "Lists every loaded plugin (the built-in core plugin first) with its file, version, ABI and\n"
     "license, and each contribution: fusions, converters, input generators, kernels, ops and\n"
     "model types, with descriptions and parameters (name, type, default). `show NAME` prints one\n"
-    "plugin, or one contribution (a pass, input generator or model type).";
+    "plugin, or one contribution (a pass, input generator or model type).\n"
+    "\n"
+    "A file in the plugin folders that cannot be used (a build for a newer ABI, a library that\n"
+    "is no tfhost plugin, a failed init) is skipped with a warning and listed as refused, with\n"
+    "the reason; naming it in a config's `plugins: {load: [...]}` makes it an error instead.";
 
 const char* str(const char* s) { return s ? s : ""; }
 
@@ -109,6 +115,10 @@ void print_plugin(std::ostream& os, const plugin::Registry& r, const plugin::Plu
   section(os, "model types", name, r.model_types(), print_model_type);
 }
 
+void print_refused(std::ostream& os, const plugin::RefusedPlugin& r) {
+  os << "refused: " << r.path << "\n  reason: " << r.reason << "\n";
+}
+
 // Prints the plugin or contribution called `name`; false when nothing has that name.
 bool show(std::ostream& os, const plugin::Registry& r, const std::string& name) {
   for (const auto& lib : r.plugins())
@@ -170,6 +180,10 @@ int plugins_command(const std::vector<std::string>& args, const GlobalOptions& g
       if (i) std::cout << "\n";
       print_plugin(std::cout, *registry, *registry->plugins()[i]);
     }
+    for (const auto& r : registry->refused()) {
+      std::cout << "\n";
+      print_refused(std::cout, r);
+    }
     return 0;
   }
   if (action != "show")
@@ -177,6 +191,10 @@ int plugins_command(const std::vector<std::string>& args, const GlobalOptions& g
   if (words.size() != 2) throw UsageError("plugins", "show takes one NAME");
   auto registry = make_registry(g);
   if (show(std::cout, *registry, words[1])) return 0;
+  // A plugin that was found but refused: say why rather than "no plugin named".
+  for (const auto& r : registry->refused())
+    if (boost::filesystem::path(r.path).filename() == "lib" + words[1] + ".so")
+      TFH_THROW("plugin '", words[1], "' was refused: ", r.path, ": ", r.reason);
   const auto names = all_names(*registry);
   TFH_THROW("no plugin or contribution named '", words[1], "' (plugins: ",
             pipeline::join_names(std::vector<std::string>(

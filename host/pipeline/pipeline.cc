@@ -84,6 +84,15 @@ bool runtime_available() {
   return false;
 }
 
+void check_device(Device device, const Where& where, const std::string& instead) {
+  if (device != Device::Cuda) return;
+  TFH_CHECK(kernels::built_with_cuda(), where,
+            " is not available: this tfhost was built without CUDA; ", instead);
+  TFH_CHECK(kernels::cuda_device_count() > 0, where,
+            " is not available: no CUDA GPU is present (", kernels::describe_devices(), "); ",
+            instead);
+}
+
 void load_plugins(plugin::Registry& registry, const PluginsSection& plugins,
                   const std::vector<std::string>& front) {
   std::vector<std::string> search = front;
@@ -162,6 +171,7 @@ Plan make_plan(const Config& c, const plugin::Registry& registry) {
   plan.input = c.model.path;
   plan.output = c.output;
   plan.device = c.device;
+  check_device(c.device, c.device_where + ": 'device: cuda'", "use 'device: cpu' or 'auto'");
   plan.save.use_external_data = c.save.use_external_data_format;
   if (!c.model.family.empty()) find_model_type(registry, c.model.family, c.model.family_where);
 

@@ -37,7 +37,8 @@ struct Plan {
 
 // Loads the plugins a run asks for into `registry`. The search path is `front` (--plugin-path),
 // then plugins.search, then the default path ($TFHOST_PLUGIN_PATH, the build and install dirs).
-// With plugins.load, exactly those plugins are loaded; otherwise every plugin in the search path.
+// With plugins.load, exactly those plugins are loaded, and one that fails is an error; otherwise
+// every plugin in the search path, a file that fails being refused with a warning.
 void load_plugins(plugin::Registry& registry, const PluginsSection& plugins,
                   const std::vector<std::string>& front);
 
@@ -67,6 +68,11 @@ void check_output_path(const std::string& input, const std::string& output, cons
 
 // Whether verify/benchmark can run in this build (the runtime is not written yet).
 bool runtime_available();
+
+// Refuses a CUDA device this tfhost cannot use: built without CUDA, or no GPU present. Asking for
+// a device and silently running elsewhere would misreport every later measurement. `where` names
+// the setting ("x.yaml:4:9: 'device: cuda'" or "--use_gpu"); `instead` says what to do about it.
+void check_device(Device device, const Where& where, const std::string& instead);
 
 struct PassResult {
   std::string name;

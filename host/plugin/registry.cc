@@ -243,9 +243,15 @@ void Registry::warn(const std::string& msg) {
   host_api()->log(TFH_LOG_WARNING, "loader", msg.c_str());
 }
 
+void Registry::refuse(const std::string& path, const std::string& reason) {
+  refused_.push_back(RefusedPlugin{path, reason});
+  warn(path + ": skipped: " + reason);
+}
+
 void Registry::load_all(const std::vector<std::string>& search_path) {
   std::set<std::string> seen;  // real paths: a folder listed twice or a symlink loads once
   for (const auto& l : libs_) seen.insert(real_path(l->path()));
+  for (const auto& r : refused_) seen.insert(real_path(r.path));  // warned about once
   for (const auto& dir : search_path) {
     boost::system::error_code ec;
     if (!fs::is_directory(dir, ec)) continue;
@@ -265,18 +271,39 @@ void Registry::load_all(const std::vector<std::string>& search_path) {
   }
 }
 
+// A file found by searching, not named by the user: a stale build, a plugin for a newer ABI or a
+// library that is no plugin at all must not take every command down with it, so it is refused
+// with one warning and listed by `tfhost plugins`. The same file named in `plugins: {load: }`
+// goes through load() and is an error.
 void Registry::load_candidate(const std::string& path) {
+  // The loader's and add()'s messages start with the path, which the warning already names.
+  auto reason_of = [&path](const Error& e) {
+    const std::string msg = e.what();
+    return msg.rfind(path + ": ", 0) == 0 ? msg.substr(path.size() + 2) : msg;
+  };
   std::string why;
   if (!exports_plugin_entry(path, &why)) {
-    if (!why.empty()) warn(path + ": skipped, cannot be loaded: " + why);
-    return;  // a library that is not a tfhost plugin
+    refuse(path, why.empty() ? std::string("not a tfhost plugin (no symbol ") +
+                                   TFH_PLUGIN_INIT_SYMBOL + ")"
+                             : "cannot be loaded: " + why);
+    return;
   }
-  auto lib = PluginLibrary::load(path);
+  std::shared_ptr<PluginLibrary> lib;
+  try {
+    lib = PluginLibrary::load(path);
+  } catch (const Error& e) {
+    refuse(path, reason_of(e));
+    return;
+  }
   if (const PluginLibrary* first = find_plugin_library(lib->name())) {
     warn(path + ": plugin '" + lib->name() + "' is shadowed by " + first->path());
     return;  // `lib` shuts down and unloads here
   }
-  add(std::move(lib));
+  try {
+    add(std::move(lib));  // validates everything before it changes the registry
+  } catch (const Error& e) {
+    refuse(path, reason_of(e));
+  }
 }
 
 void Registry::load(const std::string& name_or_path, const std::vector<std::string>& search_path) {

@@ -49,6 +49,12 @@ struct ModelTypeEntry {
   std::string input_generator;
 };
 
+// A file found while searching for plugins that was not loaded, and why (one line, without the
+// path).
+struct RefusedPlugin {
+  std::string path, reason;
+};
+
 class Registry {
  public:
   Registry();   // registers the built-in core plugin
@@ -58,12 +64,14 @@ class Registry {
 
   // Adds every contribution; a name already registered is an error naming both plugins.
   void add(std::shared_ptr<PluginLibrary> lib);
-  // Loads and adds each plugin found in `search_path` (lib*.so that export tfh_plugin_init), each
-  // real path once, folders in order and files by name. Files that are not tfhost plugins are
-  // skipped (with a warning when they cannot even be loaded); a plugin whose name is already
-  // loaded is shadowed (warning, first one wins); a tfhost plugin that fails its checks is an error.
+  // Loads and adds each plugin found in `search_path` (lib*.so files), each real path once,
+  // folders in order and files by name. A file that cannot be loaded, is not a tfhost plugin or
+  // fails a check (a newer ABI, a failed init, a bad descriptor, a name clash) is refused: one
+  // warning, recorded in refused(), and the search goes on. A plugin whose name is already
+  // loaded is shadowed (warning, first one wins).
   void load_all(const std::vector<std::string>& search_path);
   // Loads one plugin by name or path (see find_plugin); a library already loaded is not reloaded.
+  // Asked for by name, a plugin that fails is an error, never a warning.
   void load(const std::string& name_or_path, const std::vector<std::string>& search_path);
 
   const std::vector<std::shared_ptr<PluginLibrary>>& plugins() const { return libs_; }
@@ -78,7 +86,9 @@ class Registry {
   const std::vector<OpEntry>& ops() const { return ops_; }
   // Shape inference for the ops plugins introduce (TfhOpDesc), for ir::Model::infer_shapes.
   const ir::ShapeHooks& shape_hooks() const { return shape_hooks_; }
-  // Warnings raised while loading (shadowed plugins, unloadable files), also sent to the log.
+  // Files load_all found and refused, in the order found.
+  const std::vector<RefusedPlugin>& refused() const { return refused_; }
+  // Warnings raised while loading (shadowed and refused plugins), also sent to the log.
   const std::vector<std::string>& warnings() const { return warnings_; }
 
   // Runs one pass on `model`. A status returned (or an exception escaping a built-in) becomes a
@@ -93,9 +103,11 @@ class Registry {
   std::vector<KernelEntry> kernels_;
   std::vector<OpEntry> ops_;
   ir::ShapeHooks shape_hooks_;
+  std::vector<RefusedPlugin> refused_;
   std::vector<std::string> warnings_;
 
   void load_candidate(const std::string& path);
+  void refuse(const std::string& path, const std::string& reason);
   void register_shape_hook(const OpEntry& op);
   void warn(const std::string& msg);
 };

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "e2e/e2e_util.h"
+#include "kernels/common/device_info.h"
 #include "support/test_util.h"
 
 namespace tfh::e2e {
@@ -88,8 +89,21 @@ TEST(Cli, HelpTexts) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   for (const char* word : {"--input", "--output", "--model_type", "--num_heads", "--hidden_size",
                            "--float16", "--input_int32", "--opt_level", "--use_gpu",
-                           "--disable_attention", "--use_external_data_format"})
+                           "--disable_attention", "--use_external_data_format",
+                           "--enable_gemm_fast_gelu", "--disable_group_norm",
+                           "--disable_skip_group_norm", "--disable_packed_kv",
+                           "--disable_packed_qkv", "--disable_bias_add", "--disable_bias_splitgelu",
+                           "--disable_nhwc_conv", "--disable_rotary_embeddings",
+                           "--use_group_norm_channels_first", "--disable_symbolic_shape_infer",
+                           "--provider", "--convert_to_packing_mode"})
     EXPECT_TRUE(contains(r.out, word)) << word << " not in: " << r.out;
+  // How ORT's --opt_level levels map onto tfhost.
+  for (const char* word : {"0 none, 1 basic, 2 extended, 99 all", "0          no passes at all",
+                           "1, 2, 99   the passes above", "not given  as 1"})
+    EXPECT_TRUE(contains(r.out, word)) << word << " not in: " << r.out;
+  // Flags ORT's optimizer does not have.
+  EXPECT_FALSE(contains(r.out, "--disable_multi_head_attention_bias")) << r.out;
+  EXPECT_FALSE(contains(r.out, "--use_group_norm ")) << r.out;
 
   r = tfhost({"help", "plugins"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -145,12 +159,91 @@ TEST(Cli, UsageErrorsExitTwoAndPointAtHelp) {
 TEST(Cli, OptimizeWithoutModelTypeRunsTheCoreCleanup) {
   test::TempDir tmp;
   const std::string out = tmp / "opt.onnx";
+  // Disabling a fusion nobody provides is accepted: it changes nothing.
   const auto r = tfhost({"optimize", "--input", kBertModel, "--output", out, "--disable_gelu",
-                         "--num_heads", "2", "--use_mask_index"});
+                         "--disable_group_norm", "--disable_rotary_embeddings",
+                         "--disable_symbolic_shape_infer", "--num_heads", "0"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(contains(r.out, "core.")) << r.out;
   EXPECT_TRUE(contains(r.out, "nodes: ")) << r.out;
   EXPECT_TRUE(test::file_exists(out));
+}
+
+// A flag that asks for something no pass provides fails at once (exit 2), never silently does
+// nothing; the same flag works once a plugin's pass takes it (next test).
+TEST(Cli, OptimizeFlagsWithoutAPassThatTakesThemAreNotAvailableYet) {
+  test::TempDir tmp;
+  const std::vector<std::vector<std::string>> asks = {{"--enable_gelu_approximation"},
+                                                      {"--enable_gemm_fast_gelu"},
+                                                      {"--use_mask_index"},
+                                                      {"--use_raw_attention_mask"},
+                                                      {"--no_attention_mask"},
+                                                      {"--use_multi_head_attention"},
+                                                      {"--use_group_norm_channels_first"},
+                                                      {"--convert_to_packing_mode"},
+                                                      {"--num_heads", "2"},
+                                                      {"--hidden_size", "64"},
+                                                      {"--provider", "cuda"}};
+  for (const auto& ask : asks) {
+    std::vector<std::string> args{"optimize", "--input", kBertModel, "--output", tmp / "o.onnx"};
+    args.insert(args.end(), ask.begin(), ask.end());
+    const auto r = tfhost(args);
+    EXPECT_EQ(r.exit_code, 2) << ask[0] << ": " << r.out << r.err;
+    EXPECT_TRUE(contains(r.err, "tfhost: error: " + ask[0] + " is not available yet: none of the "
+                                "passes run for model type 'core' takes parameter '" +
+                                ask[0].substr(2) + "'"))
+        << r.err;
+    EXPECT_EQ(line_count(r.err), 1u) << r.err;
+    EXPECT_TRUE(test::list_dir(tmp.path()).empty()) << ask[0];
+  }
+  auto r = tfhost({"optimize", "--input", kBertModel, "--output", tmp / "o.onnx",
+                   "--enable_gelu_approximation"});
+  EXPECT_TRUE(contains(r.err, "and no pass 'core.gelu_approximation' is registered")) << r.err;
+  // ORT's optimizer has no such flag.
+  r = tfhost({"optimize", "--input", kBertModel, "--output", tmp / "o.onnx",
+              "--disable_multi_head_attention_bias"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "disable_multi_head_attention_bias")) << r.err;
+}
+
+TEST(Cli, OptimizeFlagsReachThePassesThatTakeThem) {
+  test::TempDir tmp;
+  const std::string dir = tmp / "plugins";
+  ::mkdir(dir.c_str(), 0755);
+  test::write_file(dir + "/libfixture_flags.so",
+                   test::read_file(TFH_FIXTURE_PLUGIN_DIR "/libfixture_flags.so"));
+  const std::string out = tmp / "out";
+  ::mkdir(out.c_str(), 0755);
+  const std::vector<std::string> job{"optimize", "--plugin-path", dir,           "--input",
+                                     kBertModel, "--output",      out + "/o.onnx"};
+  auto with = [&job](std::vector<std::string> more) {
+    more.insert(more.begin(), job.begin(), job.end());
+    return more;
+  };
+  // fixture.flags reports num_heads * 10 + use_mask_index; --enable_gelu_approximation adds the
+  // model type's gelu_approximation pass.
+  auto r = tfhost(with({"--model_type", "fixture_flags", "--use_mask_index", "--num_heads", "4",
+                        "--enable_gelu_approximation"}));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "[1/2] fixture.flags: 41 changed")) << r.out;
+  EXPECT_TRUE(contains(r.out, "[2/2] fixture_flags.gelu_approximation: 7 changed")) << r.out;
+
+  // Loaded, but not in the model type that runs: the message says where it would work.
+  r = tfhost(with({"--use_mask_index"}));
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_TRUE(contains(r.err, "--use_mask_index is not used here: none of the passes run for "
+                              "model type 'core' takes parameter 'use_mask_index' (passes that "
+                              "take it: fixture.flags)"))
+      << r.err;
+  // Still nothing takes --hidden_size.
+  r = tfhost(with({"--model_type", "fixture_flags", "--hidden_size", "64"}));
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_TRUE(contains(r.err, "--hidden_size is not available yet")) << r.err;
+  // --opt_level 0 runs no pass, so nothing can take the flag.
+  r = tfhost(with({"--model_type", "fixture_flags", "--opt_level", "0", "--use_mask_index"}));
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_TRUE(contains(r.err, "--use_mask_index has no effect with --opt_level 0")) << r.err;
+  EXPECT_EQ(test::list_dir(out).size(), 1u);  // only the first run wrote
 }
 
 TEST(Cli, GlobalOptionsBeforeOrAfterTheSubcommandAndAPluginModelType) {
@@ -205,17 +298,93 @@ TEST(Cli, CapabilitiesThatDoNotExistYetFailAtOnce) {
   if (have_fp16) {
     EXPECT_EQ(r.exit_code, 0) << r.err;
   } else {
-    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.exit_code, 2);  // as every other flag that is not available yet
     EXPECT_TRUE(contains(r.err,
                          "tfhost: error: --float16 is not available yet: no pass "
                          "'core.float16' is registered"))
         << r.err;
     EXPECT_TRUE(test::list_dir(tmp.path()).empty());
   }
-  r = tfhost({"optimize", "--input", kBertModel, "--output", tmp / "g.onnx", "--use_gpu"});
+}
+
+// --use_gpu and `device: cuda` get the same check: a CUDA build and a GPU.
+TEST(Cli, CudaNeedsACudaBuildAndAGpu) {
+  test::TempDir tmp;
+  const std::string config = tmp / "job.yaml";
+  test::write_file(config, "model: {path: " + kBertModel + "}\noutput: " + tmp / "c.onnx" +
+                               "\ndevice: cuda\npipeline: [{preset: core}]\n");
+  const auto gpu = tfhost({"optimize", "--input", kBertModel, "--output", tmp / "g.onnx",
+                           "--use_gpu"});
+  const auto run = tfhost({"run", config, "--dry-run"});
+  if (kernels::built_with_cuda() && kernels::cuda_device_count() > 0) {
+    EXPECT_EQ(gpu.exit_code, 0) << gpu.err;
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    return;
+  }
+  const std::string why = kernels::built_with_cuda() ? "no CUDA GPU is present"
+                                                     : "this tfhost was built without CUDA";
+  EXPECT_EQ(gpu.exit_code, 1);
+  EXPECT_TRUE(contains(gpu.err, "tfhost: error: --use_gpu is not available: " + why)) << gpu.err;
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_TRUE(contains(run.err, "tfhost: error: " + config + ":3:9: 'device: cuda' is not "
+                                "available: " + why))
+      << run.err;
+  EXPECT_EQ(line_count(gpu.err) + line_count(run.err), 2u) << gpu.err << run.err;
+  EXPECT_EQ(test::list_dir(tmp.path()), std::vector<std::string>{"job.yaml"});
+}
+
+// A bad plugin file found by searching is refused with one warning and listed; the command goes
+// on. Named in a config's `plugins: load:`, the same file is an error.
+TEST(Cli, AStalePluginInTheSearchPathIsRefusedNotFatal) {
+  test::TempDir tmp;
+  const std::string dir = tmp / "plugins";
+  ::mkdir(dir.c_str(), 0755);
+  for (const char* name : {"libfixture_good.so", "libfixture_future_abi.so"})
+    test::write_file(dir + "/" + name,
+                     test::read_file(TFH_FIXTURE_PLUGIN_DIR "/" + std::string(name)));
+  const std::string stale = dir + "/libfixture_future_abi.so";
+  const std::vector<std::string> env{"TFHOST_PLUGIN_PATH=" + dir};
+  const std::string warning = "tfhost: [loader] warning: " + stale +
+                              ": skipped: plugin 'fixture_future_abi' was built for tfhost plugin "
+                              "ABI ";
+
+  auto r = tfhost({"plugins"}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "fixture_good 0.1.0")) << r.out;
+  EXPECT_TRUE(contains(r.out, "refused: " + stale + "\n  reason: plugin 'fixture_future_abi' "
+                              "was built for tfhost plugin ABI "))
+      << r.out;
+  EXPECT_EQ(r.err.rfind(warning, 0), 0u) << r.err;
+  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+
+  r = tfhost({"optimize", "--input", kBertModel, "--output", tmp / "o.onnx", "--model_type",
+              "fixture_model"},
+             env);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "fixture.count_nodes: ")) << r.out;
+  EXPECT_EQ(r.err.rfind(warning, 0), 0u) << r.err;
+  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+
+  // --plugin-path is a folder to search too, not a request for each plugin in it.
+  r = tfhost({"optimize", "--plugin-path", dir, "--input", kBertModel, "--output", tmp / "p.onnx"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.err.rfind(warning, 0), 0u) << r.err;
+  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+
+  r = tfhost({"plugins", "show", "fixture_future_abi"}, env);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(contains(r.err, "--use_gpu is not available yet")) << r.err;
-  EXPECT_FALSE(test::file_exists(tmp / "g.onnx"));
+  EXPECT_TRUE(contains(r.err, "tfhost: error: plugin 'fixture_future_abi' was refused: " + stale))
+      << r.err;
+
+  const std::string config = tmp / "job.yaml";
+  test::write_file(config, "model: {path: " + kBertModel + "}\noutput: " + tmp / "c.onnx" +
+                               "\nplugins: {search: [plugins], load: [fixture_future_abi]}\n"
+                               "pipeline: []\n");
+  r = tfhost({"run", config, "--dry-run"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "tfhost: error: " + config + ":3:"))
+      << r.err;
+  EXPECT_TRUE(contains(r.err, stale + ": plugin 'fixture_future_abi' was built for")) << r.err;
 }
 
 }  // namespace

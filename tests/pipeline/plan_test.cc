@@ -8,6 +8,7 @@
 #include "host/pipeline/pipeline.h"
 #include "host/plugin/registry.h"
 #include "host/util/error.h"
+#include "kernels/common/device_info.h"
 #include "support/test_util.h"
 
 namespace tfh::pipeline {
@@ -107,6 +108,24 @@ TEST_F(Plan_, RuntimeSectionsAreValidatedThenNotAvailableYet) {
   EXPECT_HAS(error_of("  []\n", "benchmark: {batch: [1, 2]}\n"),
              "x.yaml:5:12: 'benchmark' is not available yet");
   EXPECT_EQ(error_of("  []\n", "benchmark: {batch: 1}\n", {"benchmark=null"}), "");
+}
+
+// `device: cuda` is checked when the plan is made (a dry run too), naming the file and the key,
+// the same check --use_gpu gets.
+TEST_F(Plan_, CudaDeviceNeedsACudaBuildAndAGpu) {
+  const std::string e = error_of("  []\n", "device: cuda\n");
+  if (!kernels::built_with_cuda()) {
+    EXPECT_HAS(e, "x.yaml:5:9: 'device: cuda' is not available: this tfhost was built without "
+                  "CUDA; use 'device: cpu' or 'auto'");
+  } else if (kernels::cuda_device_count() == 0) {
+    EXPECT_HAS(e, "x.yaml:5:9: 'device: cuda' is not available: no CUDA GPU is present");
+  } else {
+    EXPECT_EQ(e, "");
+  }
+  EXPECT_EQ(error_of("  []\n", "device: cpu\n"), "");
+  EXPECT_EQ(error_of("  []\n", "device: auto\n"), "");
+  if (!kernels::built_with_cuda())
+    EXPECT_HAS(error_of("  []\n", "", {"device=cuda"}), "--set device=cuda: 'device: cuda' is not");
 }
 
 TEST_F(Plan_, OutputMayNotBeTheInput) {

@@ -158,7 +158,7 @@ TEST(Registry, UnloadsInReverseLoadOrder) {
   EXPECT_EQ(log.read(), "fixture_throws\nfixture_good\n");
 }
 
-TEST(Registry, LoadAllSkipsNonPluginsAndLoadsEachFileOnce) {
+TEST(Registry, LoadAllRefusesNonPluginsAndLoadsEachFileOnce) {
   TempDir tmp;
   const std::string dir = subdir(tmp, "plugins");
   fs::create_symlink(fixture("fixture_good"), dir + "/libfixture_good.so");
@@ -169,10 +169,18 @@ TEST(Registry, LoadAllSkipsNonPluginsAndLoadsEachFileOnce) {
   fs::create_symlink(dir + "/missing.so", dir + "/libdangling.so");
   Registry r;
   r.load_all({dir, "/nonexistent", dir});
+  r.load_all({dir});  // a second search warns about nothing new
   EXPECT_EQ(plugin_names(r), (std::vector<std::string>{"core", "fixture_good"}));
-  ASSERT_EQ(r.warnings().size(), 1u);
-  EXPECT_EQ(r.warnings()[0].rfind(dir + "/libgarbage.so: skipped, cannot be loaded: ", 0), 0u)
-      << r.warnings()[0];
+  ASSERT_EQ(r.refused().size(), 2u);
+  EXPECT_EQ(r.refused()[0].path, dir + "/libfixture_not_a_plugin.so");
+  EXPECT_EQ(r.refused()[0].reason, "not a tfhost plugin (no symbol tfh_plugin_init)");
+  EXPECT_EQ(r.refused()[1].path, dir + "/libgarbage.so");
+  EXPECT_EQ(r.refused()[1].reason.rfind("cannot be loaded: ", 0), 0u) << r.refused()[1].reason;
+  ASSERT_EQ(r.warnings().size(), 2u);
+  EXPECT_EQ(r.warnings()[0], dir + "/libfixture_not_a_plugin.so: skipped: not a tfhost plugin (no "
+                                   "symbol tfh_plugin_init)");
+  EXPECT_EQ(r.warnings()[1].rfind(dir + "/libgarbage.so: skipped: cannot be loaded: ", 0), 0u)
+      << r.warnings()[1];
 }
 
 TEST(Registry, LoadAllKeepsTheFirstPluginOfAName) {
@@ -189,14 +197,38 @@ TEST(Registry, LoadAllKeepsTheFirstPluginOfAName) {
                                  first + "/libfixture_good.so");
 }
 
-TEST(Registry, LoadAllFailsOnAPluginThatFailsItsChecks) {
+// A stale plugin in a search folder must not make every command fail: it is refused, the
+// others load. Asked for by name, the same file is an error.
+TEST(Registry, LoadAllRefusesAPluginThatFailsItsChecksAndGoesOn) {
+  ShutdownLog log;
   TempDir tmp;
   const std::string dir = subdir(tmp, "plugins");
-  fs::create_symlink(fixture("fixture_future_abi"), dir + "/libfixture_future_abi.so");
+  const std::string future = dir + "/libfixture_future_abi.so";
+  fs::create_symlink(fixture("fixture_future_abi"), future);
+  fs::create_symlink(fixture("fixture_init_fails"), dir + "/libfixture_init_fails.so");
+  fs::create_symlink(fixture("fixture_good"), dir + "/libfixture_good.so");
+  fs::create_symlink(fixture("fixture_dup"), dir + "/libzz_dup.so");  // a pass name clash
   Registry r;
-  const std::string msg = error_of([&] { r.load_all({dir}); });
-  EXPECT_EQ(msg.rfind(dir + "/libfixture_future_abi.so: plugin 'fixture_future_abi' was built for "
-                            "tfhost plugin ABI ", 0), 0u) << msg;
+  r.load_all({dir});
+  EXPECT_EQ(plugin_names(r), (std::vector<std::string>{"core", "fixture_good"}));
+  ASSERT_EQ(r.refused().size(), 3u);
+  EXPECT_EQ(r.refused()[0].path, future);
+  EXPECT_EQ(r.refused()[0].reason.rfind("plugin 'fixture_future_abi' was built for tfhost plugin "
+                                        "ABI ", 0), 0u) << r.refused()[0].reason;
+  EXPECT_EQ(r.refused()[1].reason,
+            "plugin initialisation failed: fixture_init_fails: needs a device it lacks");
+  EXPECT_EQ(r.refused()[2].reason,
+            "pass 'fixture.count_nodes' of plugin 'fixture_dup' is already registered by plugin "
+            "'fixture_good'");
+  ASSERT_EQ(r.warnings().size(), 3u);
+  EXPECT_EQ(r.warnings()[0], future + ": skipped: " + r.refused()[0].reason);
+  EXPECT_EQ(log.read(), "fixture_future_abi\nfixture_dup\n");  // refused ones were shut down
+
+  Registry explicit_load;
+  const std::string msg = error_of([&] { explicit_load.load("fixture_future_abi", {dir}); });
+  EXPECT_EQ(msg.rfind(future + ": plugin 'fixture_future_abi' was built for tfhost plugin ABI ", 0),
+            0u) << msg;
+  EXPECT_TRUE(explicit_load.refused().empty());
 }
 
 TEST(Registry, RunsAPluginPassWithItsParameters) {
