@@ -31,9 +31,11 @@ const Subcommand kSubcommands[] = {
     {"check", "run models on ONNX test data (DIR/test_data_set_N) and compare outputs",
      tfh::cli::check_command},
     {"compare", "compare outputs of two models on dummy inputs (not available yet)", nullptr},
-    {"perf", "measure latency of a model (not available yet)", nullptr},
+    {"perf", "latency percentiles and throughput of a model on dummy inputs",
+     tfh::cli::perf_command},
     {"benchmark", "benchmark over batch/sequence/past sizes (not available yet)", nullptr},
-    {"profile", "per-node timing and a Chrome trace (not available yet)", nullptr},
+    {"profile", "per-node timing, a summary per op type and a Chrome trace",
+     tfh::cli::profile_command},
     {"convert", "build an ONNX model from a checkpoint (not available yet)", nullptr},
 };
 

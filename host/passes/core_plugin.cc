@@ -6,6 +6,7 @@
 #include <exception>
 #include <iterator>
 
+#include "host/passes/core_inputs.h"
 #include "host/passes/core_passes.h"
 #include "host/plugin/host_api.h"
 #include "host/plugin/params.h"
@@ -104,16 +105,56 @@ const TfhConverterDesc* const kConverters[] = {&kTopologicalSort, &kCleanup, &kS
 const char* const kCleanupPasses[] = {
     "core.repair_duplicate_definitions", "core.remove_identity", "core.eliminate_dead_nodes",
     "core.remove_unused_initializers", "core.topological_sort"};
+// core.inputs through the ABI: the tensors are handed to the host's list like a plugin's.
+int64_t param_int(const TfhParams* p, const char* name, int64_t fallback) {
+  const plugin::ParamValue* v = p ? plugin::Params::from_c(p)->find(name) : nullptr;
+  return v ? v->i : fallback;
+}
+TfhStatus* generate_core_inputs(const TfhGraph* graph, const TfhParams* params, uint64_t seed,
+                                TfhTensorList* out) {
+  try {
+    InputSizes sizes;
+    sizes.batch = param_int(params, "batch_size", 1);
+    sizes.sequence = param_int(params, "sequence_length", 8);
+    sizes.past = param_int(params, "past_sequence_length", 0);
+    const TfhHostApi* h = plugin::host_api();
+    for (DummyInput& in : core_inputs(*plugin::from_c(graph), sizes, seed)) {
+      TfhTensor* t = nullptr;
+      if (TfhStatus* st = h->tensor->tensor_create(in.tensor->type, in.tensor->dims.data(),
+                                                   in.tensor->dims.size(), &t))
+        return st;
+      if (in.tensor->nbytes) std::memcpy(h->tensor->tensor_mutable_data(t), in.tensor->data, in.tensor->nbytes);
+      if (TfhStatus* st = h->tensor->tensor_list_append(out, in.name.c_str(), t)) return st;
+    }
+    return nullptr;
+  } catch (const std::exception& e) {
+    return plugin::make_status(TFH_INVALID_ARGUMENT, e.what());
+  }
+}
+
+const TfhParamDesc kInputParams[] = {
+    {kParamSize, "batch_size", TFH_PARAM_INT, "1", "rows of every input (the 'batch' dims)"},
+    {kParamSize, "sequence_length", TFH_PARAM_INT, "8", "new tokens per row (the 'sequence' dims)"},
+    {kParamSize, "past_sequence_length", TFH_PARAM_INT, "0",
+     "tokens already in the past key/value cache (the 'past' dims; total = past + sequence)"},
+};
+const TfhInputGenDesc kCoreInputs = {
+    sizeof(TfhInputGenDesc), "core.inputs",
+    "generic dummy inputs: dims bound by name, input_ids within the embedding table, "
+    "right-padded attention_mask, token_type_ids, position_ids, past_* tensors",
+    kSince, std::size(kInputParams), kInputParams, generate_core_inputs, 1e-4, 2e-2};
+const TfhInputGenDesc* const kInputGens[] = {&kCoreInputs};
+
 const TfhModelTypeDesc kCoreModelType = {
     sizeof(TfhModelTypeDesc), "core", "generic cleanup only, for a model no family plugin serves",
-    std::size(kCleanupPasses), kCleanupPasses, nullptr};
+    std::size(kCleanupPasses), kCleanupPasses, "core.inputs"};
 const TfhModelTypeDesc* const kModelTypes[] = {&kCoreModelType};
 
 const TfhPluginInfo kCoreInfo = {
     TFH_ABI_VERSION, sizeof(TfhPluginInfo), "core", TFH_VERSION, "same as tfhost",
     "generic passes built into tfhost",
     std::size(kFusions), kFusions, std::size(kConverters), kConverters,
-    0, nullptr, 0, nullptr, 0, nullptr,
+    std::size(kInputGens), kInputGens, 0, nullptr, 0, nullptr,
     std::size(kModelTypes), kModelTypes, nullptr};
 
 TfhStatus* (*core_apply(const char* name))(TfhGraph*, const TfhParams*, size_t*) {

@@ -324,14 +324,16 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
 
   s.pool.start_run();
   node_times_.clear();
+  const auto run_start = std::chrono::steady_clock::now();
   try {
     for (Step& step : s.steps) {
       auto t0 = std::chrono::steady_clock::now();
       s.execute(step, /*folding=*/false);
-      if (s.opts.profile)
-        node_times_.push_back(
-            {step.node, std::chrono::duration<double, std::milli>(
-                            std::chrono::steady_clock::now() - t0).count()});
+      if (s.opts.profile) {
+        using ms = std::chrono::duration<double, std::milli>;
+        node_times_.push_back({step.node, ms(t0 - run_start).count(),
+                               ms(std::chrono::steady_clock::now() - t0).count()});
+      }
       for (int k : step.free_after) {
         s.pool.release(const_cast<void*>(s.act[k].data));
         s.act[k].data = nullptr;

@@ -31,6 +31,7 @@ struct SessionOptions {
 
 struct NodeTime {
   const ir::Node* node;
+  double start_ms;  // from the start of the run
   double ms;
 };
 

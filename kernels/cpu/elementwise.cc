@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/vmath.h"
 
 namespace tfh::kernels::cpu {
 namespace {
@@ -220,6 +221,15 @@ struct Binary {
       } else {
         T* py = static_cast<T*>(y.raw());
         // The common float cases get loops the compiler vectorises.
+        // Pow by a constant 2 or 0.5 (variance in decomposed LayerNorm, GELU approximations).
+        if constexpr (std::is_floating_point_v<T>) {
+          if (o == Bin::Pow && b.size() == 1) {
+            const T e = pb[0];
+            if (e == T(2)) return binary_loop(w, pa, pb, py, [](T x, T) { return x * x; });
+            if (e == T(3)) return binary_loop(w, pa, pb, py, [](T x, T) { return x * x * x; });
+            if (e == T(0.5)) return binary_loop(w, pa, pb, py, [](T x, T) { return std::sqrt(x); });
+          }
+        }
         switch (o) {
           case Bin::Add: return binary_loop(w, pa, pb, py, [](T x, T z) { return x + z; });
           case Bin::Sub: return binary_loop(w, pa, pb, py, [](T x, T z) { return x - z; });
@@ -320,12 +330,20 @@ template <typename C>
 inline C apply_un(Un op, C x) {
   if constexpr (std::is_floating_point_v<C>) {
     switch (op) {
-      case Un::Erf: return std::erf(x);
+      case Un::Erf:
+        if constexpr (std::is_same_v<C, float>) return fast_erf(x);
+        return std::erf(x);
       case Un::Sqrt: return std::sqrt(x);
-      case Un::Tanh: return std::tanh(x);
-      case Un::Exp: return std::exp(x);
+      case Un::Tanh:
+        if constexpr (std::is_same_v<C, float>) return fast_tanh(x);
+        return std::tanh(x);
+      case Un::Exp:
+        if constexpr (std::is_same_v<C, float>) return std::exp(x);  // exact: no hot path uses it
+        return std::exp(x);
       case Un::Log: return std::log(x);
-      case Un::Sigmoid: return C(1) / (C(1) + std::exp(-x));
+      case Un::Sigmoid:
+        if constexpr (std::is_same_v<C, float>) return 1.0f / (1.0f + fast_exp(-x));
+        return C(1) / (C(1) + std::exp(-x));
       case Un::Reciprocal: return C(1) / x;
       case Un::Floor: return std::floor(x);
       case Un::Ceil: return std::ceil(x);

@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/vmath.h"
 
 namespace tfh::kernels::cpu {
 namespace {
@@ -134,10 +135,8 @@ void softmax_rows(const float* x, float* y, int64_t rows, int64_t cols, bool log
       const float lse = std::log(sum);
       for (int64_t c = 0; c < cols; ++c) py[c] = px[c] - mx - lse;
     } else {
-      for (int64_t c = 0; c < cols; ++c) {
-        py[c] = std::exp(px[c] - mx);
-        sum += py[c];
-      }
+      for (int64_t c = 0; c < cols; ++c) py[c] = fast_exp(px[c] - mx);
+      for (int64_t c = 0; c < cols; ++c) sum += py[c];
       const float inv = 1.f / sum;
       for (int64_t c = 0; c < cols; ++c) py[c] *= inv;
     }
@@ -286,6 +285,33 @@ struct Reduce {
       }
     }
     const int64_t n_out = numel(kdims), n_red = numel(rdims);
+    bool tail = true;  // the reduced axes are the last ones: rows of n_red contiguous elements
+    for (int64_t i = 0; i < r; ++i)
+      if (red[i] && i < r - static_cast<int64_t>(rdims.size())) tail = false;
+    if (tail && x.dtype() == TFH_TYPE_FLOAT &&
+        (R == Red::Sum || R == Red::Mean || R == Red::Max || R == Red::Min)) {
+      const float* px = static_cast<const float*>(x.raw());
+      float* py = static_cast<float*>(y.raw());
+      auto row = [&](int64_t o) {
+        const float* p = px + o * n_red;
+        float acc = R == Red::Max ? -INFINITY : R == Red::Min ? INFINITY : 0.f;
+        if (R == Red::Max) {
+          for (int64_t j = 0; j < n_red; ++j) acc = std::max(acc, p[j]);
+        } else if (R == Red::Min) {
+          for (int64_t j = 0; j < n_red; ++j) acc = std::min(acc, p[j]);
+        } else {
+          for (int64_t j = 0; j < n_red; ++j) acc += p[j];
+        }
+        py[o] = R == Red::Mean ? (n_red ? acc / n_red : 0.f) : acc;
+      };
+      if (n_out * n_red < 16384) {
+        for (int64_t o = 0; o < n_out; ++o) row(o);
+      } else {
+#pragma omp parallel for schedule(static)
+        for (int64_t o = 0; o < n_out; ++o) row(o);
+      }
+      return;
+    }
     dispatch_all(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
       if constexpr (std::is_same_v<T, bool>) {

@@ -1,0 +1,126 @@
+// tfhost perf --model M ...: latency percentiles and throughput of one model on dummy inputs.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+
+#include <boost/filesystem.hpp>
+
+#include "host/cli/runner.h"
+#include "host/util/error.h"
+
+namespace tfh::cli {
+namespace {
+
+const char* const kAbout =
+    "Measures the latency of MODEL with tfhost's runtime on dummy inputs (the generator of\n"
+    "--dummy_inputs, else of --model_type, else core.inputs): --warmup untimed runs, then\n"
+    "--samples timed runs. Prints mean and P50/P75/P90/P95/P99 latency, throughput, the planned\n"
+    "activation memory (the buffer pool the session needs) and the peak RSS, and writes them with\n"
+    "every setting to perf_results_CPU_B<b>_S<s>_<date-time>.txt next to the model.\n"
+    "--save_inputs DIR also writes the inputs for ONNX Runtime (tools/ort/run.js, bench/).";
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  if (v.empty()) return 0;
+  double pos = p / 100.0 * (v.size() - 1);
+  size_t lo = static_cast<size_t>(std::floor(pos)), hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+}
+
+}  // namespace
+
+int perf_command(const std::vector<std::string>& args, const GlobalOptions& global) {
+  GlobalOptions local;
+  bool help = false;
+  std::string model_path, save_inputs;
+  RunOptions ro;
+  int samples = 100, warmup = 5;
+  po::options_description opts("Options");
+  opts.add_options()("model,m", po::value<std::string>(&model_path)->value_name("PATH"),
+                     "the ONNX model (required)");
+  add_run_options(opts, ro);
+  // clang-format off
+  opts.add_options()
+      ("samples", po::value<int>(&samples)->default_value(100), "timed runs")
+      ("warmup", po::value<int>(&warmup)->default_value(5), "untimed runs first")
+      ("save_inputs", po::value<std::string>(&save_inputs)->value_name("DIR"),
+       "write the inputs as DIR/inputs.json + .bin files (ONNX Runtime's runner format)");
+  // clang-format on
+  opts.add(global_options(local, help));
+  parse_args("perf", args, opts, {});
+  const GlobalOptions g = merge(global, local);
+  if (help) {
+    print_help(std::cout, "tfhost perf --model PATH [--batch_size B] [--sequence_length S] ...",
+               kAbout, opts);
+    return 0;
+  }
+  if (model_path.empty()) throw UsageError("perf", "missing --model");
+  check_run_options("perf", ro);
+  if (samples <= 0 || warmup < 0) throw UsageError("perf", "--samples must be > 0, --warmup >= 0");
+
+  auto registry = make_registry(g);
+  const runtime::KernelRegistry kernels(*registry);
+  ModelRunner runner(*registry, kernels, model_path, ro);
+  if (!save_inputs.empty()) runtime::write_inputs_json(runner.inputs(), save_inputs);
+  runtime::Session& session = runner.session();
+  const auto& feeds = runner.feeds();
+  const int64_t batch = ro.batch, seq = ro.sequence, past = ro.past;
+  const int threads = ro.threads;
+
+  std::cerr << "perf: " << model_path << " loaded and planned in " << std::fixed
+            << std::setprecision(2) << runner.plan_seconds() << " s; " << warmup
+            << " warm-up + " << samples << " timed runs\n";
+  for (int i = 0; i < warmup; ++i) session.run(feeds);
+  std::vector<double> ms;
+  ms.reserve(samples);
+  for (int i = 0; i < samples; ++i) {
+    auto a = std::chrono::steady_clock::now();
+    session.run(feeds);
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+  }
+  const double mean = std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size();
+  const int used_threads = threads > 0 ? threads : 0;
+
+  std::ostringstream r;
+  r << std::fixed << std::setprecision(3);
+  r << "Model: " << model_path << "\n"
+    << "Device: CPU\n"
+    << "Inputs: " << runner.generator() << " (batch_size " << batch << ", sequence_length " << seq
+    << ", past_sequence_length " << past << ", seed " << ro.seed << ")\n"
+    << "Threads: " << (used_threads ? std::to_string(used_threads) : std::string("all cores"))
+    << "\n"
+    << "Warmup: " << warmup << "\nSamples: " << samples << "\n"
+    << "Latency mean: " << mean << " ms\n"
+    << "Latency P50: " << percentile(ms, 50) << " ms\n"
+    << "Latency P75: " << percentile(ms, 75) << " ms\n"
+    << "Latency P90: " << percentile(ms, 90) << " ms\n"
+    << "Latency P95: " << percentile(ms, 95) << " ms\n"
+    << "Latency P99: " << percentile(ms, 99) << " ms\n"
+    << "Throughput: " << std::setprecision(2) << (batch * 1000.0 / mean) << " samples/s\n"
+    << "Planned activation memory: " << std::setprecision(1)
+    << session.pool_bytes() / 1048576.0 << " MB\n"
+    << "Peak RSS: " << peak_rss_bytes() / 1048576.0 << " MB\n";
+  std::cout << r.str();
+
+  // perf_results_CPU_B1_S128_20261203-014501.txt next to the model
+  const std::string stamp = timestamp();
+  boost::filesystem::path dir = boost::filesystem::path(model_path).parent_path();
+  const std::string file = (dir / ("perf_results_CPU_B" + std::to_string(batch) + "_S" +
+                                   std::to_string(seq) + "_" + stamp + ".txt")).string();
+  std::ofstream out(file);
+  out << r.str();
+  if (!out.good())
+    std::cerr << "tfhost: warning: could not write " << file << "\n";
+  else
+    std::cerr << "perf: results written to " << file << "\n";
+  return 0;
+}
+
+}  // namespace tfh::cli

@@ -1,0 +1,71 @@
+#include "host/cli/runner.h"
+
+#include <chrono>
+#include <ctime>
+#include <fstream>
+
+#include "host/util/error.h"
+
+namespace tfh::cli {
+
+void add_run_options(po::options_description& opts, RunOptions& o) {
+  // clang-format off
+  opts.add_options()
+      ("batch_size,b", po::value<int64_t>(&o.batch)->default_value(1), "batch size")
+      ("sequence_length,s", po::value<int64_t>(&o.sequence)->default_value(128), "new tokens per row")
+      ("past_sequence_length", po::value<int64_t>(&o.past)->default_value(0),
+       "tokens already in the past key/value cache")
+      ("threads,t", po::value<int>(&o.threads)->default_value(0), "CPU threads (0: all cores)")
+      ("model_type", po::value<std::string>(&o.model_type), "model family: picks its dummy inputs")
+      ("dummy_inputs", po::value<std::string>(&o.dummy_inputs),
+       "input generator (or model type) to use; default: the model type's, else core.inputs")
+      ("seed", po::value<uint64_t>(&o.seed)->default_value(0), "random seed of the inputs")
+      ("use_gpu", po::bool_switch(&o.use_gpu), "run on the GPU (not available yet)");
+  // clang-format on
+}
+
+void check_run_options(const std::string& sub, const RunOptions& o) {
+  if (o.batch <= 0 || o.sequence <= 0 || o.past < 0)
+    throw UsageError(sub,
+                     "--batch_size and --sequence_length must be > 0, --past_sequence_length >= 0");
+  if (o.threads < 0) throw UsageError(sub, "--threads must be >= 0");
+  if (o.use_gpu) throw Error("--use_gpu: the CUDA runtime is not available yet");
+}
+
+ModelRunner::ModelRunner(const plugin::Registry& registry, const runtime::KernelRegistry& kernels,
+                         const std::string& model_path, const RunOptions& o, bool profile) {
+  const plugin::InputGenEntry& gen = runtime::pick_generator(registry, o.dummy_inputs, o.model_type);
+  generator_ = gen.name;
+  const auto t0 = std::chrono::steady_clock::now();
+  model_ = ir::Model::load(model_path);
+  model_->infer_shapes(&registry.shape_hooks());
+  runtime::SessionOptions so;
+  so.threads = o.threads;
+  so.profile = profile;
+  session_ = std::make_unique<runtime::Session>(*model_, kernels, so);
+  plan_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  runtime::InputRequest req;
+  req.batch = o.batch;
+  req.sequence = o.sequence;
+  req.past = o.past;
+  req.seed = o.seed;
+  inputs_ = runtime::make_inputs(registry, gen, *model_, req);
+  feeds_ = runtime::feeds_of(inputs_);
+}
+
+size_t peak_rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
+}
+
+std::string timestamp() {
+  std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+  return stamp;
+}
+
+}  // namespace tfh::cli

@@ -1,0 +1,58 @@
+// What perf, profile and compare share: the model/input options, and a model loaded, planned and
+// given dummy inputs.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "host/cli/common.h"
+#include "host/runtime/inputs.h"
+#include "host/runtime/session.h"
+
+namespace tfh::cli {
+
+struct RunOptions {
+  int64_t batch = 1, sequence = 128, past = 0;
+  int threads = 0;
+  uint64_t seed = 0;
+  std::string model_type, dummy_inputs;
+  bool use_gpu = false;
+};
+
+// --batch_size/-b --sequence_length/-s --past_sequence_length --threads/-t --model_type
+// --dummy_inputs --seed --use_gpu.
+void add_run_options(po::options_description& opts, RunOptions& o);
+// Usage errors for out-of-range values; --use_gpu fails "not available yet".
+void check_run_options(const std::string& sub, const RunOptions& o);
+
+// A model ready to run: loaded, shape-inferred, planned, with its dummy inputs.
+class ModelRunner {
+ public:
+  ModelRunner(const plugin::Registry& registry, const runtime::KernelRegistry& kernels,
+              const std::string& model_path, const RunOptions& o, bool profile = false);
+  runtime::Session& session() { return *session_; }
+  const ir::Model& model() const { return *model_; }
+  const std::vector<runtime::NamedTensor>& inputs() const { return inputs_; }
+  const std::vector<std::pair<std::string, const runtime::HostTensor*>>& feeds() const {
+    return feeds_;
+  }
+  const std::string& generator() const { return generator_; }
+  double plan_seconds() const { return plan_s_; }
+
+ private:
+  std::unique_ptr<ir::Model> model_;
+  std::unique_ptr<runtime::Session> session_;
+  std::vector<runtime::NamedTensor> inputs_;
+  std::vector<std::pair<std::string, const runtime::HostTensor*>> feeds_;
+  std::string generator_;
+  double plan_s_ = 0;
+};
+
+// Peak resident set size of this process in bytes (VmHWM), 0 if unknown.
+size_t peak_rss_bytes();
+// "20261203-014501", local time.
+std::string timestamp();
+
+}  // namespace tfh::cli
