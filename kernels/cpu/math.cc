@@ -1,11 +1,14 @@
 // Compute-heavy ONNX ops: MatMul and Gemm through oneDNN's sgemm, Softmax, LayerNormalization and
 // the reductions. float16 inputs are widened to float32 and the result narrowed back.
 #include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <omp.h>
 
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <mutex>
+#include <unordered_map>
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/kernels.h"
@@ -33,8 +36,61 @@ void narrow(const float* src, Float16* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i].bits = float_to_half(src[i]);
 }
 
+dnnl::engine& cpu_engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+// x @ W with W a constant [K, N] float matrix: W is reordered once into oneDNN's blocked layout
+// for its brgemm kernels, and one primitive per row count M is kept (M = batch x sequence,
+// which changes only when the input shape does).
+class PackedWeights {
+ public:
+  PackedWeights(const float* w, int64_t k, int64_t n) : k_(k), n_(n) {
+    copy_.assign(w, w + k * n);  // the layout oneDNN picks depends on the first M: pack then
+  }
+  void run(const float* a, int64_t m, float* c) {
+    std::lock_guard<std::mutex> lock(mu_);
+    using md = dnnl::memory::desc;
+    using dt = dnnl::memory::data_type;
+    using tag = dnnl::memory::format_tag;
+    auto it = prims_.find(m);
+    if (it == prims_.end()) {
+      md ad({m, k_}, dt::f32, tag::ab), cd({m, n_}, dt::f32, tag::ab);
+      md wd = packed_ ? packed_.get_desc() : md({k_, n_}, dt::f32, tag::any);
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, wd, cd), cpu_engine());
+      if (!packed_) {
+        dnnl::stream s(cpu_engine());
+        dnnl::memory plain(md({k_, n_}, dt::f32, tag::ab), cpu_engine(), copy_.data());
+        packed_ = dnnl::memory(pd.weights_desc(), cpu_engine());
+        dnnl::reorder(plain, packed_).execute(s, plain, packed_);
+        s.wait();
+        std::vector<float>().swap(copy_);
+      }
+      it = prims_.emplace(m, dnnl::matmul(pd)).first;
+    }
+    dnnl::stream s(cpu_engine());
+    dnnl::memory am({{m, k_}, dt::f32, tag::ab}, cpu_engine(), const_cast<float*>(a));
+    dnnl::memory cm({{m, n_}, dt::f32, tag::ab}, cpu_engine(), c);
+    it->second.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, packed_}, {DNNL_ARG_DST, cm}});
+    s.wait();
+  }
+
+ private:
+  int64_t k_, n_;
+  std::vector<float> copy_;
+  dnnl::memory packed_;
+  std::unordered_map<int64_t, dnnl::matmul> prims_;
+  std::mutex mu_;
+};
+
 struct MatMul {
-  explicit MatMul(NodeView) {}
+  std::unique_ptr<PackedWeights> packed;  // B is a constant 2-D float matrix
+  explicit MatMul(NodeView n) {
+    TensorView b = n.input(1).constant();
+    if (b && b.dtype() == TFH_TYPE_FLOAT && b.rank() == 2 && b.size() > 0)
+      packed = std::make_unique<PackedWeights>(b.data<float>().data(), b.dims()[0], b.dims()[1]);
+  }
   void compute(KernelContext& ctx) {
     TensorView a = ctx.required(0), b = ctx.required(1);
     if (a.dtype() != b.dtype()) sdk::fail("A and B differ in element type");
@@ -58,6 +114,10 @@ struct MatMul {
     const int64_t nb = numel(batch);
     if (numel(out) == 0) return;
 
+    if (packed && type == TFH_TYPE_FLOAT && bb.empty()) {
+      packed->run(a.data<float>().data(), nb * m, y.data<float>());
+      return;
+    }
     const float* pa = as_float(ctx, a);
     const float* pb = as_float(ctx, b);
     float* pc = type == TFH_TYPE_FLOAT ? y.data<float>() : ctx.scratch<float>(nb * m * n);
