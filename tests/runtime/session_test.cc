@@ -1,0 +1,208 @@
+// runtime::Session: planning, buffer reuse, constant folding, kernel selection (plugin kernels by
+// priority), and errors that name the input or node at fault.
+#include "host/runtime/session.h"
+
+#include <gtest/gtest.h>
+
+#include "host/plugin/registry.h"
+#include "host/util/error.h"
+#include "ir/ir_test_util.h"
+
+namespace tfh::runtime {
+namespace {
+
+using namespace tfh::ir::test;
+constexpr int F = onnx::TensorProto::FLOAT;
+
+std::unique_ptr<ir::Model> load(const onnx::ModelProto& m, TempDir& tmp) {
+  write_model(m, tmp / "m.onnx");
+  auto model = ir::Model::load(tmp / "m.onnx");
+  model->infer_shapes();
+  return model;
+}
+
+std::unique_ptr<HostTensor> floats(std::vector<int64_t> dims, const std::vector<float>& v) {
+  auto t = make_tensor(TFH_TYPE_FLOAT, std::move(dims));
+  std::memcpy(t->storage.get(), v.data(), v.size() * sizeof(float));
+  return t;
+}
+const float* data(const HostTensor& t) { return static_cast<const float*>(t.data); }
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// x -> Neg -> Neg -> ... (n times) -> y, every tensor [rows, 64].
+onnx::ModelProto chain(int n) {
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", F, {-1, 64});
+  std::string prev = "x";
+  for (int i = 0; i < n; ++i) {
+    std::string out = i + 1 == n ? "y" : "t" + std::to_string(i);
+    add_node(g, "Neg", {prev}, {out});
+    prev = out;
+  }
+  *g.add_output() = tensor_info("y", F, {-1, 64});
+  return m;
+}
+
+TEST(Session, RunsAndReusesActivationBuffers) {
+  TempDir tmp;
+  auto model = load(chain(10), tmp);
+  const KernelRegistry kernels;
+  Session s(*model, kernels);
+  std::vector<float> v(256 * 64);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 7) - 3;
+  auto x = floats({256, 64}, v);
+  auto out = s.run({{"x", x.get()}});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0]->dims, (std::vector<int64_t>{256, 64}));
+  for (size_t i = 0; i < v.size(); ++i) ASSERT_EQ(data(*out[0])[i], v[i]) << i;  // 10 negations
+  // Nine intermediate 64 KB tensors, at most two alive at once: the pool holds two buffers.
+  EXPECT_LE(s.pool_bytes(), 2u * 256 * 64 * 4);
+  EXPECT_GT(s.pool_bytes(), 0u);
+  // A second run with another row count reuses the session.
+  auto x2 = floats({3, 64}, std::vector<float>(3 * 64, 1.f));
+  auto out2 = s.run({{"x", x2.get()}});
+  EXPECT_EQ(out2[0]->dims, (std::vector<int64_t>{3, 64}));
+  EXPECT_EQ(data(*out2[0])[0], 1.f);
+}
+
+TEST(Session, FoldsConstantSubgraphsAtPlanTime) {
+  TempDir tmp;
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", F, {2, 3});
+  *g.add_initializer() = float_tensor("w", {2, 3}, {1, 2, 3, 4, 5, 6});
+  add_node(g, "Shape", {"w"}, {"ws"});           // folded
+  add_node(g, "Neg", {"w"}, {"nw"});             // folded
+  add_node(g, "Reshape", {"x", "ws"}, {"xr"});   // runs
+  add_node(g, "Add", {"xr", "nw"}, {"y"});       // runs
+  *g.add_output() = tensor_info("y", F, {2, 3});
+  auto model = load(m, tmp);
+  const KernelRegistry kernels;
+  Session s(*model, kernels);
+  EXPECT_EQ(s.kernel_choices().size(), 2u);
+  auto x = floats({2, 3}, {10, 20, 30, 40, 50, 60});
+  auto out = s.run({{"x", x.get()}});
+  EXPECT_EQ(data(*out[0])[0], 9.f);
+  EXPECT_EQ(data(*out[0])[5], 54.f);
+}
+
+TEST(Session, InputErrorsNameTheInput) {
+  TempDir tmp;
+  auto model = load(chain(1), tmp);
+  const KernelRegistry kernels;
+  Session s(*model, kernels);
+  EXPECT_EQ(error_of([&] { s.run({}); }), "input 'x' was not given");
+  auto wrong_rank = floats({64}, std::vector<float>(64));
+  EXPECT_EQ(error_of([&] { s.run({{"x", wrong_rank.get()}}); }),
+            "input 'x': rank 1 given, the model wants 2");
+  auto wrong_dim = floats({2, 3}, std::vector<float>(6));
+  EXPECT_EQ(error_of([&] { s.run({{"x", wrong_dim.get()}}); }),
+            "input 'x': dimension 1 is 3, the model wants 64");
+  auto ints = make_tensor(TFH_TYPE_INT64, {1, 64});
+  EXPECT_EQ(error_of([&] { s.run({{"x", ints.get()}}); }),
+            "input 'x': element type 7 given, the model wants 1");
+  EXPECT_EQ(error_of([&] { s.run({{"nope", ints.get()}}); }),
+            "input 'nope': the model has no such input");
+}
+
+TEST(Session, KernelErrorsNameTheNode) {
+  TempDir tmp;
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", F, {-1});
+  *g.add_initializer() = int64_tensor("shape", {2}, {4, 4});
+  add_node(g, "Reshape", {"x", "shape"}, {"y"})->set_name("the_reshape");
+  *g.add_output() = tensor_info("y", F, {4, 4});
+  auto model = load(m, tmp);
+  const KernelRegistry kernels;
+  Session s(*model, kernels);
+  auto x = floats({5}, std::vector<float>(5));
+  EXPECT_EQ(error_of([&] { s.run({{"x", x.get()}}); }),
+            "node 'the_reshape' (Reshape): cannot reshape [5] to [4,4]");
+  // The session stays usable after a failed run.
+  auto ok = floats({16}, std::vector<float>(16, 2.f));
+  EXPECT_EQ(data(*s.run({{"x", ok.get()}})[0])[15], 2.f);
+}
+
+TEST(Session, AnOpWithoutKernelIsAPlanError) {
+  TempDir tmp;
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", F, {2});
+  auto* n = add_node(g, "Mystery", {"x"}, {"y"});
+  n->set_domain("com.example");
+  n->set_name("m1");
+  auto* imp = m.add_opset_import();
+  imp->set_domain("com.example");
+  imp->set_version(1);
+  *g.add_output() = tensor_info("y", F, {2});
+  auto model = load(m, tmp);
+  const KernelRegistry kernels;
+  EXPECT_EQ(error_of([&] { Session s(*model, kernels); }),
+            "node 'm1' (com.example.Mystery): no kernel for com.example.Mystery");
+}
+
+// x -> Relu -> com.example.AddOne -> y
+onnx::ModelProto relu_add_one() {
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", F, {3});
+  add_node(g, "Relu", {"x"}, {"r"});
+  add_node(g, "AddOne", {"r"}, {"y"})->set_domain("com.example");
+  auto* imp = m.add_opset_import();
+  imp->set_domain("com.example");
+  imp->set_version(1);
+  *g.add_output() = tensor_info("y", F, {3});
+  return m;
+}
+
+TEST(Session, PluginKernelsRunAndAHigherPriorityReplacesTheBuiltin) {
+  TempDir tmp;
+  auto model = load(relu_add_one(), tmp);
+  {  // without the plugin nothing runs AddOne
+    const KernelRegistry builtin;
+    EXPECT_NE(error_of([&] { Session s(*model, builtin); }).find("no kernel for com.example.AddOne"),
+              std::string::npos);
+  }
+  plugin::Registry r;
+  r.load(std::string(TFH_FIXTURE_PLUGIN_DIR) + "/libfixture_kernels.so", {});
+  const KernelRegistry kernels(r);
+  Session s(*model, kernels);
+  auto choices = s.kernel_choices();
+  ASSERT_EQ(choices.size(), 2u);
+  EXPECT_EQ(choices[0].second, "fixture_kernels");  // priority 10 beats tfhost's 0
+  EXPECT_EQ(choices[1].second, "fixture_kernels");
+  auto x = floats({3}, {-1, 0, 2});
+  auto out = s.run({{"x", x.get()}});
+  EXPECT_EQ(data(*out[0])[0], 1001.f);  // relu(-1) + 1000 + 1
+  EXPECT_EQ(data(*out[0])[2], 1003.f);
+}
+
+TEST(Session, TypeConstraintsLimitAKernelToTheTypesItDeclares) {
+  // The fixture's Relu declares T=float: a double Relu falls back to tfhost's kernel.
+  TempDir tmp;
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", onnx::TensorProto::DOUBLE, {2});
+  add_node(g, "Relu", {"x"}, {"y"});
+  *g.add_output() = tensor_info("y", onnx::TensorProto::DOUBLE, {2});
+  auto model = load(m, tmp);
+  plugin::Registry r;
+  r.load(std::string(TFH_FIXTURE_PLUGIN_DIR) + "/libfixture_kernels.so", {});
+  const KernelRegistry kernels(r);
+  Session s(*model, kernels);
+  EXPECT_EQ(s.kernel_choices()[0].second, "tfhost");
+}
+
+}  // namespace
+}  // namespace tfh::runtime
