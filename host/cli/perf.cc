@@ -12,6 +12,7 @@
 #include <boost/filesystem.hpp>
 
 #include "host/cli/runner.h"
+#include "host/runtime/measure.h"
 #include "host/util/error.h"
 
 namespace tfh::cli {
@@ -24,14 +25,6 @@ const char* const kAbout =
     "activation memory (the buffer pool the session needs) and the peak RSS, and writes them with\n"
     "every setting to perf_results_CPU_B<b>_S<s>_<date-time>.txt next to the model.\n"
     "--save_inputs DIR also writes the inputs for ONNX Runtime (tools/ort/run.js, bench/).";
-
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  if (v.empty()) return 0;
-  double pos = p / 100.0 * (v.size() - 1);
-  size_t lo = static_cast<size_t>(std::floor(pos)), hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
-}
 
 }  // namespace
 
@@ -76,16 +69,8 @@ int perf_command(const std::vector<std::string>& args, const GlobalOptions& glob
   std::cerr << "perf: " << model_path << " loaded and planned in " << std::fixed
             << std::setprecision(2) << runner.plan_seconds() << " s; " << warmup
             << " warm-up + " << samples << " timed runs\n";
-  for (int i = 0; i < warmup; ++i) session.run(feeds);
-  std::vector<double> ms;
-  ms.reserve(samples);
-  for (int i = 0; i < samples; ++i) {
-    auto a = std::chrono::steady_clock::now();
-    session.run(feeds);
-    ms.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
-  }
-  const double mean = std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size();
+  const runtime::Latency lat = runtime::time_runs(session, feeds, warmup, samples);
+  const double mean = lat.mean;
   const int used_threads = threads > 0 ? threads : 0;
 
   std::ostringstream r;
@@ -98,11 +83,11 @@ int perf_command(const std::vector<std::string>& args, const GlobalOptions& glob
     << "\n"
     << "Warmup: " << warmup << "\nSamples: " << samples << "\n"
     << "Latency mean: " << mean << " ms\n"
-    << "Latency P50: " << percentile(ms, 50) << " ms\n"
-    << "Latency P75: " << percentile(ms, 75) << " ms\n"
-    << "Latency P90: " << percentile(ms, 90) << " ms\n"
-    << "Latency P95: " << percentile(ms, 95) << " ms\n"
-    << "Latency P99: " << percentile(ms, 99) << " ms\n"
+    << "Latency P50: " << lat.p50 << " ms\n"
+    << "Latency P75: " << lat.p75 << " ms\n"
+    << "Latency P90: " << lat.p90 << " ms\n"
+    << "Latency P95: " << lat.p95 << " ms\n"
+    << "Latency P99: " << lat.p99 << " ms\n"
     << "Throughput: " << std::setprecision(2) << (batch * 1000.0 / mean) << " samples/s\n"
     << "Planned activation memory: " << std::setprecision(1)
     << session.pool_bytes() / 1048576.0 << " MB\n"

@@ -1,0 +1,176 @@
+#include "host/runtime/measure.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "host/runtime/tensor_io.h"
+#include "host/util/error.h"
+#include "tfhost/core.hpp"
+
+namespace tfh::runtime {
+namespace {
+
+double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const double pos = p / 100.0 * (sorted.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos)), hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+uint16_t to_half(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  const uint32_t sign = (b >> 16) & 0x8000u, man = b & 0x7fffffu;
+  const int e = static_cast<int>((b >> 23) & 0xff) - 127 + 15;
+  if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (e <= 0) return static_cast<uint16_t>(sign);  // subnormals flush to zero
+  if (e >= 31) return static_cast<uint16_t>(sign | 0x7c00u);
+  uint32_t half = (static_cast<uint32_t>(e) << 10) | (man >> 13);
+  const uint32_t rem = man & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) ++half;  // to nearest even
+  return static_cast<uint16_t>(sign | half);
+}
+
+}  // namespace
+
+Latency time_runs(Session& s, const std::vector<std::pair<std::string, const HostTensor*>>& feeds,
+                  int warmup, int samples) {
+  for (int i = 0; i < warmup; ++i) s.run(feeds);
+  std::vector<double> ms;
+  ms.reserve(samples);
+  for (int i = 0; i < samples; ++i) {
+    const auto a = std::chrono::steady_clock::now();
+    s.run(feeds);
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+  }
+  Latency l;
+  l.samples = samples;
+  if (ms.empty()) return l;
+  l.mean = std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size();
+  std::sort(ms.begin(), ms.end());
+  l.p50 = percentile(ms, 50);
+  l.p75 = percentile(ms, 75);
+  l.p90 = percentile(ms, 90);
+  l.p95 = percentile(ms, 95);
+  l.p99 = percentile(ms, 99);
+  return l;
+}
+
+double element_as_double(const HostTensor& t, size_t i) {
+  const char* p = static_cast<const char*>(t.data);
+  auto rd = [&](auto tag) {
+    decltype(tag) v;
+    std::memcpy(&v, p + i * sizeof v, sizeof v);
+    return v;
+  };
+  switch (t.type) {
+    case TFH_TYPE_FLOAT: return rd(float());
+    case TFH_TYPE_DOUBLE: return rd(double());
+    case TFH_TYPE_FLOAT16: return to_float(Float16{rd(uint16_t())});
+    case TFH_TYPE_BFLOAT16: return to_float(BFloat16{rd(uint16_t())});
+    case TFH_TYPE_INT32: return rd(int32_t());
+    case TFH_TYPE_INT64: return static_cast<double>(rd(int64_t()));
+    case TFH_TYPE_BOOL:
+    case TFH_TYPE_UINT8: return rd(uint8_t());
+    case TFH_TYPE_INT8: return rd(int8_t());
+    default:
+      TFH_THROW("tensors of type ", data_type_name(t.type), " cannot be compared");
+  }
+}
+
+std::unique_ptr<HostTensor> convert_tensor(const HostTensor& t, TfhDataType type) {
+  auto out = make_tensor(type, t.dims);
+  unsigned char* p = out->storage.get();
+  for (size_t i = 0; i < t.num_elements; ++i) {
+    const double v = element_as_double(t, i);
+    switch (type) {
+      case TFH_TYPE_FLOAT: { const float f = static_cast<float>(v); std::memcpy(p + 4 * i, &f, 4); break; }
+      case TFH_TYPE_DOUBLE: std::memcpy(p + 8 * i, &v, 8); break;
+      case TFH_TYPE_INT32: { const int32_t k = static_cast<int32_t>(v); std::memcpy(p + 4 * i, &k, 4); break; }
+      case TFH_TYPE_INT64: { const int64_t k = static_cast<int64_t>(v); std::memcpy(p + 8 * i, &k, 8); break; }
+      case TFH_TYPE_BOOL: case TFH_TYPE_UINT8: p[i] = v != 0; break;
+      case TFH_TYPE_FLOAT16: { const uint16_t h = to_half(static_cast<float>(v)); std::memcpy(p + 2 * i, &h, 2); break; }
+      default: TFH_THROW("cannot convert a tensor to ", data_type_name(type));
+    }
+  }
+  return out;
+}
+
+bool OutputComparison::add_sample(const std::vector<const ir::Value*>& want_names,
+                                  const std::vector<std::unique_ptr<HostTensor>>& want,
+                                  const std::vector<const ir::Value*>& got_names,
+                                  const std::vector<std::unique_ptr<HostTensor>>& got) {
+  bool ok = true;
+  for (size_t k = 0; k < want.size(); ++k) {
+    const std::string& name = want_names[k]->name();
+    size_t j = k;
+    auto it = std::find_if(got_names.begin(), got_names.end(),
+                           [&](const ir::Value* v) { return v->name() == name; });
+    if (it != got_names.end()) j = static_cast<size_t>(it - got_names.begin());
+    else if (k >= got.size()) TFH_THROW("output '", name, "' has no counterpart in the other model");
+    const HostTensor& w = *want[k];
+    const HostTensor& o = *got[j];
+    if (w.dims != o.dims)
+      TFH_THROW("output '", name, "': shape ", describe_tensor(o), " against ", describe_tensor(w));
+    if (outputs_.size() <= k) outputs_.push_back({name});
+    OutputAgreement& st = outputs_[k];
+    for (size_t i = 0; i < w.num_elements; ++i) {
+      const double a = element_as_double(w, i), b = element_as_double(o, i);
+      if (std::isnan(a) || std::isnan(b)) {
+        if (std::isnan(a) != std::isnan(b)) ok = false;
+        continue;
+      }
+      const double d = std::fabs(a - b);
+      st.max_abs = std::max(st.max_abs, d);
+      if (d > atol_ + rtol_ * std::fabs(a)) ok = false;
+    }
+    const bool is_float =
+        w.type == TFH_TYPE_FLOAT || w.type == TFH_TYPE_FLOAT16 || w.type == TFH_TYPE_DOUBLE;
+    std::string lname = name;
+    for (char& c : lname) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const bool named_scores = lname.find("logit") != std::string::npos ||
+                              lname.find("score") != std::string::npos ||
+                              lname.find("prob") != std::string::npos;
+    if (is_float && named_scores && w.dims.size() >= 2 && w.dims.back() > 1) {
+      st.scores = true;
+      const size_t cols = static_cast<size_t>(w.dims.back());
+      for (size_t r = 0; r < w.num_elements / cols; ++r) {
+        size_t aw = 0, ao = 0;
+        for (size_t c = 1; c < cols; ++c) {
+          if (element_as_double(w, r * cols + c) > element_as_double(w, r * cols + aw)) aw = c;
+          if (element_as_double(o, r * cols + c) > element_as_double(o, r * cols + ao)) ao = c;
+        }
+        ++st.rows;
+        st.top1_same += aw == ao;
+      }
+    }
+  }
+  ++samples_;
+  passed_ += ok;
+  return ok;
+}
+
+std::vector<std::pair<std::string, const HostTensor*>> feeds_for(
+    const ir::Model& model, const std::vector<std::pair<std::string, const HostTensor*>>& inputs,
+    std::vector<std::unique_ptr<HostTensor>>& held) {
+  std::vector<std::pair<std::string, const HostTensor*>> out;
+  for (const auto& [name, t] : inputs) {
+    const ir::Value* v = model.graph().find(name);
+    TFH_CHECK(v && v->is_graph_input(), model.path(), ": has no input '", name, "'");
+    const auto want = static_cast<TfhDataType>(v->elem_type());
+    if (want && want != t->type) {
+      held.push_back(convert_tensor(*t, want));
+      out.emplace_back(name, held.back().get());
+    } else {
+      out.emplace_back(name, t);
+    }
+  }
+  return out;
+}
+
+}  // namespace tfh::runtime
