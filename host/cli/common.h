@@ -67,6 +67,10 @@ ModelStats model_stats(const ir::Graph& g);
 void execute_plan(const pipeline::Plan& plan, const plugin::Registry& registry,
                   const GlobalOptions& g, std::ostream& out);
 
+// After execute_plan: the plan's verify and benchmark sections; 1 when verify fails, else 0.
+int run_plan_checks(const pipeline::Plan& plan, const plugin::Registry& registry,
+                    std::ostream& out);
+
 // The subcommands (one file each). `args` excludes the subcommand's name.
 int run_command(const std::vector<std::string>& args, const GlobalOptions& g);
 int optimize_command(const std::vector<std::string>& args, const GlobalOptions& g);

@@ -48,9 +48,11 @@ std::string one_line(std::string s) {
   return s;
 }
 
+// Exit status 2 for every error (bad input, bad usage); 1 is kept for "ran, and found a
+// mismatch" (check, compare, run's verify), 0 for success.
 int fail(const std::string& msg) {
   std::cerr << "tfhost: error: " << one_line(msg) << std::endl;
-  return 1;
+  return 2;
 }
 
 int usage_fail(const std::string& msg, const std::string& sub) {

@@ -12,6 +12,9 @@ const char* const kAbout =
     "Runs a YAML pipeline: loads the model, runs its steps in order (each `- pass: NAME` with its\n"
     "`with:` parameters, each `- preset: FAMILY` expanded to that model type's passes), saves the\n"
     "output (never over the input) and prints node counts and fused-operator statistics.\n"
+    "Then, when the config has them: `verify:` runs the original and the saved model on the same\n"
+    "dummy inputs and checks every output within tolerance (exit status 1 when not), and\n"
+    "`benchmark:` measures both over its batch x sequence x past grid.\n"
     "\n"
     "Config keys: version, model {path, family, num_heads, hidden_size}, output,\n"
     "device (cpu|cuda|auto), plugins {search, load}, pipeline [steps], verify {inputs, with,\n"
@@ -62,7 +65,7 @@ int run_command(const std::vector<std::string>& args, const GlobalOptions& globa
     return 0;
   }
   execute_plan(plan, *registry, g, std::cout);
-  return 0;
+  return run_plan_checks(plan, *registry, std::cout);
 }
 
 }  // namespace tfh::cli

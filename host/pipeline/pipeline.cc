@@ -54,21 +54,33 @@ const plugin::InputGenEntry* verify_generator(const Config& c, const plugin::Reg
   return gen;
 }
 
-// verify/benchmark are validated in full, then refused while the runtime does not exist.
-void check_runtime_sections(const Config& c, const plugin::Registry& r) {
+// The resolved verify/benchmark sections (generator and parameters checked in full).
+void plan_runtime_sections(const Config& c, const plugin::Registry& r, Plan& plan) {
   if (c.verify) {
-    const plugin::InputGenEntry* gen = verify_generator(c, r);
-    plugin::Params::resolve(gen->params, c.verify->with, gen->name, c.verify->with_where);
+    VerifyPlan v;
+    v.generator = verify_generator(c, r);
+    v.params = plugin::Params::resolve(v.generator->params, c.verify->with, v.generator->name,
+                                       c.verify->with_where);
+    v.samples = c.verify->samples;
+    v.seed = c.verify->seed;
+    v.tolerance_fp32 = c.verify->tolerance_fp32;
+    v.tolerance_fp16 = c.verify->tolerance_fp16;
+    plan.verify = std::move(v);
   }
-  if (runtime_available()) return;
-  if (c.verify)
-    TFH_THROW(c.verify->where,
-              ": 'verify' is not available yet: this tfhost has no runtime "
-              "(remove the section, or --set verify=null)");
-  if (c.benchmark)
-    TFH_THROW(c.benchmark->where,
-              ": 'benchmark' is not available yet: this tfhost has no "
-              "runtime (remove the section, or --set benchmark=null)");
+  if (c.benchmark) {
+    plan.benchmark = *c.benchmark;
+    if (plan.verify) {
+      plan.benchmark_inputs = plan.verify->generator;
+    } else {
+      const plugin::ModelTypeEntry* type =
+          c.model.family.empty() ? nullptr : r.find_model_type(c.model.family);
+      std::string name =
+          type && !type->input_generator.empty() ? type->input_generator : "core.inputs";
+      plan.benchmark_inputs = r.find_input_generator(name);
+      TFH_CHECK(plan.benchmark_inputs, c.benchmark->where, ": input generator '", name,
+                "' is not provided by any loaded plugin");
+    }
+  }
 }
 
 bool exists_as_file(const std::string& path) {
@@ -77,12 +89,6 @@ bool exists_as_file(const std::string& path) {
 }
 
 }  // namespace
-
-bool runtime_available() {
-  // Flipped when host/runtime lands; until then verify/benchmark fail early instead of being
-  // silently skipped.
-  return false;
-}
 
 void check_device(Device device, const Where& where, const std::string& instead) {
   if (device != Device::Cuda) return;
@@ -186,7 +192,7 @@ Plan make_plan(const Config& c, const plugin::Registry& registry) {
       plan.passes.push_back(plan_pass(registry, s.name, s.with, shared, "", s.where, s.with_where));
     }
   }
-  check_runtime_sections(c, registry);
+  plan_runtime_sections(c, registry, plan);
   TFH_CHECK(exists_as_file(plan.input), c.model.path_where, ": model file '", plan.input,
             "' does not exist");
   check_output_path(plan.input, plan.output, c.output_where);

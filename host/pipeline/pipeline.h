@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -28,11 +29,24 @@ struct PlannedPass {
   Where where;         // of the step, for messages
 };
 
+// A config's `verify:` section, resolved: the generator, its parameters, how many samples.
+struct VerifyPlan {
+  const plugin::InputGenEntry* generator = nullptr;
+  plugin::Params params;
+  int64_t samples = 10;
+  uint64_t seed = 42;
+  std::optional<double> tolerance_fp32, tolerance_fp16;
+};
+
 struct Plan {
   std::string input, output;
   ir::SaveOptions save;
   Device device = Device::Auto;
   std::vector<PlannedPass> passes;
+  std::optional<VerifyPlan> verify;
+  std::optional<BenchmarkSection> benchmark;
+  // Dummy inputs for the benchmark: verify's generator, else the model type's, else core.inputs.
+  const plugin::InputGenEntry* benchmark_inputs = nullptr;
 };
 
 // Loads the plugins a run asks for into `registry`. The search path is `front` (--plugin-path),
@@ -66,8 +80,6 @@ Plan make_plan(const Config& config, const plugin::Registry& registry);
 // output that is a directory. `where` prefixes the message.
 void check_output_path(const std::string& input, const std::string& output, const Where& where);
 
-// Whether verify/benchmark can run in this build (the runtime is not written yet).
-bool runtime_available();
 
 // Refuses a CUDA device this tfhost cannot use: built without CUDA, or no GPU present. Asking for
 // a device and silently running elsewhere would misreport every later measurement. `where` names

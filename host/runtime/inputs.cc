@@ -43,9 +43,14 @@ std::vector<NamedTensor> make_inputs(const plugin::Registry& r, const plugin::In
     if (p.name == "past_sequence_length") with[p.name] = std::to_string(req.past);
   }
   const plugin::Params params = plugin::Params::resolve(gen.params, with, gen.name, "dummy inputs");
+  return make_inputs(gen, model, params, req.seed);
+}
+
+std::vector<NamedTensor> make_inputs(const plugin::InputGenEntry& gen, const ir::Model& model,
+                                     const plugin::Params& params, uint64_t seed) {
   plugin::TensorList list;
   TfhStatus* st = gen.desc->generate(plugin::to_c(const_cast<ir::Model*>(&model)),
-                                     params.c_handle(), req.seed, list.c_handle());
+                                     params.c_handle(), seed, list.c_handle());
   if (st) TFH_THROW("input generator '", gen.name, "': ", plugin::take_status_message(st));
   std::vector<NamedTensor> out;
   for (size_t i = 0; i < list.size(); ++i) {

@@ -37,6 +37,10 @@ const plugin::InputGenEntry& pick_generator(const plugin::Registry& r,
 std::vector<NamedTensor> make_inputs(const plugin::Registry& r, const plugin::InputGenEntry& gen,
                                      const ir::Model& model, const InputRequest& req);
 
+// Same, with the generator's parameters already resolved (a config's `verify.with`).
+std::vector<NamedTensor> make_inputs(const plugin::InputGenEntry& gen, const ir::Model& model,
+                                     const plugin::Params& params, uint64_t seed);
+
 // (name, tensor) pairs for Session::run.
 std::vector<std::pair<std::string, const HostTensor*>> feeds_of(const std::vector<NamedTensor>& in);
 

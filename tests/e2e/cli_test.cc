@@ -46,6 +46,9 @@ TEST(Cli, MainJobRunsAndWritesItsOutput) {
   EXPECT_TRUE(contains(r.out, " changed (")) << r.out;
   EXPECT_TRUE(contains(r.out, "nodes: ")) << r.out;
   EXPECT_TRUE(contains(r.out, "Fused ")) << r.out;
+  EXPECT_TRUE(contains(r.out, "verify: PASS: 5/5 samples")) << r.out;
+  EXPECT_TRUE(contains(r.out, "| original | 1 | 128 | 0 |")) << r.out;
+  EXPECT_TRUE(contains(r.out, "| optimized | 8 | 128 | 0 |")) << r.out;
   ASSERT_TRUE(test::file_exists(out));
   EXPECT_GT(test::read_model_proto(out).graph().node_size(), 0);
 }
@@ -133,7 +136,7 @@ TEST(Cli, PluginsListsTheCorePluginAndItsContributions) {
     EXPECT_TRUE(contains(r.out, word)) << word << " not in: " << r.out;
 
   r = tfhost({"plugins", "show", "core.remove_identiy"});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(contains(r.err, "did you mean 'core.remove_identity'")) << r.err;
 }
 
@@ -283,7 +286,7 @@ TEST(Cli, OptimizeRejectsUnknownModelTypeAndOptLevel) {
   test::TempDir tmp;
   auto r = tfhost(
       {"optimize", "--input", kBertModel, "--output", tmp / "o.onnx", "--model_type", "cor"});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(contains(r.err, "unknown model type 'cor' (available: core")) << r.err;
   r = tfhost({"optimize", "--input", kBertModel, "--output", tmp / "o.onnx", "--opt_level", "3"});
   EXPECT_EQ(r.exit_code, 2);
@@ -323,9 +326,9 @@ TEST(Cli, CudaNeedsACudaBuildAndAGpu) {
   }
   const std::string why = kernels::built_with_cuda() ? "no CUDA GPU is present"
                                                      : "this tfhost was built without CUDA";
-  EXPECT_EQ(gpu.exit_code, 1);
+  EXPECT_EQ(gpu.exit_code, 2);
   EXPECT_TRUE(contains(gpu.err, "tfhost: error: --use_gpu is not available: " + why)) << gpu.err;
-  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.exit_code, 2);
   EXPECT_TRUE(contains(run.err, "tfhost: error: " + config + ":3:9: 'device: cuda' is not "
                                 "available: " + why))
       << run.err;
@@ -372,7 +375,7 @@ TEST(Cli, AStalePluginInTheSearchPathIsRefusedNotFatal) {
   EXPECT_EQ(line_count(r.err), 1u) << r.err;
 
   r = tfhost({"plugins", "show", "fixture_future_abi"}, env);
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(contains(r.err, "tfhost: error: plugin 'fixture_future_abi' was refused: " + stale))
       << r.err;
 
@@ -381,7 +384,7 @@ TEST(Cli, AStalePluginInTheSearchPathIsRefusedNotFatal) {
                                "\nplugins: {search: [plugins], load: [fixture_future_abi]}\n"
                                "pipeline: []\n");
   r = tfhost({"run", config, "--dry-run"});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(contains(r.err, "tfhost: error: " + config + ":3:"))
       << r.err;
   EXPECT_TRUE(contains(r.err, stale + ": plugin 'fixture_future_abi' was built for")) << r.err;

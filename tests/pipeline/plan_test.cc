@@ -101,12 +101,14 @@ TEST_F(Plan_, UnknownPresetAndFamily) {
   }
 }
 
-TEST_F(Plan_, RuntimeSectionsAreValidatedThenNotAvailableYet) {
+TEST_F(Plan_, RuntimeSectionsAreValidated) {
   EXPECT_HAS(error_of("  []\n", "verify: {samples: 2}\n"), "'verify' needs 'inputs: <generator>'");
   EXPECT_HAS(error_of("  []\n", "verify: {inputs: bert.inputs}\n"),
              "x.yaml:5:18: unknown input generator 'bert.inputs'");
-  EXPECT_HAS(error_of("  []\n", "benchmark: {batch: [1, 2]}\n"),
-             "x.yaml:5:12: 'benchmark' is not available yet");
+  EXPECT_HAS(error_of("  []\n", "verify: {inputs: core.inputs, with: {batch: 2}}\n"),
+             "unknown parameter 'batch'");
+  EXPECT_EQ(error_of("  []\n", "verify: {inputs: core.inputs, with: {batch_size: 2}}\n"), "");
+  EXPECT_EQ(error_of("  []\n", "benchmark: {batch: [1, 2]}\n"), "");
   EXPECT_EQ(error_of("  []\n", "benchmark: {batch: 1}\n", {"benchmark=null"}), "");
 }
 
