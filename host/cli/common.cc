@@ -103,6 +103,9 @@ void execute_plan(const pipeline::Plan& plan, const plugin::Registry& registry,
   };
   auto t0 = Clock::now();
   auto model = ir::Model::load(plan.input);
+  // Before the passes, which may take long: an output that would overwrite a file the model reads
+  // (its external data) or that is not a regular file is refused now, not after the work.
+  model->check_save_path(plan.output, plan.save);
   const ModelStats before = model_stats(model->graph());
   out << "loaded " << plan.input << " in " << std::fixed << std::setprecision(2)
       << seconds_since(t0) << " s: " << before.nodes << " nodes\n";

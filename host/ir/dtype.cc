@@ -1,5 +1,7 @@
 #include "host/ir/dtype.h"
 
+#include <algorithm>
+
 #include <onnx/onnx_pb.h>
 
 namespace tfh::ir {
@@ -40,6 +42,20 @@ size_t dtype_typed_count(int32_t dtype, size_t n) {
   if (dtype == TP::COMPLEX64 || dtype == TP::COMPLEX128) return 2 * n;
   if (dtype == TP::STRING) return n;
   return element_size(dtype) == 0 ? SIZE_MAX : n;
+}
+
+size_t checked_element_count(int32_t dtype, const int64_t* dims, size_t rank) {
+  for (size_t i = 0; i < rank; ++i)
+    if (dims[i] < 0) return SIZE_MAX;
+  for (size_t i = 0; i < rank; ++i)
+    if (dims[i] == 0) return 0;  // [0, huge, huge] holds nothing: no overflow to report
+  size_t n = 1;
+  for (size_t i = 0; i < rank; ++i)
+    if (__builtin_mul_overflow(n, static_cast<size_t>(dims[i]), &n)) return SIZE_MAX;
+  // The bytes must fit too, and the typed-field entries (twice the count for complex types).
+  size_t bytes = 0;
+  if (__builtin_mul_overflow(n, std::max<size_t>(element_size(dtype), 2), &bytes)) return SIZE_MAX;
+  return n;
 }
 
 size_t typed_value_count(const onnx::TensorProto& p) {

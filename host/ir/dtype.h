@@ -19,6 +19,11 @@ size_t dtype_typed_count(int32_t dtype, size_t n);
 
 const char* dtype_name(int32_t dtype);
 
+// Elements of a tensor of shape dims[0..rank), or SIZE_MAX when a dimension is negative or when the
+// count, or its size in bytes for `dtype`, does not fit in size_t: no such tensor fits in memory,
+// and every size computed from it would wrap around.
+size_t checked_element_count(int32_t dtype, const int64_t* dims, size_t rank);
+
 // Entries present in the typed field that holds `t`'s dtype (float_data, int32_data, ...).
 size_t typed_value_count(const onnx::TensorProto& t);
 

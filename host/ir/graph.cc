@@ -137,6 +137,7 @@ void Graph::rename_value(Value* v, const std::string& name) {
   std::string old = std::move(v->name_);
   v->name_ = name;
   if (v->info_) v->info_->set_name(name);
+  if (v->output_info_) v->output_info_->set_name(name);
   if (v->initializer_) v->initializer_->proto().set_name(name);
   for (auto& [n, slot] : v->consumers_) {
     if (slot != Node::kImplicitSlot) continue;
@@ -171,8 +172,10 @@ void Graph::replace_all_uses(Value* from, Value* to) {
   from->is_graph_output_ = false;
   to->is_graph_output_ = true;
   // The model's output keeps a declared type: take the old one when the new value has none.
-  if (!to->info_ && from->info_) {
-    to->info_ = std::make_unique<onnx::ValueInfoProto>(*from->info_);
+  std::unique_ptr<onnx::ValueInfoProto> declared = std::move(from->output_info_);
+  if (!declared && from->info_) declared = std::make_unique<onnx::ValueInfoProto>(*from->info_);
+  if (!to->info_ && declared) {
+    to->info_ = std::move(declared);
     to->info_->set_name(to->name_);
   }
 }
@@ -240,6 +243,7 @@ void Graph::set_graph_output(size_t i, Value* v) {
   outputs_[i] = v;
   v->is_graph_output_ = true;
   old->is_graph_output_ = std::count(outputs_.begin(), outputs_.end(), old) > 0;
+  if (!old->is_graph_output_) old->output_info_.reset();
 }
 
 void Graph::remove_graph_input(Value* v) {
@@ -252,6 +256,7 @@ void Graph::remove_graph_output(Value* v) {
   check_value(v, "remove_graph_output");
   outputs_.erase(std::remove(outputs_.begin(), outputs_.end(), v), outputs_.end());
   v->is_graph_output_ = false;
+  v->output_info_.reset();
 }
 
 // ---- Graph: nodes -----------------------------------------------------------------------------

@@ -98,6 +98,10 @@ class Value {
   size_t value_info_index_ = SIZE_MAX;  // position in the loaded graph.value_info, for save
   std::unique_ptr<Tensor> initializer_;
   std::unique_ptr<onnx::ValueInfoProto> info_;
+  // The graph.output declaration of a value that was declared as a graph input first (a value
+  // passed straight through): info_ holds the input's declaration, and save writes this one in
+  // the output list, so both keep their own type and doc_string.
+  std::unique_ptr<onnx::ValueInfoProto> output_info_;
 };
 
 class Node {
@@ -238,14 +242,25 @@ struct SaveOptions {
 class Model {
  public:
   // Reads an ONNX file (streamed from disk, no whole-file buffer). Throws tfh::Error naming the
-  // file (and the node/tensor) on anything wrong: missing, not ONNX, truncated, bad tensor sizes,
-  // external data outside the model's folder, dangling inputs, cycles.
+  // file (and the node/tensor) on anything wrong: missing, not a regular file, not ONNX,
+  // truncated, bad tensor sizes, external data outside the model's folder, dangling inputs,
+  // cycles. External data is resolved wherever ONNX allows it: initializers (mapped), and
+  // attribute tensors, subgraph initializers, sparse tensors, functions and training_info (copied
+  // into raw_data; see ExternalDataReader::resolve_other_tensors).
   static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opts = {});
   // Writes to a temporary file next to `path` (`<path>.tmp.<pid>`, and `<path>.data.tmp.<pid>`
-  // for external data), renamed to `path` only when complete; on failure nothing at `path` changes.
-  // Creates the parent directory. May be called repeatedly; the model stays usable. Tensors whose
-  // data was not loaded (load_external_data = false) keep their external_data entries verbatim.
+  // for external data), renamed to `path` only when complete; on failure, or when interrupted by
+  // SIGINT/SIGTERM/SIGHUP, nothing at `path` changes and the temporaries are removed. Creates the
+  // parent directory. May be called repeatedly; the model stays usable. Refuses (see
+  // check_save_path) to write over the loaded model or any file it references. Tensors whose
+  // data was not loaded (load_external_data = false) keep their external_data entries verbatim,
+  // so such a model can only be saved into its own folder.
   void save(const std::string& path, const SaveOptions& opts = {});
+  // Throws the tfh::Error that save(path, opts) would throw because of the output path itself,
+  // writing nothing: `path` (or `<path>.data`) exists and is not a regular file; `path` is the
+  // loaded model's file or one of the external data files it references; with external data,
+  // `<path>.data` is one of those. A caller can refuse a bad output before a long optimization.
+  void check_save_path(const std::string& path, const SaveOptions& opts = {}) const;
 
   Graph& graph() { return graph_; }
   const Graph& graph() const { return graph_; }
@@ -261,9 +276,17 @@ class Model {
   size_t infer_shapes(const ShapeHooks* hooks = nullptr);
 
  private:
+  std::string loaded_file() const;
+  void check_data_path(const std::string& path) const;
+  void check_unloaded_references(const std::string& path);
+
   onnx::ModelProto skeleton_;
   Graph graph_;
   std::string path_;
+  std::string dir_;  // the loaded model's folder, canonical ("" when not loaded from a file)
+  // Every external data file the loaded model references (absolute, normalised): a save must
+  // leave them, and the model file itself, untouched.
+  std::vector<std::string> data_files_;
 };
 
 }  // namespace tfh::ir

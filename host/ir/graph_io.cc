@@ -55,7 +55,10 @@ void Graph::take_from(onnx::GraphProto& g, const std::string& path,
   for (auto& vi : take_all(g.mutable_output())) {
     TFH_CHECK(!vi->name().empty(), path, ": graph output #", outputs_.size() + 1, " has no name");
     Value* v = get_or_add_value(vi->name());
-    if (!v->info_) v->info_ = std::move(vi);  // else: also a graph input; that declaration is kept
+    // A graph input passed straight through keeps both declarations (they may differ in doc_string
+    // or shape); a value listed twice as an output keeps its first one.
+    if (!v->info_) v->info_ = std::move(vi);
+    else if (v->is_graph_input_ && !v->is_graph_output_) v->output_info_ = std::move(vi);
     v->is_graph_output_ = true;
     outputs_.push_back(v);
   }
@@ -123,7 +126,8 @@ void Graph::lend_to(onnx::GraphProto& g) {
     return lent_infos_.back().get();
   };
   for (Value* v : inputs_) g.mutable_input()->AddAllocated(info_of(v));
-  for (Value* v : outputs_) g.mutable_output()->AddAllocated(info_of(v));
+  for (Value* v : outputs_)
+    g.mutable_output()->AddAllocated(v->output_info_ ? v->output_info_.get() : info_of(v));
   for (onnx::ValueInfoProto* vi : value_info_to_save()) g.mutable_value_info()->AddAllocated(vi);
 }
 

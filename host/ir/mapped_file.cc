@@ -13,11 +13,14 @@
 namespace tfh::ir {
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever. It changes
+  // nothing for the regular files we go on to map.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd) TFH_THROW(path, ": cannot open: ", errno_text(errno));
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) TFH_THROW(path, ": cannot stat: ", errno_text(errno));
-  if (!S_ISREG(st.st_mode)) TFH_THROW(path, ": not a regular file");
+  if (!S_ISREG(st.st_mode))
+    TFH_THROW(path, ": is ", file_type_text(st.st_mode), ", not a regular file");
   std::shared_ptr<MappedFile> m(new MappedFile());
   m->path_ = path;
   m->size_ = static_cast<size_t>(st.st_size);

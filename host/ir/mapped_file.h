@@ -1,6 +1,7 @@
 // A read-only memory mapping of a whole file (external tensor data), shared by every tensor that
-// points into it. The mapping keeps the file's inode alive, so replacing the file on disk (save
-// over the input) does not disturb tensors that still read from it.
+// points into it. The mapping keeps the file's inode alive, so a file replaced on disk by a rename
+// does not disturb tensors that still read from it; one truncated in place would (SIGBUS), which
+// is why Model::save never writes over a file the loaded model references.
 #pragma once
 
 #include <cstddef>

@@ -9,10 +9,12 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl.h>
 
+#include "host/ir/dtype.h"
 #include "host/ir/external_data.h"
 #include "host/ir/graph.h"
 #include "host/util/error.h"
 #include "host/util/file.h"
+#include "host/util/signal_cleanup.h"
 
 namespace tfh::ir {
 namespace fs = std::filesystem;
@@ -23,7 +25,8 @@ constexpr size_t kProtobufLimit = INT_MAX;  // protobuf cannot parse or write a 
 
 // Reads the file through a stream (no whole-file buffer) into `model`.
 void parse_model_file(const std::string& path, onnx::ModelProto& model) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; refused just below.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd) {
     int err = errno;
     TFH_CHECK(err != ENOENT, path, ": no such file");
@@ -32,6 +35,9 @@ void parse_model_file(const std::string& path, onnx::ModelProto& model) {
   struct stat st {};
   TFH_CHECK(::fstat(fd.get(), &st) == 0, path, ": cannot stat: ", errno_text(errno));
   TFH_CHECK(!S_ISDIR(st.st_mode), path, ": is a directory, not an ONNX model file");
+  // A FIFO, /dev/null, a terminal or a socket has no size to check and may never end.
+  TFH_CHECK(S_ISREG(st.st_mode), path, ": is ", file_type_text(st.st_mode),
+            ", not an ONNX model file");
   auto size = static_cast<size_t>(st.st_size);
   TFH_CHECK(size > 0, path, ": empty file, not an ONNX model");
   TFH_CHECK(size <= kProtobufLimit, path, ": ", size, " bytes is over protobuf's 2 GB limit; "
@@ -54,18 +60,31 @@ void parse_model_file(const std::string& path, onnx::ModelProto& model) {
   TFH_CHECK(model.has_graph(), path, ": not an ONNX model (no graph)");
 }
 
-// A file created under a temporary name: removed on destruction unless committed by rename.
-struct TempFile {
-  std::string path;
-  bool armed = false;
+// A file created under a temporary name: removed on destruction unless committed by rename, and
+// by the signal handler when the process is interrupted first (Ctrl-C during a long save), since
+// no destructor runs then. Only for names this save owns: the handler unlinks without looking.
+class TempFile {
+ public:
+  explicit TempFile(std::string path) : path_(std::move(path)), on_signal_(path_) {}
   ~TempFile() {
-    if (armed) ::unlink(path.c_str());
+    if (armed_) ::unlink(path_.c_str());
   }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  void arm() { armed_ = true; }  // the file exists now
   void commit(const std::string& to, const std::string& what) {
-    TFH_CHECK(::rename(path.c_str(), to.c_str()) == 0, what, ": cannot rename '", path, "' to '",
-              to, "': ", errno_text(errno));
-    armed = false;
+    TFH_CHECK(::rename(path_.c_str(), to.c_str()) == 0, what, ": cannot rename '", path_,
+              "' to '", to, "': ", errno_text(errno));
+    armed_ = false;
+    on_signal_.release();
   }
+
+ private:
+  std::string path_;
+  bool armed_ = false;
+  RemoveOnSignal on_signal_;
 };
 
 // Changes to tensors' saved representation for one save (data written to the external file, or
@@ -75,7 +94,8 @@ class TensorPatches {
   ~TensorPatches() {
     for (auto it = patches_.rbegin(); it != patches_.rend(); ++it) restore(*it);
   }
-  void make_external(Tensor& t, const std::string& location, size_t offset, size_t length) {
+  void make_external(onnx::TensorProto& t, const std::string& location, size_t offset,
+                     size_t length) {
     onnx::TensorProto& p = begin(t);
     add_entry(p, "location", location);
     add_entry(p, "offset", std::to_string(offset));
@@ -84,7 +104,7 @@ class TensorPatches {
   }
   void make_inline(Tensor& t) {
     const auto* bytes = static_cast<const char*>(t.data());
-    onnx::TensorProto& p = begin(t);
+    onnx::TensorProto& p = begin(t.proto());
     p.set_raw_data(std::string(bytes, bytes + t.nbytes()));
     p.clear_data_location();
   }
@@ -103,8 +123,7 @@ class TensorPatches {
     e->set_value(v);
   }
   // Moves the data fields aside (no copy) and returns the proto to change.
-  onnx::TensorProto& begin(Tensor& t) {
-    onnx::TensorProto& p = t.proto();
+  onnx::TensorProto& begin(onnx::TensorProto& p) {
     patches_.push_back({&p, {}, p.has_raw_data(), p.has_data_location(), p.data_location(), {}});
     Patch& b = patches_.back();
     if (b.had_raw) b.raw.swap(*p.mutable_raw_data());
@@ -127,7 +146,6 @@ class TensorPatches {
 };
 
 void ensure_parent_dir(const std::string& path) {
-  TFH_CHECK(!path.empty(), "save: empty output path");
   fs::path parent = fs::path(path).parent_path();
   if (parent.empty()) return;
   std::error_code ec;
@@ -136,10 +154,28 @@ void ensure_parent_dir(const std::string& path) {
 }
 
 // Found before writing anything: a rename onto a directory would fail only after the data file
-// was already in place.
-void check_not_directory(const std::string& path) {
-  for (const std::string& p : {path, path + ".data"})
-    TFH_CHECK(!fs::is_directory(p), path, ": cannot save: '", p, "' is a directory");
+// was in place, and a rename onto /dev/null or a FIFO would replace the device node or pipe (as
+// root, even in /dev). A symlink is followed: one to a regular file is fine (rename replaces the
+// link).
+void check_regular_or_absent(const std::string& path) {
+  for (const std::string& p : {path, path + ".data"}) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0 || S_ISREG(st.st_mode)) continue;
+    TFH_CHECK(!S_ISDIR(st.st_mode), path, ": cannot save: '", p, "' is a directory");
+    TFH_THROW(path, ": cannot save: '", p, "' exists and is ", file_type_text(st.st_mode),
+              ", not a regular file");
+  }
+}
+
+// Whether `a` and `b` name the same file: the same path once normalised (symlinks resolved where
+// they exist), or two hard links to one inode.
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec1, ec2;
+  fs::path ca = fs::weakly_canonical(fs::absolute(a), ec1);
+  fs::path cb = fs::weakly_canonical(fs::absolute(b), ec2);
+  if (!ec1 && !ec2 && ca == cb) return true;
+  std::error_code ec;
+  return fs::equivalent(a, b, ec) && !ec;
 }
 
 // Size of the model with every mapped tensor inlined.
@@ -151,16 +187,17 @@ size_t inline_size(const onnx::ModelProto& m, const Graph& g) {
 }
 
 void write_model(const onnx::ModelProto& m, TempFile& tmp, const std::string& path) {
-  UniqueFd fd(::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  TFH_CHECK(fd, path, ": cannot create '", tmp.path, "': ", errno_text(errno));
-  tmp.armed = true;
+  UniqueFd fd(::open(tmp.path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  TFH_CHECK(fd, path, ": cannot create '", tmp.path(), "': ", errno_text(errno));
+  tmp.arm();
   google::protobuf::io::FileOutputStream out(fd.get(), 1 << 20);
   bool ok = m.SerializeToZeroCopyStream(&out);
   ok = out.Flush() && ok;
-  TFH_CHECK(ok, path, ": cannot write '", tmp.path, "': ",
+  TFH_CHECK(ok, path, ": cannot write '", tmp.path(), "': ",
             errno_text(out.GetErrno() ? out.GetErrno() : EIO));
-  TFH_CHECK(::fsync(fd.get()) == 0, path, ": cannot flush '", tmp.path, "': ", errno_text(errno));
-  TFH_CHECK(::close(fd.release()) == 0, path, ": cannot close '", tmp.path,
+  TFH_CHECK(::fsync(fd.get()) == 0, path, ": cannot flush '", tmp.path(), "': ",
+            errno_text(errno));
+  TFH_CHECK(::close(fd.release()) == 0, path, ": cannot close '", tmp.path(),
             "': ", errno_text(errno));
 }
 
@@ -174,11 +211,30 @@ void place_weights(const Graph& g, const SaveOptions& opts, bool external,
     if (external && t.dtype() != onnx::TensorProto::STRING &&
         t.nbytes() > opts.external_threshold) {
       size_t offset = data.append(t.data(), t.nbytes());
-      patches.make_external(t, location, offset, t.nbytes());
+      patches.make_external(t.proto(), location, offset, t.nbytes());
     } else if (t.is_external()) {
       patches.make_inline(t);
     }
   }
+}
+
+// The same for the initializers of the main graph's subgraphs (If/Loop/Scan bodies), as ONNX's
+// save_model(save_as_external_data=True) does; every other tensor outside the main graph's
+// initializers stays inline (see TensorSite). They were inlined at load; only raw_data of the
+// right size can move (typed fields stay inline). Unloaded references keep their entries.
+void place_subgraph_initializers(onnx::ModelProto& m, const SaveOptions& opts,
+                                 const std::string& location, ExternalDataWriter& data,
+                                 TensorPatches& patches) {
+  for_each_other_tensor(m, [&](onnx::TensorProto& t, const TensorSite& site) {
+    if (!site.subgraph_initializer || t.data_location() == onnx::TensorProto::EXTERNAL) return;
+    if (!t.has_raw_data() || t.raw_data().size() <= opts.external_threshold) return;
+    size_t n = checked_element_count(t.data_type(), t.dims().data(),
+                                     static_cast<size_t>(t.dims_size()));
+    if (n == SIZE_MAX || dtype_bytes(t.data_type(), n) != t.raw_data().size()) return;
+    size_t length = t.raw_data().size();
+    size_t offset = data.append(t.raw_data().data(), length);
+    patches.make_external(t, location, offset, length);
+  });
 }
 
 }  // namespace
@@ -189,9 +245,13 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     m->path_ = path;
     parse_model_file(path, m->skeleton_);
     ExternalDataReader reader(path, opts.load_external_data);
+    // Before take_from: the main graph's nodes are still in the skeleton.
+    reader.resolve_other_tensors(m->skeleton_);
     m->graph_.take_from(*m->skeleton_.mutable_graph(), path, [&](auto proto) {
       return reader.make_tensor(std::move(proto));
     });
+    m->dir_ = reader.dir();
+    m->data_files_ = reader.files();
     try {
       m->graph_.topo_order();
     } catch (const Error& e) {
@@ -205,12 +265,61 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   }
 }
 
+void Model::check_save_path(const std::string& path, const SaveOptions& opts) const {
+  TFH_CHECK(!path.empty(), "save: empty output path");
+  check_regular_or_absent(path);
+  if (!path_.empty())
+    TFH_CHECK(!same_file(path, loaded_file()), path, ": cannot save over the loaded model '",
+              path_, "'; choose another output path");
+  for (const std::string& f : data_files_)
+    TFH_CHECK(!same_file(path, f), path, ": cannot save over '", f,
+              "', external data of the loaded model '", path_, "'; choose another output path");
+  if (opts.use_external_data) check_data_path(path);
+}
+
+// The loaded model's file, found through the folder resolved at load: a relative path_ would
+// name another file once the working directory changed.
+std::string Model::loaded_file() const {
+  return dir_.empty() ? path_ : (fs::path(dir_) / fs::path(path_).filename()).string();
+}
+
+// `<path>.data` is about to be written: it must not replace a file the loaded model reads.
+void Model::check_data_path(const std::string& path) const {
+  const std::string data = path + ".data";
+  if (!path_.empty())
+    TFH_CHECK(!same_file(data, loaded_file()), path, ": cannot save: its external data file '",
+              data, "' would replace the loaded model '", path_, "'; choose another output path");
+  for (const std::string& f : data_files_)
+    TFH_CHECK(!same_file(data, f), path, ": cannot save: its external data file '", data,
+              "' would replace '", f, "', external data of the loaded model '", path_,
+              "'; choose another output path");
+}
+
+// Unloaded external data (load_external_data = false) is referenced relative to the model's
+// folder: written verbatim into another folder, the references would point at nothing (or at
+// whatever has that name there). Called while the graph is lent to the skeleton.
+void Model::check_unloaded_references(const std::string& path) {
+  std::string unloaded;
+  for (const Value* v : graph_.initializers())
+    if (unloaded.empty() && v->initializer()->is_unloaded_external())
+      unloaded = "initializer '" + v->name() + "'";
+  if (unloaded.empty())
+    for_each_other_tensor(skeleton_, [&](onnx::TensorProto& t, const TensorSite& site) {
+      if (unloaded.empty() && t.data_location() == onnx::TensorProto::EXTERNAL)
+        unloaded = "tensor '" + t.name() + "' (" + site.where() + ")";
+    });
+  if (unloaded.empty()) return;
+  std::error_code ec;
+  fs::path out_dir = fs::weakly_canonical(fs::absolute(path).parent_path(), ec);
+  TFH_CHECK(!dir_.empty() && !ec && out_dir == fs::path(dir_), path, ": cannot save ", unloaded,
+            " into another folder than the loaded model's ('", dir_,
+            "'): its external data was not loaded (LoadOptions::load_external_data is false), "
+            "and its reference is relative to that folder");
+}
+
 void Model::save(const std::string& path, const SaveOptions& opts) {
   try {
-    ensure_parent_dir(path);
-    check_not_directory(path);
-    const std::string suffix = ".tmp." + std::to_string(::getpid());
-    TempFile model_tmp{path + suffix}, data_tmp{path + ".data" + suffix, true};
+    check_save_path(path, opts);
     onnx::GraphProto& g = *skeleton_.mutable_graph();
     struct Lend {  // puts the graph's contents into the skeleton for the length of the save
       Graph& graph;
@@ -218,23 +327,36 @@ void Model::save(const std::string& path, const SaveOptions& opts) {
       ~Lend() { graph.take_back(proto); }
     } lend{graph_, g};
     graph_.lend_to(g);
+    check_unloaded_references(path);
+    ensure_parent_dir(path);
+    const std::string suffix = ".tmp." + std::to_string(::getpid());
+    TempFile model_tmp(path + suffix), data_tmp(path + ".data" + suffix);
+    data_tmp.arm();  // created by the writer's first append, if any: removing nothing is harmless
 
     size_t inline_bytes = opts.use_external_data ? 0 : inline_size(skeleton_, graph_);
     bool external = opts.use_external_data ||
                     (opts.auto_external_above_2gb && inline_bytes > kProtobufLimit);
     TFH_CHECK(external || inline_bytes <= kProtobufLimit, path, ": the model would be ",
               inline_bytes, " bytes, over protobuf's 2 GB limit; save it with external data");
+    if (external) check_data_path(path);  // again: the 2 GB switch decides only now
     TensorPatches patches;
-    ExternalDataWriter data(data_tmp.path);
-    place_weights(graph_, opts, external, fs::path(path).filename().string() + ".data", data,
-                  patches);
+    ExternalDataWriter data(data_tmp.path());
+    const std::string location = fs::path(path).filename().string() + ".data";
+    place_weights(graph_, opts, external, location, data, patches);
+    if (external) place_subgraph_initializers(skeleton_, opts, location, data, patches);
     data.finish();
     size_t size = skeleton_.ByteSizeLong();
     TFH_CHECK(size <= kProtobufLimit, path, ": the model is ", size,
               " bytes, over protobuf's 2 GB limit", external ? " even with external data" : "");
     write_model(skeleton_, model_tmp, path);
     if (data.used()) data_tmp.commit(path + ".data", path);
-    TempFile data_out{path + ".data", data.used()};  // an orphan if the model cannot follow it
+    struct Orphan {  // the data file in place, removed if the model cannot follow it
+      std::string path;
+      bool armed;
+      ~Orphan() {
+        if (armed) ::unlink(path.c_str());
+      }
+    } data_out{path + ".data", data.used()};
     model_tmp.commit(path, path);
     data_out.armed = false;
   } catch (const Error&) {

@@ -1,5 +1,7 @@
 // Tensor: an initializer's data, owned (moved out of the model) or mapped from an external file.
+#include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "host/ir/dtype.h"
 #include "host/ir/graph.h"
@@ -60,7 +62,16 @@ std::string typed_to_raw(TP& p, size_t nbytes) {
 }  // namespace
 
 Tensor::Tensor(std::unique_ptr<onnx::TensorProto> proto)
-    : proto_(std::move(proto)), dims_(proto_->dims().begin(), proto_->dims().end()) {}
+    : proto_(std::move(proto)), dims_(proto_->dims().begin(), proto_->dims().end()) {
+  // Every size derived from the dims (num_elements, nbytes, a pass's loops) must not wrap around.
+  if (checked_element_count(dtype(), dims_.data(), dims_.size()) != SIZE_MAX) return;
+  std::string dims;
+  for (size_t i = 0; i < dims_.size(); ++i) dims += (i ? ", " : "") + std::to_string(dims_[i]);
+  TFH_THROW("tensor '", name(), "': dims [", dims, "] ",
+            std::any_of(dims_.begin(), dims_.end(), [](int64_t d) { return d < 0; })
+                ? "have a negative dimension"
+                : "hold more elements than fit in memory");
+}
 
 Tensor::Tensor(std::unique_ptr<onnx::TensorProto> proto, std::shared_ptr<MappedFile> mapping,
                size_t offset, size_t length)
@@ -74,7 +85,7 @@ Tensor::~Tensor() = default;
 
 size_t Tensor::num_elements() const {
   size_t n = 1;
-  for (int64_t d : dims_) n *= d < 0 ? 0 : static_cast<size_t>(d);
+  for (int64_t d : dims_) n *= static_cast<size_t>(d);  // checked in the constructor
   return n;
 }
 

@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <string>
 
+#include <sys/types.h>
+
 namespace tfh {
 
 // Owns a file descriptor; closes it on destruction.
@@ -28,6 +30,10 @@ class UniqueFd {
 
 // strerror(err) as a std::string.
 std::string errno_text(int err);
+
+// What a file that is not a regular file is, for error messages: "a directory", "a FIFO (named
+// pipe)", "a character device", ... from stat's st_mode.
+std::string file_type_text(mode_t mode);
 
 // Writes all `n` bytes (retrying short writes and EINTR); throws tfh::Error naming `path`.
 void write_all(int fd, const void* data, size_t n, const std::string& path);

@@ -1,12 +1,17 @@
 // Every kind of bad input, through `tfhost run` (a config pointing at it) and, where it is a model
 // or a plugin, through `tfhost optimize --input`: a non-zero exit, at most three stderr lines that
 // name the file (and the node, tensor or key), the input byte-identical, no output written.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <string>
+#include <thread>
 
 #include "e2e/e2e_util.h"
 #include "support/test_util.h"
@@ -94,6 +99,42 @@ onnx::ModelProto escaping_external_model() {
   e->set_value("../secret.bin");
   return with_weight(w);
 }
+
+// A valid model whose weight lives in `location` (16 bytes, next to the model).
+onnx::ModelProto external_weight_model(const std::string& location) {
+  onnx::TensorProto w = weight("weight_ext");
+  w.set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* e = w.add_external_data();
+  e->set_key("location");
+  e->set_value(location);
+  return with_weight(w);
+}
+
+// While alive, and after two seconds, opens the FIFO at `path` for writing whenever a reader waits
+// on it: a tfhost that wrongly waits on the FIFO then sees an empty file instead of hanging.
+class FifoUnblocker {
+ public:
+  explicit FifoUnblocker(std::string path) : path_(std::move(path)), thread_([this] { run(); }) {}
+  ~FifoUnblocker() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  void run() {
+    const auto start = std::chrono::steady_clock::now();
+    while (!stop_) {
+      if (std::chrono::steady_clock::now() - start > std::chrono::seconds(2)) {
+        int fd = ::open(path_.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) ::close(fd);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  std::string path_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 // ---- the matrix ------------------------------------------------------------------------------
 
@@ -209,6 +250,63 @@ TEST_F(BadInput, ExternalDataOutsideTheModelFolder) {
     check.expect(r, {"escape.onnx"});
     EXPECT_TRUE(contains(r.err, "secret.bin") || contains(r.err, "weight_ext")) << r.err;
   }
+}
+
+// A FIFO would block the read forever; /dev/null is no model either. `run` refuses them while
+// checking the config; `optimize` reaches the loader.
+TEST_F(BadInput, InputThatIsNotARegularFile) {
+  const std::string fifo = models() + "/pipe.onnx";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  FifoUnblocker unblock(fifo);
+  FailureCheck check("", out_dir());  // reading the FIFO to compare it would block the test
+  check.expect(tfhost({"run", write_config(fifo)}), {"pipe.onnx"});
+  check.expect(tfhost({"optimize", "--input", fifo, "--output", out()}),
+               {"pipe.onnx", "is a FIFO", "not an ONNX model file"});
+  check.expect(tfhost({"optimize", "--input", "/dev/null", "--output", out()}),
+               {"/dev/null", "is a character device"});
+}
+
+// The output must not replace a file the input model reads: its external data, directly or as
+// the `<output>.data` the saver would write.
+TEST_F(BadInput, OutputOverTheInputsExternalData) {
+  const std::string model = write_model("ext.onnx", external_weight_model("weights.bin"));
+  const std::string data = write_bytes("weights.bin", std::string(16, '\x11'));
+  FailureCheck check(model, out_dir());
+  const std::vector<std::string> names{"weights.bin", "external data of the loaded model",
+                                       "ext.onnx"};
+  check.expect(tfhost({"run", write_config(model), "--set", "output=" + data}), names);
+  check.expect(tfhost({"optimize", "--input", model, "--output", data}), names);
+  EXPECT_EQ(test::read_file(data), std::string(16, '\x11'));
+}
+
+TEST_F(BadInput, OutputDataFileWouldReplaceTheInputsExternalData) {
+  const std::string model = write_model("ext.onnx", external_weight_model("next.onnx.data"));
+  const std::string data = write_bytes("next.onnx.data", std::string(16, '\x22'));
+  const std::string next = models() + "/next.onnx";
+  FailureCheck check(model, out_dir());
+  const std::vector<std::string> names{"next.onnx.data", "would replace", "ext.onnx"};
+  check.expect(tfhost({"run", write_config(model, "[]", "save: {use_external_data_format: true}\n"),
+                       "--set", "output=" + next}),
+               names);
+  check.expect(tfhost({"optimize", "--input", model, "--output", next,
+                       "--use_external_data_format"}),
+               names);
+  EXPECT_EQ(test::read_file(data), std::string(16, '\x22'));
+  EXPECT_FALSE(test::file_exists(next));
+}
+
+// A rename onto a FIFO (or a device) would replace it: refused, the FIFO stays.
+TEST_F(BadInput, OutputThatIsAFifo) {
+  const std::string model = write_bytes("model.onnx", test::read_file(kBertModel));
+  const std::string fifo = tmp_ / "pipe_out.onnx";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  FailureCheck check(model, out_dir());
+  const std::vector<std::string> names{"pipe_out.onnx", "is a FIFO", "not a regular file"};
+  check.expect(tfhost({"run", write_config(model), "--set", "output=" + fifo}), names);
+  check.expect(tfhost({"optimize", "--input", model, "--output", fifo}), names);
+  struct stat st {};
+  ASSERT_EQ(::stat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
 }
 
 TEST_F(BadInput, UnknownPass) {

@@ -1,9 +1,13 @@
 // Helpers for the IR tests: temp dirs, files, and small ONNX graphs built with protobuf directly.
 #pragma once
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +16,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -74,6 +79,44 @@ inline std::vector<std::string> model_files() {
     if (fs::exists(d.path() / "model.onnx")) out.push_back((d.path() / "model.onnx").string());
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// While alive, and from `delay` on, opens the FIFO at `path` for writing (and closes it at once)
+// whenever a reader waits on it: code that wrongly opens a FIFO for reading then sees an empty
+// file after `delay` instead of blocking the test forever, so the test fails instead of hanging.
+class FifoUnblocker {
+ public:
+  explicit FifoUnblocker(std::string path,
+                         std::chrono::milliseconds delay = std::chrono::milliseconds(2000))
+      : path_(std::move(path)), delay_(delay), thread_([this] { run(); }) {}
+  ~FifoUnblocker() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  void run() {
+    const auto start = std::chrono::steady_clock::now();
+    while (!stop_) {
+      if (std::chrono::steady_clock::now() - start >= delay_) {
+        int fd = ::open(path_.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // ENXIO: no reader
+        if (fd >= 0) ::close(fd);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  std::string path_;
+  std::chrono::milliseconds delay_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;  // last: starts once the members it reads exist
+};
+
+// Seconds `fn` takes.
+template <typename Fn>
+double seconds_of(Fn&& fn) {
+  const auto start = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 // The message of the tfh::Error `fn` throws ("" if it throws none).

@@ -1,5 +1,7 @@
 // Model::load refuses broken input with one tfh::Error naming the file and the node/tensor, and
 // never touches the file it reads.
+#include <sys/stat.h>
+
 #include "ir_test_util.h"
 
 namespace tfh::ir::test {
@@ -24,6 +26,40 @@ TEST(LoadErrors, MissingFileAndDirectory) {
   TempDir dir;
   expect_load_error(dir / "nope.onnx", {"no such file"});
   expect_load_error(dir.path().string(), {"directory"});
+}
+
+// A FIFO would block the open (or the read) forever; /dev/null and other devices are no model.
+TEST(LoadErrors, NotARegularFile) {
+  TempDir dir;
+  ASSERT_EQ(mkfifo((dir / "pipe.onnx").c_str(), 0644), 0);
+  {
+    FifoUnblocker unblock(dir / "pipe.onnx");
+    // Refused at once: waiting for a writer until the unblocker steps in takes 2 s.
+    EXPECT_LT(seconds_of([&] {
+                expect_load_error(dir / "pipe.onnx", {"is a FIFO", "not an ONNX model file"});
+              }),
+              1.0);
+  }
+  expect_load_error("/dev/null", {"is a character device", "not an ONNX model file"});
+  // An external data file that is a FIFO.
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {4});
+  onnx::TensorProto t;
+  t.set_name("weights");
+  t.set_data_type(onnx::TensorProto::FLOAT);
+  t.add_dims(4);
+  t.set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* e = t.add_external_data();
+  e->set_key("location");
+  e->set_value("pipe.onnx");
+  *g.add_initializer() = t;
+  add_node(g, "Add", {"x", "weights"}, {"y"}, "add");
+  *g.add_output() = tensor_info("y", onnx::TensorProto::FLOAT, {4});
+  write_model(m, dir / "m.onnx");
+  FifoUnblocker unblock(dir / "pipe.onnx");
+  const std::vector<std::string> needles{"initializer 'weights'", "pipe.onnx", "is a FIFO"};
+  EXPECT_LT(seconds_of([&] { expect_load_error(dir / "m.onnx", needles); }), 1.0);
 }
 
 TEST(LoadErrors, NotOnnx) {
@@ -160,6 +196,71 @@ TEST(LoadErrors, InitializerSizeMismatch) {
   *g.mutable_initializer(0) = f16;
   write_model(m, dir / "f16.onnx");
   expect_load_error(dir / "f16.onnx", {"initializer 'half'", "has 2 values", "needs 3"});
+}
+
+// Dims whose element count (or byte size) does not fit in size_t would wrap every size computed
+// from them: 2^62 + 1 times 4 floats wraps to 4, exactly what 16 bytes of raw_data hold.
+TEST(LoadErrors, ElementCountOverflow) {
+  TempDir dir;
+  const int64_t huge = (int64_t{1} << 62) + 1;
+  auto model_with = [&](const onnx::TensorProto& w, bool as_constant) {
+    auto m = new_model();
+    auto& g = *m.mutable_graph();
+    *g.add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {4});
+    if (as_constant) {
+      auto* c = add_node(g, "Constant", {}, {"w_out"}, "const");
+      auto* a = c->add_attribute();
+      a->set_name("value");
+      a->set_type(onnx::AttributeProto::TENSOR);
+      *a->mutable_t() = w;
+      add_node(g, "Add", {"x", "w_out"}, {"y"}, "add");
+    } else {
+      *g.add_initializer() = w;
+      add_node(g, "Add", {"x", w.name()}, {"y"}, "add");
+    }
+    *g.add_output() = tensor_info("y", onnx::TensorProto::FLOAT, {4});
+    return m;
+  };
+  onnx::TensorProto wraps = float_tensor("wrapping", {huge, 4}, {1, 2, 3, 4});
+  write_model(model_with(wraps, false), dir / "wrap.onnx");
+  expect_load_error(dir / "wrap.onnx", {"initializer 'wrapping'", "more elements than fit"});
+  // The byte size overflowing alone: 2^62 floats are 2^64 bytes.
+  onnx::TensorProto bytes = float_tensor("bytes", {int64_t{1} << 62}, {});
+  write_model(model_with(bytes, false), dir / "bytes.onnx");
+  expect_load_error(dir / "bytes.onnx", {"initializer 'bytes'", "more elements than fit"});
+  // A zero dimension makes any other size harmless.
+  onnx::TensorProto empty = float_tensor("empty", {huge, 0, huge}, {});
+  write_model(model_with(empty, false), dir / "empty.onnx");
+  EXPECT_EQ(Model::load(dir / "empty.onnx")->graph().find("empty")->initializer()->nbytes(), 0u);
+
+  // External data, in an initializer and in a Constant.
+  write_file(dir / "w.bin", std::string(16, '\0'));
+  onnx::TensorProto ext = float_tensor("ext", {huge, 4}, {});
+  ext.clear_raw_data();
+  ext.set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* e = ext.add_external_data();
+  e->set_key("location");
+  e->set_value("w.bin");
+  write_model(model_with(ext, false), dir / "ext.onnx");
+  expect_load_error(dir / "ext.onnx", {"initializer 'ext'", "more elements than fit"});
+  write_model(model_with(ext, true), dir / "const.onnx");
+  expect_load_error(dir / "const.onnx",
+                    {"tensor 'ext' (attribute 'value' of node 'const')", "more elements than fit"});
+  ext.set_dims(0, -4);
+  write_model(model_with(ext, true), dir / "negative.onnx");
+  expect_load_error(dir / "negative.onnx", {"tensor 'ext'", "negative dimension"});
+}
+
+// A Tensor made by a pass or the runtime is checked the same way when it is constructed.
+TEST(LoadErrors, TensorWithImpossibleDimsIsRefused) {
+  const int64_t huge = (int64_t{1} << 62) + 1;
+  for (auto [dims, needle] : std::vector<std::pair<std::vector<int64_t>, std::string>>{
+           {{huge, 4}, "more elements than fit"}, {{2, -1}, "negative dimension"}}) {
+    auto p = std::make_unique<onnx::TensorProto>(float_tensor("made", dims, {1, 2, 3, 4}));
+    std::string msg = error_of([&] { Tensor t(std::move(p)); });
+    EXPECT_NE(msg.find("tensor 'made'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+  }
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Model load/save: lossless round trips, repeated saves, value_info bookkeeping, atomic output.
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "ir_test_util.h"
 
@@ -146,13 +148,28 @@ TEST(ModelIo, SaveTwiceAndModelStaysUsable) {
   EXPECT_EQ(files_in(dir.path()), (std::vector<std::string>{"a.onnx", "b.onnx", "rich.onnx"}));
 }
 
-TEST(ModelIo, SaveOverTheInputFile) {
+// Writing over the file a model was loaded from would destroy the input the user still has; a
+// hard link or a symlink to it is the same file.
+TEST(ModelIo, SaveOverTheInputFileIsRefused) {
   TempDir dir;
   std::string src = model_files().front();
   write_file(dir / "m.onnx", read_file(src));
+  ASSERT_EQ(link((dir / "m.onnx").c_str(), (dir / "hard.onnx").c_str()), 0);
+  ASSERT_EQ(symlink("m.onnx", (dir / "soft.onnx").c_str()), 0);
   auto model = Model::load(dir / "m.onnx");
-  model->save(dir / "m.onnx");
+  for (const std::string& out : {dir / "m.onnx", dir / "hard.onnx", dir / "soft.onnx",
+                                 dir / "./sub/../m.onnx"}) {
+    std::string msg = error_of([&] { model->save(out); });
+    EXPECT_NE(msg.find(out), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'" + dir / "m.onnx" + "'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("loaded model"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_EQ(error_of([&] { model->check_save_path(out); }), msg);
+  }
   EXPECT_TRUE(read_file(dir / "m.onnx") == read_file(src));
+  EXPECT_EQ(files_in(dir.path()), (std::vector<std::string>{"hard.onnx", "m.onnx", "soft.onnx"}));
+  model->save(dir / "copy.onnx");  // elsewhere: fine, and exact
+  EXPECT_TRUE(read_file(dir / "copy.onnx") == read_file(src));
 }
 
 TEST(ModelIo, LoadDoesNotModifyTheInput) {
@@ -234,6 +251,132 @@ TEST(ModelIo, FailedSaveLeavesNothing) {
   EXPECT_NE(msg.find("is a directory"), std::string::npos) << msg;
   EXPECT_TRUE(fs::is_directory(dir / "sub"));
   EXPECT_EQ(files_in(dir.path()), (std::vector<std::string>{"afile", "sub"}));
+}
+
+// A rename onto a FIFO or a device node would replace it (as root, even /dev/null itself); a
+// symlink to one counts as one. Refused before anything is written.
+TEST(ModelIo, OutputThatIsNotARegularFileIsRefused) {
+  TempDir dir;
+  auto model = Model::load(model_files().front());
+  ASSERT_EQ(mkfifo((dir / "pipe.onnx").c_str(), 0644), 0);
+  ASSERT_EQ(symlink("/dev/null", (dir / "null.onnx").c_str()), 0);
+  ASSERT_EQ(mkfifo((dir / "ext.onnx.data").c_str(), 0644), 0);
+  SaveOptions ext;
+  ext.use_external_data = true;
+  for (auto [out, opts, needle] : std::vector<std::tuple<std::string, SaveOptions, std::string>>{
+           {dir / "pipe.onnx", {}, "is a FIFO"},
+           {dir / "null.onnx", {}, "is a character device"},
+           {dir / "ext.onnx", ext, "is a FIFO"}}) {
+    SCOPED_TRACE(out);
+    std::string msg = error_of([&] { model->save(out, opts); });
+    EXPECT_NE(msg.find(out), std::string::npos) << msg;
+    EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+    EXPECT_NE(msg.find("not a regular file"), std::string::npos) << msg;
+    EXPECT_EQ(error_of([&] { model->check_save_path(out, opts); }), msg);
+  }
+  struct stat st {};
+  ASSERT_EQ(stat((dir / "pipe.onnx").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  ASSERT_EQ(lstat((dir / "null.onnx").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  EXPECT_EQ(files_in(dir.path()),
+            (std::vector<std::string>{"ext.onnx.data", "null.onnx", "pipe.onnx"}));
+}
+
+// A graph input that is also a graph output keeps both declarations, which may differ.
+TEST(ModelIo, InputPassedThroughAsOutputRoundTrips) {
+  TempDir dir;
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {-1, 4});
+  g.mutable_input(0)->set_doc_string("the input");
+  add_node(g, "Relu", {"x"}, {"y"}, "relu");
+  *g.add_output() = tensor_info("y", onnx::TensorProto::FLOAT, {-1, 4});
+  *g.add_output() = tensor_info("x", onnx::TensorProto::FLOAT, {2, 4});
+  g.mutable_output(1)->set_doc_string("the input, passed through");
+  write_model(m, dir / "through.onnx");
+  auto model = Model::load(dir / "through.onnx");
+  model->save(dir / "same.onnx");
+  EXPECT_TRUE(read_file(dir / "same.onnx") == m.SerializeAsString());
+
+  // A rename renames both declarations.
+  Graph& graph = model->graph();
+  graph.rename_value(graph.find("x"), "input_ids");
+  model->save(dir / "renamed.onnx");
+  onnx::ModelProto renamed;
+  ASSERT_TRUE(renamed.ParseFromString(read_file(dir / "renamed.onnx")));
+  EXPECT_EQ(renamed.graph().input(0).name(), "input_ids");
+  EXPECT_EQ(renamed.graph().input(0).doc_string(), "the input");
+  EXPECT_EQ(renamed.graph().output(1).name(), "input_ids");
+  EXPECT_EQ(renamed.graph().output(1).doc_string(), "the input, passed through");
+  EXPECT_EQ(renamed.graph().output(1).type().tensor_type().shape().dim(0).dim_value(), 2);
+
+  // The output re-pointed at another value takes its declaration along.
+  graph.replace_all_uses(graph.find("input_ids"), graph.find("y"));
+  model->save(dir / "replaced.onnx");
+  onnx::ModelProto replaced;
+  ASSERT_TRUE(replaced.ParseFromString(read_file(dir / "replaced.onnx")));
+  EXPECT_EQ(replaced.graph().input(0).doc_string(), "the input");
+  ASSERT_EQ(replaced.graph().output_size(), 2);
+  EXPECT_EQ(replaced.graph().output(1).name(), "y");
+}
+
+// Ctrl-C (or kill) during a save: the temporaries go, and the process still dies of the signal.
+// A child saves a 64 MB model over and over; it is signalled as soon as a temporary exists.
+TEST(ModelIo, InterruptedSaveLeavesNoTemporaries) {
+  TempDir dir;
+  const int64_t n = 16 << 20;  // floats
+  {
+    std::ofstream f(dir / "big.bin", std::ios::binary);
+  }
+  ASSERT_EQ(truncate((dir / "big.bin").c_str(), n * 4), 0);  // sparse: no disk used until written
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {n});
+  onnx::TensorProto t;
+  t.set_name("big");
+  t.set_data_type(onnx::TensorProto::FLOAT);
+  t.add_dims(n);
+  t.set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* e = t.add_external_data();
+  e->set_key("location");
+  e->set_value("big.bin");
+  *g.add_initializer() = t;
+  add_node(g, "Add", {"x", "big"}, {"y"}, "add");
+  *g.add_output() = tensor_info("y", onnx::TensorProto::FLOAT, {n});
+  write_model(m, dir / "big.onnx");
+  auto model = Model::load(dir / "big.onnx");
+  fs::create_directory(dir / "out");
+
+  for (int sig : {SIGINT, SIGTERM}) {
+    SCOPED_TRACE(strsignal(sig));
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      SaveOptions opts;
+      for (int i = 0;; ++i) {
+        opts.use_external_data = i % 2 == 0;  // both temporaries: the model's and the data's
+        try {
+          model->save(dir / "out/m.onnx", opts);
+        } catch (...) {
+          _exit(3);
+        }
+      }
+    }
+    bool seen = false;
+    for (int i = 0; i < 30000 && !seen; ++i) {
+      for (const auto& name : files_in(dir / "out"))
+        if (name.find(".tmp.") != std::string::npos) seen = true;
+      if (!seen) usleep(1000);
+    }
+    kill(child, sig);
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    EXPECT_TRUE(seen) << "no temporary file appeared";
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << "status " << status;
+    for (const auto& name : files_in(dir / "out"))
+      EXPECT_EQ(name.find(".tmp."), std::string::npos) << name << " left behind";
+  }
 }
 
 // Makes writes past `bytes` fail (EFBIG) for the length of a scope, as a full disk would.
