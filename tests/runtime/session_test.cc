@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include "host/plugin/registry.h"
+#include "host/runtime/measure.h"
+#include "tfhost/core.hpp"
 #include "host/util/error.h"
 #include "ir/ir_test_util.h"
 
@@ -27,6 +29,18 @@ std::unique_ptr<HostTensor> floats(std::vector<int64_t> dims, const std::vector<
   return t;
 }
 const float* data(const HostTensor& t) { return static_cast<const float*>(t.data); }
+
+uint16_t half_bits(float f) {
+  auto t = make_tensor(TFH_TYPE_FLOAT, {1});
+  std::memcpy(t->storage.get(), &f, 4);
+  auto h = convert_tensor(*t, TFH_TYPE_FLOAT16);
+  uint16_t bits;
+  std::memcpy(&bits, h->data, 2);
+  return bits;
+}
+std::unique_ptr<HostTensor> convert_half(const HostTensor& t) {
+  return convert_tensor(t, TFH_TYPE_FLOAT16);
+}
 
 template <typename F>
 std::string error_of(F&& f) {
@@ -202,6 +216,63 @@ TEST(Session, TypeConstraintsLimitAKernelToTheTypesItDeclares) {
   const KernelRegistry kernels(r);
   Session s(*model, kernels);
   EXPECT_EQ(s.kernel_choices()[0].second, "tfhost");
+}
+
+// float16 tensors run through the float kernels (computed in float32): the same small network in
+// float16 and float32 agrees to float16 precision.
+TEST(Session, Float16ModelsRun) {
+  auto build = [&](int elem) {
+    auto m = new_model();
+    m.mutable_opset_import(0)->set_version(17);
+    auto& g = *m.mutable_graph();
+    *g.add_input() = tensor_info("x", elem, {2, 8});
+    onnx::TensorProto w = float_tensor("w", {8, 4}, {});
+    onnx::TensorProto b = float_tensor("b", {4}, {});
+    onnx::TensorProto gamma = float_tensor("gamma", {4}, {});
+    std::vector<float> wv(32), bv(4), gv(4);
+    for (int i = 0; i < 32; ++i) wv[i] = 0.1f * static_cast<float>((i * 7) % 11) - 0.5f;
+    for (int i = 0; i < 4; ++i) bv[i] = 0.25f * i, gv[i] = 1.f + 0.1f * i;
+    for (auto* t : {&w, &b, &gamma}) {
+      const std::vector<float>& v = t == &w ? wv : t == &b ? bv : gv;
+      t->clear_float_data();
+      t->set_data_type(elem);
+      std::string raw;
+      for (float f : v) {
+        if (elem == onnx::TensorProto::FLOAT) {
+          raw.append(reinterpret_cast<const char*>(&f), 4);
+        } else {
+          uint16_t h = half_bits(f);
+          raw.append(reinterpret_cast<const char*>(&h), 2);
+        }
+      }
+      t->set_raw_data(raw);
+      *g.add_initializer() = *t;
+    }
+    add_node(g, "MatMul", {"x", "w"}, {"mm"});
+    add_node(g, "Add", {"mm", "b"}, {"a"});
+    add_node(g, "Erf", {"a"}, {"e"});
+    add_node(g, "LayerNormalization", {"e", "gamma", "b"}, {"ln"});
+    add_node(g, "Softmax", {"ln"}, {"y"});
+    *g.add_output() = tensor_info("y", elem, {2, 4});
+    return m;
+  };
+  TempDir t32, t16;
+  auto m32 = load(build(onnx::TensorProto::FLOAT), t32);
+  auto m16 = load(build(onnx::TensorProto::FLOAT16), t16);
+  const KernelRegistry kernels;
+  Session s32(*m32, kernels), s16(*m16, kernels);
+  std::vector<float> xv(16);
+  for (int i = 0; i < 16; ++i) xv[i] = 0.3f * static_cast<float>(i % 5) - 0.6f;
+  auto x32 = floats({2, 8}, xv);
+  auto x16 = convert_half(*x32);
+  auto y32 = s32.run({{"x", x32.get()}});
+  auto y16 = s16.run({{"x", x16.get()}});
+  ASSERT_EQ(y16[0]->type, TFH_TYPE_FLOAT16);
+  for (size_t i = 0; i < 8; ++i) {
+    uint16_t h;
+    std::memcpy(&h, static_cast<const char*>(y16[0]->data) + 2 * i, 2);
+    EXPECT_NEAR(to_float(Float16{h}), data(*y32[0])[i], 5e-3) << i;
+  }
 }
 
 }  // namespace
