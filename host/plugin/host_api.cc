@@ -1237,6 +1237,16 @@ TfhStatus* k_output(TfhKernelContext* c, size_t i, TfhDataType type, const int64
 void* k_scratch(TfhKernelContext* c, size_t bytes) {
   return getter<void*>(nullptr, [&] { return c ? KernelContext::from_c(c)->scratch(bytes) : nullptr; });
 }
+TfhStatus* k_output_from_input(TfhKernelContext* c, size_t i, size_t j, const int64_t* dims,
+                               size_t rank, TfhTensor** out) {
+  return guarded([&] {
+    need(c, "kernel output_from_input", "context");
+    need(out, "kernel output_from_input", "out");
+    if (rank) need(dims, "kernel output_from_input", "dims");
+    *out = c_tensor(KernelContext::from_c(c)->output_from_input(
+        i, j, std::vector<int64_t>(dims, dims + rank)));
+  });
+}
 int32_t k_num_threads(const TfhKernelContext* c) {
   return c ? KernelContext::from_c(c)->num_threads() : 1;
 }
@@ -1252,6 +1262,7 @@ TfhKernelApi make_kernel_api() {
   a.output = k_output;
   a.scratch = k_scratch;
   a.num_threads = k_num_threads;
+  a.output_from_input = k_output_from_input;
   return a;
 }
 

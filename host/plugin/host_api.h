@@ -131,6 +131,8 @@ class KernelContext {
   virtual HostTensor* allocate_output(size_t i, TfhDataType type, std::vector<int64_t> dims) = 0;
   virtual void* scratch(size_t bytes) = 0;
   virtual int num_threads() const = 0;
+  // Output i sharing input j's buffer when possible (see TfhKernelApi::output_from_input).
+  virtual HostTensor* output_from_input(size_t i, size_t j, std::vector<int64_t> dims) = 0;
 };
 
 // Wraps a plugin's TfhOpDesc::infer_shapes as an ir::ShapeHook. An empty hook when the descriptor

@@ -119,6 +119,7 @@ struct Session::Impl {
   std::vector<HostTensor> act;
   std::vector<const HostTensor*> live;
   std::vector<std::unique_ptr<HostTensor>> owned_outputs;  // graph outputs produced this run
+  std::vector<bool> donated;  // activations whose buffer an output took over this run
   size_t last_peak = 0;
 
   Impl(const ir::Model& m, SessionOptions o) : model(m), opts(o) {}
@@ -190,6 +191,33 @@ class StepContext : public plugin::KernelContext {
     s_.live[slot] = &h;
     return &h;
   }
+  HostTensor* output_from_input(size_t i, size_t j, std::vector<int64_t> dims) override {
+    const HostTensor* in = input(j);
+    if (!in) TFH_THROW("output_from_input: input ", j, " is missing");
+    const int out_slot = i < step_.out.size() ? step_.out[i] : -1;
+    const int in_slot = step_.in[j];
+    const bool last_reader = std::find(step_.free_after.begin(), step_.free_after.end(), in_slot) !=
+                             step_.free_after.end();
+    // Hand the buffer over: an activation read by nobody after this node, into an output that is
+    // itself a pooled activation (not a graph output, not a folded constant).
+    if (!folding_ && out_slot >= 0 && !allocated_[i] && last_reader &&
+        s_.slots[in_slot].kind == SlotKind::Activation && !s_.slots[out_slot].graph_output &&
+        !s_.donated[in_slot]) {
+      HostTensor& h = s_.act[out_slot];
+      h.set_shape(in->type, std::move(dims));
+      if (h.nbytes != in->nbytes) TFH_THROW("output_from_input: byte counts differ");
+      allocated_[i] = true;
+      h.data = in->data;
+      h.writable = true;
+      s_.donated[in_slot] = true;  // released through the output now, not the input
+      s_.live[out_slot] = &h;
+      return &h;
+    }
+    HostTensor* out = allocate_output(i, in->type, std::move(dims));
+    if (out->nbytes != in->nbytes) TFH_THROW("output_from_input: byte counts differ");
+    if (in->nbytes) std::memcpy(const_cast<void*>(out->data), in->data, in->nbytes);
+    return out;
+  }
   void* scratch(size_t bytes) override {
     scratch_.push_back(aligned_zeroed(bytes));
     return scratch_.back().get();
@@ -257,6 +285,7 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
   s.act.resize(s.slots.size());
   s.live.assign(s.slots.size(), nullptr);
   s.owned_outputs.resize(s.slots.size());
+  s.donated.assign(s.slots.size(), false);
   for (size_t i = 0; i < s.slots.size(); ++i)
     if (s.slots[i].kind == SlotKind::Constant) s.live[i] = &s.slots[i].view;
 
@@ -335,17 +364,19 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
                                ms(std::chrono::steady_clock::now() - t0).count()});
       }
       for (int k : step.free_after) {
-        s.pool.release(const_cast<void*>(s.act[k].data));
+        if (!s.donated[k]) s.pool.release(const_cast<void*>(s.act[k].data));
+        s.donated[k] = false;
         s.act[k].data = nullptr;
         s.live[k] = nullptr;
       }
     }
   } catch (...) {
-    for (size_t k = 0; k < s.slots.size(); ++k)
-      if (s.slots[k].kind == SlotKind::Activation && s.act[k].data) {
+    for (size_t k = 0; k < s.slots.size(); ++k) {
+      if (s.slots[k].kind == SlotKind::Activation && s.act[k].data && !s.donated[k])
         s.pool.release(const_cast<void*>(s.act[k].data));
-        s.act[k].data = nullptr;
-      }
+      s.act[k].data = nullptr;
+      s.donated[k] = false;
+    }
     for (size_t k = 0; k < s.slots.size(); ++k)
       if (s.slots[k].kind != SlotKind::Constant) s.live[k] = nullptr;
     std::fill(s.owned_outputs.begin(), s.owned_outputs.end(), nullptr);

@@ -263,7 +263,8 @@ TFH_PIN(TfhKernelApi, output_used, 40);
 TFH_PIN(TfhKernelApi, output, 48);
 TFH_PIN(TfhKernelApi, scratch, 56);
 TFH_PIN(TfhKernelApi, num_threads, 64);
-TFH_PIN_SIZE(TfhKernelApi, 72);
+TFH_PIN(TfhKernelApi, output_from_input, 72);
+TFH_PIN_SIZE(TfhKernelApi, 80);
 #endif  // x86_64 LP64
 
 namespace {

@@ -422,6 +422,12 @@ typedef struct TfhKernelApi {
   /* Temporary memory, 64-byte aligned, valid until compute returns; NULL when out of memory. */
   void* (*scratch)(TfhKernelContext* c, size_t bytes);
   int32_t (*num_threads)(const TfhKernelContext* c); /* the session's thread budget */
+  /* Output i holding input j's bytes under a new shape (same element type, same byte count), for
+   * Reshape/Squeeze/Unsqueeze/Flatten/Identity: the host hands input j's buffer over when this
+   * node is its last reader, else allocates and copies. Input j stays readable until compute
+   * returns. */
+  TfhStatus* (*output_from_input)(TfhKernelContext* c, size_t i, size_t j, const int64_t* dims,
+                                  size_t rank, TfhTensor** out);
 } TfhKernelApi;
 
 typedef struct TfhHostApi {

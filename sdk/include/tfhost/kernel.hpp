@@ -15,6 +15,7 @@
 // Exceptions thrown by the constructor or compute arrive at the host as a status.
 #pragma once
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,22 @@ class KernelContext {
   }
   OutputTensor output(size_t i, TfhDataType type, const std::vector<int64_t>& dims) {
     return output(i, type, Span<const int64_t>{dims.data(), dims.size()});
+  }
+
+  // Output i with input j's bytes under the shape `dims` (a view op): shares input j's buffer
+  // when the host can, else copies. Hosts without the field: allocate and copy here.
+  OutputTensor output_from_input(size_t i, size_t j, const std::vector<int64_t>& dims) {
+    const TfhKernelApi& k = kernel_api();
+    if (TFH_HAS_FIELD(&k, TfhKernelApi, output_from_input) && k.output_from_input) {
+      TfhTensor* t = nullptr;
+      check(k.output_from_input(c_, i, j, dims.data(), dims.size(), &t));
+      return OutputTensor(t);
+    }
+    TensorView in = required(j);
+    OutputTensor out = output(i, in.dtype(), dims);
+    if (out.view().nbytes() != in.nbytes()) sdk::fail("output_from_input: byte counts differ");
+    if (in.nbytes()) std::memcpy(out.raw(), in.raw(), in.nbytes());
+    return out;
   }
 
   template <typename T>
