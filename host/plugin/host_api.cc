@@ -1247,6 +1247,33 @@ TfhStatus* k_output_from_input(TfhKernelContext* c, size_t i, size_t j, const in
         i, j, std::vector<int64_t>(dims, dims + rank)));
   });
 }
+int64_t k_input_sequence_length(const TfhKernelContext* c, size_t i) {
+  return getter<int64_t>(-1, [&] { return c ? KernelContext::from_c(c)->input_sequence_length(i) : -1; });
+}
+const TfhTensor* k_input_sequence_at(const TfhKernelContext* c, size_t i, size_t k) {
+  return getter<const TfhTensor*>(nullptr, [&]() -> const TfhTensor* {
+    return c ? c_tensor(KernelContext::from_c(c)->input_sequence_at(i, k)) : nullptr;
+  });
+}
+TfhStatus* k_output_sequence_begin(TfhKernelContext* c, size_t i) {
+  return guarded([&] {
+    need(c, "kernel output_sequence_begin", "context");
+    KernelContext::from_c(c)->output_sequence_begin(i);
+  });
+}
+TfhStatus* k_output_sequence_append(TfhKernelContext* c, size_t i, TfhDataType type,
+                                    const int64_t* dims, size_t rank, TfhTensor** out) {
+  return guarded([&] {
+    need(c, "kernel output_sequence_append", "context");
+    need(out, "kernel output_sequence_append", "out");
+    if (rank) need(dims, "kernel output_sequence_append", "dims");
+    if (elem_bits(type) == 0)
+      api_fail(TFH_NOT_IMPLEMENTED, std::string("kernel output: element type ") +
+                                        std::to_string(type) + " has no dense layout");
+    *out = c_tensor(KernelContext::from_c(c)->output_sequence_append(
+        i, type, std::vector<int64_t>(dims, dims + rank)));
+  });
+}
 int32_t k_num_threads(const TfhKernelContext* c) {
   return c ? KernelContext::from_c(c)->num_threads() : 1;
 }
@@ -1263,6 +1290,10 @@ TfhKernelApi make_kernel_api() {
   a.scratch = k_scratch;
   a.num_threads = k_num_threads;
   a.output_from_input = k_output_from_input;
+  a.input_sequence_length = k_input_sequence_length;
+  a.input_sequence_at = k_input_sequence_at;
+  a.output_sequence_begin = k_output_sequence_begin;
+  a.output_sequence_append = k_output_sequence_append;
   return a;
 }
 

@@ -133,6 +133,12 @@ class KernelContext {
   virtual int num_threads() const = 0;
   // Output i sharing input j's buffer when possible (see TfhKernelApi::output_from_input).
   virtual HostTensor* output_from_input(size_t i, size_t j, std::vector<int64_t> dims) = 0;
+  // Sequence values: -1 when input i is not a sequence.
+  virtual int64_t input_sequence_length(size_t i) const = 0;
+  virtual const HostTensor* input_sequence_at(size_t i, size_t k) const = 0;  // NULL: out of range
+  virtual void output_sequence_begin(size_t i) = 0;
+  virtual HostTensor* output_sequence_append(size_t i, TfhDataType type,
+                                             std::vector<int64_t> dims) = 0;
 };
 
 // Wraps a plugin's TfhOpDesc::infer_shapes as an ir::ShapeHook. An empty hook when the descriptor

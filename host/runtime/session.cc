@@ -85,10 +85,12 @@ std::string node_label(const ir::Node& n) {
   return describe(n) + " (" + (n.domain().empty() ? "" : n.domain() + ".") + n.op_type() + ")";
 }
 
-bool deterministic(const ir::Node& n) {
+// Whether a node whose inputs are all constants may be computed once at plan time: not random
+// ops, and not ops that make sequence values (those live only inside a run).
+bool foldable(const ir::Node& n) {
   const std::string& op = n.op_type();
   return op.rfind("Random", 0) != 0 && op != "Bernoulli" && op != "Multinomial" &&
-         op != "Dropout";
+         op != "Dropout" && op.rfind("Sequence", 0) != 0 && op != "SplitToSequence";
 }
 
 }  // namespace
@@ -120,6 +122,9 @@ struct Session::Impl {
   std::vector<const HostTensor*> live;
   std::vector<std::unique_ptr<HostTensor>> owned_outputs;  // graph outputs produced this run
   std::vector<bool> donated;  // activations whose buffer an output took over this run
+  // Sequence values of this run, per slot (is_seq marks which slots hold one now).
+  std::vector<std::vector<std::unique_ptr<HostTensor>>> seqs;
+  std::vector<bool> is_seq;
   size_t last_peak = 0;
 
   Impl(const ir::Model& m, SessionOptions o) : model(m), opts(o) {}
@@ -218,6 +223,37 @@ class StepContext : public plugin::KernelContext {
     if (in->nbytes) std::memcpy(const_cast<void*>(out->data), in->data, in->nbytes);
     return out;
   }
+  int64_t input_sequence_length(size_t i) const override {
+    if (i >= step_.in.size() || step_.in[i] < 0 || !s_.is_seq[step_.in[i]]) return -1;
+    return static_cast<int64_t>(s_.seqs[step_.in[i]].size());
+  }
+  const HostTensor* input_sequence_at(size_t i, size_t k) const override {
+    if (input_sequence_length(i) < 0) return nullptr;
+    const auto& seq = s_.seqs[step_.in[i]];
+    return k < seq.size() ? seq[k].get() : nullptr;
+  }
+  void output_sequence_begin(size_t i) override {
+    if (i >= step_.out.size()) TFH_THROW("output ", i, " requested, the node has ", step_.out.size());
+    const int slot = step_.out[i];
+    if (slot < 0) return;
+    if (folding_ || s_.slots[slot].graph_output)
+      TFH_THROW("sequence values cannot be graph outputs or constants here");
+    allocated_[i] = true;
+    s_.seqs[slot].clear();
+    s_.is_seq[slot] = true;
+  }
+  HostTensor* output_sequence_append(size_t i, TfhDataType type, std::vector<int64_t> dims) override {
+    const int slot = i < step_.out.size() ? step_.out[i] : -1;
+    auto t = make_tensor(type, std::move(dims));
+    HostTensor* raw = t.get();
+    if (slot < 0) {
+      throwaway_.push_back(std::move(t));
+      return raw;
+    }
+    if (!s_.is_seq[slot]) TFH_THROW("output ", i, " is not a sequence (call begin first)");
+    s_.seqs[slot].push_back(std::move(t));
+    return raw;
+  }
   void* scratch(size_t bytes) override {
     scratch_.push_back(aligned_zeroed(bytes));
     return scratch_.back().get();
@@ -286,13 +322,15 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
   s.live.assign(s.slots.size(), nullptr);
   s.owned_outputs.resize(s.slots.size());
   s.donated.assign(s.slots.size(), false);
+  s.seqs.resize(s.slots.size());
+  s.is_seq.assign(s.slots.size(), false);
   for (size_t i = 0; i < s.slots.size(); ++i)
     if (s.slots[i].kind == SlotKind::Constant) s.live[i] = &s.slots[i].view;
 
   // Fold steps whose inputs are all constants (Constant nodes, shape arithmetic on weights).
   std::vector<Step> remaining;
   for (Step& step : s.steps) {
-    bool all_const = deterministic(*step.node);
+    bool all_const = foldable(*step.node);
     for (int in : step.in)
       if (in >= 0 && s.slots[in].kind != SlotKind::Constant) all_const = false;
     if (all_const) {
@@ -364,6 +402,10 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
                                ms(std::chrono::steady_clock::now() - t0).count()});
       }
       for (int k : step.free_after) {
+        if (s.is_seq[k]) {
+          s.seqs[k].clear();
+          s.is_seq[k] = false;
+        }
         if (!s.donated[k]) s.pool.release(const_cast<void*>(s.act[k].data));
         s.donated[k] = false;
         s.act[k].data = nullptr;
@@ -376,6 +418,8 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
         s.pool.release(const_cast<void*>(s.act[k].data));
       s.act[k].data = nullptr;
       s.donated[k] = false;
+      s.seqs[k].clear();
+      s.is_seq[k] = false;
     }
     for (size_t k = 0; k < s.slots.size(); ++k)
       if (s.slots[k].kind != SlotKind::Constant) s.live[k] = nullptr;

@@ -3,6 +3,9 @@
 #include "kernels/cpu/kernels.h"
 
 namespace tfh::kernels {
+namespace cpu {
+void add_sequence_kernels(std::vector<const TfhKernelDesc*>& out);  // sequence_ops.cc
+}  // namespace cpu
 
 const std::vector<const TfhKernelDesc*>& builtin_kernels() {
   static const std::vector<const TfhKernelDesc*> all = [] {
@@ -11,6 +14,7 @@ const std::vector<const TfhKernelDesc*>& builtin_kernels() {
     cpu::add_tensor_kernels(v);
     cpu::add_math_kernels(v);
     cpu::add_contrib_kernels(v);
+    cpu::add_sequence_kernels(v);
     return v;
   }();
   return all;

@@ -264,7 +264,11 @@ TFH_PIN(TfhKernelApi, output, 48);
 TFH_PIN(TfhKernelApi, scratch, 56);
 TFH_PIN(TfhKernelApi, num_threads, 64);
 TFH_PIN(TfhKernelApi, output_from_input, 72);
-TFH_PIN_SIZE(TfhKernelApi, 80);
+TFH_PIN(TfhKernelApi, input_sequence_length, 80);
+TFH_PIN(TfhKernelApi, input_sequence_at, 88);
+TFH_PIN(TfhKernelApi, output_sequence_begin, 96);
+TFH_PIN(TfhKernelApi, output_sequence_append, 104);
+TFH_PIN_SIZE(TfhKernelApi, 112);
 #endif  // x86_64 LP64
 
 namespace {

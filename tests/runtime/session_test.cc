@@ -218,6 +218,48 @@ TEST(Session, TypeConstraintsLimitAKernelToTheTypesItDeclares) {
   EXPECT_EQ(s.kernel_choices()[0].second, "tfhost");
 }
 
+// Sequence values inside a graph: SplitToSequence -> SequenceAt / SequenceLength /
+// SequenceInsert / ConcatFromSequence.
+TEST(Session, SequenceValuesFlowBetweenKernels) {
+  TempDir tmp;
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", F, {3, 2});
+  *g.add_initializer() = int64_tensor("one", {}, {1});
+  *g.add_initializer() = int64_tensor("zero", {}, {0});
+  auto* split = add_node(g, "SplitToSequence", {"x"}, {"rows"});  // 3 rows of [2], keepdims 0
+  auto* kd = split->add_attribute();
+  kd->set_name("keepdims");
+  kd->set_type(onnx::AttributeProto::INT);
+  kd->set_i(0);
+  add_node(g, "SequenceAt", {"rows", "one"}, {"row1"});      // x[1]
+  add_node(g, "SequenceLength", {"rows"}, {"n"});             // 3
+  add_node(g, "SequenceInsert", {"rows", "row1", "zero"}, {"rows2"});  // x[1], x[0], x[1], x[2]
+  auto* cat = add_node(g, "ConcatFromSequence", {"rows2"}, {"stacked"});
+  for (auto [name, v] : {std::pair<const char*, int64_t>{"axis", 0}, {"new_axis", 1}}) {
+    auto* a = cat->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(v);
+  }
+  *g.add_output() = tensor_info("row1", F, {2});
+  *g.add_output() = tensor_info("n", onnx::TensorProto::INT64, {});
+  *g.add_output() = tensor_info("stacked", F, {4, 2});
+  auto model = load(m, tmp);
+  const KernelRegistry kernels;
+  Session s(*model, kernels);
+  auto x = floats({3, 2}, {1, 2, 3, 4, 5, 6});
+  auto out = s.run({{"x", x.get()}});
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0]->dims, (std::vector<int64_t>{2}));
+  EXPECT_EQ(data(*out[0])[0], 3.f);
+  EXPECT_EQ(data(*out[0])[1], 4.f);
+  EXPECT_EQ(*static_cast<const int64_t*>(out[1]->data), 3);
+  EXPECT_EQ(out[2]->dims, (std::vector<int64_t>{4, 2}));
+  const std::vector<float> want{3, 4, 1, 2, 3, 4, 5, 6};
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(data(*out[2])[i], want[i]) << i;
+}
+
 // float16 tensors run through the float kernels (computed in float32): the same small network in
 // float16 and float32 agrees to float16 precision.
 TEST(Session, Float16ModelsRun) {

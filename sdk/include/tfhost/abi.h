@@ -428,6 +428,14 @@ typedef struct TfhKernelApi {
    * returns. */
   TfhStatus* (*output_from_input)(TfhKernelContext* c, size_t i, size_t j, const int64_t* dims,
                                   size_t rank, TfhTensor** out);
+  /* Sequence values (SplitToSequence, SequenceAt, ...). An input that is a sequence has a length
+   * (-1: a tensor, or omitted) and its tensors by position; input() is NULL for it. An output
+   * becomes a sequence (empty) by output_sequence_begin, then grows by one tensor per append. */
+  int64_t (*input_sequence_length)(const TfhKernelContext* c, size_t i);
+  const TfhTensor* (*input_sequence_at)(const TfhKernelContext* c, size_t i, size_t k);
+  TfhStatus* (*output_sequence_begin)(TfhKernelContext* c, size_t i);
+  TfhStatus* (*output_sequence_append)(TfhKernelContext* c, size_t i, TfhDataType type,
+                                       const int64_t* dims, size_t rank, TfhTensor** out);
 } TfhKernelApi;
 
 typedef struct TfhHostApi {

@@ -94,6 +94,28 @@ class KernelContext {
     return out;
   }
 
+  // Sequence values. -1: input i is not a sequence.
+  int64_t sequence_length(size_t i) const {
+    const TfhKernelApi& k = kernel_api();
+    if (!TFH_HAS_FIELD(&k, TfhKernelApi, input_sequence_length)) return -1;
+    return k.input_sequence_length(c_, i);
+  }
+  TensorView sequence_at(size_t i, size_t k) const {
+    return TensorView(kernel_api().input_sequence_at(c_, i, k));
+  }
+  // Makes output i an (empty) sequence; append adds one tensor to it.
+  void begin_sequence(size_t i) {
+    const TfhKernelApi& k = kernel_api();
+    if (!TFH_HAS_FIELD(&k, TfhKernelApi, output_sequence_begin))
+      sdk::fail("this tfhost has no sequence values (host too old)");
+    check(k.output_sequence_begin(c_, i));
+  }
+  OutputTensor append(size_t i, TfhDataType type, const std::vector<int64_t>& dims) {
+    TfhTensor* t = nullptr;
+    check(kernel_api().output_sequence_append(c_, i, type, dims.data(), dims.size(), &t));
+    return OutputTensor(t);
+  }
+
   template <typename T>
   T* scratch(size_t count) {
     void* p = kernel_api().scratch(c_, count * sizeof(T));
