@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -96,6 +97,11 @@ inline uint16_t float_to_half(float f) {
 }
 inline float half_to_float(uint16_t h) { return to_float(Float16{h}); }
 
+// Writes float results into a float16 output.
+inline void narrow(const float* src, Float16* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i].bits = float_to_half(src[i]);
+}
+
 // Loads element i of a float-like tensor (float, float16, double) as float.
 template <typename T>
 inline float load_f(const T* p, int64_t i) {
@@ -181,5 +187,20 @@ inline size_t elem_size(TfhDataType t) {
 // Elements are `esize` bytes. Parallel over the outermost rows.
 void strided_copy(const void* in, void* out, const Dims& out_dims, const Dims& in_strides,
                   int64_t in_offset, size_t esize);
+
+// ---- matrix products (math.cc, oneDNN) ----------------------------------------------------------
+
+// Row-major C[M,N] = alpha * op(A) op(B) + beta * C, through oneDNN's sgemm.
+void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// C[M,N] = A[M,K] @ W for a constant row-major W[K,N], reordered once into oneDNN's blocked layout
+// (one primitive kept per M). Thread-safe; run() is serialised.
+class PackedGemm {
+ public:
+  virtual ~PackedGemm() = default;
+  virtual void run(const float* a, int64_t m, float* c) = 0;
+};
+std::unique_ptr<PackedGemm> pack_weights(const float* w, int64_t k, int64_t n);
 
 }  // namespace tfh::kernels::cpu

@@ -15,9 +15,8 @@
 #include "kernels/cpu/vmath.h"
 
 namespace tfh::kernels::cpu {
-namespace {
 
-// Row-major C[M,N] = alpha * op(A) op(B) + beta * C.
+// Row-major C[M,N] = alpha * op(A) op(B) + beta * C (declared in common.h).
 void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
@@ -31,10 +30,7 @@ void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const
   if (st != dnnl_success) sdk::fail("oneDNN sgemm failed (status " + std::to_string(st) + ")");
 }
 
-// Writes float results into a float16 output.
-void narrow(const float* src, Float16* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i].bits = float_to_half(src[i]);
-}
+namespace {
 
 dnnl::engine& cpu_engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
@@ -44,12 +40,12 @@ dnnl::engine& cpu_engine() {
 // x @ W with W a constant [K, N] float matrix: W is reordered once into oneDNN's blocked layout
 // for its brgemm kernels, and one primitive per row count M is kept (M = batch x sequence,
 // which changes only when the input shape does).
-class PackedWeights {
+class PackedWeights : public PackedGemm {
  public:
   PackedWeights(const float* w, int64_t k, int64_t n) : k_(k), n_(n) {
     copy_.assign(w, w + k * n);  // the layout oneDNN picks depends on the first M: pack then
   }
-  void run(const float* a, int64_t m, float* c) {
+  void run(const float* a, int64_t m, float* c) override {
     std::lock_guard<std::mutex> lock(mu_);
     using md = dnnl::memory::desc;
     using dt = dnnl::memory::data_type;
@@ -557,6 +553,10 @@ struct Einsum {
 
 }  // namespace
 
+std::unique_ptr<PackedGemm> pack_weights(const float* w, int64_t k, int64_t n) {
+  return std::make_unique<PackedWeights>(w, k, n);
+}
+
 void add_math_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CPU_KERNEL(MatMul, "MatMul")
   TFH_CPU_KERNEL(Gemm, "Gemm")
@@ -584,7 +584,5 @@ void add_math_kernels(std::vector<const TfhKernelDesc*>& out) {
       LogSoftmaxAxis, "tfhost.cpu.LogSoftmax", "", "LogSoftmax", 13, 0, TFH_DEVICE_CPU, "", 0);
   out.insert(out.end(), {&softmax_old, &softmax, &logsoftmax_old, &logsoftmax});
 }
-
-void add_contrib_kernels(std::vector<const TfhKernelDesc*>&) {}
 
 }  // namespace tfh::kernels::cpu
