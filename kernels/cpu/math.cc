@@ -42,8 +42,12 @@ dnnl::engine& cpu_engine() {
 // which changes only when the input shape does).
 class PackedWeights : public PackedGemm {
  public:
-  PackedWeights(const float* w, int64_t k, int64_t n) : k_(k), n_(n) {
+  // w: [k, n] row-major, or [n, k] when `transposed` (Gemm's transB); bias: n values or NULL.
+  PackedWeights(const float* w, int64_t k, int64_t n, bool transposed = false,
+                const float* bias = nullptr)
+      : k_(k), n_(n), transposed_(transposed) {
     copy_.assign(w, w + k * n);  // the layout oneDNN picks depends on the first M: pack then
+    if (bias) bias_.assign(bias, bias + n);
   }
   void run(const float* a, int64_t m, float* c) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -54,10 +58,13 @@ class PackedWeights : public PackedGemm {
     if (it == prims_.end()) {
       md ad({m, k_}, dt::f32, tag::ab), cd({m, n_}, dt::f32, tag::ab);
       md wd = packed_ ? packed_.get_desc() : md({k_, n_}, dt::f32, tag::any);
-      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, wd, cd), cpu_engine());
+      auto desc = bias_.empty() ? dnnl::matmul::desc(ad, wd, cd)
+                                : dnnl::matmul::desc(ad, wd, md({1, n_}, dt::f32, tag::ab), cd);
+      dnnl::matmul::primitive_desc pd(desc, cpu_engine());
       if (!packed_) {
         dnnl::stream s(cpu_engine());
-        dnnl::memory plain(md({k_, n_}, dt::f32, tag::ab), cpu_engine(), copy_.data());
+        dnnl::memory plain(md({k_, n_}, dt::f32, transposed_ ? tag::ba : tag::ab), cpu_engine(),
+                           copy_.data());
         packed_ = dnnl::memory(pd.weights_desc(), cpu_engine());
         dnnl::reorder(plain, packed_).execute(s, plain, packed_);
         s.wait();
@@ -68,13 +75,19 @@ class PackedWeights : public PackedGemm {
     dnnl::stream s(cpu_engine());
     dnnl::memory am({{m, k_}, dt::f32, tag::ab}, cpu_engine(), const_cast<float*>(a));
     dnnl::memory cm({{m, n_}, dt::f32, tag::ab}, cpu_engine(), c);
-    it->second.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, packed_}, {DNNL_ARG_DST, cm}});
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, packed_}, {DNNL_ARG_DST, cm}};
+    if (!bias_.empty())
+      args.emplace(DNNL_ARG_BIAS,
+                   dnnl::memory({{1, n_}, dt::f32, tag::ab}, cpu_engine(), bias_.data()));
+    it->second.execute(s, args);
     s.wait();
   }
 
  private:
   int64_t k_, n_;
-  std::vector<float> copy_;
+  bool transposed_;
+  std::vector<float> copy_, bias_;
   dnnl::memory packed_;
   std::unordered_map<int64_t, dnnl::matmul> prims_;
   std::mutex mu_;
@@ -148,9 +161,27 @@ struct MatMul {
 struct Gemm {
   float alpha, beta;
   bool ta, tb;
+  // A constant float B (and a constant C of N values, or none) with alpha = 1 and no transA:
+  // packed once, C folded in as oneDNN's bias (scaled by beta).
+  std::unique_ptr<PackedWeights> packed;
   explicit Gemm(NodeView n)
       : alpha(n.attr_float("alpha", 1.f)), beta(n.attr_float("beta", 1.f)),
-        ta(n.attr_int("transA", 0) != 0), tb(n.attr_int("transB", 0) != 0) {}
+        ta(n.attr_int("transA", 0) != 0), tb(n.attr_int("transB", 0) != 0) {
+    TensorView b = n.input(1).constant();
+    if (!b || b.dtype() != TFH_TYPE_FLOAT || b.rank() != 2 || b.size() == 0 || ta || alpha != 1.f)
+      return;
+    const int64_t k = tb ? b.dims()[1] : b.dims()[0], cols = tb ? b.dims()[0] : b.dims()[1];
+    std::vector<float> bias;
+    if (n.num_inputs() > 2 && n.input(2) && beta != 0.f) {
+      TensorView c = n.input(2).constant();
+      if (!c || c.dtype() != TFH_TYPE_FLOAT || static_cast<int64_t>(c.size()) != cols ||
+          (c.rank() == 2 && c.dims()[0] != 1) || c.rank() > 2)
+        return;  // a C that varies per row, or is not constant: the general path
+      for (float v : c.data<float>()) bias.push_back(beta * v);
+    }
+    packed = std::make_unique<PackedWeights>(b.data<float>().data(), k, cols, tb,
+                                             bias.empty() ? nullptr : bias.data());
+  }
   void compute(KernelContext& ctx) {
     TensorView a = ctx.required(0), b = ctx.required(1), c = ctx.input(2);
     const TfhDataType type = a.dtype();
@@ -161,6 +192,10 @@ struct Gemm {
     const int64_t n = tb ? db[0] : db[1], kb = tb ? db[1] : db[0];
     if (k != kb) sdk::fail("shapes " + dims_str(da) + " and " + dims_str(db) + " do not agree");
     OutputTensor y = ctx.output(0, type, Dims{m, n});
+    if (packed && type == TFH_TYPE_FLOAT) {
+      packed->run(a.data<float>().data(), m, y.data<float>());
+      return;
+    }
     float* pc = type == TFH_TYPE_FLOAT ? y.data<float>() : ctx.scratch<float>(m * n);
     float bias_scale = 0.f;
     if (c && beta != 0.f) {

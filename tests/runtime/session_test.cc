@@ -218,6 +218,59 @@ TEST(Session, TypeConstraintsLimitAKernelToTheTypesItDeclares) {
   EXPECT_EQ(s.kernel_choices()[0].second, "tfhost");
 }
 
+// Gemm with constant weights takes the packed path (B and C folded into oneDNN's weights and
+// bias); with B a graph input it takes the general one. Both agree for every transB/C/beta form.
+TEST(Session, PackedGemmMatchesTheGeneralPath) {
+  for (int trans_b = 0; trans_b < 2; ++trans_b)
+    for (int c_form = 0; c_form < 3; ++c_form) {  // no C, C [N], C [1, N]
+      TempDir tmp;
+      auto m = new_model();
+      auto& g = *m.mutable_graph();
+      const int64_t M = 5, K = 7, N = 3;
+      *g.add_input() = tensor_info("a", F, {M, K});
+      *g.add_input() = tensor_info("b_in", F, trans_b ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N});
+      std::vector<float> bv(K * N), cv(N);
+      for (size_t i = 0; i < bv.size(); ++i) bv[i] = 0.1f * static_cast<float>((i * 5) % 9) - 0.4f;
+      for (int64_t i = 0; i < N; ++i) cv[i] = 0.5f * static_cast<float>(i) - 1.f;
+      *g.add_initializer() = float_tensor("b", trans_b ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N}, bv);
+      if (c_form == 1) *g.add_initializer() = float_tensor("c", {N}, cv);
+      if (c_form == 2) *g.add_initializer() = float_tensor("c", {1, N}, cv);
+      for (const char* b : {"b", "b_in"}) {
+        std::vector<std::string> ins{"a", b};
+        if (c_form) ins.push_back("c");
+        auto* n = add_node(g, "Gemm", ins, {std::string("y_") + b});
+        for (auto [name, v] : {std::pair<const char*, int64_t>{"transB", trans_b}}) {
+          auto* at = n->add_attribute();
+          at->set_name(name);
+          at->set_type(onnx::AttributeProto::INT);
+          at->set_i(v);
+        }
+        auto* beta = n->add_attribute();
+        beta->set_name("beta");
+        beta->set_type(onnx::AttributeProto::FLOAT);
+        beta->set_f(0.5f);
+        *g.add_output() = tensor_info(std::string("y_") + b, F, {M, N});
+      }
+      auto model = load(m, tmp);
+      const KernelRegistry kernels;
+      Session s(*model, kernels);
+      std::vector<float> av(M * K);
+      for (size_t i = 0; i < av.size(); ++i) av[i] = 0.2f * static_cast<float>(i % 6) - 0.5f;
+      auto a = floats({M, K}, av);
+      auto b_in = floats(trans_b ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N}, bv);
+      auto out = s.run({{"a", a.get()}, {"b_in", b_in.get()}});
+      for (int64_t i = 0; i < M * N; ++i) {
+        // the reference, by hand
+        const int64_t r = i / N, col = i % N;
+        float want = c_form ? 0.5f * cv[col] : 0.f;
+        for (int64_t k = 0; k < K; ++k)
+          want += av[r * K + k] * (trans_b ? bv[col * K + k] : bv[k * N + col]);
+        EXPECT_NEAR(data(*out[0])[i], want, 1e-5) << "packed, transB " << trans_b << " C " << c_form;
+        EXPECT_NEAR(data(*out[1])[i], want, 1e-5) << "general, transB " << trans_b << " C " << c_form;
+      }
+    }
+}
+
 // Sequence values inside a graph: SplitToSequence -> SequenceAt / SequenceLength /
 // SequenceInsert / ConcatFromSequence.
 TEST(Session, SequenceValuesFlowBetweenKernels) {
