@@ -32,6 +32,14 @@ inline AlignedBuffer aligned_zeroed(size_t bytes) {
   return AlignedBuffer(static_cast<unsigned char*>(p));
 }
 
+// Same, without zeroing: for buffers a kernel fills completely (run outputs).
+inline AlignedBuffer aligned_uninit(size_t bytes) {
+  size_t n = (std::max<size_t>(bytes, 1) + kAlign - 1) / kAlign * kAlign;
+  void* p = std::aligned_alloc(kAlign, n);
+  if (!p) throw std::bad_alloc();
+  return AlignedBuffer(static_cast<unsigned char*>(p));
+}
+
 // Bits per element; 0 for types without a fixed-size dense layout (string, unknown).
 inline size_t elem_bits(TfhDataType t) {
   switch (t) {

@@ -104,6 +104,18 @@ std::unique_ptr<HostTensor> make_tensor(TfhDataType type, std::vector<int64_t> d
   return t;
 }
 
+namespace {
+// A tensor for a kernel to fill: the bytes are not zeroed first.
+std::unique_ptr<HostTensor> make_output_tensor(TfhDataType type, std::vector<int64_t> dims) {
+  auto t = std::make_unique<HostTensor>();
+  t->set_shape(type, std::move(dims));
+  t->storage = plugin::aligned_uninit(t->nbytes);
+  t->data = t->storage.get();
+  t->writable = true;
+  return t;
+}
+}  // namespace
+
 std::unique_ptr<HostTensor> copy_tensor(const HostTensor& src) {
   auto t = make_tensor(src.type, src.dims);
   if (src.nbytes && src.data) std::memcpy(t->storage.get(), src.data, src.nbytes);
@@ -178,7 +190,7 @@ class StepContext : public plugin::KernelContext {
     const int slot = step_.out[i];
     if (slot < 0 || folding_ || s_.slots[slot].graph_output) {
       // Omitted outputs get a throwaway tensor; folded constants and graph outputs own theirs.
-      auto t = make_tensor(type, std::move(dims));
+      auto t = make_output_tensor(type, std::move(dims));
       HostTensor* raw = t.get();
       if (slot < 0)
         throwaway_.push_back(std::move(t));

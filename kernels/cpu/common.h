@@ -185,6 +185,24 @@ inline size_t elem_size(TfhDataType t) {
 // Copies rows of an N-d tensor through a permutation/offset walk: out[i] = in[offset(i)],
 // where offset(i) = sum(coord_k(i) * in_strides[k]) over the output shape `out_dims`.
 // Elements are `esize` bytes. Parallel over the outermost rows.
+// A list of memcpy jobs run together: split into pieces of about 64 KB that threads share when the
+// total is large (Concat, Split: bandwidth-bound copies of past key/value caches).
+class CopyList {
+ public:
+  void add(void* dst, const void* src, size_t bytes) {
+    if (bytes) jobs_.push_back({static_cast<char*>(dst), static_cast<const char*>(src), bytes});
+  }
+  void run() const;
+
+ private:
+  struct Job {
+    char* dst;
+    const char* src;
+    size_t bytes;
+  };
+  std::vector<Job> jobs_;
+};
+
 void strided_copy(const void* in, void* out, const Dims& out_dims, const Dims& in_strides,
                   int64_t in_offset, size_t esize);
 

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -37,16 +38,18 @@ dnnl::engine& cpu_engine() {
   return e;
 }
 
-// x @ W with W a constant [K, N] float matrix: W is reordered once into oneDNN's blocked layout
-// for its brgemm kernels, and one primitive per row count M is kept (M = batch x sequence,
-// which changes only when the input shape does).
+// x @ W with W a constant [K, N] float matrix (the initializer's bytes, alive as long as the
+// session's model): W is reordered once, on first use, into oneDNN's blocked layout for its
+// brgemm kernels (the layout suits the first row count seen), and one primitive per row count M
+// is kept (M = batch x sequence, which changes only when the input shape does). Measured on
+// GPT-2 decoding (M = 1): faster than sgemm on the plain weights, at the cost of a second copy of
+// the weights in memory (docs/PERFORMANCE.md).
 class PackedWeights : public PackedGemm {
  public:
   // w: [k, n] row-major, or [n, k] when `transposed` (Gemm's transB); bias: n values or NULL.
   PackedWeights(const float* w, int64_t k, int64_t n, bool transposed = false,
                 const float* bias = nullptr)
-      : k_(k), n_(n), transposed_(transposed) {
-    copy_.assign(w, w + k * n);  // the layout oneDNN picks depends on the first M: pack then
+      : k_(k), n_(n), transposed_(transposed), orig_(w) {
     if (bias) bias_.assign(bias, bias + n);
   }
   void run(const float* a, int64_t m, float* c) override {
@@ -63,12 +66,12 @@ class PackedWeights : public PackedGemm {
       dnnl::matmul::primitive_desc pd(desc, cpu_engine());
       if (!packed_) {
         dnnl::stream s(cpu_engine());
+        // Packed on first use with enough rows, from the initializer's own bytes.
         dnnl::memory plain(md({k_, n_}, dt::f32, transposed_ ? tag::ba : tag::ab), cpu_engine(),
-                           copy_.data());
+                           const_cast<float*>(orig_));
         packed_ = dnnl::memory(pd.weights_desc(), cpu_engine());
         dnnl::reorder(plain, packed_).execute(s, plain, packed_);
         s.wait();
-        std::vector<float>().swap(copy_);
       }
       it = prims_.emplace(m, dnnl::matmul(pd)).first;
     }
@@ -87,7 +90,8 @@ class PackedWeights : public PackedGemm {
  private:
   int64_t k_, n_;
   bool transposed_;
-  std::vector<float> copy_, bias_;
+  const float* orig_;  // the initializer's bytes (alive as long as the session's model)
+  std::vector<float> bias_;
   dnnl::memory packed_;
   std::unordered_map<int64_t, dnnl::matmul> prims_;
   std::mutex mu_;

@@ -48,6 +48,23 @@ void strided_copy(const void* in, void* out, const Dims& out_dims, const Dims& i
   }
 }
 
+void CopyList::run() const {
+  size_t total = 0;
+  for (const Job& j : jobs_) total += j.bytes;
+  if (total < (1u << 18)) {
+    for (const Job& j : jobs_) std::memcpy(j.dst, j.src, j.bytes);
+    return;
+  }
+  constexpr size_t kPiece = 1u << 16;
+  std::vector<Job> pieces;
+  for (const Job& j : jobs_)
+    for (size_t off = 0; off < j.bytes; off += kPiece)
+      pieces.push_back({j.dst + off, j.src + off, std::min(kPiece, j.bytes - off)});
+  const int64_t n = static_cast<int64_t>(pieces.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) std::memcpy(pieces[i].dst, pieces[i].src, pieces[i].bytes);
+}
+
 namespace {
 
 // Output 0 = input 0 under a new shape: no copy when the runtime can hand the buffer over.
@@ -219,12 +236,14 @@ struct Concat {
     char* dst = static_cast<char*>(y.raw());
     const int64_t row = out[a] * inner * es;
     int64_t col = 0;
+    CopyList copies;
     for (const TensorView& t : ins) {
       const int64_t chunk = dims_of(t)[a] * inner * es;
       const char* src = static_cast<const char*>(t.raw());
-      for (int64_t o = 0; o < outer; ++o) std::memcpy(dst + o * row + col, src + o * chunk, chunk);
+      for (int64_t o = 0; o < outer; ++o) copies.add(dst + o * row + col, src + o * chunk, chunk);
       col += chunk;
     }
+    copies.run();
   }
 };
 
@@ -252,6 +271,7 @@ struct Split {
     for (int64_t i = a + 1; i < r; ++i) inner *= d[i];
     const char* src = static_cast<const char*>(x.raw());
     int64_t start = 0;
+    CopyList copies;
     for (int64_t k = 0; k < n_out; ++k) {
       Dims od = d;
       od[a] = sizes[k];
@@ -260,10 +280,11 @@ struct Split {
         char* dst = static_cast<char*>(y.raw());
         const int64_t chunk = sizes[k] * inner * es;
         for (int64_t o = 0; o < outer; ++o)
-          std::memcpy(dst + o * chunk, src + (o * d[a] + start) * inner * es, chunk);
+          copies.add(dst + o * chunk, src + (o * d[a] + start) * inner * es, chunk);
       }
       start += sizes[k];
     }
+    copies.run();
   }
 };
 
