@@ -107,6 +107,7 @@ int check_command(const std::vector<std::string>& args, const GlobalOptions& glo
     model->infer_shapes(&registry->shape_hooks());
     runtime::SessionOptions so;
     so.threads = threads;
+    so.release_consumed_constants = true;  // the model is loaded only to run it
     runtime::Session session(*model, kernels, so);
     std::cout << model_path.string() << ": " << model->graph().num_nodes() << " nodes, "
               << sets.size() << " data set" << (sets.size() == 1 ? "" : "s") << "\n";

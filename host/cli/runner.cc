@@ -42,6 +42,7 @@ ModelRunner::ModelRunner(const plugin::Registry& registry, const runtime::Kernel
   runtime::SessionOptions so;
   so.threads = o.threads;
   so.profile = profile;
+  so.release_consumed_constants = true;  // the model is loaded only to run it
   session_ = std::make_unique<runtime::Session>(*model_, kernels, so);
   plan_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   runtime::InputRequest req;

@@ -15,11 +15,12 @@ namespace tfh::cli {
 
 std::vector<SweepRow> sweep(const plugin::Registry& registry,
                             const plugin::InputGenEntry& generator,
-                            const std::vector<std::pair<std::string, const ir::Model*>>& models,
+                            const std::vector<std::pair<std::string, ir::Model*>>& models,
                             const SweepSpec& spec, std::ostream* progress) {
   const runtime::KernelRegistry kernels(registry);
   runtime::SessionOptions so;
   so.threads = spec.threads;
+  so.release_consumed_constants = true;
   std::vector<std::unique_ptr<runtime::Session>> sessions;
   for (const auto& m : models)
     sessions.push_back(std::make_unique<runtime::Session>(*m.second, kernels, so));

@@ -28,9 +28,11 @@ struct SweepRow {
 
 // Runs every grid point on each model in `models` ({label, model}), interleaved per point so
 // machine noise hits both. `progress` (nullable) gets a bar on a terminal, one line otherwise.
+// The models' packed weights are given back (Session's release_consumed_constants): they are
+// not usable afterwards.
 std::vector<SweepRow> sweep(const plugin::Registry& registry,
                             const plugin::InputGenEntry& generator,
-                            const std::vector<std::pair<std::string, const ir::Model*>>& models,
+                            const std::vector<std::pair<std::string, ir::Model*>>& models,
                             const SweepSpec& spec, std::ostream* progress);
 
 // The table of onnxruntime.transformers' benchmark README, as markdown.

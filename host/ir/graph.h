@@ -52,6 +52,12 @@ class Tensor {
   bool is_external() const { return mapping_ != nullptr; }
   // Data still lives in an external file that was not mapped (load_external_data = false).
   bool is_unloaded_external() const;
+  // Gives the memory of the bytes back once nothing will read them again (the runtime packed them
+  // into its own layout). Memory-mapped data: its pages are dropped and would fault back in from
+  // the file if read. In-memory data: freed; data() then throws, so the model can no longer be
+  // saved or run by another session. Only the runtime's owner of a model may ask for this.
+  void release_data();
+  bool released() const { return released_; }
   onnx::TensorProto& proto() { return *proto_; }
   const onnx::TensorProto& proto() const { return *proto_; }
   // The proto, self-contained (mapped external data is copied into raw_data first).
@@ -62,6 +68,7 @@ class Tensor {
   std::vector<int64_t> dims_;
   std::shared_ptr<MappedFile> mapping_;
   size_t offset_ = 0, length_ = 0;
+  bool released_ = false;
 };
 
 // An edge: a graph input, an initializer, or a node output.

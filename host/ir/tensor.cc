@@ -5,6 +5,9 @@
 
 #include "host/ir/dtype.h"
 #include "host/ir/graph.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
 #include "host/ir/mapped_file.h"
 #include "host/util/error.h"
 
@@ -98,8 +101,32 @@ bool Tensor::is_unloaded_external() const {
   return !mapping_ && proto_->data_location() == TP::EXTERNAL;
 }
 
+void Tensor::release_data() {
+  if (mapping_) {
+    // Whole pages inside [offset, offset + length): neighbours' bytes stay.
+    const long page = sysconf(_SC_PAGESIZE);
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(mapping_->data() + offset_);
+    const uintptr_t end = begin + length_;
+    const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    return;
+  }
+  if (dtype() == TP::STRING || is_unloaded_external()) return;
+  released_ = true;
+  std::string().swap(*proto_->mutable_raw_data());
+  proto_->clear_raw_data();
+  proto_->clear_float_data();
+  proto_->clear_int32_data();
+  proto_->clear_int64_data();
+  proto_->clear_double_data();
+  proto_->clear_uint64_data();
+}
+
 const void* Tensor::data() const {
   if (mapping_) return mapping_->data() ? mapping_->data() + offset_ : nullptr;
+  TFH_CHECK(!released_, "tensor '", name(),
+            "': its bytes were released after the runtime packed them (the model cannot be "
+            "saved or run again)");
   TFH_CHECK(!is_unloaded_external(), "tensor '", name(),
             "': its external data was not loaded (LoadOptions::load_external_data is false)");
   if (dtype() == TP::STRING) return nullptr;

@@ -1274,6 +1274,10 @@ TfhStatus* k_output_sequence_append(TfhKernelContext* c, size_t i, TfhDataType t
         i, type, std::vector<int64_t>(dims, dims + rank)));
   });
 }
+thread_local ConsumedInputs* t_consumed = nullptr;
+void k_constant_input_consumed(const TfhNode* n, size_t i) {
+  if (t_consumed && n) t_consumed->add(from_c(n), i);
+}
 int32_t k_num_threads(const TfhKernelContext* c) {
   return c ? KernelContext::from_c(c)->num_threads() : 1;
 }
@@ -1294,6 +1298,7 @@ TfhKernelApi make_kernel_api() {
   a.input_sequence_at = k_input_sequence_at;
   a.output_sequence_begin = k_output_sequence_begin;
   a.output_sequence_append = k_output_sequence_append;
+  a.constant_input_consumed = k_constant_input_consumed;
   return a;
 }
 
@@ -1363,6 +1368,8 @@ std::unique_ptr<ir::Tensor> to_ir_tensor(const TfhTensor* t, const std::string& 
 }
 
 const ir::ShapeHooks* active_shape_hooks() { return t_shape_hooks; }
+ConsumedInputs::ConsumedInputs() : previous_(t_consumed) { t_consumed = this; }
+ConsumedInputs::~ConsumedInputs() { t_consumed = previous_; }
 ScopedShapeHooks::ScopedShapeHooks(const ir::ShapeHooks* hooks) : previous_(t_shape_hooks) {
   t_shape_hooks = hooks;
 }

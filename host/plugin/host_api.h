@@ -141,6 +141,22 @@ class KernelContext {
                                              std::vector<int64_t> dims) = 0;
 };
 
+// Collects TfhKernelApi::constant_input_consumed calls made on this thread while it is alive
+// (the runtime sets one up around the kernels' create calls).
+class ConsumedInputs {
+ public:
+  ConsumedInputs();
+  ~ConsumedInputs();
+  ConsumedInputs(const ConsumedInputs&) = delete;
+  ConsumedInputs& operator=(const ConsumedInputs&) = delete;
+  void add(const ir::Node* n, size_t i) { items_.emplace_back(n, i); }
+  const std::vector<std::pair<const ir::Node*, size_t>>& items() const { return items_; }
+
+ private:
+  std::vector<std::pair<const ir::Node*, size_t>> items_;
+  ConsumedInputs* previous_;
+};
+
 // Wraps a plugin's TfhOpDesc::infer_shapes as an ir::ShapeHook. An empty hook when the descriptor
 // has none. A returned status becomes tfh::Error "node 'n' (com.microsoft.Op): <message>". The
 // caller keeps the plugin library loaded while the hook is registered.

@@ -1,9 +1,11 @@
 #include "host/runtime/session.h"
 
+#include <malloc.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "host/plugin/host_api.h"
@@ -137,6 +139,28 @@ struct Session::Impl {
   // Sequence values of this run, per slot (is_seq marks which slots hold one now).
   std::vector<std::vector<std::unique_ptr<HostTensor>>> seqs;
   std::vector<bool> is_seq;
+  // Constant inputs the kernels copied into their own layout (at create), folded nodes, and
+  // what was given back.
+  std::vector<std::pair<const ir::Node*, size_t>> consumed;
+  std::set<const ir::Node*> folded_nodes;
+  size_t released = 0;
+  std::map<const ir::Value*, size_t> consumed_count;
+
+  // Called as each kernel is created, so the original and its packed copy coexist for one weight
+  // at a time (not the whole model): once every reader of an initializer has consumed it (and it
+  // is not a graph output), its bytes are given back. Only reachable through the non-const
+  // constructor, with release_consumed_constants.
+  void release_if_consumed(const ir::Node* node, size_t i) {
+    if (i >= node->inputs().size() || !node->inputs()[i]) return;
+    const ir::Value* v = node->inputs()[i];
+    if (!v->initializer() || v->is_graph_output() || v->initializer()->released()) return;
+    if (++consumed_count[v] < v->consumers().size()) return;
+    released += v->initializer()->nbytes();
+    const_cast<ir::Tensor*>(v->initializer())->release_data();
+    auto it = slot_of.find(v);
+    if (it != slot_of.end()) slots[it->second].view.data = nullptr;
+    malloc_trim(0);  // freed protobuf strings go back to the system, not just to malloc
+  }
   size_t last_peak = 0;
 
   Impl(const ir::Model& m, SessionOptions o) : model(m), opts(o) {}
@@ -298,6 +322,9 @@ void Session::Impl::execute(Step& step, bool folding) {
                 "' did not produce output ", i, " ('", slots[step.out[i]].value->name(), "')");
 }
 
+Session::Session(ir::Model& model, const KernelRegistry& kernels, SessionOptions opts)
+    : Session(static_cast<const ir::Model&>(model), kernels, opts) {}
+
 Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionOptions opts)
     : impl_(std::make_unique<Impl>(model, opts)) {
   Impl& s = *impl_;
@@ -321,8 +348,12 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
       TFH_THROW(node_label(n), ": subgraphs (If/Loop/Scan) are not supported by the runtime yet");
     for (const ir::Value* v : n.outputs()) step.out.push_back(v ? s.slot(v) : -1);
     if (step.kernel->desc->create) {
+      plugin::ConsumedInputs collect;
       TfhStatus* st = step.kernel->desc->create(plugin::to_c(const_cast<ir::Node*>(&n)), &step.state);
       if (st) TFH_THROW(node_label(n), ": cannot create kernel: ", plugin::take_status_message(st));
+      s.consumed.insert(s.consumed.end(), collect.items().begin(), collect.items().end());
+      if (opts.release_consumed_constants)
+        for (const auto& [node, i] : collect.items()) s.release_if_consumed(node, i);
     }
     s.steps.push_back(std::move(step));
   }
@@ -354,6 +385,7 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
       }
       if (step.state && step.kernel->desc->destroy) step.kernel->desc->destroy(step.state);
       step.state = nullptr;
+      s.folded_nodes.insert(step.node);
     } else {
       remaining.push_back(std::move(step));
     }
@@ -457,6 +489,7 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
 }
 
 size_t Session::pool_bytes() const { return impl_->pool.total(); }
+size_t Session::released_bytes() const { return impl_->released; }
 size_t Session::last_peak_bytes() const { return impl_->last_peak; }
 
 std::vector<std::pair<const ir::Node*, std::string>> Session::kernel_choices() const {

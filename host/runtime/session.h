@@ -27,6 +27,10 @@ struct SessionOptions {
   int threads = 0;  // 0: every core OpenMP sees
   TfhDevice device = TFH_DEVICE_CPU;
   bool profile = false;  // record per-node times (node_times())
+  // Give back the memory of initializers that every reader has copied into its own layout
+  // (packed GEMM weights, TfhKernelApi::constant_input_consumed). The model can then not be saved
+  // or planned again: only for a caller that loaded the model just to run it.
+  bool release_consumed_constants = false;
 };
 
 struct NodeTime {
@@ -40,6 +44,8 @@ class Session {
   // `model` must outlive the session and stay unchanged while it exists. Throws tfh::Error naming
   // the node when no kernel can run it or a kernel cannot be created.
   Session(const ir::Model& model, const KernelRegistry& kernels, SessionOptions opts = {});
+  // The same; with options.release_consumed_constants the model's packed weights are freed.
+  Session(ir::Model& model, const KernelRegistry& kernels, SessionOptions opts);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -54,6 +60,8 @@ class Session {
   std::vector<std::unique_ptr<HostTensor>> run(
       const std::vector<std::pair<std::string, const HostTensor*>>& feeds);
 
+  // Bytes of initializers given back (release_consumed_constants).
+  size_t released_bytes() const;
   // Bytes held by the activation pool (what the plan needs at its peak, for the largest run so
   // far) and the peak of bytes in use by live activations during the last run.
   size_t pool_bytes() const;

@@ -38,10 +38,8 @@ dnnl::engine& cpu_engine() {
   return e;
 }
 
-// x @ W with W a constant [K, N] float matrix (the initializer's bytes, alive as long as the
-// session's model): W is reordered once, on first use, into oneDNN's blocked layout for its
-// brgemm kernels (the layout suits the first row count seen), and one primitive per row count M
-// is kept (M = batch x sequence, which changes only when the input shape does). Measured on
+// x @ W with W a constant [K, N] float matrix: W is reordered once, when the kernel is created,
+// into oneDNN's blocked layout for its brgemm kernels, and one primitive per row count M is kept (M = batch x sequence, which changes only when the input shape does). Measured on
 // GPT-2 decoding (M = 1): faster than sgemm on the plain weights, at the cost of a second copy of
 // the weights in memory (docs/PERFORMANCE.md).
 class PackedWeights : public PackedGemm {
@@ -49,8 +47,24 @@ class PackedWeights : public PackedGemm {
   // w: [k, n] row-major, or [n, k] when `transposed` (Gemm's transB); bias: n values or NULL.
   PackedWeights(const float* w, int64_t k, int64_t n, bool transposed = false,
                 const float* bias = nullptr)
-      : k_(k), n_(n), transposed_(transposed), orig_(w) {
+      : k_(k), n_(n), transposed_(transposed) {
     if (bias) bias_.assign(bias, bias + n);
+    // Packed now, so the caller may give the original back: oneDNN's blocked layout for these
+    // kernels does not depend on the row count (checked for M = 1..1024 on AVX-512/AVX2), so a
+    // typical M chooses it and every later M reuses it.
+    using md = dnnl::memory::desc;
+    using dt = dnnl::memory::data_type;
+    using tag = dnnl::memory::format_tag;
+    const int64_t m = 128;
+    md ad({m, k_}, dt::f32, tag::ab), cd({m, n_}, dt::f32, tag::ab);
+    md wd({k_, n_}, dt::f32, tag::any);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, wd, cd), cpu_engine());
+    dnnl::stream st(cpu_engine());
+    dnnl::memory plain(md({k_, n_}, dt::f32, transposed_ ? tag::ba : tag::ab), cpu_engine(),
+                       const_cast<float*>(w));
+    packed_ = dnnl::memory(pd.weights_desc(), cpu_engine());
+    dnnl::reorder(plain, packed_).execute(st, plain, packed_);
+    st.wait();
   }
   void run(const float* a, int64_t m, float* c) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -60,19 +74,10 @@ class PackedWeights : public PackedGemm {
     auto it = prims_.find(m);
     if (it == prims_.end()) {
       md ad({m, k_}, dt::f32, tag::ab), cd({m, n_}, dt::f32, tag::ab);
-      md wd = packed_ ? packed_.get_desc() : md({k_, n_}, dt::f32, tag::any);
+      md wd = packed_.get_desc();
       auto desc = bias_.empty() ? dnnl::matmul::desc(ad, wd, cd)
                                 : dnnl::matmul::desc(ad, wd, md({1, n_}, dt::f32, tag::ab), cd);
       dnnl::matmul::primitive_desc pd(desc, cpu_engine());
-      if (!packed_) {
-        dnnl::stream s(cpu_engine());
-        // Packed on first use with enough rows, from the initializer's own bytes.
-        dnnl::memory plain(md({k_, n_}, dt::f32, transposed_ ? tag::ba : tag::ab), cpu_engine(),
-                           const_cast<float*>(orig_));
-        packed_ = dnnl::memory(pd.weights_desc(), cpu_engine());
-        dnnl::reorder(plain, packed_).execute(s, plain, packed_);
-        s.wait();
-      }
       it = prims_.emplace(m, dnnl::matmul(pd)).first;
     }
     dnnl::stream s(cpu_engine());
@@ -90,19 +95,26 @@ class PackedWeights : public PackedGemm {
  private:
   int64_t k_, n_;
   bool transposed_;
-  const float* orig_;  // the initializer's bytes (alive as long as the session's model)
   std::vector<float> bias_;
   dnnl::memory packed_;
   std::unordered_map<int64_t, dnnl::matmul> prims_;
   std::mutex mu_;
 };
 
+// Weights above this size are not packed: packing holds the original and the packed copy at once
+// (the peak memory of planning), and for such matrices (LM heads, 150+ MB) the product is bound
+// by reading the weights, where sgemm on the plain layout measured as fast (GPT-2 decoding).
+constexpr size_t kMaxPackedBytes = size_t(64) << 20;
+
 struct MatMul {
   std::unique_ptr<PackedWeights> packed;  // B is a constant 2-D float matrix
   explicit MatMul(NodeView n) {
     TensorView b = n.input(1).constant();
-    if (b && b.dtype() == TFH_TYPE_FLOAT && b.rank() == 2 && b.size() > 0)
+    if (b && b.dtype() == TFH_TYPE_FLOAT && b.rank() == 2 && b.size() > 0 &&
+        b.nbytes() <= kMaxPackedBytes) {
       packed = std::make_unique<PackedWeights>(b.data<float>().data(), b.dims()[0], b.dims()[1]);
+      constant_input_consumed(n, 1);
+    }
   }
   void compute(KernelContext& ctx) {
     TensorView a = ctx.required(0), b = ctx.required(1);
@@ -172,7 +184,8 @@ struct Gemm {
       : alpha(n.attr_float("alpha", 1.f)), beta(n.attr_float("beta", 1.f)),
         ta(n.attr_int("transA", 0) != 0), tb(n.attr_int("transB", 0) != 0) {
     TensorView b = n.input(1).constant();
-    if (!b || b.dtype() != TFH_TYPE_FLOAT || b.rank() != 2 || b.size() == 0 || ta || alpha != 1.f)
+    if (!b || b.dtype() != TFH_TYPE_FLOAT || b.rank() != 2 || b.size() == 0 || ta || alpha != 1.f ||
+        b.nbytes() > kMaxPackedBytes)
       return;
     const int64_t k = tb ? b.dims()[1] : b.dims()[0], cols = tb ? b.dims()[0] : b.dims()[1];
     std::vector<float> bias;
@@ -185,6 +198,8 @@ struct Gemm {
     }
     packed = std::make_unique<PackedWeights>(b.data<float>().data(), k, cols, tb,
                                              bias.empty() ? nullptr : bias.data());
+    constant_input_consumed(n, 1);
+    if (!bias.empty()) constant_input_consumed(n, 2);
   }
   void compute(KernelContext& ctx) {
     TensorView a = ctx.required(0), b = ctx.required(1), c = ctx.input(2);

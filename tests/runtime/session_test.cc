@@ -272,6 +272,47 @@ TEST(Session, PackedGemmMatchesTheGeneralPath) {
     }
 }
 
+// With release_consumed_constants, weights a kernel packed (every reader consumed them) are
+// given back; a weight another node still reads stays.
+TEST(Session, ReleasesPackedWeightsOnlyWhenEveryReaderConsumedThem) {
+  TempDir tmp;
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", F, {2, 4});
+  std::vector<float> w(16);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = 0.25f * static_cast<float>(i % 5) - 0.5f;
+  *g.add_initializer() = float_tensor("w_packed", {4, 4}, w);
+  *g.add_initializer() = float_tensor("w_shared", {4, 4}, w);
+  add_node(g, "MatMul", {"x", "w_packed"}, {"a"});
+  add_node(g, "MatMul", {"a", "w_shared"}, {"b"});
+  add_node(g, "Add", {"b", "w_shared"}, {"y"});  // reads w_shared as it is
+  *g.add_output() = tensor_info("y", F, {4, 4});
+  g.mutable_input(0)->CopyFrom(tensor_info("x", F, {4, 4}));
+  auto model = load(m, tmp);
+  const KernelRegistry kernels;
+  std::vector<float> xv(16);
+  for (size_t i = 0; i < xv.size(); ++i) xv[i] = 0.1f * static_cast<float>(i);
+  auto x = floats({4, 4}, xv);
+  std::vector<float> want;
+  {
+    Session plain(*model, kernels);  // nothing released
+    EXPECT_EQ(plain.released_bytes(), 0u);
+    auto out = plain.run({{"x", x.get()}});
+    want.assign(data(*out[0]), data(*out[0]) + 16);
+  }
+  SessionOptions so;
+  so.release_consumed_constants = true;
+  Session s(*model, kernels, so);
+  EXPECT_EQ(s.released_bytes(), 16u * 4);  // w_packed only
+  EXPECT_TRUE(model->graph().find("w_packed")->initializer()->released());
+  EXPECT_FALSE(model->graph().find("w_shared")->initializer()->released());
+  EXPECT_THROW(model->graph().find("w_packed")->initializer()->data(), Error);
+  for (int run = 0; run < 2; ++run) {
+    auto out = s.run({{"x", x.get()}});
+    for (size_t i = 0; i < 16; ++i) EXPECT_FLOAT_EQ(data(*out[0])[i], want[i]) << i;
+  }
+}
+
 // Sequence values inside a graph: SplitToSequence -> SequenceAt / SequenceLength /
 // SequenceInsert / ConcatFromSequence.
 TEST(Session, SequenceValuesFlowBetweenKernels) {

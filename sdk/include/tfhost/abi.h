@@ -436,6 +436,10 @@ typedef struct TfhKernelApi {
   TfhStatus* (*output_sequence_begin)(TfhKernelContext* c, size_t i);
   TfhStatus* (*output_sequence_append)(TfhKernelContext* c, size_t i, TfhDataType type,
                                        const int64_t* dims, size_t rank, TfhTensor** out);
+  /* Called from a kernel's create: the kernel keeps its own copy of constant input i (a packed
+   * layout) and never reads the original again. When every reader of that initializer said so,
+   * a host that owns the model may give the initializer's memory back. Ignored otherwise. */
+  void (*constant_input_consumed)(const TfhNode* node, size_t i);
 } TfhKernelApi;
 
 typedef struct TfhHostApi {

@@ -128,6 +128,16 @@ class KernelContext {
   TfhKernelContext* c_;
 };
 
+// From a kernel's constructor: this kernel keeps its own copy of constant input i (e.g. a packed
+// layout) and will not read the original again, so a host that owns the model may free it.
+inline void constant_input_consumed(NodeView node, size_t i) {
+  const TfhHostApi& h = host();
+  if (!TFH_HAS_FIELD(&h, TfhHostApi, kernel) || !h.kernel) return;
+  if (TFH_HAS_FIELD(h.kernel, TfhKernelApi, constant_input_consumed) &&
+      h.kernel->constant_input_consumed)
+    h.kernel->constant_input_consumed(node.handle(), i);
+}
+
 namespace sdk {
 
 template <typename K>
