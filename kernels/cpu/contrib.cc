@@ -594,8 +594,10 @@ struct Attention {
     if (!qkv_sizes.empty() && qkv_sizes.size() != 3)
       sdk::fail("qkv_hidden_sizes must have 3 values");
     TensorView w = n.num_inputs() > 1 ? n.input(1).constant() : TensorView();
-    if (w && w.dtype() == TFH_TYPE_FLOAT && w.rank() == 2 && w.size() > 0)
+    if (w && w.dtype() == TFH_TYPE_FLOAT && w.rank() == 2 && w.size() > 0) {
       packed = pack_weights(w.data<float>().data(), w.dims()[0], w.dims()[1]);
+      constant_input_consumed(n, 1);  // compute reads only its dims from now on
+    }
   }
   void compute(KernelContext& ctx) {
     TensorView x = ctx.required(0), w = ctx.required(1), bias = ctx.input(2), mask = ctx.input(3),
