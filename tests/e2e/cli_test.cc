@@ -60,7 +60,7 @@ TEST(Cli, DryRunPrintsThePlanAndWritesNothing) {
       {"run", TFH_SOURCE_DIR "/configs/bert_cpu.yaml", "--dry-run", "--set", "output=" + out});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(contains(r.out, "1. core.")) << r.out;
-  EXPECT_TRUE(contains(r.out, "(preset core)")) << r.out;
+  EXPECT_TRUE(contains(r.out, "(preset bert)")) << r.out;
   EXPECT_TRUE(contains(r.out, "models/bert_tiny_opset14/model.onnx")) << r.out;
   EXPECT_TRUE(contains(r.out, "nothing was written")) << r.out;
   EXPECT_TRUE(test::list_dir(tmp.path()).empty());
@@ -287,7 +287,7 @@ TEST(Cli, OptimizeRejectsUnknownModelTypeAndOptLevel) {
   auto r = tfhost(
       {"optimize", "--input", kBertModel, "--output", tmp / "o.onnx", "--model_type", "cor"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "unknown model type 'cor' (available: core")) << r.err;
+  EXPECT_TRUE(contains(r.err, "unknown model type 'cor' (available: bert, core); did you mean 'core'?")) << r.err;
   r = tfhost({"optimize", "--input", kBertModel, "--output", tmp / "o.onnx", "--opt_level", "3"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(test::list_dir(tmp.path()).empty());

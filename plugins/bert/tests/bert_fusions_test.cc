@@ -1,0 +1,92 @@
+// The bert plugin end to end on the bundled real exports: `tfhost optimize --model_type bert`,
+// then the fused-op counts, the outputs against PyTorch's through `tfhost check`, and the fused
+// model in ONNX Runtime against the unfused one.
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "support/ort_reference.h"
+#include "support/test_util.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using tfh::test::TempDir;
+
+std::map<std::string, int> op_counts(const std::string& model) {
+  std::map<std::string, int> n;
+  const onnx::ModelProto m = tfh::test::read_model_proto(model);  // alive through the loop
+  for (const auto& node : m.graph().node()) ++n[node.op_type()];
+  return n;
+}
+
+tfh::test::CommandResult tfhost(std::vector<std::string> args) {
+  args.insert(args.begin(), TFH_TFHOST_EXE);
+  return tfh::test::run_command(args, {});
+}
+
+struct Expect {
+  const char* model;
+  int layer_norm, gelu;
+};
+
+class BertFusions : public ::testing::TestWithParam<Expect> {};
+
+TEST_P(BertFusions, CountsAndOutputs) {
+  const Expect& e = GetParam();
+  const std::string src = std::string(TFH_SOURCE_DIR "/models/") + e.model;
+  TempDir tmp;
+  const std::string dir = tmp / "case";
+  fs::create_directories(dir);
+  for (const auto& entry : fs::directory_iterator(src))
+    if (entry.is_directory()) fs::copy(entry.path(), dir + "/" + entry.path().filename().string());
+  const auto r = tfhost({"optimize", "--input", src + "/model.onnx", "--output", dir + "/model.onnx",
+                         "--model_type", "bert"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto before = op_counts(src + "/model.onnx");
+  auto after = op_counts(dir + "/model.onnx");
+  EXPECT_EQ(after["LayerNormalization"], e.layer_norm) << r.out;
+  EXPECT_EQ(after["Gelu"], e.gelu) << r.out;
+  // What the fused ops replaced is gone.
+  EXPECT_EQ(after["ReduceMean"], 0);
+  if (e.gelu) {
+    EXPECT_EQ(after["Erf"], 0);
+    EXPECT_GT(before["Erf"], 0);
+  }
+  EXPECT_LT(tfh::test::read_model_proto(dir + "/model.onnx").graph().node_size(),
+            tfh::test::read_model_proto(src + "/model.onnx").graph().node_size());
+  // Outputs unchanged: the fused model against PyTorch's outputs, through tfhost's runtime.
+  const auto check = tfhost({"check", dir, "--atol", "1e-4", "--rtol", "1e-3"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Exports, BertFusions,
+                         ::testing::Values(Expect{"bert_tiny_opset14", 5, 2},
+                                           Expect{"bert_tiny_opset17", 5, 2},
+                                           Expect{"distilbert_tiny_opset14", 5, 2},
+                                           Expect{"roberta_tiny_opset14", 5, 2},
+                                           // ALBERT's gelu_new is the tanh form (FastGelu: not yet)
+                                           Expect{"albert_tiny_opset14", 5, 0}),
+                         [](const ::testing::TestParamInfo<Expect>& i) {
+                           return std::string(i.param.model);
+                         });
+
+// The fused model still runs in ONNX Runtime, with the unfused model's outputs.
+TEST(BertFusionsInOnnxRuntime, FusedBertMatchesUnfused) {
+  const std::string src = TFH_SOURCE_DIR "/models/bert_tiny_opset14";
+  TempDir tmp;
+  const auto r = tfhost({"optimize", "--input", src + "/model.onnx", "--output",
+                         tmp / "fused.onnx", "--model_type", "bert"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto inputs = tfh::test::read_test_data(src + "/test_data_set_0", "input");
+  const auto want = tfh::test::ort_run(src + "/model.onnx", inputs);
+  const auto got = tfh::test::ort_run(tmp / "fused.onnx", inputs);
+  const tfh::test::Diff d = tfh::test::compare_outputs(want, got);
+  ASSERT_TRUE(d.shapes_match) << d.message;
+  EXPECT_LT(d.max_abs, 1e-4) << d.where;
+}
+
+}  // namespace
