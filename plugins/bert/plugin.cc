@@ -14,11 +14,26 @@ constexpr TfhFusionDesc kLayerNorm = tfh::fusion(
 constexpr TfhFusionDesc kGelu = tfh::fusion(
     "bert.gelu", "x * 0.5 * (1 + Erf(x / sqrt 2)), either order => com.microsoft.Gelu", "0.1.0",
     "com.microsoft", "Gelu", tfh::wrap_pass<bert::fuse_gelu>);
-const TfhFusionDesc* const kFusions[] = {&kLayerNorm, &kGelu};
+constexpr TfhFusionDesc kFastGelu = tfh::fusion(
+    "bert.fast_gelu", "0.5x(1 + Tanh(sqrt(2/pi)(x + 0.044715x^3))) => com.microsoft.FastGelu",
+    "0.1.0", "com.microsoft", "FastGelu", tfh::wrap_pass<bert::fuse_fast_gelu>);
+constexpr TfhFusionDesc kBiasGelu = tfh::fusion(
+    "bert.bias_gelu", "Gelu(x + bias) => BiasGelu(x, bias); FastGelu(x + bias) => FastGelu(x, bias)",
+    "0.1.0", "com.microsoft", "BiasGelu", tfh::wrap_pass<bert::fuse_bias_gelu>);
+constexpr TfhFusionDesc kSkipLayerNorm = tfh::fusion(
+    "bert.skip_layer_norm",
+    "LayerNormalization(Add([Add(x, bias)], skip)) => com.microsoft.SkipLayerNormalization",
+    "0.1.0", "com.microsoft", "SkipLayerNormalization",
+    tfh::wrap_pass<bert::fuse_skip_layer_norm>);
+const TfhFusionDesc* const kFusions[] = {&kLayerNorm, &kGelu, &kFastGelu, &kBiasGelu,
+                                         &kSkipLayerNorm};
 
+// Shape inference first: the residual and bias checks read value shapes.
 const char* const kPreset[] = {"core.repair_duplicate_definitions", "core.remove_identity",
-                               "core.eliminate_dead_nodes",         "bert.layer_norm",
-                               "bert.gelu",                         "core.remove_unused_initializers",
+                               "core.eliminate_dead_nodes",         "core.shape_inference",
+                               "bert.layer_norm",                   "bert.skip_layer_norm",
+                               "bert.gelu",                         "bert.fast_gelu",
+                               "bert.bias_gelu",                    "core.remove_unused_initializers",
                                "core.topological_sort"};
 constexpr TfhModelTypeDesc kBert = tfh::model_type(
     "bert", "PyTorch BERT, DistilBERT, RoBERTa, ALBERT exports (fusions being added: issue 4)",

@@ -5,9 +5,25 @@
 
 namespace bert {
 
+// `x` is a MatMul output whose constant 2-D weight has `bias`'s size as its last dimension: the
+// dense layer's MatMul + bias, recognised without relying on inferred shapes.
+inline bool dense_bias(const tfh::ValueView& x, const tfh::TensorView& bias) {
+  if (!bias || bias.rank() != 1) return false;
+  const tfh::NodeView mm = x.producer();
+  if (!mm || !mm.is("MatMul") || mm.num_inputs() < 2) return false;
+  const tfh::TensorView w = mm.input(1).constant();
+  return w && w.rank() == 2 && w.dims()[1] == static_cast<int64_t>(bias.size());
+}
+
 // ReduceMean/Sub/Pow/ReduceMean/Add(eps)/Sqrt/Div/Mul(gamma)/Add(beta) => LayerNormalization.
 size_t fuse_layer_norm(tfh::GraphView g);
 // Div(x, sqrt 2) -> Erf -> Add(1) -> Mul(x) -> Mul(0.5) (and the Mul(0.5) first form) => Gelu.
 size_t fuse_gelu(tfh::GraphView g);
+// The tanh approximation (gelu_new) => com.microsoft.FastGelu.
+size_t fuse_fast_gelu(tfh::GraphView g);
+// Gelu/FastGelu of x + a 1-D constant bias => BiasGelu(x, bias) / FastGelu(x, bias).
+size_t fuse_bias_gelu(tfh::GraphView g);
+// Add(Add(x, bias), skip) or Add(x, skip) -> LayerNormalization => SkipLayerNormalization.
+size_t fuse_skip_layer_norm(tfh::GraphView g);
 
 }  // namespace bert

@@ -22,3 +22,41 @@ size_t fuse_gelu(tfh::GraphView g) {
 }
 
 }  // namespace bert
+
+namespace bert {
+
+// bert.fast_gelu: transformers' gelu_new / gelu_fast, the tanh approximation
+//   Mul(Mul(x, 0.5), Add(Tanh(Mul(Add(x, Mul(Pow(x, 3), 0.044715)), sqrt(2/pi))), 1))
+// as com.microsoft.FastGelu(x).
+size_t fuse_fast_gelu(tfh::GraphView g) {
+  using namespace tfh;
+  const auto x = Any("x");
+  const auto cube = Op("Mul", {Op("Pow", {x, Const(3.0)}), Const(0.044715).tol(1e-5)}).commutative();
+  const auto inner = Op("Mul", {Op("Add", {x, cube}).commutative(),
+                                Const(0.7978845608028654).tol(1e-5)})
+                         .commutative();
+  const auto cdf = Op("Add", {Op("Tanh", {inner}), Const(1.0)}).commutative();
+  const auto form_a = Op("Mul", {Op("Mul", {x, Const(0.5)}).commutative(), cdf}).commutative();
+  const auto form_b = Op("Mul", {Op("Mul", {x, cdf}).commutative(), Const(0.5)}).commutative();
+  Rewriter rw(g);
+  rw.add(form_a, ReplaceWith("com.microsoft", "FastGelu", {"x"}));
+  rw.add(form_b, ReplaceWith("com.microsoft", "FastGelu", {"x"}));
+  return rw.run();
+}
+
+// bert.bias_gelu: Gelu(Add(x, bias)) => BiasGelu(x, bias), FastGelu(Add(x, bias)) =>
+// FastGelu(x, bias), where x + bias is a dense layer's MatMul + bias (see dense_bias).
+size_t fuse_bias_gelu(tfh::GraphView g) {
+  using namespace tfh;
+  const auto x = Any("x");
+  const auto biased = Op("Add", {x, Const().as("bias")}).commutative();
+  auto last_dim_bias = [](const Match& m) { return dense_bias(m["x"], m.constant("bias")); };
+  Rewriter rw(g);
+  rw.add(Op("Gelu", {biased}).domain("com.microsoft").where(last_dim_bias),
+         ReplaceWith("com.microsoft", "BiasGelu", {"x", "bias"}));
+  rw.add(Op("FastGelu", {biased}).domain("com.microsoft").where(last_dim_bias),
+         ReplaceWith("com.microsoft", "FastGelu", {"x", "bias"}));
+  return rw.run();
+}
+
+}  // namespace bert

@@ -30,7 +30,7 @@ tfh::test::CommandResult tfhost(std::vector<std::string> args) {
 
 struct Expect {
   const char* model;
-  int layer_norm, gelu;
+  int layer_norm, skip_layer_norm, bias_gelu, fast_gelu;
 };
 
 class BertFusions : public ::testing::TestWithParam<Expect> {};
@@ -49,13 +49,14 @@ TEST_P(BertFusions, CountsAndOutputs) {
   auto before = op_counts(src + "/model.onnx");
   auto after = op_counts(dir + "/model.onnx");
   EXPECT_EQ(after["LayerNormalization"], e.layer_norm) << r.out;
-  EXPECT_EQ(after["Gelu"], e.gelu) << r.out;
+  EXPECT_EQ(after["SkipLayerNormalization"], e.skip_layer_norm) << r.out;
+  EXPECT_EQ(after["BiasGelu"], e.bias_gelu) << r.out;
+  EXPECT_EQ(after["FastGelu"], e.fast_gelu) << r.out;
   // What the fused ops replaced is gone.
   EXPECT_EQ(after["ReduceMean"], 0);
-  if (e.gelu) {
-    EXPECT_EQ(after["Erf"], 0);
-    EXPECT_GT(before["Erf"], 0);
-  }
+  EXPECT_EQ(after["Erf"], 0);
+  EXPECT_EQ(after["Tanh"], before["Tanh"] - e.fast_gelu);  // the pooler's Tanh stays
+  EXPECT_EQ(after["Gelu"], 0);  // every Gelu took its dense layer's bias
   EXPECT_LT(tfh::test::read_model_proto(dir + "/model.onnx").graph().node_size(),
             tfh::test::read_model_proto(src + "/model.onnx").graph().node_size());
   // Outputs unchanged: the fused model against PyTorch's outputs, through tfhost's runtime.
@@ -64,19 +65,23 @@ TEST_P(BertFusions, CountsAndOutputs) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Exports, BertFusions,
-                         ::testing::Values(Expect{"bert_tiny_opset14", 5, 2},
-                                           Expect{"bert_tiny_opset17", 5, 2},
-                                           Expect{"distilbert_tiny_opset14", 5, 2},
-                                           Expect{"roberta_tiny_opset14", 5, 2},
-                                           // ALBERT's gelu_new is the tanh form (FastGelu: not yet)
-                                           Expect{"albert_tiny_opset14", 5, 0}),
+                         // 2 layers each: the embeddings' LayerNorm stays (EmbedLayerNormalization
+                         // is not fused yet), two SkipLayerNorms and one Gelu-family op per layer.
+                         ::testing::Values(Expect{"bert_tiny_opset14", 1, 4, 2, 0},
+                                           Expect{"bert_tiny_opset17", 1, 4, 2, 0},
+                                           Expect{"distilbert_tiny_opset14", 1, 4, 2, 0},
+                                           Expect{"roberta_tiny_opset14", 1, 4, 2, 0},
+                                           // ALBERT's gelu_new: the tanh form, with its bias
+                                           Expect{"albert_tiny_opset14", 1, 4, 0, 2}),
                          [](const ::testing::TestParamInfo<Expect>& i) {
                            return std::string(i.param.model);
                          });
 
-// The fused model still runs in ONNX Runtime, with the unfused model's outputs.
-TEST(BertFusionsInOnnxRuntime, FusedBertMatchesUnfused) {
-  const std::string src = TFH_SOURCE_DIR "/models/bert_tiny_opset14";
+// The fused models still run in ONNX Runtime, with the unfused models' outputs.
+class BertFusionsInOnnxRuntime : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(BertFusionsInOnnxRuntime, FusedMatchesUnfused) {
+  const std::string src = std::string(TFH_SOURCE_DIR "/models/") + GetParam();
   TempDir tmp;
   const auto r = tfhost({"optimize", "--input", src + "/model.onnx", "--output",
                          tmp / "fused.onnx", "--model_type", "bert"});
@@ -88,5 +93,10 @@ TEST(BertFusionsInOnnxRuntime, FusedBertMatchesUnfused) {
   ASSERT_TRUE(d.shapes_match) << d.message;
   EXPECT_LT(d.max_abs, 1e-4) << d.where;
 }
+
+INSTANTIATE_TEST_SUITE_P(Exports, BertFusionsInOnnxRuntime,
+                         ::testing::Values("bert_tiny_opset14", "bert_tiny_opset17",
+                                           "distilbert_tiny_opset14", "roberta_tiny_opset14",
+                                           "albert_tiny_opset14"));
 
 }  // namespace
