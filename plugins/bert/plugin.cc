@@ -25,15 +25,21 @@ constexpr TfhFusionDesc kSkipLayerNorm = tfh::fusion(
     "LayerNormalization(Add([Add(x, bias)], skip)) => com.microsoft.SkipLayerNormalization",
     "0.1.0", "com.microsoft", "SkipLayerNormalization",
     tfh::wrap_pass<bert::fuse_skip_layer_norm>);
+constexpr TfhFusionDesc kEmbedLayerNorm = tfh::fusion(
+    "bert.embed_layer_norm",
+    "word (+ segment) + position embedding Gathers -> LayerNorm => EmbedLayerNormalization",
+    "0.1.0", "com.microsoft", "EmbedLayerNormalization",
+    tfh::wrap_pass<bert::fuse_embed_layer_norm>);
 const TfhFusionDesc* const kFusions[] = {&kLayerNorm, &kGelu, &kFastGelu, &kBiasGelu,
-                                         &kSkipLayerNorm};
+                                         &kSkipLayerNorm, &kEmbedLayerNorm};
 
 // Shape inference first: the residual and bias checks read value shapes.
 const char* const kPreset[] = {"core.repair_duplicate_definitions", "core.remove_identity",
                                "core.eliminate_dead_nodes",         "core.shape_inference",
                                "bert.layer_norm",                   "bert.skip_layer_norm",
-                               "bert.gelu",                         "bert.fast_gelu",
-                               "bert.bias_gelu",                    "core.remove_unused_initializers",
+                               "bert.embed_layer_norm",             "bert.gelu",
+                               "bert.fast_gelu",                    "bert.bias_gelu",
+                               "core.eliminate_dead_nodes",         "core.remove_unused_initializers",
                                "core.topological_sort"};
 constexpr TfhModelTypeDesc kBert = tfh::model_type(
     "bert", "PyTorch BERT, DistilBERT, RoBERTa, ALBERT exports (fusions being added: issue 4)",

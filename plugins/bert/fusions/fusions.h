@@ -25,5 +25,7 @@ size_t fuse_fast_gelu(tfh::GraphView g);
 size_t fuse_bias_gelu(tfh::GraphView g);
 // Add(Add(x, bias), skip) or Add(x, skip) -> LayerNormalization => SkipLayerNormalization.
 size_t fuse_skip_layer_norm(tfh::GraphView g);
+// Word (+ segment) + position embedding Gathers -> LayerNormalization => EmbedLayerNormalization.
+size_t fuse_embed_layer_norm(tfh::GraphView g);
 
 }  // namespace bert

@@ -1,0 +1,120 @@
+// bert.embed_layer_norm: the embeddings block as one com.microsoft.EmbedLayerNormalization.
+//
+//   LayerNormalization(Add(Add(Gather(word, ids), Gather(segment, seg)), Gather(position, pos)))
+//   LayerNormalization(Add(Gather(word, ids), Gather(position, pos)))           (no segments)
+//
+// The word table is the larger of the two inner tables. Position ids that are Slice(arange
+// buffer, 0, S) (BERT, DistilBERT) are the op's default and are dropped; any other position ids
+// (RoBERTa's, computed from the tokens) become its position_ids input. ONNX Runtime's op takes
+// int32 ids: int64 ones get a Cast. The mask input is left to the Attention fusion (mask_index,
+// output 1, is always declared: ONNX Runtime's type inference requires it).
+#include "fusions/fusions.h"
+
+namespace bert {
+namespace {
+
+// Slice(data, starts = 0, ends, axes = 1 (or absent), steps = 1 (or absent)) of a constant
+// [1, N] (or [N]) buffer holding 0, 1, ..., N-1: what HF models keep as `position_ids`.
+bool default_positions(const tfh::ValueView& pos) {
+  const tfh::NodeView s = pos.producer();
+  if (!s || !s.is("Slice") || s.num_inputs() < 3) return false;
+  const tfh::TensorView buf = s.input(0).constant();
+  if (!buf || buf.rank() < 1 || buf.rank() > 2 || (buf.rank() == 2 && buf.dims()[0] != 1))
+    return false;
+  for (size_t i = 0; i < buf.size(); ++i)
+    if (buf.at(i).value_or(-1) != static_cast<double>(i)) return false;
+  const tfh::TensorView starts = s.input(1).constant();
+  if (!starts || starts.size() != 1 || starts.at(0).value_or(-1) != 0) return false;
+  if (s.num_inputs() > 3 && s.input(3)) {
+    const tfh::TensorView axes = s.input(3).constant();
+    const double last = static_cast<double>(buf.rank() - 1);
+    if (!axes || axes.size() != 1 || (axes.at(0) != last && axes.at(0) != -1.0)) return false;
+  }
+  if (s.num_inputs() > 4 && s.input(4)) {
+    const tfh::TensorView steps = s.input(4).constant();
+    if (!steps || steps.size() != 1 || steps.at(0).value_or(0) != 1) return false;
+  }
+  return true;
+}
+
+// `v` as int32: itself, or a new Cast.
+tfh::ValueRef as_int32(tfh::Edit& e, const tfh::ValueView& v, const char* what) {
+  if (v.elem_type() == TFH_TYPE_INT32) return v;
+  const std::string out = e.new_name(std::string(what) + "_int32");
+  e.add_node("", "Cast", {v}, {out}, {tfh::Attr("to", int64_t{TFH_TYPE_INT32})});
+  return out;
+}
+
+bool replace(const tfh::Match& m, tfh::Edit& e, bool with_segment) {
+  const tfh::NodeView ln = m.root();
+  tfh::ValueView word = m["t1"], ids = m["i1"];
+  tfh::ValueView seg_table, seg_ids;
+  if (with_segment) {
+    seg_table = m["t2"];
+    seg_ids = m["i2"];
+    if (seg_table.constant().dims()[0] > word.constant().dims()[0]) {
+      std::swap(word, seg_table);
+      std::swap(ids, seg_ids);
+    }
+  }
+  const tfh::ValueView pos = m["pos"];
+  std::vector<tfh::ValueRef> ins(9);
+  ins[0] = as_int32(e, ids, "input_ids");
+  if (with_segment) {
+    ins[1] = as_int32(e, seg_ids, "segment_ids");
+    ins[4] = seg_table;
+  }
+  ins[2] = word;
+  ins[3] = m["ptable"];
+  ins[5] = m["gamma"];
+  if (ln.num_inputs() > 2 && ln.input(2)) ins[6] = ln.input(2);
+  if (!default_positions(pos)) ins[8] = as_int32(e, pos, "position_ids");
+  while (!ins.empty() && ins.back().omitted()) ins.pop_back();
+  // ONNX Runtime's schema infers output 1 (mask_index) in any case: it is always named.
+  e.add_node("com.microsoft", "EmbedLayerNormalization", ins,
+             {e.root_output(0), e.new_name("embed_mask_index")},
+             {tfh::Attr("epsilon", static_cast<double>(ln.attr_float("epsilon", 1e-12f)))});
+  return true;
+}
+
+bool tables_fit(const tfh::Match& m, bool with_segment) {
+  const tfh::NodeView ln = m.root();
+  if (ln.attr_int("axis", -1) != -1) return false;
+  const int64_t hidden = m.constant("gamma").size();
+  std::vector<const char*> tables{"t1", "ptable"};
+  if (with_segment) tables.push_back("t2");
+  for (const char* t : tables) {
+    const tfh::TensorView v = m.constant(t);
+    if (!v || v.rank() != 2 || v.dims()[1] != hidden || v.dtype() != TFH_TYPE_FLOAT) return false;
+  }
+  for (const char* i : {"i1", "i2", "pos"}) {
+    if (!with_segment && i == std::string("i2")) continue;
+    const TfhDataType t = m[i].elem_type();
+    if (t != TFH_TYPE_INT64 && t != TFH_TYPE_INT32) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+size_t fuse_embed_layer_norm(tfh::GraphView g) {
+  using namespace tfh;
+  const auto g1 = Op("Gather", {Const().as("t1"), Any("i1")});
+  const auto g2 = Op("Gather", {Const().as("t2"), Any("i2")});
+  const auto gp = Op("Gather", {Const().as("ptable"), Any("pos")});
+  const auto with_seg = Op("Add", {Op("Add", {g1, g2}).commutative(), gp}).commutative();
+  const auto without = Op("Add", {g1, gp}).commutative();
+  const auto gamma = Const().as("gamma");
+  Rewriter rw(g);
+  rw.add(OneOf(Op("LayerNormalization", {with_seg, gamma}),
+               Op("LayerNormalization", {with_seg, gamma, Const()}))
+             .where([](const Match& m) { return tables_fit(m, true); }),
+         [](const Match& m, Edit& e) { return replace(m, e, true); });
+  rw.add(OneOf(Op("LayerNormalization", {without, gamma}),
+               Op("LayerNormalization", {without, gamma, Const()}))
+             .where([](const Match& m) { return tables_fit(m, false); }),
+         [](const Match& m, Edit& e) { return replace(m, e, false); });
+  return rw.run();
+}
+
+}  // namespace bert
