@@ -30,14 +30,19 @@ constexpr TfhFusionDesc kEmbedLayerNorm = tfh::fusion(
     "word (+ segment) + position embedding Gathers -> LayerNorm => EmbedLayerNormalization",
     "0.1.0", "com.microsoft", "EmbedLayerNormalization",
     tfh::wrap_pass<bert::fuse_embed_layer_norm>);
+constexpr TfhFusionDesc kAttention = tfh::fusion(
+    "bert.attention",
+    "Q/K/V MatMul+Add, Reshape, Transpose, scaled QK^T + mask, Softmax, .V => Attention (raw mask)",
+    "0.1.0", "com.microsoft", "Attention", tfh::wrap_pass<bert::fuse_attention>);
 const TfhFusionDesc* const kFusions[] = {&kLayerNorm, &kGelu, &kFastGelu, &kBiasGelu,
-                                         &kSkipLayerNorm, &kEmbedLayerNorm};
+                                         &kSkipLayerNorm, &kEmbedLayerNorm, &kAttention};
 
 // Shape inference first: the residual and bias checks read value shapes.
 const char* const kPreset[] = {"core.repair_duplicate_definitions", "core.remove_identity",
                                "core.eliminate_dead_nodes",         "core.shape_inference",
                                "bert.layer_norm",                   "bert.skip_layer_norm",
-                               "bert.embed_layer_norm",             "bert.gelu",
+                               "bert.embed_layer_norm",             "bert.attention",
+                               "bert.gelu",
                                "bert.fast_gelu",                    "bert.bias_gelu",
                                "core.eliminate_dead_nodes",         "core.remove_unused_initializers",
                                "core.topological_sort"};

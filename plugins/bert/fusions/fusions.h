@@ -27,5 +27,7 @@ size_t fuse_bias_gelu(tfh::GraphView g);
 size_t fuse_skip_layer_norm(tfh::GraphView g);
 // Word (+ segment) + position embedding Gathers -> LayerNormalization => EmbedLayerNormalization.
 size_t fuse_embed_layer_norm(tfh::GraphView g);
+// The self-attention block (Q/K/V projections .. context Reshape) => com.microsoft.Attention.
+size_t fuse_attention(tfh::GraphView g);
 
 }  // namespace bert

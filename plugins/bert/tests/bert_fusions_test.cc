@@ -30,7 +30,7 @@ tfh::test::CommandResult tfhost(std::vector<std::string> args) {
 
 struct Expect {
   const char* model;
-  int embed_layer_norm, skip_layer_norm, bias_gelu, fast_gelu;
+  int embed_layer_norm, skip_layer_norm, bias_gelu, fast_gelu, attention;
 };
 
 class BertFusions : public ::testing::TestWithParam<Expect> {};
@@ -53,6 +53,8 @@ TEST_P(BertFusions, CountsAndOutputs) {
   EXPECT_EQ(after["SkipLayerNormalization"], e.skip_layer_norm) << r.out;
   EXPECT_EQ(after["BiasGelu"], e.bias_gelu) << r.out;
   EXPECT_EQ(after["FastGelu"], e.fast_gelu) << r.out;
+  EXPECT_EQ(after["Attention"], e.attention) << r.out;
+  if (e.attention) EXPECT_EQ(after["Softmax"], 0);
   // What the fused ops replaced is gone.
   EXPECT_EQ(after["ReduceMean"], 0);
   EXPECT_EQ(after["Erf"], 0);
@@ -69,12 +71,13 @@ INSTANTIATE_TEST_SUITE_P(Exports, BertFusions,
                          // 2 layers each: one EmbedLayerNormalization, two SkipLayerNorms and one
                          // Gelu-family op per layer (RoBERTa too: its token-derived position ids
                          // become the op's position_ids input).
-                         ::testing::Values(Expect{"bert_tiny_opset14", 1, 4, 2, 0},
-                                           Expect{"bert_tiny_opset17", 1, 4, 2, 0},
-                                           Expect{"distilbert_tiny_opset14", 1, 4, 2, 0},
-                                           Expect{"roberta_tiny_opset14", 1, 4, 2, 0},
+                         // DistilBERT's attention (masked_fill, q scaled first) is not fused yet.
+                         ::testing::Values(Expect{"bert_tiny_opset14", 1, 4, 2, 0, 2},
+                                           Expect{"bert_tiny_opset17", 1, 4, 2, 0, 2},
+                                           Expect{"distilbert_tiny_opset14", 1, 4, 2, 0, 0},
+                                           Expect{"roberta_tiny_opset14", 1, 4, 2, 0, 2},
                                            // ALBERT's gelu_new: the tanh form, with its bias
-                                           Expect{"albert_tiny_opset14", 1, 4, 0, 2}),
+                                           Expect{"albert_tiny_opset14", 1, 4, 0, 2, 2}),
                          [](const ::testing::TestParamInfo<Expect>& i) {
                            return std::string(i.param.model);
                          });

@@ -1,0 +1,144 @@
+// bert.attention: the self-attention block of BERT-style exports (BERT, RoBERTa, ALBERT) as one
+// com.microsoft.Attention(x, W_qkv, b_qkv, mask), Q/K/V weights merged into one [H, 3H] matrix:
+//
+//   q = Transpose(Reshape(Add(MatMul(x, Wq), bq)), 0213)     k: ... Transpose 0231 (K^T)
+//   v = Transpose(Reshape(Add(MatMul(x, Wv), bv)), 0213)
+//   y = Reshape(Transpose(MatMul(Softmax(Add(Div(MatMul(q, k), sqrt d), mask)), v), 0213))
+//
+// The additive mask must be (1 - Cast(Unsqueeze(Unsqueeze(attention_mask)))) * filter: it becomes
+// the raw 2-D mask input (int32), with the filter as mask_filter_value, so padding of any shape
+// keeps its exact meaning. Heads come from the Reshape's constant [.., .., N, d] target (or the
+// scale); a scale other than 1/sqrt(d) is kept as the `scale` attribute.
+#include <cmath>
+
+#include "fusions/fusions.h"
+
+namespace bert {
+namespace {
+
+bool has_perm(const tfh::NodeView& t, std::vector<int64_t> perm) {
+  return t.attr_ints("perm", {}) == perm;
+}
+
+// The additive mask's raw 2-D source and its filter value.
+struct MaskSource {
+  tfh::ValueView raw;
+  double filter = 0;
+};
+std::optional<MaskSource> mask_source(const tfh::ValueView& mask) {
+  const tfh::NodeView mul = mask.producer();
+  if (!mul || !mul.is("Mul")) return std::nullopt;
+  for (int side = 0; side < 2; ++side) {
+    const tfh::TensorView filter = mul.input(1 - side).constant();
+    const tfh::NodeView sub = mul.input(side).producer();
+    if (!filter || filter.size() != 1 || !sub || !sub.is("Sub")) continue;
+    const tfh::TensorView one = sub.input(0).constant();
+    if (!one || one.uniform_value() != 1.0) continue;
+    tfh::NodeView n = sub.input(1).producer();
+    if (n && n.is("Cast")) n = n.input(0).producer();
+    tfh::ValueView raw;
+    int unsqueezes = 0;
+    while (n && n.is("Unsqueeze")) {
+      raw = n.input(0);
+      ++unsqueezes;
+      n = raw.producer();
+    }
+    if (unsqueezes != 2 || !raw || !raw.is_graph_input()) continue;
+    return MaskSource{raw, *filter.at(0)};
+  }
+  return std::nullopt;
+}
+
+// Heads and head size from the Q Reshape's target shape: Concat(.., .., N, d) or a constant.
+std::optional<std::pair<int64_t, int64_t>> heads(const tfh::NodeView& reshape) {
+  const tfh::ValueView shape = reshape.input(1);
+  if (const tfh::TensorView c = shape.constant()) {
+    if (c.size() != 4) return std::nullopt;
+    return std::make_pair(static_cast<int64_t>(*c.at(2)), static_cast<int64_t>(*c.at(3)));
+  }
+  const tfh::NodeView cat = shape.producer();
+  if (!cat || !cat.is("Concat") || cat.num_inputs() != 4) return std::nullopt;
+  const tfh::TensorView n = cat.input(2).constant(), d = cat.input(3).constant();
+  if (!n || !d || n.size() != 1 || d.size() != 1) return std::nullopt;
+  return std::make_pair(static_cast<int64_t>(*n.at(0)), static_cast<int64_t>(*d.at(0)));
+}
+
+tfh::ValueRef as_int32(tfh::Edit& e, const tfh::ValueView& v) {
+  if (v.elem_type() == TFH_TYPE_INT32) return v;
+  const std::string out = e.new_name(std::string(v.name()) + "_int32");
+  e.add_node("", "Cast", {v}, {out}, {tfh::Attr("to", int64_t{TFH_TYPE_INT32})});
+  return out;
+}
+
+}  // namespace
+
+size_t fuse_attention(tfh::GraphView g) {
+  using namespace tfh;
+  const auto x = Any("x");
+  auto proj = [&](const char* w, const char* b) {
+    // The projection also feeds the Shape nodes that compute the Reshape target: it may escape
+    // the match (those become dead once the Reshape is gone, and dead-node removal runs after).
+    return Op("Add", {Op("MatMul", {x, Const().as(w)}), Const().as(b)}).commutative().may_escape();
+  };
+  const auto q = Op("Transpose", {Op("Reshape", {proj("wq", "bq"), Any()}).as("reshape_q")})
+                     .as("tq");
+  const auto k = Op("Transpose", {Op("Reshape", {proj("wk", "bk"), Any()})}).as("tk");
+  const auto v = Op("Transpose", {Op("Reshape", {proj("wv", "bv"), Any()})}).as("tv");
+  const auto scores = Op("MatMul", {q, k});
+  const auto scaled = OneOf(Op("Div", {scores, Const().as("div")}),
+                            Op("Mul", {scores, Const().as("mul")}).commutative());
+  const auto probs = Op("Softmax", {Op("Add", {scaled, Any("mask")}).commutative()}).as("softmax");
+  // The context Transpose also feeds Shape nodes of the output Reshape's target (dead after).
+  const auto ctx = Op("Transpose", {Op("MatMul", {probs, v})}).as("tctx").may_escape();
+  const auto root = Op("Reshape", {ctx, Any()});
+  auto ok = [](const Match& m) {
+    const TensorView wq = m.constant("wq"), wk = m.constant("wk"), wv = m.constant("wv");
+    for (const TensorView& w : {wq, wk, wv})
+      if (!w || w.rank() != 2 || w.dtype() != TFH_TYPE_FLOAT || w.dims()[0] != wq.dims()[0] ||
+          w.dims()[1] != wq.dims()[1])
+        return false;
+    for (const char* b : {"bq", "bk", "bv"}) {
+      const TensorView t = m.constant(b);
+      if (!t || t.rank() != 1 || static_cast<int64_t>(t.size()) != wq.dims()[1]) return false;
+    }
+    const int64_t axis = m.node("softmax").attr_int("axis", -1);
+    return has_perm(m.node("tq"), {0, 2, 1, 3}) && has_perm(m.node("tk"), {0, 2, 3, 1}) &&
+           has_perm(m.node("tv"), {0, 2, 1, 3}) && has_perm(m.node("tctx"), {0, 2, 1, 3}) &&
+           (axis == -1 || axis == 3) && mask_source(m["mask"]) && heads(m.node("reshape_q")) &&
+           heads(m.node("reshape_q"))->first * heads(m.node("reshape_q"))->second ==
+               wq.dims()[1];
+  };
+  return rewrite(g, root.where(ok), [](const Match& m, Edit& e) {
+    const TensorView wq = m.constant("wq"), wk = m.constant("wk"), wv = m.constant("wv");
+    const int64_t in = wq.dims()[0], h = wq.dims()[1];
+    std::vector<float> w(static_cast<size_t>(in * 3 * h)), b(static_cast<size_t>(3 * h));
+    const TensorView ws[] = {wq, wk, wv};
+    for (int64_t r = 0; r < in; ++r)
+      for (int part = 0; part < 3; ++part) {
+        const float* src = ws[part].data<float>().data() + r * h;
+        std::copy(src, src + h, w.begin() + r * 3 * h + part * h);
+      }
+    const char* bs[] = {"bq", "bk", "bv"};
+    for (int part = 0; part < 3; ++part) {
+      const auto bias = m.constant(bs[part]).data<float>();
+      std::copy(bias.begin(), bias.end(), b.begin() + part * h);
+    }
+    const auto [n_heads, head_size] = *heads(m.node("reshape_q"));
+    const MaskSource mask = *mask_source(m["mask"]);
+    double scale = 1.0 / std::sqrt(static_cast<double>(head_size));
+    if (m.has("div")) scale = 1.0 / m.constant("div").at(0).value_or(1.0);
+    if (m.has("mul")) scale = m.constant("mul").at(0).value_or(scale);
+    std::vector<Attr> attrs{Attr("num_heads", n_heads),
+                            Attr("mask_filter_value", mask.filter)};
+    if (std::fabs(scale * std::sqrt(static_cast<double>(head_size)) - 1.0) > 1e-6)
+      attrs.emplace_back("scale", scale);
+    const std::string wname = e.add_initializer("attention_qkv_weight",
+                                                Tensor::from<float>({in, 3 * h}, w));
+    const std::string bname = e.add_initializer("attention_qkv_bias", Tensor::from<float>({3 * h}, b));
+    e.add_node("com.microsoft", "Attention", {m["x"], wname, bname, as_int32(e, mask.raw)},
+               {e.root_output(0)}, attrs);
+    return true;
+  });
+}
+
+}  // namespace bert
