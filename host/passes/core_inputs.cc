@@ -140,6 +140,14 @@ std::vector<DummyInput> core_inputs(const ir::Model& model, const InputSizes& si
         case TFH_TYPE_INT32: { int32_t k = static_cast<int32_t>(x); std::memcpy(p + 4 * i, &k, 4); break; }
         case TFH_TYPE_BOOL: case TFH_TYPE_UINT8: p[i] = x != 0; break;
         case TFH_TYPE_INT8: p[i] = static_cast<unsigned char>(static_cast<int8_t>(x)); break;
+        case TFH_TYPE_BFLOAT16: {  // the upper half of the float, rounded to nearest even
+          float f = static_cast<float>(x);
+          uint32_t b;
+          std::memcpy(&b, &f, 4);
+          const uint16_t h = static_cast<uint16_t>((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+          std::memcpy(p + 2 * i, &h, 2);
+          break;
+        }
         case TFH_TYPE_FLOAT16: {
           // round-to-nearest through float; the values are small normals
           float f = static_cast<float>(x);

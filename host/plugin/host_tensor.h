@@ -104,7 +104,9 @@ struct HostTensor {
     type = t;
     dims = std::move(d);
     num_elements = checked_num_elements(dims.data(), dims.size());
-    nbytes = (num_elements * elem_bits(t) + 7) / 8;
+    const size_t bits = elem_bits(t);
+    if (bits && num_elements > (SIZE_MAX - 7) / bits) throw std::invalid_argument("tensor is too large");
+    nbytes = (num_elements * bits + 7) / 8;
   }
 };
 

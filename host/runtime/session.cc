@@ -68,6 +68,7 @@ struct Slot {
   HostTensor view;                          // Constant: a view of the initializer / folded result
   std::unique_ptr<HostTensor> folded;       // Constant computed at plan time
   bool graph_output = false;
+  bool has_default = false;                 // Input backed by an initializer (`view`)
 };
 
 struct Step {
@@ -176,7 +177,10 @@ struct Session::Impl {
     s.value = v;
     s.graph_output = v->is_graph_output();
     if (v->initializer()) {
-      s.kind = SlotKind::Constant;
+      // A graph input with an initializer is a default the caller may override: an Input (never
+      // folded through), whose view is used when no feed is given.
+      s.kind = v->is_graph_input() ? SlotKind::Input : SlotKind::Constant;
+      s.has_default = v->is_graph_input();
       view_of(s.view, *v->initializer());
     } else if (v->is_graph_input()) {
       s.kind = SlotKind::Input;
@@ -323,10 +327,15 @@ void Session::Impl::execute(Step& step, bool folding) {
 }
 
 Session::Session(ir::Model& model, const KernelRegistry& kernels, SessionOptions opts)
-    : Session(static_cast<const ir::Model&>(model), kernels, opts) {}
+    : Session(static_cast<const ir::Model&>(model), kernels, opts, /*may_release=*/true) {}
 
 Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionOptions opts)
+    : Session(model, kernels, opts, /*may_release=*/false) {}
+
+Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionOptions opts,
+                 bool may_release)
     : impl_(std::make_unique<Impl>(model, opts)) {
+  if (!may_release) opts.release_consumed_constants = false;  // a const model is not ours
   Impl& s = *impl_;
   const ir::Graph& g = model.graph();
   for (const ir::Value* v : g.inputs()) {
@@ -351,9 +360,13 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
       plugin::ConsumedInputs collect;
       TfhStatus* st = step.kernel->desc->create(plugin::to_c(const_cast<ir::Node*>(&n)), &step.state);
       if (st) TFH_THROW(node_label(n), ": cannot create kernel: ", plugin::take_status_message(st));
-      s.consumed.insert(s.consumed.end(), collect.items().begin(), collect.items().end());
-      if (opts.release_consumed_constants)
-        for (const auto& [node, i] : collect.items()) s.release_if_consumed(node, i);
+      // Only what the kernel says about its own node counts, once per input.
+      std::set<size_t> said;
+      for (const auto& [node, i] : collect.items())
+        if (node == &n && said.insert(i).second) {
+          s.consumed.emplace_back(node, i);
+          if (opts.release_consumed_constants) s.release_if_consumed(node, i);
+        }
     }
     s.steps.push_back(std::move(step));
   }
@@ -411,6 +424,9 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
     const std::vector<std::pair<std::string, const HostTensor*>>& feeds) {
   Impl& s = *impl_;
   if (s.opts.threads > 0) omp_set_num_threads(s.opts.threads);
+  // Every feed is checked before any is bound; whatever a run binds is unbound when it ends, by
+  // any path, so no caller's tensor outlives the run inside the session.
+  std::vector<std::pair<int, const HostTensor*>> bound;
   for (const auto& [name, t] : feeds) {
     const ir::Value* v = s.model.graph().find(name);
     if (!v || !v->is_graph_input()) TFH_THROW("input '", name, "': the model has no such input");
@@ -428,8 +444,18 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
           TFH_THROW("input '", name, "': dimension ", d, " is ", t->dims[d],
                     ", the model wants ", shape.dim(d).dim_value());
     }
-    s.live[s.slot_of.at(v)] = t;
+    bound.emplace_back(s.slot_of.at(v), t);
   }
+  struct Unbind {
+    Impl& s;
+    ~Unbind() {
+      for (size_t k = 0; k < s.slots.size(); ++k)
+        if (s.slots[k].kind != SlotKind::Constant) s.live[k] = nullptr;
+    }
+  } unbind{s};
+  for (const auto& [k, t] : bound) s.live[k] = t;
+  for (size_t k = 0; k < s.slots.size(); ++k)
+    if (s.slots[k].has_default && !s.live[k]) s.live[k] = &s.slots[k].view;
   for (const ir::Value* v : inputs_)
     if (!s.live[s.slot_of.at(v)]) TFH_THROW("input '", v->name(), "' was not given");
 
@@ -465,8 +491,6 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
       s.seqs[k].clear();
       s.is_seq[k] = false;
     }
-    for (size_t k = 0; k < s.slots.size(); ++k)
-      if (s.slots[k].kind != SlotKind::Constant) s.live[k] = nullptr;
     std::fill(s.owned_outputs.begin(), s.owned_outputs.end(), nullptr);
     throw;
   }
@@ -483,8 +507,6 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
       TFH_THROW("output '", v->name(), "' was not produced");
     }
   }
-  for (size_t k = 0; k < s.slots.size(); ++k)
-    if (s.slots[k].kind != SlotKind::Constant) s.live[k] = nullptr;
   return results;
 }
 

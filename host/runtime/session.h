@@ -41,8 +41,9 @@ struct NodeTime {
 
 class Session {
  public:
-  // `model` must outlive the session and stay unchanged while it exists. Throws tfh::Error naming
-  // the node when no kernel can run it or a kernel cannot be created.
+  // `model` and `kernels` (with the plugins behind them) must outlive the session, and the model
+  // stay unchanged while it exists. Throws tfh::Error naming the node when no kernel can run it
+  // or a kernel cannot be created. This overload never releases the model's memory.
   Session(const ir::Model& model, const KernelRegistry& kernels, SessionOptions opts = {});
   // The same; with options.release_consumed_constants the model's packed weights are freed.
   Session(ir::Model& model, const KernelRegistry& kernels, SessionOptions opts);
@@ -74,6 +75,8 @@ class Session {
   struct Impl;  // session.cc
 
  private:
+  Session(const ir::Model& model, const KernelRegistry& kernels, SessionOptions opts,
+          bool may_release);
   std::unique_ptr<Impl> impl_;
   std::vector<const ir::Value*> inputs_, outputs_;
   std::vector<NodeTime> node_times_;

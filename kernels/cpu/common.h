@@ -34,7 +34,7 @@ inline std::string dims_str(const Dims& d) {
 // A negative axis counts from the end; throws when outside [-rank, rank).
 inline int64_t norm_axis(int64_t axis, int64_t rank, const char* what = "axis") {
   int64_t a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= std::max<int64_t>(rank, 1))
+  if (a < 0 || a >= rank)
     sdk::fail(std::string(what) + " " + std::to_string(axis) + " is out of range for rank " +
               std::to_string(rank));
   return a;

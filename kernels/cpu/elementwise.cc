@@ -101,7 +101,9 @@ inline C apply_bin(Bin op, C a, C b) {
     case Bin::Mul: return a * b;
     case Bin::Div:
       if constexpr (std::is_integral_v<C>) {
-        if (b == 0) sdk::fail("integer division by zero");
+        if (b == 0) return C(0);  // rejected before the loop (check_divisors)
+        if constexpr (std::is_signed_v<C>)
+          if (b == C(-1)) return static_cast<C>(C(0) - static_cast<std::make_unsigned_t<C>>(a));
       }
       return a / b;
     case Bin::Pow:
@@ -112,7 +114,9 @@ inline C apply_bin(Bin op, C a, C b) {
       }
     case Bin::Mod:  // fmod = 0: the sign follows the divisor (Python's %)
       if constexpr (std::is_integral_v<C>) {
-        if (b == 0) sdk::fail("integer modulo by zero");
+        if (b == 0) return C(0);  // rejected before the loop (check_divisors)
+        if constexpr (std::is_signed_v<C>)
+          if (b == C(-1)) return C(0);
         C r = a % b;
         return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
       } else {
@@ -121,7 +125,9 @@ inline C apply_bin(Bin op, C a, C b) {
       }
     case Bin::FMod:
       if constexpr (std::is_integral_v<C>) {
-        if (b == 0) sdk::fail("integer modulo by zero");
+        if (b == 0) return C(0);  // rejected before the loop (check_divisors)
+        if constexpr (std::is_signed_v<C>)
+          if (b == C(-1)) return C(0);
         return a % b;
       } else {
         return std::fmod(a, b);
@@ -198,6 +204,18 @@ struct Binary {
     const bool cmp = is_compare(op) || op == Bin::And || op == Bin::Or || op == Bin::Xor;
     OutputTensor y = ctx.output(0, cmp ? TFH_TYPE_BOOL : a.dtype(), full);
     if (numel(full) == 0) return;
+    // Errors are raised here, never inside the (possibly parallel) loops below: an exception
+    // may not leave an OpenMP region.
+    if (op == Bin::Div || op == Bin::Mod || op == Bin::FMod) {
+      dispatch_all(b.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+          const T* pb = static_cast<const T*>(b.raw());
+          for (size_t i = 0; i < b.size(); ++i)
+            if (pb[i] == T(0)) sdk::fail("integer division or modulo by zero");
+        }
+      });
+    }
     dispatch_all(a.dtype(), [&](auto tag) {
       using T = decltype(tag);
       using C = CompT<T>;
@@ -380,8 +398,11 @@ struct Unary {
     if (n == 0) return;
     dispatch_all(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      if constexpr (std::is_same_v<T, bool> || std::is_unsigned_v<T>) {
-        unsupported_type(x.dtype());
+      constexpr bool float_only = U != Un::Neg && U != Un::Abs && U != Un::Relu &&
+                                  U != Un::Identity;
+      if constexpr (std::is_same_v<T, bool> || std::is_unsigned_v<T> ||
+                    (float_only && std::is_integral_v<T>)) {
+        unsupported_type(x.dtype());  // before the parallel loop, not inside it
       } else {
         const T* px = static_cast<const T*>(x.raw());
         T* py = static_cast<T*>(y.raw());

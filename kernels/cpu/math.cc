@@ -459,8 +459,7 @@ struct Reduce {
             }
           }
           if (R == Red::Mean) acc = n_red ? acc / static_cast<C>(n_red) : C(0);
-          if constexpr (std::is_floating_point_v<C>)
-            if (R == Red::L2) acc = std::sqrt(acc);
+          if (R == Red::L2) acc = static_cast<C>(std::sqrt(static_cast<double>(acc)));
           if constexpr (std::is_same_v<T, Float16>) store_f(py, o, static_cast<float>(acc));
           else py[o] = static_cast<T>(acc);
         };
@@ -508,8 +507,11 @@ struct Einsum {
     size_t ell_rank = 0;
     for (size_t i = 0; i < terms.size(); ++i) {
       size_t pos = terms[i].find("...");
-      if (pos != std::string::npos)
-        ell_rank = std::max(ell_rank, ins[i].rank() - (terms[i].size() - 3));
+      if (pos == std::string::npos) continue;
+      if (ins[i].rank() + 3 < terms[i].size())
+        sdk::fail("operand " + std::to_string(i) + " has rank " + std::to_string(ins[i].rank()) +
+                  ", fewer than the subscripts '" + terms[i] + "' name");
+      ell_rank = std::max(ell_rank, ins[i].rank() - (terms[i].size() - 3));
     }
     auto expand = [&](const std::string& t, size_t rank) {
       size_t pos = t.find("...");

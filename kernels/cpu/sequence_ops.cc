@@ -52,6 +52,8 @@ struct SplitToSequence {
       sizes.assign(d[a], 1);
       squeeze = !keepdims;
     }
+    for (int64_t v : sizes)
+      if (v < 0) sdk::fail("split sizes must not be negative");
     if (std::accumulate(sizes.begin(), sizes.end(), int64_t(0)) != d[a])
       sdk::fail("split sizes do not add up to dimension " + std::to_string(d[a]));
     const size_t es = elem_size(x.dtype());
@@ -148,7 +150,14 @@ struct ConcatFromSequence {
     int64_t total = 0;
     std::vector<int64_t> lens;
     for (int64_t k = 0; k < n; ++k) {
-      Dims dk = dims_of(ctx.sequence_at(0, k));
+      TensorView t = ctx.sequence_at(0, k);
+      Dims dk = dims_of(t);
+      if (t.dtype() != first.dtype() || dk.size() != d.size())
+        sdk::fail("sequence tensors differ in element type or rank");
+      for (size_t i = 0; i < d.size(); ++i)
+        if (dk[i] != d[i] && (new_axis || static_cast<int64_t>(i) != a))
+          sdk::fail("sequence tensors " + dims_str(d) + " and " + dims_str(dk) +
+                    " differ outside the concatenation axis");
       lens.push_back(new_axis ? 1 : dk[a]);
       total += lens.back();
     }

@@ -158,9 +158,10 @@ struct Flatten {
     int64_t r = static_cast<int64_t>(d.size());
     int64_t a = axis < 0 ? axis + r : axis;
     if (a < 0 || a > r) sdk::fail("axis out of range");
-    int64_t outer = 1;
+    int64_t outer = 1, inner = 1;
     for (int64_t i = 0; i < a; ++i) outer *= d[i];
-    copy_all(ctx, x, Dims{outer, outer ? numel(d) / outer : 0});
+    for (int64_t i = a; i < r; ++i) inner *= d[i];
+    copy_all(ctx, x, Dims{outer, inner});
   }
 };
 
@@ -198,7 +199,11 @@ struct Unsqueeze {
     std::vector<int64_t> axes = axes_of(ctx, attr);
     int64_t r = static_cast<int64_t>(d.size() + axes.size());
     std::vector<bool> ins(r, false);
-    for (int64_t a : axes) ins[norm_axis(a, r)] = true;
+    for (int64_t a : axes) {
+      const int64_t k = norm_axis(a, r);
+      if (ins[k]) sdk::fail("axis " + std::to_string(a) + " appears twice");
+      ins[k] = true;
+    }
     Dims out;
     size_t k = 0;
     for (int64_t i = 0; i < r; ++i) out.push_back(ins[i] ? 1 : d[k++]);
@@ -308,8 +313,11 @@ struct Slice {
       sdk::fail("starts, ends, axes and steps differ in length");
     Dims out = d, st = contiguous_strides(d), in_strides = st;
     int64_t offset = 0;
+    std::vector<bool> seen(r, false);
     for (size_t i = 0; i < axes.size(); ++i) {
       int64_t ax = norm_axis(axes[i], r);
+      if (seen[ax]) sdk::fail("axis " + std::to_string(axes[i]) + " appears twice");
+      seen[ax] = true;
       int64_t step = steps.empty() ? 1 : steps[i];
       if (step == 0) sdk::fail("slice step 0");
       int64_t dim = d[ax], s = starts[i], e = ends[i];
@@ -384,8 +392,11 @@ struct Transpose {
       for (size_t i = 0; i < r; ++i) p.push_back(static_cast<int64_t>(r - 1 - i));
     if (p.size() != r) sdk::fail("perm has " + std::to_string(p.size()) + " entries for rank " + std::to_string(r));
     Dims st = contiguous_strides(d), out(r), in_strides(r);
+    std::vector<bool> seen(r, false);
     for (size_t i = 0; i < r; ++i) {
       int64_t k = norm_axis(p[i], static_cast<int64_t>(r), "perm entry");
+      if (seen[k]) sdk::fail("perm entry " + std::to_string(p[i]) + " appears twice");
+      seen[k] = true;
       out[i] = d[k];
       in_strides[i] = st[k];
     }

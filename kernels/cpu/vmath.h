@@ -23,7 +23,9 @@ inline float fast_exp(float x) {
   p = p * r + 1.0f;
   p = p * r + 1.0f;
   // p * 2^n by adding n to the exponent field (bit casts, not memcpy: these vectorise).
-  const int32_t bits = __builtin_bit_cast(int32_t, p) + (static_cast<int32_t>(n) << 23);
+  // (unsigned arithmetic: shifting a negative int is undefined before C++20)
+  const uint32_t bits = __builtin_bit_cast(uint32_t, p) +
+                        (static_cast<uint32_t>(static_cast<int32_t>(n)) << 23);
   return __builtin_bit_cast(float, bits);
 }
 

@@ -129,6 +129,54 @@ TEST(Session, InputErrorsNameTheInput) {
             "input 'nope': the model has no such input");
 }
 
+// A graph input with an initializer is a default the caller may override: fed, the fed value
+// is used everywhere (nothing was folded through it); not fed, the default.
+TEST(Session, FedValuesOverrideDefaultsAndAreForgottenAfterTheRun) {
+  TempDir tmp;
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", F, {3});
+  *g.add_input() = tensor_info("w", F, {3});
+  *g.add_initializer() = float_tensor("w", {3}, {1, 2, 3});
+  add_node(g, "Neg", {"w"}, {"nw"});
+  add_node(g, "Add", {"x", "nw"}, {"y"});
+  *g.add_output() = tensor_info("y", F, {3});
+  auto model = load(m, tmp);
+  const KernelRegistry kernels;
+  Session s(*model, kernels);
+  auto x = floats({3}, {0, 0, 0});
+  {
+    auto w = floats({3}, {10, 10, 10});
+    EXPECT_EQ(data(*s.run({{"x", x.get()}, {"w", w.get()}})[0])[0], -10.f);
+  }  // the fed w is gone: the next run must use the default, not the freed tensor
+  EXPECT_EQ(data(*s.run({{"x", x.get()}})[0])[2], -3.f);
+  // A run that fails on a later feed leaves nothing bound: x must be given again.
+  {
+    auto x2 = floats({3}, {1, 1, 1});
+    auto bad = make_tensor(TFH_TYPE_INT64, {3});
+    EXPECT_NE(error_of([&] { s.run({{"x", x2.get()}, {"w", bad.get()}}); }), "(no error)");
+  }
+  EXPECT_EQ(error_of([&] { s.run({}); }), "input 'x' was not given");
+}
+
+// Errors of kernels that run in parallel arrive as errors, not as a terminated process.
+TEST(Session, LargeIntegerDivisionByZeroIsAnError) {
+  TempDir tmp;
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("a", onnx::TensorProto::INT64, {-1});
+  *g.add_input() = tensor_info("b", onnx::TensorProto::INT64, {-1});
+  add_node(g, "Div", {"a", "b"}, {"y"})->set_name("div");
+  *g.add_output() = tensor_info("y", onnx::TensorProto::INT64, {-1});
+  auto model = load(m, tmp);
+  const KernelRegistry kernels;
+  Session s(*model, kernels);
+  auto a = make_tensor(TFH_TYPE_INT64, {100000});
+  auto b = make_tensor(TFH_TYPE_INT64, {100000});
+  EXPECT_EQ(error_of([&] { s.run({{"a", a.get()}, {"b", b.get()}}); }),
+            "node 'div' (Div): integer division or modulo by zero");
+}
+
 TEST(Session, KernelErrorsNameTheNode) {
   TempDir tmp;
   auto m = new_model();
