@@ -1,4 +1,5 @@
-// bert.attention: the self-attention block of BERT-style exports (BERT, RoBERTa, ALBERT) as one
+// bert.attention: the self-attention block of BERT-style exports (BERT, RoBERTa, ALBERT, and
+// DistilBERT's form with q scaled first and a Where mask) as one
 // com.microsoft.Attention(x, W_qkv, b_qkv, mask), Q/K/V weights merged into one [H, 3H] matrix:
 //
 //   q = Transpose(Reshape(Add(MatMul(x, Wq), bq)), 0213)     k: ... Transpose 0231 (K^T)
@@ -49,6 +50,24 @@ std::optional<MaskSource> mask_source(const tfh::ValueView& mask) {
   return std::nullopt;
 }
 
+// DistilBERT's form: Where(Cast?(Expand?(Reshape?(Equal(attention_mask, 0)))), filter, scores)
+// replaces masked scores by the filter; Attention adds it, which for a filter as large as the
+// float minimum gives the same softmax.
+std::optional<MaskSource> where_mask_source(const tfh::ValueView& cond, const tfh::TensorView& fill) {
+  if (!fill || fill.size() != 1) return std::nullopt;
+  tfh::NodeView n = cond.producer();
+  while (n && (n.is("Cast") || n.is("Expand") || n.is("Reshape") || n.is("Unsqueeze")))
+    n = n.input(0).producer();
+  if (!n || !n.is("Equal")) return std::nullopt;
+  for (int side = 0; side < 2; ++side) {
+    const tfh::TensorView zero = n.input(1 - side).constant();
+    const tfh::ValueView raw = n.input(side);
+    if (zero && zero.uniform_value() == 0.0 && raw.is_graph_input())
+      return MaskSource{raw, *fill.at(0)};
+  }
+  return std::nullopt;
+}
+
 // Heads and head size from the Q Reshape's target shape: Concat(.., .., N, d) or a constant.
 std::optional<std::pair<int64_t, int64_t>> heads(const tfh::NodeView& reshape) {
   const tfh::ValueView shape = reshape.input(1);
@@ -84,14 +103,28 @@ size_t fuse_attention(tfh::GraphView g) {
                      .as("tq");
   const auto k = Op("Transpose", {Op("Reshape", {proj("wk", "bk"), Any()})}).as("tk");
   const auto v = Op("Transpose", {Op("Reshape", {proj("wv", "bv"), Any()})}).as("tv");
+  // BERT/RoBERTa/ALBERT: (q k^T) / sqrt(d) + additive mask.
   const auto scores = Op("MatMul", {q, k});
   const auto scaled = OneOf(Op("Div", {scores, Const().as("div")}),
                             Op("Mul", {scores, Const().as("mul")}).commutative());
-  const auto probs = Op("Softmax", {Op("Add", {scaled, Any("mask")}).commutative()}).as("softmax");
-  // The context Transpose also feeds Shape nodes of the output Reshape's target (dead after).
-  const auto ctx = Op("Transpose", {Op("MatMul", {probs, v})}).as("tctx").may_escape();
-  const auto root = Op("Reshape", {ctx, Any()});
-  auto ok = [](const Match& m) {
+  const auto added = Op("Add", {scaled, Any("mask")}).commutative();
+  // DistilBERT: (q / sqrt(d)) k^T, masked scores replaced through Where.
+  const auto q_scaled = OneOf(Op("Div", {q, Const().as("div")}),
+                              Op("Mul", {q, Const().as("mul")}).commutative());
+  // (the scores also feed the Shape that sizes the mask's Expand: they may escape the match)
+  const auto replaced = Op(
+      "Where", {Any("cond"), Const().as("fill"), Op("MatMul", {q_scaled, k}).may_escape()});
+  auto block = [&](const Pattern& masked) {
+    const auto probs = Op("Softmax", {masked}).as("softmax");
+    // The context Transpose also feeds Shape nodes of the output Reshape's target (dead after).
+    const auto ctx = Op("Transpose", {Op("MatMul", {probs, v})}).as("tctx").may_escape();
+    return Op("Reshape", {ctx, Any()});
+  };
+  auto mask_of = [](const Match& m) -> std::optional<MaskSource> {
+    return m.has("mask") ? mask_source(m["mask"])
+                         : where_mask_source(m["cond"], m.constant("fill"));
+  };
+  auto ok = [mask_of](const Match& m) {
     const TensorView wq = m.constant("wq"), wk = m.constant("wk"), wv = m.constant("wv");
     for (const TensorView& w : {wq, wk, wv})
       if (!w || w.rank() != 2 || w.dtype() != TFH_TYPE_FLOAT || w.dims()[0] != wq.dims()[0] ||
@@ -101,14 +134,15 @@ size_t fuse_attention(tfh::GraphView g) {
       const TensorView t = m.constant(b);
       if (!t || t.rank() != 1 || static_cast<int64_t>(t.size()) != wq.dims()[1]) return false;
     }
+    for (const char* c : {"div", "mul"})
+      if (m.has(c) && (!m.constant(c) || m.constant(c).size() != 1)) return false;
     const int64_t axis = m.node("softmax").attr_int("axis", -1);
+    const auto nd = heads(m.node("reshape_q"));
     return has_perm(m.node("tq"), {0, 2, 1, 3}) && has_perm(m.node("tk"), {0, 2, 3, 1}) &&
            has_perm(m.node("tv"), {0, 2, 1, 3}) && has_perm(m.node("tctx"), {0, 2, 1, 3}) &&
-           (axis == -1 || axis == 3) && mask_source(m["mask"]) && heads(m.node("reshape_q")) &&
-           heads(m.node("reshape_q"))->first * heads(m.node("reshape_q"))->second ==
-               wq.dims()[1];
+           (axis == -1 || axis == 3) && mask_of(m) && nd && nd->first * nd->second == wq.dims()[1];
   };
-  return rewrite(g, root.where(ok), [](const Match& m, Edit& e) {
+  auto action = [mask_of](const Match& m, Edit& e) {
     const TensorView wq = m.constant("wq"), wk = m.constant("wk"), wv = m.constant("wv");
     const int64_t in = wq.dims()[0], h = wq.dims()[1];
     std::vector<float> w(static_cast<size_t>(in * 3 * h)), b(static_cast<size_t>(3 * h));
@@ -124,21 +158,25 @@ size_t fuse_attention(tfh::GraphView g) {
       std::copy(bias.begin(), bias.end(), b.begin() + part * h);
     }
     const auto [n_heads, head_size] = *heads(m.node("reshape_q"));
-    const MaskSource mask = *mask_source(m["mask"]);
+    const MaskSource mask = *mask_of(m);
     double scale = 1.0 / std::sqrt(static_cast<double>(head_size));
     if (m.has("div")) scale = 1.0 / m.constant("div").at(0).value_or(1.0);
     if (m.has("mul")) scale = m.constant("mul").at(0).value_or(scale);
-    std::vector<Attr> attrs{Attr("num_heads", n_heads),
-                            Attr("mask_filter_value", mask.filter)};
+    std::vector<Attr> attrs{Attr("num_heads", n_heads), Attr("mask_filter_value", mask.filter)};
     if (std::fabs(scale * std::sqrt(static_cast<double>(head_size)) - 1.0) > 1e-6)
       attrs.emplace_back("scale", scale);
-    const std::string wname = e.add_initializer("attention_qkv_weight",
-                                                Tensor::from<float>({in, 3 * h}, w));
-    const std::string bname = e.add_initializer("attention_qkv_bias", Tensor::from<float>({3 * h}, b));
+    const std::string wname =
+        e.add_initializer("attention_qkv_weight", Tensor::from<float>({in, 3 * h}, w));
+    const std::string bname =
+        e.add_initializer("attention_qkv_bias", Tensor::from<float>({3 * h}, b));
     e.add_node("com.microsoft", "Attention", {m["x"], wname, bname, as_int32(e, mask.raw)},
                {e.root_output(0)}, attrs);
     return true;
-  });
+  };
+  Rewriter rw(g);
+  rw.add(block(added).where(ok), action);
+  rw.add(block(replaced).where(ok), action);
+  return rw.run();
 }
 
 }  // namespace bert

@@ -71,10 +71,10 @@ INSTANTIATE_TEST_SUITE_P(Exports, BertFusions,
                          // 2 layers each: one EmbedLayerNormalization, two SkipLayerNorms and one
                          // Gelu-family op per layer (RoBERTa too: its token-derived position ids
                          // become the op's position_ids input).
-                         // DistilBERT's attention (masked_fill, q scaled first) is not fused yet.
+                         // DistilBERT's attention: q scaled first, masked_fill as Where.
                          ::testing::Values(Expect{"bert_tiny_opset14", 1, 4, 2, 0, 2},
                                            Expect{"bert_tiny_opset17", 1, 4, 2, 0, 2},
-                                           Expect{"distilbert_tiny_opset14", 1, 4, 2, 0, 0},
+                                           Expect{"distilbert_tiny_opset14", 1, 4, 2, 0, 2},
                                            Expect{"roberta_tiny_opset14", 1, 4, 2, 0, 2},
                                            // ALBERT's gelu_new: the tanh form, with its bias
                                            Expect{"albert_tiny_opset14", 1, 4, 0, 2, 2}),
