@@ -1,5 +1,6 @@
 #include "host/runtime/inputs.h"
 
+#include <cstdio>
 #include <fstream>
 #include <map>
 
@@ -82,6 +83,22 @@ const char* ort_type(TfhDataType t) {
 }
 }  // namespace
 
+// A JSON string literal for `s` (quotes, backslashes and control characters escaped).
+static std::string json_string(const std::string& s) {
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      o += buf;
+      continue;
+    }
+    o += c;
+  }
+  return o + "\"";
+}
+
 void write_inputs_json(const std::vector<NamedTensor>& in, const std::string& dir) {
   boost::filesystem::create_directories(dir);
   std::string json = "[";
@@ -91,8 +108,8 @@ void write_inputs_json(const std::vector<NamedTensor>& in, const std::string& di
     std::ofstream f(dir + "/" + file, std::ios::binary);
     f.write(static_cast<const char*>(t.data), static_cast<std::streamsize>(t.nbytes));
     TFH_CHECK(f.good(), dir, "/", file, ": cannot write");
-    json += std::string(i ? "," : "") + "{\"name\":\"" + in[i].name + "\",\"type\":\"" +
-            ort_type(t.type) + "\",\"dims\":[";
+    json += std::string(i ? "," : "") + "{\"name\":" + json_string(in[i].name) +
+            ",\"type\":\"" + ort_type(t.type) + "\",\"dims\":[";
     for (size_t k = 0; k < t.dims.size(); ++k) json += (k ? "," : "") + std::to_string(t.dims[k]);
     json += "],\"file\":\"" + file + "\"}";
   }

@@ -589,6 +589,14 @@ struct ScatterND {
         reduction != "min")
       sdk::fail("unknown reduction '" + reduction + "'");
     Dims d = dims_of(x), id = dims_of(ind);
+    // updates must be indices.shape[:-1] + data.shape[indices.shape[-1]:]
+    if (id.empty() || id.back() < 1 || id.back() > static_cast<int64_t>(d.size()))
+      sdk::fail("indices " + dims_str(id) + " do not index data " + dims_str(d));
+    Dims want(id.begin(), id.end() - 1);
+    want.insert(want.end(), d.begin() + id.back(), d.end());
+    if (dims_of(upd) != want || upd.dtype() != x.dtype())
+      sdk::fail("updates " + dims_str(dims_of(upd)) + " must be " + dims_str(want) +
+                " of the data's element type");
     OutputTensor y = ctx.output(0, x.dtype(), d);
     std::memcpy(y.raw(), x.raw(), x.nbytes());
     const int64_t k = id.back(), n = numel(id) / std::max<int64_t>(k, 1);
