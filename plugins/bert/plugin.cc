@@ -30,10 +30,23 @@ constexpr TfhFusionDesc kEmbedLayerNorm = tfh::fusion(
     "word (+ segment) + position embedding Gathers -> LayerNorm => EmbedLayerNormalization",
     "0.1.0", "com.microsoft", "EmbedLayerNormalization",
     tfh::wrap_pass<bert::fuse_embed_layer_norm>);
+// Named like optimize's flags, which reach the pass through them.
+constexpr TfhParamDesc kAttentionParams[] = {
+    tfh::param("use_mask_index", TFH_PARAM_BOOL, "false",
+               "mask as 1-D per-row lengths (ReduceSum of the 2-D mask; right padding only)"),
+    tfh::param("use_raw_attention_mask", TFH_PARAM_BOOL, "false",
+               "mask as the raw 2-D attention mask (the default already; exact for any padding)"),
+    tfh::param("no_attention_mask", TFH_PARAM_BOOL, "false",
+               "no mask input (only for models whose inputs are never padded)"),
+    tfh::param("num_heads", TFH_PARAM_INT, "0", "attention heads (0: read from the graph)"),
+    tfh::param("hidden_size", TFH_PARAM_INT, "0",
+               "hidden size (0: any; otherwise only blocks of that size are fused)"),
+};
 constexpr TfhFusionDesc kAttention = tfh::fusion(
     "bert.attention",
-    "Q/K/V MatMul+Add, Reshape, Transpose, scaled QK^T + mask, Softmax, .V => Attention (raw mask)",
-    "0.1.0", "com.microsoft", "Attention", tfh::wrap_pass<bert::fuse_attention>);
+    "Q/K/V MatMul+Add, Reshape, Transpose, scaled QK^T + mask, Softmax, .V => Attention",
+    "0.1.0", "com.microsoft", "Attention", tfh::wrap_pass<bert::fuse_attention>,
+    kAttentionParams);
 const TfhFusionDesc* const kFusions[] = {&kLayerNorm, &kGelu, &kFastGelu, &kBiasGelu,
                                          &kSkipLayerNorm, &kEmbedLayerNorm, &kAttention};
 

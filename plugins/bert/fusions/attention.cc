@@ -91,8 +91,12 @@ tfh::ValueRef as_int32(tfh::Edit& e, const tfh::ValueView& v) {
 
 }  // namespace
 
-size_t fuse_attention(tfh::GraphView g) {
+size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p) {
   using namespace tfh;
+  const bool mask_index = p.get_bool("use_mask_index");
+  const bool no_mask = p.get_bool("no_attention_mask");
+  const int64_t want_heads = p.get_int("num_heads"), want_hidden = p.get_int("hidden_size");
+  const bool opset13 = g.opset("") >= 13;
   const auto x = Any("x");
   auto proj = [&](const char* w, const char* b) {
     // The projection also feeds the Shape nodes that compute the Reshape target: it may escape
@@ -124,7 +128,16 @@ size_t fuse_attention(tfh::GraphView g) {
     return m.has("mask") ? mask_source(m["mask"])
                          : where_mask_source(m["cond"], m.constant("fill"));
   };
-  auto ok = [mask_of](const Match& m) {
+  // Heads: the user's --num_heads when given, else read from the graph.
+  auto heads_of = [want_heads](const Match& m) -> std::optional<std::pair<int64_t, int64_t>> {
+    const int64_t h = m.constant("wq").dims()[1];
+    if (want_heads > 0) {
+      if (h % want_heads) return std::nullopt;
+      return std::make_pair(want_heads, h / want_heads);
+    }
+    return heads(m.node("reshape_q"));
+  };
+  auto ok = [mask_of, heads_of, want_hidden](const Match& m) {
     const TensorView wq = m.constant("wq"), wk = m.constant("wk"), wv = m.constant("wv");
     for (const TensorView& w : {wq, wk, wv})
       if (!w || w.rank() != 2 || w.dtype() != TFH_TYPE_FLOAT || w.dims()[0] != wq.dims()[0] ||
@@ -136,13 +149,14 @@ size_t fuse_attention(tfh::GraphView g) {
     }
     for (const char* c : {"div", "mul"})
       if (m.has(c) && (!m.constant(c) || m.constant(c).size() != 1)) return false;
+    if (want_hidden > 0 && wq.dims()[1] != want_hidden) return false;
     const int64_t axis = m.node("softmax").attr_int("axis", -1);
-    const auto nd = heads(m.node("reshape_q"));
+    const auto nd = heads_of(m);
     return has_perm(m.node("tq"), {0, 2, 1, 3}) && has_perm(m.node("tk"), {0, 2, 3, 1}) &&
            has_perm(m.node("tv"), {0, 2, 1, 3}) && has_perm(m.node("tctx"), {0, 2, 1, 3}) &&
            (axis == -1 || axis == 3) && mask_of(m) && nd && nd->first * nd->second == wq.dims()[1];
   };
-  auto action = [mask_of](const Match& m, Edit& e) {
+  auto action = [mask_of, heads_of, mask_index, no_mask, opset13](const Match& m, Edit& e) {
     const TensorView wq = m.constant("wq"), wk = m.constant("wk"), wv = m.constant("wv");
     const int64_t in = wq.dims()[0], h = wq.dims()[1];
     std::vector<float> w(static_cast<size_t>(in * 3 * h)), b(static_cast<size_t>(3 * h));
@@ -157,7 +171,7 @@ size_t fuse_attention(tfh::GraphView g) {
       const auto bias = m.constant(bs[part]).data<float>();
       std::copy(bias.begin(), bias.end(), b.begin() + part * h);
     }
-    const auto [n_heads, head_size] = *heads(m.node("reshape_q"));
+    const auto [n_heads, head_size] = *heads_of(m);
     const MaskSource mask = *mask_of(m);
     double scale = 1.0 / std::sqrt(static_cast<double>(head_size));
     if (m.has("div")) scale = 1.0 / m.constant("div").at(0).value_or(1.0);
@@ -169,8 +183,27 @@ size_t fuse_attention(tfh::GraphView g) {
         e.add_initializer("attention_qkv_weight", Tensor::from<float>({in, 3 * h}, w));
     const std::string bname =
         e.add_initializer("attention_qkv_bias", Tensor::from<float>({3 * h}, b));
-    e.add_node("com.microsoft", "Attention", {m["x"], wname, bname, as_int32(e, mask.raw)},
-               {e.root_output(0)}, attrs);
+    // The mask input: the raw 2-D mask (default, exact for any padding), a 1-D mask index of
+    // per-row lengths (--use_mask_index: right padding only), or none (--no_attention_mask).
+    ValueRef mask_in;
+    if (!no_mask) {
+      mask_in = as_int32(e, mask.raw);
+      if (mask_index) {
+        const std::string lengths = e.new_name("mask_index");
+        if (opset13) {
+          const std::string axes = e.add_initializer("mask_index_axes",
+                                                     Tensor::from<int64_t>({1}, {1}));
+          e.add_node("", "ReduceSum", {mask_in, axes}, {lengths}, {Attr("keepdims", int64_t{0})});
+        } else {
+          e.add_node("", "ReduceSum", {mask_in}, {lengths},
+                     {Attr::ints("axes", {1}), Attr("keepdims", int64_t{0})});
+        }
+        mask_in = lengths;
+      }
+    }
+    std::vector<ValueRef> ins{m["x"], wname, bname};
+    if (!no_mask) ins.push_back(mask_in);
+    e.add_node("com.microsoft", "Attention", ins, {e.root_output(0)}, attrs);
     return true;
   };
   Rewriter rw(g);

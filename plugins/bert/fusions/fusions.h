@@ -1,6 +1,7 @@
 // The bert plugin's fusions (one file each); each is a TfhFusionDesc apply through wrap_pass.
 #pragma once
 
+#include <tfhost/params.hpp>
 #include <tfhost/plugin.hpp>
 
 namespace bert {
@@ -28,6 +29,6 @@ size_t fuse_skip_layer_norm(tfh::GraphView g);
 // Word (+ segment) + position embedding Gathers -> LayerNormalization => EmbedLayerNormalization.
 size_t fuse_embed_layer_norm(tfh::GraphView g);
 // The self-attention block (Q/K/V projections .. context Reshape) => com.microsoft.Attention.
-size_t fuse_attention(tfh::GraphView g);
+size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p);
 
 }  // namespace bert

@@ -82,6 +82,37 @@ INSTANTIATE_TEST_SUITE_P(Exports, BertFusions,
                            return std::string(i.param.model);
                          });
 
+// optimize's mask flags reach bert.attention: --use_mask_index feeds Attention 1-D lengths
+// (ReduceSum of the mask), which for right-padded inputs gives the same outputs, in tfhost's
+// runtime and in ONNX Runtime; --use_raw_attention_mask is the default form.
+TEST(BertAttentionFlags, MaskIndexAndRawMask) {
+  const std::string src = TFH_SOURCE_DIR "/models/bert_tiny_opset14";
+  TempDir tmp;
+  const std::string dir = tmp / "case";
+  fs::create_directories(dir);
+  for (const auto& entry : fs::directory_iterator(src))
+    if (entry.is_directory()) fs::copy(entry.path(), dir + "/" + entry.path().filename().string());
+  auto r = tfhost({"optimize", "--input", src + "/model.onnx", "--output", dir + "/model.onnx",
+                   "--model_type", "bert", "--use_mask_index", "--num_heads", "4"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto n = op_counts(dir + "/model.onnx");
+  EXPECT_EQ(n["Attention"], 2);
+  EXPECT_EQ(n["ReduceSum"], 2);
+  const auto check = tfhost({"check", dir, "--atol", "1e-4"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  const auto inputs = tfh::test::read_test_data(src + "/test_data_set_0", "input");
+  const tfh::test::Diff d = tfh::test::compare_outputs(
+      tfh::test::ort_run(src + "/model.onnx", inputs), tfh::test::ort_run(dir + "/model.onnx", inputs));
+  EXPECT_LT(d.max_abs, 1e-4) << d.where;
+
+  r = tfhost({"optimize", "--input", src + "/model.onnx", "--output", tmp / "raw.onnx",
+              "--model_type", "bert", "--use_raw_attention_mask"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  n = op_counts(tmp / "raw.onnx");
+  EXPECT_EQ(n["Attention"], 2);
+  EXPECT_EQ(n["ReduceSum"], 0);
+}
+
 // The fused models still run in ONNX Runtime, with the unfused models' outputs.
 class BertFusionsInOnnxRuntime : public ::testing::TestWithParam<const char*> {};
 
