@@ -19,6 +19,7 @@
 #include "host/plugin/host_api.h"
 #include "host/plugin/host_tensor.h"
 #include "host/util/error.h"
+#include "tfhost/core.hpp"
 
 namespace tfh::passes {
 namespace {
@@ -140,26 +141,13 @@ std::vector<DummyInput> core_inputs(const ir::Model& model, const InputSizes& si
         case TFH_TYPE_INT32: { int32_t k = static_cast<int32_t>(x); std::memcpy(p + 4 * i, &k, 4); break; }
         case TFH_TYPE_BOOL: case TFH_TYPE_UINT8: p[i] = x != 0; break;
         case TFH_TYPE_INT8: p[i] = static_cast<unsigned char>(static_cast<int8_t>(x)); break;
-        case TFH_TYPE_BFLOAT16: {  // the upper half of the float, rounded to nearest even
-          float f = static_cast<float>(x);
-          uint32_t b;
-          std::memcpy(&b, &f, 4);
-          const uint16_t h = static_cast<uint16_t>((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+        case TFH_TYPE_BFLOAT16: {
+          const uint16_t h = to_bfloat16(static_cast<float>(x)).bits;
           std::memcpy(p + 2 * i, &h, 2);
           break;
         }
         case TFH_TYPE_FLOAT16: {
-          // round-to-nearest through float; the values are small normals
-          float f = static_cast<float>(x);
-          uint32_t b;
-          std::memcpy(&b, &f, 4);
-          uint32_t sign = (b >> 16) & 0x8000u;
-          int e = static_cast<int>((b >> 23) & 0xff) - 127 + 15;
-          uint32_t m = b & 0x7fffffu;
-          uint16_t h;
-          if (e <= 0) h = static_cast<uint16_t>(sign);
-          else if (e >= 31) h = static_cast<uint16_t>(sign | 0x7c00u);
-          else h = static_cast<uint16_t>(sign | ((static_cast<uint32_t>(e) << 10) + ((m + 0x1000u) >> 13)));
+          const uint16_t h = to_float16(static_cast<float>(x)).bits;
           std::memcpy(p + 2 * i, &h, 2);
           break;
         }

@@ -21,19 +21,6 @@ double percentile(const std::vector<double>& sorted, double p) {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
-uint16_t to_half(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  const uint32_t sign = (b >> 16) & 0x8000u, man = b & 0x7fffffu;
-  const int e = static_cast<int>((b >> 23) & 0xff) - 127 + 15;
-  if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
-  if (e <= 0) return static_cast<uint16_t>(sign);  // subnormals flush to zero
-  if (e >= 31) return static_cast<uint16_t>(sign | 0x7c00u);
-  uint32_t half = (static_cast<uint32_t>(e) << 10) | (man >> 13);
-  const uint32_t rem = man & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) ++half;  // to nearest even
-  return static_cast<uint16_t>(sign | half);
-}
 
 }  // namespace
 
@@ -61,28 +48,6 @@ Latency time_runs(Session& s, const std::vector<std::pair<std::string, const Hos
   return l;
 }
 
-double element_as_double(const HostTensor& t, size_t i) {
-  const char* p = static_cast<const char*>(t.data);
-  auto rd = [&](auto tag) {
-    decltype(tag) v;
-    std::memcpy(&v, p + i * sizeof v, sizeof v);
-    return v;
-  };
-  switch (t.type) {
-    case TFH_TYPE_FLOAT: return rd(float());
-    case TFH_TYPE_DOUBLE: return rd(double());
-    case TFH_TYPE_FLOAT16: return to_float(Float16{rd(uint16_t())});
-    case TFH_TYPE_BFLOAT16: return to_float(BFloat16{rd(uint16_t())});
-    case TFH_TYPE_INT32: return rd(int32_t());
-    case TFH_TYPE_INT64: return static_cast<double>(rd(int64_t()));
-    case TFH_TYPE_BOOL:
-    case TFH_TYPE_UINT8: return rd(uint8_t());
-    case TFH_TYPE_INT8: return rd(int8_t());
-    default:
-      TFH_THROW("tensors of type ", data_type_name(t.type), " cannot be compared");
-  }
-}
-
 std::unique_ptr<HostTensor> convert_tensor(const HostTensor& t, TfhDataType type) {
   auto out = make_tensor(type, t.dims);
   unsigned char* p = out->storage.get();
@@ -94,7 +59,7 @@ std::unique_ptr<HostTensor> convert_tensor(const HostTensor& t, TfhDataType type
       case TFH_TYPE_INT32: { const int32_t k = static_cast<int32_t>(v); std::memcpy(p + 4 * i, &k, 4); break; }
       case TFH_TYPE_INT64: { const int64_t k = static_cast<int64_t>(v); std::memcpy(p + 8 * i, &k, 8); break; }
       case TFH_TYPE_BOOL: case TFH_TYPE_UINT8: p[i] = v != 0; break;
-      case TFH_TYPE_FLOAT16: { const uint16_t h = to_half(static_cast<float>(v)); std::memcpy(p + 2 * i, &h, 2); break; }
+      case TFH_TYPE_FLOAT16: { const uint16_t h = to_float16(static_cast<float>(v)).bits; std::memcpy(p + 2 * i, &h, 2); break; }
       default: TFH_THROW("cannot convert a tensor to ", data_type_name(type));
     }
   }

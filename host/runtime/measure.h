@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "host/runtime/session.h"
+#include "host/runtime/tensor_io.h"
 
 namespace tfh::runtime {
 
@@ -20,8 +21,6 @@ struct Latency {
 Latency time_runs(Session& s, const std::vector<std::pair<std::string, const HostTensor*>>& feeds,
                   int warmup, int samples);
 
-// Element i of a numeric tensor as double; throws tfh::Error for other types.
-double element_as_double(const HostTensor& t, size_t i);
 // A copy of `t` in element type `type` (int64 ids -> int32, float -> float16, ...).
 std::unique_ptr<HostTensor> convert_tensor(const HostTensor& t, TfhDataType type);
 

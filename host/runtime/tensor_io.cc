@@ -11,8 +11,6 @@
 #include "tfhost/core.hpp"
 
 namespace tfh::runtime {
-namespace {
-
 // Element i as double; false for types without a numeric reading.
 bool element(const HostTensor& t, size_t i, double* out) {
   const char* p = static_cast<const char*>(t.data);
@@ -39,7 +37,12 @@ bool element(const HostTensor& t, size_t i, double* out) {
   }
 }
 
-}  // namespace
+double element_as_double(const HostTensor& t, size_t i) {
+  double v = 0;
+  if (!element(t, i, &v)) TFH_THROW("tensors of type ", data_type_name(t.type), " cannot be compared");
+  return v;
+}
+
 
 std::unique_ptr<HostTensor> read_tensor_file(const std::string& path, std::string* name) {
   std::ifstream in(path, std::ios::binary);

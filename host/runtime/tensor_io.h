@@ -29,6 +29,11 @@ struct Difference {
 // (float16 widened), bool and integers exactly through the same rule.
 Difference compare_tensors(const HostTensor& got, const HostTensor& want, double rtol, double atol);
 
+// Element i of a numeric tensor (float/float16/bfloat16/ints/bool) as double: `element` returns
+// false for other types, element_as_double throws tfh::Error.
+bool element(const HostTensor& t, size_t i, double* out);
+double element_as_double(const HostTensor& t, size_t i);
+
 // "float32[2,8]" for messages.
 std::string describe_tensor(const HostTensor& t);
 

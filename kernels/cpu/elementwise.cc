@@ -493,17 +493,8 @@ void Cast::bfloat16(KernelContext& ctx, const TensorView& x) {
     });
   } else {
     uint16_t* p = static_cast<uint16_t*>(y.raw());
-    for (int64_t i = 0; i < n; ++i) {
-      float v = static_cast<float>(x.at(i).value_or(0));
-      uint32_t bits;
-      std::memcpy(&bits, &v, 4);
-      if (std::isnan(v)) {
-        p[i] = 0x7fc0;
-      } else {  // round to nearest even
-        bits += 0x7fffu + ((bits >> 16) & 1u);
-        p[i] = static_cast<uint16_t>(bits >> 16);
-      }
-    }
+    for (int64_t i = 0; i < n; ++i)
+      p[i] = to_bfloat16(static_cast<float>(x.at(i).value_or(0))).bits;
   }
 }
 

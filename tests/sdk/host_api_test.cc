@@ -162,6 +162,23 @@ TEST_F(HostApi, Float16AndFriends) {
   EXPECT_EQ(to_float(Float16{0x0200}), 3.0517578e-05f);
   EXPECT_TRUE(std::isinf(to_float(Float16{0x7c00})));
   EXPECT_EQ(to_float(BFloat16{0x3f80}), 1.0f);
+  // float -> float16: exact values, ties to even, subnormals, overflow, NaN.
+  EXPECT_EQ(to_float16(1.0f).bits, 0x3c00);
+  EXPECT_EQ(to_float16(-2.0f).bits, 0xc000);
+  EXPECT_EQ(to_float16(65504.f).bits, 0x7bff);
+  EXPECT_EQ(to_float16(65536.f).bits, 0x7c00);
+  EXPECT_EQ(to_float16(5.9604645e-08f).bits, 0x0001);
+  EXPECT_EQ(to_float16(1e-9f).bits, 0x0000);
+  EXPECT_EQ(to_float16(1.0f + 0x1p-11f).bits, 0x3c00);          // tie rounds to even
+  EXPECT_EQ(to_float16(1.0f + 3 * 0x1p-11f).bits, 0x3c02);      // tie rounds to even (up)
+  EXPECT_TRUE(std::isnan(to_float(to_float16(std::nanf("")))));
+  for (uint16_t h : {0x0001, 0x03ff, 0x0400, 0x3555, 0x7bff, 0x8001, 0xfbff})
+    EXPECT_EQ(to_float16(to_float(Float16{h})).bits, h) << h;
+  // float -> bfloat16
+  EXPECT_EQ(to_bfloat16(1.0f).bits, 0x3f80);
+  EXPECT_EQ(to_bfloat16(1.0f + 0x1p-8f).bits, 0x3f80);           // tie rounds to even
+  EXPECT_EQ(to_bfloat16(1.0f + 3 * 0x1p-8f).bits, 0x3f82);
+  EXPECT_TRUE(std::isnan(to_float(to_bfloat16(std::nanf("")))));
 }
 
 TEST_F(HostApi, AttributesGetAndSet) {

@@ -82,13 +82,6 @@ std::optional<std::pair<int64_t, int64_t>> heads(const tfh::NodeView& reshape) {
   return std::make_pair(static_cast<int64_t>(*n.at(0)), static_cast<int64_t>(*d.at(0)));
 }
 
-tfh::ValueRef as_int32(tfh::Edit& e, const tfh::ValueView& v) {
-  if (v.elem_type() == TFH_TYPE_INT32) return v;
-  const std::string out = e.new_name(std::string(v.name()) + "_int32");
-  e.add_node("", "Cast", {v}, {out}, {tfh::Attr("to", int64_t{TFH_TYPE_INT32})});
-  return out;
-}
-
 }  // namespace
 
 size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p) {

@@ -37,14 +37,6 @@ bool default_positions(const tfh::ValueView& pos) {
   return true;
 }
 
-// `v` as int32: itself, or a new Cast.
-tfh::ValueRef as_int32(tfh::Edit& e, const tfh::ValueView& v, const char* what) {
-  if (v.elem_type() == TFH_TYPE_INT32) return v;
-  const std::string out = e.new_name(std::string(what) + "_int32");
-  e.add_node("", "Cast", {v}, {out}, {tfh::Attr("to", int64_t{TFH_TYPE_INT32})});
-  return out;
-}
-
 bool replace(const tfh::Match& m, tfh::Edit& e, bool with_segment) {
   const tfh::NodeView ln = m.root();
   tfh::ValueView word = m["t1"], ids = m["i1"];
@@ -59,16 +51,16 @@ bool replace(const tfh::Match& m, tfh::Edit& e, bool with_segment) {
   }
   const tfh::ValueView pos = m["pos"];
   std::vector<tfh::ValueRef> ins(9);
-  ins[0] = as_int32(e, ids, "input_ids");
+  ins[0] = as_int32(e, ids);
   if (with_segment) {
-    ins[1] = as_int32(e, seg_ids, "segment_ids");
+    ins[1] = as_int32(e, seg_ids);
     ins[4] = seg_table;
   }
   ins[2] = word;
   ins[3] = m["ptable"];
   ins[5] = m["gamma"];
   if (ln.num_inputs() > 2 && ln.input(2)) ins[6] = ln.input(2);
-  if (!default_positions(pos)) ins[8] = as_int32(e, pos, "position_ids");
+  if (!default_positions(pos)) ins[8] = as_int32(e, pos);
   while (!ins.empty() && ins.back().omitted()) ins.pop_back();
   // ONNX Runtime's schema infers output 1 (mask_index) in any case: it is always named.
   e.add_node("com.microsoft", "EmbedLayerNormalization", ins,

@@ -6,6 +6,15 @@
 
 namespace bert {
 
+// `v` as int32 (what ONNX Runtime's contrib ops take for ids and masks): itself, or a new Cast
+// named after it.
+inline tfh::ValueRef as_int32(tfh::Edit& e, const tfh::ValueView& v) {
+  if (v.elem_type() == TFH_TYPE_INT32) return v;
+  const std::string out = e.new_name(std::string(v.name()) + "_int32");
+  e.add_node("", "Cast", {v}, {out}, {tfh::Attr("to", int64_t{TFH_TYPE_INT32})});
+  return out;
+}
+
 // `x` is a MatMul output whose constant 2-D weight has `bias`'s size as its last dimension: the
 // dense layer's MatMul + bias, recognised without relying on inferred shapes.
 inline bool dense_bias(const tfh::ValueView& x, const tfh::TensorView& bias) {

@@ -183,6 +183,39 @@ inline float to_float(BFloat16 b) {
   return f;
 }
 
+// float -> float16, round to nearest even (subnormals kept, overflow to inf, NaN stays NaN).
+inline Float16 to_float16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000u;
+  uint32_t exp = (x >> 23) & 0xffu;
+  uint32_t man = x & 0x7fffffu;
+  if (exp == 0xff) return Float16{static_cast<uint16_t>(sign | 0x7c00u | (man ? 0x200u : 0))};
+  int e = static_cast<int>(exp) - 127 + 15;
+  if (e >= 31) return Float16{static_cast<uint16_t>(sign | 0x7c00u)};
+  if (e <= 0) {
+    if (e < -10) return Float16{static_cast<uint16_t>(sign)};
+    man |= 0x800000u;
+    uint32_t shift = static_cast<uint32_t>(14 - e);
+    uint32_t half = man >> shift;
+    uint32_t rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (half & 1u))) ++half;
+    return Float16{static_cast<uint16_t>(sign | half)};
+  }
+  uint32_t half = sign | (static_cast<uint32_t>(e) << 10) | (man >> 13);
+  uint32_t rem = man & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (half & 1u))) ++half;  // round to nearest even
+  return Float16{static_cast<uint16_t>(half)};
+}
+// float -> bfloat16: the upper half of the float, rounded to nearest even; NaN stays NaN.
+inline BFloat16 to_bfloat16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return BFloat16{0x7fc0};
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return BFloat16{static_cast<uint16_t>(bits >> 16)};
+}
+
 // The TfhDataType of a C++ element type (TFH_TYPE_UNDEFINED for anything else).
 template <typename T>
 constexpr TfhDataType data_type_of() {
