@@ -7,6 +7,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "host/plugin/host_api.h"
 #include "host/util/error.h"
 #include "kernels/common/device_info.h"
 
@@ -53,6 +54,8 @@ std::unique_ptr<plugin::Registry> make_registry(const GlobalOptions& g,
     TFH_CHECK(std::filesystem::is_directory(dir, ec), "--plugin-path '", dir,
               "': no such directory");
   }
+  // Plugins' info messages (a fusion report, for one) are for the user; debug ones for -v.
+  plugin::set_log_level(g.verbose ? TFH_LOG_DEBUG : TFH_LOG_INFO);
   auto registry = std::make_unique<plugin::Registry>();
   pipeline::load_plugins(*registry, plugins, g.plugin_path);
   if (g.verbose)

@@ -47,8 +47,15 @@ constexpr TfhFusionDesc kAttention = tfh::fusion(
     "Q/K/V MatMul+Add, Reshape, Transpose, scaled QK^T + mask, Softmax, .V => Attention",
     "0.1.0", "com.microsoft", "Attention", tfh::wrap_pass<bert::fuse_attention>,
     kAttentionParams);
-const TfhFusionDesc* const kFusions[] = {&kLayerNorm, &kGelu, &kFastGelu, &kBiasGelu,
-                                         &kSkipLayerNorm, &kEmbedLayerNorm, &kAttention};
+// Changes nothing: logs the fused-op statistics, and a warning per fusion that fell short.
+constexpr TfhFusionDesc kReport = tfh::fusion(
+    "bert.report",
+    "say whether the model is fully optimized (1 EmbedLayerNormalization, per layer 1 Attention, "
+    "1 Gelu-family op, 2+ (Skip)LayerNormalization; no ReduceMean/Softmax/Erf) and what is left",
+    "0.1.0", "", "", tfh::wrap_pass<bert::report_bert>);
+const TfhFusionDesc* const kFusions[] = {&kLayerNorm,     &kGelu,           &kFastGelu,
+                                         &kBiasGelu,      &kSkipLayerNorm,  &kEmbedLayerNorm,
+                                         &kAttention,     &kReport};
 
 // Shape inference first: the residual and bias checks read value shapes.
 const char* const kPreset[] = {"core.repair_duplicate_definitions", "core.remove_identity",
@@ -58,7 +65,7 @@ const char* const kPreset[] = {"core.repair_duplicate_definitions", "core.remove
                                "bert.gelu",
                                "bert.fast_gelu",                    "bert.bias_gelu",
                                "core.eliminate_dead_nodes",         "core.remove_unused_initializers",
-                               "core.topological_sort"};
+                               "core.topological_sort",           "bert.report"};
 constexpr TfhModelTypeDesc kBert = tfh::model_type(
     "bert", "PyTorch BERT, DistilBERT, RoBERTa, ALBERT exports (fusions being added: issue 4)",
     kPreset, "core.inputs");

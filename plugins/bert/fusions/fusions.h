@@ -39,5 +39,7 @@ size_t fuse_skip_layer_norm(tfh::GraphView g);
 size_t fuse_embed_layer_norm(tfh::GraphView g);
 // The self-attention block (Q/K/V projections .. context Reshape) => com.microsoft.Attention.
 size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p);
+// Logs the fused-op statistics and whether the model is fully optimized; changes nothing.
+size_t report_bert(tfh::GraphView g);
 
 }  // namespace bert

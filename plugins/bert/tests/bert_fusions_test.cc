@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "support/ort_reference.h"
 #include "support/test_util.h"
@@ -134,5 +136,76 @@ INSTANTIATE_TEST_SUITE_P(Exports, BertFusionsInOnnxRuntime,
                          ::testing::Values("bert_tiny_opset14", "bert_tiny_opset17",
                                            "distilbert_tiny_opset14", "roberta_tiny_opset14",
                                            "albert_tiny_opset14"));
+
+// Every export variant tools/export_bert_variants.py makes (tests/data/bert_variants: the four
+// families at opsets 11, 12, 13, 14, 16 and 17, with dynamic axes and with static shapes, old and
+// new transformers code) is fully optimized by the plugin's own rule, with PyTorch's outputs, and
+// still runs in ONNX Runtime with the unfused model's outputs.
+const char* const kVariantDir = TFH_SOURCE_DIR "/tests/data/bert_variants";
+
+std::vector<std::string> variant_names() {
+  std::vector<std::string> v;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(kVariantDir, ec))
+    if (e.is_directory()) v.push_back(e.path().filename().string());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+TEST(BertVariants, AllPresent) {
+  EXPECT_EQ(variant_names().size(), 4u * 6u * 2u) << kVariantDir;  // none silently missing
+}
+
+class BertVariants : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BertVariants, FullyOptimizedWithPyTorchOutputs) {
+  const std::string src = std::string(kVariantDir) + "/" + GetParam();
+  TempDir tmp;
+  const std::string dir = tmp / "case";
+  fs::create_directories(dir);
+  fs::copy(src + "/test_data_set_0", dir + "/test_data_set_0");
+  const auto r = tfhost({"optimize", "--input", src + "/model.onnx", "--output", dir + "/model.onnx",
+                         "--model_type", "bert"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("fully optimized (2 layers)"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+  auto n = op_counts(dir + "/model.onnx");
+  // The rule, counted here independently of the plugin's report.
+  EXPECT_EQ(n["EmbedLayerNormalization"], 1);
+  EXPECT_EQ(n["Attention"], 2);
+  EXPECT_EQ(n["Gelu"] + n["BiasGelu"] + n["FastGelu"], 2);
+  EXPECT_EQ(n["SkipLayerNormalization"], 4);
+  EXPECT_EQ(n["ReduceMean"] + n["Softmax"] + n["Erf"] + n["LayerNormalization"], 0);
+  const auto check = tfhost({"check", dir, "--atol", "1e-4", "--rtol", "1e-3"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  const auto inputs = tfh::test::read_test_data(src + "/test_data_set_0", "input");
+  const tfh::test::Diff d = tfh::test::compare_outputs(
+      tfh::test::ort_run(src + "/model.onnx", inputs), tfh::test::ort_run(dir + "/model.onnx", inputs));
+  ASSERT_TRUE(d.shapes_match) << d.message;
+  EXPECT_LT(d.max_abs, 1e-4) << d.where;
+}
+
+INSTANTIATE_TEST_SUITE_P(Exports, BertVariants, ::testing::ValuesIn(variant_names()),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// A model the fusions cannot fully optimize gets warnings that name the fusion and the nodes
+// left, never silence; the statistics line says what was fused.
+TEST(BertReport, WarnsWithTheNodesLeft) {
+  const std::string src = TFH_SOURCE_DIR "/models/bert_tiny_opset14/model.onnx";
+  TempDir tmp;
+  const auto r = tfhost({"optimize", "--input", src, "--output", tmp / "o.onnx", "--model_type",
+                         "bert", "--disable_attention", "--disable_gelu"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: not fully optimized: EmbedLayerNormalization 1, Attention 0"),
+            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("2 of 2 self-attention blocks not fused by bert.attention (Softmax left: "
+                       "/encoder/layer.0/attention/self/Softmax, "
+                       "/encoder/layer.1/attention/self/Softmax)"),
+            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Gelu not fused by bert.gelu (Erf left: "
+                       "/encoder/layer.0/intermediate/intermediate_act_fn/Erf"),
+            std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("fully optimized ("), std::string::npos) << r.err;
+}
 
 }  // namespace
