@@ -27,11 +27,13 @@ namespace bert {
 
 // bert.fast_gelu: transformers' gelu_new / gelu_fast, the tanh approximation
 //   Mul(Mul(x, 0.5), Add(Tanh(Mul(Add(x, Mul(Pow(x, 3), 0.044715)), sqrt(2/pi))), 1))
-// as com.microsoft.FastGelu(x).
+// as com.microsoft.FastGelu(x); the cube also as Mul(Mul(x, x), x).
 size_t fuse_fast_gelu(tfh::GraphView g) {
   using namespace tfh;
   const auto x = Any("x");
-  const auto cube = Op("Mul", {Op("Pow", {x, Const(3.0)}), Const(0.044715).tol(1e-5)}).commutative();
+  const auto x3 = OneOf(Op("Pow", {x, Const(3.0)}),
+                        Op("Mul", {Op("Mul", {x, x}), x}).commutative());
+  const auto cube = Op("Mul", {x3, Const(0.044715).tol(1e-5)}).commutative();
   const auto inner = Op("Mul", {Op("Add", {x, cube}).commutative(),
                                 Const(0.7978845608028654).tol(1e-5)})
                          .commutative();

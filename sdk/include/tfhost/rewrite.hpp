@@ -225,7 +225,8 @@ class Rewriter {
         if (overlaps) continue;
         Edit e(g_, *m);
         if (!rule.action(*m, e)) continue;
-        Pending p{*m, removal_set(*m, e.keep_), std::move(e.nodes_), std::move(e.initializers_)};
+        Pending p{*m, removal_set(*m, e.keep_, e.nodes_), std::move(e.nodes_),
+                  std::move(e.initializers_)};
         validate(p);
         for (NodeView mn : m->nodes()) claimed.insert(mn.handle());
         pending.push_back(std::move(p));
@@ -236,13 +237,20 @@ class Rewriter {
   }
 
   // The matched nodes minus those kept: may_escape nodes whose outputs are used outside the
-  // match, nodes the action keeps, and every matched producer a kept node still reads.
-  static std::vector<NodeView> removal_set(const Match& m, std::vector<NodeView> keep) {
+  // match (unless the new nodes produce those values themselves: they take them over, as
+  // SkipLayerNormalization's sum output does), nodes the action keeps, and every matched
+  // producer a kept node still reads.
+  static std::vector<NodeView> removal_set(const Match& m, std::vector<NodeView> keep,
+                                           const std::vector<Edit::NewNode>& added) {
+    std::unordered_set<std::string> taken_over;
+    for (const Edit::NewNode& nn : added)
+      for (const std::string& o : nn.outputs)
+        if (!o.empty()) taken_over.insert(o);
     const std::vector<NodeView>& nodes = m.nodes();
     for (size_t i = 0; i < nodes.size(); ++i) {
       if (!m.may_escape_[i] || nodes[i] == m.root()) continue;
       for (ValueView out : nodes[i].outputs()) {
-        if (!out) continue;
+        if (!out || taken_over.count(std::string(out.name()))) continue;
         bool outside = out.is_graph_output();
         for (const Use& u : out.consumers()) outside = outside || !m.is_matched(u.node);
         if (outside) keep.push_back(nodes[i]);
