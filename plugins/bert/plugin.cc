@@ -67,13 +67,25 @@ const char* const kPreset[] = {"core.repair_duplicate_definitions", "core.remove
                                "core.eliminate_dead_nodes",         "core.remove_unused_initializers",
                                "core.topological_sort",           "bert.report"};
 constexpr TfhModelTypeDesc kBert = tfh::model_type(
-    "bert", "PyTorch BERT, DistilBERT, RoBERTa, ALBERT exports (fusions being added: issue 4)",
-    kPreset, "core.inputs");
+    "bert", "PyTorch BERT, DistilBERT, RoBERTa, ALBERT exports",
+    kPreset, "bert.inputs");
 const TfhModelTypeDesc* const kModelTypes[] = {&kBert};
+
+constexpr TfhParamDesc kInputParams[] = {
+    tfh::param("batch_size", TFH_PARAM_INT, "1", "rows (the exporter's batch dims)"),
+    tfh::param("sequence_length", TFH_PARAM_INT, "8", "tokens per row (the sequence dims)"),
+};
+constexpr TfhInputGenDesc kInputs = tfh::input_generator(
+    "bert.inputs",
+    "token ids within the vocabulary (padding id on padded positions), segment ids, a "
+    "right-padded attention mask, position ids; roles found from the graph, then from the names",
+    "0.1.0", tfh::wrap_generator<bert::generate_inputs>, kInputParams, 1e-4, 2e-2);
+const TfhInputGenDesc* const kInputGens[] = {&kInputs};
 
 constexpr TfhPluginInfo kInfo =
     tfh::PluginInfo("bert", "0.1.0", "same as tfhost", "fusions for BERT-family exports")
         .fusions(kFusions)
+        .input_generators(kInputGens)
         .model_types(kModelTypes);
 
 }  // namespace

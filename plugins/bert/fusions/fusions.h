@@ -42,4 +42,8 @@ size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p);
 // Logs the fused-op statistics and whether the model is fully optimized; changes nothing.
 size_t report_bert(tfh::GraphView g);
 
+// bert.inputs (inputs.cc): dummy inputs by role (token ids, segment ids, mask, position ids).
+void generate_inputs(tfh::GraphView g, const tfh::ParamsView& p, uint64_t seed,
+                     tfh::TensorListView out);
+
 }  // namespace bert

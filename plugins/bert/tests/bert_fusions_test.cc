@@ -5,11 +5,13 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "builder.h"
 #include "support/ort_reference.h"
 #include "support/test_util.h"
 
@@ -206,6 +208,159 @@ TEST(BertReport, WarnsWithTheNodesLeft) {
                        "/encoder/layer.0/intermediate/intermediate_act_fn/Erf"),
             std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("fully optimized ("), std::string::npos) << r.err;
+}
+
+// bert.inputs, the model type's generator, on the real exports before and after fusion: ids
+// within the vocabulary with the padding id (RoBERTa's is 1) exactly on the padded positions, a
+// right-padded mask whose first row is full, segment ids 0 on padding, all in the declared type.
+struct SavedInput {
+  std::string name, type;
+  std::vector<int64_t> dims;
+  std::vector<int64_t> values;
+};
+
+std::vector<SavedInput> saved_inputs(const std::string& dir) {
+  // inputs.json: [{"name":..,"type":..,"dims":[..],"file":..}, ...] (written by tfhost perf)
+  const std::string json = tfh::test::read_file(dir + "/inputs.json");
+  std::vector<SavedInput> v;
+  size_t pos = 0;
+  auto field = [&](const char* key, size_t from) {
+    const size_t k = json.find(std::string("\"") + key + "\":", from);
+    return k == std::string::npos ? k : k + std::strlen(key) + 3;
+  };
+  while ((pos = field("name", pos)) != std::string::npos) {
+    SavedInput in;
+    in.name = json.substr(pos + 1, json.find('"', pos + 1) - pos - 1);
+    const size_t t = field("type", pos);
+    in.type = json.substr(t + 1, json.find('"', t + 1) - t - 1);
+    size_t d = field("dims", pos) + 1;
+    while (json[d] != ']') {
+      size_t used = 0;
+      in.dims.push_back(std::stoll(json.substr(d), &used));
+      d += used;
+      if (json[d] == ',') ++d;
+    }
+    const size_t f = field("file", pos);
+    const std::string bytes = tfh::test::read_file(dir + "/" + json.substr(f + 1, json.find('"', f + 1) - f - 1));
+    const size_t width = in.type == "int64" ? 8 : 4;
+    for (size_t i = 0; i + width <= bytes.size(); i += width) {
+      if (in.type == "int64") { int64_t x; std::memcpy(&x, bytes.data() + i, 8); in.values.push_back(x); }
+      else if (in.type == "int32") { int32_t x; std::memcpy(&x, bytes.data() + i, 4); in.values.push_back(x); }
+      else { float x; std::memcpy(&x, bytes.data() + i, 4); in.values.push_back(static_cast<int64_t>(x)); }
+    }
+    v.push_back(std::move(in));
+    pos = f;
+  }
+  return v;
+}
+
+struct InputsCase {
+  const char* model;
+  int64_t vocab, pad;
+  bool segments;
+};
+
+class BertInputs : public ::testing::TestWithParam<InputsCase> {};
+
+TEST_P(BertInputs, RolesFromTheGraph) {
+  const InputsCase& c = GetParam();
+  TempDir tmp;  // perf writes its results next to the model: a copy, not the repository's
+  const std::string src = tmp / "model.onnx";
+  fs::copy(std::string(TFH_SOURCE_DIR "/models/") + c.model + "/model.onnx", src);
+  ASSERT_EQ(tfhost({"optimize", "--input", src, "--output", tmp / "fused.onnx", "--model_type",
+                    "bert"}).exit_code, 0);
+  for (const std::string model : {src, tmp / "fused.onnx"}) {
+    SCOPED_TRACE(model);
+    const std::string dir = tmp / ("in" + std::to_string(model.size()));
+    const auto r = tfhost({"perf", "--model", model, "--model_type", "bert", "-b", "4", "-s", "9",
+                           "--samples", "1", "--warmup", "0", "--save_inputs", dir});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto in = saved_inputs(dir);
+    const SavedInput *ids = nullptr, *mask = nullptr, *seg = nullptr;
+    for (const auto& x : in) {
+      if (x.name == "input_ids") ids = &x;
+      if (x.name == "attention_mask") mask = &x;
+      if (x.name == "token_type_ids") seg = &x;
+    }
+    ASSERT_TRUE(ids && mask) << dir;
+    ASSERT_EQ(seg != nullptr, c.segments);
+    EXPECT_EQ(ids->dims, (std::vector<int64_t>{4, 9}));
+    EXPECT_EQ(ids->type, "int64");
+    bool padded = false, mixed_segments = false;
+    for (int64_t r = 0; r < 4; ++r) {
+      int64_t len = 0;
+      while (len < 9 && mask->values[r * 9 + len] == 1) ++len;
+      EXPECT_GE(len, 1);
+      if (r == 0) EXPECT_EQ(len, 9) << "the first row is full";
+      padded = padded || len < 9;
+      for (int64_t k = 0; k < 9; ++k) {
+        const int64_t id = ids->values[r * 9 + k];
+        EXPECT_EQ(mask->values[r * 9 + k], k < len ? 1 : 0) << "right padding only";
+        EXPECT_TRUE(id >= 0 && id < c.vocab) << id;
+        EXPECT_EQ(id == c.pad, k >= len) << "padding id exactly on the padded positions";
+        if (seg) {
+          EXPECT_TRUE(seg->values[r * 9 + k] == 0 || (k < len && seg->values[r * 9 + k] == 1));
+          mixed_segments = mixed_segments || seg->values[r * 9 + k] == 1;
+        }
+      }
+    }
+    EXPECT_TRUE(padded) << "some row is padded";
+    if (seg) EXPECT_TRUE(mixed_segments);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Exports, BertInputs,
+                         ::testing::Values(InputsCase{"bert_tiny_opset14", 1000, 0, true},
+                                           InputsCase{"roberta_tiny_opset14", 1000, 1, false},
+                                           InputsCase{"distilbert_tiny_opset14", 1000, 0, false},
+                                           InputsCase{"albert_tiny_opset14", 1000, 0, true}),
+                         [](const ::testing::TestParamInfo<InputsCase>& i) {
+                           return std::string(i.param.model);
+                         });
+
+// tf2onnx-style names and int32 inputs: the roles come from the graph (the Gather tables), the
+// type from the declaration; an input with no recognisable role is an error naming it.
+TEST(BertInputsBuilt, Tf2OnnxNamesInt32AndUnknownInput) {
+  using bert_test::Builder;
+  const std::vector<bert_test::Dim> bs{std::string("batch"), std::string("seq")};
+  constexpr int kInt32 = onnx::TensorProto::INT32, kFloat = onnx::TensorProto::FLOAT;
+  for (const bool extra : {false, true}) {
+    Builder b(13);
+    const std::string ids = b.input("ids:0", kInt32, bs), seg = b.input("token_kind:0", kInt32, bs);
+    const std::string mask = b.input("input_mask:0", kInt32, bs);
+    std::string sum = b.node("Add", {b.node("Gather", {b.weight({50, 8}), ids}),
+                                     b.node("Gather", {b.weight({2, 8}), seg})});
+    const std::string m = b.node("Unsqueeze", {b.node("Cast", {mask}, {Builder::attr("to", int64_t{kFloat})}),
+                                               b.ints({2})});
+    sum = b.node("Mul", {sum, m});
+    if (extra) sum = b.node("Add", {sum, b.node("Unsqueeze", {b.input("mystery", kFloat, bs), b.ints({2})})});
+    b.output(sum);
+    TempDir tmp;
+    tfh::test::write_model_proto(b.model(), tmp / "model.onnx");
+    const auto r = tfhost({"perf", "--model", tmp / "model.onnx", "--dummy_inputs", "bert", "-b",
+                           "3", "-s", "5", "--samples", "1", "--warmup", "0", "--save_inputs",
+                           tmp / "in"});
+    if (extra) {
+      EXPECT_EQ(r.exit_code, 2);
+      EXPECT_NE(r.err.find("bert.inputs: input 'mystery' is not token ids"), std::string::npos) << r.err;
+      continue;
+    }
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto in = saved_inputs(tmp / "in");
+    ASSERT_EQ(in.size(), 3u);
+    for (const auto& x : in) {
+      EXPECT_EQ(x.type, "int32") << x.name;
+      EXPECT_EQ(x.dims, (std::vector<int64_t>{3, 5}));
+    }
+    int64_t max_id = 0, max_seg = 0, zeros_in_mask = 0;
+    for (int64_t v : in[0].values) max_id = std::max(max_id, v);
+    for (int64_t v : in[1].values) max_seg = std::max(max_seg, v);
+    for (int64_t v : in[2].values) zeros_in_mask += v == 0;
+    EXPECT_GT(max_id, 1) << "ids:0 holds token ids (it indexes the 50-row table)";
+    EXPECT_LT(max_id, 50);
+    EXPECT_EQ(max_seg, 1) << "token_kind:0 holds segment ids (2-row table)";
+    EXPECT_GT(zeros_in_mask, 0) << "input_mask:0 is padded";
+  }
 }
 
 }  // namespace
