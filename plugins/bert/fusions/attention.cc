@@ -202,7 +202,9 @@ size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p) {
   Rewriter rw(g);
   rw.add(block(added).where(ok), action);
   rw.add(block(replaced).where(ok), action);
-  return rw.run();
+  const size_t n = rw.run();
+  merge_duplicate_mask_ops(g);
+  return n;
 }
 
 }  // namespace bert

@@ -106,7 +106,9 @@ size_t fuse_embed_layer_norm(tfh::GraphView g) {
                Op("LayerNormalization", {without, gamma, Const()}))
              .where([](const Match& m) { return tables_fit(m, false); }),
          [](const Match& m, Edit& e) { return replace(m, e, false); });
-  return rw.run();
+  const size_t n = rw.run();
+  merge_duplicate_mask_ops(g);
+  return n;
 }
 
 }  // namespace bert

@@ -1,6 +1,9 @@
 // The bert plugin's fusions (one file each); each is a TfhFusionDesc apply through wrap_pass.
 #pragma once
 
+#include <map>
+#include <string>
+
 #include <tfhost/params.hpp>
 #include <tfhost/plugin.hpp>
 
@@ -13,6 +16,38 @@ inline tfh::ValueRef as_int32(tfh::Edit& e, const tfh::ValueView& v) {
   const std::string out = e.new_name(std::string(v.name()) + "_int32");
   e.add_node("", "Cast", {v}, {out}, {tfh::Attr("to", int64_t{TFH_TYPE_INT32})});
   return out;
+}
+
+// Each fused op casts its mask/ids input to int32 itself (and, with --use_mask_index, sums it):
+// after a fusion run, identical Casts and ReduceSums of the same value become one.
+inline size_t merge_duplicate_mask_ops(tfh::GraphView g) {
+  size_t merged = 0;
+  for (bool again = true; again;) {
+    again = false;
+    std::map<std::string, tfh::NodeView> first;
+    for (const tfh::NodeView& n : g.nodes()) {
+      if (!(n.is("Cast") || n.is("ReduceSum")) || n.num_outputs() != 1 || !n.input(0)) continue;
+      std::string key = std::string(n.op_type()) + "|" + std::to_string(n.attr_int("to", -1)) +
+                        "|" + std::to_string(n.attr_int("keepdims", 1)) + "|";
+      for (int64_t a : n.attr_ints("axes", {})) key += std::to_string(a) + ",";
+      for (const tfh::ValueView& in : n.inputs()) {
+        const tfh::TensorView c = in ? in.constant() : tfh::TensorView();
+        if (c && c.size() <= 8) {  // a small constant (ReduceSum's axes): by value
+          key += "|=";
+          for (size_t i = 0; i < c.size(); ++i) key += std::to_string(c.at(i).value_or(0)) + ",";
+        } else {
+          key += "|" + std::string(in ? in.name() : "");
+        }
+      }
+      auto [it, fresh] = first.emplace(key, n);
+      if (fresh || n.output(0).is_graph_output()) continue;
+      g.replace_all_uses(n.output(0), it->second.output(0));
+      g.remove_node(n);
+      ++merged;
+      again = true;
+    }
+  }
+  return merged;
 }
 
 // `x` is a MatMul output whose constant 2-D weight has `bias`'s size as its last dimension: the
