@@ -9,7 +9,8 @@
 // The additive mask must be (1 - Cast(Unsqueeze(Unsqueeze(attention_mask)))) * filter: it becomes
 // the raw 2-D mask input (int32), with the filter as mask_filter_value, so padding of any shape
 // keeps its exact meaning. Heads come from the Reshape's constant [.., .., N, d] target (or the
-// scale); a scale other than 1/sqrt(d) is kept as the `scale` attribute.
+// scale); a scale other than 1/sqrt(d) is kept as the `scale` attribute. Pruned heads (Q/K/V
+// narrower than the input) fuse as they are; a V width other than Q's adds qkv_hidden_sizes.
 #include <cmath>
 
 #include "fusions/fusions.h"
@@ -133,12 +134,14 @@ size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p) {
   auto ok = [mask_of, heads_of, want_hidden](const Match& m) {
     const TensorView wq = m.constant("wq"), wk = m.constant("wk"), wv = m.constant("wv");
     for (const TensorView& w : {wq, wk, wv})
-      if (!w || w.rank() != 2 || w.dtype() != TFH_TYPE_FLOAT || w.dims()[0] != wq.dims()[0] ||
-          w.dims()[1] != wq.dims()[1])
+      if (!w || w.rank() != 2 || w.dtype() != TFH_TYPE_FLOAT || w.dims()[0] != wq.dims()[0])
         return false;
-    for (const char* b : {"bq", "bk", "bv"}) {
-      const TensorView t = m.constant(b);
-      if (!t || t.rank() != 1 || static_cast<int64_t>(t.size()) != wq.dims()[1]) return false;
+    if (wk.dims()[1] != wq.dims()[1]) return false;  // Q and K share the head size
+    const char* const biases[] = {"bq", "bk", "bv"};
+    const TensorView ws[] = {wq, wk, wv};
+    for (int i = 0; i < 3; ++i) {
+      const TensorView t = m.constant(biases[i]);
+      if (!t || t.rank() != 1 || static_cast<int64_t>(t.size()) != ws[i].dims()[1]) return false;
     }
     for (const char* c : {"div", "mul"})
       if (m.has(c) && (!m.constant(c) || m.constant(c).size() != 1)) return false;
@@ -147,22 +150,26 @@ size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p) {
     const auto nd = heads_of(m);
     return has_perm(m.node("tq"), {0, 2, 1, 3}) && has_perm(m.node("tk"), {0, 2, 3, 1}) &&
            has_perm(m.node("tv"), {0, 2, 1, 3}) && has_perm(m.node("tctx"), {0, 2, 1, 3}) &&
-           (axis == -1 || axis == 3) && mask_of(m) && nd && nd->first * nd->second == wq.dims()[1];
+           (axis == -1 || axis == 3) && mask_of(m) && nd && nd->first * nd->second == wq.dims()[1] &&
+           wv.dims()[1] % nd->first == 0;
   };
   auto action = [mask_of, heads_of, mask_index, no_mask, opset13](const Match& m, Edit& e) {
+    // One [in, hq + hk + hv] weight: hq = hk; hv differs when V's heads are wider or narrower
+    // (then qkv_hidden_sizes says so, as ONNX Runtime requires).
     const TensorView wq = m.constant("wq"), wk = m.constant("wk"), wv = m.constant("wv");
-    const int64_t in = wq.dims()[0], h = wq.dims()[1];
-    std::vector<float> w(static_cast<size_t>(in * 3 * h)), b(static_cast<size_t>(3 * h));
     const TensorView ws[] = {wq, wk, wv};
-    for (int64_t r = 0; r < in; ++r)
-      for (int part = 0; part < 3; ++part) {
-        const float* src = ws[part].data<float>().data() + r * h;
-        std::copy(src, src + h, w.begin() + r * 3 * h + part * h);
-      }
+    const int64_t in = wq.dims()[0];
+    const int64_t widths[] = {wq.dims()[1], wk.dims()[1], wv.dims()[1]};
+    const int64_t total = widths[0] + widths[1] + widths[2];
+    std::vector<float> w(static_cast<size_t>(in * total)), b(static_cast<size_t>(total));
     const char* bs[] = {"bq", "bk", "bv"};
-    for (int part = 0; part < 3; ++part) {
+    for (int64_t part = 0, at = 0; part < 3; at += widths[part], ++part) {
+      for (int64_t r = 0; r < in; ++r) {
+        const float* src = ws[part].data<float>().data() + r * widths[part];
+        std::copy(src, src + widths[part], w.begin() + r * total + at);
+      }
       const auto bias = m.constant(bs[part]).data<float>();
-      std::copy(bias.begin(), bias.end(), b.begin() + part * h);
+      std::copy(bias.begin(), bias.end(), b.begin() + at);
     }
     const auto [n_heads, head_size] = *heads_of(m);
     const MaskSource mask = *mask_of(m);
@@ -172,10 +179,12 @@ size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p) {
     std::vector<Attr> attrs{Attr("num_heads", n_heads), Attr("mask_filter_value", mask.filter)};
     if (std::fabs(scale * std::sqrt(static_cast<double>(head_size)) - 1.0) > 1e-6)
       attrs.emplace_back("scale", scale);
+    if (widths[2] != widths[0])
+      attrs.push_back(Attr::ints("qkv_hidden_sizes", {widths[0], widths[1], widths[2]}));
     const std::string wname =
-        e.add_initializer("attention_qkv_weight", Tensor::from<float>({in, 3 * h}, w));
+        e.add_initializer("attention_qkv_weight", Tensor::from<float>({in, total}, w));
     const std::string bname =
-        e.add_initializer("attention_qkv_bias", Tensor::from<float>({3 * h}, b));
+        e.add_initializer("attention_qkv_bias", Tensor::from<float>({total}, b));
     // The mask input: the raw 2-D mask (default, exact for any padding), a 1-D mask index of
     // per-row lengths (--use_mask_index: right padding only), or none (--no_attention_mask).
     ValueRef mask_in;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "builder.h"
+#include "support/ort_reference.h"
 #include "support/test_util.h"
 
 namespace {
@@ -34,8 +35,9 @@ struct Fused {
 };
 
 // Runs `passes` (after shape inference) on the built model, checks that the outputs did not change
-// through tfhost's runtime, and returns the op counts after.
-Fused fuse(Builder& b, const std::vector<std::string>& passes, double atol = 1e-4) {
+// through tfhost's runtime (and, given inputs, through ONNX Runtime), and returns the op counts.
+Fused fuse(Builder& b, const std::vector<std::string>& passes, double atol = 1e-4,
+           const std::vector<onnx::TensorProto>& ort_inputs = {}) {
   TempDir tmp;
   tfh::test::write_model_proto(b.model(), tmp / "in.onnx");
   std::string yaml = "version: 1\nmodel: {path: in.onnx}\noutput: out.onnx\npipeline:\n"
@@ -53,6 +55,13 @@ Fused fuse(Builder& b, const std::vector<std::string>& passes, double atol = 1e-
                               "--optimized_model", tmp / "out.onnx", "-b", "2", "-s", "7",
                               "--samples", "2", "--atol", std::to_string(atol), "--rtol", "1e-3"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  if (!ort_inputs.empty()) {
+    const tfh::test::Diff d = tfh::test::compare_outputs(
+        tfh::test::ort_run(tmp / "in.onnx", ort_inputs),
+        tfh::test::ort_run(tmp / "out.onnx", ort_inputs));
+    EXPECT_TRUE(d.shapes_match) << d.message;
+    EXPECT_LT(d.max_abs, atol) << "ONNX Runtime: " << d.where;
+  }
   return f;
 }
 
@@ -189,7 +198,8 @@ struct AttnCase {
   int64_t opset;
   bool scale_as_mul;  // scores * 1/sqrt(d) instead of / sqrt(d)
   bool float_mask;    // a float mask input: no Cast in the mask path
-  int64_t qkv_width;  // Q/K/V projection width (16 = hidden; 8 = pruned heads)
+  int64_t qkv_width;  // Q/K projection width (16 = hidden; 8 = pruned heads)
+  int64_t v_width;    // V's (qkv_hidden_sizes when it differs)
   int64_t softmax_axis;
   bool fuses;
 };
@@ -203,13 +213,14 @@ TEST_P(AttentionVariants, CountsAndOutputs) {
   const std::string x = b.input("x", kFloat, kBSH);
   const std::string mask = b.input("attention_mask", c.float_mask ? kFloat : kInt64,
                                    {std::string("batch"), std::string("sequence")});
-  auto proj = [&](const std::vector<int64_t>& perm) {
-    const std::string p = b.node("Add", {b.node("MatMul", {x, b.weight({hidden, c.qkv_width})}),
-                                         b.weight({c.qkv_width}, 0.1f)});
-    const std::string r = b.node("Reshape", {p, b.ints({0, 0, heads, head})});
+  auto proj = [&](const std::vector<int64_t>& perm, int64_t width) {
+    const std::string p = b.node("Add", {b.node("MatMul", {x, b.weight({hidden, width})}),
+                                         b.weight({width}, 0.1f)});
+    const std::string r = b.node("Reshape", {p, b.ints({0, 0, heads, width / heads})});
     return b.node("Transpose", {r}, {Builder::attr("perm", perm)});
   };
-  const std::string q = proj({0, 2, 1, 3}), k = proj({0, 2, 3, 1}), v = proj({0, 2, 1, 3});
+  const std::string q = proj({0, 2, 1, 3}, c.qkv_width), k = proj({0, 2, 3, 1}, c.qkv_width);
+  const std::string v = proj({0, 2, 1, 3}, c.v_width);
   const std::string qk = b.node("MatMul", {q, k});
   const std::string scaled = c.scale_as_mul ? b.node("Mul", {qk, b.scalar(0.5f)})
                                             : b.node("Div", {qk, b.scalar(2.f)});
@@ -221,9 +232,23 @@ TEST_P(AttentionVariants, CountsAndOutputs) {
                                    {Builder::attr("axis", c.softmax_axis)});
   const std::string ctx = b.node("Transpose", {b.node("MatMul", {probs, v})},
                                  {Builder::attr("perm", std::vector<int64_t>{0, 2, 1, 3})});
-  const std::string merged = b.node("Reshape", {ctx, b.ints({0, 0, c.qkv_width})});
-  b.output(b.node("MatMul", {merged, b.weight({c.qkv_width, hidden})}));
-  const Fused f = fuse(b, {"bert.attention"});
+  const std::string merged = b.node("Reshape", {ctx, b.ints({0, 0, c.v_width})});
+  b.output(b.node("MatMul", {merged, b.weight({c.v_width, hidden})}));
+  // The fused model in ONNX Runtime too: batch 2, sequence 7, the second row padded after 4.
+  std::vector<onnx::TensorProto> in(2);
+  in[0].set_name("x");
+  in[0].set_data_type(kFloat);
+  for (int64_t d : {2, 7, 16}) in[0].add_dims(d);
+  for (int i = 0; i < 2 * 7 * 16; ++i) in[0].add_float_data(std::sin(0.37f * i));
+  in[1].set_name("attention_mask");
+  in[1].set_data_type(c.float_mask ? kFloat : kInt64);
+  for (int64_t d : {2, 7}) in[1].add_dims(d);
+  for (int i = 0; i < 14; ++i) {
+    const int keep = i < 7 || i % 7 < 4;
+    if (c.float_mask) in[1].add_float_data(static_cast<float>(keep));
+    else in[1].add_int64_data(keep);
+  }
+  const Fused f = fuse(b, {"bert.attention"}, 1e-4, in);
   EXPECT_EQ(f.ops.count("Attention") ? f.ops.at("Attention") : 0, c.fuses ? 1 : 0);
   EXPECT_EQ(f.ops.count("Softmax") ? f.ops.at("Softmax") : 0, c.fuses ? 0 : 1);
   if (c.fuses) {
@@ -233,16 +258,22 @@ TEST_P(AttentionVariants, CountsAndOutputs) {
     const onnx::AttributeProto* filter = find_attr(f.model, "Attention", "mask_filter_value");
     ASSERT_NE(filter, nullptr);
     EXPECT_EQ(filter->f(), -10000.f);  // the graph's filter value is kept
+    const onnx::AttributeProto* sizes = find_attr(f.model, "Attention", "qkv_hidden_sizes");
+    EXPECT_EQ(sizes != nullptr, c.v_width != c.qkv_width);
+    if (sizes)
+      EXPECT_EQ(std::vector<int64_t>(sizes->ints().begin(), sizes->ints().end()),
+                (std::vector<int64_t>{c.qkv_width, c.qkv_width, c.v_width}));
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Built, AttentionVariants,
-    ::testing::Values(AttnCase{"opset11_div_cast_mask", 11, false, false, 16, -1, true},
-                      AttnCase{"opset13_mul_scale", 13, true, false, 16, 3, true},
-                      AttnCase{"opset13_float_mask_no_cast", 13, false, true, 16, -1, true},
-                      AttnCase{"pruned_heads", 13, false, false, 8, -1, true},
-                      AttnCase{"softmax_not_over_keys", 13, false, false, 16, 2, false}),
+    ::testing::Values(AttnCase{"opset11_div_cast_mask", 11, false, false, 16, 16, -1, true},
+                      AttnCase{"opset13_mul_scale", 13, true, false, 16, 16, 3, true},
+                      AttnCase{"opset13_float_mask_no_cast", 13, false, true, 16, 16, -1, true},
+                      AttnCase{"pruned_heads", 13, false, false, 8, 8, -1, true},
+                      AttnCase{"wider_value_heads", 13, false, false, 8, 12, -1, true},
+                      AttnCase{"softmax_not_over_keys", 13, false, false, 16, 16, 2, false}),
     [](const ::testing::TestParamInfo<AttnCase>& i) { return std::string(i.param.name); });
 
 // ---- SkipLayerNormalization ---------------------------------------------------------------------
