@@ -4,8 +4,10 @@
 //   LayerNormalization(Add(Gather(word, ids), Gather(position, pos)))           (no segments)
 //
 // The word table is the larger of the two inner tables. Position ids that are Slice(arange
-// buffer, 0, S) (BERT, DistilBERT) are the op's default and are dropped; any other position ids
-// (RoBERTa's, computed from the tokens) become its position_ids input. ONNX Runtime's op takes
+// buffer, 0, S) (BERT, DistilBERT) or Expand(Unsqueeze(Range(0, S))) (older DistilBERT) are the
+// op's default and are dropped; any other position ids (RoBERTa's, computed from the tokens)
+// become its position_ids input. Segment ids that are constant zeros (RoBERTa's buffered
+// token_type_ids) are no input: segment row 0 is added to the position table instead. ONNX Runtime's op takes
 // int32 ids: int64 ones get a Cast. The mask input is left to the Attention fusion (mask_index,
 // output 1, is always declared: ONNX Runtime's type inference requires it).
 #include "fusions/fusions.h"
@@ -37,6 +39,57 @@ bool default_positions(const tfh::ValueView& pos) {
   return true;
 }
 
+// The constant `v` is a shape-only view of (Expand, Slice, Reshape, (Un)Squeeze, Cast, Identity
+// of data input 0), or null.
+tfh::TensorView constant_source(tfh::ValueView v) {
+  for (int depth = 0; v && depth < 8; ++depth) {
+    if (const tfh::TensorView c = v.constant()) return c;
+    const tfh::NodeView n = v.producer();
+    if (!n || !(n.is("Expand") || n.is("Slice") || n.is("Reshape") || n.is("Unsqueeze") ||
+                n.is("Squeeze") || n.is("Cast") || n.is("Identity")))
+      return tfh::TensorView();
+    v = n.input(0);
+  }
+  return tfh::TensorView();
+}
+
+// Steps through shape-only ops that keep values in order along the last axis.
+tfh::NodeView through_views(tfh::NodeView n) {
+  while (n && (n.is("Expand") || n.is("Unsqueeze") || n.is("Cast") || n.is("Identity")))
+    n = n.input(0).producer();
+  return n;
+}
+
+// Position ids 0, 1, ..., S-1 on every row, as older DistilBERT code builds them:
+// Expand(Unsqueeze(Range(0, S, 1))) with S = Shape(ids)[1], or (static shapes) a constant view.
+bool arange_positions(const tfh::ValueView& pos, const tfh::ValueView& ids) {
+  if (const tfh::TensorView c = constant_source(pos)) {
+    const int64_t n = c.rank() ? c.dims()[c.rank() - 1] : 0;
+    if (n <= 0 || ids.rank() != 2 || !ids.dim(1).known() || ids.dim(1).value != n) return false;
+    for (size_t i = 0; i < c.size(); ++i)
+      if (c.at(i).value_or(-1) != static_cast<double>(static_cast<int64_t>(i) % n)) return false;
+    return true;
+  }
+  const tfh::NodeView range = through_views(pos.producer());
+  if (!range || !range.is("Range")) return false;
+  const tfh::TensorView start = range.input(0).constant(), delta = range.input(2).constant();
+  if (!start || start.uniform_value() != 0.0 || !delta || delta.uniform_value() != 1.0) return false;
+  tfh::NodeView limit = range.input(1).producer();
+  while (limit && (limit.is("Cast") || limit.is("Squeeze") || limit.is("Unsqueeze")))
+    limit = limit.input(0).producer();
+  if (!limit || !limit.is("Gather")) return false;
+  const tfh::TensorView axis = limit.input(1).constant();
+  const tfh::NodeView shape = limit.input(0).producer();
+  return axis && axis.uniform_value() == 1.0 && shape && shape.is("Shape") &&
+         shape.input(0).name() == ids.name();
+}
+
+// Segment ids that are zeros whatever the input (RoBERTa's buffered token_type_ids).
+bool zero_segments(const tfh::ValueView& seg) {
+  const tfh::TensorView c = constant_source(seg);
+  return c && c.uniform_value() == 0.0;
+}
+
 bool replace(const tfh::Match& m, tfh::Edit& e, bool with_segment) {
   const tfh::NodeView ln = m.root();
   tfh::ValueView word = m["t1"], ids = m["i1"];
@@ -52,15 +105,24 @@ bool replace(const tfh::Match& m, tfh::Edit& e, bool with_segment) {
   const tfh::ValueView pos = m["pos"];
   std::vector<tfh::ValueRef> ins(9);
   ins[0] = as_int32(e, ids);
-  if (with_segment) {
+  ins[3] = m["ptable"];
+  if (with_segment && zero_segments(seg_ids)) {
+    // Every token adds segment row 0: folded into the position table, no segment input.
+    const tfh::TensorView pt = m.constant("ptable");
+    const auto segments = seg_table.constant().data<float>();  // row 0: the first `hidden`
+    const size_t hidden = static_cast<size_t>(pt.dims()[1]);
+    std::vector<float> table(pt.data<float>().begin(), pt.data<float>().end());
+    for (size_t i = 0; i < table.size(); ++i) table[i] += segments[i % hidden];
+    ins[3] = e.add_initializer("position_embeddings_plus_segment0",
+                               tfh::Tensor::from<float>({pt.dims()[0], pt.dims()[1]}, table));
+  } else if (with_segment) {
     ins[1] = as_int32(e, seg_ids);
     ins[4] = seg_table;
   }
   ins[2] = word;
-  ins[3] = m["ptable"];
   ins[5] = m["gamma"];
   if (ln.num_inputs() > 2 && ln.input(2)) ins[6] = ln.input(2);
-  if (!default_positions(pos)) ins[8] = as_int32(e, pos);
+  if (!default_positions(pos) && !arange_positions(pos, ids)) ins[8] = as_int32(e, pos);
   while (!ins.empty() && ins.back().omitted()) ins.pop_back();
   // ONNX Runtime's schema infers output 1 (mask_index) in any case: it is always named.
   e.add_node("com.microsoft", "EmbedLayerNormalization", ins,
