@@ -141,10 +141,17 @@ bool tables_fit(const tfh::Match& m, bool with_segment) {
     const tfh::TensorView v = m.constant(t);
     if (!v || v.rank() != 2 || v.dims()[1] != hidden || v.dtype() != TFH_TYPE_FLOAT) return false;
   }
+  // Ids must be integers; ids computed from constants (default positions, zero segments) need
+  // no inferred type (so this works with --disable_shape_inference too).
   for (const char* i : {"i1", "i2", "pos"}) {
     if (!with_segment && i == std::string("i2")) continue;
     const TfhDataType t = m[i].elem_type();
-    if (t != TFH_TYPE_INT64 && t != TFH_TYPE_INT32) return false;
+    if (t == TFH_TYPE_INT64 || t == TFH_TYPE_INT32) continue;
+    if (t != TFH_TYPE_UNDEFINED) return false;
+    const bool known_values =
+        i == std::string("pos") ? default_positions(m[i]) || arange_positions(m[i], m["i1"])
+                                : i == std::string("i2") && zero_segments(m[i]);
+    if (!known_values) return false;
   }
   return true;
 }

@@ -60,23 +60,44 @@ bool replace(const tfh::Match& m, tfh::Edit& e, bool with_bias) {
 
 }  // namespace
 
-size_t fuse_skip_layer_norm(tfh::GraphView g) {
+size_t fuse_skip_layer_norm(tfh::GraphView g, const tfh::ParamsView& p) {
   using namespace tfh;
+  // optimize's --disable_bias_skip_layer_norm: the dense bias stays a separate Add.
+  const bool fold_bias = !p.get_bool("disable_bias_skip_layer_norm");
   const auto x = Any("x"), skip = Any("skip");
   const auto gamma = Const().as("gamma");
   const auto biased = Op("Add", {x, Const().as("bias")}).commutative();
-  const auto sum = Op("Add", {biased, skip}).commutative().may_escape().as("sum");
-  auto checks = [](const Match& m) {
+  const auto with_bias = Op("Add", {biased, skip}).commutative().may_escape().as("sum");
+  const auto plain = Op("Add", {x, skip}).commutative().may_escape().as("sum");
+  auto residual = [](const Match& m) {
     const ValueView skip = m["skip"];
     const NodeView sp = skip.producer();
-    return last_axis_norm(m) && dense_bias(m["x"], m.constant("bias")) &&
-           same_shape(m["x"], skip) && !skip.constant() && !(sp && sp.is("Gather"));
+    return last_axis_norm(m) && same_shape(m["x"], skip) && !skip.constant() &&
+           !(sp && sp.is("Gather"));
+  };
+  // Without a bias to fold, `x` is still a dense layer's output: MatMul, or MatMul + bias.
+  auto dense = [](const ValueView& v) {
+    const NodeView n = v.producer();
+    if (n && n.is("MatMul")) return true;
+    if (!n || !n.is("Add")) return false;
+    for (int side = 0; side < 2; ++side)
+      if (dense_bias(n.input(side), n.input(1 - side).constant())) return true;
+    return false;
+  };
+  auto ln_of = [&](const Pattern& sum) {
+    return OneOf(Op("LayerNormalization", {sum, gamma}),
+                 Op("LayerNormalization", {sum, gamma, Any()}));
   };
   Rewriter rw(g);
-  rw.add(OneOf(Op("LayerNormalization", {sum, gamma}),
-               Op("LayerNormalization", {sum, gamma, Any()}))
-             .where(checks),
-         [](const Match& m, Edit& e) { return replace(m, e, true); });
+  if (fold_bias)
+    rw.add(ln_of(with_bias).where([residual](const Match& m) {
+      return residual(m) && dense_bias(m["x"], m.constant("bias"));
+    }),
+           [](const Match& m, Edit& e) { return replace(m, e, true); });
+  rw.add(ln_of(plain).where([residual, dense](const Match& m) {
+    return residual(m) && dense(m["x"]);
+  }),
+         [](const Match& m, Edit& e) { return replace(m, e, false); });
   return rw.run();
 }
 

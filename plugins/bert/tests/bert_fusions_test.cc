@@ -374,4 +374,32 @@ TEST(BertInputsBuilt, Tf2OnnxNamesInt32AndUnknownInput) {
   }
 }
 
+// optimize's --disable_bias_skip_layer_norm keeps the dense bias out of SkipLayerNormalization
+// (a separate Add, 4 inputs), and --disable_shape_inference still fuses everything; both keep
+// the outputs (tfhost compare through the runtime).
+TEST(BertOptimizeFlags, DisableBiasSkipLayerNormAndShapeInference) {
+  const std::string src = TFH_SOURCE_DIR "/models/bert_tiny_opset14/model.onnx";
+  for (const char* flag : {"--disable_bias_skip_layer_norm", "--disable_shape_inference"}) {
+    SCOPED_TRACE(flag);
+    TempDir tmp;
+    const auto r = tfhost({"optimize", "--input", src, "--output", tmp / "o.onnx", "--model_type",
+                           "bert", flag});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("fully optimized (2 layers)"), std::string::npos) << r.err;
+    const onnx::ModelProto m = tfh::test::read_model_proto(tmp / "o.onnx");
+    int skip = 0, adds = 0;
+    for (const auto& n : m.graph().node()) {
+      adds += n.op_type() == "Add";
+      if (n.op_type() != "SkipLayerNormalization") continue;
+      ++skip;
+      EXPECT_EQ(n.input_size(), std::string(flag) == "--disable_bias_skip_layer_norm" ? 4 : 5);
+    }
+    EXPECT_EQ(skip, 4);
+    EXPECT_EQ(adds, std::string(flag) == "--disable_bias_skip_layer_norm" ? 4 : 0);
+    const auto c = tfhost({"compare", "--baseline_model", src, "--optimized_model", tmp / "o.onnx",
+                           "--model_type", "bert", "-b", "2", "-s", "8", "--samples", "2"});
+    EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+  }
+}
+
 }  // namespace
