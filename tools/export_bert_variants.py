@@ -4,15 +4,22 @@
 Hugging Face transformers cannot be installed on the project's machines, so this script carries
 its own PyTorch modules that compute what transformers' modeling code computes, written the same
 way (the same torch calls in the same order), because the exported graph is what the fusions have
-to match. Two eras of that code are reproduced:
+to match. Three eras of that code are reproduced:
 
   old (transformers ~4.5-4.20): additive mask (1 - mask) * -10000, DistilBERT position ids from
       torch.arange, DistilBERT's masked_fill with -inf;
   new (transformers 4.26, as in ../shared/models): mask filter value torch.finfo(float32).min,
-      position ids sliced from a registered buffer.
+      position ids sliced from a registered buffer;
+  sdpa (transformers >= 4.41 with attn_implementation="sdpa", exported by torch 2.x): the 4-D
+      mask of _prepare_4d_attention_mask_for_sdpa (Expand, Sub, masked_fill to the float32
+      minimum) and F.scaled_dot_product_attention written out the way torch 2.x's ONNX symbolic
+      for it (opset 14+) writes it: scale = 1/sqrt(Shape(q)[-1]), q and K^T each multiplied by
+      sqrt(scale), K transposed once more. torch 1.13 has no such symbolic, so the same ops are
+      spelled out here.
 
 Opsets 11 and 12 are exported with the old code, 13 and above with the new, each with dynamic
-batch/sequence axes and with static shapes (batch 2, sequence 8). Every model gets PyTorch's
+batch/sequence axes and with static shapes (batch 2, sequence 8); opsets 14 and 17 also with the
+sdpa code (folders ending in _sdpa). Every model gets PyTorch's
 outputs for one right-padded batch in the ONNX test-data layout, so `tfhost check DIR` compares
 against PyTorch. Weights are random (seeded); this is a test-data generator, not a model zoo.
 
@@ -39,7 +46,26 @@ def mask_value(era):
     return -10000.0 if era == "old" else torch.finfo(torch.float32).min
 
 
+def sdpa_mask(mask):
+    """_prepare_4d_attention_mask_for_sdpa -> _expand_mask (transformers >= 4.36)."""
+    bsz, src_len = mask.size()
+    expanded = mask[:, None, None, :].expand(bsz, 1, src_len, src_len).to(torch.float32)
+    inverted = 1.0 - expanded
+    return inverted.masked_fill(inverted.to(torch.bool), torch.finfo(torch.float32).min)
+
+
+def sdpa(q, k, v, mask):
+    """F.scaled_dot_product_attention(q, k, v, attn_mask=mask) as torch 2.x exports it."""
+    d = torch._shape_as_tensor(q)[-1:]
+    scale = torch.div(torch.tensor([1.0]), torch.sqrt(d.to(torch.float32)))
+    kt = k.transpose(-2, -1)
+    scores = torch.matmul(q * torch.sqrt(scale), kt * torch.sqrt(scale))
+    return torch.matmul(torch.softmax(scores + mask, dim=-1), v)
+
+
 def extended_mask(attention_mask, era):
+    if era == "sdpa":
+        return sdpa_mask(attention_mask)
     ext = attention_mask[:, None, None, :]
     ext = ext.to(dtype=torch.float32)
     return (1.0 - ext) * mask_value(era)
@@ -52,9 +78,9 @@ def gelu_new(x):
 class SelfAttention(nn.Module):
     """BertSelfAttention / AlbertAttention's scores part."""
 
-    def __init__(self):
+    def __init__(self, era):
         super().__init__()
-        self.h, self.d = HEADS, HIDDEN // HEADS
+        self.era, self.h, self.d = era, HEADS, HIDDEN // HEADS
         self.query, self.key, self.value = (nn.Linear(HIDDEN, HIDDEN) for _ in range(3))
 
     def transpose_for_scores(self, x):
@@ -66,6 +92,8 @@ class SelfAttention(nn.Module):
         key_layer = self.transpose_for_scores(self.key(hidden))
         value_layer = self.transpose_for_scores(self.value(hidden))
         query_layer = self.transpose_for_scores(mixed_query_layer)
+        if self.era == "sdpa":
+            return sdpa(query_layer, key_layer, value_layer, mask)
         attention_scores = torch.matmul(query_layer, key_layer.transpose(-1, -2))
         attention_scores = attention_scores / math.sqrt(self.d)
         attention_scores = attention_scores + mask
@@ -79,9 +107,9 @@ class SelfAttention(nn.Module):
 
 
 class BertLayer(nn.Module):
-    def __init__(self):
+    def __init__(self, era):
         super().__init__()
-        self.self = SelfAttention()
+        self.self = SelfAttention(era)
         self.attn_dense, self.attn_ln = nn.Linear(HIDDEN, HIDDEN), nn.LayerNorm(HIDDEN, eps=EPS)
         self.intermediate = nn.Linear(HIDDEN, INTERMEDIATE)
         self.out_dense, self.out_ln = nn.Linear(INTERMEDIATE, HIDDEN), nn.LayerNorm(HIDDEN, eps=EPS)
@@ -104,7 +132,7 @@ class BertModel(nn.Module):
         self.LayerNorm = nn.LayerNorm(HIDDEN, eps=EPS)
         self.register_buffer("position_ids", torch.arange(MAX_POS).expand((1, -1)))
         self.register_buffer("token_type_ids", torch.zeros((1, MAX_POS), dtype=torch.long))
-        self.layers = nn.ModuleList(BertLayer() for _ in range(LAYERS))
+        self.layers = nn.ModuleList(BertLayer(era) for _ in range(LAYERS))
         self.pooler = nn.Linear(HIDDEN, HIDDEN)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
@@ -154,6 +182,8 @@ class DistilBertModel(nn.Module):
             return t.transpose(1, 2).contiguous().view(bs, -1, HEADS * dim_per_head)
 
         q, k, v = shape(self.q_lin[i](x)), shape(self.k_lin[i](x)), shape(self.v_lin[i](x))
+        if self.era == "sdpa":  # DistilBertSdpaAttention: the 4-D mask comes from the model
+            return self.out_lin[i](unshape(sdpa(q, k, v, mask)))
         q = q / math.sqrt(dim_per_head)
         scores = torch.matmul(q, k.transpose(2, 3))
         mask = (mask == 0).view(mask_reshp).expand_as(scores)
@@ -172,6 +202,8 @@ class DistilBertModel(nn.Module):
         else:
             position_ids = self.position_ids[:, :seq_length]
         x = self.LayerNorm(self.word_embeddings(input_ids) + self.position_embeddings(position_ids))
+        if self.era == "sdpa":
+            attention_mask = sdpa_mask(attention_mask)
         for i in range(LAYERS):
             sa = self.sa_ln[i](self.attention(i, x, attention_mask) + x)
             ffn = self.lin2[i](nn.functional.gelu(self.lin1[i](sa)))
@@ -191,7 +223,7 @@ class AlbertModel(nn.Module):
         self.LayerNorm = nn.LayerNorm(EMBED, eps=EPS)
         self.register_buffer("position_ids", torch.arange(MAX_POS).expand((1, -1)))
         self.embedding_hidden_mapping_in = nn.Linear(EMBED, HIDDEN)
-        self.attention = SelfAttention()
+        self.attention = SelfAttention(era)
         self.dense, self.attn_ln = nn.Linear(HIDDEN, HIDDEN), nn.LayerNorm(HIDDEN, eps=EPS)
         self.ffn, self.ffn_output = nn.Linear(HIDDEN, INTERMEDIATE), nn.Linear(INTERMEDIATE, HIDDEN)
         self.full_layer_layer_norm = nn.LayerNorm(HIDDEN, eps=EPS)
@@ -203,11 +235,18 @@ class AlbertModel(nn.Module):
         embeddings = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
         embeddings += self.position_embeddings(position_ids)
         x = self.embedding_hidden_mapping_in(self.LayerNorm(embeddings))
-        ext = attention_mask.unsqueeze(1).unsqueeze(2)
-        ext = ext.to(dtype=torch.float32)
-        mask = (1.0 - ext) * mask_value(self.era)
+        if self.era == "sdpa":
+            mask = sdpa_mask(attention_mask)
+        else:
+            ext = attention_mask.unsqueeze(1).unsqueeze(2)
+            ext = ext.to(dtype=torch.float32)
+            mask = (1.0 - ext) * mask_value(self.era)
         for _ in range(LAYERS):  # the same weights every layer
-            context = self.attention.scores(x, mask).transpose(2, 1).flatten(2)
+            context = self.attention.scores(x, mask)
+            if self.era == "sdpa":  # AlbertSdpaAttention
+                context = context.transpose(1, 2).reshape(x.size(0), x.size(1), HIDDEN)
+            else:
+                context = context.transpose(2, 1).flatten(2)
             a = self.attn_ln(x + self.dense(context))
             f = self.ffn_output(gelu_new(self.ffn(a)))
             x = self.full_layer_layer_norm(f + a)
@@ -248,13 +287,13 @@ def inputs_for(names, pad):
     return [{"input_ids": ids, "attention_mask": mask, "token_type_ids": types}[n] for n in names]
 
 
-def export(out_root, family, opset, dynamic):
-    era = "old" if opset < 13 else "new"
+def export(out_root, family, opset, dynamic, era=None):
+    era = era or ("old" if opset < 13 else "new")
     make, in_names, out_names, pad = FAMILIES[family]
     model = make(era).eval()
     init_weights(model, seed=opset)
     args = inputs_for(in_names, pad)
-    name = f"{family}_opset{opset}" + ("" if dynamic else "_static")
+    name = f"{family}_opset{opset}" + ("" if dynamic else "_static") + ("_sdpa" if era == "sdpa" else "")
     d = os.path.join(out_root, name)
     os.makedirs(os.path.join(d, "test_data_set_0"), exist_ok=True)
     axes = {n: {0: "batch", 1: "sequence"} for n in in_names + out_names} if dynamic else None
@@ -286,6 +325,8 @@ def main():
         for opset in OPSETS:
             for dynamic in (True, False):
                 print(export(sys.argv[1], family, opset, dynamic), flush=True)
+                if opset in (14, 17):
+                    print(export(sys.argv[1], family, opset, dynamic, "sdpa"), flush=True)
 
 
 if __name__ == "__main__":

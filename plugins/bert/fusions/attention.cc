@@ -6,7 +6,11 @@
 //   v = Transpose(Reshape(Add(MatMul(x, Wv), bv)), 0213)
 //   y = Reshape(Transpose(MatMul(Softmax(Add(Div(MatMul(q, k), sqrt d), mask)), v), 0213))
 //
-// The additive mask must be (1 - Cast(Unsqueeze(Unsqueeze(attention_mask)))) * filter: it becomes
+// torch 2.x's scaled_dot_product_attention form (q and K^T each times sqrt(scale), the scale
+// computed from Shape(q) or folded to a constant) fuses too.
+//
+// The additive mask must be (1 - Cast(Unsqueeze(Unsqueeze(attention_mask)))) * filter, or the
+// sdpa form Where(Cast(inverted, bool), filter, inverted) with an Expand to [B, 1, S, S]: it becomes
 // the raw 2-D mask input (int32), with the filter as mask_filter_value, so padding of any shape
 // keeps its exact meaning. Heads come from the Reshape's constant [.., .., N, d] target (or the
 // scale); a scale other than 1/sqrt(d) is kept as the `scale` attribute. Pruned heads (Q/K/V
@@ -27,28 +31,70 @@ struct MaskSource {
   tfh::ValueView raw;
   double filter = 0;
 };
+// The graph input `inverted` = Sub(1, Cast?(Expand?(Unsqueeze(Unsqueeze(mask))))) is made of.
+tfh::ValueView inverted_mask_source(const tfh::ValueView& inverted) {
+  const tfh::NodeView sub = inverted.producer();
+  if (!sub || !sub.is("Sub")) return tfh::ValueView();
+  const tfh::TensorView one = sub.input(0).constant();
+  if (!one || one.uniform_value() != 1.0) return tfh::ValueView();
+  tfh::NodeView n = sub.input(1).producer();
+  if (n && n.is("Cast")) n = n.input(0).producer();
+  if (n && n.is("Expand")) n = n.input(0).producer();  // the sdpa form's [B, 1, S, S]
+  tfh::ValueView raw;
+  int unsqueezes = 0;
+  while (n && n.is("Unsqueeze")) {
+    raw = n.input(0);
+    ++unsqueezes;
+    n = raw.producer();
+  }
+  if (unsqueezes != 2 || !raw || !raw.is_graph_input()) return tfh::ValueView();
+  return raw;
+}
+
+// Additive masks: Mul(inverted, filter) (transformers' get_extended_attention_mask), or
+// Where(Cast(inverted, bool), filter, inverted) (masked_fill in _prepare_4d_attention_mask_for_sdpa).
 std::optional<MaskSource> mask_source(const tfh::ValueView& mask) {
-  const tfh::NodeView mul = mask.producer();
-  if (!mul || !mul.is("Mul")) return std::nullopt;
-  for (int side = 0; side < 2; ++side) {
-    const tfh::TensorView filter = mul.input(1 - side).constant();
-    const tfh::NodeView sub = mul.input(side).producer();
-    if (!filter || filter.size() != 1 || !sub || !sub.is("Sub")) continue;
-    const tfh::TensorView one = sub.input(0).constant();
-    if (!one || one.uniform_value() != 1.0) continue;
-    tfh::NodeView n = sub.input(1).producer();
-    if (n && n.is("Cast")) n = n.input(0).producer();
-    tfh::ValueView raw;
-    int unsqueezes = 0;
-    while (n && n.is("Unsqueeze")) {
-      raw = n.input(0);
-      ++unsqueezes;
-      n = raw.producer();
+  const tfh::NodeView n = mask.producer();
+  if (n && n.is("Mul")) {
+    for (int side = 0; side < 2; ++side) {
+      const tfh::TensorView filter = n.input(1 - side).constant();
+      if (!filter || filter.size() != 1) continue;
+      if (const tfh::ValueView raw = inverted_mask_source(n.input(side)))
+        return MaskSource{raw, *filter.at(0)};
     }
-    if (unsqueezes != 2 || !raw || !raw.is_graph_input()) continue;
-    return MaskSource{raw, *filter.at(0)};
+  }
+  if (n && n.is("Where")) {
+    const tfh::TensorView filter = n.input(1).constant();
+    tfh::NodeView cond = n.input(0).producer();
+    while (cond && cond.is("Cast") && cond.input(0).name() != n.input(2).name())
+      cond = cond.input(0).producer();
+    if (!filter || filter.size() != 1 || !cond || !cond.is("Cast")) return std::nullopt;
+    if (const tfh::ValueView raw = inverted_mask_source(n.input(2)))
+      return MaskSource{raw, *filter.at(0)};
   }
   return std::nullopt;
+}
+
+// torch 2.x exports F.scaled_dot_product_attention's default scale as
+// Sqrt(Div(1, Sqrt(Cast(Slice(Shape(q), -1))))) on each of q and K^T: sqrt(1/sqrt(head size)).
+// Returns that factor, or a constant's value.
+std::optional<double> sdpa_factor(const tfh::ValueView& s, int64_t head_size) {
+  if (const tfh::TensorView c = s.constant())
+    return c.size() == 1 ? c.at(0) : std::nullopt;
+  const tfh::NodeView sqrt = s.producer();
+  const tfh::NodeView div = sqrt && sqrt.is("Sqrt") ? sqrt.input(0).producer() : tfh::NodeView();
+  if (!div || !div.is("Div")) return std::nullopt;
+  const tfh::TensorView one = div.input(0).constant();
+  tfh::NodeView n = div.input(1).producer();
+  if (!one || one.uniform_value() != 1.0 || !n || !n.is("Sqrt")) return std::nullopt;
+  n = n.input(0).producer();
+  if (n && n.is("Cast")) n = n.input(0).producer();
+  if (!n || !(n.is("Slice") || n.is("Gather"))) return std::nullopt;
+  const tfh::TensorView at = n.input(1).constant();  // Slice starts / Gather index: -1 or 3
+  if (!at || at.size() != 1 || !(at.at(0) == -1.0 || at.at(0) == 3.0)) return std::nullopt;
+  const tfh::NodeView shape = n.input(0).producer();
+  if (!shape || !shape.is("Shape")) return std::nullopt;
+  return std::sqrt(1.0 / std::sqrt(static_cast<double>(head_size)));
 }
 
 // DistilBERT's form: Where(Cast?(Expand?(Reshape?(Equal(attention_mask, 0)))), filter, scores)
@@ -106,6 +152,14 @@ size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p) {
   const auto scaled = OneOf(Op("Div", {scores, Const().as("div")}),
                             Op("Mul", {scores, Const().as("mul")}).commutative());
   const auto added = Op("Add", {scaled, Any("mask")}).commutative();
+  // torch 2.x's scaled_dot_product_attention: q and K^T each scaled by sqrt(scale) before the
+  // MatMul; the scale is computed from Shape(q), so q's Transpose also feeds nodes outside.
+  const auto q_sdpa = Op("Transpose", {Op("Reshape", {proj("wq", "bq"), Any()}).as("reshape_q")})
+                          .as("tq")
+                          .may_escape();
+  const auto sdpa_scores = Op("MatMul", {Op("Mul", {q_sdpa, Any("sq")}).commutative(),
+                                         Op("Mul", {k, Any("sk")}).commutative()});
+  const auto sdpa_added = Op("Add", {sdpa_scores, Any("mask")}).commutative();
   // DistilBERT: (q / sqrt(d)) k^T, masked scores replaced through Where.
   const auto q_scaled = OneOf(Op("Div", {q, Const().as("div")}),
                               Op("Mul", {q, Const().as("mul")}).commutative());
@@ -145,6 +199,11 @@ size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p) {
     }
     for (const char* c : {"div", "mul"})
       if (m.has(c) && (!m.constant(c) || m.constant(c).size() != 1)) return false;
+    if (m.has("sq")) {
+      const auto nd = heads_of(m);
+      if (!nd || !sdpa_factor(m["sq"], nd->second) || !sdpa_factor(m["sk"], nd->second))
+        return false;
+    }
     if (want_hidden > 0 && wq.dims()[1] != want_hidden) return false;
     const int64_t axis = m.node("softmax").attr_int("axis", -1);
     const auto nd = heads_of(m);
@@ -176,6 +235,7 @@ size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p) {
     double scale = 1.0 / std::sqrt(static_cast<double>(head_size));
     if (m.has("div")) scale = 1.0 / m.constant("div").at(0).value_or(1.0);
     if (m.has("mul")) scale = m.constant("mul").at(0).value_or(scale);
+    if (m.has("sq")) scale = *sdpa_factor(m["sq"], head_size) * *sdpa_factor(m["sk"], head_size);
     std::vector<Attr> attrs{Attr("num_heads", n_heads), Attr("mask_filter_value", mask.filter)};
     if (std::fabs(scale * std::sqrt(static_cast<double>(head_size)) - 1.0) > 1e-6)
       attrs.emplace_back("scale", scale);
@@ -211,6 +271,7 @@ size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p) {
   Rewriter rw(g);
   rw.add(block(added).where(ok), action);
   rw.add(block(replaced).where(ok), action);
+  rw.add(block(sdpa_added).where(ok), action);
   const size_t n = rw.run();
   merge_duplicate_mask_ops(g);
   return n;
