@@ -20,15 +20,11 @@ constexpr TfhFusionDesc kFastGelu = tfh::fusion(
 constexpr TfhFusionDesc kBiasGelu = tfh::fusion(
     "bert.bias_gelu", "Gelu(x + bias) => BiasGelu(x, bias); FastGelu(x + bias) => FastGelu(x, bias)",
     "0.1.0", "com.microsoft", "BiasGelu", tfh::wrap_pass<bert::fuse_bias_gelu>);
-constexpr TfhParamDesc kSkipParams[] = {
-    tfh::param("disable_bias_skip_layer_norm", TFH_PARAM_BOOL, "false",
-               "leave the dense layer's bias Add out of the op (optimize's flag of that name)"),
-};
 constexpr TfhFusionDesc kSkipLayerNorm = tfh::fusion(
     "bert.skip_layer_norm",
     "LayerNormalization(Add([Add(x, bias)], skip)) => com.microsoft.SkipLayerNormalization",
     "0.1.0", "com.microsoft", "SkipLayerNormalization",
-    tfh::wrap_pass<bert::fuse_skip_layer_norm>, kSkipParams);
+    tfh::wrap_pass<bert::fuse_skip_layer_norm>, plugin_common::kSkipLayerNormParams);
 constexpr TfhFusionDesc kEmbedLayerNorm = tfh::fusion(
     "bert.embed_layer_norm",
     "word (+ segment) + position embedding Gathers -> LayerNorm => EmbedLayerNormalization",

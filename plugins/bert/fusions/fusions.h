@@ -1,75 +1,20 @@
-// The bert plugin's fusions (one file each); each is a TfhFusionDesc apply through wrap_pass.
+// The bert plugin's fusions (one file each; the generic ones come from plugins/common); each is
+// a TfhFusionDesc apply through wrap_pass.
 #pragma once
 
-#include <map>
-#include <string>
-
-#include <tfhost/params.hpp>
-#include <tfhost/plugin.hpp>
+#include "common_fusions.h"
 
 namespace bert {
 
-// `v` as int32 (what ONNX Runtime's contrib ops take for ids and masks): itself, or a new Cast
-// named after it.
-inline tfh::ValueRef as_int32(tfh::Edit& e, const tfh::ValueView& v) {
-  if (v.elem_type() == TFH_TYPE_INT32) return v;
-  const std::string out = e.new_name(std::string(v.name()) + "_int32");
-  e.add_node("", "Cast", {v}, {out}, {tfh::Attr("to", int64_t{TFH_TYPE_INT32})});
-  return out;
-}
+using plugin_common::as_int32;
+using plugin_common::dense_bias;
+using plugin_common::fuse_bias_gelu;
+using plugin_common::fuse_fast_gelu;
+using plugin_common::fuse_gelu;
+using plugin_common::fuse_layer_norm;
+using plugin_common::fuse_skip_layer_norm;
+using plugin_common::merge_duplicate_mask_ops;
 
-// Each fused op casts its mask/ids input to int32 itself (and, with --use_mask_index, sums it):
-// after a fusion run, identical Casts and ReduceSums of the same value become one.
-inline size_t merge_duplicate_mask_ops(tfh::GraphView g) {
-  size_t merged = 0;
-  for (bool again = true; again;) {
-    again = false;
-    std::map<std::string, tfh::NodeView> first;
-    for (const tfh::NodeView& n : g.nodes()) {
-      if (!(n.is("Cast") || n.is("ReduceSum")) || n.num_outputs() != 1 || !n.input(0)) continue;
-      std::string key = std::string(n.op_type()) + "|" + std::to_string(n.attr_int("to", -1)) +
-                        "|" + std::to_string(n.attr_int("keepdims", 1)) + "|";
-      for (int64_t a : n.attr_ints("axes", {})) key += std::to_string(a) + ",";
-      for (const tfh::ValueView& in : n.inputs()) {
-        const tfh::TensorView c = in ? in.constant() : tfh::TensorView();
-        if (c && c.size() <= 8) {  // a small constant (ReduceSum's axes): by value
-          key += "|=";
-          for (size_t i = 0; i < c.size(); ++i) key += std::to_string(c.at(i).value_or(0)) + ",";
-        } else {
-          key += "|" + std::string(in ? in.name() : "");
-        }
-      }
-      auto [it, fresh] = first.emplace(key, n);
-      if (fresh || n.output(0).is_graph_output()) continue;
-      g.replace_all_uses(n.output(0), it->second.output(0));
-      g.remove_node(n);
-      ++merged;
-      again = true;
-    }
-  }
-  return merged;
-}
-
-// `x` is a MatMul output whose constant 2-D weight has `bias`'s size as its last dimension: the
-// dense layer's MatMul + bias, recognised without relying on inferred shapes.
-inline bool dense_bias(const tfh::ValueView& x, const tfh::TensorView& bias) {
-  if (!bias || bias.rank() != 1) return false;
-  const tfh::NodeView mm = x.producer();
-  if (!mm || !mm.is("MatMul") || mm.num_inputs() < 2) return false;
-  const tfh::TensorView w = mm.input(1).constant();
-  return w && w.rank() == 2 && w.dims()[1] == static_cast<int64_t>(bias.size());
-}
-
-// ReduceMean/Sub/Pow/ReduceMean/Add(eps)/Sqrt/Div/Mul(gamma)/Add(beta) => LayerNormalization.
-size_t fuse_layer_norm(tfh::GraphView g);
-// Div(x, sqrt 2) -> Erf -> Add(1) -> Mul(x) -> Mul(0.5) (and the Mul(0.5) first form) => Gelu.
-size_t fuse_gelu(tfh::GraphView g);
-// The tanh approximation (gelu_new) => com.microsoft.FastGelu.
-size_t fuse_fast_gelu(tfh::GraphView g);
-// Gelu/FastGelu of x + a 1-D constant bias => BiasGelu(x, bias) / FastGelu(x, bias).
-size_t fuse_bias_gelu(tfh::GraphView g);
-// Add(Add(x, bias), skip) or Add(x, skip) -> LayerNormalization => SkipLayerNormalization.
-size_t fuse_skip_layer_norm(tfh::GraphView g, const tfh::ParamsView& p);
 // Word (+ segment) + position embedding Gathers -> LayerNormalization => EmbedLayerNormalization.
 size_t fuse_embed_layer_norm(tfh::GraphView g);
 // The self-attention block (Q/K/V projections .. context Reshape) => com.microsoft.Attention.

@@ -1,4 +1,4 @@
-// bert.layer_norm: the LayerNorm that exporters below opset 17 spell out, as one
+// layer_norm (bert.layer_norm, gpt2.layer_norm): the LayerNorm that exporters below opset 17 spell out, as one
 // LayerNormalization(x, gamma, beta, axis = -1, epsilon).
 //
 //   mean = ReduceMean(x, axes=[-1])          d = Sub(x, mean)
@@ -9,9 +9,9 @@
 // after the Div; those match too, and the fused op (stash_type float) computes the same way.
 // The op produced is the ONNX LayerNormalization (ONNX Runtime also runs it at opsets below 17,
 // as its own fusion does).
-#include "fusions/fusions.h"
+#include "common_fusions.h"
 
-namespace bert {
+namespace plugin_common {
 namespace {
 
 // The reduction is over the last axis only (so that LayerNormalization's axis = -1 applies).
@@ -64,4 +64,4 @@ size_t fuse_layer_norm(tfh::GraphView g) {
   });
 }
 
-}  // namespace bert
+}  // namespace plugin_common

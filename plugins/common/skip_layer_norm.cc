@@ -1,4 +1,4 @@
-// bert.skip_layer_norm: the residual Add after a dense layer feeding a LayerNormalization over
+// skip_layer_norm (bert.skip_layer_norm, gpt2.skip_layer_norm): the residual Add after a dense layer feeding a LayerNormalization over
 // the last axis, as one com.microsoft.SkipLayerNormalization(input, skip, gamma, beta, bias):
 //
 //   LayerNormalization(Add(Add(MatMul(h, W), bias), skip), gamma, beta)
@@ -8,9 +8,9 @@
 // dense layer's structure decides. The embeddings' LayerNorm (sums of Gathers) is left to the
 // EmbedLayerNormalization fusion. When the sum is read elsewhere too (pre-LayerNorm residual
 // streams) it becomes the op's 4th output, input_skip_bias_sum.
-#include "fusions/fusions.h"
+#include "common_fusions.h"
 
-namespace bert {
+namespace plugin_common {
 namespace {
 
 // False only when both shapes are known and differ.
@@ -101,4 +101,4 @@ size_t fuse_skip_layer_norm(tfh::GraphView g, const tfh::ParamsView& p) {
   return rw.run();
 }
 
-}  // namespace bert
+}  // namespace plugin_common

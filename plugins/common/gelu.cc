@@ -1,10 +1,10 @@
-// bert.gelu: the exact (erf) GELU as exported by torch.onnx, in either multiplication order,
+// gelu (bert.gelu, ...): the exact (erf) GELU as exported by torch.onnx, in either multiplication order,
 // as com.microsoft.Gelu(x):
 //   Mul(Mul(x, Add(Erf(Div(x, 1.4142)), 1)), 0.5)      (transformers' gelu)
 //   Mul(Mul(x, 0.5), Add(Erf(Div(x, 1.4142)), 1))      (x * 0.5 first)
-#include "fusions/fusions.h"
+#include "common_fusions.h"
 
-namespace bert {
+namespace plugin_common {
 
 size_t fuse_gelu(tfh::GraphView g) {
   using namespace tfh;
@@ -21,11 +21,11 @@ size_t fuse_gelu(tfh::GraphView g) {
   return rw.run();
 }
 
-}  // namespace bert
+}  // namespace plugin_common
 
-namespace bert {
+namespace plugin_common {
 
-// bert.fast_gelu: transformers' gelu_new / gelu_fast, the tanh approximation
+// fast_gelu (bert.fast_gelu, gpt2.fast_gelu): transformers' gelu_new / gelu_fast, the tanh approximation
 //   Mul(Mul(x, 0.5), Add(Tanh(Mul(Add(x, Mul(Pow(x, 3), 0.044715)), sqrt(2/pi))), 1))
 // as com.microsoft.FastGelu(x); the cube also as Mul(Mul(x, x), x).
 size_t fuse_fast_gelu(tfh::GraphView g) {
@@ -46,7 +46,7 @@ size_t fuse_fast_gelu(tfh::GraphView g) {
   return rw.run();
 }
 
-// bert.bias_gelu: Gelu(Add(x, bias)) => BiasGelu(x, bias), FastGelu(Add(x, bias)) =>
+// bias_gelu (bert.bias_gelu, gpt2.bias_gelu): Gelu(Add(x, bias)) => BiasGelu(x, bias), FastGelu(Add(x, bias)) =>
 // FastGelu(x, bias), where x + bias is a dense layer's MatMul + bias (see dense_bias).
 size_t fuse_bias_gelu(tfh::GraphView g) {
   using namespace tfh;
@@ -61,4 +61,4 @@ size_t fuse_bias_gelu(tfh::GraphView g) {
   return rw.run();
 }
 
-}  // namespace bert
+}  // namespace plugin_common
