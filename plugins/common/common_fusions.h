@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include <tfhost/params.hpp>
 #include <tfhost/plugin.hpp>
@@ -72,6 +73,16 @@ size_t fuse_fast_gelu(tfh::GraphView g);
 size_t fuse_bias_gelu(tfh::GraphView g);
 // Add(Add(x, bias), skip) or Add(x, skip) -> LayerNormalization => SkipLayerNormalization.
 size_t fuse_skip_layer_norm(tfh::GraphView g, const tfh::ParamsView& p);
+// What "fully optimized" means for a family (report.cc).
+struct ReportRule {
+  std::string family;                       // names the passes in messages: "bert" -> bert.attention
+  std::vector<std::string> attention_ops;   // the fused attention ops, one per layer
+  bool embed_required = false;              // exactly one EmbedLayerNormalization
+  std::vector<std::string> leftover;        // of ReduceMean, Erf, Tanh: ops that must be gone
+};
+// Logs the fused-op statistics and whether the model is fully optimized; changes nothing.
+size_t report(tfh::GraphView g, const ReportRule& rule);
+
 // SkipLayerNormalization's parameters (optimize's flag of the same name reaches it).
 inline constexpr TfhParamDesc kSkipLayerNormParams[] = {
     tfh::param("disable_bias_skip_layer_norm", TFH_PARAM_BOOL, "false",

@@ -19,8 +19,12 @@ using plugin_common::merge_duplicate_mask_ops;
 size_t fuse_embed_layer_norm(tfh::GraphView g);
 // The self-attention block (Q/K/V projections .. context Reshape) => com.microsoft.Attention.
 size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p);
-// Logs the fused-op statistics and whether the model is fully optimized; changes nothing.
-size_t report_bert(tfh::GraphView g);
+// bert.report: plugin_common::report with the rule of the issue (one EmbedLayerNormalization,
+// per layer one Attention and one Gelu-family op; no ReduceMean, Softmax or Erf left).
+inline size_t report_bert(tfh::GraphView g) {
+  static const plugin_common::ReportRule kRule{"bert", {"Attention"}, true, {"ReduceMean", "Erf"}};
+  return plugin_common::report(g, kRule);
+}
 
 // bert.inputs (inputs.cc): dummy inputs by role (token ids, segment ids, mask, position ids).
 void generate_inputs(tfh::GraphView g, const tfh::ParamsView& p, uint64_t seed,
