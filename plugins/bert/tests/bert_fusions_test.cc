@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "builder.h"
+#include "support/onnx_builder.h"
 #include "support/ort_reference.h"
 #include "support/test_util.h"
 
@@ -334,8 +334,8 @@ INSTANTIATE_TEST_SUITE_P(Exports, BertInputs,
 // tf2onnx-style names and int32 inputs: the roles come from the graph (the Gather tables), the
 // type from the declaration; an input with no recognisable role is an error naming it.
 TEST(BertInputsBuilt, Tf2OnnxNamesInt32AndUnknownInput) {
-  using bert_test::Builder;
-  const std::vector<bert_test::Dim> bs{std::string("batch"), std::string("seq")};
+  using tfh::test::Builder;
+  const std::vector<tfh::test::Dim> bs{std::string("batch"), std::string("seq")};
   constexpr int kInt32 = onnx::TensorProto::INT32, kFloat = onnx::TensorProto::FLOAT;
   for (const bool extra : {false, true}) {
     Builder b(13);

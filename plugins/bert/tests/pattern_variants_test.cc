@@ -15,14 +15,14 @@
 #include <variant>
 #include <vector>
 
-#include "builder.h"
+#include "support/onnx_builder.h"
 #include "support/ort_reference.h"
 #include "support/test_util.h"
 
 namespace {
 
-using bert_test::Builder;
-using bert_test::Dim;
+using tfh::test::Builder;
+using tfh::test::Dim;
 using tfh::test::TempDir;
 constexpr int kFloat = onnx::TensorProto::FLOAT;
 constexpr int kHalf = onnx::TensorProto::FLOAT16;

@@ -26,9 +26,7 @@ std::optional<std::pair<bool, int64_t>> target_entry(const tfh::ValueView& v,
   const tfh::NodeView shape = n.input(0).producer();
   if (!at || at.size() != 1 || !shape || !shape.is("Shape") || shape.input(0).name() != x.name())
     return std::nullopt;
-  int64_t i = static_cast<int64_t>(*at.at(0));
-  if (i < 0 && x.rank() > 0) i += x.rank();
-  return std::make_pair(true, i);
+  return std::make_pair(true, static_cast<int64_t>(*at.at(0)));  // may be negative: from the end
 }
 
 // The entries of a Reshape target: a constant's values, or a Concat's entries.
@@ -49,23 +47,28 @@ std::optional<std::vector<std::pair<bool, int64_t>>> target(const tfh::ValueView
   return out;
 }
 
+// [-1, K] with K = x's last dim (Shape(x)[-1], or the constant K: a model whose x had another
+// last dim could not restore x's leading dims afterwards, which `restores` checks).
 bool flattens(const tfh::NodeView& reshape, const tfh::ValueView& x, int64_t k) {
   const int64_t r = x.rank();
-  if (r < 2 || !x.dim(r - 1).known() || x.dim(r - 1).value != k) return false;
+  if (r >= 0 && (r < 2 || (x.dim(r - 1).known() && x.dim(r - 1).value != k))) return false;
   const auto t = target(reshape.input(1), x);
   if (!t || t->size() != 2 || (*t)[0] != std::make_pair(false, int64_t{-1})) return false;
-  const auto last = (*t)[1];
-  return last.first ? last.second == r - 1 : last.second == k;
+  const auto [from_shape, v] = (*t)[1];
+  return from_shape ? v == -1 || (r > 0 && v == r - 1) : v == k;
 }
 
+// [x's dims 0..r-2, N]: each Shape(x)[i] or a constant equal to x's known dim i.
 bool restores(const tfh::NodeView& reshape, const tfh::ValueView& x, int64_t n) {
-  const int64_t r = x.rank();
   const auto t = target(reshape.input(1), x);
-  if (r < 2 || !t || static_cast<int64_t>(t->size()) != r) return false;
+  if (!t || t->size() < 2) return false;
+  const int64_t r = static_cast<int64_t>(t->size());
+  if (x.rank() >= 0 && x.rank() != r) return false;
   if ((*t)[r - 1] != std::make_pair(false, n)) return false;
   for (int64_t i = 0; i + 1 < r; ++i) {
     const auto [from_shape, v] = (*t)[i];
-    if (from_shape ? v != i : !(x.dim(i).known() && x.dim(i).value == v)) return false;
+    if (from_shape ? v != i && v != i - r : !(x.rank() == r && x.dim(i).known() && x.dim(i).value == v))
+      return false;
   }
   return true;
 }

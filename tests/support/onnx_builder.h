@@ -1,4 +1,5 @@
-// A tiny ONNX graph builder for the bert plugin's tests (protobuf only, no tfhost code).
+// A tiny ONNX graph builder for tests that build models node by node (protobuf only, no tfhost
+// code): the plugins' pattern tests use it.
 #pragma once
 
 #include <onnx/onnx_pb.h>
@@ -9,7 +10,7 @@
 #include <variant>
 #include <vector>
 
-namespace bert_test {
+namespace tfh::test {
 
 using Dim = std::variant<int64_t, std::string>;
 
@@ -132,4 +133,4 @@ class Builder {
   std::mt19937 rng_{7};
 };
 
-}  // namespace bert_test
+}  // namespace tfh::test

@@ -1,0 +1,19 @@
+// The gpt2 plugin's fusions (one file each; the generic ones come from plugins/common).
+#pragma once
+
+#include "common_fusions.h"
+
+namespace gpt2 {
+
+// Reshape(Gemm(Reshape(x, [-1, K]), W, b), [.., N]) => Add(MatMul(x, W), b).
+size_t fuse_gemm_reshape(tfh::GraphView g);
+
+// gpt2.report: plugin_common::report with GPT-2's rule (per layer one Attention or
+// MultiHeadAttention and one FastGelu; no ReduceMean, Softmax or Tanh left).
+inline size_t report_gpt2(tfh::GraphView g) {
+  static const plugin_common::ReportRule kRule{
+      "gpt2", {"Attention", "MultiHeadAttention"}, false, {"ReduceMean", "Tanh", "Erf"}};
+  return plugin_common::report(g, kRule);
+}
+
+}  // namespace gpt2

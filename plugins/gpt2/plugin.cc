@@ -1,0 +1,59 @@
+// The gpt2 plugin: what `onnxruntime.transformers.optimizer --model_type gpt2` does, for GPT-2
+// and DistilGPT2 exports (convert_to_onnx's past layout, Hugging Face's separate key/value past,
+// no past). Each fusion is usable alone from a config; the model type `gpt2` runs them in order.
+// The attention fusion (Attention with past/present, MultiHeadAttention) is still to come
+// (issue 5); until then the report says which attention blocks are left.
+#include <tfhost/plugin.hpp>
+
+#include "fusions/fusions.h"
+
+namespace {
+
+constexpr TfhFusionDesc kGemmReshape = tfh::fusion(
+    "gpt2.gemm_reshape",
+    "Reshape(Gemm(Reshape(x, [-1, K]), W, b), [.., N]) (GPT-2's Conv1D) => Add(MatMul(x, W), b)",
+    "0.1.0", "", "MatMul", tfh::wrap_pass<gpt2::fuse_gemm_reshape>);
+constexpr TfhFusionDesc kLayerNorm = tfh::fusion(
+    "gpt2.layer_norm",
+    "ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add over the last axis => LayerNormalization",
+    "0.1.0", "", "LayerNormalization", tfh::wrap_pass<plugin_common::fuse_layer_norm>);
+constexpr TfhFusionDesc kSkipLayerNorm = tfh::fusion(
+    "gpt2.skip_layer_norm",
+    "LayerNormalization(Add([Add(x, bias)], residual)) => com.microsoft.SkipLayerNormalization "
+    "(the sum as 4th output: GPT-2's residual stream reads it)",
+    "0.1.0", "com.microsoft", "SkipLayerNormalization",
+    tfh::wrap_pass<plugin_common::fuse_skip_layer_norm>, plugin_common::kSkipLayerNormParams);
+constexpr TfhFusionDesc kFastGelu = tfh::fusion(
+    "gpt2.fast_gelu", "0.5x(1 + Tanh(sqrt(2/pi)(x + 0.044715x^3))) => com.microsoft.FastGelu",
+    "0.1.0", "com.microsoft", "FastGelu", tfh::wrap_pass<plugin_common::fuse_fast_gelu>);
+constexpr TfhFusionDesc kBiasGelu = tfh::fusion(
+    "gpt2.bias_gelu", "FastGelu(x + bias) => FastGelu(x, bias)", "0.1.0", "com.microsoft",
+    "FastGelu", tfh::wrap_pass<plugin_common::fuse_bias_gelu>);
+constexpr TfhFusionDesc kReport = tfh::fusion(
+    "gpt2.report",
+    "say whether the model is fully optimized (per layer 1 Attention/MultiHeadAttention and 1 "
+    "FastGelu, 2+ (Skip)LayerNormalization; no ReduceMean/Softmax/Tanh) and what is left",
+    "0.1.0", "", "", tfh::wrap_pass<gpt2::report_gpt2>);
+const TfhFusionDesc* const kFusions[] = {&kGemmReshape, &kLayerNorm, &kSkipLayerNorm,
+                                         &kFastGelu,    &kBiasGelu,  &kReport};
+
+// Shape inference first: the Reshape checks read value shapes.
+const char* const kPreset[] = {"core.repair_duplicate_definitions", "core.remove_identity",
+                               "core.eliminate_dead_nodes",         "core.shape_inference",
+                               "gpt2.gemm_reshape",                 "gpt2.layer_norm",
+                               "gpt2.skip_layer_norm",              "gpt2.fast_gelu",
+                               "gpt2.bias_gelu",                    "core.eliminate_dead_nodes",
+                               "core.remove_unused_initializers",   "core.topological_sort",
+                               "gpt2.report"};
+constexpr TfhModelTypeDesc kGpt2 = tfh::model_type(
+    "gpt2", "GPT-2 / DistilGPT2 exports with or without past state", kPreset, "core.inputs");
+const TfhModelTypeDesc* const kModelTypes[] = {&kGpt2};
+
+constexpr TfhPluginInfo kInfo =
+    tfh::PluginInfo("gpt2", "0.1.0", "same as tfhost", "fusions for GPT-2-family exports")
+        .fusions(kFusions)
+        .model_types(kModelTypes);
+
+}  // namespace
+
+TFH_PLUGIN(kInfo)
