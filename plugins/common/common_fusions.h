@@ -4,6 +4,8 @@
 #pragma once
 
 #include <map>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -73,6 +75,24 @@ size_t fuse_fast_gelu(tfh::GraphView g);
 size_t fuse_bias_gelu(tfh::GraphView g);
 // Add(Add(x, bias), skip) or Add(x, skip) -> LayerNormalization => SkipLayerNormalization.
 size_t fuse_skip_layer_norm(tfh::GraphView g, const tfh::ParamsView& p);
+// ---- attention parts (attention_parts.cc) ----
+// Transpose `t` has exactly this perm.
+bool has_perm(const tfh::NodeView& t, std::vector<int64_t> perm);
+// An additive attention mask's raw 2-D graph input and its filter value.
+struct MaskSource {
+  tfh::ValueView raw;
+  double filter = 0;
+};
+// The graph input `inverted` = Sub(1, Cast?(Expand?(Unsqueeze(Unsqueeze(Reshape?(mask)))))) is made of.
+tfh::ValueView inverted_mask_source(const tfh::ValueView& inverted);
+// Mul(inverted, filter) or Where(Cast(inverted, bool), filter, inverted): its raw mask and filter.
+std::optional<MaskSource> mask_source(const tfh::ValueView& mask);
+// torch 2.x's scaled_dot_product_attention factor sqrt(1/sqrt(head size)) (from Shape(q)), or a
+// constant's value.
+std::optional<double> sdpa_factor(const tfh::ValueView& s, int64_t head_size);
+// Heads and head size from a Reshape's [.., .., N, d] target (constant or Concat).
+std::optional<std::pair<int64_t, int64_t>> heads(const tfh::NodeView& reshape);
+
 // What "fully optimized" means for a family (report.cc).
 struct ReportRule {
   std::string family;                       // names the passes in messages: "bert" -> bert.attention
