@@ -1,8 +1,6 @@
 // The gpt2 plugin: what `onnxruntime.transformers.optimizer --model_type gpt2` does, for GPT-2
 // and DistilGPT2 exports (convert_to_onnx's past layout, Hugging Face's separate key/value past,
 // no past). Each fusion is usable alone from a config; the model type `gpt2` runs them in order.
-// The attention fusion (Attention with past/present, MultiHeadAttention) is still to come
-// (issue 5); until then the report says which attention blocks are left.
 #include <tfhost/plugin.hpp>
 
 #include "fusions/fusions.h"
@@ -29,19 +27,31 @@ constexpr TfhFusionDesc kFastGelu = tfh::fusion(
 constexpr TfhFusionDesc kBiasGelu = tfh::fusion(
     "gpt2.bias_gelu", "FastGelu(x + bias) => FastGelu(x, bias)", "0.1.0", "com.microsoft",
     "FastGelu", tfh::wrap_pass<plugin_common::fuse_bias_gelu>);
+constexpr TfhParamDesc kAttentionParams[] = {
+    tfh::param("num_heads", TFH_PARAM_INT, "0", "attention heads (0: read from the graph)"),
+    tfh::param("hidden_size", TFH_PARAM_INT, "0",
+               "hidden size (0: any; otherwise only blocks of that size are fused)"),
+};
+constexpr TfhFusionDesc kAttention = tfh::fusion(
+    "gpt2.attention",
+    "causal self-attention (Split QKV, past Concat, causal Where, Softmax) => Attention "
+    "(unidirectional, past/present), or MultiHeadAttention for separate past key/value",
+    "0.1.0", "com.microsoft", "Attention", tfh::wrap_pass<gpt2::fuse_attention>,
+    kAttentionParams);
 constexpr TfhFusionDesc kReport = tfh::fusion(
     "gpt2.report",
     "say whether the model is fully optimized (per layer 1 Attention/MultiHeadAttention and 1 "
     "FastGelu, 2+ (Skip)LayerNormalization; no ReduceMean/Softmax/Tanh) and what is left",
     "0.1.0", "", "", tfh::wrap_pass<gpt2::report_gpt2>);
-const TfhFusionDesc* const kFusions[] = {&kGemmReshape, &kLayerNorm, &kSkipLayerNorm,
+const TfhFusionDesc* const kFusions[] = {&kGemmReshape, &kLayerNorm, &kSkipLayerNorm, &kAttention,
                                          &kFastGelu,    &kBiasGelu,  &kReport};
 
 // Shape inference first: the Reshape checks read value shapes.
 const char* const kPreset[] = {"core.repair_duplicate_definitions", "core.remove_identity",
                                "core.eliminate_dead_nodes",         "core.shape_inference",
                                "gpt2.gemm_reshape",                 "gpt2.layer_norm",
-                               "gpt2.skip_layer_norm",              "gpt2.fast_gelu",
+                               "gpt2.skip_layer_norm",              "gpt2.attention",
+                               "gpt2.fast_gelu",
                                "gpt2.bias_gelu",                    "core.eliminate_dead_nodes",
                                "core.remove_unused_initializers",   "core.topological_sort",
                                "gpt2.report"};

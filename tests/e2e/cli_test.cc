@@ -241,12 +241,12 @@ TEST(Cli, OptimizeFlagsReachThePassesThatTakeThem) {
                               "model type 'core' takes parameter 'use_mask_index' (passes that "
                               "take it: bert.attention, fixture.flags)"))
       << r.err;
-  // Only the bert plugin takes --hidden_size: not used by fixture_flags' passes.
+  // Only the bert and gpt2 attention fusions take --hidden_size: not fixture_flags' passes.
   r = tfhost(with({"--model_type", "fixture_flags", "--hidden_size", "64"}));
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_TRUE(contains(r.err, "--hidden_size is not used here: none of the passes run for model "
                               "type 'fixture_flags' takes parameter 'hidden_size' (passes that "
-                              "take it: bert.attention)"))
+                              "take it: bert.attention, gpt2.attention)"))
       << r.err;
   // --opt_level 0 runs no pass, so nothing can take the flag.
   r = tfhost(with({"--model_type", "fixture_flags", "--opt_level", "0", "--use_mask_index"}));
@@ -293,7 +293,7 @@ TEST(Cli, OptimizeRejectsUnknownModelTypeAndOptLevel) {
   auto r = tfhost(
       {"optimize", "--input", kBertModel, "--output", tmp / "o.onnx", "--model_type", "cor"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(contains(r.err, "unknown model type 'cor' (available: bert, core); did you mean 'core'?")) << r.err;
+  EXPECT_TRUE(contains(r.err, "unknown model type 'cor' (available: bert, core, gpt2); did you mean 'core'?")) << r.err;
   r = tfhost({"optimize", "--input", kBertModel, "--output", tmp / "o.onnx", "--opt_level", "3"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(test::list_dir(tmp.path()).empty());

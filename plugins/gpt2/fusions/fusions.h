@@ -8,6 +8,10 @@ namespace gpt2 {
 // Reshape(Gemm(Reshape(x, [-1, K]), W, b), [.., N]) => Add(MatMul(x, W), b).
 size_t fuse_gemm_reshape(tfh::GraphView g);
 
+// The causal self-attention block => Attention (unidirectional, past/present) or, with separate
+// past keys and values, MultiHeadAttention.
+size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p);
+
 // gpt2.report: plugin_common::report with GPT-2's rule (per layer one Attention or
 // MultiHeadAttention and one FastGelu; no ReduceMean, Softmax or Tanh left).
 inline size_t report_gpt2(tfh::GraphView g) {

@@ -40,17 +40,25 @@ TEST_P(Gpt2Fusions, CountsOutputsAndOnnxRuntime) {
   const onnx::ModelProto m = tfh::test::read_model_proto(dir + "/model.onnx");
   for (const auto& node : m.graph().node()) ++n[node.op_type()];
   // 2 layers: every Conv1D is MatMul + bias again; 5 LayerNorms (ln_1, ln_2 per layer, ln_f), of
-  // which the 4 after a residual Add are SkipLayerNormalization; one FastGelu per layer.
+  // which the 4 after a residual Add are SkipLayerNormalization; one FastGelu per layer; one
+  // Attention per layer (MultiHeadAttention with Hugging Face's separate past key/value).
+  const bool separate_kv = std::string(GetParam()).find("gpt2hf") == 0;
   EXPECT_EQ(n["Gemm"], 0);
   EXPECT_EQ(n["LayerNormalization"] + n["SkipLayerNormalization"], 5);
   EXPECT_EQ(n["SkipLayerNormalization"], 4);
   EXPECT_EQ(n["FastGelu"], 2);
-  EXPECT_EQ(n["ReduceMean"] + n["Tanh"], 0);
-  // The attention blocks are not fused yet: the report says so, naming them.
-  EXPECT_NE(r.err.find("2 of 2 self-attention blocks not fused by gpt2.attention (Softmax left: "
-                       "/transformer/h.0/attn/Softmax"),
-            std::string::npos)
-      << r.err;
+  EXPECT_EQ(n[separate_kv ? "MultiHeadAttention" : "Attention"], 2);
+  EXPECT_EQ(n["ReduceMean"] + n["Tanh"] + n["Softmax"] + n["Where"] + n["Split"] * !separate_kv, 0);
+  for (const auto& node : m.graph().node()) {
+    if (node.op_type() != "Attention" && node.op_type() != "MultiHeadAttention") continue;
+    std::map<std::string, int64_t> attrs;
+    for (const auto& a : node.attribute()) attrs[a.name()] = a.i();
+    EXPECT_EQ(attrs["num_heads"], 4) << "detected from the graph";
+    EXPECT_EQ(attrs["unidirectional"], 1);
+  }
+  // The model says so.
+  EXPECT_NE(r.err.find("fully optimized (2 layers)"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
   // Outputs unchanged: against PyTorch's through tfhost's runtime, and in ONNX Runtime.
   const auto check = tfhost({"check", dir, "--atol", "1e-4", "--rtol", "1e-3"});
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;

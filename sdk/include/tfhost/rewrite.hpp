@@ -209,6 +209,8 @@ class Rewriter {
     std::vector<std::pair<std::string, Tensor>> initializers;
   };
 
+  std::unordered_set<TfhNode*> removed_;  // by this run's commits so far
+
   std::vector<Pending> collect() {
     std::vector<Pending> pending;
     std::unordered_set<TfhNode*> claimed;
@@ -236,10 +238,12 @@ class Rewriter {
     return pending;
   }
 
-  // The matched nodes minus those kept: may_escape nodes whose outputs are used outside the
-  // match (unless the new nodes produce those values themselves: they take them over, as
-  // SkipLayerNormalization's sum output does), nodes the action keeps, and every matched
-  // producer a kept node still reads.
+  // What the edit removes: the matched nodes minus those kept, plus the outside nodes that only
+  // fed removed ones (the Shape/Gather/Concat chains that compute a matched Reshape's target from
+  // a matched value: "doomed", they would be dead anyway and must not dangle). Kept: may_escape
+  // nodes whose outputs are used outside (by a node that is neither removed nor doomed) unless the
+  // new nodes produce those values themselves (they take them over, as SkipLayerNormalization's
+  // sum output does), nodes the action keeps, and every matched producer a kept node still reads.
   static std::vector<NodeView> removal_set(const Match& m, std::vector<NodeView> keep,
                                            const std::vector<Edit::NewNode>& added) {
     std::unordered_set<std::string> taken_over;
@@ -247,25 +251,73 @@ class Rewriter {
       for (const std::string& o : nn.outputs)
         if (!o.empty()) taken_over.insert(o);
     const std::vector<NodeView>& nodes = m.nodes();
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      if (!m.may_escape_[i] || nodes[i] == m.root()) continue;
-      for (ValueView out : nodes[i].outputs()) {
-        if (!out || taken_over.count(std::string(out.name()))) continue;
-        bool outside = out.is_graph_output();
-        for (const Use& u : out.consumers()) outside = outside || !m.is_matched(u.node);
-        if (outside) keep.push_back(nodes[i]);
+    const std::vector<NodeView> action_keeps = keep;
+    std::unordered_set<TfhNode*> removed, doomed;
+    for (size_t round = 0;; ++round) {
+      removed.clear();
+      for (NodeView n : nodes)
+        if (std::find(keep.begin(), keep.end(), n) == keep.end()) removed.insert(n.handle());
+      doomed = doomed_consumers(m, removed);
+      std::vector<NodeView> next = action_keeps;
+      for (size_t i = 0; i < nodes.size(); ++i) {
+        if (!m.may_escape_[i] || nodes[i] == m.root()) continue;
+        for (ValueView out : nodes[i].outputs()) {
+          if (!out || taken_over.count(std::string(out.name()))) continue;
+          bool outside = out.is_graph_output();
+          for (const Use& u : out.consumers())
+            outside = outside || (!removed.count(u.node.handle()) && !doomed.count(u.node.handle()));
+          if (outside && std::find(next.begin(), next.end(), nodes[i]) == next.end())
+            next.push_back(nodes[i]);
+        }
       }
+      for (size_t i = 0; i < next.size(); ++i)  // grows while we walk it
+        for (ValueView in : next[i].inputs()) {
+          NodeView p = in ? in.producer() : NodeView();
+          if (p && m.is_matched(p) && std::find(next.begin(), next.end(), p) == next.end())
+            next.push_back(p);
+        }
+      // keep only grows (so removed and doomed only shrink): this settles
+      if (next.size() == keep.size() || round > nodes.size()) break;
+      keep = std::move(next);
     }
-    for (size_t i = 0; i < keep.size(); ++i)  // grows while we walk it
-      for (ValueView in : keep[i].inputs()) {
-        NodeView p = in ? in.producer() : NodeView();
-        if (p && m.is_matched(p) && std::find(keep.begin(), keep.end(), p) == keep.end())
-          keep.push_back(p);
-      }
     std::vector<NodeView> remove;
     for (NodeView n : nodes)
-      if (std::find(keep.begin(), keep.end(), n) == keep.end()) remove.push_back(n);
+      if (removed.count(n.handle())) remove.push_back(n);
+    for (TfhNode* d : doomed) remove.push_back(NodeView(d));
     return remove;
+  }
+
+  // Outside nodes all of whose outputs feed only `removed` or other doomed nodes (and no graph
+  // output), found from the matched nodes' outputs forward.
+  static std::unordered_set<TfhNode*> doomed_consumers(const Match& m,
+                                                       const std::unordered_set<TfhNode*>& removed) {
+    std::unordered_set<TfhNode*> doomed, alive;
+    std::function<bool(NodeView, int)> dies = [&](NodeView n, int depth) -> bool {
+      if (removed.count(n.handle()) || doomed.count(n.handle())) return true;
+      if (alive.count(n.handle()) || m.is_matched(n) || depth > 16) return false;
+      for (ValueView out : n.outputs()) {
+        if (!out) continue;
+        if (out.is_graph_output()) {
+          alive.insert(n.handle());
+          return false;
+        }
+        for (const Use& u : out.consumers())
+          if (!dies(u.node, depth + 1)) {
+            alive.insert(n.handle());
+            return false;
+          }
+      }
+      doomed.insert(n.handle());
+      return true;
+    };
+    for (NodeView mn : m.nodes()) {
+      if (!removed.count(mn.handle())) continue;
+      for (ValueView out : mn.outputs())
+        if (out)
+          for (const Use& u : out.consumers())
+            if (!m.is_matched(u.node)) dies(u.node, 0);
+    }
+    return doomed;
   }
 
   // Rejects an edit that would leave a dangling input or define a name twice, before any commit.
@@ -307,7 +359,8 @@ class Rewriter {
   }
 
   void commit(Pending& p) {
-    for (NodeView n : p.remove) g_.remove_node(n);
+    for (NodeView n : p.remove)
+      if (removed_.insert(n.handle()).second) g_.remove_node(n);
     for (auto& init : p.initializers) g_.add_initializer(init.first, std::move(init.second));
     for (const Edit::NewNode& nn : p.nodes) {
       std::vector<ValueView> ins;
