@@ -30,7 +30,26 @@ using plugin_common::has_perm;
 
 // The causal condition: Cast(bool)? of Slices of a constant lower-triangular [.., M, M] buffer
 // (GPT-2's registered `bias`), sliced right-aligned to the keys.
-bool causal_buffer(const tfh::ValueView& cond) {
+bool lower_triangular(const tfh::TensorView& t) {
+  if (!t || t.rank() < 2) return false;
+  const int64_t rows = t.dims()[t.rank() - 2], cols = t.dims()[t.rank() - 1];
+  if (rows != cols || static_cast<int64_t>(t.size()) != rows * cols) return false;
+  if (t.dtype() == TFH_TYPE_BOOL || t.dtype() == TFH_TYPE_UINT8) {  // the usual: read bytes
+    const auto* b = static_cast<const uint8_t*>(t.raw());
+    if (!b) return false;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        if ((b[r * cols + c] != 0) != (c <= r)) return false;
+    return true;
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      if ((t.at(static_cast<size_t>(r * cols + c)).value_or(-1) != 0) != (c <= r)) return false;
+  return true;
+}
+
+// (The buffer is 1024 x 1024 in GPT-2: each one is checked once per run, not per match attempt.)
+bool causal_buffer(const tfh::ValueView& cond, std::map<const void*, bool>& checked) {
   tfh::ValueView v = cond;
   for (int i = 0; i < 6 && v && !v.constant(); ++i) {
     const tfh::NodeView n = v.producer();
@@ -38,13 +57,10 @@ bool causal_buffer(const tfh::ValueView& cond) {
     v = n.input(0);
   }
   const tfh::TensorView t = v ? v.constant() : tfh::TensorView();
-  if (!t || t.rank() < 2) return false;
-  const int64_t rows = t.dims()[t.rank() - 2], cols = t.dims()[t.rank() - 1];
-  if (rows != cols || static_cast<int64_t>(t.size()) != rows * cols) return false;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      if ((t.at(static_cast<size_t>(r * cols + c)).value_or(-1) != 0) != (c <= r)) return false;
-  return true;
+  if (!t) return false;
+  const auto [it, fresh] = checked.emplace(t.handle(), false);
+  if (fresh) it->second = lower_triangular(t);
+  return it->second;
 }
 
 // The divisor: sqrt(d) as a constant, or computed from a shape the way GPT-2 writes
@@ -133,7 +149,8 @@ size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p) {
     }
     return plugin_common::heads(m.node("reshape_q"));
   };
-  auto ok = [heads_of, want_hidden](const Match& m) {
+  std::map<const void*, bool> causal_checked;
+  auto ok = [heads_of, want_hidden, &causal_checked](const Match& m) {
     const TensorView w = m.constant("w"), b = m.constant("b");
     if (w.rank() != 2 || w.dtype() != TFH_TYPE_FLOAT || w.dims()[1] % 3 || b.rank() != 1 ||
         b.dims()[0] != w.dims()[1])
@@ -159,7 +176,8 @@ size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p) {
     if (axis != -1 && axis != 3) return false;
     const auto d = divisor(m["divisor"], nd->second);
     if (!d || std::fabs(*d - std::sqrt(static_cast<double>(nd->second))) > 1e-3 * *d) return false;
-    if (!causal_buffer(m["causal"]) || m.constant("fill").size() != 1) return false;
+    if (!causal_buffer(m["causal"], causal_checked) || m.constant("fill").size() != 1)
+      return false;
     if (m.has("mask")) {
       const auto mask = plugin_common::mask_source(m["mask"]);
       const double fill = *m.constant("fill").at(0);
