@@ -56,12 +56,26 @@ const char* const kPreset[] = {"core.repair_duplicate_definitions", "core.remove
                                "core.remove_unused_initializers",   "core.topological_sort",
                                "gpt2.report"};
 constexpr TfhModelTypeDesc kGpt2 = tfh::model_type(
-    "gpt2", "GPT-2 / DistilGPT2 exports with or without past state", kPreset, "core.inputs");
+    "gpt2", "GPT-2 / DistilGPT2 exports with or without past state", kPreset, "gpt2.inputs");
 const TfhModelTypeDesc* const kModelTypes[] = {&kGpt2};
+
+constexpr TfhParamDesc kInputParams[] = {
+    tfh::param("batch_size", TFH_PARAM_INT, "1", "rows (the exporter's batch dims)"),
+    tfh::param("sequence_length", TFH_PARAM_INT, "8", "new tokens per row"),
+    tfh::param("past_sequence_length", TFH_PARAM_INT, "0",
+               "tokens already in the past key/value tensors (the mask covers past + new)"),
+};
+constexpr TfhInputGenDesc kInputs = tfh::input_generator(
+    "gpt2.inputs",
+    "batched-generation inputs: token ids, a left-padded attention mask over past + new tokens, "
+    "position ids derived from it, N(0, 1) past tensors in either layout",
+    "0.1.0", tfh::wrap_generator<gpt2::generate_inputs>, kInputParams, 1e-4, 2e-2);
+const TfhInputGenDesc* const kInputGens[] = {&kInputs};
 
 constexpr TfhPluginInfo kInfo =
     tfh::PluginInfo("gpt2", "0.1.0", "same as tfhost", "fusions for GPT-2-family exports")
         .fusions(kFusions)
+        .input_generators(kInputGens)
         .model_types(kModelTypes);
 
 }  // namespace

@@ -157,4 +157,40 @@ std::vector<onnx::TensorProto> read_test_data(const std::string& dir, const std:
   return out;
 }
 
+std::vector<SavedInput> saved_inputs(const std::string& dir) {
+  // inputs.json: [{"name":..,"type":..,"dims":[..],"file":..}, ...] (written by tfhost perf)
+  const std::string json = read_file(dir + "/inputs.json");
+  std::vector<SavedInput> v;
+  size_t pos = 0;
+  auto field = [&](const char* key, size_t from) {
+    const size_t k = json.find(std::string("\"") + key + "\":", from);
+    return k == std::string::npos ? k : k + std::strlen(key) + 3;
+  };
+  while ((pos = field("name", pos)) != std::string::npos) {
+    SavedInput in;
+    in.name = json.substr(pos + 1, json.find('"', pos + 1) - pos - 1);
+    const size_t t = field("type", pos);
+    in.type = json.substr(t + 1, json.find('"', t + 1) - t - 1);
+    size_t d = field("dims", pos) + 1;
+    while (json[d] != ']') {
+      size_t used = 0;
+      in.dims.push_back(std::stoll(json.substr(d), &used));
+      d += used;
+      if (json[d] == ',') ++d;
+    }
+    const size_t f = field("file", pos);
+    const std::string bytes = read_file(dir + "/" + json.substr(f + 1, json.find('"', f + 1) - f - 1));
+    const size_t width = in.type == "int64" ? 8 : 4;
+    for (size_t i = 0; i + width <= bytes.size(); i += width) {
+      if (in.type == "int64") { int64_t x; std::memcpy(&x, bytes.data() + i, 8); in.values.push_back(x); }
+      else if (in.type == "int32") { int32_t x; std::memcpy(&x, bytes.data() + i, 4); in.values.push_back(x); }
+      else { float x; std::memcpy(&x, bytes.data() + i, 4); in.values.push_back(static_cast<int64_t>(x)); }
+    }
+    v.push_back(std::move(in));
+    pos = f;
+  }
+  return v;
+}
+
+
 }  // namespace tfh::test

@@ -2,6 +2,7 @@
 // reading ONNX test-data sets.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -45,5 +46,14 @@ void write_model_proto(const onnx::ModelProto& m, const std::string& path);
 
 // Reads <dir>/<prefix>_0.pb, _1.pb, ... (ONNX test-data layout) until one is missing.
 std::vector<onnx::TensorProto> read_test_data(const std::string& dir, const std::string& prefix);
+
+// The inputs `tfhost perf --save_inputs DIR` wrote (DIR/inputs.json + .bin files), as integers
+// (float values truncated): for tests of dummy-input generators.
+struct SavedInput {
+  std::string name, type;
+  std::vector<int64_t> dims;
+  std::vector<int64_t> values;
+};
+std::vector<SavedInput> saved_inputs(const std::string& dir);
 
 }  // namespace tfh::test

@@ -226,47 +226,6 @@ TEST(BertReport, WarnsWithTheNodesLeft) {
 // bert.inputs, the model type's generator, on the real exports before and after fusion: ids
 // within the vocabulary with the padding id (RoBERTa's is 1) exactly on the padded positions, a
 // right-padded mask whose first row is full, segment ids 0 on padding, all in the declared type.
-struct SavedInput {
-  std::string name, type;
-  std::vector<int64_t> dims;
-  std::vector<int64_t> values;
-};
-
-std::vector<SavedInput> saved_inputs(const std::string& dir) {
-  // inputs.json: [{"name":..,"type":..,"dims":[..],"file":..}, ...] (written by tfhost perf)
-  const std::string json = tfh::test::read_file(dir + "/inputs.json");
-  std::vector<SavedInput> v;
-  size_t pos = 0;
-  auto field = [&](const char* key, size_t from) {
-    const size_t k = json.find(std::string("\"") + key + "\":", from);
-    return k == std::string::npos ? k : k + std::strlen(key) + 3;
-  };
-  while ((pos = field("name", pos)) != std::string::npos) {
-    SavedInput in;
-    in.name = json.substr(pos + 1, json.find('"', pos + 1) - pos - 1);
-    const size_t t = field("type", pos);
-    in.type = json.substr(t + 1, json.find('"', t + 1) - t - 1);
-    size_t d = field("dims", pos) + 1;
-    while (json[d] != ']') {
-      size_t used = 0;
-      in.dims.push_back(std::stoll(json.substr(d), &used));
-      d += used;
-      if (json[d] == ',') ++d;
-    }
-    const size_t f = field("file", pos);
-    const std::string bytes = tfh::test::read_file(dir + "/" + json.substr(f + 1, json.find('"', f + 1) - f - 1));
-    const size_t width = in.type == "int64" ? 8 : 4;
-    for (size_t i = 0; i + width <= bytes.size(); i += width) {
-      if (in.type == "int64") { int64_t x; std::memcpy(&x, bytes.data() + i, 8); in.values.push_back(x); }
-      else if (in.type == "int32") { int32_t x; std::memcpy(&x, bytes.data() + i, 4); in.values.push_back(x); }
-      else { float x; std::memcpy(&x, bytes.data() + i, 4); in.values.push_back(static_cast<int64_t>(x)); }
-    }
-    v.push_back(std::move(in));
-    pos = f;
-  }
-  return v;
-}
-
 struct InputsCase {
   const char* model;
   int64_t vocab, pad;
@@ -288,8 +247,8 @@ TEST_P(BertInputs, RolesFromTheGraph) {
     const auto r = tfhost({"perf", "--model", model, "--model_type", "bert", "-b", "4", "-s", "9",
                            "--samples", "1", "--warmup", "0", "--save_inputs", dir});
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    const auto in = saved_inputs(dir);
-    const SavedInput *ids = nullptr, *mask = nullptr, *seg = nullptr;
+    const auto in = tfh::test::saved_inputs(dir);
+    const tfh::test::SavedInput *ids = nullptr, *mask = nullptr, *seg = nullptr;
     for (const auto& x : in) {
       if (x.name == "input_ids") ids = &x;
       if (x.name == "attention_mask") mask = &x;
@@ -359,7 +318,7 @@ TEST(BertInputsBuilt, Tf2OnnxNamesInt32AndUnknownInput) {
       continue;
     }
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    const auto in = saved_inputs(tmp / "in");
+    const auto in = tfh::test::saved_inputs(tmp / "in");
     ASSERT_EQ(in.size(), 3u);
     for (const auto& x : in) {
       EXPECT_EQ(x.type, "int32") << x.name;

@@ -12,6 +12,10 @@ size_t fuse_gemm_reshape(tfh::GraphView g);
 // past keys and values, MultiHeadAttention.
 size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p);
 
+// gpt2.inputs (inputs.cc): batched-generation dummy inputs with past and left padding.
+void generate_inputs(tfh::GraphView g, const tfh::ParamsView& p, uint64_t seed,
+                     tfh::TensorListView out);
+
 // gpt2.report: plugin_common::report with GPT-2's rule (per layer one Attention or
 // MultiHeadAttention and one FastGelu; no ReduceMean, Softmax or Tanh left).
 inline size_t report_gpt2(tfh::GraphView g) {

@@ -142,4 +142,68 @@ INSTANTIATE_TEST_SUITE_P(Built, GemmReshape,
                            return std::string(i.param.name);
                          });
 
+// gpt2.inputs, the model type's generator, in all three layouts: ids within the vocabulary, a
+// left-padded mask over past + new tokens (row 0 unpadded, the newest token always real),
+// position ids derived from it as generate() does, past tensors shaped for the layout; and the
+// fused model equals the unfused one on them (tfhost compare), fully masked rows included.
+class Gpt2Inputs : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Gpt2Inputs, LeftPaddedGenerationInputs) {
+  TempDir tmp;  // perf writes its results next to the model: a copy, not the repository's
+  const std::string model = tmp / "model.onnx";
+  fs::copy(std::string(TFH_SOURCE_DIR "/models/") + GetParam() + "/model.onnx", model);
+  const int64_t B = 5, S = 2, P = 6, T = P + S;
+  const auto r = tfhost({"perf", "--model", model, "--model_type", "gpt2", "-b", std::to_string(B),
+                         "-s", std::to_string(S), "--past_sequence_length", std::to_string(P),
+                         "--samples", "1", "--warmup", "0", "--save_inputs", tmp / "in"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto in = tfh::test::saved_inputs(tmp / "in");
+  std::map<std::string, const tfh::test::SavedInput*> by;
+  for (const auto& x : in) by[x.name] = &x;
+  ASSERT_TRUE(by.count("input_ids"));
+  EXPECT_EQ(by["input_ids"]->dims, (std::vector<int64_t>{B, S}));
+  for (int64_t id : by["input_ids"]->values) EXPECT_TRUE(id >= 0 && id < 1000) << id;
+  const std::string kind = GetParam();
+  if (kind.find("nopast") != std::string::npos) {
+    EXPECT_EQ(in.size(), 1u);
+  } else {
+    ASSERT_TRUE(by.count("attention_mask"));
+    const auto& mask = *by["attention_mask"];
+    EXPECT_EQ(mask.dims, (std::vector<int64_t>{B, T}));
+    bool padded = false;
+    for (int64_t b = 0; b < B; ++b) {
+      int64_t pad = 0;
+      while (pad < T && mask.values[b * T + pad] == 0) ++pad;
+      if (b == 0) EXPECT_EQ(pad, 0);
+      EXPECT_LT(pad, T) << "the newest token is real";
+      padded = padded || pad > 0;
+      for (int64_t t = pad; t < T; ++t) EXPECT_EQ(mask.values[b * T + t], 1) << "left padding only";
+      if (by.count("position_ids"))
+        for (int64_t s = 0; s < S; ++s) {
+          const int64_t at = P + s;
+          EXPECT_EQ(by["position_ids"]->values[b * S + s], at >= pad ? at - pad : 1);
+        }
+    }
+    EXPECT_TRUE(padded);
+    for (const auto& x : in)
+      if (x.name.rfind("past", 0) == 0)
+        EXPECT_EQ(x.dims, kind.find("gpt2hf") == 0 ? (std::vector<int64_t>{B, 4, P, 16})
+                                                   : (std::vector<int64_t>{2, B, 4, P, 16}))
+            << x.name;
+  }
+  // The fused model on these inputs.
+  ASSERT_EQ(tfhost({"optimize", "--input", model, "--output", tmp / "fused.onnx", "--model_type",
+                    "gpt2"}).exit_code, 0);
+  const auto c = tfhost({"compare", "--baseline_model", model, "--optimized_model",
+                         tmp / "fused.onnx", "--model_type", "gpt2", "-b", std::to_string(B), "-s",
+                         std::to_string(S), "--past_sequence_length", std::to_string(P),
+                         "--samples", "3"});
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Exports, Gpt2Inputs,
+                         ::testing::Values("gpt2past_tiny_opset14", "gpt2past_tiny_opset14_fmask",
+                                           "gpt2nopast_tiny_opset14",
+                                           "gpt2hf_tiny_opset14_withpast"));
+
 }  // namespace
