@@ -206,4 +206,17 @@ INSTANTIATE_TEST_SUITE_P(Exports, Gpt2Inputs,
                                            "gpt2nopast_tiny_opset14",
                                            "gpt2hf_tiny_opset14_withpast"));
 
+// configs/gpt2_cpu.yaml runs end to end: fully optimized, verify passes on gpt2.inputs, the
+// decode-step benchmark table is printed.
+TEST(Gpt2Config, CpuConfigRuns) {
+  TempDir tmp;
+  const auto r = tfhost({"run", TFH_SOURCE_DIR "/configs/gpt2_cpu.yaml", "--set",
+                         "output=" + (tmp / "gpt2_tiny_opt.onnx")});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("fully optimized (2 layers)"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("verify: PASS: 5/5 samples"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| optimized | 8 | 1 | 64 |"), std::string::npos) << r.out;
+  EXPECT_TRUE(tfh::test::file_exists(tmp / "gpt2_tiny_opt.onnx"));
+}
+
 }  // namespace
