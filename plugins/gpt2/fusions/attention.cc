@@ -101,6 +101,7 @@ std::optional<double> divisor(const tfh::ValueView& s, int64_t head_size) {
 size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p) {
   using namespace tfh;
   const int64_t want_heads = p.get_int("num_heads"), want_hidden = p.get_int("hidden_size");
+  const bool opset13 = g.opset("") >= 13;
   const auto x = Any("x");
   const auto qkv = Op("Add", {Op("MatMul", {x, Const().as("w")}), Const().as("b")}).commutative();
   // Split's sizes: an input from opset 13, an attribute before. Its outputs also feed the Shape
@@ -237,9 +238,15 @@ size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p) {
       const std::string proj = e.new_name("mha_qkv"), q_in = e.new_name("mha_q"),
                         k_in = e.new_name("mha_k"), v_in = e.new_name("mha_v");
       e.add_node("", "MatMul", {m["x"], m["w"]}, {proj});
-      const std::string sizes = e.add_initializer("mha_split", Tensor::from<int64_t>({3}, {h, h, h}));
-      e.add_node("", "Split", {ValueRef(proj), ValueRef(sizes)}, {q_in, k_in, v_in},
-                 {Attr("axis", int64_t{-1})});
+      if (opset13) {  // the sizes: an input from opset 13, an attribute before
+        const std::string sizes =
+            e.add_initializer("mha_split", Tensor::from<int64_t>({3}, {h, h, h}));
+        e.add_node("", "Split", {ValueRef(proj), ValueRef(sizes)}, {q_in, k_in, v_in},
+                   {Attr("axis", int64_t{-1})});
+      } else {
+        e.add_node("", "Split", {ValueRef(proj)}, {q_in, k_in, v_in},
+                   {Attr("axis", int64_t{-1}), Attr::ints("split", {h, h, h})});
+      }
       e.add_node("com.microsoft", "MultiHeadAttention",
                  {ValueRef(q_in), ValueRef(k_in), ValueRef(v_in), m["b"], mask, ValueRef(),
                   m["past_k"], m["past_v"]},

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -218,5 +219,57 @@ TEST(Gpt2Config, CpuConfigRuns) {
   EXPECT_NE(r.out.find("| optimized | 8 | 1 | 64 |"), std::string::npos) << r.out;
   EXPECT_TRUE(tfh::test::file_exists(tmp / "gpt2_tiny_opt.onnx"));
 }
+
+// Every variant tools/export_gpt2_variants.py makes (tests/data/gpt2_variants: the past, float
+// mask, Hugging Face and no-past layouts at opsets 11-17, old and new transformers code) is fully
+// optimized, keeps PyTorch's outputs, and runs in ONNX Runtime with the unfused model's outputs.
+const char* const kVariantDir = TFH_SOURCE_DIR "/tests/data/gpt2_variants";
+
+std::vector<std::string> variant_names() {
+  std::vector<std::string> v;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(kVariantDir, ec))
+    if (e.is_directory()) v.push_back(e.path().filename().string());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+TEST(Gpt2Variants, AllPresent) {
+  EXPECT_EQ(variant_names().size(), 3u * 6u + 2u) << kVariantDir;  // none silently missing
+}
+
+class Gpt2Variants : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Gpt2Variants, FullyOptimizedWithPyTorchOutputs) {
+  const std::string src = std::string(kVariantDir) + "/" + GetParam();
+  TempDir tmp;
+  const std::string dir = tmp / "case";
+  fs::create_directories(dir);
+  fs::copy(src + "/test_data_set_0", dir + "/test_data_set_0");
+  const auto r = tfhost({"optimize", "--input", src + "/model.onnx", "--output", dir + "/model.onnx",
+                         "--model_type", "gpt2"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("fully optimized (2 layers)"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+  std::map<std::string, int> n;
+  const onnx::ModelProto m = tfh::test::read_model_proto(dir + "/model.onnx");
+  for (const auto& node : m.graph().node()) ++n[node.op_type()];
+  const bool hf = GetParam().rfind("gpt2hf", 0) == 0;
+  EXPECT_EQ(n[hf ? "MultiHeadAttention" : "Attention"], 2);
+  EXPECT_EQ(n["FastGelu"], 2);
+  EXPECT_EQ(n["SkipLayerNormalization"], 4);
+  for (const char* op : {"Softmax", "ReduceMean", "Tanh", "Where", "Gemm", "Transpose"})
+    EXPECT_EQ(n[op], 0) << op;
+  const auto check = tfhost({"check", dir, "--atol", "1e-4", "--rtol", "1e-3"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  const auto inputs = tfh::test::read_test_data(src + "/test_data_set_0", "input");
+  const tfh::test::Diff d = tfh::test::compare_outputs(
+      tfh::test::ort_run(src + "/model.onnx", inputs), tfh::test::ort_run(dir + "/model.onnx", inputs));
+  ASSERT_TRUE(d.shapes_match) << d.message;
+  EXPECT_LT(d.max_abs, 1e-4) << d.where;
+}
+
+INSTANTIATE_TEST_SUITE_P(Exports, Gpt2Variants, ::testing::ValuesIn(variant_names()),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
 }  // namespace
