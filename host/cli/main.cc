@@ -38,6 +38,8 @@ const Subcommand kSubcommands[] = {
      tfh::cli::benchmark_command},
     {"profile", "per-node timing, a summary per op type and a Chrome trace",
      tfh::cli::profile_command},
+    {"generate", "greedy decoding with past state: the tokens a decoder model generates",
+     tfh::cli::generate_command},
     {"convert", "build an ONNX model from a checkpoint (not available yet)", nullptr},
 };
 

@@ -272,4 +272,40 @@ TEST_P(Gpt2Variants, FullyOptimizedWithPyTorchOutputs) {
 INSTANTIATE_TEST_SUITE_P(Exports, Gpt2Variants, ::testing::ValuesIn(variant_names()),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
+// Greedy generation (`tfhost generate`, present fed back as past) gets exactly the tokens of the
+// unfused model from the fused one, in every layout; a prompt that is not token ids is refused.
+class Gpt2Generate : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Gpt2Generate, FusedGeneratesTheSameTokens) {
+  const std::string src = GetParam();
+  TempDir tmp;
+  ASSERT_EQ(tfhost({"optimize", "--input", src, "--output", tmp / "fused.onnx", "--model_type",
+                    "gpt2"}).exit_code, 0);
+  auto gen = [&](const std::string& model) {
+    return tfhost({"generate", "--model", model, "--prompt", "5 17 31 42 8", "--max_new_tokens",
+                   "12", "--batch_size", "2"});
+  };
+  const auto a = gen(src), b = gen(tmp / "fused.onnx");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_EQ(std::count(a.out.begin(), a.out.end(), ' '), 2 * (12 + 1)) << a.out;  // 12 ids a row
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Exports, Gpt2Generate,
+    ::testing::Values(TFH_SOURCE_DIR "/models/gpt2past_tiny_opset14/model.onnx",
+                      TFH_SOURCE_DIR "/models/gpt2past_tiny_opset14_fmask/model.onnx",
+                      TFH_SOURCE_DIR "/models/gpt2hf_tiny_opset14_withpast/model.onnx",
+                      TFH_SOURCE_DIR "/models/gpt2nopast_tiny_opset14/model.onnx",
+                      TFH_SOURCE_DIR "/tests/data/gpt2_variants/gpt2past_opset11/model.onnx",
+                      TFH_SOURCE_DIR "/tests/data/gpt2_variants/gpt2hf_opset17/model.onnx"));
+
+TEST(Gpt2Generate, RefusesABadPrompt) {
+  const auto r = tfhost({"generate", "--model", TFH_SOURCE_DIR "/models/gpt2past_tiny_opset14/model.onnx",
+                         "--prompt", "5 seventeen"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--prompt: 'seventeen' is not a token id"), std::string::npos) << r.err;
+}
+
 }  // namespace
