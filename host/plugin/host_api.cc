@@ -852,6 +852,29 @@ TfhStatus* g_infer_shapes(TfhGraph* g, size_t* n_typed) {
   });
 }
 
+TfhStatus* g_add_input(TfhGraph* g, const char* name, TfhDataType elem, const int64_t* dims,
+                       const char* const* symbols, int64_t rank, TfhValue** out) {
+  return guarded([&] {
+    name_arg(name, "graph_add_input");
+    if (rank > 0 && !dims && !symbols)
+      api_fail(TFH_INVALID_ARGUMENT, "graph_add_input: rank > 0 but no dims or symbols given");
+    ir::Graph& graph = model_of(g, "graph_add_input").graph();
+    if (graph.find(name))
+      api_fail(TFH_INVALID_ARGUMENT, std::string("graph_add_input: '") + name + "' exists");
+    ir::Value* v = graph.add_value(name);
+    fill_tensor_type(*v->mutable_info().mutable_type(), elem, dims, symbols, rank);
+    graph.add_graph_input(v);
+    drop_node_index(graph);
+    if (out) *out = reinterpret_cast<TfhValue*>(v);
+  });
+}
+
+TfhStatus* g_add_output(TfhGraph* g, TfhValue* v) {
+  return guarded([&] {
+    model_of(g, "graph_add_output").graph().add_graph_output(&value_of(v, "graph_add_output"));
+  });
+}
+
 // ---- tensor table ---------------------------------------------------------------------------
 
 TfhStatus* t_create(TfhDataType type, const int64_t* dims, size_t rank, TfhTensor** out) {
@@ -1155,6 +1178,8 @@ TfhGraphApi make_graph_api() {
   a.graph_topological_sort = g_topological_sort;
   a.node_since_version = n_since_version;
   a.graph_infer_shapes = g_infer_shapes;
+  a.graph_add_input = g_add_input;
+  a.graph_add_output = g_add_output;
   return a;
 }
 

@@ -194,7 +194,9 @@ TFH_PIN(TfhGraphApi, value_set_type, 432);
 TFH_PIN(TfhGraphApi, graph_topological_sort, 440);
 TFH_PIN(TfhGraphApi, node_since_version, 448);
 TFH_PIN(TfhGraphApi, graph_infer_shapes, 456);
-TFH_PIN_SIZE(TfhGraphApi, 464);
+TFH_PIN(TfhGraphApi, graph_add_input, 464);
+TFH_PIN(TfhGraphApi, graph_add_output, 472);
+TFH_PIN_SIZE(TfhGraphApi, 480);
 
 // TfhTensorApi
 TFH_PIN(TfhTensorApi, struct_size, 0);

@@ -181,6 +181,26 @@ TEST_F(HostApi, Float16AndFriends) {
   EXPECT_TRUE(std::isnan(to_float(to_bfloat16(std::nanf("")))));
 }
 
+// A converter that builds a model adds inputs and outputs (ABI 1's graph_add_input/_output).
+TEST_F(HostApi, GraphInputsAndOutputsCanBeAdded) {
+  GraphBuilder b;
+  GraphView g = b.view();
+  ValueView x = g.add_input("ids", TFH_TYPE_INT64, {-1, 7}, {"batch"});
+  EXPECT_TRUE(x.is_graph_input());
+  EXPECT_EQ(x.elem_type(), TFH_TYPE_INT64);
+  ASSERT_EQ(x.rank(), 2);
+  EXPECT_EQ(x.dim(0).symbol, "batch");
+  EXPECT_EQ(x.dim(1).value, 7);
+  NodeView n = g.add_node("Cast", "", {x}, {"y"});
+  n.set_attr("to", int64_t{TFH_TYPE_FLOAT});
+  g.add_output(n.output(0));
+  ASSERT_EQ(g.outputs().size(), 1u);
+  EXPECT_EQ(g.outputs()[0].name(), "y");
+  ASSERT_EQ(b.g().inputs().size(), 1u);
+  EXPECT_EQ(b.g().inputs()[0]->name(), "ids");
+  EXPECT_THROW(g.add_input("ids", TFH_TYPE_FLOAT, {1}), tfh::sdk::Error);  // the name exists
+}
+
 TEST_F(HostApi, AttributesGetAndSet) {
   GraphBuilder b;
   b.output(b.node("Relu", {b.input("x")}, "r"));

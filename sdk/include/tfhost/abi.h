@@ -355,6 +355,15 @@ typedef struct TfhGraphApi {
    * TfhOpDesc.infer_shapes for the rest) and stores the results, so value_elem_type/value_rank/
    * value_dim answer for intermediate values. *n_typed (nullable): values newly typed or refined. */
   TfhStatus* (*graph_infer_shapes)(TfhGraph* g, size_t* n_typed);
+  /* Adds a graph input (after the others) named `name`, typed like value_set_type: dims[i] >= 0
+   * known, else symbols[i] (NULL or "" for an anonymous dim); rank -1: shape unknown. Fails when
+   * the name exists. *out (nullable): the new value, owned by the graph. For converters that
+   * build a model (TfhConverterDesc.builds_model). */
+  TfhStatus* (*graph_add_input)(TfhGraph* g, const char* name, TfhDataType elem_type,
+                                const int64_t* dims, const char* const* symbols, int64_t rank,
+                                TfhValue** out);
+  /* Makes `v` (a node output, an input or an initializer) a graph output, after the others. */
+  TfhStatus* (*graph_add_output)(TfhGraph* g, TfhValue* v);
 } TfhGraphApi;
 
 typedef struct TfhTensorApi {

@@ -451,6 +451,29 @@ class GraphView {
     check(graph_api().value_set_name(g_, v.handle(), name.c_str()));
   }
   void topological_sort() const { check(graph_api().graph_topological_sort(g_)); }
+  // Adds a graph input (after the others): `dims` entries >= 0 are known sizes, the others take
+  // the symbol of the same index in `symbols` ("" for anonymous). For converters that build a
+  // model; needs a host with ABI 1's graph_add_input.
+  ValueView add_input(const std::string& name, TfhDataType elem, const std::vector<int64_t>& dims,
+                      const std::vector<std::string>& symbols = {}) const {
+    const TfhGraphApi& a = graph_api();
+    if (!TFH_HAS_FIELD(&a, TfhGraphApi, graph_add_input) || !a.graph_add_input)
+      sdk::fail(TFH_NOT_IMPLEMENTED, "this tfhost cannot add graph inputs (graph_add_input)");
+    std::vector<const char*> syms;
+    for (size_t i = 0; i < dims.size(); ++i)
+      syms.push_back(i < symbols.size() ? symbols[i].c_str() : "");
+    TfhValue* v = nullptr;
+    check(a.graph_add_input(g_, name.c_str(), elem, dims.data(), syms.data(),
+                            static_cast<int64_t>(dims.size()), &v));
+    return ValueView(v);
+  }
+  // Makes `v` a graph output, after the others.
+  void add_output(ValueView v) const {
+    const TfhGraphApi& a = graph_api();
+    if (!TFH_HAS_FIELD(&a, TfhGraphApi, graph_add_output) || !a.graph_add_output)
+      sdk::fail(TFH_NOT_IMPLEMENTED, "this tfhost cannot add graph outputs (graph_add_output)");
+    check(a.graph_add_output(g_, v.handle()));
+  }
   // Shape and type inference over the whole graph (contrib ops through their owners' hooks);
   // returns how many values were newly typed or refined. Hosts older than ABI 1's
   // graph_infer_shapes field do nothing and return 0.
