@@ -17,7 +17,7 @@ apt_install() {
 PACKAGES=(cmake g++ make libdnnl-dev libonnx-testdata
           libprotobuf-dev protobuf-compiler libonnx-dev
           libboost-dev libboost-program-options-dev libboost-filesystem-dev
-          libyaml-cpp-dev libgtest-dev)
+          libyaml-cpp-dev libgtest-dev nlohmann-json3-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -81,6 +81,7 @@ int compare_command(const std::vector<std::string>& args, const GlobalOptions& g
 int benchmark_command(const std::vector<std::string>& args, const GlobalOptions& g);
 int profile_command(const std::vector<std::string>& args, const GlobalOptions& g);
 int generate_command(const std::vector<std::string>& args, const GlobalOptions& g);
+int convert_command(const std::vector<std::string>& args, const GlobalOptions& g);
 
 // "tfhost 0.1.0 (plugin ABI 1..1, devices: cpu)".
 std::string version_string();

@@ -40,7 +40,8 @@ const Subcommand kSubcommands[] = {
      tfh::cli::profile_command},
     {"generate", "greedy decoding with past state: the tokens a decoder model generates",
      tfh::cli::generate_command},
-    {"convert", "build an ONNX model from a checkpoint (not available yet)", nullptr},
+    {"convert", "build an ONNX model from a checkpoint (FAMILY.from_checkpoint)",
+     tfh::cli::convert_command},
 };
 
 // One line: an exception message must not break the "tfhost: error:" contract.

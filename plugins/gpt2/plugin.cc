@@ -72,9 +72,22 @@ constexpr TfhInputGenDesc kInputs = tfh::input_generator(
     "0.1.0", tfh::wrap_generator<gpt2::generate_inputs>, kInputParams, 1e-4, 2e-2);
 const TfhInputGenDesc* const kInputGens[] = {&kInputs};
 
+constexpr TfhParamDesc kCheckpointParams[] = {
+    tfh::param("checkpoint", TFH_PARAM_STRING, "",
+               "Hugging Face checkpoint directory: config.json + model.safetensors"),
+    tfh::param("precision", TFH_PARAM_STRING, "fp32", "fp32 (fp16 needs core.float16)"),
+};
+constexpr TfhConverterDesc kFromCheckpoint = tfh::converter(
+    "gpt2.from_checkpoint",
+    "the fused GPT-2 with past state (convert_to_onnx's I/O layout) built from a checkpoint "
+    "directory, no Python or PyTorch: tfhost convert gpt2 --checkpoint DIR --output OUT",
+    "0.1.0", true, tfh::wrap_pass<gpt2::build_from_checkpoint>, kCheckpointParams);
+const TfhConverterDesc* const kConverters[] = {&kFromCheckpoint};
+
 constexpr TfhPluginInfo kInfo =
     tfh::PluginInfo("gpt2", "0.1.0", "same as tfhost", "fusions for GPT-2-family exports")
         .fusions(kFusions)
+        .converters(kConverters)
         .input_generators(kInputGens)
         .model_types(kModelTypes);
 

@@ -16,6 +16,10 @@ size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p);
 void generate_inputs(tfh::GraphView g, const tfh::ParamsView& p, uint64_t seed,
                      tfh::TensorListView out);
 
+// gpt2.from_checkpoint (convert/from_checkpoint.cc): builds the fused model with past state from a
+// Hugging Face checkpoint directory into the empty graph `g`.
+size_t build_from_checkpoint(tfh::GraphView g, const tfh::ParamsView& p);
+
 // gpt2.report: plugin_common::report with GPT-2's rule (per layer one Attention or
 // MultiHeadAttention and one FastGelu; no ReduceMean, Softmax or Tanh left).
 inline size_t report_gpt2(tfh::GraphView g) {
