@@ -543,7 +543,24 @@ void run_attention(KernelContext& ctx, const AttentionProblem& p) {
       for (int64_t s = 0; s < S; ++s) std::fill_n(p.out + (b * S + s) * N * Dv + n * Dv, Dv, 0.f);
       return;
     }
-    sgemm(false, true, S, T, D, p.scale, p.q.at(b, 0, n), p.q.ss, kd, ldk, 0.f, sc, T);
+    // Decoding (a few new tokens over a past): direct dot products; a oneDNN sgemm call costs
+    // more than the work itself at these sizes (2 calls per head and layer per token).
+    const bool small = S <= 4;
+    if (small) {
+      for (int64_t s = 0; s < S; ++s) {
+        const float* qs = p.q.at(b, s, n);
+        float* row = sc + s * T;
+        for (int64_t j = 0; j < T; ++j) {
+          const float* kj = kd + j * ldk;
+          float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+          for (int64_t c = 0; c < D; ++c) acc += qs[c] * kj[c];
+          row[j] = p.scale * acc;
+        }
+      }
+    } else {
+      sgemm(false, true, S, T, D, p.scale, p.q.at(b, 0, n), p.q.ss, kd, ldk, 0.f, sc, T);
+    }
     for (int64_t s = 0; s < S; ++s) {
       float* row = sc + s * T;
       if (p.mask.base) {
@@ -558,8 +575,22 @@ void run_attention(KernelContext& ctx, const AttentionProblem& p) {
         for (int64_t j = std::max<int64_t>(P + s + 1, 0); j < T; ++j) row[j] += p.filter;
       softmax_row(row, T);
     }
-    sgemm(false, false, S, Dv, T, 1.f, sc, T, vd, ldv, 0.f, p.out + b * S * N * Dv + n * Dv,
-          N * Dv);
+    if (small) {
+      for (int64_t s = 0; s < S; ++s) {
+        float* o = p.out + (b * S + s) * N * Dv + n * Dv;
+        std::fill_n(o, Dv, 0.f);
+        const float* row = sc + s * T;
+        for (int64_t j = 0; j < T; ++j) {
+          const float w = row[j];
+          const float* vj = vd + j * ldv;
+#pragma omp simd
+          for (int64_t c = 0; c < Dv; ++c) o[c] += w * vj[c];
+        }
+      }
+    } else {
+      sgemm(false, false, S, Dv, T, 1.f, sc, T, vd, ldv, 0.f, p.out + b * S * N * Dv + n * Dv,
+            N * Dv);
+    }
   };
   if (parallel) {
 #pragma omp parallel for schedule(static)
