@@ -1,9 +1,11 @@
 // Model::load and Model::save: streamed protobuf I/O, external data, atomic output.
+#include <algorithm>
 #include <climits>
 #include <filesystem>
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include "host/ir/dtype.h"
 #include "host/ir/external_data.h"
 #include "host/ir/graph.h"
+#include "host/ir/mapped_file.h"
 #include "host/util/error.h"
 #include "host/util/file.h"
 #include "host/util/signal_cleanup.h"
@@ -24,7 +27,47 @@ namespace {
 
 constexpr size_t kProtobufLimit = INT_MAX;  // protobuf cannot parse or write a larger message
 
-// Reads the file through a stream (no whole-file buffer) into `model`.
+// A mapped file handed to protobuf in 8 MB chunks; the pages of chunks before the previous one
+// (which BackUp may return to) are released with MADV_DONTNEED as the parser moves on.
+class MappedChunks : public google::protobuf::io::ZeroCopyInputStream {
+ public:
+  MappedChunks(const uint8_t* data, size_t size) : data_(data), size_(size) {
+    if (size_) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_SEQUENTIAL);
+  }
+  bool Next(const void** data, int* size) override {
+    if (pos_ >= size_) return false;
+    release_behind();
+    const size_t n = std::min(kChunk, size_ - pos_);
+    *data = data_ + pos_;
+    *size = static_cast<int>(n);
+    pos_ += n;
+    return true;
+  }
+  void BackUp(int count) override { pos_ -= static_cast<size_t>(count); }
+  bool Skip(int count) override {
+    if (count < 0 || static_cast<size_t>(count) > size_ - pos_) {
+      pos_ = size_;
+      return false;
+    }
+    pos_ += static_cast<size_t>(count);
+    return true;
+  }
+  int64_t ByteCount() const override { return static_cast<int64_t>(pos_); }
+
+ private:
+  static constexpr size_t kChunk = size_t(8) << 20;
+  void release_behind() {
+    static const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t upto = pos_ > kChunk ? (pos_ - kChunk) / page * page : 0;
+    if (upto <= released_) return;
+    ::madvise(const_cast<uint8_t*>(data_) + released_, upto - released_, MADV_DONTNEED);
+    released_ = upto;
+  }
+  const uint8_t* data_;
+  size_t size_, pos_ = 0, released_ = 0;
+};
+
+// Reads the file (mapped, in chunks: no whole-file buffer) into `model`.
 void parse_model_file(const std::string& path, onnx::ModelProto& model) {
   // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; refused just below.
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
@@ -46,14 +89,18 @@ void parse_model_file(const std::string& path, onnx::ModelProto& model) {
   unsigned char first = 0;
   TFH_CHECK(::pread(fd.get(), &first, 1, 0) == 1, path, ": cannot read: ", errno_text(errno));
 
-  google::protobuf::io::FileInputStream file(fd.get(), 1 << 20);  // big blocks: fewer reads
+  // Parsed straight from a mapping of the file: protobuf copies each tensor's bytes once, from
+  // the page cache into the model (a read() buffer would add a second copy), and the pages
+  // already parsed are dropped from the mapping as the parser moves on, so the peak stays the
+  // model itself.
+  const std::shared_ptr<MappedFile> mapped = MappedFile::open(path);
   bool ok;
   {
-    google::protobuf::io::CodedInputStream in(&file);
+    MappedChunks chunks(mapped->data(), mapped->size());
+    google::protobuf::io::CodedInputStream in(&chunks);
     in.SetTotalBytesLimit(INT_MAX);
     ok = model.ParseFromCodedStream(&in) && in.ConsumedEntireMessage();
   }
-  TFH_CHECK(file.GetErrno() == 0, path, ": cannot read: ", errno_text(file.GetErrno()));
   // Every ONNX writer starts with ir_version (field 1, varint): tag byte 0x08.
   TFH_CHECK(ok || first == 0x08, path, ": not an ONNX model (not a protobuf ModelProto)");
   TFH_CHECK(ok, path, ": truncated or corrupted ONNX model (protobuf parse failed; file is ", size,
