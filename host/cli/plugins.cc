@@ -34,7 +34,7 @@ void print_pass(std::ostream& os, const plugin::PassEntry& p) {
   const char* since = fusion ? str(p.fusion->since) : str(p.converter->since);
   os << "    " << p.name << "  " << p.description;
   if (*since) os << "  (since " << since << ")";
-  if (fusion && p.fusion->produces_op)
+  if (fusion && p.fusion->produces_op && *p.fusion->produces_op)  // "": changes nothing
     os << "  -> " << (*str(p.fusion->produces_domain) ? p.fusion->produces_domain : "ai.onnx")
        << "." << p.fusion->produces_op;
   os << "\n";
