@@ -1307,6 +1307,13 @@ int32_t k_num_threads(const TfhKernelContext* c) {
   return c ? KernelContext::from_c(c)->num_threads() : 1;
 }
 
+TfhStatus* k_run_next_kernel(TfhKernelContext* c) {
+  return guarded([&] {
+    need(c, "run_next_kernel", "context");
+    KernelContext::from_c(c)->run_next_kernel();
+  });
+}
+
 TfhKernelApi make_kernel_api() {
   TfhKernelApi a{};
   a.struct_size = sizeof(TfhKernelApi);
@@ -1318,6 +1325,7 @@ TfhKernelApi make_kernel_api() {
   a.output = k_output;
   a.scratch = k_scratch;
   a.num_threads = k_num_threads;
+  a.run_next_kernel = k_run_next_kernel;
   a.output_from_input = k_output_from_input;
   a.input_sequence_length = k_input_sequence_length;
   a.input_sequence_at = k_input_sequence_at;

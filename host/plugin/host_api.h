@@ -139,6 +139,9 @@ class KernelContext {
   virtual void output_sequence_begin(size_t i) = 0;
   virtual HostTensor* output_sequence_append(size_t i, TfhDataType type,
                                              std::vector<int64_t> dims) = 0;
+  // Runs the next matching kernel on this context (TfhKernelApi::run_next_kernel); throws
+  // tfh::Error when there is none.
+  virtual void run_next_kernel() = 0;
 };
 
 // Collects TfhKernelApi::constant_input_consumed calls made on this thread while it is alive

@@ -86,11 +86,20 @@ void KernelRegistry::add(const TfhKernelDesc* desc, const std::string& origin,
 
 const KernelCandidate* KernelRegistry::select(const ir::Model& model, const ir::Node& node,
                                               TfhDevice device, std::string* why_not) const {
+  const std::vector<const KernelCandidate*> all = candidates(model, node, device, why_not);
+  return all.empty() ? nullptr : all.front();
+}
+
+std::vector<const KernelCandidate*> KernelRegistry::candidates(const ir::Model& model,
+                                                               const ir::Node& node,
+                                                               TfhDevice device,
+                                                               std::string* why_not) const {
+  std::vector<const KernelCandidate*> out;
   const std::string domain = norm_domain(node.domain());
   auto it = by_op_.find({domain, node.op_type()});
   if (it == by_op_.end()) {
     if (why_not) *why_not = "no kernel for " + (domain.empty() ? "" : domain + ".") + node.op_type();
-    return nullptr;
+    return out;
   }
   const int64_t opset = model.opset(domain);
   // Which type parameter each input binds, from the ONNX schema when there is one.
@@ -106,7 +115,6 @@ const KernelCandidate* KernelRegistry::select(const ir::Model& model, const ir::
     if (i >= formals.size() && f.GetOption() != onnx::OpSchema::Variadic) return {};
     return f.GetTypeStr();
   };
-  const KernelCandidate* best = nullptr;
   std::string reason = "no kernel for opset " + std::to_string(opset);
   for (size_t idx : it->second) {
     const KernelCandidate& k = kernels_[idx];
@@ -130,10 +138,14 @@ const KernelCandidate* KernelRegistry::select(const ir::Model& model, const ir::
       }
     }
     if (!ok) continue;
-    if (!best || d.priority > best->desc->priority) best = &k;
+    out.push_back(&k);
   }
-  if (!best && why_not) *why_not = reason;
-  return best;
+  // Highest priority first; ties keep registration order.
+  std::stable_sort(out.begin(), out.end(), [](const KernelCandidate* a, const KernelCandidate* b) {
+    return a->desc->priority > b->desc->priority;
+  });
+  if (out.empty() && why_not) *why_not = reason;
+  return out;
 }
 
 }  // namespace tfh::runtime

@@ -44,6 +44,12 @@ class KernelRegistry {
   const KernelCandidate* select(const ir::Model& model, const ir::Node& node, TfhDevice device,
                                 std::string* why_not = nullptr) const;
 
+  // Every kernel that matches, best first (select() is the first): the runtime keeps the rest
+  // for a kernel that hands a case on (TfhKernelApi::run_next_kernel).
+  std::vector<const KernelCandidate*> candidates(const ir::Model& model, const ir::Node& node,
+                                                 TfhDevice device,
+                                                 std::string* why_not = nullptr) const;
+
   size_t size() const { return kernels_.size(); }
   const std::vector<KernelCandidate>& kernels() const { return kernels_; }
 

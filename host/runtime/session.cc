@@ -75,6 +75,10 @@ struct Step {
   const ir::Node* node = nullptr;
   const KernelCandidate* kernel = nullptr;
   void* state = nullptr;
+  // The other matching kernels, best first, for a kernel that hands a case on
+  // (run_next_kernel); their states are created on first use.
+  std::vector<const KernelCandidate*> next;
+  std::vector<void*> next_states;
   std::vector<int> in, out;     // slot per input/output; -1 = omitted
   std::vector<int> free_after;  // activation slots whose last reader is this step
 };
@@ -166,8 +170,14 @@ struct Session::Impl {
 
   Impl(const ir::Model& m, SessionOptions o) : model(m), opts(o) {}
   ~Impl() {
-    for (Step& s : steps)
-      if (s.state && s.kernel->desc->destroy) s.kernel->desc->destroy(s.state);
+    for (Step& s : steps) destroy_states(s);
+  }
+  static void destroy_states(Step& s) {
+    if (s.state && s.kernel->desc->destroy) s.kernel->desc->destroy(s.state);
+    s.state = nullptr;
+    for (size_t i = 0; i < s.next.size(); ++i)
+      if (s.next_states[i] && s.next[i]->desc->destroy) s.next[i]->desc->destroy(s.next_states[i]);
+    s.next_states.assign(s.next.size(), nullptr);
   }
 
   int slot(const ir::Value* v) {
@@ -302,8 +312,26 @@ class StepContext : public plugin::KernelContext {
     return s_.opts.threads > 0 ? s_.opts.threads : omp_get_max_threads();
   }
   bool allocated(size_t i) const { return allocated_[i]; }
+  void run_next_kernel() override {
+    if (level_ >= step_.next.size())
+      TFH_THROW(node_label(*step_.node), ": no other kernel matches this node to hand it to");
+    const KernelCandidate* k = step_.next[level_];
+    void*& state = step_.next_states[level_];
+    const char* name = k->desc->name ? k->desc->name : "?";
+    if (!state && k->desc->create) {
+      TfhStatus* st = k->desc->create(plugin::to_c(const_cast<ir::Node*>(step_.node)), &state);
+      if (st)
+        TFH_THROW(node_label(*step_.node), ": cannot create kernel '", name,
+                  "': ", plugin::take_status_message(st));
+    }
+    ++level_;
+    TfhStatus* st = k->desc->compute(state, c_handle(), nullptr);
+    --level_;
+    if (st) TFH_THROW(node_label(*step_.node), ": kernel '", name, "': ", plugin::take_status_message(st));
+  }
 
  private:
+  size_t level_ = 0;  // how many kernels down the chain run_next_kernel has gone
   Session::Impl& s_;
   Step& step_;
   bool folding_;
@@ -350,8 +378,12 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
     Step step;
     step.node = &n;
     std::string why;
-    step.kernel = kernels.select(model, n, opts.device, &why);
-    if (!step.kernel) TFH_THROW(node_label(n), ": ", why);
+    const std::vector<const KernelCandidate*> matching =
+        kernels.candidates(model, n, opts.device, &why);
+    if (matching.empty()) TFH_THROW(node_label(n), ": ", why);
+    step.kernel = matching.front();
+    step.next.assign(matching.begin() + 1, matching.end());
+    step.next_states.assign(step.next.size(), nullptr);
     for (const ir::Value* v : n.inputs()) step.in.push_back(v ? s.slot(v) : -1);
     if (!n.implicit_inputs().empty())
       TFH_THROW(node_label(n), ": subgraphs (If/Loop/Scan) are not supported by the runtime yet");
@@ -396,8 +428,7 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
         s.slots[out].kind = SlotKind::Constant;
         s.live[out] = s.slots[out].folded.get();
       }
-      if (step.state && step.kernel->desc->destroy) step.kernel->desc->destroy(step.state);
-      step.state = nullptr;
+      Impl::destroy_states(step);
       s.folded_nodes.insert(step.node);
     } else {
       remaining.push_back(std::move(step));

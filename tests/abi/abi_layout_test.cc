@@ -271,7 +271,8 @@ TFH_PIN(TfhKernelApi, input_sequence_at, 88);
 TFH_PIN(TfhKernelApi, output_sequence_begin, 96);
 TFH_PIN(TfhKernelApi, output_sequence_append, 104);
 TFH_PIN(TfhKernelApi, constant_input_consumed, 112);
-TFH_PIN_SIZE(TfhKernelApi, 120);
+TFH_PIN(TfhKernelApi, run_next_kernel, 120);
+TFH_PIN_SIZE(TfhKernelApi, 128);
 #endif  // x86_64 LP64
 
 namespace {

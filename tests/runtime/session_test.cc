@@ -250,6 +250,45 @@ TEST(Session, PluginKernelsRunAndAHigherPriorityReplacesTheBuiltin) {
   EXPECT_EQ(data(*out[0])[2], 1003.f);
 }
 
+// A kernel specialised for some cases hands the others to the next matching kernel
+// (TfhKernelApi::run_next_kernel): the fixture's Neg computes 1-D inputs itself and passes the
+// rest to tfhost's; a kernel with no one after it gets a clear error.
+TEST(Session, AKernelCanHandACaseToTheNextKernel) {
+  TempDir tmp;
+  plugin::Registry r;
+  r.load(std::string(TFH_FIXTURE_PLUGIN_DIR) + "/libfixture_kernels.so", {});
+  const KernelRegistry kernels(r);
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  g.add_input()->set_name("x");  // rank decided per run
+  g.mutable_input(0)->mutable_type()->mutable_tensor_type()->set_elem_type(F);
+  add_node(g, "Neg", {"x"}, {"y"});
+  g.add_output()->set_name("y");
+  g.mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(F);
+  auto model = load(m, tmp);
+  Session s(*model, kernels);
+  EXPECT_EQ(s.kernel_choices()[0].second, "fixture_kernels");
+  auto v = floats({2}, {1, -2});
+  auto out = s.run({{"x", v.get()}});
+  EXPECT_EQ(data(*out[0])[0], 499.f);  // the fixture's own case
+  auto mtx = floats({2, 2}, {1, -2, 3, 4});
+  out = s.run({{"x", mtx.get()}});
+  EXPECT_EQ(data(*out[0])[1], 2.f);  // handed on: tfhost's Neg
+  EXPECT_EQ(data(*out[0])[2], -3.f);
+
+  TempDir tmp2;
+  auto m2 = relu_add_one();
+  auto* hand = m2.mutable_graph()->mutable_node(1)->add_attribute();
+  hand->set_name("hand_off");
+  hand->set_type(onnx::AttributeProto::INT);
+  hand->set_i(1);
+  auto model2 = load(m2, tmp2);
+  Session s2(*model2, kernels);
+  auto x = floats({3}, {-1, 0, 2});
+  EXPECT_NE(error_of([&] { s2.run({{"x", x.get()}}); }).find("no other kernel matches this node"),
+            std::string::npos);
+}
+
 TEST(Session, TypeConstraintsLimitAKernelToTheTypesItDeclares) {
   // The fixture's Relu declares T=float: a double Relu falls back to tfhost's kernel.
   TempDir tmp;

@@ -449,6 +449,11 @@ typedef struct TfhKernelApi {
    * layout) and never reads the original again. When every reader of that initializer said so,
    * a host that owns the model may give the initializer's memory back. Ignored otherwise. */
   void (*constant_input_consumed)(const TfhNode* node, size_t i);
+  /* Runs, on this same context (same inputs, same outputs), the kernel the runtime would have
+   * chosen for this node without the calling one: the next matching kernel by priority. For a
+   * kernel specialised for some cases (a decode step: one new token) to hand the others on.
+   * TFH_NOT_FOUND when no other kernel matches the node. */
+  TfhStatus* (*run_next_kernel)(TfhKernelContext* c);
 } TfhKernelApi;
 
 typedef struct TfhHostApi {

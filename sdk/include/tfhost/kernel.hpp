@@ -123,6 +123,14 @@ class KernelContext {
     return static_cast<T*>(p);
   }
   int num_threads() const { return kernel_api().num_threads(c_); }
+  // Hands this node to the kernel the runtime would have chosen without this one (the next by
+  // priority), on the same inputs and outputs: for a kernel specialised for some cases.
+  void run_next() {
+    const TfhKernelApi& k = kernel_api();
+    if (!TFH_HAS_FIELD(&k, TfhKernelApi, run_next_kernel) || !k.run_next_kernel)
+      sdk::fail(TFH_NOT_IMPLEMENTED, "this tfhost cannot hand a node to another kernel");
+    check(k.run_next_kernel(c_));
+  }
 
  private:
   TfhKernelContext* c_;
