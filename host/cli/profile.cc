@@ -136,6 +136,18 @@ int profile_command(const std::vector<std::string>& args, const GlobalOptions& g
             << runner.generator() << ", batch " << ro.batch << ", sequence " << ro.sequence
             << ", past " << ro.past << ")\n";
   std::cout << "Node time per run: " << per_run << " ms (average of " << samples << " runs)\n\n";
+  {  // plugin kernels that replace tfhost's: which, and for how many nodes
+    std::map<std::string, int> plugin_kernels;
+    const auto origins = runner.session().kernel_choices();
+    const auto names = runner.session().kernel_names();
+    for (size_t i = 0; i < names.size(); ++i)
+      if (origins[i].second != "tfhost")
+        ++plugin_kernels[names[i].first->op_type() + ": " + names[i].second + ", plugin " +
+                         origins[i].second];
+    for (const auto& [what, count] : plugin_kernels)
+      std::cout << "Plugin kernel: " << what << " (" << count << " nodes)\n";
+    if (!plugin_kernels.empty()) std::cout << "\n";
+  }
   std::cout << "By op type:\n";
   std::cout << "  " << std::left << std::setw(34) << "op type" << std::right << std::setw(7)
             << "nodes" << std::setw(12) << "ms/run" << std::setw(9) << "share\n";

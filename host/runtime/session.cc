@@ -551,4 +551,14 @@ std::vector<std::pair<const ir::Node*, std::string>> Session::kernel_choices() c
   return out;
 }
 
+std::vector<std::pair<const ir::Node*, std::string>> Session::kernel_names() const {
+  std::vector<std::pair<const ir::Node*, std::string>> out;
+  for (const Step& s : impl_->steps) {
+    std::string name = s.kernel->desc->name ? s.kernel->desc->name : "?";
+    if (!s.next.empty()) name += " (then " + std::string(s.next.front()->desc->name ? s.next.front()->desc->name : "?") + ")";
+    out.emplace_back(s.node, name);
+  }
+  return out;
+}
+
 }  // namespace tfh::runtime

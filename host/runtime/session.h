@@ -71,6 +71,8 @@ class Session {
   const std::vector<NodeTime>& node_times() const { return node_times_; }
   // "tfhost" or the plugin name of the kernel chosen for each node, in execution order.
   std::vector<std::pair<const ir::Node*, std::string>> kernel_choices() const;
+  // The kernel each step runs, by name, with the one it may hand a case to: "a (then b)".
+  std::vector<std::pair<const ir::Node*, std::string>> kernel_names() const;
 
   struct Impl;  // session.cc
 

@@ -84,10 +84,13 @@ constexpr TfhConverterDesc kFromCheckpoint = tfh::converter(
     "0.1.0", true, tfh::wrap_pass<gpt2::build_from_checkpoint>, kCheckpointParams);
 const TfhConverterDesc* const kConverters[] = {&kFromCheckpoint};
 
+const TfhKernelDesc* const kKernels[] = {&gpt2::kDecodeAttention};
+
 constexpr TfhPluginInfo kInfo =
     tfh::PluginInfo("gpt2", "0.1.0", "same as tfhost", "fusions for GPT-2-family exports")
         .fusions(kFusions)
         .converters(kConverters)
+        .kernels(kKernels)
         .input_generators(kInputGens)
         .model_types(kModelTypes);
 

@@ -20,6 +20,10 @@ void generate_inputs(tfh::GraphView g, const tfh::ParamsView& p, uint64_t seed,
 // Hugging Face checkpoint directory into the empty graph `g`.
 size_t build_from_checkpoint(tfh::GraphView g, const tfh::ParamsView& p);
 
+// gpt2.cpu.DecodeAttention (kernels/decode_attention.cc): Attention for one new token over a
+// past, above tfhost's shared kernel; every other case is handed on to it.
+extern const TfhKernelDesc kDecodeAttention;
+
 // gpt2.report: plugin_common::report with GPT-2's rule (per layer one Attention or
 // MultiHeadAttention and one FastGelu; no ReduceMean, Softmax or Tanh left).
 inline size_t report_gpt2(tfh::GraphView g) {

@@ -406,4 +406,28 @@ TEST(Gpt2Convert, BadCheckpointsFailClearly) {
   EXPECT_FALSE(tfh::test::file_exists(tmp / "out.onnx"));
 }
 
+// The plugin's decode-step kernel: chosen over tfhost's Attention for the fused GPT-2 (with the
+// shared kernel behind it for every other case), and on a decode step (one new token, past 6,
+// left-padded rows) the fused model gives the unfused model's outputs; a prompt (several new
+// tokens) goes through the shared kernel and matches too.
+TEST(Gpt2DecodeKernel, ChosenAndExact) {
+  const std::string src = TFH_SOURCE_DIR "/models/gpt2past_tiny_opset14/model.onnx";
+  TempDir tmp;
+  ASSERT_EQ(tfhost({"optimize", "--input", src, "--output", tmp / "fused.onnx", "--model_type",
+                    "gpt2"}).exit_code, 0);
+  const auto p = tfhost({"profile", "--model", tmp / "fused.onnx", "--model_type", "gpt2", "-b",
+                         "2", "-s", "1", "--past_sequence_length", "6", "--samples", "2"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_NE(p.out.find("Plugin kernel: Attention: gpt2.cpu.DecodeAttention (then "
+                       "tfhost.cpu.Attention), plugin gpt2 (2 nodes)"),
+            std::string::npos)
+      << p.out;
+  for (const char* s : {"1", "4"}) {
+    const auto c = tfhost({"compare", "--baseline_model", src, "--optimized_model",
+                           tmp / "fused.onnx", "--model_type", "gpt2", "-b", "3", "-s", s,
+                           "--past_sequence_length", "6", "--samples", "4"});
+    EXPECT_EQ(c.exit_code, 0) << "sequence " << s << ": " << c.out << c.err;
+  }
+}
+
 }  // namespace
