@@ -73,6 +73,9 @@ size_t fuse_gelu(tfh::GraphView g);
 size_t fuse_fast_gelu(tfh::GraphView g);
 // Gelu/FastGelu of x + a 1-D constant bias => BiasGelu(x, bias) / FastGelu(x, bias).
 size_t fuse_bias_gelu(tfh::GraphView g);
+// Word (+ segment) + position embedding Gathers -> LayerNormalization => EmbedLayerNormalization
+// (the sum as embedding_sum when read elsewhere).
+size_t fuse_embed_layer_norm(tfh::GraphView g);
 // Add(Add(x, bias), skip) or Add(x, skip) -> LayerNormalization => SkipLayerNormalization.
 size_t fuse_skip_layer_norm(tfh::GraphView g, const tfh::ParamsView& p);
 // ---- attention parts (attention_parts.cc) ----

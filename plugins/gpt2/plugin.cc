@@ -21,6 +21,12 @@ constexpr TfhFusionDesc kSkipLayerNorm = tfh::fusion(
     "(the sum as 4th output: GPT-2's residual stream reads it)",
     "0.1.0", "com.microsoft", "SkipLayerNormalization",
     tfh::wrap_pass<plugin_common::fuse_skip_layer_norm>, plugin_common::kSkipLayerNormParams);
+constexpr TfhFusionDesc kEmbedLayerNorm = tfh::fusion(
+    "gpt2.embed_layer_norm",
+    "LayerNormalization(Gather(wte, ids) + Gather(wpe, positions)) => EmbedLayerNormalization "
+    "(the sum as embedding_sum: the residual stream reads it)",
+    "0.1.0", "com.microsoft", "EmbedLayerNormalization",
+    tfh::wrap_pass<plugin_common::fuse_embed_layer_norm>);
 constexpr TfhFusionDesc kFastGelu = tfh::fusion(
     "gpt2.fast_gelu", "0.5x(1 + Tanh(sqrt(2/pi)(x + 0.044715x^3))) => com.microsoft.FastGelu",
     "0.1.0", "com.microsoft", "FastGelu", tfh::wrap_pass<plugin_common::fuse_fast_gelu>);
@@ -43,14 +49,16 @@ constexpr TfhFusionDesc kReport = tfh::fusion(
     "say whether the model is fully optimized (per layer 1 Attention/MultiHeadAttention and 1 "
     "FastGelu, 2+ (Skip)LayerNormalization; no ReduceMean/Softmax/Tanh) and what is left",
     "0.1.0", "", "", tfh::wrap_pass<gpt2::report_gpt2>);
-const TfhFusionDesc* const kFusions[] = {&kGemmReshape, &kLayerNorm, &kSkipLayerNorm, &kAttention,
-                                         &kFastGelu,    &kBiasGelu,  &kReport};
+const TfhFusionDesc* const kFusions[] = {&kGemmReshape, &kLayerNorm, &kSkipLayerNorm,
+                                         &kEmbedLayerNorm, &kAttention, &kFastGelu,
+                                         &kBiasGelu, &kReport};
 
 // Shape inference first: the Reshape checks read value shapes.
 const char* const kPreset[] = {"core.repair_duplicate_definitions", "core.remove_identity",
                                "core.eliminate_dead_nodes",         "core.shape_inference",
                                "gpt2.gemm_reshape",                 "gpt2.layer_norm",
-                               "gpt2.skip_layer_norm",              "gpt2.attention",
+                               "gpt2.skip_layer_norm",              "gpt2.embed_layer_norm",
+                               "gpt2.attention",
                                "gpt2.fast_gelu",
                                "gpt2.bias_gelu",                    "core.eliminate_dead_nodes",
                                "core.remove_unused_initializers",   "core.topological_sort",

@@ -15,8 +15,7 @@ using plugin_common::fuse_layer_norm;
 using plugin_common::fuse_skip_layer_norm;
 using plugin_common::merge_duplicate_mask_ops;
 
-// Word (+ segment) + position embedding Gathers -> LayerNormalization => EmbedLayerNormalization.
-size_t fuse_embed_layer_norm(tfh::GraphView g);
+using plugin_common::fuse_embed_layer_norm;
 // The self-attention block (Q/K/V projections .. context Reshape) => com.microsoft.Attention.
 size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p);
 // bert.report: plugin_common::report with the rule of the issue (one EmbedLayerNormalization,

@@ -41,12 +41,14 @@ TEST_P(Gpt2Fusions, CountsOutputsAndOnnxRuntime) {
   std::map<std::string, int> n;
   const onnx::ModelProto m = tfh::test::read_model_proto(dir + "/model.onnx");
   for (const auto& node : m.graph().node()) ++n[node.op_type()];
-  // 2 layers: every Conv1D is MatMul + bias again; 5 LayerNorms (ln_1, ln_2 per layer, ln_f), of
-  // which the 4 after a residual Add are SkipLayerNormalization; one FastGelu per layer; one
-  // Attention per layer (MultiHeadAttention with Hugging Face's separate past key/value).
+  // 2 layers: every Conv1D is MatMul + bias again; 5 LayerNorms (ln_1, ln_2 per layer, ln_f): the
+  // first in EmbedLayerNormalization with the embeddings, the 4 after a residual Add
+  // SkipLayerNormalization; one FastGelu per layer; one Attention per layer (MultiHeadAttention
+  // with Hugging Face's separate past key/value).
   const bool separate_kv = std::string(GetParam()).find("gpt2hf") == 0;
   EXPECT_EQ(n["Gemm"], 0);
-  EXPECT_EQ(n["LayerNormalization"] + n["SkipLayerNormalization"], 5);
+  EXPECT_EQ(n["EmbedLayerNormalization"], 1);
+  EXPECT_EQ(n["LayerNormalization"], 0);
   EXPECT_EQ(n["SkipLayerNormalization"], 4);
   EXPECT_EQ(n["FastGelu"], 2);
   EXPECT_EQ(n[separate_kv ? "MultiHeadAttention" : "Attention"], 2);
@@ -259,7 +261,9 @@ TEST_P(Gpt2Variants, FullyOptimizedWithPyTorchOutputs) {
   EXPECT_EQ(n[hf ? "MultiHeadAttention" : "Attention"], 2);
   EXPECT_EQ(n["FastGelu"], 2);
   EXPECT_EQ(n["SkipLayerNormalization"], 4);
-  for (const char* op : {"Softmax", "ReduceMean", "Tanh", "Where", "Gemm", "Transpose"})
+  EXPECT_EQ(n["EmbedLayerNormalization"], 1);
+  for (const char* op : {"Softmax", "ReduceMean", "Tanh", "Where", "Gemm", "Transpose",
+                         "LayerNormalization"})
     EXPECT_EQ(n[op], 0) << op;
   const auto check = tfhost({"check", dir, "--atol", "1e-4", "--rtol", "1e-3"});
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;

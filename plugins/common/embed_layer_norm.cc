@@ -1,4 +1,5 @@
-// bert.embed_layer_norm: the embeddings block as one com.microsoft.EmbedLayerNormalization.
+// embed_layer_norm (bert.embed_layer_norm, gpt2.embed_layer_norm): the embeddings block as one
+// com.microsoft.EmbedLayerNormalization.
 //
 //   LayerNormalization(Add(Add(Gather(word, ids), Gather(segment, seg)), Gather(position, pos)))
 //   LayerNormalization(Add(Gather(word, ids), Gather(position, pos)))           (no segments)
@@ -10,9 +11,9 @@
 // token_type_ids) are no input: segment row 0 is added to the position table instead. ONNX Runtime's op takes
 // int32 ids: int64 ones get a Cast. The mask input is left to the Attention fusion (mask_index,
 // output 1, is always declared: ONNX Runtime's type inference requires it).
-#include "fusions/fusions.h"
+#include "common_fusions.h"
 
-namespace bert {
+namespace plugin_common {
 namespace {
 
 // Slice(data, starts = 0, ends, axes = 1 (or absent), steps = 1 (or absent)) of a constant
@@ -124,9 +125,12 @@ bool replace(const tfh::Match& m, tfh::Edit& e, bool with_segment) {
   if (ln.num_inputs() > 2 && ln.input(2)) ins[6] = ln.input(2);
   if (!default_positions(pos) && !arange_positions(pos, ids)) ins[8] = as_int32(e, pos);
   while (!ins.empty() && ins.back().omitted()) ins.pop_back();
-  // ONNX Runtime's schema infers output 1 (mask_index) in any case: it is always named.
-  e.add_node("com.microsoft", "EmbedLayerNormalization", ins,
-             {e.root_output(0), e.new_name("embed_mask_index")},
+  // ONNX Runtime's schema infers output 1 (mask_index) in any case: it is always named. The sum
+  // read elsewhere too (GPT-2's residual stream) becomes output 2, embedding_sum.
+  std::vector<std::string> outs{e.root_output(0), e.new_name("embed_mask_index")};
+  const tfh::ValueView sum = m["sum"];
+  if (sum.is_graph_output() || sum.num_consumers() > 1) outs.emplace_back(sum.name());
+  e.add_node("com.microsoft", "EmbedLayerNormalization", ins, outs,
              {tfh::Attr("epsilon", static_cast<double>(ln.attr_float("epsilon", 1e-12f)))});
   return true;
 }
@@ -163,8 +167,9 @@ size_t fuse_embed_layer_norm(tfh::GraphView g) {
   const auto g1 = Op("Gather", {Const().as("t1"), Any("i1")});
   const auto g2 = Op("Gather", {Const().as("t2"), Any("i2")});
   const auto gp = Op("Gather", {Const().as("ptable"), Any("pos")});
-  const auto with_seg = Op("Add", {Op("Add", {g1, g2}).commutative(), gp}).commutative();
-  const auto without = Op("Add", {g1, gp}).commutative();
+  const auto with_seg =
+      Op("Add", {Op("Add", {g1, g2}).commutative(), gp}).commutative().may_escape().as("sum");
+  const auto without = Op("Add", {g1, gp}).commutative().may_escape().as("sum");
   const auto gamma = Const().as("gamma");
   Rewriter rw(g);
   rw.add(OneOf(Op("LayerNormalization", {with_seg, gamma}),
@@ -180,4 +185,4 @@ size_t fuse_embed_layer_norm(tfh::GraphView g) {
   return n;
 }
 
-}  // namespace bert
+}  // namespace plugin_common
