@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "host/cli/common.h"
+#include "kernels/common/device_info.h"
 #include "host/pipeline/config.h"
 #include "host/pipeline/pipeline.h"
 
@@ -65,6 +66,9 @@ int run_command(const std::vector<std::string>& args, const GlobalOptions& globa
     return 0;
   }
   execute_plan(plan, *registry, g, std::cout);
+  if (plan.device == pipeline::Device::Auto && (config.verify || config.benchmark))
+    std::cout << "device: auto: verify and benchmark run on the CPU (tfhost's CUDA runtime is not "
+                 "built yet; " << kernels::describe_devices() << ")\n";
   return run_plan_checks(plan, *registry, std::cout);
 }
 

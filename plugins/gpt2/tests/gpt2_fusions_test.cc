@@ -221,6 +221,13 @@ TEST(Gpt2Config, CpuConfigRuns) {
   EXPECT_NE(r.out.find("verify: PASS: 5/5 samples"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("| optimized | 8 | 1 | 64 |"), std::string::npos) << r.out;
   EXPECT_TRUE(tfh::test::file_exists(tmp / "gpt2_tiny_opt.onnx"));
+  // gpt2_fp16.yaml (device: auto) runs too and says where it ran.
+  const auto f = tfhost({"run", TFH_SOURCE_DIR "/configs/gpt2_fp16.yaml", "--set",
+                         "output=" + (tmp / "gpt2_tiny_fp16.onnx"), "--set", "benchmark=null"});
+  ASSERT_EQ(f.exit_code, 0) << f.out << f.err;
+  EXPECT_NE(f.out.find("device: auto: verify and benchmark run on the CPU"), std::string::npos)
+      << f.out;
+  EXPECT_NE(f.out.find("verify: PASS: 5/5 samples"), std::string::npos) << f.out;
 }
 
 // Every variant tools/export_gpt2_variants.py makes (tests/data/gpt2_variants: the past, float
