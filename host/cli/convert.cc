@@ -31,7 +31,7 @@ int convert_command(const std::vector<std::string>& args, const GlobalOptions& g
        "the checkpoint directory (required)")
       ("output,o", po::value<std::string>(&output)->value_name("PATH"), "the ONNX model to write (required)")
       ("precision,p", po::value<std::string>(&precision)->default_value("fp32"),
-       "weights and computation: fp32 (fp16 needs core.float16)");
+       "weights and computation: fp32 or fp16 (the converter's choices)");
   // clang-format on
   opts.add(global_options(local, help));
   po::positional_options_description pos;

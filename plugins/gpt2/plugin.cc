@@ -83,7 +83,8 @@ const TfhInputGenDesc* const kInputGens[] = {&kInputs};
 constexpr TfhParamDesc kCheckpointParams[] = {
     tfh::param("checkpoint", TFH_PARAM_STRING, "",
                "Hugging Face checkpoint directory: config.json + model.safetensors"),
-    tfh::param("precision", TFH_PARAM_STRING, "fp32", "fp32 (fp16 needs core.float16)"),
+    tfh::param("precision", TFH_PARAM_STRING, "fp32",
+               "fp32, or fp16 (weights, activations, past and present in float16)"),
 };
 constexpr TfhConverterDesc kFromCheckpoint = tfh::converter(
     "gpt2.from_checkpoint",

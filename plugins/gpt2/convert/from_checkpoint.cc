@@ -13,7 +13,8 @@
 //                  next x, next residual = SkipLayerNormalization(m, r, next ln_1 or ln_f, bias)
 //   logits = MatMul(final, wte^T)     (the LM head is tied to wte)
 //   outputs logits [B, S, vocab], present_i [2, B, N, P + S, d]
-// The masks' filter value is the float32 minimum, as transformers' GPT-2 uses.
+// The masks' filter value is the float32 minimum, as transformers' GPT-2 uses. -p fp16 stores the
+// weights and runs the activations, past and present in float16 (logits cast back to float32).
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -82,10 +83,12 @@ size_t build_from_checkpoint(tfh::GraphView g, const tfh::ParamsView& p) {
   const std::string dir = p.get_string("checkpoint");
   if (dir.empty()) tfh::sdk::fail("gpt2.from_checkpoint: no checkpoint directory given");
   const std::string precision = p.get_string("precision");
-  if (precision == "fp16")
-    tfh::sdk::fail("gpt2.from_checkpoint: -p fp16 is not available yet (it needs core.float16)");
-  if (precision != "fp32")
+  if (precision != "fp32" && precision != "fp16")
     tfh::sdk::fail("gpt2.from_checkpoint: precision '" + precision + "': fp32 or fp16");
+  // fp16: weights, activations and the past/present tensors in float16 (tfhost's kernels keep
+  // LayerNorm, softmax and GEMM accumulation in float32); the logits are cast back to float32.
+  const bool half = precision == "fp16";
+  const TfhDataType act = half ? TFH_TYPE_FLOAT16 : TFH_TYPE_FLOAT;
   const Config c = read_config(dir + "/config.json");
   const SafeTensorsFile st(dir + "/model.safetensors");
   // GPT2LMHeadModel saves "transformer.*", GPT2Model the bare names.
@@ -95,8 +98,14 @@ size_t build_from_checkpoint(tfh::GraphView g, const tfh::ParamsView& p) {
   g.set_opset("", 17);
   g.set_opset("com.microsoft", 1);
   size_t changed = 0;
+  auto as_tensor = [&](const std::vector<int64_t>& shape, const std::vector<float>& f) {
+    if (!half) return Tensor::from<float>(shape, f);
+    std::vector<tfh::Float16> h(f.size());
+    for (size_t i = 0; i < f.size(); ++i) h[i] = tfh::to_float16(f[i]);
+    return Tensor::from<tfh::Float16>(shape, h);
+  };
   auto weight = [&](const std::string& name, const std::vector<int64_t>& shape) {
-    ValueView v = g.add_initializer(name, Tensor::from<float>(shape, st.floats(pre + name, shape)));
+    ValueView v = g.add_initializer(name, as_tensor(shape, st.floats(pre + name, shape)));
     ++changed;
     return v;
   };
@@ -116,7 +125,7 @@ size_t build_from_checkpoint(tfh::GraphView g, const tfh::ParamsView& p) {
       g.add_input("attention_mask", TFH_TYPE_INT64, {-1, -1}, {"batch_size", "total_seq_len"});
   std::vector<ValueView> past;
   for (int64_t i = 0; i < c.layers; ++i)
-    past.push_back(g.add_input("past_" + std::to_string(i), TFH_TYPE_FLOAT,
+    past.push_back(g.add_input("past_" + std::to_string(i), act,
                                {2, -1, c.heads, -1, d},
                                {"", "batch_size", "", "past_seq_len", ""}));
 
@@ -176,18 +185,22 @@ size_t build_from_checkpoint(tfh::GraphView g, const tfh::ParamsView& p) {
   // The LM head is tied to wte: its transpose, as a [H, vocab] MatMul weight.
   std::vector<float> head(static_cast<size_t>(H * c.vocab));
   {
-    const auto e = wte.constant().data<float>();
+    const std::vector<float> e = st.floats(pre + "wte.weight", {c.vocab, H});
     for (int64_t v = 0; v < c.vocab; ++v)
       for (int64_t k = 0; k < H; ++k) head[k * c.vocab + v] = e[v * H + k];
   }
-  ValueView lm = g.add_initializer("lm_head.weight", Tensor::from<float>({H, c.vocab}, head));
-  ValueView logits = node("MatMul", "", {x, lm}, {"logits"}, "lm_head").output(0);
+  ValueView lm = g.add_initializer("lm_head.weight", as_tensor({H, c.vocab}, head));
+  ValueView logits = node("MatMul", "", {x, lm}, {half ? "logits_fp16" : "logits"}, "lm_head").output(0);
+  if (half)
+    logits = node("Cast", "", {logits}, {"logits"}, "logits_float32",
+                  {Attr("to", int64_t{TFH_TYPE_FLOAT})})
+                 .output(0);
   logits.set_type(TFH_TYPE_FLOAT, {tfh::Dim{-1, "batch_size"}, tfh::Dim{-1, "seq_len"},
                                    tfh::Dim{c.vocab, ""}});
   g.add_output(logits);
   for (int64_t i = 0; i < c.layers; ++i) {
     ValueView present = g.find("present_" + std::to_string(i));
-    present.set_type(TFH_TYPE_FLOAT, {tfh::Dim{2, ""}, tfh::Dim{-1, "batch_size"},
+    present.set_type(act, {tfh::Dim{2, ""}, tfh::Dim{-1, "batch_size"},
                                       tfh::Dim{c.heads, ""}, tfh::Dim{-1, "total_seq_len"},
                                       tfh::Dim{d, ""}});
     g.add_output(present);

@@ -410,11 +410,33 @@ TEST(Gpt2Convert, BadCheckpointsFailClearly) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("expected [1000, 32] by config.json"), std::string::npos) << r.err;
   EXPECT_FALSE(tfh::test::file_exists(tmp / "out.onnx"));
-  // fp16 waits for core.float16.
-  r = tfhost({"convert", "gpt2", "--checkpoint", ckpt, "--output", tmp / "out.onnx", "-p", "fp16"});
+  r = tfhost({"convert", "gpt2", "--checkpoint", ckpt, "--output", tmp / "out.onnx", "-p", "int4"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("-p fp16 is not available yet"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("precision 'int4': fp32 or fp16"), std::string::npos) << r.err;
   EXPECT_FALSE(tfh::test::file_exists(tmp / "out.onnx"));
+}
+
+// -p fp16: float16 weights, activations, past and present (logits cast to float32), within
+// float16's tolerance of the float32 model (which equals PyTorch), same top-1 tokens.
+TEST(Gpt2Convert, Float16) {
+  const std::string ckpt = TFH_SOURCE_DIR "/models/gpt2_tiny_checkpoint";
+  TempDir tmp;
+  for (const char* p : {"fp32", "fp16"}) {
+    const auto r = tfhost({"convert", "gpt2", "--checkpoint", ckpt, "--output",
+                           tmp / (std::string(p) + ".onnx"), "-p", p});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  const onnx::ModelProto m = tfh::test::read_model_proto(tmp / "fp16.onnx");
+  for (const auto& init : m.graph().initializer())
+    EXPECT_EQ(init.data_type(), onnx::TensorProto::FLOAT16) << init.name();
+  EXPECT_EQ(m.graph().input(3).type().tensor_type().elem_type(), onnx::TensorProto::FLOAT16);
+  EXPECT_EQ(m.graph().output(0).type().tensor_type().elem_type(), onnx::TensorProto::FLOAT);
+  const auto c = tfhost({"compare", "--baseline_model", tmp / "fp32.onnx", "--optimized_model",
+                         tmp / "fp16.onnx", "--model_type", "gpt2", "-b", "2", "-s", "4",
+                         "--past_sequence_length", "6", "--samples", "3", "--atol", "2e-2",
+                         "--rtol", "2e-2"});
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+  EXPECT_NE(c.out.find("top-1 agreement 100.0 %"), std::string::npos) << c.out;
 }
 
 // The plugin's decode-step kernel: chosen over tfhost's Attention for the fused GPT-2 (with the
