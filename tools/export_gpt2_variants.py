@@ -16,6 +16,8 @@ Opsets 11 and 12 use the old code, 13 and above the new. Layouts:
   past      onnxruntime convert_to_onnx's: input_ids, position_ids, attention_mask, past_i
             [2, B, N, P, d]; outputs logits, present_i (torch.stack of key and value)
   fmask     the same with a float attention_mask (opsets 12 and 17)
+  int32     the same with int32 input_ids, position_ids and attention_mask (convert_to_onnx's
+            --use_int32_inputs: cast to int64 inside the graph; opsets 11 and 14)
   hf        Hugging Face's own exporter: input_ids, past_key_values.i.key/value [B, N, P, d],
             attention_mask; outputs logits, present.i.key/value
   nopast    input_ids only; logits
@@ -160,6 +162,13 @@ class ConvertToOnnxLayout(nn.Module):
         return (logits,) + tuple(torch.stack(p) for p in presents)
 
 
+class Int32Layout(ConvertToOnnxLayout):
+    """convert_to_onnx with int32 inputs: the model casts them back to int64 itself."""
+
+    def forward(self, input_ids, position_ids, attention_mask, *past):
+        return super().forward(input_ids.long(), position_ids.long(), attention_mask.long(), *past)
+
+
 class HfLayout(nn.Module):
     """Hugging Face's exporter: separate key and value tensors, no position_ids input."""
 
@@ -206,8 +215,10 @@ def inputs(layout):
     past = [torch.randn(2, BATCH, HEADS, PAST, HIDDEN // HEADS, generator=g) for _ in range(LAYERS)]
     if layout == "nopast":
         return ["input_ids"], [ids]
-    if layout in ("past", "fmask"):
+    if layout in ("past", "fmask", "int32"):
         m = mask.float() if layout == "fmask" else mask
+        if layout == "int32":
+            ids, position_ids, m = ids.int(), position_ids.int(), m.int()
         return (["input_ids", "position_ids", "attention_mask"] + [f"past_{i}" for i in range(LAYERS)],
                 [ids, position_ids, m] + past)
     names, args = ["input_ids"], [ids]
@@ -220,7 +231,7 @@ def inputs(layout):
 def output_names(layout):
     if layout == "nopast":
         return ["logits"]
-    if layout in ("past", "fmask"):
+    if layout in ("past", "fmask", "int32"):
         return ["logits"] + [f"present_{i}" for i in range(LAYERS)]
     names = ["logits"]
     for i in range(LAYERS):
@@ -250,8 +261,8 @@ def export(out_root, layout, opset):
     era = "old" if opset < 13 else "new"
     model = GPT2LMHeadModel(era)
     init_weights(model, seed=opset)
-    wrapper = {"past": ConvertToOnnxLayout, "fmask": ConvertToOnnxLayout, "hf": HfLayout,
-               "nopast": NoPast}[layout](model).eval()
+    wrapper = {"past": ConvertToOnnxLayout, "fmask": ConvertToOnnxLayout, "int32": Int32Layout,
+               "hf": HfLayout, "nopast": NoPast}[layout](model).eval()
     in_names, args = inputs(layout)
     out_names = output_names(layout)
     name = f"gpt2{layout}_opset{opset}"
@@ -280,7 +291,8 @@ def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     for opset in OPSETS:
-        for layout in ("past", "hf", "nopast") + (("fmask",) if opset in (12, 17) else ()):
+        extra = (("fmask",) if opset in (12, 17) else ()) + (("int32",) if opset in (11, 14) else ())
+        for layout in ("past", "hf", "nopast") + extra:
             print(export(sys.argv[1], layout, opset), flush=True)
 
 

@@ -26,9 +26,9 @@ tfh::ValueView inverted_mask_source(const tfh::ValueView& inverted) {
     ++unsqueezes;
     n = raw.producer();
   }
-  // GPT-2 views its mask as [batch, -1] first
-  if (raw && !raw.is_graph_input() && raw.producer() && raw.producer().is("Reshape"))
-    raw = raw.producer().input(0);
+  // GPT-2 views its mask as [batch, -1] first, and int32 inputs are cast to int64 before that
+  for (int i = 0; i < 2 && raw && !raw.is_graph_input() && raw.producer(); ++i)
+    if (raw.producer().is("Reshape") || raw.producer().is("Cast")) raw = raw.producer().input(0);
   if (unsqueezes != 2 || !raw || !raw.is_graph_input()) return tfh::ValueView();
   return raw;
 }

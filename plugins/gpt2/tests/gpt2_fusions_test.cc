@@ -231,7 +231,8 @@ TEST(Gpt2Config, CpuConfigRuns) {
 }
 
 // Every variant tools/export_gpt2_variants.py makes (tests/data/gpt2_variants: the past, float
-// mask, Hugging Face and no-past layouts at opsets 11-17, old and new transformers code) is fully
+// mask, int32 inputs, Hugging Face and no-past layouts at opsets 11-17, old and new transformers
+// code) is fully
 // optimized, keeps PyTorch's outputs, and runs in ONNX Runtime with the unfused model's outputs.
 const char* const kVariantDir = TFH_SOURCE_DIR "/tests/data/gpt2_variants";
 
@@ -245,7 +246,7 @@ std::vector<std::string> variant_names() {
 }
 
 TEST(Gpt2Variants, AllPresent) {
-  EXPECT_EQ(variant_names().size(), 3u * 6u + 2u) << kVariantDir;  // none silently missing
+  EXPECT_EQ(variant_names().size(), 3u * 6u + 2u + 2u) << kVariantDir;  // none silently missing
 }
 
 class Gpt2Variants : public ::testing::TestWithParam<std::string> {};
