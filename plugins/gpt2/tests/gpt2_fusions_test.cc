@@ -464,4 +464,49 @@ TEST(Gpt2DecodeKernel, ChosenAndExact) {
   }
 }
 
+// Near misses, made from a real export: a "causal" buffer that is not lower-triangular (a block
+// that is not causal attention) and a causal fill that differs from the mask's filter value (one
+// Attention filter cannot stand for both) leave the attention unfused, and the report names the
+// blocks; the rest still fuses and the outputs do not change.
+TEST(Gpt2AttentionNearMisses, LeftAloneAndReported) {
+  const std::string src = std::string(kVariantDir) + "/gpt2past_opset14";
+  for (const char* what : {"buffer", "fill"}) {
+    SCOPED_TRACE(what);
+    onnx::ModelProto m = tfh::test::read_model_proto(src + "/model.onnx");
+    bool changed = false;
+    for (auto& init : *m.mutable_graph()->mutable_initializer()) {
+      if (std::string(what) == "buffer" && init.name() == "model.h.0.attn.bias") {
+        std::string bytes = init.raw_data();
+        bytes[1] = 1;  // row 0 may see key 1: not causal
+        init.set_raw_data(bytes);
+        changed = true;
+      }
+    }
+    if (std::string(what) == "fill")  // the exporter made the fill one Constant node
+      for (auto& n : *m.mutable_graph()->mutable_node())
+        if (n.op_type() == "Constant" && n.output(0) == "onnx::Where_202") {
+          onnx::TensorProto* t = n.mutable_attribute(0)->mutable_t();
+          t->clear_raw_data();
+          t->clear_float_data();
+          t->add_float_data(-1e4f);  // the mask's filter stays the float32 minimum
+          changed = true;
+        }
+    ASSERT_TRUE(changed);
+    TempDir tmp;
+    tfh::test::write_model_proto(m, tmp / "in.onnx");
+    const auto r = tfhost({"optimize", "--input", tmp / "in.onnx", "--output", tmp / "out.onnx",
+                           "--model_type", "gpt2"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    // (both layers read the same buffer and fill: the exporter shares equal constants)
+    EXPECT_NE(r.err.find("2 of 2 self-attention blocks not fused by gpt2.attention (Softmax left: "
+                         "/model/h.0/attn/Softmax, /model/h.1/attn/Softmax)"),
+              std::string::npos)
+        << r.err;
+    const auto c = tfhost({"compare", "--baseline_model", tmp / "in.onnx", "--optimized_model",
+                           tmp / "out.onnx", "--model_type", "gpt2", "-b", "2", "-s", "3",
+                           "--past_sequence_length", "4", "--samples", "2"});
+    EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+  }
+}
+
 }  // namespace
