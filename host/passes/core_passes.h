@@ -21,6 +21,8 @@ size_t remove_unused_initializers(ir::Graph& graph,
                                   const RemoveUnusedInitializersOptions& opts = {});
 size_t repair_duplicate_definitions(ir::Graph& graph);
 size_t topological_sort(ir::Graph& graph);
+// int64 graph inputs become int32 (input_int32.cc); returns how many.
+size_t input_int32(ir::Model& model);
 
 // Removes `v` when nothing refers to it any more (no producer, consumer or graph role), so that
 // removed nodes leave no stray value_info behind. Returns whether it did.

@@ -33,6 +33,7 @@ size_t run_repair_duplicate_definitions(ir::Model& m, const TfhParams*) {
   return repair_duplicate_definitions(m.graph());
 }
 size_t run_topological_sort(ir::Model& m, const TfhParams*) { return topological_sort(m.graph()); }
+size_t run_input_int32(ir::Model& m, const TfhParams*) { return input_int32(m); }
 // Contrib ops are typed through the hooks of the registry running this pass.
 size_t run_shape_inference(ir::Model& m, const TfhParams*) {
   return m.infer_shapes(plugin::active_shape_hooks());
@@ -98,7 +99,14 @@ const TfhConverterDesc kShapeInference = {
     "infers types and shapes of every value (ONNX's rules for standard ops, each contrib op's "
     "hook from its plugin) and records them as value_info",
     kSince, 0, 0, nullptr, apply<run_shape_inference>};
-const TfhConverterDesc* const kConverters[] = {&kTopologicalSort, &kCleanup, &kShapeInference};
+const TfhConverterDesc kInputInt32 = {
+    kConverterSize, "core.input_int32",
+    "int64 graph inputs (ids, masks, positions) become int32; consumers that take int32 read them "
+    "directly (a Cast to int32 there goes), the others through one Cast back; float inputs are "
+    "never touched",
+    kSince, 0, 0, nullptr, apply<run_input_int32>};
+const TfhConverterDesc* const kConverters[] = {&kTopologicalSort, &kCleanup, &kShapeInference,
+                                               &kInputInt32};
 
 // What `tfhost optimize` runs without --model_type, and what core.cleanup runs. Repair comes
 // first: the others follow use-def chains that a duplicate definition makes ambiguous.

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -362,5 +363,50 @@ TEST(BertOptimizeFlags, DisableBiasSkipLayerNormAndShapeInference) {
     EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
   }
 }
+
+// optimize --input_int32 (core.input_int32) on every family: the int64 inputs become int32, the
+// Casts to int32 in front of the fused ops are gone, and the outputs are unchanged in tfhost's
+// runtime (tfhost compare converts the inputs) and in ONNX Runtime (fed int32).
+class BertInputInt32 : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(BertInputInt32, Int32InputsSameOutputs) {
+  const std::string src = std::string(TFH_SOURCE_DIR "/models/") + GetParam();
+  TempDir tmp;
+  const auto r = tfhost({"optimize", "--input", src + "/model.onnx", "--output", tmp / "o.onnx",
+                         "--model_type", "bert", "--input_int32"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const onnx::ModelProto m = tfh::test::read_model_proto(tmp / "o.onnx");
+  std::set<std::string> inputs;
+  for (const auto& in : m.graph().input()) {
+    EXPECT_EQ(in.type().tensor_type().elem_type(), onnx::TensorProto::INT32) << in.name();
+    inputs.insert(in.name());
+  }
+  for (const auto& n : m.graph().node())
+    if (n.op_type() == "Cast" && inputs.count(n.input(0)))
+      for (const auto& a : n.attribute())
+        if (a.name() == "to") EXPECT_NE(a.i(), onnx::TensorProto::INT32) << n.name();
+  const auto c = tfhost({"compare", "--baseline_model", src + "/model.onnx", "--optimized_model",
+                         tmp / "o.onnx", "--model_type", "bert", "-b", "2", "-s", "8",
+                         "--samples", "2"});
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+  auto inputs64 = tfh::test::read_test_data(src + "/test_data_set_0", "input");
+  std::vector<onnx::TensorProto> inputs32;
+  for (const auto& t : inputs64) {
+    onnx::TensorProto u;
+    u.set_name(t.name());
+    u.set_data_type(onnx::TensorProto::INT32);
+    *u.mutable_dims() = t.dims();
+    for (double v : tfh::test::tensor_values(t)) u.add_int32_data(static_cast<int32_t>(v));
+    inputs32.push_back(u);
+  }
+  const tfh::test::Diff d = tfh::test::compare_outputs(
+      tfh::test::ort_run(src + "/model.onnx", inputs64), tfh::test::ort_run(tmp / "o.onnx", inputs32));
+  ASSERT_TRUE(d.shapes_match) << d.message;
+  EXPECT_LT(d.max_abs, 1e-4) << d.where;
+}
+
+INSTANTIATE_TEST_SUITE_P(Exports, BertInputInt32,
+                         ::testing::Values("bert_tiny_opset14", "distilbert_tiny_opset14",
+                                           "roberta_tiny_opset14", "albert_tiny_opset14"));
 
 }  // namespace

@@ -509,4 +509,28 @@ TEST(Gpt2AttentionNearMisses, LeftAloneAndReported) {
   }
 }
 
+// optimize --input_int32 on GPT-2: int32 ids, positions and mask, the same outputs and the same
+// generated tokens as the original int64 model.
+TEST(Gpt2InputInt32, SameOutputsAndTokens) {
+  const std::string src = TFH_SOURCE_DIR "/models/gpt2past_tiny_opset14/model.onnx";
+  TempDir tmp;
+  const auto r = tfhost({"optimize", "--input", src, "--output", tmp / "o.onnx", "--model_type",
+                         "gpt2", "--input_int32"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const onnx::ModelProto m = tfh::test::read_model_proto(tmp / "o.onnx");
+  for (const auto& in : m.graph().input())
+    EXPECT_EQ(in.type().tensor_type().elem_type(), in.name().rfind("past", 0) == 0
+                                                       ? onnx::TensorProto::FLOAT
+                                                       : onnx::TensorProto::INT32)
+        << in.name();
+  const auto c = tfhost({"compare", "--baseline_model", src, "--optimized_model", tmp / "o.onnx",
+                         "--model_type", "gpt2", "-b", "3", "-s", "2", "--past_sequence_length",
+                         "5", "--samples", "2"});
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+  auto gen = [&](const std::string& model) {
+    return tfhost({"generate", "--model", model, "--prompt", "3 9 27", "-n", "8"}).out;
+  };
+  EXPECT_EQ(gen(src), gen(tmp / "o.onnx"));
+}
+
 }  // namespace
