@@ -2,7 +2,7 @@
 // Runtime's contrib ops and GPU kernels take. Consumers that read int32 as well (Gather indices,
 // the contrib ops' id and mask inputs, Shape, Cast) read the input directly — a Cast to int32
 // there disappears; every other consumer reads one Cast back to int64. Float inputs, inputs that
-// are also graph outputs, and initializers are never touched.
+// are also graph outputs or read inside subgraphs, and initializers are never touched.
 #include <string>
 
 #include "host/passes/core_passes.h"
@@ -44,6 +44,9 @@ size_t input_int32(ir::Model& model) {
   const std::vector<ir::Value*> inputs = g.inputs();
   for (ir::Value* v : inputs) {
     if (v->initializer() || v->elem_type() != kInt64 || v->is_graph_output()) continue;
+    bool in_subgraph = false;  // read inside an If/Loop/Scan body: those expect int64, left alone
+    for (const auto& use : v->consumers()) in_subgraph = in_subgraph || use.second == ir::Node::kImplicitSlot;
+    if (in_subgraph) continue;
     v->mutable_info().mutable_type()->mutable_tensor_type()->set_elem_type(kInt32);
     ++changed;
     ir::Value* back = nullptr;  // Cast(v, to=int64), made when some consumer needs it

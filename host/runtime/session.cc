@@ -394,8 +394,10 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
       if (st) TFH_THROW(node_label(n), ": cannot create kernel: ", plugin::take_status_message(st));
       // Only what the kernel says about its own node counts, once per input.
       std::set<size_t> said;
+      // (A step with kernels behind it keeps its constants: one of those may be created later,
+      // at run time, and read them.)
       for (const auto& [node, i] : collect.items())
-        if (node == &n && said.insert(i).second) {
+        if (node == &n && step.next.empty() && said.insert(i).second) {
           s.consumed.emplace_back(node, i);
           if (opts.release_consumed_constants) s.release_if_consumed(node, i);
         }

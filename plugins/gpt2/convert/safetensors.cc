@@ -31,9 +31,22 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 size_t SafeTensor::num_elements() const {
   size_t n = 1;
-  for (int64_t d : shape) n *= static_cast<size_t>(d);
+  for (int64_t d : shape) n *= static_cast<size_t>(d);  // checked when the header was read
   return n;
 }
+
+namespace {
+// Elements x width, or SIZE_MAX when that overflows (a bogus shape).
+size_t checked_bytes(const std::vector<int64_t>& shape, size_t width) {
+  size_t n = width;
+  for (int64_t d : shape) {
+    const size_t u = static_cast<size_t>(d);
+    if (u && n > SIZE_MAX / u) return SIZE_MAX;
+    n *= u;
+  }
+  return n;
+}
+}  // namespace
 
 SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
   auto fail = [&](const std::string& why) { tfh::sdk::fail(path + ": " + why); };
@@ -55,6 +68,17 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
     base_ = nullptr;
     fail(std::string("cannot map: ") + std::strerror(errno));
   }
+  try {
+    parse_header();
+  } catch (...) {
+    ::munmap(base_, size_);  // the destructor does not run for a constructor that throws
+    base_ = nullptr;
+    throw;
+  }
+}
+
+void SafeTensorsFile::parse_header() {
+  auto fail = [&](const std::string& why) { tfh::sdk::fail(path_ + ": " + why); };
   const auto* bytes = static_cast<const unsigned char*>(base_);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];  // little-endian
@@ -83,7 +107,7 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
       if (off.size() != 2 || off[0] > off[1] || off[1] > data_size)
         fail("tensor '" + name + "': data_offsets outside the data");
       t.nbytes = static_cast<size_t>(off[1] - off[0]);
-      if (t.nbytes != t.num_elements() * width)
+      if (t.nbytes != checked_bytes(t.shape, width))
         fail("tensor '" + name + "': " + std::to_string(t.nbytes) + " bytes for " + t.dtype + " " +
              shape_str(t.shape));
       t.data = data + off[0];

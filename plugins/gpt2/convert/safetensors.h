@@ -33,6 +33,7 @@ class SafeTensorsFile {
   const std::string& path() const { return path_; }
 
  private:
+  void parse_header();  // fills tensors_ from the mapped file; throws naming the file
   std::string path_;
   void* base_ = nullptr;
   size_t size_ = 0;

@@ -213,7 +213,7 @@ class Rewriter {
 
   std::vector<Pending> collect() {
     std::vector<Pending> pending;
-    std::unordered_set<TfhNode*> claimed;
+    std::unordered_set<TfhNode*> claimed, read_by_earlier;
     for (NodeView n : g_.nodes()) {
       if (claimed.count(n.handle())) continue;
       for (const Rule& rule : rules_) {
@@ -229,8 +229,21 @@ class Rewriter {
         if (!rule.action(*m, e)) continue;
         Pending p{*m, removal_set(*m, e.keep_, e.nodes_), std::move(e.nodes_),
                   std::move(e.initializers_)};
+        // An outside node this edit removes (a doomed Shape chain) may be neither matched by an
+        // earlier edit nor read by an earlier edit's new nodes (two edits may both doom one).
+        bool taken = false;
+        for (NodeView rn : p.remove)
+          taken = taken || (!m->is_matched(rn) && (claimed.count(rn.handle()) ||
+                                                   read_by_earlier.count(rn.handle())));
+        if (taken) continue;
         validate(p);
         for (NodeView mn : m->nodes()) claimed.insert(mn.handle());
+        for (const Edit::NewNode& nn : p.nodes)
+          for (const ValueRef& in : nn.inputs) {
+            if (in.omitted()) continue;
+            const ValueView v = in.view() ? in.view() : g_.find(in.name());
+            if (v && v.producer()) read_by_earlier.insert(v.producer().handle());
+          }
         pending.push_back(std::move(p));
         break;
       }
@@ -244,12 +257,21 @@ class Rewriter {
   // nodes whose outputs are used outside (by a node that is neither removed nor doomed) unless the
   // new nodes produce those values themselves (they take them over, as SkipLayerNormalization's
   // sum output does), nodes the action keeps, and every matched producer a kept node still reads.
-  static std::vector<NodeView> removal_set(const Match& m, std::vector<NodeView> keep,
-                                           const std::vector<Edit::NewNode>& added) {
+  std::vector<NodeView> removal_set(const Match& m, std::vector<NodeView> keep,
+                                    const std::vector<Edit::NewNode>& added) const {
     std::unordered_set<std::string> taken_over;
     for (const Edit::NewNode& nn : added)
       for (const std::string& o : nn.outputs)
         if (!o.empty()) taken_over.insert(o);
+    // What the new nodes read must keep its producer: never doomed.
+    std::unordered_set<TfhNode*> read;
+    for (const Edit::NewNode& nn : added)
+      for (const ValueRef& in : nn.inputs) {
+        if (in.omitted()) continue;
+        const ValueView v = in.view() ? in.view() : g_.find(in.name());
+        const NodeView p = v ? v.producer() : NodeView();
+        if (p) read.insert(p.handle());
+      }
     const std::vector<NodeView>& nodes = m.nodes();
     const std::vector<NodeView> action_keeps = keep;
     std::unordered_set<TfhNode*> removed, doomed;
@@ -257,7 +279,7 @@ class Rewriter {
       removed.clear();
       for (NodeView n : nodes)
         if (std::find(keep.begin(), keep.end(), n) == keep.end()) removed.insert(n.handle());
-      doomed = doomed_consumers(m, removed);
+      doomed = doomed_consumers(m, removed, read);
       std::vector<NodeView> next = action_keeps;
       for (size_t i = 0; i < nodes.size(); ++i) {
         if (!m.may_escape_[i] || nodes[i] == m.root()) continue;
@@ -290,8 +312,9 @@ class Rewriter {
   // Outside nodes all of whose outputs feed only `removed` or other doomed nodes (and no graph
   // output), found from the matched nodes' outputs forward.
   static std::unordered_set<TfhNode*> doomed_consumers(const Match& m,
-                                                       const std::unordered_set<TfhNode*>& removed) {
-    std::unordered_set<TfhNode*> doomed, alive;
+                                                       const std::unordered_set<TfhNode*>& removed,
+                                                       const std::unordered_set<TfhNode*>& read) {
+    std::unordered_set<TfhNode*> doomed, alive = read;
     std::function<bool(NodeView, int)> dies = [&](NodeView n, int depth) -> bool {
       if (removed.count(n.handle()) || doomed.count(n.handle())) return true;
       if (alive.count(n.handle()) || m.is_matched(n) || depth > 16) return false;
@@ -320,41 +343,53 @@ class Rewriter {
     return doomed;
   }
 
-  // Rejects an edit that would leave a dangling input or define a name twice, before any commit.
+  // Rejects an edit that would leave a dangling input or define a name twice, before any commit:
+  // each new node reads only values that exist or that an earlier new node (or initializer) of
+  // the edit makes, and every removed value still read outside the edit is made again.
   void validate(const Pending& p) const {
     auto removed = [&](NodeView n) {
       return std::find(p.remove.begin(), p.remove.end(), n) != p.remove.end();
     };
+    auto fail = [&](TfhErrorCode code, const std::string& what) {
+      sdk::fail(code, "rewrite at node '" + std::string(p.match.root().name()) + "': " + what);
+    };
     std::unordered_set<std::string> made;
     for (const auto& init : p.initializers) made.insert(init.first);
-    for (const Edit::NewNode& nn : p.nodes)
+    for (const Edit::NewNode& nn : p.nodes) {
+      for (const ValueRef& in : nn.inputs) {
+        if (in.omitted()) continue;
+        ValueView v = in.view() ? in.view() : g_.find(in.name());
+        std::string name = in.view() ? std::string(v.name()) : in.name();
+        if (made.count(name)) continue;
+        if (!v) fail(TFH_NOT_FOUND, "input '" + name + "' of the new " + nn.op_type +
+                                        " does not exist (or is made only by a later new node)");
+        NodeView prod = v.producer();
+        if (prod && removed(prod))
+          fail(TFH_INVALID_GRAPH, "input '" + name + "' of the new " + nn.op_type +
+                                      " is produced by a node the rewrite removes");
+      }
       for (const std::string& o : nn.outputs) {
         if (o.empty()) continue;
         ValueView v = g_.find(o);
         NodeView prod = v ? v.producer() : NodeView();
         bool defined = prod ? !removed(prod) : v && (v.is_graph_input() || v.constant());
         if (defined || made.count(o))
-          sdk::fail(TFH_INVALID_GRAPH,
-                    "rewrite at node '" + std::string(p.match.root().name()) + "': output '" + o +
-                        "' of the new " + nn.op_type +
-                        " is already defined (outside the replaced nodes or earlier in this edit)");
+          fail(TFH_INVALID_GRAPH, "output '" + o + "' of the new " + nn.op_type +
+                                      " is already defined (outside the replaced nodes or "
+                                      "earlier in this edit)");
         made.insert(o);
       }
-    for (const Edit::NewNode& nn : p.nodes)
-      for (const ValueRef& in : nn.inputs) {
-        if (in.omitted()) continue;
-        ValueView v = in.view() ? in.view() : g_.find(in.name());
-        std::string name = in.view() ? std::string(v.name()) : in.name();
-        if (made.count(name)) continue;
-        if (!v)
-          sdk::fail(TFH_NOT_FOUND, "rewrite at node '" + std::string(p.match.root().name()) +
-                                       "': input '" + name + "' of the new " + nn.op_type +
-                                       " does not exist");
-        NodeView prod = v.producer();
-        if (prod && removed(prod))
-          sdk::fail(TFH_INVALID_GRAPH, "rewrite at node '" + std::string(p.match.root().name()) +
-                                           "': input '" + name + "' of the new " + nn.op_type +
-                                           " is produced by a node the rewrite removes");
+    }
+    for (NodeView n : p.remove)
+      for (ValueView out : n.outputs()) {
+        if (!out || made.count(std::string(out.name()))) continue;
+        bool read_outside = out.is_graph_output();
+        for (const Use& u : out.consumers()) read_outside = read_outside || !removed(u.node);
+        if (read_outside)
+          fail(TFH_INVALID_GRAPH, "'" + std::string(out.name()) + "' (of " +
+                                      std::string(n.op_type()) +
+                                      " that the rewrite removes) is still read, and no new node "
+                                      "makes it");
       }
   }
 
