@@ -23,33 +23,8 @@ namespace {
 
 enum class Role { kIds, kSegment, kMask, kPosition, kUnknown };
 
-std::string lower(std::string_view s) {
-  std::string o(s);
-  for (char& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return o;
-}
-
-// Rows of the constant table a Gather (or EmbedLayerNormalization slot) indexes with `v`, looking
-// through Cast/Reshape/Unsqueeze/Squeeze/Expand; 0 when `v` indexes none.
-int64_t table_rows(const tfh::ValueView& v, int depth = 0) {
-  if (!v || depth > 4) return 0;
-  int64_t best = 0;
-  for (const tfh::Use& u : v.consumers()) {
-    const tfh::NodeView n = u.node;
-    if (n.is("Gather") && u.input == 1) {
-      if (const tfh::TensorView t = n.input(0).constant(); t && t.rank() >= 1)
-        best = std::max(best, t.dims()[0]);
-    } else if (n.is("EmbedLayerNormalization", "com.microsoft") && (u.input == 0 || u.input == 1)) {
-      // word_embedding is input 2, segment_embedding input 4
-      if (const tfh::TensorView t = n.input(u.input == 0 ? 2 : 4).constant(); t && t.rank() >= 1)
-        best = std::max(best, t.dims()[0]);
-    } else if (u.input == 0 && (n.is("Cast") || n.is("Reshape") || n.is("Unsqueeze") ||
-                                n.is("Squeeze") || n.is("Expand") || n.is("Flatten"))) {
-      best = std::max(best, table_rows(n.output(0), depth + 1));
-    }
-  }
-  return best;
-}
+using plugin_common::lower;
+using plugin_common::table_rows;
 
 // The mask input of a fused op, or a value feeding one through a Cast.
 bool feeds_mask_slot(const tfh::ValueView& v, int depth = 0) {
@@ -84,27 +59,6 @@ Role role_of(const tfh::ValueView& v, int64_t vocab_rows) {
     return Role::kSegment;
   if (name.find("input_ids") != std::string::npos) return Role::kIds;
   return Role::kUnknown;
-}
-
-tfh::Tensor typed(TfhDataType type, const std::vector<int64_t>& dims,
-                  const std::vector<int64_t>& values, const std::string& name) {
-  tfh::Tensor t(type, dims);
-  void* raw = t.mutable_raw();
-  for (size_t i = 0; i < values.size(); ++i) {
-    switch (type) {
-      case TFH_TYPE_INT64: static_cast<int64_t*>(raw)[i] = values[i]; break;
-      case TFH_TYPE_INT32: static_cast<int32_t*>(raw)[i] = static_cast<int32_t>(values[i]); break;
-      case TFH_TYPE_FLOAT: static_cast<float*>(raw)[i] = static_cast<float>(values[i]); break;
-      case TFH_TYPE_FLOAT16:
-        static_cast<tfh::Float16*>(raw)[i] = tfh::to_float16(static_cast<float>(values[i]));
-        break;
-      case TFH_TYPE_BOOL: static_cast<uint8_t*>(raw)[i] = values[i] != 0; break;
-      default:
-        tfh::sdk::fail("bert.inputs: input '" + name + "' has element type " +
-                       std::to_string(type) + "; expected int32, int64, float, float16 or bool");
-    }
-  }
-  return t;
 }
 
 }  // namespace
@@ -143,7 +97,7 @@ void generate_inputs(tfh::GraphView g, const tfh::ParamsView& p, uint64_t seed,
   for (size_t i = 0; i < inputs.size(); ++i) {
     const tfh::ValueView& v = inputs[i];
     const std::string name(v.name());
-    std::vector<int64_t> vals(static_cast<size_t>(rows * cols), 0);
+    std::vector<double> vals(static_cast<size_t>(rows * cols), 0.0);
     switch (role_of(v, vocab)) {
       case Role::kIds: {
         const int64_t n = std::max<int64_t>(vocab, 2);
@@ -177,7 +131,7 @@ void generate_inputs(tfh::GraphView g, const tfh::ParamsView& p, uint64_t seed,
                        "' is not token ids, segment ids, an attention mask or position ids "
                        "(by the graph or by its name); use core.inputs or give inputs");
     }
-    out.add(name, typed(v.elem_type(), dims[i], vals, name));
+    out.add(name, plugin_common::filled_tensor(v.elem_type(), dims[i], vals, "bert.inputs", name));
   }
 }
 

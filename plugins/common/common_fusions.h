@@ -7,6 +7,7 @@
 #include <optional>
 #include <utility>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <tfhost/params.hpp>
@@ -95,6 +96,17 @@ std::optional<MaskSource> mask_source(const tfh::ValueView& mask);
 std::optional<double> sdpa_factor(const tfh::ValueView& s, int64_t head_size);
 // Heads and head size from a Reshape's [.., .., N, d] target (constant or Concat).
 std::optional<std::pair<int64_t, int64_t>> heads(const tfh::NodeView& reshape);
+
+// ---- dummy-input helpers (input_helpers.cc) ----
+std::string lower(std::string_view s);
+// Rows of the constant table a Gather (or an EmbedLayerNormalization id slot) indexes with `v`,
+// looking through Cast/Reshape/Unsqueeze/Squeeze/Expand/Flatten; 0 when `v` indexes none.
+int64_t table_rows(const tfh::ValueView& v, int depth = 0);
+// A tensor of `type` holding `values` (ints, floats, float16/bfloat16, bool); `who` names the
+// generator in the error for any other type.
+tfh::Tensor filled_tensor(TfhDataType type, const std::vector<int64_t>& dims,
+                          const std::vector<double>& values, const std::string& who,
+                          const std::string& name);
 
 // What "fully optimized" means for a family (report.cc).
 struct ReportRule {

@@ -19,58 +19,12 @@
 namespace gpt2 {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string o(s);
-  for (char& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return o;
-}
-
-// Rows of the constant table `v` indexes (through Reshape/Cast/Unsqueeze/Squeeze), 0 if none.
-int64_t table_rows(const tfh::ValueView& v, int depth = 0) {
-  if (!v || depth > 4) return 0;
-  int64_t best = 0;
-  for (const tfh::Use& u : v.consumers()) {
-    const tfh::NodeView n = u.node;
-    if (n.is("Gather") && u.input == 1) {
-      if (const tfh::TensorView t = n.input(0).constant(); t && t.rank() == 2)
-        best = std::max(best, t.dims()[0]);
-    } else if (u.input == 0 && (n.is("Reshape") || n.is("Cast") || n.is("Unsqueeze") ||
-                                n.is("Squeeze") || n.is("Flatten"))) {
-      best = std::max(best, table_rows(n.output(0), depth + 1));
-    }
-  }
-  return best;
-}
+using plugin_common::lower;
+using plugin_common::table_rows;
 
 bool is_float(TfhDataType t) {
   return t == TFH_TYPE_FLOAT || t == TFH_TYPE_FLOAT16 || t == TFH_TYPE_BFLOAT16 ||
          t == TFH_TYPE_DOUBLE;
-}
-
-tfh::Tensor filled(TfhDataType type, const std::vector<int64_t>& dims,
-                   const std::vector<double>& values, const std::string& name) {
-  tfh::Tensor t(type, dims);
-  void* raw = t.mutable_raw();
-  for (size_t i = 0; i < values.size(); ++i) {
-    const double x = values[i];
-    switch (type) {
-      case TFH_TYPE_INT64: static_cast<int64_t*>(raw)[i] = static_cast<int64_t>(x); break;
-      case TFH_TYPE_INT32: static_cast<int32_t*>(raw)[i] = static_cast<int32_t>(x); break;
-      case TFH_TYPE_FLOAT: static_cast<float*>(raw)[i] = static_cast<float>(x); break;
-      case TFH_TYPE_DOUBLE: static_cast<double*>(raw)[i] = x; break;
-      case TFH_TYPE_FLOAT16:
-        static_cast<tfh::Float16*>(raw)[i] = tfh::to_float16(static_cast<float>(x));
-        break;
-      case TFH_TYPE_BFLOAT16:
-        static_cast<tfh::BFloat16*>(raw)[i] = tfh::to_bfloat16(static_cast<float>(x));
-        break;
-      case TFH_TYPE_BOOL: static_cast<uint8_t*>(raw)[i] = x != 0; break;
-      default:
-        tfh::sdk::fail("gpt2.inputs: input '" + name + "' has element type " +
-                       std::to_string(type) + ", which dummy inputs do not support");
-    }
-  }
-  return t;
 }
 
 }  // namespace
@@ -169,7 +123,7 @@ void generate_inputs(tfh::GraphView g, const tfh::ParamsView& p, uint64_t seed,
         break;
       }
     }
-    out.add(name, filled(v.elem_type(), d, vals, name));
+    out.add(name, plugin_common::filled_tensor(v.elem_type(), d, vals, "gpt2.inputs", name));
   }
 }
 
