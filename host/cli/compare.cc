@@ -25,13 +25,31 @@ const char* const kAbout =
 
 }  // namespace
 
+namespace {
+// FLOAT16 or BFLOAT16 when the model holds such weights or takes/returns such tensors (a
+// converted model; bfloat16 wins, it is the less precise), else 0.
+int32_t reduced_precision(const ir::Model& m) {
+  int32_t found = 0;
+  auto see = [&](const std::vector<ir::Value*>& values) {
+    for (const ir::Value* v : values) {
+      if (v->elem_type() == onnx::TensorProto::BFLOAT16) found = onnx::TensorProto::BFLOAT16;
+      if (v->elem_type() == onnx::TensorProto::FLOAT16 && !found) found = onnx::TensorProto::FLOAT16;
+    }
+  };
+  see(m.graph().initializers());
+  see(m.graph().inputs());
+  see(m.graph().outputs());
+  return found;
+}
+}  // namespace
+
 int compare_command(const std::vector<std::string>& args, const GlobalOptions& global) {
   GlobalOptions local;
   bool help = false;
   std::string base_path, opt_path;
   RunOptions ro;
   int samples = 10;
-  double rtol = 1e-3, atol = 1e-4;
+  double rtol = -1, atol = -1;  // -1: by the optimized model's precision
   po::options_description opts("Options");
   // clang-format off
   opts.add_options()
@@ -40,8 +58,11 @@ int compare_command(const std::vector<std::string>& args, const GlobalOptions& g
   add_run_options(opts, ro);
   opts.add_options()
       ("samples", po::value<int>(&samples)->default_value(10), "input sets to compare")
-      ("rtol", po::value<double>(&rtol)->default_value(1e-3, "1e-3"), "relative tolerance")
-      ("atol", po::value<double>(&atol)->default_value(1e-4, "1e-4"), "absolute tolerance");
+      ("rtol", po::value<double>(&rtol)->value_name("X"),
+       "relative tolerance (default 1e-3; 2e-2 when the optimized model holds float16 weights "
+       "or inputs/outputs, 5e-2 for bfloat16)")
+      ("atol", po::value<double>(&atol)->value_name("X"),
+       "absolute tolerance (default 1e-4; 2e-2 for a float16 model, 5e-2 for bfloat16)");
   // clang-format on
   opts.add(global_options(local, help));
   parse_args("compare", args, opts, {});
@@ -57,7 +78,9 @@ int compare_command(const std::vector<std::string>& args, const GlobalOptions& g
     throw UsageError("compare", "both --baseline_model and --optimized_model are required");
   check_run_options("compare", ro);
   if (samples <= 0) throw UsageError("compare", "--samples must be > 0");
-  if (rtol < 0 || atol < 0) throw UsageError("compare", "--rtol and --atol must be >= 0");
+  const bool rtol_given = rtol != -1, atol_given = atol != -1;
+  if ((rtol_given && rtol < 0) || (atol_given && atol < 0))
+    throw UsageError("compare", "--rtol and --atol must be >= 0");
 
   auto registry = make_registry(g);
   const runtime::KernelRegistry kernels(*registry);
@@ -67,6 +90,13 @@ int compare_command(const std::vector<std::string>& args, const GlobalOptions& g
             << " nodes)\noptimized: " << opt_path << " (" << opt.model().graph().num_nodes()
             << " nodes)\ninputs: " << base.generator() << ", batch " << ro.batch << ", sequence "
             << ro.sequence << ", past " << ro.past << ", " << samples << " samples\n";
+  const int32_t reduced = reduced_precision(opt.model());
+  const double reduced_tol = reduced == onnx::TensorProto::BFLOAT16 ? 5e-2 : 2e-2;
+  if (!rtol_given) rtol = reduced ? reduced_tol : 1e-3;
+  if (!atol_given) atol = reduced ? reduced_tol : 1e-4;
+  if (reduced && (!rtol_given || !atol_given))
+    std::cout << "tolerances: the optimized model computes in "
+              << (reduced == onnx::TensorProto::BFLOAT16 ? "bfloat16" : "float16") << "\n";
   const auto& gen = runtime::pick_generator(*registry, ro.dummy_inputs, ro.model_type);
   runtime::OutputComparison cmp(rtol, atol);
   for (int s = 0; s < samples; ++s) {

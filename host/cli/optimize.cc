@@ -151,6 +151,7 @@ pipeline::SharedParams shared_params(const Options& o) {
   if (o.hidden_size > 0) shared["hidden_size"] = YAML::Node(o.hidden_size);
   if (!o.provider.empty()) shared["provider"] = YAML::Node(o.provider);
   if (o.use_gpu) shared["use_gpu"] = YAML::Node(true);
+  if (!o.model_type.empty()) shared["model_type"] = YAML::Node(o.model_type);
   for (const auto& kv : o.flags)
     if (kv.second) shared[kv.first] = YAML::Node(true);
   return shared;

@@ -8,6 +8,9 @@
 
 #include "host/passes/core_inputs.h"
 #include "host/passes/core_passes.h"
+#include "host/passes/float16.h"
+#include "host/passes/float16_auto.h"
+#include "host/plugin/registry.h"
 #include "host/plugin/host_api.h"
 #include "host/plugin/params.h"
 #include "host/util/error.h"
@@ -34,6 +37,78 @@ size_t run_repair_duplicate_definitions(ir::Model& m, const TfhParams*) {
 }
 size_t run_topological_sort(ir::Model& m, const TfhParams*) { return topological_sort(m.graph()); }
 size_t run_input_int32(ir::Model& m, const TfhParams*) { return input_int32(m); }
+
+const plugin::ParamValue* param(const TfhParams* p, const char* name) {
+  return p ? plugin::Params::from_c(p)->find(name) : nullptr;
+}
+std::vector<std::string> param_strings(const TfhParams* p, const char* name) {
+  const plugin::ParamValue* v = param(p, name);
+  return v ? v->strings : std::vector<std::string>{};
+}
+double param_float(const TfhParams* p, const char* name, double fallback) {
+  const plugin::ParamValue* v = param(p, name);
+  return v ? v->f : fallback;
+}
+std::string param_string(const TfhParams* p, const char* name) {
+  const plugin::ParamValue* v = param(p, name);
+  return v ? v->s : std::string();
+}
+
+// core.float16 / core.bfloat16 (float16.h), with the automatic block list when asked.
+template <int32_t Target>
+size_t run_float(ir::Model& m, const TfhParams* p) {
+  const bool bf16 = Target == onnx::TensorProto::BFLOAT16;
+  const std::string pass = bf16 ? "core.bfloat16" : "core.float16";
+  FloatConvertOptions o;
+  o.target = Target;
+  ir::Graph& g = m.graph();
+  if (const plugin::ParamValue* keep = param(p, "keep_io_types")) {
+    if (keep->is_list_form) {
+      for (const std::string& name : keep->strings) {
+        const ir::Value* v = g.find(name);
+        TFH_CHECK(v && (v->is_graph_input() || v->is_graph_output()), pass, ": keep_io_types names '",
+                  name, "', which is not a graph input or output of the model");
+        o.keep_io_names.insert(name);
+      }
+    } else {
+      o.keep_io_all = keep->b;
+    }
+  }
+  if (param_bool(p, "default_op_block_list", true))
+    for (const std::string& op : default_float16_op_block_list()) o.op_block_list.insert(op);
+  for (const std::string& op : param_strings(p, "op_block_list")) o.op_block_list.insert(op);
+  for (const std::string& name : param_strings(p, "node_block_list")) {
+    bool found = false;
+    for (const auto& n : g.nodes())
+      found = found || n->name() == name || (!n->outputs().empty() && n->outputs()[0] &&
+                                              n->outputs()[0]->name() == name);
+    TFH_CHECK(found, pass, ": node_block_list names '", name,
+              "', which is no node of the model (nor a node's first output)");
+    o.node_block_list.insert(name);
+  }
+  o.force_initializers =
+      param_bool(p, bf16 ? "force_bf16_initializers" : "force_fp16_initializers", false);
+  o.min_positive = param_float(p, "min_positive_val", 0);
+  o.max_finite = param_float(p, "max_finite_val", 0);
+  TFH_CHECK(o.min_positive >= 0 && o.max_finite >= 0, pass,
+            ": min_positive_val and max_finite_val must be >= 0 (0 = the type's own limit)");
+  m.infer_shapes(plugin::active_shape_hooks());  // element types of every value
+  if (param_bool(p, "auto_block", false)) {
+    AutoBlockOptions a;
+    a.registry = plugin::Registry::active();
+    a.inputs = param_string(p, "auto_block_inputs");
+    a.model_type = param_string(p, "model_type");
+    a.tolerance = param_float(p, "auto_block_tolerance", a.tolerance);
+    TFH_CHECK(a.tolerance > 0, pass, ": auto_block_tolerance must be > 0");
+    o.auto_blocked = find_float_blocks(m, o, a);
+  }
+  const FloatConvertReport r = convert_float(m, o);
+  const TfhHostApi* h = plugin::host_api();
+  h->log(TFH_LOG_INFO, "core", (pass + ": " + r.summary(bf16 ? "bfloat16" : "float16")).c_str());
+  for (const auto& [node, why] : r.kept)
+    h->log(TFH_LOG_DEBUG, "core", (pass + ": " + node + " stays float32: " + why).c_str());
+  return r.changes();
+}
 // Contrib ops are typed through the hooks of the registry running this pass.
 size_t run_shape_inference(ir::Model& m, const TfhParams*) {
   return m.infer_shapes(plugin::active_shape_hooks());
@@ -105,8 +180,47 @@ const TfhConverterDesc kInputInt32 = {
     "directly (a Cast to int32 there goes), the others through one Cast back; float inputs are "
     "never touched",
     kSince, 0, 0, nullptr, apply<run_input_int32>};
+#define TFH_FLOAT_PARAMS(FORCE, TYPE)                                                            \
+  {kParamSize, "keep_io_types", TFH_PARAM_BOOL_OR_STRING_LIST, "false",                          \
+   "graph inputs and outputs that stay float32 (true: all of them), behind Casts"},              \
+  {kParamSize, "op_block_list", TFH_PARAM_STRING_LIST, "[]",                                     \
+   "op types kept in float32, added to the default list"},                                       \
+  {kParamSize, "default_op_block_list", TFH_PARAM_BOOL, "true",                                  \
+   "also keep the default ops in float32: Range CumSum TopK NonMaxSuppression RoiAlign "         \
+   "RandomNormal(Like) RandomUniform(Like) Multinomial EyeLike"},                                \
+  {kParamSize, "node_block_list", TFH_PARAM_STRING_LIST, "[]",                                   \
+   "nodes kept in float32, by name (or by first output for an unnamed node)"},                   \
+  {kParamSize, FORCE, TFH_PARAM_BOOL, "false",                                                   \
+   "also store initializers read by float32 nodes as " TYPE ", read through a Cast"},            \
+  {kParamSize, "min_positive_val", TFH_PARAM_FLOAT, "0",                                         \
+   "weights smaller in magnitude become +-this (0: the smallest " TYPE " subnormal)"},           \
+  {kParamSize, "max_finite_val", TFH_PARAM_FLOAT, "0",                                           \
+   "weights larger in magnitude become +-this (0: the largest finite " TYPE ")"},                \
+  {kParamSize, "auto_block", TFH_PARAM_BOOL, "false",                                            \
+   "run the model on dummy inputs and keep in float32 the nodes whose values leave the " TYPE    \
+   " range or whose " TYPE " result diverges (reported by name and why)"},                       \
+  {kParamSize, "auto_block_tolerance", TFH_PARAM_FLOAT, "0.01",                                  \
+   "divergence allowed per value: max |" TYPE " - float32| over the value's max |float32|"},     \
+  {kParamSize, "auto_block_inputs", TFH_PARAM_STRING, "\"\"",                                     \
+   "input generator (or model type) for auto_block; default: the model type's, else core.inputs"}, \
+  {kParamSize, "model_type", TFH_PARAM_STRING, "\"\"",                                            \
+   "set by tfhost from --model_type / model.family"}
+const TfhParamDesc kFloat16Params[] = {TFH_FLOAT_PARAMS("force_fp16_initializers", "float16")};
+const TfhParamDesc kBFloat16Params[] = {TFH_FLOAT_PARAMS("force_bf16_initializers", "bfloat16")};
+#undef TFH_FLOAT_PARAMS
+const TfhConverterDesc kFloat16 = {
+    kConverterSize, "core.float16",
+    "float32 weights and computation become float16: Casts only where types change, ops without "
+    "float16 in ONNX's types and block-listed ones kept in float32, weights clamped to the float16 "
+    "range; auto_block finds what must stay float32 by running the model",
+    kSince, 0, std::size(kFloat16Params), kFloat16Params, apply<run_float<onnx::TensorProto::FLOAT16>>};
+const TfhConverterDesc kBFloat16 = {
+    kConverterSize, "core.bfloat16",
+    "core.float16 with bfloat16 (float32's range, 8 bits of precision): the same options",
+    kSince, 0, std::size(kBFloat16Params), kBFloat16Params,
+    apply<run_float<onnx::TensorProto::BFLOAT16>>};
 const TfhConverterDesc* const kConverters[] = {&kTopologicalSort, &kCleanup, &kShapeInference,
-                                               &kInputInt32};
+                                               &kInputInt32, &kFloat16, &kBFloat16};
 
 // What `tfhost optimize` runs without --model_type, and what core.cleanup runs. Repair comes
 // first: the others follow use-def chains that a duplicate definition makes ambiguous.

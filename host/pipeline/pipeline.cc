@@ -184,6 +184,7 @@ Plan make_plan(const Config& c, const plugin::Registry& registry) {
   SharedParams shared;
   if (c.model.num_heads > 0) shared["num_heads"] = YAML::Node(c.model.num_heads);
   if (c.model.hidden_size > 0) shared["hidden_size"] = YAML::Node(c.model.hidden_size);
+  if (!c.model.family.empty()) shared["model_type"] = YAML::Node(c.model.family);
   for (const Step& s : c.steps) {
     if (s.kind == Step::Kind::Preset) {
       for (auto& p : plan_preset(registry, s.name, shared, s.where))

@@ -335,10 +335,22 @@ const ModelTypeEntry* Registry::find_model_type(const std::string& name) const {
   return it == model_types_.end() ? nullptr : &it->second;
 }
 
+namespace {
+thread_local const Registry* t_active_registry = nullptr;
+struct ScopedActive {
+  const Registry* previous;
+  explicit ScopedActive(const Registry* r) : previous(t_active_registry) { t_active_registry = r; }
+  ~ScopedActive() { t_active_registry = previous; }
+};
+}  // namespace
+
+const Registry* Registry::active() { return t_active_registry; }
+
 size_t Registry::run_pass(const PassEntry& pass, ir::Model& model, const Params& params) const {
   size_t n_changed = 0;
   std::string failure;
   ScopedShapeHooks hooks(&shape_hooks_);
+  ScopedActive active(this);
   try {
     TfhStatus* st = pass.kind == PassKind::Fusion
                         ? pass.fusion->apply(to_c(&model), params.c_handle(), &n_changed)

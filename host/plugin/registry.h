@@ -94,6 +94,9 @@ class Registry {
   // Runs one pass on `model`. A status returned (or an exception escaping a built-in) becomes a
   // tfh::Error "pass 'x' (plugin 'y') failed: <message>". Returns the pass's n_changed.
   size_t run_pass(const PassEntry& pass, ir::Model& model, const Params& params) const;
+  // The registry whose run_pass is running on this thread (null outside a pass): how a built-in
+  // pass that runs the model (core.float16's auto_block) finds input generators and kernels.
+  static const Registry* active();
 
  private:
   std::vector<std::shared_ptr<PluginLibrary>> libs_;

@@ -71,20 +71,37 @@ inline Dims contiguous_strides(const Dims& d) {
   return st;
 }
 
-// ---- float16 ----------------------------------------------------------------------------------
+// ---- float16 / bfloat16 -----------------------------------------------------------------------
+// Both 16-bit float types are storage only: kernels compute in float and round on the way out.
+template <typename T>
+inline constexpr bool is_half_v = std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>;
+inline bool is_half(TfhDataType t) { return t == TFH_TYPE_FLOAT16 || t == TFH_TYPE_BFLOAT16; }
+// float, float16 or bfloat16: what the float kernels take.
+inline bool is_float_like(TfhDataType t) { return t == TFH_TYPE_FLOAT || is_half(t); }
+
 inline uint16_t float_to_half(float f) { return to_float16(f).bits; }
 inline float half_to_float(uint16_t h) { return to_float(Float16{h}); }
 
-// Writes float results into a float16 output.
+// Writes float results into a float16 / bfloat16 output.
 inline void narrow(const float* src, Float16* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i].bits = float_to_half(src[i]);
 }
+inline void narrow(const float* src, BFloat16* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = to_bfloat16(src[i]);
+}
+// Same, by the output's type: nothing to do for float (the kernel wrote the output itself).
+inline void narrow_into(const float* src, OutputTensor& y, int64_t n) {
+  if (y.dtype() == TFH_TYPE_FLOAT16) narrow(src, y.data<Float16>(), n);
+  else if (y.dtype() == TFH_TYPE_BFLOAT16) narrow(src, y.data<BFloat16>(), n);
+}
 
-// Loads element i of a float-like tensor (float, float16, double) as float.
+// Loads element i of a float-like tensor (float, float16, bfloat16, double) as float.
 template <typename T>
 inline float load_f(const T* p, int64_t i) {
   if constexpr (std::is_same_v<T, Float16>)
     return half_to_float(p[i].bits);
+  else if constexpr (std::is_same_v<T, BFloat16>)
+    return to_float(p[i]);
   else
     return static_cast<float>(p[i]);
 }
@@ -92,18 +109,31 @@ template <typename T>
 inline void store_f(T* p, int64_t i, float v) {
   if constexpr (std::is_same_v<T, Float16>)
     p[i].bits = float_to_half(v);
+  else if constexpr (std::is_same_v<T, BFloat16>)
+    p[i] = to_bfloat16(v);
   else
     p[i] = static_cast<T>(v);
 }
+template <typename T>
+inline T from_f(float v) {
+  T r;
+  store_f(&r, 0, v);
+  return r;
+}
 
-// float16 data as a float buffer (in scratch memory) / a float buffer written back as float16.
+// float16/bfloat16 data as a float buffer (in scratch memory).
 inline const float* as_float(KernelContext& ctx, const TensorView& t) {
   if (t.dtype() == TFH_TYPE_FLOAT) return t.data<float>().data();
-  if (t.dtype() != TFH_TYPE_FLOAT16)
-    sdk::fail(std::string("expected float or float16, got ") + data_type_name(t.dtype()));
-  auto src = t.data<Float16>();
-  float* f = ctx.scratch<float>(src.size());
-  for (size_t i = 0; i < src.size(); ++i) f[i] = half_to_float(src[i].bits);
+  float* f = ctx.scratch<float>(t.size());
+  if (t.dtype() == TFH_TYPE_FLOAT16) {
+    auto src = t.data<Float16>();
+    for (size_t i = 0; i < src.size(); ++i) f[i] = half_to_float(src[i].bits);
+  } else if (t.dtype() == TFH_TYPE_BFLOAT16) {
+    auto src = t.data<BFloat16>();
+    for (size_t i = 0; i < src.size(); ++i) f[i] = to_float(src[i]);
+  } else {
+    sdk::fail(std::string("expected float, float16 or bfloat16, got ") + data_type_name(t.dtype()));
+  }
   return f;
 }
 
@@ -111,13 +141,14 @@ inline const float* as_float(KernelContext& ctx, const TensorView& t) {
   sdk::fail(std::string("unsupported ") + what + " element type " + data_type_name(t));
 }
 
-// Calls f(T{}) with T the C++ type of `t` among float, float16, double, int32, int64, bool(uint8)
+// Calls f(T{}) with T the C++ type of `t` among float, float16, bfloat16, double, int32, int64, bool(uint8)
 // (and int8/uint8/int16/uint16/uint32/uint64).
 template <typename F>
 void dispatch_all(TfhDataType t, F&& f) {
   switch (t) {
     case TFH_TYPE_FLOAT: return f(float());
     case TFH_TYPE_FLOAT16: return f(Float16());
+    case TFH_TYPE_BFLOAT16: return f(BFloat16());
     case TFH_TYPE_DOUBLE: return f(double());
     case TFH_TYPE_INT32: return f(int32_t());
     case TFH_TYPE_INT64: return f(int64_t());

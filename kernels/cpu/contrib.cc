@@ -3,7 +3,7 @@
 // SimplifiedLayerNormalization, EmbedLayerNormalization, Attention and MultiHeadAttention.
 // Inputs, outputs, attributes and defaults follow ONNX Runtime's ContribOperators.md; where the
 // text leaves a choice (how masks become additive biases, what mask_index counts) ONNX Runtime's
-// CPU kernels decide. float16 tensors are computed in float32.
+// CPU kernels decide. float16 and bfloat16 tensors are computed in float32.
 #include <omp.h>
 
 #include <algorithm>
@@ -20,8 +20,7 @@ namespace {
 constexpr int64_t kSerialBelow = 16384;  // element counts below which a loop stays serial
 
 void check_float(const TensorView& t, const char* what) {
-  if (t.dtype() != TFH_TYPE_FLOAT && t.dtype() != TFH_TYPE_FLOAT16)
-    unsupported_type(t.dtype(), what);
+  if (!is_float_like(t.dtype())) unsupported_type(t.dtype(), what);
 }
 
 // Where a kernel writes output `y` in float: the output itself, or scratch narrowed by finish().
@@ -30,7 +29,7 @@ float* out_buffer(KernelContext& ctx, OutputTensor& y) {
   return ctx.scratch<float>(std::max<size_t>(y.size(), 1));
 }
 void finish(OutputTensor& y, const float* buf) {
-  if (y.dtype() == TFH_TYPE_FLOAT16) narrow(buf, y.data<Float16>(), static_cast<int64_t>(y.size()));
+  narrow_into(buf, y, static_cast<int64_t>(y.size()));
 }
 
 // Runs f(i) for i in [0, n): in parallel when `work` (elements touched) is large enough.

@@ -153,9 +153,9 @@ inline bool apply_cmp(Bin op, C a, C b) {
   }
 }
 
-// The computation type of T: float for float16, T otherwise.
+// The computation type of T: float for float16/bfloat16, T otherwise.
 template <typename T>
-using CompT = std::conditional_t<std::is_same_v<T, Float16>, float, T>;
+using CompT = std::conditional_t<is_half_v<T>, float, T>;
 
 template <typename T, typename O, typename F>
 void binary_loop(const Walk<2>& w, const T* a, const T* b, O* y, F&& op) {
@@ -224,7 +224,7 @@ struct Binary {
       const Bin o = op;
       if (cmp) {
         bool* py = static_cast<bool*>(y.raw());
-        if constexpr (std::is_same_v<T, Float16>) {
+        if constexpr (is_half_v<T>) {
           binary_loop(w, pa, pb, py,
                       [o](T x, T z) { return apply_cmp<float>(o, load_f(&x, 0), load_f(&z, 0)); });
         } else {
@@ -232,9 +232,9 @@ struct Binary {
         }
       } else if constexpr (std::is_same_v<T, bool>) {
         sdk::fail("arithmetic on bool tensors");
-      } else if constexpr (std::is_same_v<T, Float16>) {
+      } else if constexpr (is_half_v<T>) {
         binary_loop(w, pa, pb, static_cast<T*>(y.raw()), [o](T x, T z) {
-          return Float16{float_to_half(apply_bin<C>(o, load_f(&x, 0), load_f(&z, 0)))};
+          return from_f<T>(apply_bin<C>(o, load_f(&x, 0), load_f(&z, 0)));
         });
       } else {
         T* py = static_cast<T*>(y.raw());
@@ -285,7 +285,7 @@ void mixed_pow(KernelContext& ctx, const TensorView& a, const TensorView& b) {
     using T = decltype(tag);
     T* p = static_cast<T*>(y.raw());
     for (int64_t i = 0; i < n; ++i) {
-      if constexpr (std::is_same_v<T, Float16>)
+      if constexpr (is_half_v<T>)
         store_f(p, i, static_cast<float>(out[i]));
       else
         p[i] = static_cast<T>(out[i]);
@@ -408,7 +408,7 @@ struct Unary {
         T* py = static_cast<T*>(y.raw());
         parallel_span(n, [&](int64_t lo, int64_t hi) {
           for (int64_t i = lo; i < hi; ++i) {
-            if constexpr (std::is_same_v<T, Float16>)
+            if constexpr (is_half_v<T>)
               store_f(py, i, apply_un<float>(U, load_f(px, i)));
             else
               py[i] = apply_un<T>(U, px[i]);
@@ -427,11 +427,9 @@ struct Cast {
   explicit Cast(NodeView n)
       : to(n.is("CastLike") ? TFH_TYPE_UNDEFINED : static_cast<TfhDataType>(n.attr_int("to"))),
         like(n.is("CastLike")) {}
-  void bfloat16(KernelContext& ctx, const TensorView& x);
   void compute(KernelContext& ctx) {
     TensorView x = ctx.required(0);
     if (like) to = ctx.required(1).dtype();
-    if (to == TFH_TYPE_BFLOAT16 || x.dtype() == TFH_TYPE_BFLOAT16) return bfloat16(ctx, x);
     OutputTensor y = ctx.output(0, to, dims_of(x));
     const int64_t n = static_cast<int64_t>(x.size());
     if (n == 0) return;
@@ -447,13 +445,13 @@ struct Cast {
         O* py = static_cast<O*>(y.raw());
         parallel_span(n, [&](int64_t lo, int64_t hi) {
           for (int64_t i = lo; i < hi; ++i) {
-            if constexpr (std::is_same_v<I, Float16> || std::is_same_v<O, Float16>) {
+            if constexpr (is_half_v<I> || is_half_v<O>) {
               float v;
-              if constexpr (std::is_same_v<I, Float16>)
+              if constexpr (is_half_v<I>)
                 v = load_f(px, i);
               else
                 v = static_cast<float>(px[i]);
-              if constexpr (std::is_same_v<O, Float16>)
+              if constexpr (is_half_v<O>)
                 store_f(py, i, v);
               else if constexpr (std::is_same_v<O, bool>)
                 py[i] = v != 0.f;
@@ -470,33 +468,6 @@ struct Cast {
     });
   }
 };
-
-void Cast::bfloat16(KernelContext& ctx, const TensorView& x) {
-  OutputTensor y = ctx.output(0, to, dims_of(x));
-  const int64_t n = static_cast<int64_t>(x.size());
-  if (x.dtype() == to) {
-    std::memcpy(y.raw(), x.raw(), x.nbytes());
-    return;
-  }
-  std::vector<float> f(n);
-  if (x.dtype() == TFH_TYPE_BFLOAT16) {
-    for (int64_t i = 0; i < n; ++i) f[i] = static_cast<float>(x.at(i).value_or(0));
-    dispatch_all(to, [&](auto tag) {
-      using O = decltype(tag);
-      O* p = static_cast<O*>(y.raw());
-      for (int64_t i = 0; i < n; ++i) {
-        if constexpr (std::is_same_v<O, Float16>)
-          store_f(p, i, f[i]);
-        else
-          p[i] = static_cast<O>(f[i]);
-      }
-    });
-  } else {
-    uint16_t* p = static_cast<uint16_t*>(y.raw());
-    for (int64_t i = 0; i < n; ++i)
-      p[i] = to_bfloat16(static_cast<float>(x.at(i).value_or(0))).bits;
-  }
-}
 
 }  // namespace
 

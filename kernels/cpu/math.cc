@@ -120,7 +120,7 @@ struct MatMul {
     TensorView a = ctx.required(0), b = ctx.required(1);
     if (a.dtype() != b.dtype()) sdk::fail("A and B differ in element type");
     const TfhDataType type = a.dtype();
-    if (type != TFH_TYPE_FLOAT && type != TFH_TYPE_FLOAT16) unsupported_type(type);
+    if (!is_float_like(type)) unsupported_type(type);
     Dims da = dims_of(a), db = dims_of(b);
     if (da.empty() || db.empty()) sdk::fail("MatMul of a scalar");
     const bool a_vec = da.size() == 1, b_vec = db.size() == 1;
@@ -170,7 +170,7 @@ struct MatMul {
         for (int64_t i = 0; i < nb; ++i) one(i);
       }
     }
-    if (type == TFH_TYPE_FLOAT16) narrow(pc, y.data<Float16>(), numel(out));
+    narrow_into(pc, y, numel(out));
   }
 };
 
@@ -204,7 +204,7 @@ struct Gemm {
   void compute(KernelContext& ctx) {
     TensorView a = ctx.required(0), b = ctx.required(1), c = ctx.input(2);
     const TfhDataType type = a.dtype();
-    if (type != TFH_TYPE_FLOAT && type != TFH_TYPE_FLOAT16) unsupported_type(type);
+    if (!is_float_like(type)) unsupported_type(type);
     Dims da = dims_of(a), db = dims_of(b);
     if (da.size() != 2 || db.size() != 2) sdk::fail("Gemm takes 2-D A and B");
     const int64_t m = ta ? da[1] : da[0], k = ta ? da[0] : da[1];
@@ -228,7 +228,7 @@ struct Gemm {
     }
     sgemm(ta, tb, m, n, k, alpha, as_float(ctx, a), da[1], as_float(ctx, b), db[1], bias_scale, pc,
           n);
-    if (type == TFH_TYPE_FLOAT16) narrow(pc, y.data<Float16>(), m * n);
+    narrow_into(pc, y, m * n);
   }
 };
 
@@ -268,7 +268,7 @@ struct Softmax {
   void compute(KernelContext& ctx) {
     TensorView x = ctx.required(0);
     const TfhDataType type = x.dtype();
-    if (type != TFH_TYPE_FLOAT && type != TFH_TYPE_FLOAT16) unsupported_type(type);
+    if (!is_float_like(type)) unsupported_type(type);
     Dims d = dims_of(x);
     const int64_t r = static_cast<int64_t>(d.size());
     OutputTensor y = ctx.output(0, type, d);
@@ -295,7 +295,7 @@ struct Softmax {
         for (int64_t k = 0; k < dim; ++k)
           for (int64_t i = 0; i < inner; ++i) py[(o * dim + k) * inner + i] = u[(o * inner + i) * dim + k];
     }
-    if (type == TFH_TYPE_FLOAT16) narrow(py, y.data<Float16>(), n);
+    narrow_into(py, y, n);
   }
 };
 
@@ -307,7 +307,7 @@ struct LayerNorm {
   void compute(KernelContext& ctx) {
     TensorView x = ctx.required(0), scale = ctx.required(1), bias = ctx.input(2);
     const TfhDataType type = x.dtype();
-    if (type != TFH_TYPE_FLOAT && type != TFH_TYPE_FLOAT16) unsupported_type(type);
+    if (!is_float_like(type)) unsupported_type(type);
     Dims d = dims_of(x);
     const int64_t r = static_cast<int64_t>(d.size()), a = norm_axis(axis, r);
     int64_t cols = 1;
@@ -348,7 +348,7 @@ struct LayerNorm {
 #pragma omp parallel for schedule(static)
       for (int64_t rw = 0; rw < rows; ++rw) row(rw);
     }
-    if (type == TFH_TYPE_FLOAT16) narrow(py, y.data<Float16>(), n);
+    narrow_into(py, y, n);
   }
 };
 
@@ -431,7 +431,7 @@ struct Reduce {
         const T* px = static_cast<const T*>(x.raw());
         T* py = static_cast<T*>(y.raw());
         auto load = [&](int64_t off) -> C {
-          if constexpr (std::is_same_v<T, Float16>) return load_f(px, off);
+          if constexpr (is_half_v<T>) return load_f(px, off);
           else return static_cast<C>(px[off]);
         };
         auto one = [&](int64_t o) {
@@ -460,7 +460,7 @@ struct Reduce {
           }
           if (R == Red::Mean) acc = n_red ? acc / static_cast<C>(n_red) : C(0);
           if (R == Red::L2) acc = static_cast<C>(std::sqrt(static_cast<double>(acc)));
-          if constexpr (std::is_same_v<T, Float16>) store_f(py, o, static_cast<float>(acc));
+          if constexpr (is_half_v<T>) store_f(py, o, static_cast<float>(acc));
           else py[o] = static_cast<T>(acc);
         };
         if (n_out * n_red < 16384) {
@@ -598,7 +598,7 @@ struct Einsum {
       using T = decltype(tag);
       T* p = static_cast<T*>(y.raw());
       for (int64_t i = 0; i < n_out; ++i) {
-        if constexpr (std::is_same_v<T, Float16>)
+        if constexpr (is_half_v<T>)
           store_f(p, i, static_cast<float>(acc[i]));
         else
           p[i] = static_cast<T>(acc[i]);

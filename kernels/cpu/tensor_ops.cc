@@ -462,7 +462,7 @@ struct Range {
     TensorView s = ctx.required(0), l = ctx.required(1), dl = ctx.required(2);
     dispatch_all(s.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, Float16>) {
+      if constexpr (std::is_same_v<T, bool> || is_half_v<T>) {
         unsupported_type(s.dtype());
       } else {
         T start = s.data<T>()[0], limit = l.data<T>()[0], delta = dl.data<T>()[0];
@@ -497,7 +497,7 @@ struct CumSum {
       if constexpr (std::is_same_v<T, bool>) {
         unsupported_type(x.dtype());
       } else {
-        using C = std::conditional_t<std::is_same_v<T, Float16>, float, T>;
+        using C = std::conditional_t<is_half_v<T>, float, T>;
         const T* px = static_cast<const T*>(x.raw());
         T* py = static_cast<T*>(y.raw());
         for (int64_t o = 0; o < outer; ++o)
@@ -507,13 +507,13 @@ struct CumSum {
               int64_t kk = reverse ? dim - 1 - k : k;
               int64_t off = (o * dim + kk) * inner + i;
               C v;
-              if constexpr (std::is_same_v<T, Float16>)
+              if constexpr (is_half_v<T>)
                 v = load_f(px, off);
               else
                 v = px[off];
               const C result = exclusive ? acc : C(acc + v);
               acc += v;
-              if constexpr (std::is_same_v<T, Float16>)
+              if constexpr (is_half_v<T>)
                 store_f(py, off, result);
               else
                 py[off] = result;
@@ -561,8 +561,7 @@ struct NonZero {
     static const unsigned char zero[8] = {0};
     for (int64_t i = 0; i < static_cast<int64_t>(x.size()); ++i) {
       bool nz = std::memcmp(p + i * es, zero, es) != 0;
-      if (nz && (x.dtype() == TFH_TYPE_FLOAT || x.dtype() == TFH_TYPE_FLOAT16 ||
-                 x.dtype() == TFH_TYPE_DOUBLE))
+      if (nz && (is_float_like(x.dtype()) || x.dtype() == TFH_TYPE_DOUBLE))
         nz = x.at(static_cast<size_t>(i)).value_or(1) != 0;  // -0.0
       if (nz) hits.push_back(i);
     }
@@ -629,7 +628,7 @@ struct ScatterND {
             float a = load_f(py, j), b = load_f(pu, j);
             float r = reduction == "add" ? a + b : reduction == "mul" ? a * b
                       : reduction == "max" ? std::max(a, b) : std::min(a, b);
-            if constexpr (std::is_same_v<T, Float16> || std::is_floating_point_v<T>) {
+            if constexpr (is_half_v<T> || std::is_floating_point_v<T>) {
               store_f(py, j, r);
             } else {  // integers: exact arithmetic
               T x0 = py[j], u = pu[j];
