@@ -62,6 +62,8 @@ size_t run_float(ir::Model& m, const TfhParams* p) {
   FloatConvertOptions o;
   o.target = Target;
   ir::Graph& g = m.graph();
+  TFH_CHECK(!bf16 || m.opset("") >= 13, pass, ": the model imports ONNX opset ", m.opset(""),
+            "; bfloat16 needs opset 13 or later (Cast and most ops take bfloat16 from 13 on)");
   if (const plugin::ParamValue* keep = param(p, "keep_io_types")) {
     if (keep->is_list_form) {
       for (const std::string& name : keep->strings) {

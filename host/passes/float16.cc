@@ -46,6 +46,8 @@ const char* const kContribOps[] = {
     "EmbedLayerNormalization", "LayerNormalization", "SimplifiedLayerNormalization", "Gelu",
     "FastGelu", "BiasGelu", "QuickGelu", "FusedMatMul", "BiasAdd", "BiasSoftmax", "GemmFastGelu",
     "RotaryEmbedding", "GroupQueryAttention", "DecoderMaskedMultiHeadAttention"};
+// Contrib ops whose ONNX Runtime schema has no bfloat16 (checked by loading each in ORT 1.30).
+bool contrib_without_bfloat16(const std::string& op) { return op == "EmbedLayerNormalization"; }
 bool contrib_pinned_output(const std::string& op, size_t k) {
   if (op == "SkipLayerNormalization" || op == "SkipSimplifiedLayerNormalization")
     return k == 1 || k == 2;
@@ -122,6 +124,7 @@ class Converter {
     if (is_onnx(n)) {
       plan_onnx(n, p);
     } else if (n.domain() == "com.microsoft" &&
+               !(o_.target == onnx::TensorProto::BFLOAT16 && contrib_without_bfloat16(n.op_type())) &&
                std::find_if(std::begin(kContribOps), std::end(kContribOps), [&](const char* op) {
                  return n.op_type() == op;
                }) != std::end(kContribOps)) {
@@ -346,7 +349,7 @@ class Converter {
       const NodePlan& p = plans_.at(n);
       if (!p.converted || !is_onnx(*n)) continue;
       if (n->op_type() == "Cast") {
-        n->set_attr("to").set_i(o_.target);
+        if (n->attr("to") && n->attr("to")->i() == kFloat) n->set_attr("to").set_i(o_.target);
       } else if (n->op_type() == "Constant" || n->op_type() == "ConstantOfShape") {
         onnx::TensorProto t;
         if (const onnx::AttributeProto* v = n->attr("value")) {

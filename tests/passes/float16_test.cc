@@ -267,20 +267,54 @@ TEST_F(Float16Pass, BFloat16RunsInTheRuntime) {
   EXPECT_LT(max_rel_diff(want, run(*m)), 5e-2);
 }
 
-TEST_F(Float16Pass, BFloat16KeepsOpsWithoutBFloat16AtOldOpsets) {
-  ModelBuilder b(11);  // MatMul-9 has no bfloat16; Relu-6 neither
+TEST_F(Float16Pass, BFloat16NeedsOpset13) {
+  ModelBuilder b(11);  // Cast-6 has no bfloat16: no bfloat16 model can be written at opset 11
+  b.input("x", {2, 3}).output("y", {2, 3});
+  b.node("Relu", {"x"}, {"y"}, "relu");
+  auto m = load(b);
+  try {
+    run_pass(*m, "core.bfloat16");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("opset 11; bfloat16 needs opset 13"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(type_of(*m, "x"), kFloat);
+}
+
+TEST_F(Float16Pass, OpsWithoutTheTargetTypeStayFloat32) {
+  ModelBuilder b(13);  // Einsum-12 has no bfloat16 (float16 only)
   b.input("x", {2, 3}).output("y", {2, 3});
   b.initializer("W", {3, 3}, {0.5f, -1.f, 0.25f, 2.f, 0.1f, -0.3f, 1.f, 1.f, -2.f});
-  b.node("MatMul", {"x", "W"}, {"m"}, "matmul");
+  auto& e = b.node("Einsum", {"x", "W"}, {"m"}, "einsum");
+  auto* eq = e.add_attribute();
+  eq->set_name("equation");
+  eq->set_type(onnx::AttributeProto::STRING);
+  eq->set_s("ij,jk->ik");
   b.node("Relu", {"m"}, {"y"}, "relu");
   auto m = load(b);
-  run_pass(*m, "core.bfloat16");
-  EXPECT_EQ(type_of(*m, "W"), kFloat);
+  const auto want = run(*m);
+  run_pass(*m, "core.bfloat16", "{keep_io_types: true}");
+  EXPECT_EQ(type_of(*m, "W"), kFloat);  // read by the float32 Einsum only
   EXPECT_EQ(type_of(*m, "m"), kFloat);
-  EXPECT_EQ(type_of(*m, "y"), kFloat);   // made by a float32 node: stays float32
-  EXPECT_EQ(type_of(*m, "x"), kBHalf);   // the input still takes bfloat16, as asked,
-  EXPECT_EQ(count_op(*m, "Cast"), 1u);   // read through one Cast
-  expect_valid_onnx(*m, "bf16_opset11");
+  EXPECT_EQ(m->graph().find("y")->producer()->op_type(), "Cast");  // Relu-13 is bfloat16
+  expect_valid_onnx(*m, "einsum");
+  EXPECT_LT(max_rel_diff(want, run(*m)), 5e-2);
+}
+
+TEST_F(Float16Pass, CastsToOtherTypesKeepTheirTarget) {
+  ModelBuilder b(14);
+  b.input("x", {2, 3}).output("y", {2, 3}, onnx::TensorProto::INT32);
+  b.node("Relu", {"x"}, {"r"}, "relu");
+  set_int_attr(b.node("Cast", {"r"}, {"y"}, "to_int"), "to", onnx::TensorProto::INT32);
+  auto m = load(b);
+  const auto want = run(*m);
+  run_pass(*m, "core.float16", "{keep_io_types: true}");
+  const ir::Node* cast = m->graph().find("y")->producer();
+  EXPECT_EQ(cast->attr("to")->i(), onnx::TensorProto::INT32);
+  EXPECT_EQ(cast->inputs()[0]->elem_type(), kHalf);  // reads the float16 Relu directly
+  expect_valid_onnx(*m, "to_int");
+  EXPECT_EQ(max_rel_diff(want, run(*m)), 0.0);
 }
 
 // y = s / (s + 1) with s = (1000 x)^2: s passes 65504 for |x| > 0.26, so in float16 s is inf and
