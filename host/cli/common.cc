@@ -115,9 +115,10 @@ void execute_plan(const pipeline::Plan& plan, const plugin::Registry& registry,
   if (g.verbose)
     for (const auto& p : plan.passes)
       std::cerr << "tfhost: " << p.entry->name << " " << pipeline::format_params(p.params) << "\n";
-  pipeline::run_passes(
+  const auto results = pipeline::run_passes(
       plan.passes, registry, *model,
       [&out](size_t i, size_t n, const pipeline::PassResult& r) { print_progress(out, i, n, r); });
+  out << pipeline::describe_levels(plan.passes, results);
   t0 = Clock::now();
   model->save(plan.output, plan.save);
   out << "saved " << plan.output << " in " << std::fixed << std::setprecision(2)

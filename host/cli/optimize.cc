@@ -15,8 +15,9 @@ namespace {
 
 const char* const kAbout =
     "Optimizes one model the way onnxruntime.transformers.optimizer does, with the same flags.\n"
-    "Without --model_type only the core cleanup runs; with it, that model type's passes (see\n"
-    "`tfhost plugins`). The input is never modified; the output is written atomically.\n"
+    "Without --model_type only the core cleanup and constant folding run; with it, that model\n"
+    "type's passes (see `tfhost plugins`). The input is never modified; the output is written\n"
+    "atomically.\n"
     "\n"
     "--disable_X removes the passes named <family>.X (nothing to remove is fine: the fusion is\n"
     "then simply not done). Every other switch, and --num_heads/--hidden_size when not 0 and\n"
@@ -24,12 +25,16 @@ const char* const kAbout =
     "--convert_to_packing_mode) also add the pass <model_type>.X when a plugin registers one.\n"
     "A flag that no pass of the run takes is an error (\"not available yet\"), never ignored.\n"
     "\n"
-    "--opt_level: in ONNX Runtime it sets the graph optimizations ORT itself applies before the\n"
-    "Python fusions (0 none, 1 basic, 2 extended, 99 all). tfhost does not run ORT's\n"
-    "optimizer (ORT applies its own, at the session's level, whenever it loads the saved model):\n"
+    "--opt_level, as in ONNX Runtime (0 none, 1 basic, 2 extended, 99 all); each level says\n"
+    "what it changed at the end:\n"
     "  0          no passes at all: a lossless re-save (--float16/--input_int32 still apply)\n"
-    "  1, 2, 99   the passes above; the three levels do the same thing\n"
-    "  not given  as 1";
+    "  1          cleanup (identity/dropout removal, dead code) and constant folding: nodes whose\n"
+    "             inputs are all constants computed once by tfhost's CPU kernels\n"
+    "  2          1, then the fusions that need no family knowledge: LayerNormalization,\n"
+    "             SkipLayerNormalization, Gelu, FastGelu, BiasGelu (core.* passes)\n"
+    "  99         everything that applies: the --model_type's passes, then folding and cleanup;\n"
+    "             without --model_type the same as 2\n"
+    "  not given  99 with --model_type, 1 without; --only_onnxruntime caps it at 1";
 
 // --disable_X: drops the passes whose last name segment is X, and is passed on as a parameter.
 // Names and meanings are ORT's (fusion_options.py, optimizer.py).
@@ -103,13 +108,13 @@ po::options_description make_options(Options& o) {
       ("float16", po::bool_switch(&o.float16), "convert to float16 (core.float16, keep_io_types)")
       ("input_int32", po::bool_switch(&o.input_int32), "int32 graph inputs (core.input_int32)")
       ("opt_level", po::value(&o.opt_level)->value_name("0|1|2|99"),
-       "0 = no passes (a lossless re-save); 1, 2, 99 = run them (see above)")
+       "0 none, 1 cleanup + constant folding, 2 + generic fusions, 99 all (see above)")
       ("use_gpu", po::bool_switch(&o.use_gpu),
        "target CUDA: needs a tfhost built with CUDA and a GPU; passes taking use_gpu get it")
       ("provider", po::value(&o.provider)->value_name("EP"),
        "execution provider with --use_gpu; needs a pass that takes provider")
       ("only_onnxruntime", po::bool_switch(&o.only_onnxruntime),
-       "no family fusions: only the core cleanup")
+       "no fusions: only the core cleanup and constant folding")
       ("use_external_data_format", po::bool_switch(&o.use_external_data_format),
        "write the weights to <output>.data");
   // clang-format on
@@ -175,8 +180,12 @@ std::vector<pipeline::PlannedPass> plan_passes(const Options& o, const plugin::R
                                                const std::string& type) {
   const pipeline::SharedParams shared = shared_params(o);
   std::vector<pipeline::PlannedPass> plan;
-  if (o.opt_level != 0) {
-    for (auto& p : pipeline::plan_preset(r, type, shared, o.input)) {
+  // Not given: everything that applies with a model type, cleanup and folding without one;
+  // --only_onnxruntime: no fusions at all.
+  int level = o.opt_level != -1 ? o.opt_level : type != "core" ? 99 : 1;
+  if (o.only_onnxruntime) level = std::min(level, 1);
+  if (level != 0) {
+    for (auto& p : pipeline::plan_opt_level(r, level, type, shared, "--opt_level")) {
       bool keep = true;
       for (const auto& dis : kDisables)
         keep = keep && !(o.flags.at(dis.first) &&

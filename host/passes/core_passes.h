@@ -24,6 +24,10 @@ size_t topological_sort(ir::Graph& graph);
 // int64 graph inputs become int32 (input_int32.cc); returns how many.
 size_t input_int32(ir::Model& model);
 
+// Evaluates nodes whose inputs are all constants with the CPU runtime and stores their results
+// as initializers (constant_folding.cc); returns how many nodes went.
+size_t constant_folding(ir::Model& model, size_t max_bytes = size_t(64) << 20);
+
 // Removes `v` when nothing refers to it any more (no producer, consumer or graph role), so that
 // removed nodes leave no stray value_info behind. Returns whether it did.
 bool remove_if_orphan(ir::Graph& graph, ir::Value* v);

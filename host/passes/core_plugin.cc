@@ -2,6 +2,8 @@
 // (no static initialiser runs), whose apply functions call the host passes in core_passes.h.
 #include "host/passes/core_plugin.h"
 
+#include <tfhost/plugin.hpp>
+
 #include <cstring>
 #include <exception>
 #include <iterator>
@@ -14,6 +16,7 @@
 #include "host/plugin/host_api.h"
 #include "host/plugin/params.h"
 #include "host/util/error.h"
+#include "common_fusions.h"  // plugins/common: the family-independent fusions, SDK-only
 
 namespace tfh::passes {
 namespace {
@@ -52,6 +55,21 @@ double param_float(const TfhParams* p, const char* name, double fallback) {
 std::string param_string(const TfhParams* p, const char* name) {
   const plugin::ParamValue* v = param(p, name);
   return v ? v->s : std::string();
+}
+
+size_t run_constant_folding(ir::Model& m, const TfhParams* p) {
+  const plugin::ParamValue* v = param(p, "max_bytes");
+  TFH_CHECK(!v || v->i > 0, "core.constant_folding: max_bytes must be > 0");
+  return constant_folding(m, v ? static_cast<size_t>(v->i) : size_t(64) << 20);
+}
+
+// The family-independent fusions of plugins/common, run through the SDK like a plugin's: the
+// host hands the SDK its own table first.
+template <TfhStatus* (*Wrapped)(TfhGraph*, const TfhParams*, size_t*)>
+TfhStatus* sdk_apply(TfhGraph* graph, const TfhParams* params, size_t* n_changed) {
+  tfh::sdk::set_host(plugin::host_api());
+  tfh::sdk::plugin_name_slot() = "core";
+  return Wrapped(graph, params, n_changed);
 }
 
 // core.float16 / core.bfloat16 (float16.h), with the automatic block list when asked.
@@ -162,8 +180,46 @@ const TfhFusionDesc kRepairDuplicateDefinitions = {
     kFusionSize, "core.repair_duplicate_definitions",
     "a value defined twice keeps its last definition; earlier ones are renamed", kSince, nullptr,
     nullptr, 0, nullptr, apply<run_repair_duplicate_definitions>};
-const TfhFusionDesc* const kFusions[] = {&kRemoveIdentity, &kEliminateDeadNodes,
-                                         &kRemoveUnusedInitializers, &kRepairDuplicateDefinitions};
+const TfhParamDesc kFoldingParams[] = {
+    {kParamSize, "max_bytes", TFH_PARAM_INT, "67108864",
+     "a result larger than this and than its inputs together (Expand, Tile, ConstantOfShape) is "
+     "not stored: its node stays"},
+};
+const TfhFusionDesc kConstantFolding = {
+    kFusionSize, "core.constant_folding",
+    "nodes whose inputs are all constants are computed once (tfhost's CPU kernels) and become "
+    "initializers; random ops and subgraphs excepted",
+    kSince, nullptr, nullptr, std::size(kFoldingParams), kFoldingParams,
+    apply<run_constant_folding>};
+const TfhFusionDesc kLayerNormFusion = {
+    kFusionSize, "core.layer_norm",
+    "ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add over the last axis => LayerNormalization "
+    "(any model; what the family presets run as <family>.layer_norm)",
+    kSince, "", "LayerNormalization", 0, nullptr,
+    sdk_apply<tfh::wrap_pass<plugin_common::fuse_layer_norm>>};
+const TfhFusionDesc kSkipLayerNormFusion = {
+    kFusionSize, "core.skip_layer_norm",
+    "LayerNormalization(Add([Add(x, bias)], residual)) => com.microsoft.SkipLayerNormalization",
+    kSince, "com.microsoft", "SkipLayerNormalization",
+    std::size(plugin_common::kSkipLayerNormParams), plugin_common::kSkipLayerNormParams,
+    sdk_apply<tfh::wrap_pass<plugin_common::fuse_skip_layer_norm>>};
+const TfhFusionDesc kGeluFusion = {
+    kFusionSize, "core.gelu", "x * 0.5 * (1 + Erf(x / sqrt 2)), either order => com.microsoft.Gelu",
+    kSince, "com.microsoft", "Gelu", 0, nullptr,
+    sdk_apply<tfh::wrap_pass<plugin_common::fuse_gelu>>};
+const TfhFusionDesc kFastGeluFusion = {
+    kFusionSize, "core.fast_gelu",
+    "0.5x(1 + Tanh(sqrt(2/pi)(x + 0.044715x^3))) => com.microsoft.FastGelu", kSince,
+    "com.microsoft", "FastGelu", 0, nullptr,
+    sdk_apply<tfh::wrap_pass<plugin_common::fuse_fast_gelu>>};
+const TfhFusionDesc kBiasGeluFusion = {
+    kFusionSize, "core.bias_gelu",
+    "Gelu/FastGelu(x + bias) => BiasGelu(x, bias) / FastGelu(x, bias)", kSince, "com.microsoft",
+    "BiasGelu", 0, nullptr, sdk_apply<tfh::wrap_pass<plugin_common::fuse_bias_gelu>>};
+const TfhFusionDesc* const kFusions[] = {
+    &kRemoveIdentity,  &kEliminateDeadNodes, &kRemoveUnusedInitializers,
+    &kRepairDuplicateDefinitions, &kConstantFolding, &kLayerNormFusion, &kSkipLayerNormFusion,
+    &kGeluFusion, &kFastGeluFusion, &kBiasGeluFusion};
 
 const TfhConverterDesc kTopologicalSort = {
     kConverterSize, "core.topological_sort", "orders nodes so every input is defined before use",

@@ -320,11 +320,24 @@ Step read_step(const Reader& r, const YAML::Node& n, const std::string& path) {
   if (!n.IsMap())
     r.fail(
         n, path,
-        "'" + path + "' expects a step '{pass: NAME}' or '{preset: FAMILY}', got " + describe(n));
+        "'" + path + "' expects a step '{pass: NAME}', '{preset: FAMILY}' or '{opt_level: N}', got " +
+            describe(n));
   Step s;
-  const bool is_pass = n["pass"].IsDefined(), is_preset = n["preset"].IsDefined();
-  if (is_pass == is_preset)
-    r.fail(n, path, "'" + path + "' must have exactly one of 'pass' or 'preset'");
+  const bool is_pass = n["pass"].IsDefined(), is_preset = n["preset"].IsDefined(),
+             is_level = n["opt_level"].IsDefined();
+  if (int(is_pass) + int(is_preset) + int(is_level) != 1)
+    r.fail(n, path, "'" + path + "' must have exactly one of 'pass', 'preset' or 'opt_level'");
+  if (is_level) {
+    r.check_keys(n, path, {"opt_level"});
+    s.kind = Step::Kind::OptLevel;
+    s.name = r.str(n["opt_level"], path + ".opt_level");
+    s.where = s.with_where = r.where(n["opt_level"], path + ".opt_level");
+    if (s.name != "0" && s.name != "1" && s.name != "2" && s.name != "99")
+      r.fail(n["opt_level"], path + ".opt_level",
+             "'" + path + ".opt_level' must be 0, 1, 2 or 99, got '" + s.name + "'");
+    s.with = YAML::Node(YAML::NodeType::Map);
+    return s;
+  }
   if (is_preset) {
     r.check_keys(n, path, {"preset"});
     s.kind = Step::Kind::Preset;

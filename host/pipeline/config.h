@@ -46,9 +46,9 @@ struct ModelSection {
 };
 
 struct Step {
-  enum class Kind { Pass, Preset };
+  enum class Kind { Pass, Preset, OptLevel };
   Kind kind = Kind::Pass;
-  std::string name;  // pass name, or the model type of a preset
+  std::string name;  // pass name, the model type of a preset, or the level ("2")
   YAML::Node with;   // pass parameters; an empty map when absent
   Where where;       // of the name
   Where with_where;  // of `with:` (the name's location when absent)

@@ -1,6 +1,7 @@
 #include "host/pipeline/pipeline.h"
 
 #include <chrono>
+#include <map>
 #include <filesystem>
 #include <sstream>
 
@@ -160,6 +161,66 @@ std::vector<PlannedPass> plan_preset(const plugin::Registry& registry, const std
   return out;
 }
 
+std::vector<PlannedPass> plan_opt_level(const plugin::Registry& registry, int level,
+                                        const std::string& model_type, const SharedParams& shared,
+                                        const Where& where) {
+  TFH_CHECK(level == 0 || level == 1 || level == 2 || level == 99, where,
+            ": opt_level must be 0, 1, 2 or 99, not ", level);
+  static const char* const kLevel1[] = {
+      "core.repair_duplicate_definitions", "core.remove_identity", "core.constant_folding",
+      "core.eliminate_dead_nodes", "core.remove_unused_initializers", "core.topological_sort"};
+  static const char* const kLevel2[] = {
+      "core.shape_inference", "core.layer_norm", "core.skip_layer_norm", "core.gelu",
+      "core.fast_gelu", "core.bias_gelu", "core.eliminate_dead_nodes",
+      "core.remove_unused_initializers", "core.topological_sort"};
+  static const char* const kAfterPreset[] = {"core.constant_folding", "core.eliminate_dead_nodes",
+                                             "core.remove_unused_initializers",
+                                             "core.topological_sort"};
+  std::vector<PlannedPass> out;
+  auto add = [&](const auto& names, const std::string& origin) {
+    for (const char* name : names)
+      out.push_back(plan_pass(registry, name, YAML::Node(YAML::NodeType::Map), shared, origin, where));
+  };
+  const bool family = !model_type.empty() && model_type != "core";
+  if (level == 0) return out;
+  if (level == 99 && family) {
+    for (auto& p : plan_preset(registry, model_type, shared, where)) {
+      p.origin = "level 99 (preset " + model_type + ")";
+      out.push_back(std::move(p));
+    }
+    add(kAfterPreset, "level 99 (constant folding, cleanup)");
+    return out;
+  }
+  add(kLevel1, "level 1 (cleanup, constant folding)");
+  if (level >= 2) add(kLevel2, "level 2 (family-independent fusions)");
+  return out;
+}
+
+std::string describe_levels(const std::vector<PlannedPass>& passes,
+                            const std::vector<PassResult>& results) {
+  std::vector<std::pair<std::string, std::map<std::string, size_t>>> levels;
+  for (size_t i = 0; i < passes.size() && i < results.size(); ++i) {
+    const std::string& origin = passes[i].origin;
+    if (origin.rfind("level ", 0) != 0) continue;
+    if (levels.empty() || levels.back().first != origin) levels.push_back({origin, {}});
+    // Shape inference only records types: not an edit worth reporting.
+    if (results[i].changed && passes[i].entry->name != "core.shape_inference")
+      levels.back().second[passes[i].entry->name] += results[i].changed;
+  }
+  std::string text;
+  for (const auto& [origin, changed] : levels) {
+    text += "opt_" + origin + ": ";
+    if (changed.empty()) text += "no change";
+    bool first = true;
+    for (const auto& [name, n] : changed) {
+      text += (first ? "" : ", ") + name + " " + std::to_string(n);
+      first = false;
+    }
+    text += "\n";
+  }
+  return text;
+}
+
 void check_output_path(const std::string& input, const std::string& output, const Where& where) {
   std::error_code ec;
   const std::string at = where.empty() ? "" : where + ": ";
@@ -186,7 +247,10 @@ Plan make_plan(const Config& c, const plugin::Registry& registry) {
   if (c.model.hidden_size > 0) shared["hidden_size"] = YAML::Node(c.model.hidden_size);
   if (!c.model.family.empty()) shared["model_type"] = YAML::Node(c.model.family);
   for (const Step& s : c.steps) {
-    if (s.kind == Step::Kind::Preset) {
+    if (s.kind == Step::Kind::OptLevel) {
+      for (auto& p : plan_opt_level(registry, std::stoi(s.name), c.model.family, shared, s.where))
+        plan.passes.push_back(std::move(p));
+    } else if (s.kind == Step::Kind::Preset) {
       for (auto& p : plan_preset(registry, s.name, shared, s.where))
         plan.passes.push_back(std::move(p));
     } else {

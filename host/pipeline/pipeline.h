@@ -72,6 +72,28 @@ PlannedPass plan_pass(const plugin::Registry& registry, const std::string& name,
 std::vector<PlannedPass> plan_preset(const plugin::Registry& registry, const std::string& type,
                                      const SharedParams& shared, const Where& where);
 
+struct PassResult {
+  std::string name;
+  size_t changed = 0;
+  double seconds = 0;
+};
+
+// The passes of optimization level 0, 1, 2 or 99 (`tfhost optimize --opt_level`, a config's
+// `- opt_level: N` step); each pass's origin names its level ("level 1 (...)"):
+//   1   cleanup + constant folding (evaluated with tfhost's CPU kernels)
+//   2   1, then the family-independent fusions (core.layer_norm, core.skip_layer_norm, core.gelu,
+//       core.fast_gelu, core.bias_gelu)
+//   99  everything that applies: the model type's preset, then constant folding and cleanup;
+//       without a model type ("" or "core") the same as 2
+// Throws naming `where` for any other level.
+std::vector<PlannedPass> plan_opt_level(const plugin::Registry& registry, int level,
+                                        const std::string& model_type, const SharedParams& shared,
+                                        const Where& where);
+// "opt_level: what each level changed" lines for the passes whose origin is a level, or "" when
+// none is. `results` are run_passes' for `passes`.
+std::string describe_levels(const std::vector<PlannedPass>& passes,
+                            const std::vector<PassResult>& results);
+
 // Resolves every step (presets expanded), the model type, the verify/benchmark sections and the
 // output path. Throws tfh::Error naming the config location at fault.
 Plan make_plan(const Config& config, const plugin::Registry& registry);
@@ -86,11 +108,6 @@ void check_output_path(const std::string& input, const std::string& output, cons
 // the setting ("x.yaml:4:9: 'device: cuda'" or "--use_gpu"); `instead` says what to do about it.
 void check_device(Device device, const Where& where, const std::string& instead);
 
-struct PassResult {
-  std::string name;
-  size_t changed = 0;
-  double seconds = 0;
-};
 using Progress = std::function<void(size_t index, size_t total, const PassResult&)>;
 
 // Runs the passes in order on `model`, calling `progress` after each. The graph is validated after

@@ -375,6 +375,7 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
   // Steps in graph order (the graph is topologically sorted on load and by every pass).
   for (const auto& up : g.nodes()) {
     const ir::Node& n = *up;
+    if (opts.node_filter && !opts.node_filter(n)) continue;
     Step step;
     step.node = &n;
     std::string why;
@@ -546,6 +547,14 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
 size_t Session::pool_bytes() const { return impl_->pool.total(); }
 size_t Session::released_bytes() const { return impl_->released; }
 size_t Session::last_peak_bytes() const { return impl_->last_peak; }
+
+const HostTensor* Session::constant(const ir::Value* v) const {
+  auto it = impl_->slot_of.find(v);
+  if (it == impl_->slot_of.end()) return nullptr;
+  const Slot& s = impl_->slots[it->second];
+  if (s.kind != SlotKind::Constant) return nullptr;
+  return s.folded ? s.folded.get() : &s.view;
+}
 
 std::vector<std::pair<const ir::Node*, std::string>> Session::kernel_choices() const {
   std::vector<std::pair<const ir::Node*, std::string>> out;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -31,6 +32,10 @@ struct SessionOptions {
   // (packed GEMM weights, TfhKernelApi::constant_input_consumed). The model can then not be saved
   // or planned again: only for a caller that loaded the model just to run it.
   bool release_consumed_constants = false;
+  // Plan only the nodes this accepts (null: all). With a filter that accepts only nodes whose
+  // inputs are constants, the session is a constant evaluator: every accepted node is computed
+  // at plan time and constant() hands out the results (core.constant_folding).
+  std::function<bool(const ir::Node&)> node_filter;
 };
 
 struct NodeTime {
@@ -60,6 +65,10 @@ class Session {
   // input or node at fault.
   std::vector<std::unique_ptr<HostTensor>> run(
       const std::vector<std::pair<std::string, const HostTensor*>>& feeds);
+
+  // The value's tensor when it is a constant of the plan (an initializer, or the output of a node
+  // computed at plan time because its inputs are all constants); null otherwise.
+  const HostTensor* constant(const ir::Value* v) const;
 
   // Bytes of initializers given back (release_consumed_constants).
   size_t released_bytes() const;
