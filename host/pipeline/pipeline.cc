@@ -173,9 +173,6 @@ std::vector<PlannedPass> plan_opt_level(const plugin::Registry& registry, int le
       "core.shape_inference", "core.layer_norm", "core.skip_layer_norm", "core.gelu",
       "core.fast_gelu", "core.bias_gelu", "core.eliminate_dead_nodes",
       "core.remove_unused_initializers", "core.topological_sort"};
-  static const char* const kAfterPreset[] = {"core.constant_folding", "core.eliminate_dead_nodes",
-                                             "core.remove_unused_initializers",
-                                             "core.topological_sort"};
   std::vector<PlannedPass> out;
   auto add = [&](const auto& names, const std::string& origin) {
     for (const char* name : names)
@@ -188,7 +185,6 @@ std::vector<PlannedPass> plan_opt_level(const plugin::Registry& registry, int le
       p.origin = "level 99 (preset " + model_type + ")";
       out.push_back(std::move(p));
     }
-    add(kAfterPreset, "level 99 (constant folding, cleanup)");
     return out;
   }
   add(kLevel1, "level 1 (cleanup, constant folding)");

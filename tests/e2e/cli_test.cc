@@ -102,7 +102,9 @@ TEST(Cli, HelpTexts) {
     EXPECT_TRUE(contains(r.out, word)) << word << " not in: " << r.out;
   // How ORT's --opt_level levels map onto tfhost.
   for (const char* word : {"0 none, 1 basic, 2 extended, 99 all", "0          no passes at all",
-                           "1, 2, 99   the passes above", "not given  as 1"})
+                           "1          cleanup", "2          1, then the fusions",
+                           "99         everything that applies",
+                           "not given  99 with --model_type, 1 without"})
     EXPECT_TRUE(contains(r.out, word)) << word << " not in: " << r.out;
   // Flags ORT's optimizer does not have.
   EXPECT_FALSE(contains(r.out, "--disable_multi_head_attention_bias")) << r.out;

@@ -154,3 +154,57 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<Case>& i) { return std::string(i.param.model); });
 
 }  // namespace
+
+namespace {
+
+// --opt_level 1 and 2 on every bundled export (no --model_type): level 1 folds constants
+// (every export has Constant nodes) and fuses nothing, level 2 adds the family-independent
+// fusions (LayerNormalization and a Gelu form in every layer); both report what they changed,
+// and ONNX Runtime gives the original's outputs on the export's test inputs.
+class OptLevels : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(OptLevels, FoldAndGenericFusions) {
+  const std::string dir = std::string(TFH_SOURCE_DIR "/models/") + GetParam();
+  TempDir tmp;
+  const auto inputs = tfh::test::read_test_data(dir + "/test_data_set_0", "input");
+  const auto want = tfh::test::ort_run(dir + "/model.onnx", inputs);
+  int exported_ln = 0;  // opset 17 exports carry LayerNormalization already
+  for (const auto& n : tfh::test::read_model_proto(dir + "/model.onnx").graph().node())
+    exported_ln += n.op_type() == "LayerNormalization";
+  for (const char* level : {"1", "2"}) {
+    const std::string out = tmp / (std::string("l") + level + ".onnx");
+    const auto r = tfhost({"optimize", "--input", dir + "/model.onnx", "--output", out,
+                           "--opt_level", level});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("opt_level 1 (cleanup, constant folding): core.constant_folding "),
+              std::string::npos)
+        << r.out;
+    const onnx::ModelProto m = tfh::test::read_model_proto(out);
+    std::map<std::string, int> ops;
+    for (const auto& n : m.graph().node()) ++ops[n.op_type()];
+    EXPECT_EQ(ops["Constant"], 0) << out;
+    const int fused = ops["LayerNormalization"] + ops["SkipLayerNormalization"];
+    const int gelu = ops["Gelu"] + ops["FastGelu"] + ops["BiasGelu"];
+    if (std::string(level) == "1") {
+      EXPECT_EQ(fused + gelu, exported_ln) << out;
+      EXPECT_EQ(r.out.find("opt_level 2"), std::string::npos) << r.out;
+    } else {
+      EXPECT_GE(fused, 5) << out;  // 2 layers x 2 + the final/embedding one
+      EXPECT_EQ(gelu, 2) << out;
+      EXPECT_NE(r.out.find("opt_level 2 (family-independent fusions): "), std::string::npos)
+          << r.out;
+    }
+    const tfh::test::Diff d = tfh::test::compare_outputs(want, tfh::test::ort_run(out, inputs));
+    ASSERT_TRUE(d.shapes_match) << d.message;
+    EXPECT_LT(d.max_abs, 1e-4) << d.where;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Exports, OptLevels,
+                         ::testing::Values("bert_tiny_opset14", "bert_tiny_opset17",
+                                           "distilbert_tiny_opset14", "roberta_tiny_opset14",
+                                           "albert_tiny_opset14", "gpt2past_tiny_opset14",
+                                           "gpt2hf_tiny_opset14_withpast",
+                                           "gpt2nopast_tiny_opset14"));
+
+}  // namespace

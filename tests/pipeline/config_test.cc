@@ -143,10 +143,13 @@ TEST(Config, PipelineMustBeAnOrderedListOfSteps) {
   EXPECT_HAS(error_of("model: {path: m}\noutput: o\npipeline: {a: {pass: x}}\n"),
              "configs/x.yaml:3:11: 'pipeline' expects an ordered list of steps");
   EXPECT_HAS(error_of("model: {path: m}\noutput: o\npipeline:\n  - core.cleanup\n"),
-             "configs/x.yaml:4:5: 'pipeline.0' expects a step '{pass: NAME}' or "
-             "'{preset: FAMILY}', got 'core.cleanup'");
+             "configs/x.yaml:4:5: 'pipeline.0' expects a step '{pass: NAME}', "
+             "'{preset: FAMILY}' or '{opt_level: N}', got 'core.cleanup'");
+  EXPECT_HAS(error_of("model: {path: m}\noutput: o\npipeline:\n  - {opt_level: 3}\n"),
+             "configs/x.yaml:4:17: 'pipeline.0.opt_level' must be 0, 1, 2 or 99, got '3'");
   EXPECT_HAS(error_of("model: {path: m}\noutput: o\npipeline:\n  - {pass: a, preset: b}\n"),
-             "configs/x.yaml:4:5: 'pipeline.0' must have exactly one of 'pass' or 'preset'");
+             "configs/x.yaml:4:5: 'pipeline.0' must have exactly one of 'pass', 'preset' or "
+             "'opt_level'");
   EXPECT_HAS(error_of("model: {path: m}\noutput: o\npipeline:\n  - {preset: b, with: {}}\n"),
              "unknown key 'with' in 'pipeline.0' (valid: preset)");
   EXPECT_HAS(error_of("model: {path: m}\noutput: o\npipeline:\n  - {pass: a, with: [1]}\n"),
