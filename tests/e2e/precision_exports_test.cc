@@ -169,8 +169,8 @@ TEST_P(OptLevels, FoldAndGenericFusions) {
   const auto inputs = tfh::test::read_test_data(dir + "/test_data_set_0", "input");
   const auto want = tfh::test::ort_run(dir + "/model.onnx", inputs);
   int exported_ln = 0;  // opset 17 exports carry LayerNormalization already
-  for (const auto& n : tfh::test::read_model_proto(dir + "/model.onnx").graph().node())
-    exported_ln += n.op_type() == "LayerNormalization";
+  const onnx::ModelProto exported = tfh::test::read_model_proto(dir + "/model.onnx");
+  for (const auto& n : exported.graph().node()) exported_ln += n.op_type() == "LayerNormalization";
   for (const char* level : {"1", "2"}) {
     const std::string out = tmp / (std::string("l") + level + ".onnx");
     const auto r = tfhost({"optimize", "--input", dir + "/model.onnx", "--output", out,
