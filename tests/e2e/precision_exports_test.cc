@@ -208,3 +208,28 @@ INSTANTIATE_TEST_SUITE_P(Exports, OptLevels,
                                            "gpt2nopast_tiny_opset14"));
 
 }  // namespace
+
+namespace {
+
+// configs/bert_fp16.yaml: the bert preset, core.float16 with auto_block (nothing to keep in
+// float32 for this model, and the log says so), core.input_int32; verify passes within the
+// float16 tolerance; the saved model takes int32 and returns float32.
+TEST(PrecisionConfigs, BertFp16Runs) {
+  TempDir tmp;
+  const std::string out = tmp / "bert_fp16.onnx";
+  const auto r = tfhost({"run", TFH_SOURCE_DIR "/configs/bert_fp16.yaml", "--set", "output=" + out,
+                         "--set", "benchmark=null"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("auto_block: round 1: 0 nodes kept in float32, 0 new"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.out.find("verify: PASS: 5/5 samples"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(float16 tolerance)"), std::string::npos) << r.out;
+  const onnx::ModelProto m = tfh::test::read_model_proto(out);
+  for (const auto& in : m.graph().input())
+    EXPECT_EQ(in.type().tensor_type().elem_type(), onnx::TensorProto::INT32) << in.name();
+  for (const auto& o : m.graph().output())
+    EXPECT_EQ(o.type().tensor_type().elem_type(), onnx::TensorProto::FLOAT) << o.name();
+  expect_valid(out);
+}
+
+}  // namespace
