@@ -2,6 +2,8 @@
 // Kernels see only the SDK (tfhost/kernel.hpp); nothing here includes host code.
 #pragma once
 
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -82,9 +84,29 @@ inline bool is_float_like(TfhDataType t) { return t == TFH_TYPE_FLOAT || is_half
 inline uint16_t float_to_half(float f) { return to_float16(f).bits; }
 inline float half_to_float(uint16_t h) { return to_float(Float16{h}); }
 
+// float16 <-> float over arrays: eight at a time with F16C (part of x86-64-v3, which the
+// kernels are built for; rounding to nearest even, like to_float16), scalar otherwise.
+inline void widen(const Float16* src, float* dst, int64_t n) {
+  int64_t i = 0;
+#ifdef __F16C__
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+#endif
+  for (; i < n; ++i) dst[i] = half_to_float(src[i].bits);
+}
+inline void widen(const BFloat16* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = to_float(src[i]);
+}
+
 // Writes float results into a float16 / bfloat16 output.
 inline void narrow(const float* src, Float16* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i].bits = float_to_half(src[i]);
+  int64_t i = 0;
+#ifdef __F16C__
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+  for (; i < n; ++i) dst[i].bits = float_to_half(src[i]);
 }
 inline void narrow(const float* src, BFloat16* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = to_bfloat16(src[i]);
@@ -126,11 +148,9 @@ inline const float* as_float(KernelContext& ctx, const TensorView& t) {
   if (t.dtype() == TFH_TYPE_FLOAT) return t.data<float>().data();
   float* f = ctx.scratch<float>(t.size());
   if (t.dtype() == TFH_TYPE_FLOAT16) {
-    auto src = t.data<Float16>();
-    for (size_t i = 0; i < src.size(); ++i) f[i] = half_to_float(src[i].bits);
+    widen(t.data<Float16>().data(), f, static_cast<int64_t>(t.size()));
   } else if (t.dtype() == TFH_TYPE_BFLOAT16) {
-    auto src = t.data<BFloat16>();
-    for (size_t i = 0; i < src.size(); ++i) f[i] = to_float(src[i]);
+    widen(t.data<BFloat16>().data(), f, static_cast<int64_t>(t.size()));
   } else {
     sdk::fail(std::string("expected float, float16 or bfloat16, got ") + data_type_name(t.dtype()));
   }
@@ -229,5 +249,10 @@ class PackedGemm {
   virtual void run(const float* a, int64_t m, float* c) = 0;
 };
 std::unique_ptr<PackedGemm> pack_weights(const float* w, int64_t k, int64_t n);
+// A constant 2-D float, float16 or bfloat16 weight [k, n], packed as float (16-bit weights are
+// widened once here instead of on every run); null for anything else, or when the float copy
+// would pass `max_float_bytes`.
+std::unique_ptr<PackedGemm> pack_constant_weights(const TensorView& w,
+                                                  size_t max_float_bytes = SIZE_MAX);
 
 }  // namespace tfh::kernels::cpu

@@ -376,17 +376,26 @@ struct EmbedLayerNorm {
       psum = out_buffer(ctx, sum_t);
     }
     if (rows == 0 || H == 0) return;
-    const float* pw = as_float(ctx, wemb);
-    const float* pp = as_float(ctx, pemb);
-    const float* psg = semb ? as_float(ctx, semb) : nullptr;
+    // Row r of a table as floats: in place for float, widened into `tmp` for float16/bfloat16
+    // (only the rows the ids pick: a vocabulary-sized table is never widened whole).
+    auto row_of = [H](const TensorView& t, int64_t r, float* tmp) -> const float* {
+      if (t.dtype() == TFH_TYPE_FLOAT) return t.data<float>().data() + r * H;
+      if (t.dtype() == TFH_TYPE_FLOAT16)
+        widen(t.data<Float16>().data() + r * H, tmp, H);
+      else
+        widen(t.data<BFloat16>().data() + r * H, tmp, H);
+      return tmp;
+    };
+    const bool half = type != TFH_TYPE_FLOAT;
     float* py = out_buffer(ctx, y);
     parallel_rows(rows, rows * H, [&](int64_t i) {
-      const float* w = pw + word[i] * H;
-      const float* p = pp + prow[i] * H;
+      std::vector<float> tmp(half ? 3 * H : 0);
+      const float* w = row_of(wemb, word[i], tmp.data());
+      const float* p = row_of(pemb, prow[i], tmp.data() + (half ? H : 0));
       float* yr = py + i * H;
       float* s = psum ? psum + i * H : yr;
-      if (psg) {
-        const float* g = psg + srow[i] * H;
+      if (semb) {
+        const float* g = row_of(semb, srow[i], tmp.data() + (half ? 2 * H : 0));
         for (int64_t c = 0; c < H; ++c) s[c] = w[c] + p[c] + g[c];
       } else {
         for (int64_t c = 0; c < H; ++c) s[c] = w[c] + p[c];
@@ -623,11 +632,8 @@ struct Attention {
     if (n.attr_int("do_rotary", 0) != 0) sdk::fail("do_rotary is not supported on the CPU");
     if (!qkv_sizes.empty() && qkv_sizes.size() != 3)
       sdk::fail("qkv_hidden_sizes must have 3 values");
-    TensorView w = n.num_inputs() > 1 ? n.input(1).constant() : TensorView();
-    if (w && w.dtype() == TFH_TYPE_FLOAT && w.rank() == 2 && w.size() > 0) {
-      packed = pack_weights(w.data<float>().data(), w.dims()[0], w.dims()[1]);
-      constant_input_consumed(n, 1);  // compute reads only its dims from now on
-    }
+    packed = pack_constant_weights(n.num_inputs() > 1 ? n.input(1).constant() : TensorView());
+    if (packed) constant_input_consumed(n, 1);  // compute reads only its dims from now on
   }
   void compute(KernelContext& ctx) {
     TensorView x = ctx.required(0), w = ctx.required(1), bias = ctx.input(2), mask = ctx.input(3),
@@ -683,8 +689,8 @@ struct Attention {
     // qkv[B*S, W] = x @ weights + bias
     float* qkv = ctx.scratch<float>(std::max<int64_t>(B * S * W, 1));
     if (B * S > 0) {
-      if (packed && x.dtype() == TFH_TYPE_FLOAT)
-        packed->run(x.data<float>().data(), B * S, qkv);
+      if (packed)
+        packed->run(as_float(ctx, x), B * S, qkv);
       else
         sgemm(false, false, B * S, W, Hin, 1.f, as_float(ctx, x), Hin, as_float(ctx, w), W, 0.f,
               qkv, W);

@@ -107,14 +107,10 @@ class PackedWeights : public PackedGemm {
 constexpr size_t kMaxPackedBytes = size_t(64) << 20;
 
 struct MatMul {
-  std::unique_ptr<PackedWeights> packed;  // B is a constant 2-D float matrix
+  std::unique_ptr<PackedGemm> packed;  // B is a constant 2-D float/float16/bfloat16 matrix
   explicit MatMul(NodeView n) {
-    TensorView b = n.input(1).constant();
-    if (b && b.dtype() == TFH_TYPE_FLOAT && b.rank() == 2 && b.size() > 0 &&
-        b.nbytes() <= kMaxPackedBytes) {
-      packed = std::make_unique<PackedWeights>(b.data<float>().data(), b.dims()[0], b.dims()[1]);
-      constant_input_consumed(n, 1);
-    }
+    packed = pack_constant_weights(n.input(1).constant(), kMaxPackedBytes);
+    if (packed) constant_input_consumed(n, 1);
   }
   void compute(KernelContext& ctx) {
     TensorView a = ctx.required(0), b = ctx.required(1);
@@ -139,8 +135,14 @@ struct MatMul {
     const int64_t nb = numel(batch);
     if (numel(out) == 0) return;
 
-    if (packed && type == TFH_TYPE_FLOAT && bb.empty()) {
-      packed->run(a.data<float>().data(), nb * m, y.data<float>());
+    if (packed && bb.empty()) {
+      if (type == TFH_TYPE_FLOAT) {
+        packed->run(a.data<float>().data(), nb * m, y.data<float>());
+      } else {  // float16/bfloat16: widened A, float product, rounded into Y
+        float* pc = ctx.scratch<float>(nb * m * n);
+        packed->run(as_float(ctx, a), nb * m, pc);
+        narrow_into(pc, y, numel(out));
+      }
       return;
     }
     const float* pa = as_float(ctx, a);
@@ -611,6 +613,20 @@ struct Einsum {
 
 std::unique_ptr<PackedGemm> pack_weights(const float* w, int64_t k, int64_t n) {
   return std::make_unique<PackedWeights>(w, k, n);
+}
+
+std::unique_ptr<PackedGemm> pack_constant_weights(const TensorView& w, size_t max_float_bytes) {
+  if (!w || !is_float_like(w.dtype()) || w.rank() != 2 || w.size() == 0 ||
+      4 * w.size() > max_float_bytes)
+    return nullptr;
+  if (w.dtype() == TFH_TYPE_FLOAT)
+    return std::make_unique<PackedWeights>(w.data<float>().data(), w.dims()[0], w.dims()[1]);
+  std::vector<float> wide(w.size());
+  if (w.dtype() == TFH_TYPE_FLOAT16)
+    widen(w.data<Float16>().data(), wide.data(), static_cast<int64_t>(wide.size()));
+  else
+    widen(w.data<BFloat16>().data(), wide.data(), static_cast<int64_t>(wide.size()));
+  return std::make_unique<PackedWeights>(wide.data(), w.dims()[0], w.dims()[1]);
 }
 
 void add_math_kernels(std::vector<const TfhKernelDesc*>& out) {
