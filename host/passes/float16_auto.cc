@@ -144,10 +144,11 @@ std::map<std::string, std::string> find_float_blocks(const ir::Model& model_in,
     for (ir::Value* v : n->outputs()) {
       auto it = v ? ref.find(v->name()) : ref.end();
       if (it == ref.end() || it->second.max_abs <= limit) continue;
-      const std::string why = "'" + v->name() + "' reaches " + num(it->second.max_abs) +
-                              ", beyond " + target + "'s " + num(limit);
-      blocked.emplace(node_key(*n), "makes " + why);
-      for (const auto& use : v->consumers()) blocked.emplace(node_key(*use.first), "reads " + why);
+      const std::string why = "reaches " + num(it->second.max_abs) + ", beyond " + target +
+                              "'s " + num(limit);
+      blocked.emplace(node_key(*n), "its result '" + v->name() + "' " + why);
+      for (const auto& use : v->consumers())
+        blocked.emplace(node_key(*use.first), "reads '" + v->name() + "', which " + why);
     }
   }
   // 2. Divergence: convert a copy with what is blocked so far, run it, blame the nodes whose
