@@ -274,18 +274,24 @@ class Converter {
     return std::make_unique<ir::Tensor>(std::move(proto));
   }
 
+  // Clamps and rounds n floats; parallel over the cores (a 110M-weight model is 440 MB of it).
   void round_into(const float* src, size_t n, char* dst) {
-    for (size_t i = 0; i < n; ++i) {
+    const float minp = static_cast<float>(minp_), maxf = static_cast<float>(maxf_);
+    const bool bf16 = o_.target == onnx::TensorProto::BFLOAT16;
+    const int64_t count = static_cast<int64_t>(n);
+    size_t clamped = 0;
+#pragma omp parallel for schedule(static) reduction(+ : clamped) if (count > (1 << 16))
+    for (int64_t i = 0; i < count; ++i) {
       float x = src[i];
       const float a = std::fabs(x);
-      if (a != 0 && std::isfinite(x) && (a < minp_ || a > maxf_)) {
-        x = std::copysign(static_cast<float>(a < minp_ ? minp_ : maxf_), x);
-        ++r_.clamped;
+      if (a != 0 && std::isfinite(x) && (a < minp || a > maxf)) {
+        x = std::copysign(a < minp ? minp : maxf, x);
+        ++clamped;
       }
-      const uint16_t bits =
-          o_.target == onnx::TensorProto::BFLOAT16 ? to_bfloat16(x).bits : to_float16(x).bits;
+      const uint16_t bits = bf16 ? to_bfloat16(x).bits : to_float16(x).bits;
       std::memcpy(dst + 2 * i, &bits, 2);
     }
+    r_.clamped += clamped;
   }
 
   // A Cast of `v` to `to`, one per (value, type).

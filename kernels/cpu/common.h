@@ -252,6 +252,23 @@ std::unique_ptr<PackedGemm> pack_weights(const float* w, int64_t k, int64_t n);
 // A constant 2-D float, float16 or bfloat16 weight [k, n], packed as float (16-bit weights are
 // widened once here instead of on every run); null for anything else, or when the float copy
 // would pass `max_float_bytes`.
+// A constant float16/bfloat16 weight [K, N], kept in 16 bits and transposed ([N, K]): a product
+// with a few rows (decoding) streams it once, in order, reading half of float32's bytes (the
+// step is bound by reading weights); more rows widen it into scratch for one GEMM. It replaces
+// the original (the kernel says the input was consumed): the weights stay 16-bit in memory.
+class HalfWeights {
+ public:
+  static std::unique_ptr<HalfWeights> from(const TensorView& w);  // null: not 2-D fp16/bf16
+  TfhDataType dtype() const { return type_; }
+  // y[m, N] = a[m, K] @ W (float y, m rows).
+  void run(KernelContext& ctx, const float* a, int64_t m, float* y) const;
+
+ private:
+  HalfWeights() = default;
+  std::vector<uint16_t> wt_;
+  TfhDataType type_ = TFH_TYPE_FLOAT16;
+  int64_t k_ = 0, n_ = 0;
+};
 std::unique_ptr<PackedGemm> pack_constant_weights(const TensorView& w,
                                                   size_t max_float_bytes = SIZE_MAX);
 

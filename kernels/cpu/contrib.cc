@@ -620,6 +620,7 @@ struct Attention {
   std::vector<int64_t> qkv_sizes;
   float filter, scale_attr;
   std::unique_ptr<PackedGemm> packed;  // constant float weights, packed once
+  std::unique_ptr<HalfWeights> half_w;  // constant float16/bfloat16 weights, kept 16-bit
   explicit Attention(NodeView n)
       : num_heads(n.attr_int("num_heads")),
         unidirectional(n.attr_int("unidirectional", 0) != 0),
@@ -632,8 +633,10 @@ struct Attention {
     if (n.attr_int("do_rotary", 0) != 0) sdk::fail("do_rotary is not supported on the CPU");
     if (!qkv_sizes.empty() && qkv_sizes.size() != 3)
       sdk::fail("qkv_hidden_sizes must have 3 values");
-    packed = pack_constant_weights(n.num_inputs() > 1 ? n.input(1).constant() : TensorView());
-    if (packed) constant_input_consumed(n, 1);  // compute reads only its dims from now on
+    TensorView w = n.num_inputs() > 1 ? n.input(1).constant() : TensorView();
+    half_w = HalfWeights::from(w);
+    if (!half_w) packed = pack_constant_weights(w);
+    if (packed || half_w) constant_input_consumed(n, 1);  // compute reads only its dims now
   }
   void compute(KernelContext& ctx) {
     TensorView x = ctx.required(0), w = ctx.required(1), bias = ctx.input(2), mask = ctx.input(3),
@@ -689,7 +692,9 @@ struct Attention {
     // qkv[B*S, W] = x @ weights + bias
     float* qkv = ctx.scratch<float>(std::max<int64_t>(B * S * W, 1));
     if (B * S > 0) {
-      if (packed)
+      if (half_w)
+        half_w->run(ctx, as_float(ctx, x), B * S, qkv);
+      else if (packed)
         packed->run(as_float(ctx, x), B * S, qkv);
       else
         sgemm(false, false, B * S, W, Hin, 1.f, as_float(ctx, x), Hin, as_float(ctx, w), W, 0.f,

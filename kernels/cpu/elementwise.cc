@@ -437,6 +437,21 @@ struct Cast {
       std::memcpy(y.raw(), x.raw(), n * elem_size(to));
       return;
     }
+    // float <-> float16/bfloat16 (past/present at a keep_io_types boundary, every decoding step):
+    // the vector conversions, split over the threads.
+    if ((x.dtype() == TFH_TYPE_FLOAT && is_half(to)) || (is_half(x.dtype()) && to == TFH_TYPE_FLOAT)) {
+      parallel_span(n, [&](int64_t lo, int64_t hi) {
+        if (to == TFH_TYPE_FLOAT16)
+          narrow(x.data<float>().data() + lo, y.data<Float16>() + lo, hi - lo);
+        else if (to == TFH_TYPE_BFLOAT16)
+          narrow(x.data<float>().data() + lo, y.data<BFloat16>() + lo, hi - lo);
+        else if (x.dtype() == TFH_TYPE_FLOAT16)
+          widen(x.data<Float16>().data() + lo, y.data<float>() + lo, hi - lo);
+        else
+          widen(x.data<BFloat16>().data() + lo, y.data<float>() + lo, hi - lo);
+      });
+      return;
+    }
     dispatch_all(x.dtype(), [&](auto in_tag) {
       using I = decltype(in_tag);
       dispatch_all(to, [&](auto out_tag) {

@@ -2,6 +2,7 @@
 // the reductions. float16 inputs are widened to float32 and the result narrowed back.
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -106,11 +107,121 @@ class PackedWeights : public PackedGemm {
 // by reading the weights, where sgemm on the plain layout measured as fast (GPT-2 decoding).
 constexpr size_t kMaxPackedBytes = size_t(64) << 20;
 
+// 8 consecutive 16-bit floats as floats (F16C / an integer shift for bfloat16).
+template <typename H>
+inline __m256 load8(const H* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if constexpr (std::is_same_v<H, Float16>)
+    return _mm256_cvtph_ps(h);
+  else
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// y[M, N] = a[M, K] @ W for M <= 4 rows, W stored transposed (wt: [N, K], 16-bit): four output
+// columns at a time, each a dot product over a contiguous stretch of wt, so the whole matrix is
+// streamed once, in order, at half the bytes of float32: what a decoding step is bound by.
+template <int M, typename H>
+void dot_columns(const float* a, const H* wt, int64_t K, int64_t N, float* y) {
+  const int64_t groups = (N + 3) / 4, k8 = K / 8 * 8;
+#pragma omp parallel for schedule(static) if (K * N > 65536)
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t n0 = g * 4, cols = std::min<int64_t>(4, N - n0);
+    const H* w0 = wt + n0 * K;
+    if (cols == 4) {
+      __m256 acc[M][4];
+      for (int m = 0; m < M; ++m)
+        for (int c = 0; c < 4; ++c) acc[m][c] = _mm256_setzero_ps();
+      for (int64_t kk = 0; kk < k8; kk += 8) {
+        __m256 w[4];
+        for (int c = 0; c < 4; ++c) w[c] = load8(w0 + c * K + kk);
+        for (int m = 0; m < M; ++m) {
+          const __m256 av = _mm256_loadu_ps(a + m * K + kk);
+          for (int c = 0; c < 4; ++c) acc[m][c] = _mm256_fmadd_ps(av, w[c], acc[m][c]);
+        }
+      }
+      for (int m = 0; m < M; ++m)
+        for (int c = 0; c < 4; ++c) {
+          float v = hsum(acc[m][c]);
+          for (int64_t kk = k8; kk < K; ++kk) v += a[m * K + kk] * load_f(w0 + c * K, kk);
+          y[m * N + n0 + c] = v;
+        }
+    } else {  // the last, partial group
+      for (int64_t c = 0; c < cols; ++c)
+        for (int m = 0; m < M; ++m) {
+          float v = 0;
+          for (int64_t kk = 0; kk < K; ++kk) v += a[m * K + kk] * load_f(w0 + c * K, kk);
+          y[m * N + n0 + c] = v;
+        }
+    }
+  }
+}
+
+template <typename H>
+void dot_columns(const float* a, int64_t m, const H* wt, int64_t K, int64_t N, float* y) {
+  switch (m) {
+    case 1: return dot_columns<1>(a, wt, K, N, y);
+    case 2: return dot_columns<2>(a, wt, K, N, y);
+    case 3: return dot_columns<3>(a, wt, K, N, y);
+    default: return dot_columns<4>(a, wt, K, N, y);
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<HalfWeights> HalfWeights::from(const TensorView& w) {
+  if (!w || !is_half(w.dtype()) || w.rank() != 2 || w.size() == 0) return nullptr;
+  auto h = std::unique_ptr<HalfWeights>(new HalfWeights());
+  h->type_ = w.dtype();
+  h->k_ = w.dims()[0];
+  h->n_ = w.dims()[1];
+  h->wt_.resize(w.size());
+  const uint16_t* src = static_cast<const uint16_t*>(w.raw());
+  constexpr int64_t kTile = 64;  // transposed in tiles, so both sides stay in cache
+  for (int64_t k0 = 0; k0 < h->k_; k0 += kTile)
+    for (int64_t n0 = 0; n0 < h->n_; n0 += kTile)
+      for (int64_t k = k0; k < std::min(h->k_, k0 + kTile); ++k)
+        for (int64_t n = n0; n < std::min(h->n_, n0 + kTile); ++n)
+          h->wt_[n * h->k_ + k] = src[k * h->n_ + n];
+  return h;
+}
+
+void HalfWeights::run(KernelContext& ctx, const float* a, int64_t m, float* y) const {
+  if (m <= 0) return;
+  if (m <= 4) {
+    if (type_ == TFH_TYPE_FLOAT16)
+      dot_columns(a, m, reinterpret_cast<const Float16*>(wt_.data()), k_, n_, y);
+    else
+      dot_columns(a, m, reinterpret_cast<const BFloat16*>(wt_.data()), k_, n_, y);
+    return;
+  }
+  // More rows: one float copy of W^T in scratch, one GEMM (the conversion is K*N work against
+  // the product's m*K*N).
+  float* wf = ctx.scratch<float>(wt_.size());
+  if (type_ == TFH_TYPE_FLOAT16)
+    widen(reinterpret_cast<const Float16*>(wt_.data()), wf, static_cast<int64_t>(wt_.size()));
+  else
+    widen(reinterpret_cast<const BFloat16*>(wt_.data()), wf, static_cast<int64_t>(wt_.size()));
+  sgemm(false, true, m, n_, k_, 1.f, a, k_, wf, k_, 0.f, y, n_);
+}
+
+namespace {
+
 struct MatMul {
   std::unique_ptr<PackedGemm> packed;  // B is a constant 2-D float/float16/bfloat16 matrix
+  // B when it is a constant 2-D float16/bfloat16 matrix: kept 16-bit (transposed), never
+  // widened for good (see HalfWeights).
+  std::unique_ptr<HalfWeights> half_b;
   explicit MatMul(NodeView n) {
-    packed = pack_constant_weights(n.input(1).constant(), kMaxPackedBytes);
-    if (packed) constant_input_consumed(n, 1);
+    TensorView b = n.input(1).constant();
+    half_b = HalfWeights::from(b);
+    if (!half_b) packed = pack_constant_weights(b, kMaxPackedBytes);
+    if (packed || half_b) constant_input_consumed(n, 1);
   }
   void compute(KernelContext& ctx) {
     TensorView a = ctx.required(0), b = ctx.required(1);
@@ -135,6 +246,12 @@ struct MatMul {
     const int64_t nb = numel(batch);
     if (numel(out) == 0) return;
 
+    if (half_b && bb.empty()) {
+      float* pc = type == TFH_TYPE_FLOAT ? y.data<float>() : ctx.scratch<float>(nb * m * n);
+      half_b->run(ctx, as_float(ctx, a), nb * m, pc);
+      narrow_into(pc, y, numel(out));
+      return;
+    }
     if (packed && bb.empty()) {
       if (type == TFH_TYPE_FLOAT) {
         packed->run(a.data<float>().data(), nb * m, y.data<float>());

@@ -12,6 +12,7 @@
 
 #include "host/runtime/measure.h"
 #include "host/runtime/session.h"
+#include "tfhost/core.hpp"
 #include "ir/ir_test_util.h"
 
 namespace tfh::runtime {
@@ -882,6 +883,95 @@ TEST(ContribKernels, Float16InputsComputeInFloat32) {
     std::vector<float> a = as_floats(*o32.at(o)), b = as_floats(*o16.at(o));
     ASSERT_EQ(a.size(), b.size());
     for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 2e-2f) << i;
+  }
+}
+
+}  // namespace
+}  // namespace tfh::runtime
+
+namespace tfh::runtime {
+namespace {
+
+// Values float16 represents exactly, so the float16 and float32 paths see the same numbers.
+std::vector<float> half_exact(std::vector<float> v) {
+  for (float& x : v) x = tfh::to_float(tfh::to_float16(x));
+  return v;
+}
+
+// MatMul with a constant float16 (or bfloat16) B [K, N] — kept 16-bit and transposed by the
+// kernel, read directly for up to 4 rows of A, widened for more — against the same product in
+// float32 (B fed as an input: the plain GEMM). Awkward sizes: K not a multiple of 8, N not of 4.
+TEST(HalfWeightKernels, MatMulMatchesFloatForFewAndManyRows) {
+  for (const int elem : {F16, static_cast<int>(onnx::TensorProto::BFLOAT16)}) {
+    for (int64_t m : {1, 2, 3, 4, 5, 9}) {
+      for (auto [K, N] : {std::pair<int64_t, int64_t>{13, 10}, {16, 8}, {37, 67}}) {
+        SCOPED_TRACE("m " + std::to_string(m) + " K " + std::to_string(K) + " N " +
+                     std::to_string(N) + (elem == F16 ? " float16" : " bfloat16"));
+        std::mt19937 rng(static_cast<unsigned>(m * 100 + K));
+        std::vector<float> a = half_exact(random_floats(m * K, rng));
+        std::vector<float> w = random_floats(K * N, rng);
+        for (float& x : w)
+          x = elem == F16 ? tfh::to_float(tfh::to_float16(x)) : tfh::to_float(tfh::to_bfloat16(x));
+        Net n;
+        n.feed("a", {m, K}, a);
+        n.feed("wf", {K, N}, w);
+        n.node("MatMul", {"a", "wf"}, {"want"});
+        n.feed("a16", {m, K}, a, F16);
+        if (elem == F16) {
+          n.constant("w16", {K, N}, w, F16);
+          n.node("MatMul", {"a16", "w16"}, {"got16"});
+          n.node("Cast", {"got16"}, {"got"});
+        } else {
+          onnx::TensorProto t = float_tensor("wb", {K, N}, w);
+          std::string raw;
+          for (float x : w) {
+            const uint16_t b = tfh::to_bfloat16(x).bits;
+            raw.append(reinterpret_cast<const char*>(&b), 2);
+          }
+          t.clear_float_data();
+          t.set_data_type(onnx::TensorProto::BFLOAT16);
+          t.set_raw_data(raw);
+          *n.g().add_initializer() = t;
+          n.node("Cast", {"a16"}, {"abf"});
+          set_attr(n.g().mutable_node(n.g().node_size() - 1), "to",
+                   static_cast<int64_t>(onnx::TensorProto::BFLOAT16));
+          n.node("MatMul", {"abf", "wb"}, {"gotb"});
+          n.node("Cast", {"gotb"}, {"got"});
+        }
+        set_attr(n.g().mutable_node(n.g().node_size() - 1), "to", static_cast<int64_t>(F));
+        n.output("want");
+        n.output("got");
+        const Outputs outs = n.run();
+        // Only the output's rounding to 16 bits differs (|y| < 10 here).
+        EXPECT_AGREE(outs, "got", "want", elem == F16 ? 1e-2f : 8e-2f);
+      }
+    }
+  }
+}
+
+// Attention with float16 weights: the QKV product through the 16-bit kernel (few rows: one
+// decoding token per row) and the widened one (more rows), against float32 weights.
+TEST(HalfWeightKernels, AttentionWithFloat16WeightsMatchesFloat) {
+  for (auto [B, S] : {std::pair<int64_t, int64_t>{1, 1}, {2, 2}, {4, 1}, {1, 5}, {2, 7}}) {
+    SCOPED_TRACE("B " + std::to_string(B) + " S " + std::to_string(S));
+    const int64_t H = 16, N = 2;
+    std::mt19937 rng(static_cast<unsigned>(B * 10 + S));
+    std::vector<float> x = half_exact(random_floats(B * S * H, rng));
+    std::vector<float> w = half_exact(random_floats(H * 3 * H, rng, -0.5f, 0.5f));
+    std::vector<float> b = half_exact(random_floats(3 * H, rng));
+    Net n;
+    n.feed("x", {B, S, H}, x);
+    n.constant("w", {H, 3 * H}, w);
+    n.constant("b", {3 * H}, b);
+    set_attr(n.contrib("Attention", {"x", "w", "b"}, {"want"}), "num_heads", N);
+    n.feed("x16", {B, S, H}, x, F16);
+    n.constant("w16", {H, 3 * H}, w, F16);
+    n.constant("b16", {3 * H}, b, F16);
+    set_attr(n.contrib("Attention", {"x16", "w16", "b16"}, {"got16"}), "num_heads", N);
+    n.output("want");
+    n.output("got16", F16);
+    const Outputs outs = n.run();
+    EXPECT_AGREE(outs, "got16", "want", 1e-2f);
   }
 }
 
