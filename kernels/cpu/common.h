@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -254,8 +255,8 @@ std::unique_ptr<PackedGemm> pack_weights(const float* w, int64_t k, int64_t n);
 // would pass `max_float_bytes`.
 // A constant float16/bfloat16 weight [K, N], kept in 16 bits and transposed ([N, K]): a product
 // with a few rows (decoding) streams it once, in order, reading half of float32's bytes (the
-// step is bound by reading weights); more rows widen it into scratch for one GEMM. It replaces
-// the original (the kernel says the input was consumed): the weights stay 16-bit in memory.
+// step is bound by reading weights); more rows use a float copy packed on first use. It
+// replaces the original (the kernel says the input was consumed).
 class HalfWeights {
  public:
   static std::unique_ptr<HalfWeights> from(const TensorView& w);  // null: not 2-D fp16/bf16
@@ -268,6 +269,8 @@ class HalfWeights {
   std::vector<uint16_t> wt_;
   TfhDataType type_ = TFH_TYPE_FLOAT16;
   int64_t k_ = 0, n_ = 0;
+  mutable std::once_flag pack_once_;
+  mutable std::unique_ptr<PackedGemm> packed_;  // float, for products with many rows
 };
 std::unique_ptr<PackedGemm> pack_constant_weights(const TensorView& w,
                                                   size_t max_float_bytes = SIZE_MAX);

@@ -200,8 +200,31 @@ void HalfWeights::run(KernelContext& ctx, const float* a, int64_t m, float* y) c
       dot_columns(a, m, reinterpret_cast<const BFloat16*>(wt_.data()), k_, n_, y);
     return;
   }
-  // More rows: one float copy of W^T in scratch, one GEMM (the conversion is K*N work against
-  // the product's m*K*N).
+  // More rows (prefill, encoders): packed as float on first use, like a float weight, and kept
+  // next to the 16-bit copy (a model that only ever decodes never pays for it). Beyond the
+  // packing limit, a float copy of W^T in scratch per call and one GEMM.
+  if (4 * wt_.size() <= kMaxPackedBytes) {
+    std::call_once(pack_once_, [this] {
+      std::vector<float> wide(wt_.size());
+      if (type_ == TFH_TYPE_FLOAT16)
+        widen(reinterpret_cast<const Float16*>(wt_.data()), wide.data(), static_cast<int64_t>(wide.size()));
+      else
+        widen(reinterpret_cast<const BFloat16*>(wt_.data()), wide.data(), static_cast<int64_t>(wide.size()));
+      packed_ = std::make_unique<PackedWeights>(wide.data(), k_, n_, /*transposed=*/true);
+    });
+    packed_->run(a, m, y);
+    return;
+  }
+  if (m <= 32) {  // a big matrix (an LM head) and a few rows: 4 rows per pass over it
+    for (int64_t r = 0; r < m; r += 4) {
+      const int64_t rows = std::min<int64_t>(4, m - r);
+      if (type_ == TFH_TYPE_FLOAT16)
+        dot_columns(a + r * k_, rows, reinterpret_cast<const Float16*>(wt_.data()), k_, n_, y + r * n_);
+      else
+        dot_columns(a + r * k_, rows, reinterpret_cast<const BFloat16*>(wt_.data()), k_, n_, y + r * n_);
+    }
+    return;
+  }
   float* wf = ctx.scratch<float>(wt_.size());
   if (type_ == TFH_TYPE_FLOAT16)
     widen(reinterpret_cast<const Float16*>(wt_.data()), wf, static_cast<int64_t>(wt_.size()));

@@ -977,3 +977,32 @@ TEST(HalfWeightKernels, AttentionWithFloat16WeightsMatchesFloat) {
 
 }  // namespace
 }  // namespace tfh::runtime
+
+namespace tfh::runtime {
+namespace {
+
+// A float16 weight too large to pack (an LM head: over 64 MB as float): 8 rows go through the
+// 16-bit kernel in passes of 4, 40 rows through a widened copy; both against float32.
+TEST(HalfWeightKernels, MatMulWithAWeightTooLargeToPack) {
+  const int64_t K = 2048, N = 8200;  // 16.8M elements: 67 MB as float
+  std::mt19937 rng(5);
+  std::vector<float> w = half_exact(random_floats(K * N, rng, -0.05f, 0.05f));
+  for (int64_t m : {8, 40}) {
+    SCOPED_TRACE("m " + std::to_string(m));
+    std::vector<float> a = half_exact(random_floats(m * K, rng));
+    Net n;
+    n.feed("a", {m, K}, a);
+    n.feed("wf", {K, N}, w);
+    n.node("MatMul", {"a", "wf"}, {"want"});
+    n.feed("a16", {m, K}, a, F16);
+    n.constant("w16", {K, N}, w, F16);
+    n.node("MatMul", {"a16", "w16"}, {"got"});
+    n.output("want");
+    n.output("got", F16);
+    const Outputs outs = n.run();
+    EXPECT_AGREE(outs, "got", "want", 1e-2f);
+  }
+}
+
+}  // namespace
+}  // namespace tfh::runtime
