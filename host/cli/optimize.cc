@@ -32,8 +32,9 @@ const char* const kAbout =
     "             inputs are all constants computed once by tfhost's CPU kernels\n"
     "  2          1, then the fusions that need no family knowledge: LayerNormalization,\n"
     "             SkipLayerNormalization, Gelu, FastGelu, BiasGelu (core.* passes)\n"
-    "  99         everything that applies: the --model_type's passes, in its plugin's order;\n"
-    "             without --model_type the same as 2\n"
+    "  99         everything that applies: the --model_type's passes, in its plugin's order,\n"
+    "             then constant folding; without --model_type the same as 2\n"
+    "             (with --model_type, 1 and 2 run none of the family's fusions)\n"
     "  not given  99 with --model_type, 1 without; --only_onnxruntime caps it at 1";
 
 // --disable_X: drops the passes whose last name segment is X, and is passed on as a parameter.

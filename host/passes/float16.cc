@@ -105,6 +105,11 @@ class Converter {
   bool keep_io(const ir::Value* v) const {
     return o_.keep_io_all || o_.keep_io_names.count(v->name());
   }
+  static bool read_in_subgraph(const ir::Value* v) {
+    for (const auto& use : v->consumers())
+      if (use.second == ir::Node::kImplicitSlot) return true;
+    return false;
+  }
 
   NodePlan plan(const ir::Node& n) {
     NodePlan p;
@@ -155,6 +160,12 @@ class Converter {
   }
 
   std::string block_reason(const ir::Node& n) const {
+    for (const ir::Value* v : n.inputs())
+      if (v && orig(v) == 0)
+        return "the type of its input '" + v->name() + "' is unknown (no shape inference for its maker)";
+    for (const ir::Value* v : n.outputs())
+      if (v && read_in_subgraph(v))
+        return "its output '" + v->name() + "' is read inside a subgraph (bodies are not converted)";
     auto a = o_.auto_blocked.find(node_key(n));
     if (a != o_.auto_blocked.end()) return "auto_block: " + a->second;
     if (o_.op_block_list.count(n.op_type())) return "op_block_list has " + n.op_type();
@@ -192,7 +203,7 @@ class Converter {
       const std::string param = formal(s->outputs(), k);
       bool tied = false;
       for (const auto& in : s->inputs()) tied = tied || in.GetTypeStr() == param;
-      if (special || (tied && allows(param))) p.out[k] = Slot::Follows;
+      if ((special || tied) && allows(param)) p.out[k] = Slot::Follows;
     }
   }
 
@@ -210,8 +221,12 @@ class Converter {
       for (size_t k = 0; k < p.out.size(); ++k)
         if (p.converted && p.out[k] == Slot::Follows) set_type(n->outputs()[k], o_.target);
     }
+    // A graph input passed straight through as an output, or read inside a subgraph, keeps
+    // its type (its declarations, and the bodies, say float).
     for (ir::Value* v : g_.inputs())
-      if (!v->initializer() && is_float(v) && !keep_io(v)) set_type(v, o_.target);
+      if (!v->initializer() && is_float(v) && !keep_io(v) && !v->is_graph_output() &&
+          !read_in_subgraph(v))
+        set_type(v, o_.target);
   }
 
   void set_type(ir::Value* v, int32_t t) {
@@ -240,9 +255,13 @@ class Converter {
         }
         (wanted(n, slot) == o_.target ? want_target : want_float) = true;
       }
-      if (!want_target && !(o_.force_initializers && !v->is_graph_input())) continue;
-      if (v->is_graph_input() && want_float) continue;  // an overridable input keeps its type
-      if (want_float && !o_.force_initializers) {
+      // Its own type is fixed when something outside the graph's nodes sees it: a caller that
+      // may override it (graph input) or reads it (graph output) under keep_io_types, or a
+      // subgraph. Its readers that want the target then read a rounded copy.
+      const bool io = v->is_graph_input() || v->is_graph_output();
+      const bool fixed = read_in_subgraph(v) || (io && (keep_io(v) || want_float));
+      if (!want_target && !(o_.force_initializers && !fixed && !io)) continue;
+      if ((want_float && (fixed || !o_.force_initializers)) || (fixed && want_target)) {
         const auto uses = v->consumers();
         ir::Value* copy = g_.add_initializer(rounded(*v->initializer(), g_.unique_name(
                                                         v->name() + "_" + type_tag(o_.target))));

@@ -159,6 +159,14 @@ std::map<std::string, std::string> find_float_blocks(const ir::Model& model_in,
     opts.auto_blocked = blocked;
     auto conv = copy_of(model);
     conv->infer_shapes(&r.shape_hooks());
+    // Keys as the original names the nodes: the conversion moves an unnamed node that makes a
+    // kept graph output onto a new value, which would change its "output:" key.
+    std::map<const ir::Node*, std::string> key_of;
+    for (const auto& n : conv->graph().nodes()) key_of[n.get()] = node_key(*n);
+    auto key = [&key_of](const ir::Node& n) {
+      auto it = key_of.find(&n);
+      return it != key_of.end() ? it->second : node_key(n);
+    };
     convert_float(*conv, opts);
     const std::map<std::string, Stats> got = run_all(*conv, r, feeds);
     std::map<std::string, double> err;
@@ -193,8 +201,8 @@ std::map<std::string, std::string> find_float_blocks(const ir::Model& model_in,
         if (const double e = err_of(v, 0); e > out_err) out_err = e, worst = v->name();
       if (!(out_err > o.tolerance && out_err > 4 * in_err)) continue;
       const std::string by = (std::isinf(out_err) ? std::string("inf/NaN") : num(out_err));
-      if (!blocked.count(node_key(*n))) {
-        found.emplace(node_key(*n), std::string("its ") + target + " result '" + worst +
+      if (!blocked.count(key(*n))) {
+        found.emplace(key(*n), std::string("its ") + target + " result '" + worst +
                                         "' differs from float32 by " + by +
                                         " of its range (tolerance " + num(o.tolerance) +
                                         ") while its inputs differ by " + num(in_err));
@@ -205,13 +213,13 @@ std::map<std::string, std::string> find_float_blocks(const ir::Model& model_in,
       for (ir::Value* v : n->inputs()) {
         ir::Value* src = source(v);
         if (!src || !src->producer() || src->producer()->op_type() == "Cast" ||
-            blocked.count(node_key(*src->producer())))
+            blocked.count(key(*src->producer())))
           continue;
         const int32_t t = src->elem_type();
         if (t != onnx::TensorProto::FLOAT16 && t != onnx::TensorProto::BFLOAT16) continue;
-        found.emplace(node_key(*src->producer()),
+        found.emplace(key(*src->producer()),
                       "its result '" + src->name() + "' rounded to " + target + " makes " +
-                          node_key(*n) + " (float32) differ by " + by + " of its range");
+                          key(*n) + " (float32) differ by " + by + " of its range");
       }
     }
     for (auto& kv : found) added += blocked.insert(std::move(kv)).second;

@@ -173,6 +173,8 @@ std::vector<PlannedPass> plan_opt_level(const plugin::Registry& registry, int le
       "core.shape_inference", "core.layer_norm", "core.skip_layer_norm", "core.gelu",
       "core.fast_gelu", "core.bias_gelu", "core.eliminate_dead_nodes",
       "core.remove_unused_initializers", "core.topological_sort"};
+  static const char* const kAfterPreset[] = {"core.constant_folding", "core.eliminate_dead_nodes",
+                                             "core.remove_unused_initializers"};
   std::vector<PlannedPass> out;
   auto add = [&](const auto& names, const std::string& origin) {
     for (const char* name : names)
@@ -185,6 +187,9 @@ std::vector<PlannedPass> plan_opt_level(const plugin::Registry& registry, int le
       p.origin = "level 99 (preset " + model_type + ")";
       out.push_back(std::move(p));
     }
+    // Folding after the family's passes (their patterns are written against the export as
+    // it is), then the cleanup that follows it.
+    add(kAfterPreset, "level 99 (constant folding)");
     return out;
   }
   add(kLevel1, "level 1 (cleanup, constant folding)");

@@ -84,7 +84,8 @@ struct PassResult {
 //   2   1, then the family-independent fusions (core.layer_norm, core.skip_layer_norm, core.gelu,
 //       core.fast_gelu, core.bias_gelu)
 //   99  everything that applies: the model type's preset, as its plugin orders it (the family
-//       knows what its fusions need); without a model type ("" or "core") the same as 2
+//       knows what its fusions need), then constant folding and cleanup; without a model type
+//       ("" or "core") the same as 2
 // Throws naming `where` for any other level.
 std::vector<PlannedPass> plan_opt_level(const plugin::Registry& registry, int level,
                                         const std::string& model_type, const SharedParams& shared,

@@ -386,6 +386,8 @@ struct EmbedLayerNorm {
         widen(t.data<BFloat16>().data() + r * H, tmp, H);
       return tmp;
     };
+    if (pemb.dtype() != type || (semb && semb.dtype() != type))
+      sdk::fail("word, position and segment embeddings must have one element type");
     const bool half = type != TFH_TYPE_FLOAT;
     float* py = out_buffer(ctx, y);
     parallel_rows(rows, rows * H, [&](int64_t i) {

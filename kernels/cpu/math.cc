@@ -107,6 +107,8 @@ class PackedWeights : public PackedGemm {
 // by reading the weights, where sgemm on the plain layout measured as fast (GPT-2 decoding).
 constexpr size_t kMaxPackedBytes = size_t(64) << 20;
 
+#if defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
+#define TFH_HALF_SIMD 1
 // 8 consecutive 16-bit floats as floats (F16C / an integer shift for bfloat16).
 template <typename H>
 inline __m256 load8(const H* p) {
@@ -126,8 +128,11 @@ inline float hsum(__m256 v) {
 // y[M, N] = a[M, K] @ W for M <= 4 rows, W stored transposed (wt: [N, K], 16-bit): four output
 // columns at a time, each a dot product over a contiguous stretch of wt, so the whole matrix is
 // streamed once, in order, at half the bytes of float32: what a decoding step is bound by.
+#endif
+
 template <int M, typename H>
 void dot_columns(const float* a, const H* wt, int64_t K, int64_t N, float* y) {
+#ifdef TFH_HALF_SIMD
   const int64_t groups = (N + 3) / 4, k8 = K / 8 * 8;
 #pragma omp parallel for schedule(static) if (K * N > 65536)
   for (int64_t g = 0; g < groups; ++g) {
@@ -160,6 +165,15 @@ void dot_columns(const float* a, const H* wt, int64_t K, int64_t N, float* y) {
         }
     }
   }
+#else  // a CPU target without AVX2/F16C/FMA (TFH_CPU_ARCH=x86-64-v2): the same sums, scalar
+#pragma omp parallel for schedule(static) if (K * N > 65536)
+  for (int64_t n = 0; n < N; ++n)
+    for (int m = 0; m < M; ++m) {
+      float v = 0;
+      for (int64_t kk = 0; kk < K; ++kk) v += a[m * K + kk] * load_f(wt + n * K, kk);
+      y[m * N + n] = v;
+    }
+#endif
 }
 
 template <typename H>

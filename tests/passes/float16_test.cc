@@ -382,5 +382,92 @@ TEST_F(Float16Pass, AutoBlockFindsCancellation) {
   EXPECT_LT(max_rel_diff(want, run(*m)), 1e-5);
 }
 
+TEST_F(Float16Pass, BFloat16ConstantOfShapeBeforeOpset20StaysFloat) {
+  ModelBuilder b(14);  // ConstantOfShape takes bfloat16 only from opset 20
+  b.input("x", {2, 3}).output("y", {2, 3});
+  onnx::TensorProto shape;
+  shape.set_name("shape");
+  shape.set_data_type(kInt64);
+  shape.add_dims(2);
+  shape.add_int64_data(2);
+  shape.add_int64_data(3);
+  *b.graph().add_initializer() = shape;
+  b.node("ConstantOfShape", {"shape"}, {"ones"}, "fill");  // float zeros
+  b.node("Add", {"x", "ones"}, {"y"}, "add");
+  auto m = load(b);
+  run_pass(*m, "core.bfloat16");
+  EXPECT_EQ(type_of(*m, "ones"), kFloat);
+  EXPECT_EQ(type_of(*m, "y"), kBHalf);
+  expect_valid_onnx(*m, "cos");
+}
+
+TEST_F(Float16Pass, ValuesReadInsideSubgraphsKeepTheirType) {
+  ModelBuilder b(14);
+  b.input("x", {2, 3}).input("c", {}, onnx::TensorProto::BOOL).output("y", {2, 3}).output("z", {2, 3});
+  b.node("Relu", {"x"}, {"r"}, "relu");
+  auto& iff = b.node("If", {"c"}, {"y"}, "branch");
+  testing::set_graph_attr(iff, "then_branch", testing::identity_branch("r", "t_out"));
+  testing::set_graph_attr(iff, "else_branch", testing::identity_branch("x", "e_out"));
+  b.node("Neg", {"x"}, {"z"}, "neg");
+  auto m = load(b);
+  run_pass(*m, "core.float16");
+  EXPECT_EQ(type_of(*m, "r"), kFloat);  // Relu kept: its output is read by a body
+  EXPECT_EQ(type_of(*m, "x"), kFloat);  // the else body reads the input itself
+  EXPECT_EQ(type_of(*m, "z"), kHalf);   // Neg converted, reading x through a Cast
+  expect_valid_onnx(*m, "subgraph");
+}
+
+TEST_F(Float16Pass, PassThroughInputsAndKeptInitializersKeepTheirType) {
+  ModelBuilder b(14);
+  b.input("x", {2, 3}).input("W", {3, 3}).output("x", {2, 3}).output("y", {2, 3});
+  b.initializer("W", {3, 3}, {0.5f, -1.f, 0.25f, 2.f, 0.1f, -0.3f, 1.f, 1.f, -2.f});
+  b.node("MatMul", {"x", "W"}, {"y"}, "matmul");
+  auto m = load(b);
+  const auto want = run(*m);
+  run_pass(*m, "core.float16", "{keep_io_types: [W]}");
+  EXPECT_EQ(type_of(*m, "x"), kFloat);  // an input that is also an output
+  EXPECT_EQ(type_of(*m, "W"), kFloat);  // overridable by a caller who feeds float32
+  EXPECT_EQ(type_of(*m, "y"), kHalf);
+  const ir::Node* mm = m->graph().find("y")->producer();
+  EXPECT_EQ(mm->inputs()[1]->elem_type(), kHalf);  // a rounded copy of W
+  expect_valid_onnx(*m, "passthrough");
+}
+
+TEST_F(Float16Pass, NodesReadingValuesOfUnknownTypeStayFloat32) {
+  ModelBuilder b(14);
+  auto* ms = b.graph().mutable_node();  // keep the builder's opset; add the custom domain
+  (void)ms;
+  b.input("x", {2, 3}).output("y", {2, 3});
+  b.initializer("W", {3, 3}, {0.5f, -1.f, 0.25f, 2.f, 0.1f, -0.3f, 1.f, 1.f, -2.f});
+  b.node("Mystery", {"x"}, {"f"}, "mystery").set_domain("example.custom");
+  b.node("MatMul", {"f", "W"}, {"y"}, "matmul");
+  onnx::ModelProto proto = b.proto();
+  auto* op = proto.add_opset_import();
+  op->set_domain("example.custom");
+  op->set_version(1);
+  const std::string path = tmp_ / "custom.onnx";
+  test::write_model_proto(proto, path);
+  auto m = ir::Model::load(path);
+  run_pass(*m, "core.float16");
+  EXPECT_EQ(type_of(*m, "W"), kFloat);
+  EXPECT_EQ(m->graph().find("y")->producer()->op_type(), "MatMul");
+}
+
+// The cancellation case with unnamed nodes: the Sub making the kept graph output is found by
+// the divergence run, on a copy where it writes 'y_fp16'; it is still known as "output:y".
+TEST_F(Float16Pass, AutoBlockKeysUnnamedNodesByTheirOriginalOutput) {
+  ModelBuilder b(14);
+  b.input("x", {2, 3}).output("y", {2, 3});
+  b.initializer("big", {1}, {3000.f});
+  b.node("Add", {"x", "big"}, {"a"}).clear_name();
+  b.node("Sub", {"a", "big"}, {"y"}).clear_name();
+  auto m = load(b);
+  const auto want = run(*m);
+  run_pass(*m, "core.float16", "{keep_io_types: true, auto_block: true}");
+  EXPECT_EQ(type_of(*m, "a"), kFloat);
+  EXPECT_EQ(m->graph().find("y")->producer()->op_type(), "Sub");  // float32: no Cast back
+  EXPECT_LT(max_rel_diff(want, run(*m)), 1e-5);
+}
+
 }  // namespace
 }  // namespace tfh::passes
