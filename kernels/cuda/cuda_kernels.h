@@ -1,0 +1,100 @@
+// tfhost's CUDA kernels for the ops fused transformer graphs keep, as launchers on device
+// pointers and a stream (built only with TFH_HAVE_CUDA). float (fp32) and half (fp16) data; every
+// reduction and every accumulation is in fp32. The runtime's CUDA device (issue 7, next step)
+// calls them; tests/cuda compares each one with tfhost's CPU kernel for the same op.
+//
+// Element type codes are TfhDataType's: TFH_TYPE_FLOAT or TFH_TYPE_FLOAT16. Launchers check their
+// arguments on the host and throw tfh::kernels::cuda::CudaError (a std::runtime_error) with the
+// kernel's name and CUDA's message; they never synchronise the stream.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "tfhost/abi.h"
+
+namespace tfh::kernels::cuda {
+
+struct CudaError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Throws CudaError "<what>: <CUDA's message>" unless `e` is cudaSuccess.
+void check(cudaError_t e, const char* what);
+
+// ---- element-wise -------------------------------------------------------------------------------
+// y = x + bias (bias: `cols` values, broadcast over rows), optionally + residual (same as x).
+void add_bias(TfhDataType t, const void* x, const void* bias, const void* residual, void* y,
+              int64_t rows, int64_t cols, cudaStream_t s);
+// Cast between float and float16 (n elements).
+void cast(TfhDataType from, TfhDataType to, const void* x, void* y, int64_t n, cudaStream_t s);
+
+// ---- activations ----------------------------------------------------------------------------------
+enum class GeluKind { Erf, Tanh };
+// y = gelu(x [+ bias]) (bias: `cols` values broadcast over rows, or null).
+void gelu(TfhDataType t, GeluKind kind, const void* x, const void* bias, void* y, int64_t rows,
+          int64_t cols, cudaStream_t s);
+
+// ---- normalisation --------------------------------------------------------------------------------
+// Per row of `cols`: sum = x [+ skip] [+ bias]; y = (sum - mean) / sqrt(var + eps) * gamma [+ beta];
+// `sum_out` (nullable) receives sum (SkipLayerNormalization's 4th output). Statistics in fp32.
+void layer_norm(TfhDataType t, const void* x, const void* skip, const void* bias, const void* gamma,
+                const void* beta, float eps, void* y, void* sum_out, int64_t rows, int64_t cols,
+                cudaStream_t s);
+// Softmax over the last axis of [rows, cols], in fp32.
+void softmax(TfhDataType t, const void* x, void* y, int64_t rows, int64_t cols, cudaStream_t s);
+
+// ---- attention ------------------------------------------------------------------------------------
+// Scaled dot-product attention over heads, fused (tiled, online softmax: no S x T score matrix in
+// global memory). Q: [B, S, N, D] rows of the packed QKV (q_stride between tokens); K and V:
+// [B, N, T, D] (the present cache layout: past then new). mask: a [B, T] key mask (1 keep, 0 mask,
+// int32) or null; causal: query i (position past + i) sees keys up to past + i. Output [B, S, N, D].
+struct AttentionArgs {
+  TfhDataType type = TFH_TYPE_FLOAT;
+  const void* q = nullptr;
+  int64_t q_token_stride = 0;  // elements between consecutive tokens of Q (N * D when unpacked)
+  const void* k = nullptr;
+  const void* v = nullptr;
+  void* out = nullptr;  // [B, S, N * D]
+  const int32_t* key_mask = nullptr;
+  int64_t batch = 0, heads = 0, seq = 0, total = 0, head_size = 0;
+  bool causal = false;
+  float scale = 0;        // 0: 1/sqrt(head_size)
+  float filter = -10000;  // added for masked keys, as ONNX Runtime does
+};
+// Prefill / any S: the fused tiled kernel. head_size up to 128.
+void attention(const AttentionArgs& a, cudaStream_t s);
+// One new token per row over a long past (S == 1): one block per (batch, head).
+void decode_attention(const AttentionArgs& a, cudaStream_t s);
+
+// ---- GEMM through cuBLASLt ------------------------------------------------------------------------
+enum class Epilogue { None, Bias, BiasGelu };
+
+// Every MatMul/Gemm of the CUDA runtime goes through one of these: C[M, N] = A[M, K] @ B[K, N]
+// (row-major, B optionally transposed) with an optional bias/GELU epilogue, fp16 data on Tensor
+// Cores with fp32 accumulation (or fp32 data). Plans (layouts, algorithm) are made once per
+// shape/type/epilogue and cached, immutable; the workspace is passed per call.
+class LtGemm {
+ public:
+  LtGemm();
+  ~LtGemm();
+  LtGemm(const LtGemm&) = delete;
+  LtGemm& operator=(const LtGemm&) = delete;
+
+  void run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, const void* b,
+           bool b_transposed, void* c, Epilogue epilogue, const void* bias, void* workspace,
+           size_t workspace_bytes, cudaStream_t s);
+  size_t cached_plans() const;
+
+  static constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
+}  // namespace tfh::kernels::cuda

@@ -1,0 +1,136 @@
+// LtGemm: every GEMM of the CUDA runtime through cuBLASLt (cuda_kernels.h).
+//
+// Row-major C[M, N] = A[M, K] @ B[K, N] is computed as cuBLASLt's column-major
+// C^T[N, M] = B^T[N, K] @ A^T[K, M]: the row-major buffers are exactly those column-major
+// matrices, so nothing is copied, and the bias (N values, one per column of C) is the bias
+// epilogue's per-row vector of C^T.
+#include <cublasLt.h>
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <cstdint>
+#include <memory>
+#include <tuple>
+
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace tfh::kernels::cuda {
+namespace {
+
+void check_lt(cublasStatus_t st, const char* what) {
+  if (st != CUBLAS_STATUS_SUCCESS)
+    throw CudaError(std::string("cuBLASLt ") + what + " failed (status " +
+                    std::to_string(static_cast<int>(st)) + ")");
+}
+
+// (type, m, n, k, B transposed, epilogue, bias pointer): a bias is a weight, fixed per node, so
+// the plan can hold it and stay immutable (no descriptor is touched at run time).
+using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, uintptr_t>;
+
+// One immutable plan: descriptors and the algorithm the heuristic chose for the workspace size.
+struct Plan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  ~Plan() {
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (c) cublasLtMatrixLayoutDestroy(c);
+    if (op) cublasLtMatmulDescDestroy(op);
+  }
+};
+
+}  // namespace
+
+struct LtGemm::Impl {
+  cublasLtHandle_t handle = nullptr;
+  mutable std::mutex mu;
+  std::map<Key, std::unique_ptr<Plan>> plans;
+};
+
+LtGemm::LtGemm() : impl_(new Impl) {
+  try {
+    check_lt(cublasLtCreate(&impl_->handle), "create");
+  } catch (...) {
+    delete impl_;
+    throw;
+  }
+}
+
+LtGemm::~LtGemm() {
+  impl_->plans.clear();
+  if (impl_->handle) cublasLtDestroy(impl_->handle);
+  delete impl_;
+}
+
+size_t LtGemm::cached_plans() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->plans.size();
+}
+
+void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, const void* b,
+                 bool b_transposed, void* c, Epilogue epilogue, const void* bias, void* workspace,
+                 size_t workspace_bytes, cudaStream_t s) {
+  if (t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16)
+    throw CudaError("gemm: only float and float16 tensors run on CUDA");
+  if (m <= 0 || n <= 0) return;
+  if (epilogue != Epilogue::None && !bias) throw CudaError("gemm: the bias epilogue needs a bias");
+  const cudaDataType_t dt = t == TFH_TYPE_FLOAT16 ? CUDA_R_16F : CUDA_R_32F;
+  const Key key{static_cast<int>(t), m, n, k, b_transposed, static_cast<int>(epilogue),
+                reinterpret_cast<uintptr_t>(epilogue == Epilogue::None ? nullptr : bias)};
+  Plan* plan = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto it = impl_->plans.find(key);
+    if (it == impl_->plans.end()) {
+      auto p = std::make_unique<Plan>();
+      // fp32 accumulation for both types: Tensor Cores for float16, exact float32 otherwise.
+      check_lt(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul desc");
+      const cublasOperation_t ta = b_transposed ? CUBLAS_OP_T : CUBLAS_OP_N, tb = CUBLAS_OP_N;
+      check_lt(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta),
+               "transa");
+      check_lt(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb),
+               "transb");
+      if (epilogue != Epilogue::None) {
+        const cublasLtEpilogue_t e =
+            epilogue == Epilogue::Bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_GELU_BIAS;
+        check_lt(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e),
+                 "epilogue");
+        check_lt(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                sizeof bias),
+                 "bias pointer");
+      }
+      // Column-major views: "A" = B^T ([N, K], or B itself stored [N, K] when transposed),
+      // "B" = A^T [K, M], C^T [N, M].
+      check_lt(b_transposed ? cublasLtMatrixLayoutCreate(&p->a, dt, k, n, k)
+                            : cublasLtMatrixLayoutCreate(&p->a, dt, n, k, n),
+               "layout of B");
+      check_lt(cublasLtMatrixLayoutCreate(&p->b, dt, k, m, k), "layout of A");
+      check_lt(cublasLtMatrixLayoutCreate(&p->c, dt, n, m, n), "layout of C");
+      cublasLtMatmulPreference_t pref = nullptr;
+      check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference");
+      size_t ws = workspace_bytes;
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                           sizeof ws);
+      cublasLtMatmulHeuristicResult_t result{};
+      int found = 0;
+      const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
+          impl_->handle, p->op, p->a, p->b, p->c, p->c, pref, 1, &result, &found);
+      cublasLtMatmulPreferenceDestroy(pref);
+      check_lt(st, "heuristic");
+      if (found == 0)
+        throw CudaError("gemm: cuBLASLt has no algorithm for " + std::to_string(m) + "x" +
+                        std::to_string(k) + " @ " + std::to_string(k) + "x" + std::to_string(n));
+      p->algo = result.algo;
+      it = impl_->plans.emplace(key, std::move(p)).first;
+    }
+    plan = it->second.get();
+  }
+  const float alpha = 1.f, beta = 0.f;
+  check_lt(cublasLtMatmul(impl_->handle, plan->op, &alpha, b, plan->a, a, plan->b, &beta, c,
+                          plan->c, c, plan->c, &plan->algo, workspace, workspace_bytes, s),
+           "matmul");
+}
+
+}  // namespace tfh::kernels::cuda

@@ -1,0 +1,378 @@
+// The element-wise, activation, normalisation and attention kernels of cuda_kernels.h.
+// One template per kernel over the storage type (float or __half); arithmetic in float.
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace tfh::kernels::cuda {
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw CudaError(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+namespace {
+
+__device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float ld(const __half* p, int64_t i) { return __half2float(p[i]); }
+__device__ __forceinline__ void st(float* p, int64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void st(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
+
+constexpr int kThreads = 256;
+
+int blocks_for(int64_t n) {
+  return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8));
+}
+
+void check_type(TfhDataType t, const char* what) {
+  if (t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16)
+    throw CudaError(std::string(what) + ": only float and float16 tensors run on CUDA");
+}
+
+void launched(const char* what) { check(cudaGetLastError(), what); }
+
+// Calls f(T()) with T float or __half.
+template <typename F>
+void by_type(TfhDataType t, const char* what, F&& f) {
+  check_type(t, what);
+  if (t == TFH_TYPE_FLOAT) f(float());
+  else f(__half());
+}
+
+// ---- element-wise ---------------------------------------------------------------------------------
+
+template <typename T>
+__global__ void add_bias_kernel(const T* x, const T* bias, const T* res, T* y, int64_t n,
+                                int64_t cols) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    float v = ld(x, i);
+    if (bias) v += ld(bias, i % cols);
+    if (res) v += ld(res, i);
+    st(y, i, v);
+  }
+}
+
+template <typename From, typename To>
+__global__ void cast_kernel(const From* x, To* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    st(y, i, ld(x, i));
+}
+
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
+__device__ __forceinline__ float gelu_tanh(float x) {
+  return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+template <typename T>
+__global__ void gelu_kernel(const T* x, const T* bias, T* y, int64_t n, int64_t cols, bool tanh_form) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    float v = ld(x, i);
+    if (bias) v += ld(bias, i % cols);
+    st(y, i, tanh_form ? gelu_tanh(v) : gelu_erf(v));
+  }
+}
+
+// ---- block reductions -----------------------------------------------------------------------------
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+// Every thread of the block gets the block's sum (or max). `shared`: 32 floats.
+__device__ float block_sum(float v, float* shared) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  const int warps = (blockDim.x + 31) >> 5;
+  v = threadIdx.x < warps ? shared[threadIdx.x] : 0.f;
+  if (warp == 0) v = warp_sum(v);
+  if (threadIdx.x == 0) shared[0] = v;
+  __syncthreads();
+  return shared[0];
+}
+__device__ float block_max(float v, float* shared) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  const int warps = (blockDim.x + 31) >> 5;
+  v = threadIdx.x < warps ? shared[threadIdx.x] : -INFINITY;
+  if (warp == 0) v = warp_max(v);
+  if (threadIdx.x == 0) shared[0] = v;
+  __syncthreads();
+  return shared[0];
+}
+
+// ---- layer norm / softmax: one block per row --------------------------------------------------------
+
+template <typename T>
+__global__ void layer_norm_kernel(const T* x, const T* skip, const T* bias, const T* gamma,
+                                  const T* beta, float eps, T* y, T* sum_out, int64_t cols) {
+  __shared__ float red[32];
+  const int64_t row = blockIdx.x;
+  const T* xr = x + row * cols;
+  const T* sr = skip ? skip + row * cols : nullptr;
+  auto in = [&](int64_t c) {
+    float v = ld(xr, c);
+    if (sr) v += ld(sr, c);
+    if (bias) v += ld(bias, c);
+    return v;
+  };
+  float s = 0;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += in(c);
+  const float mean = block_sum(s, red) / static_cast<float>(cols);
+  float q = 0;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float d = in(c) - mean;
+    q += d * d;
+  }
+  const float inv = rsqrtf(block_sum(q, red) / static_cast<float>(cols) + eps);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float v = in(c);
+    if (sum_out) st(sum_out + row * cols, c, v);
+    float o = (v - mean) * inv * ld(gamma, c);
+    if (beta) o += ld(beta, c);
+    st(y + row * cols, c, o);
+  }
+}
+
+template <typename T>
+__global__ void softmax_kernel(const T* x, T* y, int64_t cols) {
+  __shared__ float red[32];
+  const T* xr = x + blockIdx.x * cols;
+  T* yr = y + blockIdx.x * cols;
+  float m = -INFINITY;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, ld(xr, c));
+  m = block_max(m, red);
+  float s = 0;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += __expf(ld(xr, c) - m);
+  const float inv = 1.f / block_sum(s, red);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) st(yr, c, __expf(ld(xr, c) - m) * inv);
+}
+
+// ---- attention ------------------------------------------------------------------------------------
+
+constexpr int kQueryTile = 64;  // queries per block, one per thread
+constexpr int kKeyTile = 32;    // keys staged in shared memory at a time
+
+// One thread per query row; K and V tiles of kKeyTile keys in shared memory; an online softmax
+// (running max and sum, the output rescaled as the max grows): the scores never leave registers.
+template <typename T, int D>
+__global__ void attention_kernel(AttentionArgs a, int64_t past) {
+  __shared__ float ks[kKeyTile][D];
+  __shared__ float vs[kKeyTile][D];
+  const int64_t bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
+  const int64_t i = blockIdx.x * int64_t(kQueryTile) + threadIdx.x;  // query index in [0, seq)
+  const bool active = i < a.seq;
+  const T* q = static_cast<const T*>(a.q);
+  const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * a.total * D;
+  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * a.total * D;
+  const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
+  float qr[D], o[D];
+  if (active) {
+    const T* qp = q + (b * a.seq + i) * a.q_token_stride + h * D;
+    for (int d = 0; d < D; ++d) qr[d] = ld(qp, d) * scale;
+  }
+  for (int d = 0; d < D; ++d) o[d] = 0.f;
+  float m = -INFINITY, l = 0.f;
+  const int64_t pos = past + i;
+  for (int64_t t0 = 0; t0 < a.total; t0 += kKeyTile) {
+    const int64_t n = min(int64_t(kKeyTile), a.total - t0);
+    for (int64_t e = threadIdx.x; e < n * D; e += blockDim.x) {
+      ks[e / D][e % D] = ld(kc, (t0 + e / D) * D + e % D);
+      vs[e / D][e % D] = ld(vc, (t0 + e / D) * D + e % D);
+    }
+    __syncthreads();
+    if (active) {
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t key = t0 + j;
+        float sc = 0.f;
+        for (int d = 0; d < D; ++d) sc += qr[d] * ks[j][d];
+        if (a.key_mask && a.key_mask[b * a.total + key] == 0) sc += a.filter;
+        if (a.causal && key > pos) sc += a.filter;
+        const float mn = fmaxf(m, sc);
+        const float corr = __expf(m - mn), p = __expf(sc - mn);
+        l = l * corr + p;
+        for (int d = 0; d < D; ++d) o[d] = o[d] * corr + p * vs[j][d];
+        m = mn;
+      }
+    }
+    __syncthreads();
+  }
+  if (active) {
+    T* out = static_cast<T*>(a.out) + ((b * a.seq + i) * a.heads + h) * D;
+    const float inv = 1.f / l;
+    for (int d = 0; d < D; ++d) st(out, d, o[d] * inv);
+  }
+}
+
+// S == 1: one block per (batch, head). Scores for every key in shared memory (T floats), a block
+// max and sum, then each output dimension summed over the keys by a slice of the block.
+template <typename T>
+__global__ void decode_attention_kernel(AttentionArgs a, int64_t past) {
+  extern __shared__ float smem[];  // [D] query, [T] scores, [32] reduction
+  const int64_t D = a.head_size;
+  float* qs = smem;
+  float* sc = smem + D;
+  float* red = sc + a.total;
+  const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
+  const T* qp = static_cast<const T*>(a.q) + b * a.q_token_stride + h * D;
+  const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * a.total * D;
+  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * a.total * D;
+  const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) qs[d] = ld(qp, d) * scale;
+  __syncthreads();
+  float m = -INFINITY;
+  for (int64_t j = threadIdx.x; j < a.total; j += blockDim.x) {
+    float s = 0.f;
+    for (int64_t d = 0; d < D; ++d) s += qs[d] * ld(kc, j * D + d);
+    if (a.key_mask && a.key_mask[b * a.total + j] == 0) s += a.filter;
+    if (a.causal && j > past) s += a.filter;
+    sc[j] = s;
+    m = fmaxf(m, s);
+  }
+  m = block_max(m, red);
+  float l = 0.f;
+  for (int64_t j = threadIdx.x; j < a.total; j += blockDim.x) {
+    const float p = __expf(sc[j] - m);
+    sc[j] = p;
+    l += p;
+  }
+  const float inv = 1.f / block_sum(l, red);  // also orders the score writes before the reads
+  T* out = static_cast<T*>(a.out) + (b * a.heads + h) * D;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.f;
+    for (int64_t j = 0; j < a.total; ++j) o += sc[j] * ld(vc, j * D + d);
+    st(out, d, o * inv);
+  }
+}
+
+void check_attention(const AttentionArgs& a, const char* what) {
+  check_type(a.type, what);
+  if (!a.q || !a.k || !a.v || !a.out) throw CudaError(std::string(what) + ": null tensor");
+  if (a.batch <= 0 || a.heads <= 0 || a.seq <= 0 || a.total < a.seq || a.head_size <= 0)
+    throw CudaError(std::string(what) + ": bad sizes (batch " + std::to_string(a.batch) +
+                    ", heads " + std::to_string(a.heads) + ", seq " + std::to_string(a.seq) +
+                    ", total " + std::to_string(a.total) + ", head size " +
+                    std::to_string(a.head_size) + ")");
+}
+
+template <typename T, int D>
+void launch_attention(const AttentionArgs& a, cudaStream_t s) {
+  dim3 grid(static_cast<unsigned>((a.seq + kQueryTile - 1) / kQueryTile),
+            static_cast<unsigned>(a.batch * a.heads));
+  attention_kernel<T, D><<<grid, kQueryTile, 0, s>>>(a, a.total - a.seq);
+}
+
+}  // namespace
+
+void add_bias(TfhDataType t, const void* x, const void* bias, const void* residual, void* y,
+              int64_t rows, int64_t cols, cudaStream_t s) {
+  const int64_t n = rows * cols;
+  if (n == 0) return;
+  by_type(t, "add_bias", [&](auto tag) {
+    using T = decltype(tag);
+    add_bias_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(
+        static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<const T*>(residual),
+        static_cast<T*>(y), n, cols);
+  });
+  launched("add_bias");
+}
+
+void cast(TfhDataType from, TfhDataType to, const void* x, void* y, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  by_type(from, "cast", [&](auto f) {
+    by_type(to, "cast", [&](auto t) {
+      using F = decltype(f);
+      using T = decltype(t);
+      cast_kernel<F, T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const F*>(x),
+                                                           static_cast<T*>(y), n);
+    });
+  });
+  launched("cast");
+}
+
+void gelu(TfhDataType t, GeluKind kind, const void* x, const void* bias, void* y, int64_t rows,
+          int64_t cols, cudaStream_t s) {
+  const int64_t n = rows * cols;
+  if (n == 0) return;
+  by_type(t, "gelu", [&](auto tag) {
+    using T = decltype(tag);
+    gelu_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(x),
+                                                      static_cast<const T*>(bias),
+                                                      static_cast<T*>(y), n, cols,
+                                                      kind == GeluKind::Tanh);
+  });
+  launched("gelu");
+}
+
+void layer_norm(TfhDataType t, const void* x, const void* skip, const void* bias, const void* gamma,
+                const void* beta, float eps, void* y, void* sum_out, int64_t rows, int64_t cols,
+                cudaStream_t s) {
+  if (rows == 0 || cols == 0) return;
+  if (!gamma) throw CudaError("layer_norm: gamma is required");
+  by_type(t, "layer_norm", [&](auto tag) {
+    using T = decltype(tag);
+    layer_norm_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, s>>>(
+        static_cast<const T*>(x), static_cast<const T*>(skip), static_cast<const T*>(bias),
+        static_cast<const T*>(gamma), static_cast<const T*>(beta), eps, static_cast<T*>(y),
+        static_cast<T*>(sum_out), cols);
+  });
+  launched("layer_norm");
+}
+
+void softmax(TfhDataType t, const void* x, void* y, int64_t rows, int64_t cols, cudaStream_t s) {
+  if (rows == 0 || cols == 0) return;
+  by_type(t, "softmax", [&](auto tag) {
+    using T = decltype(tag);
+    softmax_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, s>>>(
+        static_cast<const T*>(x), static_cast<T*>(y), cols);
+  });
+  launched("softmax");
+}
+
+void attention(const AttentionArgs& a, cudaStream_t s) {
+  check_attention(a, "attention");
+  by_type(a.type, "attention", [&](auto tag) {
+    using T = decltype(tag);
+    switch (a.head_size) {
+      case 32: return launch_attention<T, 32>(a, s);
+      case 64: return launch_attention<T, 64>(a, s);
+      case 80: return launch_attention<T, 80>(a, s);
+      case 96: return launch_attention<T, 96>(a, s);
+      case 128: return launch_attention<T, 128>(a, s);
+      default:
+        throw CudaError("attention: head size " + std::to_string(a.head_size) +
+                        " is not one of 32, 64, 80, 96, 128");
+    }
+  });
+  launched("attention");
+}
+
+void decode_attention(const AttentionArgs& a, cudaStream_t s) {
+  check_attention(a, "decode_attention");
+  if (a.seq != 1) throw CudaError("decode_attention: one new token per row (seq 1)");
+  const size_t smem = sizeof(float) * static_cast<size_t>(a.head_size + a.total + 32);
+  if (smem > 48 * 1024) return attention(a, s);  // a past too long for the scores in shared memory
+  by_type(a.type, "decode_attention", [&](auto tag) {
+    using T = decltype(tag);
+    decode_attention_kernel<T><<<static_cast<unsigned>(a.batch * a.heads), 128, smem, s>>>(
+        a, a.total - 1);
+  });
+  launched("decode_attention");
+}
+
+}  // namespace tfh::kernels::cuda

@@ -1,0 +1,369 @@
+// tfhost's CUDA kernels (kernels/cuda) against its CPU kernels for the same op: each case runs a
+// one-node model through the CPU runtime and the CUDA launcher on the same inputs, in float32 and
+// float16, on the usual transformer shapes and awkward ones (odd widths, single rows, widths below
+// and above a block). Skipped, with the reason, when this machine has no CUDA GPU.
+#include <gtest/gtest.h>
+
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "host/runtime/kernel_registry.h"
+#include "host/runtime/measure.h"
+#include "host/runtime/session.h"
+#include "ir/ir_test_util.h"
+#include "kernels/common/device_info.h"
+#include "kernels/cuda/cuda_kernels.h"
+#include "tfhost/core.hpp"
+
+namespace tfh::kernels::cuda {
+namespace {
+
+using namespace tfh::ir::test;
+using Shape = std::vector<int64_t>;
+using Floats = std::vector<float>;
+constexpr int F32 = onnx::TensorProto::FLOAT, F16 = onnx::TensorProto::FLOAT16,
+              I32 = onnx::TensorProto::INT32;
+
+int64_t count(const Shape& d) {
+  int64_t n = 1;
+  for (int64_t x : d) n *= x;
+  return n;
+}
+
+Floats random_floats(int64_t n, std::mt19937& rng, float lo = -1.f, float hi = 1.f) {
+  std::uniform_real_distribution<float> u(lo, hi);
+  Floats v(static_cast<size_t>(n));
+  for (float& x : v) x = u(rng);
+  return v;
+}
+// The values as the type stores them (float16: rounded), so both engines see the same numbers.
+Floats stored(Floats v, int elem) {
+  if (elem == F16)
+    for (float& x : v) x = to_float(to_float16(x));
+  return v;
+}
+
+struct In {
+  std::string name;
+  Shape dims;
+  Floats values;
+  int elem = F32;  // F32, F16 or I32 (values then hold the integers)
+};
+
+// Runs one node on tfhost's CPU runtime; the outputs as floats.
+std::vector<Floats> cpu_node(const std::string& op, const std::string& domain, int64_t opset,
+                             const std::vector<In>& ins, const std::vector<std::string>& outs,
+                             const std::function<void(onnx::NodeProto*)>& attrs = {}) {
+  onnx::ModelProto m = new_model();
+  m.mutable_opset_import(0)->set_version(opset);
+  onnx::GraphProto& g = *m.mutable_graph();
+  std::vector<std::string> in_names;
+  for (const In& in : ins) {
+    in_names.push_back(in.name);
+    if (!in.name.empty()) *g.add_input() = tensor_info(in.name, in.elem, in.dims);
+  }
+  onnx::NodeProto* n = add_node(g, op, in_names, outs, "node", domain);
+  if (attrs) attrs(n);
+  for (const std::string& o : outs)
+    if (!o.empty()) {
+      auto* vi = g.add_output();
+      vi->set_name(o);
+    }
+  TempDir tmp;
+  write_model(m, tmp / "m.onnx");
+  auto model = ir::Model::load(tmp / "m.onnx");
+  model->infer_shapes();
+  const runtime::KernelRegistry kernels;
+  runtime::Session s(*model, kernels);
+  std::vector<std::unique_ptr<runtime::HostTensor>> held;
+  std::vector<std::pair<std::string, const runtime::HostTensor*>> feeds;
+  for (const In& in : ins) {
+    if (in.name.empty()) continue;
+    std::unique_ptr<runtime::HostTensor> t;
+    if (in.elem == I32) {
+      t = runtime::make_tensor(TFH_TYPE_INT32, in.dims);
+      for (size_t i = 0; i < in.values.size(); ++i)
+        reinterpret_cast<int32_t*>(t->storage.get())[i] = static_cast<int32_t>(in.values[i]);
+    } else {
+      t = runtime::make_tensor(TFH_TYPE_FLOAT, in.dims);
+      std::memcpy(t->storage.get(), in.values.data(), in.values.size() * 4);
+      if (in.elem == F16) t = runtime::convert_tensor(*t, TFH_TYPE_FLOAT16);
+    }
+    feeds.emplace_back(in.name, t.get());
+    held.push_back(std::move(t));
+  }
+  std::vector<Floats> result;
+  for (const auto& t : s.run(feeds)) {
+    auto f = t->type == TFH_TYPE_FLOAT ? runtime::copy_tensor(*t) : runtime::convert_tensor(*t, TFH_TYPE_FLOAT);
+    const float* p = static_cast<const float*>(f->data);
+    result.emplace_back(p, p + f->num_elements);
+  }
+  return result;
+}
+
+// A device buffer holding floats as float or float16.
+class Dev {
+ public:
+  Dev(const Floats& v, int elem) : n_(v.size()), elem_(elem) {
+    const size_t bytes = n_ * (elem == F16 ? 2 : 4);
+    check(cudaMalloc(&p_, std::max<size_t>(bytes, 1)), "cudaMalloc");
+    if (elem == F16) {
+      std::vector<uint16_t> h(n_);
+      for (size_t i = 0; i < n_; ++i) h[i] = to_float16(v[i]).bits;
+      check(cudaMemcpy(p_, h.data(), bytes, cudaMemcpyHostToDevice), "upload");
+    } else {
+      check(cudaMemcpy(p_, v.data(), bytes, cudaMemcpyHostToDevice), "upload");
+    }
+  }
+  Dev(size_t n, int elem) : Dev(Floats(n, 0.f), elem) {}
+  ~Dev() { cudaFree(p_); }
+  Dev(const Dev&) = delete;
+  Dev& operator=(const Dev&) = delete;
+  void* get() const { return p_; }
+  Floats read() const {
+    check(cudaDeviceSynchronize(), "synchronize");
+    Floats out(n_);
+    if (elem_ == F16) {
+      std::vector<uint16_t> h(n_);
+      check(cudaMemcpy(h.data(), p_, n_ * 2, cudaMemcpyDeviceToHost), "download");
+      for (size_t i = 0; i < n_; ++i) out[i] = to_float(Float16{h[i]});
+    } else {
+      check(cudaMemcpy(out.data(), p_, n_ * 4, cudaMemcpyDeviceToHost), "download");
+    }
+    return out;
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t n_;
+  int elem_;
+};
+
+float max_diff(const Floats& a, const Floats& b) {
+  EXPECT_EQ(a.size(), b.size());
+  float m = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    const float d = std::fabs(a[i] - b[i]);
+    if (!(d <= m)) m = d;  // NaN counts as a failure
+  }
+  return m;
+}
+
+TfhDataType type_of(int elem) { return elem == F16 ? TFH_TYPE_FLOAT16 : TFH_TYPE_FLOAT; }
+float tol(int elem) { return elem == F16 ? 2e-2f : 1e-4f; }
+std::string name_of(int elem) { return elem == F16 ? "float16" : "float32"; }
+
+class CudaKernels : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0)
+      GTEST_SKIP() << "no CUDA GPU here (" << describe_devices() << ")";
+  }
+};
+
+// Rows x width cases: BERT-base rows, an odd width, one row, a width past two blocks.
+const std::vector<std::pair<int64_t, int64_t>> kRowShapes = {{256, 768}, {3, 33}, {1, 1}, {5, 1000}};
+
+TEST_F(CudaKernels, SkipLayerNormWithBiasAndSumAgainstCpu) {
+  for (int elem : {F32, F16})
+    for (auto [rows, cols] : kRowShapes) {
+      SCOPED_TRACE(name_of(elem) + " " + std::to_string(rows) + "x" + std::to_string(cols));
+      std::mt19937 rng(static_cast<unsigned>(rows + cols));
+      const Floats x = stored(random_floats(rows * cols, rng), elem),
+                   skip = stored(random_floats(rows * cols, rng), elem),
+                   gamma = stored(random_floats(cols, rng), elem),
+                   beta = stored(random_floats(cols, rng), elem),
+                   bias = stored(random_floats(cols, rng), elem);
+      const auto want = cpu_node(
+          "SkipLayerNormalization", "com.microsoft", 17,
+          {{"x", {1, rows, cols}, x, elem}, {"skip", {1, rows, cols}, skip, elem},
+           {"gamma", {cols}, gamma, elem}, {"beta", {cols}, beta, elem},
+           {"bias", {cols}, bias, elem}},
+          {"y", "", "", "sum"}, [](onnx::NodeProto* n) {
+            auto* a = n->add_attribute();
+            a->set_name("epsilon");
+            a->set_type(onnx::AttributeProto::FLOAT);
+            a->set_f(1e-5f);
+          });
+      Dev dx(x, elem), ds(skip, elem), dg(gamma, elem), db(beta, elem), dbias(bias, elem),
+          dy(x.size(), elem), dsum(x.size(), elem);
+      layer_norm(type_of(elem), dx.get(), ds.get(), dbias.get(), dg.get(), db.get(), 1e-5f,
+                 dy.get(), dsum.get(), rows, cols, nullptr);
+      EXPECT_LT(max_diff(dy.read(), want[0]), tol(elem));
+      EXPECT_LT(max_diff(dsum.read(), want[1]), tol(elem));
+    }
+}
+
+TEST_F(CudaKernels, GeluFamilyAgainstCpu) {
+  for (int elem : {F32, F16})
+    for (auto [rows, cols] : kRowShapes)
+      for (const char* op : {"Gelu", "FastGelu", "BiasGelu"}) {
+        SCOPED_TRACE(std::string(op) + " " + name_of(elem) + " " + std::to_string(rows) + "x" +
+                     std::to_string(cols));
+        std::mt19937 rng(static_cast<unsigned>(rows * 7 + cols));
+        const Floats x = stored(random_floats(rows * cols, rng, -4.f, 4.f), elem),
+                     bias = stored(random_floats(cols, rng), elem);
+        const bool with_bias = std::string(op) != "Gelu";
+        std::vector<In> ins = {{"x", {rows, cols}, x, elem}};
+        if (with_bias) ins.push_back({"bias", {cols}, bias, elem});
+        const auto want = cpu_node(op, "com.microsoft", 17, ins, {"y"});
+        Dev dx(x, elem), db(bias, elem), dy(x.size(), elem);
+        gelu(type_of(elem), std::string(op) == "FastGelu" ? GeluKind::Tanh : GeluKind::Erf,
+             dx.get(), with_bias ? db.get() : nullptr, dy.get(), rows, cols, nullptr);
+        EXPECT_LT(max_diff(dy.read(), want[0]), elem == F16 ? 3e-2f : 1e-4f);
+      }
+}
+
+TEST_F(CudaKernels, SoftmaxAndCastAgainstCpu) {
+  for (int elem : {F32, F16})
+    for (auto [rows, cols] : kRowShapes) {
+      SCOPED_TRACE(name_of(elem) + " " + std::to_string(rows) + "x" + std::to_string(cols));
+      std::mt19937 rng(static_cast<unsigned>(rows * 3 + cols));
+      const Floats x = stored(random_floats(rows * cols, rng, -8.f, 8.f), elem);
+      const auto want = cpu_node("Softmax", "", 13, {{"x", {rows, cols}, x, elem}}, {"y"});
+      Dev dx(x, elem), dy(x.size(), elem);
+      softmax(type_of(elem), dx.get(), dy.get(), rows, cols, nullptr);
+      EXPECT_LT(max_diff(dy.read(), want[0]), elem == F16 ? 2e-3f : 1e-6f);
+    }
+  std::mt19937 rng(3);
+  const Floats x = random_floats(1001, rng, -70000.f, 70000.f);  // past float16's range too
+  const auto want = cpu_node("Cast", "", 13, {{"x", {1001}, x, F32}}, {"y"}, [](onnx::NodeProto* n) {
+    auto* a = n->add_attribute();
+    a->set_name("to");
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(F16);
+  });
+  Dev dx(x, F32), dy(x.size(), F16), back(x.size(), F32);
+  cast(TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16, dx.get(), dy.get(), 1001, nullptr);
+  cast(TFH_TYPE_FLOAT16, TFH_TYPE_FLOAT, dy.get(), back.get(), 1001, nullptr);
+  const Floats got = dy.read(), round_trip = back.read();
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i], want[0][i]) << x[i];  // the same rounding, inf beyond 65504 included
+    EXPECT_EQ(round_trip[i], got[i]);
+  }
+}
+
+TEST_F(CudaKernels, LtGemmWithBiasAndTransposedWeightsAgainstCpu) {
+  LtGemm gemm;
+  void* ws = nullptr;
+  check(cudaMalloc(&ws, LtGemm::kWorkspaceBytes), "workspace");
+  for (int elem : {F32, F16})
+    for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{128, 768, 3072}, {3, 17, 5},
+                           {1, 768, 768}, {7, 64, 2304}}) {
+      SCOPED_TRACE(name_of(elem) + " " + std::to_string(m) + "x" + std::to_string(k) + "x" +
+                   std::to_string(n));
+      std::mt19937 rng(static_cast<unsigned>(m + k + n));
+      const Floats a = stored(random_floats(m * k, rng), elem),
+                   w = stored(random_floats(k * n, rng, -0.1f, 0.1f), elem),
+                   bias = stored(random_floats(n, rng), elem);
+      // CPU: Gemm with C = bias; transB = 1 with W transposed on the host.
+      Floats wt(w.size());
+      for (int64_t i = 0; i < k; ++i)
+        for (int64_t j = 0; j < n; ++j) wt[j * k + i] = w[i * n + j];
+      const auto want = cpu_node("Gemm", "", 13,
+                                 {{"a", {m, k}, a, elem}, {"w", {k, n}, w, elem},
+                                  {"bias", {n}, bias, elem}},
+                                 {"y"});
+      Dev da(a, elem), dw(w, elem), dwt(wt, elem), db(bias, elem), dy(m * n, elem),
+          dy2(m * n, elem);
+      gemm.run(type_of(elem), m, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::Bias,
+               db.get(), ws, LtGemm::kWorkspaceBytes, nullptr);
+      gemm.run(type_of(elem), m, n, k, da.get(), dwt.get(), true, dy2.get(), Epilogue::Bias,
+               db.get(), ws, LtGemm::kWorkspaceBytes, nullptr);
+      const float t = elem == F16 ? 5e-2f : 1e-3f;
+      EXPECT_LT(max_diff(dy.read(), want[0]), t);
+      EXPECT_LT(max_diff(dy2.read(), want[0]), t);
+    }
+  EXPECT_EQ(gemm.cached_plans(), 16u);  // one immutable plan per shape, type, layout and bias
+  cudaFree(ws);
+}
+
+// The fused attention kernels against the CPU MultiHeadAttention with key/value already split
+// into heads ([B, N, T, D]) and a raw key padding mask.
+TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
+  struct Case {
+    int64_t B, S, T, N, D;
+    bool causal;
+  };
+  for (int elem : {F32, F16})
+    for (const Case& c : {Case{2, 128, 128, 12, 64, false}, Case{1, 7, 7, 2, 32, true},
+                          Case{3, 1, 129, 4, 64, false}, Case{2, 65, 65, 1, 128, true},
+                          Case{1, 1, 1, 1, 64, false}}) {
+      SCOPED_TRACE(name_of(elem) + " B" + std::to_string(c.B) + " S" + std::to_string(c.S) +
+                   " T" + std::to_string(c.T) + " N" + std::to_string(c.N) + " D" +
+                   std::to_string(c.D) + (c.causal ? " causal" : ""));
+      std::mt19937 rng(static_cast<unsigned>(c.S * 31 + c.T));
+      const Floats q = stored(random_floats(c.B * c.S * c.N * c.D, rng), elem),
+                   k = stored(random_floats(c.B * c.N * c.T * c.D, rng), elem),
+                   v = stored(random_floats(c.B * c.N * c.T * c.D, rng), elem);
+      Floats mask(static_cast<size_t>(c.B * c.T), 1.f);
+      for (int64_t b = 1; b < c.B; ++b)  // right padding on later rows, at least one key kept
+        for (int64_t t = std::max<int64_t>(1, c.T - 3 * b); t < c.T; ++t) mask[b * c.T + t] = 0;
+      const auto want = cpu_node(
+          "MultiHeadAttention", "com.microsoft", 17,
+          {{"q", {c.B, c.S, c.N * c.D}, q, elem}, {"k", {c.B, c.N, c.T, c.D}, k, elem},
+           {"v", {c.B, c.N, c.T, c.D}, v, elem}, {"", {}, {}, F32},
+           {"mask", {c.B, c.T}, mask, I32}},
+          {"y"}, [&](onnx::NodeProto* n) {
+            auto* a = n->add_attribute();
+            a->set_name("num_heads");
+            a->set_type(onnx::AttributeProto::INT);
+            a->set_i(c.N);
+            if (c.causal) {
+              a = n->add_attribute();
+              a->set_name("unidirectional");
+              a->set_type(onnx::AttributeProto::INT);
+              a->set_i(1);
+            }
+          });
+      std::vector<int32_t> mask_i(mask.begin(), mask.end());
+      void* mask_mem = nullptr;
+      check(cudaMalloc(&mask_mem, mask_i.size() * 4), "mask");
+      int32_t* dmask = static_cast<int32_t*>(mask_mem);
+      check(cudaMemcpy(dmask, mask_i.data(), mask_i.size() * 4, cudaMemcpyHostToDevice), "mask");
+      Dev dq(q, elem), dk(k, elem), dv(v, elem), dy(q.size(), elem);
+      AttentionArgs a;
+      a.type = type_of(elem);
+      a.q = dq.get();
+      a.q_token_stride = c.N * c.D;
+      a.k = dk.get();
+      a.v = dv.get();
+      a.out = dy.get();
+      a.key_mask = dmask;
+      a.batch = c.B, a.heads = c.N, a.seq = c.S, a.total = c.T, a.head_size = c.D;
+      a.causal = c.causal;
+      attention(a, nullptr);
+      EXPECT_LT(max_diff(dy.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
+      if (c.S == 1) {
+        Dev dy2(q.size(), elem);
+        a.out = dy2.get();
+        decode_attention(a, nullptr);
+        EXPECT_LT(max_diff(dy2.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
+      }
+      cudaFree(dmask);
+    }
+}
+
+TEST_F(CudaKernels, BadArgumentsAreClearErrors) {
+  AttentionArgs a;
+  try {
+    attention(a, nullptr);
+    FAIL() << "no error";
+  } catch (const CudaError& e) {
+    EXPECT_NE(std::string(e.what()).find("attention: null tensor"), std::string::npos) << e.what();
+  }
+  try {
+    softmax(TFH_TYPE_DOUBLE, nullptr, nullptr, 1, 1, nullptr);
+    FAIL() << "no error";
+  } catch (const CudaError& e) {
+    EXPECT_NE(std::string(e.what()).find("only float and float16"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace tfh::kernels::cuda
