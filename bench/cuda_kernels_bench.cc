@@ -1,0 +1,192 @@
+// Times tfhost's CUDA kernels (kernels/cuda) on the shapes of one BERT-base layer (batch B,
+// sequence S, fp16) and of a GPT-2 decoding step (batch B, past P), with CUDA events: the median
+// of --iterations launches after warm-up, per kernel, and their sum per layer. Before the CUDA
+// runtime runs whole models, this is the floor a fused layer can reach with these kernels; it
+// runs from scripts/gpu-check.sh.
+//
+//   build/bin/tfh_bench_cuda_kernels [--batch B] [--sequence S] [--past P] [--iterations N]
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels/common/device_info.h"
+#include "kernels/cuda/cuda_kernels.h"
+
+using namespace tfh::kernels::cuda;
+
+namespace {
+
+struct Buf {
+  void* p = nullptr;
+  explicit Buf(size_t bytes) {
+    check(cudaMalloc(&p, bytes), "cudaMalloc");
+    check(cudaMemset(p, 0, bytes), "cudaMemset");
+  }
+  ~Buf() { cudaFree(p); }
+};
+
+// Median milliseconds of `iters` runs of f on stream s (each run timed with events).
+double time_ms(const std::function<void()>& f, int iters, cudaStream_t s) {
+  for (int i = 0; i < 5; ++i) f();
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  std::vector<float> ms;
+  for (int i = 0; i < iters; ++i) {
+    cudaEventRecord(a, s);
+    f();
+    cudaEventRecord(b, s);
+    cudaEventSynchronize(b);
+    float t = 0;
+    cudaEventElapsedTime(&t, a, b);
+    ms.push_back(t);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t B = 1, S = 128, P = 128;
+  int iters = 200;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i];
+    const long long v = std::atoll(argv[i + 1]);
+    if (k == "--batch") B = v;
+    else if (k == "--sequence") S = v;
+    else if (k == "--past") P = v;
+    else if (k == "--iterations") iters = static_cast<int>(v);
+    else {
+      std::fprintf(stderr, "unknown option %s\n", argv[i]);
+      return 2;
+    }
+  }
+  if (tfh::kernels::cuda_device_count() == 0) {
+    std::printf("no CUDA GPU: %s\n", tfh::kernels::describe_devices().c_str());
+    return 2;
+  }
+  std::printf("device: %s\n", tfh::kernels::describe_devices().c_str());
+  const TfhDataType h = TFH_TYPE_FLOAT16;
+  const int64_t H = 768, N = 12, D = 64, I = 3072;
+  cudaStream_t s;
+  check(cudaStreamCreate(&s), "stream");
+  LtGemm gemm;
+  Buf ws(LtGemm::kWorkspaceBytes);
+  try {
+    // ---- BERT-base layer, fp16: QKV GEMM, attention, output GEMM, SkipLN, FFN (GEMM+GELU, GEMM), SkipLN
+    const int64_t M = B * S;
+    Buf x(M * H * 2), qkv(M * 3 * H * 2), ctx(M * H * 2), y(M * H * 2), ff(M * I * 2),
+        wqkv(H * 3 * H * 2), wo(H * H * 2), w1(H * I * 2), w2(I * H * 2), bias(I * 2),
+        gamma(H * 2), kv(2 * B * N * (S + P) * D * 2);
+    struct Row {
+      const char* name;
+      double ms;
+    };
+    std::vector<Row> rows;
+    auto t = [&](const char* name, const std::function<void()>& f) {
+      rows.push_back({name, time_ms(f, iters, s)});
+    };
+    t("QKV GEMM + bias", [&] {
+      gemm.run(h, M, 3 * H, H, x.p, wqkv.p, false, qkv.p, Epilogue::Bias, bias.p, ws.p,
+               LtGemm::kWorkspaceBytes, s);
+    });
+    AttentionArgs a;
+    a.type = h;
+    a.q = qkv.p;
+    a.q_token_stride = 3 * H;
+    a.k = kv.p;
+    a.v = static_cast<char*>(kv.p) + B * N * S * D * 2;
+    a.out = ctx.p;
+    a.batch = B, a.heads = N, a.seq = S, a.total = S, a.head_size = D;
+    t("attention (fused, S x S)", [&] { attention(a, s); });
+    t("output GEMM + bias", [&] {
+      gemm.run(h, M, H, H, ctx.p, wo.p, false, y.p, Epilogue::Bias, bias.p, ws.p,
+               LtGemm::kWorkspaceBytes, s);
+    });
+    t("SkipLayerNorm", [&] {
+      layer_norm(h, y.p, x.p, nullptr, gamma.p, gamma.p, 1e-12f, y.p, nullptr, M, H, s);
+    });
+    t("FFN1 GEMM + bias + GELU", [&] {
+      gemm.run(h, M, I, H, y.p, w1.p, false, ff.p, Epilogue::BiasGelu, bias.p, ws.p,
+               LtGemm::kWorkspaceBytes, s);
+    });
+    t("FFN2 GEMM + bias", [&] {
+      gemm.run(h, M, H, I, ff.p, w2.p, false, x.p, Epilogue::Bias, bias.p, ws.p,
+               LtGemm::kWorkspaceBytes, s);
+    });
+    t("SkipLayerNorm", [&] {
+      layer_norm(h, x.p, y.p, nullptr, gamma.p, gamma.p, 1e-12f, x.p, nullptr, M, H, s);
+    });
+    double layer = 0;
+    std::printf("BERT-base layer, fp16, batch %lld, sequence %lld (median of %d):\n",
+                static_cast<long long>(B), static_cast<long long>(S), iters);
+    for (const Row& r : rows) {
+      std::printf("  %-28s %8.4f ms\n", r.name, r.ms);
+      layer += r.ms;
+    }
+    std::printf("  %-28s %8.4f ms  (x12 layers: %.3f ms, kernels only, no launch gaps)\n",
+                "layer", layer, 12 * layer);
+
+    // ---- GPT-2 decode step, fp16: per layer QKV GEMM, decode attention over P + 1, out GEMM,
+    // SkipLN, FFN; plus the LM head (50257 x 768).
+    rows.clear();
+    const int64_t V = 50257;
+    Buf lm(V * H * 2), logits(B * V * 2), kv2(2 * B * N * (P + 1) * D * 2);
+    t("QKV GEMM + bias", [&] {
+      gemm.run(h, B, 3 * H, H, x.p, wqkv.p, false, qkv.p, Epilogue::Bias, bias.p, ws.p,
+               LtGemm::kWorkspaceBytes, s);
+    });
+    AttentionArgs d = a;
+    d.seq = 1;
+    d.total = P + 1;
+    d.k = kv2.p;
+    d.v = static_cast<char*>(kv2.p) + B * N * (P + 1) * D * 2;
+    d.causal = true;
+    t("decode attention", [&] { decode_attention(d, s); });
+    t("output GEMM + bias", [&] {
+      gemm.run(h, B, H, H, ctx.p, wo.p, false, y.p, Epilogue::Bias, bias.p, ws.p,
+               LtGemm::kWorkspaceBytes, s);
+    });
+    t("SkipLayerNorm", [&] {
+      layer_norm(h, y.p, x.p, nullptr, gamma.p, gamma.p, 1e-5f, y.p, nullptr, B, H, s);
+    });
+    t("FFN1 GEMM + bias + GELU", [&] {
+      gemm.run(h, B, I, H, y.p, w1.p, false, ff.p, Epilogue::BiasGelu, bias.p, ws.p,
+               LtGemm::kWorkspaceBytes, s);
+    });
+    t("FFN2 GEMM + bias", [&] {
+      gemm.run(h, B, H, I, ff.p, w2.p, false, x.p, Epilogue::Bias, bias.p, ws.p,
+               LtGemm::kWorkspaceBytes, s);
+    });
+    t("SkipLayerNorm", [&] {
+      layer_norm(h, x.p, y.p, nullptr, gamma.p, gamma.p, 1e-5f, x.p, nullptr, B, H, s);
+    });
+    layer = 0;
+    std::printf("GPT-2 decode step, fp16, batch %lld, past %lld (median of %d):\n",
+                static_cast<long long>(B), static_cast<long long>(P), iters);
+    for (const Row& r : rows) {
+      std::printf("  %-28s %8.4f ms\n", r.name, r.ms);
+      layer += r.ms;
+    }
+    const double head = time_ms([&] {
+      gemm.run(h, B, V, H, x.p, lm.p, true, logits.p, Epilogue::None, nullptr, ws.p,
+               LtGemm::kWorkspaceBytes, s);
+    }, iters, s);
+    std::printf("  %-28s %8.4f ms\n", "LM head GEMM (50257)", head);
+    std::printf("  %-28s %8.4f ms  (12 layers + LM head, kernels only)\n", "step", 12 * layer + head);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  cudaStreamDestroy(s);
+  return 0;
+}

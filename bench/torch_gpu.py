@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""PyTorch's side of the GPU comparison (issue 7): BERT-base and GPT-2 (Hugging Face transformers,
+random weights from the default configs, float16 on CUDA), eager and torch.compile, on the shapes
+tfhost's GPU benchmarks use. Prints one line per measurement:
+
+    torch bert-base fp16 eager batch 1 seq 128: 1.234 ms (median of 50)
+
+    python3 bench/torch_gpu.py [--iterations N] [--quick]
+
+Runs on the GPU machine from scripts/gpu-check.sh (its python3 has torch and transformers); each
+model and mode is tried on its own, and a failure is printed and skipped, never fatal.
+"""
+import argparse
+import statistics
+import sys
+import time
+
+
+def median_ms(fn, iterations, torch):
+    for _ in range(5):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iterations):
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def bert(torch, transformers, batches, iterations, modes):
+    config = transformers.BertConfig()  # BERT-base: 12 layers, hidden 768, 12 heads
+    model = transformers.BertModel(config).half().cuda().eval()
+    for mode in modes:
+        m = model if mode == "eager" else torch.compile(model)
+        for b in batches:
+            ids = torch.randint(0, config.vocab_size, (b, 128), device="cuda")
+            mask = torch.ones_like(ids)
+            try:
+                with torch.inference_mode():
+                    ms = median_ms(lambda: m(input_ids=ids, attention_mask=mask), iterations, torch)
+                print(f"torch bert-base fp16 {mode} batch {b} seq 128: {ms:.3f} ms "
+                      f"(median of {iterations})", flush=True)
+            except Exception as e:  # noqa: BLE001 - report and go on
+                print(f"torch bert-base fp16 {mode} batch {b}: failed: {type(e).__name__}: {e}",
+                      flush=True)
+
+
+def gpt2(torch, transformers, batches, iterations, modes, past=128):
+    config = transformers.GPT2Config()  # GPT-2 small: 12 layers, hidden 768, vocab 50257
+    model = transformers.GPT2LMHeadModel(config).half().cuda().eval()
+    for mode in modes:
+        m = model if mode == "eager" else torch.compile(model)
+        for b in batches:
+            try:
+                with torch.inference_mode():
+                    prompt = torch.randint(0, config.vocab_size, (b, past), device="cuda")
+                    cache = model(input_ids=prompt, use_cache=True).past_key_values
+                    step = torch.randint(0, config.vocab_size, (b, 1), device="cuda")
+                    mask = torch.ones((b, past + 1), dtype=torch.long, device="cuda")
+
+                    def one():
+                        m(input_ids=step, attention_mask=mask, past_key_values=cache, use_cache=True)
+                        if hasattr(cache, "crop"):
+                            cache.crop(past)  # every step sees the same past
+
+                    ms = median_ms(one, iterations, torch)
+                print(f"torch gpt2 fp16 {mode} decode batch {b} past {past}: {ms:.3f} ms "
+                      f"(median of {iterations})", flush=True)
+            except Exception as e:  # noqa: BLE001
+                print(f"torch gpt2 fp16 {mode} decode batch {b}: failed: {type(e).__name__}: {e}",
+                      flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--iterations", type=int, default=50)
+    p.add_argument("--quick", action="store_true", help="batch 1 only, eager and compile")
+    args = p.parse_args()
+    try:
+        import torch
+        import transformers
+    except ImportError as e:
+        print(f"torch: not available here ({e})")
+        return 2
+    if not torch.cuda.is_available():
+        print("torch: no CUDA device")
+        return 2
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
+          f"{torch.cuda.get_device_name(0)}", flush=True)
+    modes = ["eager", "compile"]
+    t0 = time.time()
+    bert(torch, transformers, [1] if args.quick else [1, 8, 64], args.iterations, modes)
+    gpt2(torch, transformers, [1] if args.quick else [1, 8, 128], args.iterations, modes)
+    print(f"torch: done in {time.time() - t0:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Runs on a GPU machine from the bundle scripts/gpu-bundle.sh made (that machine has CUDA's
+# libraries and driver, python3 with onnx, numpy, torch and transformers, and no package
+# registry): every GPU test, then the GPU benchmarks, then a summary.
+#
+#   bash scripts/gpu-check.sh [--quick] [BUNDLE]     (default gpu-bundle/tfhost-gpu.tar.xz)
+#
+# --quick: batch 1 only in the benchmarks. Logs and results go to $OUT when set (the device tool
+# brings them back), else to gpu-check-out/. Exit status: 0 when every GPU test passed, 1 if any
+# failed, 2 when it could not run (no bundle, no GPU).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+QUICK=0
+BUNDLE=gpu-bundle/tfhost-gpu.tar.xz
+for a in "$@"; do
+  case "$a" in
+    --quick) QUICK=1 ;;
+    *) BUNDLE=$a ;;
+  esac
+done
+RESULTS=${OUT:-$ROOT/gpu-check-out}
+mkdir -p "$RESULTS"
+SUMMARY=$RESULTS/summary.txt
+: > "$SUMMARY"
+say() { echo "$*" | tee -a "$SUMMARY"; }
+T0=$(date +%s)
+
+[ -f "$BUNDLE" ] || { echo "gpu-check: no bundle at $BUNDLE (make it with scripts/gpu-bundle.sh and carry gpu-bundle/)" >&2; exit 2; }
+# TFH_GPU_CHECK_DRY=1 goes through every step on a machine without a GPU (the tests then skip):
+# for trying the script itself.
+DRY=${TFH_GPU_CHECK_DRY:-0}
+if ! nvidia-smi -L > "$RESULTS/nvidia-smi.txt" 2>&1; then
+  if [ "$DRY" != 1 ]; then
+    echo "gpu-check: no NVIDIA GPU here (nvidia-smi failed)" >&2
+    exit 2
+  fi
+  echo "no GPU (dry run)" > "$RESULTS/nvidia-smi.txt"
+fi
+say "gpu: $(head -1 "$RESULTS/nvidia-smi.txt")"
+
+# ---- unpack: the binaries go where they were built (they hold absolute paths into the source
+# and build folders); a link makes that path this checkout when it differs.
+rm -rf build/bin build/plugins build/tests build/bundle-lib
+mkdir -p build shared-bundle
+xz -dc "$BUNDLE" | tar -C "$ROOT" -xf - build
+xz -dc "$BUNDLE" | tar -C "$ROOT/shared-bundle" --strip-components=1 -xf - shared
+SRC=$(cat build/bundle-source-dir)
+if [ "$SRC" != "$ROOT" ]; then
+  if [ "$DRY" = 1 ] && [ -d "$SRC" ]; then
+    :  # trying the script where it was built: the paths are real
+  elif [ -e "$SRC" ] && [ ! -L "$SRC" ]; then
+    echo "gpu-check: the tests were built for $SRC, which exists here and is not this checkout" >&2
+    exit 2
+  else
+    mkdir -p "$(dirname "$SRC")" && ln -sfn "$ROOT" "$SRC"
+  fi
+fi
+# The bundle's libraries for tfhost's binaries only (python3 and torch keep the machine's own).
+LIBS="$ROOT/build/bundle-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+tf() { LD_LIBRARY_PATH="$LIBS" "$@"; }
+say "bundle: commit $(cat build/bundle-commit), $(wc -l < build/bundle-libs.txt) libraries"
+say "tfhost: $(tf build/bin/tfhost --version 2>&1 | head -1)"
+
+# ---- GPU tests: the CUDA kernels against the CPU ones, and every other GPU-only test.
+status=0
+if [ -x build/tests/tfh_cuda_tests ]; then
+  tf build/tests/tfh_cuda_tests --gtest_output="xml:$RESULTS/cuda_tests.xml" > "$RESULTS/cuda_tests.log" 2>&1
+  rc=$?
+  [ $rc -ne 0 ] && status=1
+  # On a GPU machine nothing may skip itself into green.
+  if [ "$DRY" != 1 ] && grep -q '^\[  SKIPPED \] [0-9]' "$RESULTS/cuda_tests.log"; then
+    say "cuda tests: some skipped on a machine with a GPU"
+    status=1
+  fi
+  say "cuda tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \] [0-9]|^\[  SKIPPED \] [0-9]' "$RESULTS/cuda_tests.log" | tr '\n' ' ') (exit $rc)"
+  grep -E '^\[  FAILED  \] [A-Z]' "$RESULTS/cuda_tests.log" | sort -u | sed 's/^/  /' | tee -a "$SUMMARY"
+else
+  say "cuda tests: not in the bundle (a build without CUDA?)"
+  status=1
+fi
+
+# ---- kernel benchmarks (CUDA events; kernels only)
+if [ "$QUICK" = 1 ]; then BERT_BATCHES="1"; GPT_BATCHES="1"; else BERT_BATCHES="1 8 64"; GPT_BATCHES="1 8 128"; fi
+for b in $BERT_BATCHES; do
+  tf build/bin/tfh_bench_cuda_kernels --batch "$b" --sequence 128 --past 128 --iterations 100 \
+    > "$RESULTS/kernels_b$b.txt" 2>&1
+  if grep -q '^  layer ' "$RESULTS/kernels_b$b.txt"; then
+    say "kernels, BERT-base batch $b seq 128: $(grep -E '^  layer ' "$RESULTS/kernels_b$b.txt" | sed 's/  */ /g')"
+    say "kernels, GPT-2 decode batch $b past 128: $(grep -E '^  step ' "$RESULTS/kernels_b$b.txt" | sed 's/  */ /g')"
+  else
+    say "kernels, batch $b: $(tail -1 "$RESULTS/kernels_b$b.txt")"
+  fi
+done
+for b in $GPT_BATCHES; do
+  case " $BERT_BATCHES " in *" $b "*) continue ;; esac
+  tf build/bin/tfh_bench_cuda_kernels --batch "$b" --sequence 1 --past 128 --iterations 100 \
+    > "$RESULTS/kernels_decode_b$b.txt" 2>&1
+  say "kernels, GPT-2 decode batch $b past 128: $(grep -E '^  step ' "$RESULTS/kernels_decode_b$b.txt" | sed 's/  */ /g')"
+done
+
+# ---- whole models through tfhost's runtime on the GPU (--use_gpu), when it exists
+MODELS=$(mktemp -d)
+python3 shared-bundle/tools/fill_weights.py shared-bundle/models/bert_base_opset14_skeleton.onnx "$MODELS/bert.onnx" > "$RESULTS/fill.log" 2>&1 &&
+  python3 shared-bundle/tools/fill_weights.py shared-bundle/models/gpt2past_base_opset14_skeleton.onnx "$MODELS/gpt2.onnx" >> "$RESULTS/fill.log" 2>&1
+if [ -f "$MODELS/bert.onnx" ]; then
+  tf build/bin/tfhost optimize --input "$MODELS/bert.onnx" --output "$MODELS/bert_fp16.onnx" --model_type bert --float16 > "$RESULTS/optimize_bert.log" 2>&1
+  tf build/bin/tfhost optimize --input "$MODELS/gpt2.onnx" --output "$MODELS/gpt2_fp16.onnx" --model_type gpt2 --float16 > "$RESULTS/optimize_gpt2.log" 2>&1
+  for b in $BERT_BATCHES; do
+    if tf build/bin/tfhost perf -m "$MODELS/bert_fp16.onnx" --model_type bert -b "$b" -s 128 --use_gpu --samples 200 > "$RESULTS/perf_bert_b$b.txt" 2>&1; then
+      say "tfhost bert-base fp16 batch $b seq 128: $(grep 'Latency P50' "$RESULTS/perf_bert_b$b.txt")"
+    else
+      say "tfhost bert-base fp16 batch $b: $(tail -1 "$RESULTS/perf_bert_b$b.txt")"
+      break
+    fi
+  done
+  for b in $GPT_BATCHES; do
+    if tf build/bin/tfhost perf -m "$MODELS/gpt2_fp16.onnx" --model_type gpt2 -b "$b" -s 1 --past_sequence_length 128 --use_gpu --samples 200 > "$RESULTS/perf_gpt2_b$b.txt" 2>&1; then
+      say "tfhost gpt2 fp16 decode batch $b past 128: $(grep 'Latency P50' "$RESULTS/perf_gpt2_b$b.txt")"
+    else
+      say "tfhost gpt2 fp16 decode batch $b: $(tail -1 "$RESULTS/perf_gpt2_b$b.txt")"
+      break
+    fi
+  done
+else
+  say "models: could not fill the skeletons ($(tail -1 "$RESULTS/fill.log"))"
+fi
+rm -rf "$MODELS"
+
+# ---- PyTorch on the same GPU (eager and torch.compile)
+TORCH_ARGS=(--iterations 50)
+[ "$QUICK" = 1 ] && TORCH_ARGS+=(--quick)
+PYTHONUNBUFFERED=1 timeout 420 python3 bench/torch_gpu.py "${TORCH_ARGS[@]}" > "$RESULTS/torch.txt" 2>&1
+grep -E '^torch' "$RESULTS/torch.txt" | tee -a "$SUMMARY"
+
+say "gpu-check: done in $(( $(date +%s) - T0 )) s; GPU tests $([ $status = 0 ] && echo passed || echo FAILED)"
+exit $status
