@@ -71,6 +71,35 @@ void attention(const AttentionArgs& a, cudaStream_t s);
 // One new token per row over a long past (S == 1): one block per (batch, head).
 void decode_attention(const AttentionArgs& a, cudaStream_t s);
 
+// Splits a packed QKV [B, S, 3, N, D] (the QKV GEMM's output, bias added) into Q (left in place:
+// read with q_token_stride 3 * N * D) and the present cache [2, B, N, P + S, D]: past K/V
+// ([2, B, N, P, D], or null when P == 0) copied in front of the new keys and values.
+void split_kv_into_present(TfhDataType t, const void* qkv, const void* past, void* present,
+                           int64_t batch, int64_t seq, int64_t past_len, int64_t heads,
+                           int64_t head_size, cudaStream_t s);
+
+class LtGemm;
+// com.microsoft.Attention on the device, as the CPU kernel computes it: qkv = x @ W + bias
+// (cuBLASLt, bias epilogue), present = past ++ new K/V, then the fused attention (or the decode
+// kernel for one new token), output [B, S, N * D]. `mask`: raw [B, P + S] int32 key mask or null.
+// Scratch: qkv (B * S * 3 * N * D elements of t). Present is always written (the cache).
+struct AttentionOpArgs {
+  TfhDataType type = TFH_TYPE_FLOAT;
+  const void* x = nullptr;        // [B, S, H]
+  const void* weights = nullptr;  // [H, 3 * N * D]
+  const void* bias = nullptr;     // [3 * N * D]
+  const int32_t* mask = nullptr;  // [B, P + S] or null
+  const void* past = nullptr;     // [2, B, N, P, D] or null
+  void* present = nullptr;        // [2, B, N, P + S, D]
+  void* out = nullptr;            // [B, S, N * D]
+  void* qkv_scratch = nullptr;    // B * S * 3 * N * D elements
+  int64_t batch = 0, seq = 0, past_len = 0, hidden = 0, heads = 0, head_size = 0;
+  bool unidirectional = false;
+  float scale = 0, filter = -10000;
+};
+void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_t workspace_bytes,
+                  cudaStream_t s);
+
 // ---- GEMM through cuBLASLt ------------------------------------------------------------------------
 enum class Epilogue { None, Bias, BiasGelu };
 

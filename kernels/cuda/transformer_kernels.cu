@@ -376,3 +376,68 @@ void decode_attention(const AttentionArgs& a, cudaStream_t s) {
 }
 
 }  // namespace tfh::kernels::cuda
+
+namespace tfh::kernels::cuda {
+namespace {
+
+// present[kv, b, n, t, d]: t < P from past[kv, b, n, t, d], else from qkv[b, t - P, 1 + kv, n, d].
+template <typename T>
+__global__ void split_kv_kernel(const T* qkv, const T* past, T* present, int64_t B, int64_t S,
+                                int64_t P, int64_t N, int64_t D) {
+  const int64_t T_ = P + S, total = 2 * B * N * T_ * D;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t d = i % D, t = (i / D) % T_, n = (i / (D * T_)) % N, b = (i / (D * T_ * N)) % B,
+                  kv = i / (D * T_ * N * B);
+    present[i] = t < P ? past[(((kv * B + b) * N + n) * P + t) * D + d]
+                       : qkv[(((b * S + (t - P)) * 3 + 1 + kv) * N + n) * D + d];
+  }
+}
+
+}  // namespace
+
+void split_kv_into_present(TfhDataType t, const void* qkv, const void* past, void* present,
+                           int64_t batch, int64_t seq, int64_t past_len, int64_t heads,
+                           int64_t head_size, cudaStream_t s) {
+  if (past_len > 0 && !past) throw CudaError("split_kv_into_present: past length without past");
+  const int64_t n = 2 * batch * heads * (past_len + seq) * head_size;
+  if (n == 0) return;
+  by_type(t, "split_kv_into_present", [&](auto tag) {
+    using T = decltype(tag);
+    split_kv_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(
+        static_cast<const T*>(qkv), static_cast<const T*>(past), static_cast<T*>(present), batch,
+        seq, past_len, heads, head_size);
+  });
+  launched("split_kv_into_present");
+}
+
+void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_t workspace_bytes,
+                  cudaStream_t s) {
+  check_type(a.type, "attention_op");
+  const int64_t W = 3 * a.heads * a.head_size, rows = a.batch * a.seq;
+  if (!a.x || !a.weights || !a.present || !a.out || !a.qkv_scratch)
+    throw CudaError("attention_op: null tensor");
+  gemm.run(a.type, rows, W, a.hidden, a.x, a.weights, false, a.qkv_scratch,
+           a.bias ? Epilogue::Bias : Epilogue::None, a.bias, workspace, workspace_bytes, s);
+  split_kv_into_present(a.type, a.qkv_scratch, a.past, a.present, a.batch, a.seq, a.past_len,
+                        a.heads, a.head_size, s);
+  const size_t elem = a.type == TFH_TYPE_FLOAT16 ? 2 : 4;
+  const int64_t cache = a.batch * a.heads * (a.past_len + a.seq) * a.head_size;
+  AttentionArgs args;
+  args.type = a.type;
+  args.q = a.qkv_scratch;
+  args.q_token_stride = W;
+  args.k = a.present;
+  args.v = static_cast<char*>(a.present) + cache * elem;
+  args.out = a.out;
+  args.key_mask = a.mask;
+  args.batch = a.batch, args.heads = a.heads, args.seq = a.seq;
+  args.total = a.past_len + a.seq, args.head_size = a.head_size;
+  args.causal = a.unidirectional;
+  args.scale = a.scale;
+  args.filter = a.filter;
+  if (a.seq == 1) decode_attention(args, s);
+  else attention(args, s);
+}
+
+}  // namespace tfh::kernels::cuda

@@ -349,6 +349,75 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
     }
 }
 
+// com.microsoft.Attention end to end on the device (QKV GEMM + bias, present = past ++ new, fused
+// or decode attention) against the CPU kernel: BERT-like (mask, no past), GPT-2-like prompt
+// (causal, no past) and decode steps (causal, one token over a past), awkward sizes included.
+TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
+  struct Case {
+    int64_t B, S, P, N, D;
+    bool causal, masked;
+  };
+  LtGemm gemm;
+  void* ws = nullptr;
+  check(cudaMalloc(&ws, LtGemm::kWorkspaceBytes), "workspace");
+  for (int elem : {F32, F16})
+    for (const Case& c : {Case{2, 128, 0, 12, 64, false, true}, Case{1, 9, 0, 2, 32, true, false},
+                          Case{2, 1, 128, 12, 64, true, true}, Case{3, 1, 5, 4, 32, true, false},
+                          Case{1, 3, 4, 2, 64, true, true}}) {
+      const int64_t H = c.N * c.D, T = c.P + c.S;
+      SCOPED_TRACE(name_of(elem) + " B" + std::to_string(c.B) + " S" + std::to_string(c.S) +
+                   " P" + std::to_string(c.P) + " N" + std::to_string(c.N) + " D" +
+                   std::to_string(c.D));
+      std::mt19937 rng(static_cast<unsigned>(c.S * 7 + c.P * 3 + c.N));
+      const Floats x = stored(random_floats(c.B * c.S * H, rng), elem),
+                   w = stored(random_floats(H * 3 * H, rng, -0.1f, 0.1f), elem),
+                   bias = stored(random_floats(3 * H, rng, -0.1f, 0.1f), elem),
+                   past = stored(random_floats(2 * c.B * c.N * c.P * c.D, rng), elem);
+      Floats mask(static_cast<size_t>(c.B * T), 1.f);
+      if (c.masked)
+        for (int64_t b = 1; b < c.B; ++b)
+          for (int64_t t = T - 2 * b; t < T; ++t) mask[b * T + t] = 0;
+      std::vector<In> ins = {{"x", {c.B, c.S, H}, x, elem}, {"w", {H, 3 * H}, w, elem},
+                             {"bias", {3 * H}, bias, elem},
+                             {c.masked ? "mask" : "", {c.B, T}, mask, I32}};
+      if (c.P > 0) ins.push_back({"past", {2, c.B, c.N, c.P, c.D}, past, elem});
+      const auto want = cpu_node("Attention", "com.microsoft", 17, ins, {"y", "present"},
+                                 [&](onnx::NodeProto* n) {
+                                   auto* a = n->add_attribute();
+                                   a->set_name("num_heads");
+                                   a->set_type(onnx::AttributeProto::INT);
+                                   a->set_i(c.N);
+                                   if (c.causal) {
+                                     a = n->add_attribute();
+                                     a->set_name("unidirectional");
+                                     a->set_type(onnx::AttributeProto::INT);
+                                     a->set_i(1);
+                                   }
+                                 });
+      std::vector<int32_t> mask_i(mask.begin(), mask.end());
+      void* dmask = nullptr;
+      check(cudaMalloc(&dmask, mask_i.size() * 4), "mask");
+      check(cudaMemcpy(dmask, mask_i.data(), mask_i.size() * 4, cudaMemcpyHostToDevice), "mask");
+      Dev dx(x, elem), dw(w, elem), db(bias, elem), dpast(past, elem),
+          dpresent(2 * c.B * c.N * T * c.D, elem), dy(x.size(), elem),
+          dqkv(c.B * c.S * 3 * H, elem);
+      AttentionOpArgs a;
+      a.type = type_of(elem);
+      a.x = dx.get(), a.weights = dw.get(), a.bias = db.get();
+      a.mask = c.masked ? static_cast<const int32_t*>(dmask) : nullptr;
+      a.past = c.P > 0 ? dpast.get() : nullptr;
+      a.present = dpresent.get(), a.out = dy.get(), a.qkv_scratch = dqkv.get();
+      a.batch = c.B, a.seq = c.S, a.past_len = c.P, a.hidden = H, a.heads = c.N, a.head_size = c.D;
+      a.unidirectional = c.causal;
+      attention_op(gemm, a, ws, LtGemm::kWorkspaceBytes, nullptr);
+      const float t = elem == F16 ? 3e-2f : 1e-3f;
+      EXPECT_LT(max_diff(dy.read(), want[0]), t);
+      EXPECT_LT(max_diff(dpresent.read(), want[1]), t);
+      cudaFree(dmask);
+    }
+  cudaFree(ws);
+}
+
 TEST_F(CudaKernels, BadArgumentsAreClearErrors) {
   AttentionArgs a;
   try {
