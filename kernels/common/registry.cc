@@ -1,6 +1,9 @@
 #include "kernels/registry.h"
 
 #include "kernels/cpu/kernels.h"
+#ifdef TFH_HAVE_CUDA
+#include "kernels/cuda/device.h"
+#endif
 
 namespace tfh::kernels {
 namespace cpu {
@@ -15,6 +18,9 @@ const std::vector<const TfhKernelDesc*>& builtin_kernels() {
     cpu::add_math_kernels(v);
     cpu::add_contrib_kernels(v);
     cpu::add_sequence_kernels(v);
+#ifdef TFH_HAVE_CUDA
+    cuda::add_cuda_kernels(v);  // chosen only by sessions on a CUDA device
+#endif
     return v;
   }();
   return all;

@@ -17,6 +17,7 @@
 
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tfhost/graph.hpp"
@@ -158,11 +159,16 @@ TfhStatus* kernel_create(const TfhNode* node, void** state) noexcept {
   }
 }
 
+// A device kernel may take the stream too: compute(KernelContext&, void* stream) (the CUDA
+// runtime passes its cudaStream_t; NULL on the CPU).
 template <typename K>
-TfhStatus* kernel_compute(void* state, TfhKernelContext* ctx, void* /*stream*/) noexcept {
+TfhStatus* kernel_compute(void* state, TfhKernelContext* ctx, void* stream) noexcept {
   try {
     KernelContext c(ctx);
-    static_cast<K*>(state)->compute(c);
+    if constexpr (std::is_invocable_v<decltype(&K::compute), K*, KernelContext&, void*>)
+      static_cast<K*>(state)->compute(c, stream);
+    else
+      static_cast<K*>(state)->compute(c);
     return nullptr;
   } catch (...) {
     return status_from_current_exception();

@@ -1,0 +1,244 @@
+// tfhost's CUDA kernels as kernel descriptors (device TFH_DEVICE_CUDA): what the runtime runs
+// for the ops of fused transformer graphs when a session's device is CUDA. Inputs and outputs
+// are device memory (the runtime uploads host values first); shapes and attributes are read on
+// the host; each launch goes on the session's stream. A case a kernel does not cover is an error
+// naming the op and the case, never a silent fallback.
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/device.h"
+#include "tfhost/kernel.hpp"
+
+namespace tfh::kernels::cuda {
+namespace {
+
+cudaStream_t st(void* s) { return static_cast<cudaStream_t>(s); }
+
+// One cuBLASLt handle and plan cache for the process (plans are immutable; run is thread-safe).
+LtGemm& lt() {
+  static LtGemm g;
+  return g;
+}
+
+std::vector<int64_t> dims_of(const TensorView& t) {
+  auto d = t.dims();
+  return std::vector<int64_t>(d.begin(), d.end());
+}
+
+void need_float(const TensorView& t, const char* op, const char* what) {
+  if (t.dtype() != TFH_TYPE_FLOAT && t.dtype() != TFH_TYPE_FLOAT16)
+    sdk::fail(std::string(op) + " on CUDA: " + what + " is " + data_type_name(t.dtype()) +
+              "; only float and float16 run there");
+}
+void same_type(const TensorView& a, const TensorView& b, const char* op) {
+  if (a.dtype() != b.dtype()) sdk::fail(std::string(op) + " on CUDA: inputs differ in type");
+}
+void unused(KernelContext& ctx, size_t i, const char* op, const char* what) {
+  if (ctx.num_outputs() > i && ctx.output_used(i))
+    sdk::fail(std::string(op) + " on CUDA: output '" + what + "' is not supported");
+}
+
+struct MatMul {
+  explicit MatMul(NodeView) {}
+  void compute(KernelContext& ctx, void* s) {
+    TensorView a = ctx.required(0), b = ctx.required(1);
+    need_float(a, "MatMul", "A");
+    same_type(a, b, "MatMul");
+    if (b.rank() != 2 || a.rank() < 1)
+      sdk::fail("MatMul on CUDA: B must be a 2-D matrix (batched products are not supported yet)");
+    const int64_t k = b.dims()[0], n = b.dims()[1];
+    std::vector<int64_t> out = dims_of(a);
+    if (out.back() != k) sdk::fail("MatMul on CUDA: A's last dimension is not B's first");
+    out.back() = n;
+    const int64_t rows = k ? static_cast<int64_t>(a.size()) / k : 0;
+    OutputTensor y = ctx.output(0, a.dtype(), out);
+    if (rows == 0 || n == 0) return;
+    lt().run(a.dtype(), rows, n, k, a.raw(), b.raw(), false, y.raw(), Epilogue::None, nullptr,
+             ctx.scratch<char>(LtGemm::kWorkspaceBytes), LtGemm::kWorkspaceBytes, st(s));
+  }
+};
+
+// Same shapes, or one side a vector over the last dimension (a bias).
+struct Add {
+  explicit Add(NodeView) {}
+  void compute(KernelContext& ctx, void* s) {
+    TensorView a = ctx.required(0), b = ctx.required(1);
+    need_float(a, "Add", "A");
+    same_type(a, b, "Add");
+    if (dims_of(a) == dims_of(b)) {
+      OutputTensor y = ctx.output(0, a.dtype(), dims_of(a));
+      add_bias(a.dtype(), a.raw(), nullptr, b.raw(), y.raw(), 1, static_cast<int64_t>(a.size()), st(s));
+      return;
+    }
+    const bool b_vec = b.size() > 0 && a.rank() > 0 && b.size() == static_cast<size_t>(a.dims()[a.rank() - 1]);
+    const bool a_vec = a.size() > 0 && b.rank() > 0 && a.size() == static_cast<size_t>(b.dims()[b.rank() - 1]);
+    if (!b_vec && !a_vec) sdk::fail("Add on CUDA: only equal shapes or a last-dimension vector");
+    const TensorView& x = b_vec ? a : b;
+    const TensorView& v = b_vec ? b : a;
+    OutputTensor y = ctx.output(0, x.dtype(), dims_of(x));
+    const int64_t cols = static_cast<int64_t>(v.size());
+    add_bias(x.dtype(), x.raw(), v.raw(), nullptr, y.raw(), static_cast<int64_t>(x.size()) / cols,
+             cols, st(s));
+  }
+};
+
+struct SkipLayerNorm {
+  float eps;
+  explicit SkipLayerNorm(NodeView n) : eps(n.attr_float("epsilon", 1e-12f)) {}
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0), skip = ctx.required(1), gamma = ctx.required(2),
+               beta = ctx.input(3), bias = ctx.input(4);
+    need_float(x, "SkipLayerNormalization", "input");
+    if (dims_of(x) != dims_of(skip))
+      sdk::fail("SkipLayerNormalization on CUDA: skip must have the input's shape");
+    unused(ctx, 1, "SkipLayerNormalization", "mean");
+    unused(ctx, 2, "SkipLayerNormalization", "inv_std_var");
+    const int64_t cols = x.dims()[x.rank() - 1], rows = cols ? static_cast<int64_t>(x.size()) / cols : 0;
+    OutputTensor y = ctx.output(0, x.dtype(), dims_of(x));
+    void* sum = nullptr;
+    if (ctx.num_outputs() > 3 && ctx.output_used(3)) sum = ctx.output(3, x.dtype(), dims_of(x)).raw();
+    layer_norm(x.dtype(), x.raw(), skip.raw(), bias ? bias.raw() : nullptr, gamma.raw(),
+               beta ? beta.raw() : nullptr, eps, y.raw(), sum, rows, cols, st(s));
+  }
+};
+
+struct LayerNorm {
+  float eps;
+  int64_t axis;
+  explicit LayerNorm(NodeView n) : eps(n.attr_float("epsilon", 1e-5f)), axis(n.attr_int("axis", -1)) {}
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0), scale = ctx.required(1), bias = ctx.input(2);
+    need_float(x, "LayerNormalization", "X");
+    if (axis != -1 && axis != static_cast<int64_t>(x.rank()) - 1)
+      sdk::fail("LayerNormalization on CUDA: only the last axis");
+    unused(ctx, 1, "LayerNormalization", "Mean");
+    unused(ctx, 2, "LayerNormalization", "InvStdDev");
+    const int64_t cols = x.dims()[x.rank() - 1], rows = cols ? static_cast<int64_t>(x.size()) / cols : 0;
+    OutputTensor y = ctx.output(0, x.dtype(), dims_of(x));
+    layer_norm(x.dtype(), x.raw(), nullptr, nullptr, scale.raw(), bias ? bias.raw() : nullptr, eps,
+               y.raw(), nullptr, rows, cols, st(s));
+  }
+};
+
+template <GeluKind Kind, bool NeedsBias>
+struct GeluOp {
+  explicit GeluOp(NodeView) {}
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0), bias = NeedsBias ? ctx.required(1) : ctx.input(1);
+    need_float(x, "Gelu", "X");
+    const int64_t cols = x.rank() ? x.dims()[x.rank() - 1] : 1;
+    if (bias && static_cast<int64_t>(bias.size()) != cols)
+      sdk::fail("Gelu on CUDA: the bias must have the last dimension's size");
+    OutputTensor y = ctx.output(0, x.dtype(), dims_of(x));
+    gelu(x.dtype(), Kind, x.raw(), bias ? bias.raw() : nullptr, y.raw(),
+         cols ? static_cast<int64_t>(x.size()) / cols : 0, cols, st(s));
+  }
+};
+
+struct Softmax {
+  int64_t axis;
+  explicit Softmax(NodeView n) : axis(n.attr_int("axis", -1)) {}
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0);
+    need_float(x, "Softmax", "input");
+    if (axis != -1 && axis != static_cast<int64_t>(x.rank()) - 1)
+      sdk::fail("Softmax on CUDA: only the last axis");
+    const int64_t cols = x.rank() ? x.dims()[x.rank() - 1] : 1;
+    OutputTensor y = ctx.output(0, x.dtype(), dims_of(x));
+    softmax(x.dtype(), x.raw(), y.raw(), cols ? static_cast<int64_t>(x.size()) / cols : 0, cols, st(s));
+  }
+};
+
+struct Cast {
+  TfhDataType to;
+  explicit Cast(NodeView n) : to(static_cast<TfhDataType>(n.attr_int("to"))) {}
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0);
+    OutputTensor y = ctx.output(0, to, dims_of(x));
+    if (x.dtype() == to) {
+      copy_on_device(y.raw(), x.raw(), x.nbytes(), s);
+      return;
+    }
+    need_float(x, "Cast", "input");
+    if (to != TFH_TYPE_FLOAT && to != TFH_TYPE_FLOAT16)
+      sdk::fail("Cast on CUDA: only between float and float16");
+    cast(x.dtype(), to, x.raw(), y.raw(), static_cast<int64_t>(x.size()), st(s));
+  }
+};
+
+// com.microsoft.Attention: packed QKV weights, raw 2-D int32 mask, past/present, unidirectional.
+struct Attention {
+  int64_t heads;
+  bool unidirectional;
+  float filter, scale;
+  explicit Attention(NodeView n)
+      : heads(n.attr_int("num_heads")), unidirectional(n.attr_int("unidirectional", 0) != 0),
+        filter(n.attr_float("mask_filter_value", -10000.f)), scale(n.attr_float("scale", 0.f)) {
+    if (!n.attr_ints("qkv_hidden_sizes", {}).empty())
+      sdk::fail("Attention on CUDA: qkv_hidden_sizes is not supported yet");
+  }
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0), w = ctx.required(1), bias = ctx.input(2), mask = ctx.input(3),
+               past = ctx.input(4);
+    need_float(x, "Attention", "input");
+    same_type(x, w, "Attention");
+    if (ctx.input(5)) sdk::fail("Attention on CUDA: attention_bias is not supported yet");
+    if (x.rank() != 3 || w.rank() != 2 || w.dims()[0] != x.dims()[2] || w.dims()[1] % 3)
+      sdk::fail("Attention on CUDA: input [B, S, H] and weights [H, 3 * H'] expected");
+    const int64_t B = x.dims()[0], S = x.dims()[1], H = x.dims()[2], W = w.dims()[1];
+    if ((W / 3) % heads) sdk::fail("Attention on CUDA: hidden size not divisible by num_heads");
+    const int64_t D = W / 3 / heads;
+    int64_t P = 0;
+    if (past) {
+      if (past.rank() != 5) sdk::fail("Attention on CUDA: past must be [2, B, N, P, D]");
+      P = past.dims()[3];
+    }
+    if (mask && (mask.dtype() != TFH_TYPE_INT32 || mask.rank() != 2 || mask.dims()[0] != B ||
+                 mask.dims()[1] != P + S))
+      sdk::fail("Attention on CUDA: only a raw int32 [batch, past + sequence] mask for now");
+    const size_t elem = x.dtype() == TFH_TYPE_FLOAT16 ? 2 : 4;
+    OutputTensor y = ctx.output(0, x.dtype(), std::vector<int64_t>{B, S, W / 3});
+    const std::vector<int64_t> pdims{2, B, heads, P + S, D};
+    void* present = ctx.num_outputs() > 1 && ctx.output_used(1)
+                        ? ctx.output(1, x.dtype(), pdims).raw()
+                        : ctx.scratch<char>(static_cast<size_t>(2 * B * heads * (P + S) * D) * elem);
+    AttentionOpArgs a;
+    a.type = x.dtype();
+    a.x = x.raw(), a.weights = w.raw(), a.bias = bias ? bias.raw() : nullptr;
+    a.mask = mask ? static_cast<const int32_t*>(mask.raw()) : nullptr;
+    a.past = past ? past.raw() : nullptr;
+    a.present = present, a.out = y.raw();
+    a.qkv_scratch = ctx.scratch<char>(static_cast<size_t>(B * S * W) * elem);
+    a.batch = B, a.seq = S, a.past_len = P, a.hidden = H, a.heads = heads, a.head_size = D;
+    a.unidirectional = unidirectional, a.scale = scale, a.filter = filter;
+    attention_op(lt(), a, ctx.scratch<char>(LtGemm::kWorkspaceBytes), LtGemm::kWorkspaceBytes, st(s));
+  }
+};
+
+#define TFH_CUDA_KERNEL(K, DOMAIN, OP, TYPES)                                                  \
+  {                                                                                            \
+    static const TfhKernelDesc d =                                                             \
+        TFH_KERNEL_DESC(K, "tfhost.cuda." OP, DOMAIN, OP, 1, 0, TFH_DEVICE_CUDA, TYPES, 0);    \
+    out.push_back(&d);                                                                         \
+  }
+
+}  // namespace
+
+void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
+  TFH_CUDA_KERNEL(MatMul, "", "MatMul", "T=float,float16")
+  TFH_CUDA_KERNEL(Add, "", "Add", "T=float,float16")
+  TFH_CUDA_KERNEL(LayerNorm, "", "LayerNormalization", "T=float,float16")
+  TFH_CUDA_KERNEL(Softmax, "", "Softmax", "T=float,float16")
+  TFH_CUDA_KERNEL(Cast, "", "Cast", "T1=float,float16;T2=float,float16")
+  TFH_CUDA_KERNEL(SkipLayerNorm, "com.microsoft", "SkipLayerNormalization", "T=float,float16")
+  using Gelu = GeluOp<GeluKind::Erf, false>;
+  using FastGelu = GeluOp<GeluKind::Tanh, false>;
+  using BiasGelu = GeluOp<GeluKind::Erf, true>;
+  TFH_CUDA_KERNEL(Gelu, "com.microsoft", "Gelu", "T=float,float16")
+  TFH_CUDA_KERNEL(FastGelu, "com.microsoft", "FastGelu", "T=float,float16")
+  TFH_CUDA_KERNEL(BiasGelu, "com.microsoft", "BiasGelu", "T=float,float16")
+  TFH_CUDA_KERNEL(Attention, "com.microsoft", "Attention", "T=float,float16")
+}
+
+}  // namespace tfh::kernels::cuda
