@@ -49,7 +49,7 @@ int benchmark_command(const std::vector<std::string>& args, const GlobalOptions&
        "CSV output (default: benchmark_<date-time>.csv)")
       ("result_json", po::value<std::string>(&json)->value_name("FILE"),
        "JSON output (default: benchmark_<date-time>.json)")
-      ("use_gpu", po::bool_switch(&use_gpu), "run on the GPU (not available yet)");
+      ("use_gpu", po::bool_switch(&use_gpu), "run on the GPU (CUDA build and GPU needed): CUDA kernels where they exist, the CPU for the rest");
   // clang-format on
   opts.add(global_options(local, help));
   parse_args("benchmark", args, opts, {});
@@ -70,7 +70,8 @@ int benchmark_command(const std::vector<std::string>& args, const GlobalOptions&
     if (v < 0) throw UsageError("benchmark", "--past_sequence_lengths must be >= 0");
   if (spec.iterations <= 0 || spec.warmup < 0 || spec.threads < 0)
     throw UsageError("benchmark", "--samples must be > 0, --warmup and --threads >= 0");
-  if (use_gpu) throw Error("--use_gpu: the CUDA runtime is not available yet");
+  if (use_gpu) pipeline::check_device(pipeline::Device::Cuda, "--use_gpu", "leave out --use_gpu");
+  spec.device = use_gpu ? TFH_DEVICE_CUDA : TFH_DEVICE_CPU;
   spec.batch = batches;
   spec.sequence = sequences;
   spec.past = pasts;

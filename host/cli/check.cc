@@ -74,7 +74,7 @@ int check_command(const std::vector<std::string>& args, const GlobalOptions& glo
       ("rtol", po::value<double>(&rtol)->default_value(1e-3, "1e-3"), "relative tolerance")
       ("atol", po::value<double>(&atol)->default_value(1e-5, "1e-5"), "absolute tolerance")
       ("threads", po::value<int>(&threads)->default_value(0), "CPU threads (0: all cores)")
-      ("use_gpu", po::bool_switch(&use_gpu), "run on the GPU (not available yet)");
+      ("use_gpu", po::bool_switch(&use_gpu), "run on the GPU (CUDA build and GPU needed): CUDA kernels where they exist, the CPU for the rest");
   // clang-format on
   opts.add(global_options(local, help));
   hidden.add_options()("dir", po::value<std::vector<std::string>>(&dirs));
@@ -89,7 +89,7 @@ int check_command(const std::vector<std::string>& args, const GlobalOptions& glo
     return 0;
   }
   if (dirs.empty()) throw UsageError("check", "missing DIR (a folder with model.onnx and test_data_set_N/)");
-  if (use_gpu) throw Error("--use_gpu: the CUDA runtime is not available yet");
+  if (use_gpu) pipeline::check_device(pipeline::Device::Cuda, "--use_gpu", "leave out --use_gpu");
   if (rtol < 0 || atol < 0) throw UsageError("check", "--rtol and --atol must be >= 0");
 
   auto registry = make_registry(g);
@@ -107,6 +107,7 @@ int check_command(const std::vector<std::string>& args, const GlobalOptions& glo
     model->infer_shapes(&registry->shape_hooks());
     runtime::SessionOptions so;
     so.threads = threads;
+    so.device = use_gpu ? TFH_DEVICE_CUDA : TFH_DEVICE_CPU;
     so.release_consumed_constants = true;  // the model is loaded only to run it
     runtime::Session session(*model, kernels, so);
     std::cout << model_path.string() << ": " << model->graph().num_nodes() << " nodes, "

@@ -68,6 +68,8 @@ void execute_plan(const pipeline::Plan& plan, const plugin::Registry& registry,
                   const GlobalOptions& g, std::ostream& out);
 
 // After execute_plan: the plan's verify and benchmark sections; 1 when verify fails, else 0.
+// Where verify and benchmark run: cuda, or auto with a CUDA build and a GPU present -> CUDA.
+TfhDevice checks_device(pipeline::Device d);
 int run_plan_checks(const pipeline::Plan& plan, const plugin::Registry& registry,
                     std::ostream& out);
 

@@ -9,6 +9,7 @@
 #include "host/runtime/inputs.h"
 #include "host/runtime/measure.h"
 #include "host/util/error.h"
+#include "kernels/common/device_info.h"
 
 namespace tfh::cli {
 namespace {
@@ -23,6 +24,13 @@ bool has_float16(const ir::Model& m) {
 
 }  // namespace
 
+TfhDevice checks_device(pipeline::Device d) {
+  if (d == pipeline::Device::Cuda) return TFH_DEVICE_CUDA;
+  if (d == pipeline::Device::Auto && kernels::built_with_cuda() && kernels::cuda_device_count() > 0)
+    return TFH_DEVICE_CUDA;
+  return TFH_DEVICE_CPU;
+}
+
 int run_plan_checks(const pipeline::Plan& plan, const plugin::Registry& registry,
                     std::ostream& out) {
   if (!plan.verify && !plan.benchmark) return 0;
@@ -31,13 +39,16 @@ int run_plan_checks(const pipeline::Plan& plan, const plugin::Registry& registry
   auto saved = ir::Model::load(plan.output);  // what is on disk, not the in-memory graph
   saved->infer_shapes(&registry.shape_hooks());
   int status = 0;
+  runtime::SessionOptions so;
+  so.device = checks_device(plan.device);
   if (plan.verify) {
     const pipeline::VerifyPlan& v = *plan.verify;
     const bool fp16 = has_float16(*saved);
     const double tol = fp16 ? v.tolerance_fp16.value_or(v.generator->desc->tolerance_fp16)
                             : v.tolerance_fp32.value_or(v.generator->desc->tolerance_fp32);
     const runtime::KernelRegistry kernels(registry);
-    runtime::Session base(*original, kernels), opt(*saved, kernels);
+    runtime::Session base(static_cast<const ir::Model&>(*original), kernels, so),
+        opt(static_cast<const ir::Model&>(*saved), kernels, so);
     runtime::OutputComparison cmp(/*rtol=*/0, /*atol=*/tol);
     for (int64_t s = 0; s < v.samples; ++s) {
       const auto inputs =
@@ -70,6 +81,7 @@ int run_plan_checks(const pipeline::Plan& plan, const plugin::Registry& registry
     spec.past = plan.benchmark->past;
     spec.warmup = static_cast<int>(plan.benchmark->warmup);
     spec.iterations = static_cast<int>(plan.benchmark->iterations);
+    spec.device = so.device;
     out << "benchmark (" << plan.benchmark_inputs->name << ", " << spec.warmup << " + "
         << spec.iterations << " runs per point):\n";
     const auto rows = sweep(registry, *plan.benchmark_inputs,

@@ -67,8 +67,9 @@ int run_command(const std::vector<std::string>& args, const GlobalOptions& globa
   }
   execute_plan(plan, *registry, g, std::cout);
   if (plan.device == pipeline::Device::Auto && (config.verify || config.benchmark))
-    std::cout << "device: auto: verify and benchmark run on the CPU (tfhost's CUDA runtime is not "
-                 "built yet; " << kernels::describe_devices() << ")\n";
+    std::cout << "device: auto: verify and benchmark run on the "
+              << (checks_device(plan.device) == TFH_DEVICE_CUDA ? "GPU" : "CPU") << " ("
+              << kernels::describe_devices() << ")\n";
   return run_plan_checks(plan, *registry, std::cout);
 }
 

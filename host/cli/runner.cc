@@ -20,7 +20,7 @@ void add_run_options(po::options_description& opts, RunOptions& o) {
       ("dummy_inputs", po::value<std::string>(&o.dummy_inputs),
        "input generator (or model type) to use; default: the model type's, else core.inputs")
       ("seed", po::value<uint64_t>(&o.seed)->default_value(0), "random seed of the inputs")
-      ("use_gpu", po::bool_switch(&o.use_gpu), "run on the GPU (not available yet)");
+      ("use_gpu", po::bool_switch(&o.use_gpu), "run on the GPU (CUDA build and GPU needed): CUDA kernels where they exist, the CPU for the rest");
   // clang-format on
 }
 
@@ -29,7 +29,7 @@ void check_run_options(const std::string& sub, const RunOptions& o) {
     throw UsageError(sub,
                      "--batch_size and --sequence_length must be > 0, --past_sequence_length >= 0");
   if (o.threads < 0) throw UsageError(sub, "--threads must be >= 0");
-  if (o.use_gpu) throw Error("--use_gpu: the CUDA runtime is not available yet");
+  if (o.use_gpu) pipeline::check_device(pipeline::Device::Cuda, "--use_gpu", "leave out --use_gpu");
 }
 
 ModelRunner::ModelRunner(const plugin::Registry& registry, const runtime::KernelRegistry& kernels,
@@ -42,6 +42,7 @@ ModelRunner::ModelRunner(const plugin::Registry& registry, const runtime::Kernel
   runtime::SessionOptions so;
   so.threads = o.threads;
   so.profile = profile;
+  so.device = o.use_gpu ? TFH_DEVICE_CUDA : TFH_DEVICE_CPU;
   so.release_consumed_constants = true;  // the model is loaded only to run it
   session_ = std::make_unique<runtime::Session>(*model_, kernels, so);
   plan_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -24,7 +24,7 @@ struct RunOptions {
 // --batch_size/-b --sequence_length/-s --past_sequence_length --threads/-t --model_type
 // --dummy_inputs --seed --use_gpu.
 void add_run_options(po::options_description& opts, RunOptions& o);
-// Usage errors for out-of-range values; --use_gpu fails "not available yet".
+// Usage errors for out-of-range values; --use_gpu needs a CUDA build and a GPU.
 void check_run_options(const std::string& sub, const RunOptions& o);
 
 // A model ready to run: loaded, shape-inferred, planned, with its dummy inputs.

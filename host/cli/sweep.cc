@@ -20,6 +20,7 @@ std::vector<SweepRow> sweep(const plugin::Registry& registry,
   const runtime::KernelRegistry kernels(registry);
   runtime::SessionOptions so;
   so.threads = spec.threads;
+  so.device = spec.device;
   so.release_consumed_constants = true;
   std::vector<std::unique_ptr<runtime::Session>> sessions;
   for (const auto& m : models)

@@ -16,6 +16,7 @@ struct SweepSpec {
   std::vector<int64_t> batch{1}, sequence{128}, past{0};
   int threads = 0, warmup = 5, iterations = 50;
   uint64_t seed = 0;
+  TfhDevice device = TFH_DEVICE_CPU;
 };
 
 struct SweepRow {

@@ -10,6 +10,10 @@
 
 #include "host/plugin/host_api.h"
 #include "host/util/error.h"
+#include "kernels/common/device_info.h"
+#ifdef TFH_HAVE_CUDA
+#include "kernels/cuda/device.h"
+#endif
 
 namespace tfh::runtime {
 namespace {
@@ -22,19 +26,33 @@ size_t round_up(size_t n) { return (std::max<size_t>(n, 1) + kAlign - 1) / kAlig
 
 // Activation buffers: best fit among free blocks (no more than twice the request, so one large
 // block is not spent on a small tensor), a new block otherwise. Blocks are kept across runs.
+void* host_block(size_t n) {
+  void* raw = std::aligned_alloc(kAlign, n);
+  if (!raw) throw std::bad_alloc();
+  return raw;
+}
+void free_host_block(void* p) { std::free(p); }
+
 class BufferPool {
  public:
+  // Host memory by default; a CUDA session's second pool hands out device memory.
+  explicit BufferPool(void* (*alloc)(size_t) = host_block, void (*release)(void*) = free_host_block)
+      : alloc_(alloc), free_(release) {}
+  ~BufferPool() {
+    for (void* b : blocks_) free_(b);
+  }
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
   void* acquire(size_t bytes) {
     size_t n = round_up(bytes);
     void* p = nullptr;
-    auto it = free_.lower_bound(n);
-    if (it != free_.end() && it->first <= 2 * n + 4096) {
+    auto it = free_blocks_.lower_bound(n);
+    if (it != free_blocks_.end() && it->first <= 2 * n + 4096) {
       p = it->second;
-      free_.erase(it);
+      free_blocks_.erase(it);
     } else {
-      void* raw = std::aligned_alloc(kAlign, n);
-      if (!raw) throw std::bad_alloc();
-      blocks_.emplace_back(static_cast<unsigned char*>(raw));
+      void* raw = alloc_(n);
+      blocks_.push_back(raw);
       size_of_[raw] = n;
       total_ += n;
       p = raw;
@@ -47,15 +65,17 @@ class BufferPool {
     if (!p) return;
     size_t n = size_of_.at(p);
     in_use_ -= n;
-    free_.emplace(n, p);
+    free_blocks_.emplace(n, p);
   }
   void start_run() { peak_ = in_use_; }
   size_t total() const { return total_; }
   size_t peak() const { return peak_; }
 
  private:
-  std::multimap<size_t, void*> free_;
-  std::vector<AlignedBuffer> blocks_;
+  void* (*alloc_)(size_t);
+  void (*free_)(void*);
+  std::multimap<size_t, void*> free_blocks_;
+  std::vector<void*> blocks_;
   std::unordered_map<void*, size_t> size_of_;
   size_t total_ = 0, in_use_ = 0, peak_ = 0;
 };
@@ -81,6 +101,7 @@ struct Step {
   std::vector<void*> next_states;
   std::vector<int> in, out;     // slot per input/output; -1 = omitted
   std::vector<int> free_after;  // activation slots whose last reader is this step
+  bool on_cuda = false;         // the kernel runs on the CUDA device (its tensors are device memory)
 };
 
 void view_of(HostTensor& h, const ir::Tensor& t) {
@@ -136,6 +157,14 @@ struct Session::Impl {
   std::unordered_map<const ir::Value*, int> slot_of;
   std::vector<Step> steps;
   BufferPool pool;
+  // CUDA sessions: the stream every device kernel runs on, the device activation pool, which
+  // slots hold device memory in this run, and each constant's device copy (made on first use,
+  // kept for the session's life).
+  bool cuda = false;
+  void* stream = nullptr;
+  std::unique_ptr<BufferPool> dev_pool;
+  std::vector<char> on_dev;
+  std::vector<HostTensor> dev_const;
   // Per run: the tensor each slot currently holds (activations point into the pool).
   std::vector<HostTensor> act;
   std::vector<const HostTensor*> live;
@@ -171,7 +200,22 @@ struct Session::Impl {
   Impl(const ir::Model& m, SessionOptions o) : model(m), opts(o) {}
   ~Impl() {
     for (Step& s : steps) destroy_states(s);
+#ifdef TFH_HAVE_CUDA
+    for (HostTensor& t : dev_const)
+      if (t.data) kernels::cuda::device_free(const_cast<void*>(t.data));
+    dev_pool.reset();
+    kernels::cuda::stream_destroy(stream);
+#endif
   }
+  // The pool a slot's buffer belongs to in this run.
+  BufferPool& pool_of(int slot) { return cuda && on_dev[slot] ? *dev_pool : pool; }
+  void release_slot(int k) {
+    if (act[k].data) pool_of(k).release(const_cast<void*>(act[k].data));
+    act[k].data = nullptr;
+    on_dev[k] = 0;
+  }
+  // A constant's device copy (uploaded once).
+  const HostTensor* device_constant(int k, const HostTensor& host);
   static void destroy_states(Step& s) {
     if (s.state && s.kernel->desc->destroy) s.kernel->desc->destroy(s.state);
     s.state = nullptr;
@@ -212,8 +256,15 @@ class StepContext : public plugin::KernelContext {
   const ir::Node* node() const override { return step_.node; }
   size_t num_inputs() const override { return step_.in.size(); }
   const HostTensor* input(size_t i) const override {
+    if (i < staged_.size()) return staged_[i];
     return i < step_.in.size() && step_.in[i] >= 0 ? s_.live[step_.in[i]] : nullptr;
   }
+  // CUDA sessions: every input where the step's kernel runs. A device step reads host values
+  // through device copies (constants: the session's cached one; others: a pooled buffer for this
+  // step); a host step reads device values through host copies.
+  void stage_inputs();
+  // Gives back what this step borrowed (device scratch, staged copies, omitted outputs).
+  void release_borrowed();
   size_t num_outputs() const override { return step_.out.size(); }
   bool output_used(size_t i) const override {
     if (i >= step_.out.size() || step_.out[i] < 0) return false;
@@ -226,6 +277,27 @@ class StepContext : public plugin::KernelContext {
     if (allocated_[i]) TFH_THROW("output ", i, " allocated twice");
     allocated_[i] = true;
     const int slot = step_.out[i];
+    if (step_.on_cuda && !folding_) {
+      // Device memory from the device pool; an omitted output's goes back after the step, a
+      // graph output's is copied to the host when the run ends.
+      HostTensor* h = nullptr;
+      if (slot < 0) {
+        borrowed_.push_back(std::make_unique<HostTensor>());
+        h = borrowed_.back().get();
+      } else {
+        h = &s_.act[slot];
+      }
+      h->set_shape(type, std::move(dims));
+      h->data = s_.dev_pool->acquire(h->nbytes);
+      h->writable = true;
+      if (slot < 0) {
+        dev_borrowed_.push_back(const_cast<void*>(h->data));
+      } else {
+        s_.on_dev[slot] = 1;
+        s_.live[slot] = h;
+      }
+      return h;
+    }
     if (slot < 0 || folding_ || s_.slots[slot].graph_output) {
       // Omitted outputs get a throwaway tensor; folded constants and graph outputs own theirs.
       auto t = make_output_tensor(type, std::move(dims));
@@ -243,6 +315,7 @@ class StepContext : public plugin::KernelContext {
     h.set_shape(type, std::move(dims));
     h.data = s_.pool.acquire(h.nbytes);
     h.writable = true;
+    if (s_.cuda) s_.on_dev[slot] = 0;
     s_.live[slot] = &h;
     return &h;
   }
@@ -255,7 +328,10 @@ class StepContext : public plugin::KernelContext {
                              step_.free_after.end();
     // Hand the buffer over: an activation read by nobody after this node, into an output that is
     // itself a pooled activation (not a graph output, not a folded constant).
-    if (!folding_ && out_slot >= 0 && !allocated_[i] && last_reader &&
+    // (In a CUDA session only the slot's own buffer, where the step runs, can be handed over:
+    // not a staged copy, not a graph output the run ends by downloading.)
+    const bool own_buffer = !s_.cuda || (in == s_.live[in_slot] && bool(s_.on_dev[in_slot]) == step_.on_cuda);
+    if (!folding_ && out_slot >= 0 && !allocated_[i] && last_reader && own_buffer &&
         s_.slots[in_slot].kind == SlotKind::Activation && !s_.slots[out_slot].graph_output &&
         !s_.donated[in_slot]) {
       HostTensor& h = s_.act[out_slot];
@@ -265,11 +341,18 @@ class StepContext : public plugin::KernelContext {
       h.data = in->data;
       h.writable = true;
       s_.donated[in_slot] = true;  // released through the output now, not the input
+      if (s_.cuda) s_.on_dev[out_slot] = s_.on_dev[in_slot];
       s_.live[out_slot] = &h;
       return &h;
     }
     HostTensor* out = allocate_output(i, in->type, std::move(dims));
     if (out->nbytes != in->nbytes) TFH_THROW("output_from_input: byte counts differ");
+#ifdef TFH_HAVE_CUDA
+    if (step_.on_cuda && !folding_) {
+      kernels::cuda::copy_on_device(const_cast<void*>(out->data), in->data, in->nbytes, s_.stream);
+      return out;
+    }
+#endif
     if (in->nbytes) std::memcpy(const_cast<void*>(out->data), in->data, in->nbytes);
     return out;
   }
@@ -305,6 +388,10 @@ class StepContext : public plugin::KernelContext {
     return raw;
   }
   void* scratch(size_t bytes) override {
+    if (step_.on_cuda && !folding_) {  // device scratch, not zeroed
+      dev_borrowed_.push_back(s_.dev_pool->acquire(bytes));
+      return dev_borrowed_.back();
+    }
     scratch_.push_back(aligned_zeroed(bytes));
     return scratch_.back().get();
   }
@@ -325,7 +412,7 @@ class StepContext : public plugin::KernelContext {
                   "': ", plugin::take_status_message(st));
     }
     ++level_;
-    TfhStatus* st = k->desc->compute(state, c_handle(), nullptr);
+    TfhStatus* st = k->desc->compute(state, c_handle(), step_.on_cuda ? s_.stream : nullptr);
     --level_;
     if (st) TFH_THROW(node_label(*step_.node), ": kernel '", name, "': ", plugin::take_status_message(st));
   }
@@ -338,11 +425,84 @@ class StepContext : public plugin::KernelContext {
   std::vector<bool> allocated_;
   std::vector<AlignedBuffer> scratch_;
   std::vector<std::unique_ptr<HostTensor>> throwaway_;
+  std::vector<const HostTensor*> staged_;      // CUDA sessions: the inputs as the kernel sees them
+  std::vector<HostTensor> staged_copies_;      // the copies among them (reserved: stable addresses)
+  std::vector<void*> dev_borrowed_, host_borrowed_;
+  std::vector<std::unique_ptr<HostTensor>> borrowed_;
 };
+
+void StepContext::stage_inputs() {
+#ifdef TFH_HAVE_CUDA
+  staged_.assign(step_.in.size(), nullptr);
+  staged_copies_.reserve(step_.in.size());
+  bool downloaded = false;
+  for (size_t i = 0; i < step_.in.size(); ++i) {
+    const int k = step_.in[i];
+    const HostTensor* t = k >= 0 ? s_.live[k] : nullptr;
+    if (!t || bool(s_.on_dev[k]) == step_.on_cuda) {
+      staged_[i] = t;
+      continue;
+    }
+    if (step_.on_cuda && s_.slots[k].kind == SlotKind::Constant) {
+      staged_[i] = s_.device_constant(k, *t);
+      continue;
+    }
+    staged_copies_.emplace_back();
+    HostTensor& c = staged_copies_.back();
+    c.set_shape(t->type, t->dims);
+    if (step_.on_cuda) {
+      void* p = s_.dev_pool->acquire(t->nbytes);
+      dev_borrowed_.push_back(p);
+      kernels::cuda::copy_to_device(p, t->data, t->nbytes, s_.stream);
+      c.data = p;
+    } else {
+      void* p = s_.pool.acquire(t->nbytes);
+      host_borrowed_.push_back(p);
+      kernels::cuda::copy_to_host(p, t->data, t->nbytes, s_.stream);
+      c.data = p;
+      downloaded = true;
+    }
+    staged_[i] = &c;
+  }
+  if (downloaded) kernels::cuda::stream_sync(s_.stream);  // the host kernel reads them now
+#endif
+}
+
+void StepContext::release_borrowed() {
+  // Device memory goes back in stream order: a later kernel that reuses it runs after this one.
+  if (s_.dev_pool)
+    for (void* p : dev_borrowed_) s_.dev_pool->release(p);
+  for (void* p : host_borrowed_) s_.pool.release(p);
+  dev_borrowed_.clear();
+  host_borrowed_.clear();
+}
+
+const HostTensor* Session::Impl::device_constant(int k, const HostTensor& host) {
+  HostTensor& d = dev_const[k];
+#ifdef TFH_HAVE_CUDA
+  if (!d.data) {
+    d.set_shape(host.type, host.dims);
+    void* p = kernels::cuda::device_alloc(host.nbytes);
+    kernels::cuda::copy_to_device(p, host.data, host.nbytes, stream);
+    kernels::cuda::stream_sync(stream);  // the host bytes may be released after planning
+    d.data = p;
+  }
+#else
+  (void)k;
+  (void)host;
+#endif
+  return &d;
+}
 
 void Session::Impl::execute(Step& step, bool folding) {
   StepContext ctx(*this, step, folding);
-  TfhStatus* st = step.kernel->desc->compute(step.state, ctx.c_handle(), nullptr);
+  if (cuda && !folding) ctx.stage_inputs();
+  struct Release {
+    StepContext& c;
+    ~Release() { c.release_borrowed(); }
+  } release{ctx};
+  TfhStatus* st = step.kernel->desc->compute(step.state, ctx.c_handle(),
+                                             step.on_cuda && !folding ? stream : nullptr);
   if (st) {
     std::string msg = plugin::take_status_message(st);
     TFH_THROW(node_label(*step.node), ": ", msg.empty() ? "kernel failed" : msg);
@@ -366,6 +526,25 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
   if (!may_release) opts.release_consumed_constants = false;  // a const model is not ours
   Impl& s = *impl_;
   const ir::Graph& g = model.graph();
+  if (opts.device == TFH_DEVICE_CUDA) {
+#ifdef TFH_HAVE_CUDA
+    TFH_CHECK(kernels::cuda_device_count() > 0, "device cuda: no CUDA GPU is present (",
+              kernels::describe_devices(), ")");
+    s.cuda = true;
+    s.stream = kernels::cuda::stream_create();
+    s.dev_pool = std::make_unique<BufferPool>(kernels::cuda::device_alloc, [](void* p) {
+      kernels::cuda::device_free(p);
+    });
+#else
+    TFH_THROW("device cuda: this tfhost was built without CUDA");
+#endif
+  } else if (opts.device != TFH_DEVICE_CPU) {
+    TFH_THROW("unknown device ", opts.device);
+  }
+  // Values computed from constants alone (folded at plan time, on the CPU, whatever the device).
+  std::set<const ir::Value*> constant;
+  for (const ir::Value* v : g.initializers())
+    if (!v->is_graph_input()) constant.insert(v);
   for (const ir::Value* v : g.inputs()) {
     s.slot(v);
     if (!v->initializer()) inputs_.push_back(v);
@@ -379,9 +558,18 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
     Step step;
     step.node = &n;
     std::string why;
-    const std::vector<const KernelCandidate*> matching =
-        kernels.candidates(model, n, opts.device, &why);
+    bool from_constants = foldable(n) && n.implicit_inputs().empty();
+    for (const ir::Value* v : n.inputs()) from_constants = from_constants && (!v || constant.count(v));
+    if (from_constants)
+      for (const ir::Value* v : n.outputs())
+        if (v) constant.insert(v);
+    // A CUDA session runs a node on the GPU when a CUDA kernel takes it, on the CPU otherwise
+    // (shape arithmetic, ops without a CUDA kernel), with copies where values change sides.
+    std::vector<const KernelCandidate*> matching;
+    if (s.cuda && !from_constants) matching = kernels.candidates(model, n, TFH_DEVICE_CUDA, &why);
+    if (matching.empty()) matching = kernels.candidates(model, n, TFH_DEVICE_CPU, &why);
     if (matching.empty()) TFH_THROW(node_label(n), ": ", why);
+    step.on_cuda = matching.front()->desc->device == TFH_DEVICE_CUDA;
     step.kernel = matching.front();
     step.next.assign(matching.begin() + 1, matching.end());
     step.next_states.assign(step.next.size(), nullptr);
@@ -415,6 +603,8 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
   s.donated.assign(s.slots.size(), false);
   s.seqs.resize(s.slots.size());
   s.is_seq.assign(s.slots.size(), false);
+  s.on_dev.assign(s.slots.size(), 0);
+  s.dev_const.resize(s.slots.size());
   for (size_t i = 0; i < s.slots.size(); ++i)
     if (s.slots[i].kind == SlotKind::Constant) s.live[i] = &s.slots[i].view;
 
@@ -500,6 +690,9 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
     for (Step& step : s.steps) {
       auto t0 = std::chrono::steady_clock::now();
       s.execute(step, /*folding=*/false);
+#ifdef TFH_HAVE_CUDA
+      if (s.opts.profile && step.on_cuda) kernels::cuda::stream_sync(s.stream);  // its real time
+#endif
       if (s.opts.profile) {
         using ms = std::chrono::duration<double, std::milli>;
         node_times_.push_back({step.node, ms(t0 - run_start).count(),
@@ -510,17 +703,19 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
           s.seqs[k].clear();
           s.is_seq[k] = false;
         }
-        if (!s.donated[k]) s.pool.release(const_cast<void*>(s.act[k].data));
+        if (!s.donated[k]) s.pool_of(k).release(const_cast<void*>(s.act[k].data));
         s.donated[k] = false;
         s.act[k].data = nullptr;
+        if (s.cuda) s.on_dev[k] = 0;
         s.live[k] = nullptr;
       }
     }
   } catch (...) {
     for (size_t k = 0; k < s.slots.size(); ++k) {
       if (s.slots[k].kind == SlotKind::Activation && s.act[k].data && !s.donated[k])
-        s.pool.release(const_cast<void*>(s.act[k].data));
+        s.pool_of(static_cast<int>(k)).release(const_cast<void*>(s.act[k].data));
       s.act[k].data = nullptr;
+      if (s.cuda) s.on_dev[k] = 0;
       s.donated[k] = false;
       s.seqs[k].clear();
       s.is_seq[k] = false;
@@ -531,6 +726,26 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
   s.last_peak = s.pool.peak();
 
   std::vector<std::unique_ptr<HostTensor>> results;
+#ifdef TFH_HAVE_CUDA
+  // Graph outputs made on the device come back to the host here, after the stream's work.
+  if (s.cuda) {
+    std::vector<std::pair<int, HostTensor*>> pending;
+    for (const ir::Value* v : outputs_) {
+      const int k = s.slot_of.at(v);
+      if (s.on_dev[k] && s.live[k] && !s.owned_outputs[k]) {
+        auto t = make_output_tensor(s.live[k]->type, s.live[k]->dims);
+        kernels::cuda::copy_to_host(const_cast<void*>(t->data), s.live[k]->data, t->nbytes, s.stream);
+        pending.emplace_back(k, t.get());
+        s.owned_outputs[k] = std::move(t);
+      }
+    }
+    kernels::cuda::stream_sync(s.stream);
+    for (const auto& [k, t] : pending) {
+      s.release_slot(k);
+      s.live[k] = t;
+    }
+  }
+#endif
   for (const ir::Value* v : outputs_) {
     int k = s.slot_of.at(v);
     if (s.owned_outputs[k]) {

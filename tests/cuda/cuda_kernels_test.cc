@@ -12,9 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "host/plugin/registry.h"
+#include "host/runtime/inputs.h"
 #include "host/runtime/kernel_registry.h"
 #include "host/runtime/measure.h"
 #include "host/runtime/session.h"
+#include "host/runtime/tensor_io.h"
+#include "support/test_util.h"
 #include "ir/ir_test_util.h"
 #include "kernels/common/device_info.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -433,6 +437,66 @@ TEST_F(CudaKernels, BadArgumentsAreClearErrors) {
     EXPECT_NE(std::string(e.what()).find("only float and float16"), std::string::npos) << e.what();
   }
 }
+
+}  // namespace
+}  // namespace tfh::kernels::cuda
+
+namespace tfh::kernels::cuda {
+namespace {
+
+// Whole fused models on a CUDA session (CUDA kernels where they exist, the CPU for the rest, with
+// the copies between) against the CPU session: BERT and GPT-2 with past, float32 and float16.
+class CudaSessions : public ::testing::TestWithParam<std::tuple<const char*, const char*, bool>> {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0)
+      GTEST_SKIP() << "no CUDA GPU here (" << describe_devices() << ")";
+  }
+};
+
+TEST_P(CudaSessions, FusedModelMatchesTheCpu) {
+  const auto [model, type, fp16] = GetParam();
+  TempDir tmp;
+  const std::string out = tmp / "fused.onnx";
+  std::vector<std::string> args = {TFH_TFHOST_EXE, "optimize", "--input",
+                                    std::string(TFH_SOURCE_DIR "/models/") + model + "/model.onnx",
+                                    "--output", out, "--model_type", type};
+  if (fp16) args.push_back("--float16");
+  const auto r = test::run_command(args, {});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto m = ir::Model::load(out);
+  m->infer_shapes();
+  const runtime::KernelRegistry kernels;
+  runtime::SessionOptions cpu_opts, gpu_opts;
+  gpu_opts.device = TFH_DEVICE_CUDA;
+  runtime::Session cpu(static_cast<const ir::Model&>(*m), kernels, cpu_opts),
+      gpu(static_cast<const ir::Model&>(*m), kernels, gpu_opts);
+  size_t on_gpu = 0;
+  for (const auto& [node, name] : gpu.kernel_names()) on_gpu += name.find("tfhost.cuda.") == 0;
+  EXPECT_GT(on_gpu, 4u) << "the fused ops should run on the GPU";
+  const plugin::Registry registry;
+  runtime::InputRequest req;
+  req.batch = 2;
+  req.sequence = 8;
+  req.past = std::string(type) == "gpt2" ? 4 : 0;
+  const auto inputs = runtime::make_inputs(registry, runtime::pick_generator(registry, "", "core"), *m, req);
+  const auto want = cpu.run(runtime::feeds_of(inputs));
+  for (int rep = 0; rep < 2; ++rep) {  // twice: pooled buffers and cached constants reused
+    const auto got = gpu.run(runtime::feeds_of(inputs));
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      const runtime::Difference d = runtime::compare_tensors(*got[i], *want[i], 0, fp16 ? 3e-2 : 1e-3);
+      EXPECT_TRUE(d.ok()) << "output " << i << ": max abs diff " << d.max_abs;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Models, CudaSessions,
+    ::testing::Values(std::make_tuple("bert_tiny_opset14", "bert", false),
+                      std::make_tuple("bert_tiny_opset14", "bert", true),
+                      std::make_tuple("gpt2past_tiny_opset14", "gpt2", false),
+                      std::make_tuple("gpt2past_tiny_opset14", "gpt2", true)));
 
 }  // namespace
 }  // namespace tfh::kernels::cuda
