@@ -496,11 +496,11 @@ const HostTensor* Session::Impl::device_constant(int k, const HostTensor& host) 
 
 void Session::Impl::execute(Step& step, bool folding) {
   StepContext ctx(*this, step, folding);
-  if (cuda && !folding) ctx.stage_inputs();
   struct Release {
     StepContext& c;
     ~Release() { c.release_borrowed(); }
-  } release{ctx};
+  } release{ctx};  // first: what staging borrows goes back if it throws
+  if (cuda && !folding) ctx.stage_inputs();
   TfhStatus* st = step.kernel->desc->compute(step.state, ctx.c_handle(),
                                              step.on_cuda && !folding ? stream : nullptr);
   if (st) {
@@ -580,6 +580,20 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
     if (step.kernel->desc->create) {
       plugin::ConsumedInputs collect;
       TfhStatus* st = step.kernel->desc->create(plugin::to_c(const_cast<ir::Node*>(&n)), &step.state);
+      if (st && step.on_cuda) {
+        // A CUDA kernel that refuses the node (an attribute it does not implement): the CPU's.
+        plugin::take_status_message(st);
+        step.state = nullptr;
+        matching = kernels.candidates(model, n, TFH_DEVICE_CPU, &why);
+        if (matching.empty()) TFH_THROW(node_label(n), ": ", why);
+        step.kernel = matching.front();
+        step.next.assign(matching.begin() + 1, matching.end());
+        step.next_states.assign(step.next.size(), nullptr);
+        step.on_cuda = false;
+        st = step.kernel->desc->create
+                 ? step.kernel->desc->create(plugin::to_c(const_cast<ir::Node*>(&n)), &step.state)
+                 : nullptr;
+      }
       if (st) TFH_THROW(node_label(n), ": cannot create kernel: ", plugin::take_status_message(st));
       // Only what the kernel says about its own node counts, once per input.
       std::set<size_t> said;
@@ -728,7 +742,7 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
   std::vector<std::unique_ptr<HostTensor>> results;
 #ifdef TFH_HAVE_CUDA
   // Graph outputs made on the device come back to the host here, after the stream's work.
-  if (s.cuda) {
+  if (s.cuda) try {
     std::vector<std::pair<int, HostTensor*>> pending;
     for (const ir::Value* v : outputs_) {
       const int k = s.slot_of.at(v);
@@ -744,6 +758,11 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
       s.release_slot(k);
       s.live[k] = t;
     }
+  } catch (...) {
+    for (size_t k = 0; k < s.slots.size(); ++k)
+      if (s.on_dev[k]) s.release_slot(static_cast<int>(k));
+    std::fill(s.owned_outputs.begin(), s.owned_outputs.end(), nullptr);
+    throw;
   }
 #endif
   for (const ir::Value* v : outputs_) {

@@ -42,4 +42,9 @@ void copy_on_device(void* dst, const void* src, size_t bytes, void* stream) {
         "copy on the device");
 }
 
+void fill_zero(void* dst, size_t bytes, void* stream) {
+  if (!bytes) return;
+  check(cudaMemsetAsync(dst, 0, bytes, static_cast<cudaStream_t>(stream)), "cudaMemsetAsync");
+}
+
 }  // namespace tfh::kernels::cuda

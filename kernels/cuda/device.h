@@ -20,6 +20,7 @@ void stream_sync(void* stream);
 void copy_to_device(void* dst, const void* src, size_t bytes, void* stream);
 void copy_to_host(void* dst, const void* src, size_t bytes, void* stream);
 void copy_on_device(void* dst, const void* src, size_t bytes, void* stream);
+void fill_zero(void* dst, size_t bytes, void* stream);
 
 // The CUDA kernels of tfhost (kernels/cuda/kernels.cc), for the kernel registry.
 void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out);

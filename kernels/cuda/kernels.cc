@@ -54,6 +54,10 @@ struct MatMul {
     const int64_t rows = k ? static_cast<int64_t>(a.size()) / k : 0;
     OutputTensor y = ctx.output(0, a.dtype(), out);
     if (rows == 0 || n == 0) return;
+    if (k == 0) {  // an empty sum: zeros
+      fill_zero(y.raw(), static_cast<size_t>(rows * n) * (a.dtype() == TFH_TYPE_FLOAT16 ? 2 : 4), s);
+      return;
+    }
     lt().run(a.dtype(), rows, n, k, a.raw(), b.raw(), false, y.raw(), Epilogue::None, nullptr,
              ctx.scratch<char>(LtGemm::kWorkspaceBytes), LtGemm::kWorkspaceBytes, st(s));
   }
@@ -71,8 +75,15 @@ struct Add {
       add_bias(a.dtype(), a.raw(), nullptr, b.raw(), y.raw(), 1, static_cast<int64_t>(a.size()), st(s));
       return;
     }
-    const bool b_vec = b.size() > 0 && a.rank() > 0 && b.size() == static_cast<size_t>(a.dims()[a.rank() - 1]);
-    const bool a_vec = a.size() > 0 && b.rank() > 0 && a.size() == static_cast<size_t>(b.dims()[b.rank() - 1]);
+    // v broadcasts as a vector over x's last axis: every other dimension of v is 1 and v has no
+    // more dimensions than x.
+    auto vector_over = [](const TensorView& v, const TensorView& x) {
+      if (v.rank() == 0 || x.rank() == 0 || v.rank() > x.rank()) return false;
+      for (size_t d = 0; d + 1 < v.rank(); ++d)
+        if (v.dims()[d] != 1) return false;
+      return v.dims()[v.rank() - 1] == x.dims()[x.rank() - 1];
+    };
+    const bool b_vec = vector_over(b, a), a_vec = !b_vec && vector_over(a, b);
     if (!b_vec && !a_vec) sdk::fail("Add on CUDA: only equal shapes or a last-dimension vector");
     const TensorView& x = b_vec ? a : b;
     const TensorView& v = b_vec ? b : a;
@@ -172,11 +183,17 @@ struct Attention {
   int64_t heads;
   bool unidirectional;
   float filter, scale;
+  // Attributes this kernel does not implement refuse the node at plan time: the runtime then
+  // runs it on the CPU.
   explicit Attention(NodeView n)
       : heads(n.attr_int("num_heads")), unidirectional(n.attr_int("unidirectional", 0) != 0),
         filter(n.attr_float("mask_filter_value", -10000.f)), scale(n.attr_float("scale", 0.f)) {
+    if (heads <= 0) sdk::fail("Attention on CUDA: num_heads must be positive");
     if (!n.attr_ints("qkv_hidden_sizes", {}).empty())
       sdk::fail("Attention on CUDA: qkv_hidden_sizes is not supported yet");
+    if (n.attr_int("do_rotary", 0) != 0) sdk::fail("Attention on CUDA: do_rotary is not supported");
+    if (n.attr_int("past_present_share_buffer", 0) != 0)
+      sdk::fail("Attention on CUDA: past_present_share_buffer is not supported");
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0), w = ctx.required(1), bias = ctx.input(2), mask = ctx.input(3),
@@ -191,7 +208,10 @@ struct Attention {
     const int64_t D = W / 3 / heads;
     int64_t P = 0;
     if (past) {
-      if (past.rank() != 5) sdk::fail("Attention on CUDA: past must be [2, B, N, P, D]");
+      same_type(x, past, "Attention");
+      if (past.rank() != 5 || past.dims()[0] != 2 || past.dims()[1] != B ||
+          past.dims()[2] != heads || past.dims()[4] != D)
+        sdk::fail("Attention on CUDA: past must be [2, batch, num_heads, past, head size]");
       P = past.dims()[3];
     }
     if (mask && (mask.dtype() != TFH_TYPE_INT32 || mask.rank() != 2 || mask.dims()[0] != B ||
@@ -229,7 +249,11 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(MatMul, "", "MatMul", "T=float,float16")
   TFH_CUDA_KERNEL(Add, "", "Add", "T=float,float16")
   TFH_CUDA_KERNEL(LayerNorm, "", "LayerNormalization", "T=float,float16")
-  TFH_CUDA_KERNEL(Softmax, "", "Softmax", "T=float,float16")
+  {  // from opset 13: before it, Softmax flattened the input at axis 1 (the CPU runs those)
+    static const TfhKernelDesc d = TFH_KERNEL_DESC(Softmax, "tfhost.cuda.Softmax", "", "Softmax",
+                                                   13, 0, TFH_DEVICE_CUDA, "T=float,float16", 0);
+    out.push_back(&d);
+  }
   TFH_CUDA_KERNEL(Cast, "", "Cast", "T1=float,float16;T2=float,float16")
   TFH_CUDA_KERNEL(SkipLayerNorm, "com.microsoft", "SkipLayerNormalization", "T=float,float16")
   using Gelu = GeluOp<GeluKind::Erf, false>;

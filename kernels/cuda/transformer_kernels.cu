@@ -170,23 +170,26 @@ constexpr int kKeyTile = 32;    // keys staged in shared memory at a time
 
 // One thread per query row; K and V tiles of kKeyTile keys in shared memory; an online softmax
 // (running max and sum, the output rescaled as the max grows): the scores never leave registers.
-template <typename T, int D>
+// MaxD: the head size (Exact) or a bound on it (the head size is then read at run time, for the
+// sizes without their own instantiation).
+template <typename T, int MaxD, bool Exact>
 __global__ void attention_kernel(AttentionArgs a, int64_t past) {
-  __shared__ float ks[kKeyTile][D];
-  __shared__ float vs[kKeyTile][D];
-  const int64_t bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
-  const int64_t i = blockIdx.x * int64_t(kQueryTile) + threadIdx.x;  // query index in [0, seq)
+  __shared__ float ks[kKeyTile][MaxD];
+  __shared__ float vs[kKeyTile][MaxD];
+  const int D = Exact ? MaxD : static_cast<int>(a.head_size);
+  const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
+  const int64_t i = blockIdx.y * int64_t(kQueryTile) + threadIdx.x;  // query index in [0, seq)
   const bool active = i < a.seq;
   const T* q = static_cast<const T*>(a.q);
   const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * a.total * D;
   const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * a.total * D;
   const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
-  float qr[D], o[D];
+  float qr[MaxD], o[MaxD];
   if (active) {
     const T* qp = q + (b * a.seq + i) * a.q_token_stride + h * D;
     for (int d = 0; d < D; ++d) qr[d] = ld(qp, d) * scale;
   }
-  for (int d = 0; d < D; ++d) o[d] = 0.f;
+  for (int d = 0; d < MaxD; ++d) o[d] = 0.f;
   float m = -INFINITY, l = 0.f;
   const int64_t pos = past + i;
   for (int64_t t0 = 0; t0 < a.total; t0 += kKeyTile) {
@@ -201,7 +204,7 @@ __global__ void attention_kernel(AttentionArgs a, int64_t past) {
         const int64_t key = t0 + j;
         float sc = 0.f;
         for (int d = 0; d < D; ++d) sc += qr[d] * ks[j][d];
-        if (a.key_mask && a.key_mask[b * a.total + key] == 0) sc += a.filter;
+        if (a.key_mask && a.key_mask[b * a.total + key] <= 0) sc += a.filter;  // > 0 keeps
         if (a.causal && key > pos) sc += a.filter;
         const float mn = fmaxf(m, sc);
         const float corr = __expf(m - mn), p = __expf(sc - mn);
@@ -239,7 +242,7 @@ __global__ void decode_attention_kernel(AttentionArgs a, int64_t past) {
   for (int64_t j = threadIdx.x; j < a.total; j += blockDim.x) {
     float s = 0.f;
     for (int64_t d = 0; d < D; ++d) s += qs[d] * ld(kc, j * D + d);
-    if (a.key_mask && a.key_mask[b * a.total + j] == 0) s += a.filter;
+    if (a.key_mask && a.key_mask[b * a.total + j] <= 0) s += a.filter;  // > 0 keeps
     if (a.causal && j > past) s += a.filter;
     sc[j] = s;
     m = fmaxf(m, s);
@@ -270,11 +273,12 @@ void check_attention(const AttentionArgs& a, const char* what) {
                     std::to_string(a.head_size) + ")");
 }
 
-template <typename T, int D>
+template <typename T, int D, bool Exact = true>
 void launch_attention(const AttentionArgs& a, cudaStream_t s) {
-  dim3 grid(static_cast<unsigned>((a.seq + kQueryTile - 1) / kQueryTile),
-            static_cast<unsigned>(a.batch * a.heads));
-  attention_kernel<T, D><<<grid, kQueryTile, 0, s>>>(a, a.total - a.seq);
+  const int64_t tiles = (a.seq + kQueryTile - 1) / kQueryTile;
+  if (tiles > 65535) throw CudaError("attention: sequence too long for one launch");
+  dim3 grid(static_cast<unsigned>(a.batch * a.heads), static_cast<unsigned>(tiles));
+  attention_kernel<T, D, Exact><<<grid, kQueryTile, 0, s>>>(a, a.total - a.seq);
 }
 
 }  // namespace
@@ -354,9 +358,12 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
       case 80: return launch_attention<T, 80>(a, s);
       case 96: return launch_attention<T, 96>(a, s);
       case 128: return launch_attention<T, 128>(a, s);
-      default:
+      default:  // any other size up to 128, read at run time
+        if (a.head_size < 32) return launch_attention<T, 32, false>(a, s);
+        if (a.head_size < 64) return launch_attention<T, 64, false>(a, s);
+        if (a.head_size < 128) return launch_attention<T, 128, false>(a, s);
         throw CudaError("attention: head size " + std::to_string(a.head_size) +
-                        " is not one of 32, 64, 80, 96, 128");
+                        " is over 128");
     }
   });
   launched("attention");

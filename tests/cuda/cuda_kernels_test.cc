@@ -297,7 +297,8 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
   for (int elem : {F32, F16})
     for (const Case& c : {Case{2, 128, 128, 12, 64, false}, Case{1, 7, 7, 2, 32, true},
                           Case{3, 1, 129, 4, 64, false}, Case{2, 65, 65, 1, 128, true},
-                          Case{1, 1, 1, 1, 64, false}}) {
+                          Case{1, 1, 1, 1, 64, false}, Case{2, 8, 8, 4, 16, true},
+                          Case{1, 5, 5, 3, 48, false}}) {
       SCOPED_TRACE(name_of(elem) + " B" + std::to_string(c.B) + " S" + std::to_string(c.S) +
                    " T" + std::to_string(c.T) + " N" + std::to_string(c.N) + " D" +
                    std::to_string(c.D) + (c.causal ? " causal" : ""));
@@ -367,7 +368,7 @@ TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
   for (int elem : {F32, F16})
     for (const Case& c : {Case{2, 128, 0, 12, 64, false, true}, Case{1, 9, 0, 2, 32, true, false},
                           Case{2, 1, 128, 12, 64, true, true}, Case{3, 1, 5, 4, 32, true, false},
-                          Case{1, 3, 4, 2, 64, true, true}}) {
+                          Case{1, 3, 4, 2, 64, true, true}, Case{2, 8, 4, 4, 16, true, true}}) {
       const int64_t H = c.N * c.D, T = c.P + c.S;
       SCOPED_TRACE(name_of(elem) + " B" + std::to_string(c.B) + " S" + std::to_string(c.S) +
                    " P" + std::to_string(c.P) + " N" + std::to_string(c.N) + " D" +
