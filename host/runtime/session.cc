@@ -102,6 +102,10 @@ struct Step {
   std::vector<int> in, out;     // slot per input/output; -1 = omitted
   std::vector<int> free_after;  // activation slots whose last reader is this step
   bool on_cuda = false;         // the kernel runs on the CUDA device (its tensors are device memory)
+  // CUDA sessions, host kernels that never read input 0's bytes: a view op (Reshape, Squeeze,
+  // Unsqueeze, Flatten, Identity: the output is input 0's bytes under new dims) and Shape/Size.
+  // A device input 0 then stays where it is; a view's output is made on the same side.
+  enum class Passthrough : uint8_t { None, View, DimsOnly } passthrough = Passthrough::None;
 };
 
 void view_of(HostTensor& h, const ir::Tensor& t) {
@@ -251,7 +255,8 @@ struct Session::Impl {
 class StepContext : public plugin::KernelContext {
  public:
   StepContext(Session::Impl& s, Step& step, bool folding)
-      : s_(s), step_(step), folding_(folding), allocated_(step.out.size(), false) {}
+      : s_(s), step_(step), folding_(folding), on_device_(step.on_cuda),
+        allocated_(step.out.size(), false) {}
 
   const ir::Node* node() const override { return step_.node; }
   size_t num_inputs() const override { return step_.in.size(); }
@@ -277,7 +282,7 @@ class StepContext : public plugin::KernelContext {
     if (allocated_[i]) TFH_THROW("output ", i, " allocated twice");
     allocated_[i] = true;
     const int slot = step_.out[i];
-    if (step_.on_cuda && !folding_) {
+    if (on_device_ && !folding_) {
       // Device memory from the device pool; an omitted output's goes back after the step, a
       // graph output's is copied to the host when the run ends.
       HostTensor* h = nullptr;
@@ -330,7 +335,7 @@ class StepContext : public plugin::KernelContext {
     // itself a pooled activation (not a graph output, not a folded constant).
     // (In a CUDA session only the slot's own buffer, where the step runs, can be handed over:
     // not a staged copy, not a graph output the run ends by downloading.)
-    const bool own_buffer = !s_.cuda || (in == s_.live[in_slot] && bool(s_.on_dev[in_slot]) == step_.on_cuda);
+    const bool own_buffer = !s_.cuda || (in == s_.live[in_slot] && bool(s_.on_dev[in_slot]) == on_device_);
     if (!folding_ && out_slot >= 0 && !allocated_[i] && last_reader && own_buffer &&
         s_.slots[in_slot].kind == SlotKind::Activation && !s_.slots[out_slot].graph_output &&
         !s_.donated[in_slot]) {
@@ -348,7 +353,7 @@ class StepContext : public plugin::KernelContext {
     HostTensor* out = allocate_output(i, in->type, std::move(dims));
     if (out->nbytes != in->nbytes) TFH_THROW("output_from_input: byte counts differ");
 #ifdef TFH_HAVE_CUDA
-    if (step_.on_cuda && !folding_) {
+    if (on_device_ && !folding_) {
       kernels::cuda::copy_on_device(const_cast<void*>(out->data), in->data, in->nbytes, s_.stream);
       return out;
     }
@@ -388,7 +393,7 @@ class StepContext : public plugin::KernelContext {
     return raw;
   }
   void* scratch(size_t bytes) override {
-    if (step_.on_cuda && !folding_) {  // device scratch, not zeroed
+    if (on_device_ && !folding_) {  // device scratch, not zeroed
       dev_borrowed_.push_back(s_.dev_pool->acquire(bytes));
       return dev_borrowed_.back();
     }
@@ -422,6 +427,7 @@ class StepContext : public plugin::KernelContext {
   Session::Impl& s_;
   Step& step_;
   bool folding_;
+  bool on_device_;  // where outputs and scratch go: the kernel's device, or a view's input's
   std::vector<bool> allocated_;
   std::vector<AlignedBuffer> scratch_;
   std::vector<std::unique_ptr<HostTensor>> throwaway_;
@@ -439,6 +445,11 @@ void StepContext::stage_inputs() {
   for (size_t i = 0; i < step_.in.size(); ++i) {
     const int k = step_.in[i];
     const HostTensor* t = k >= 0 ? s_.live[k] : nullptr;
+    if (i == 0 && t && s_.on_dev[k] && step_.passthrough != Step::Passthrough::None) {
+      staged_[i] = t;  // the host kernel reads its dims only, or hands its bytes on
+      if (step_.passthrough == Step::Passthrough::View) on_device_ = true;
+      continue;
+    }
     if (!t || bool(s_.on_dev[k]) == step_.on_cuda) {
       staged_[i] = t;
       continue;
@@ -570,6 +581,14 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
     if (matching.empty()) matching = kernels.candidates(model, n, TFH_DEVICE_CPU, &why);
     if (matching.empty()) TFH_THROW(node_label(n), ": ", why);
     step.on_cuda = matching.front()->desc->device == TFH_DEVICE_CUDA;
+    if (s.cuda && !step.on_cuda && (n.domain().empty() || n.domain() == "ai.onnx")) {
+      const std::string& op = n.op_type();
+      if (op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" || op == "Flatten" ||
+          op == "Identity")
+        step.passthrough = Step::Passthrough::View;
+      else if (op == "Shape" || op == "Size")
+        step.passthrough = Step::Passthrough::DimsOnly;
+    }
     step.kernel = matching.front();
     step.next.assign(matching.begin() + 1, matching.end());
     step.next_states.assign(step.next.size(), nullptr);
