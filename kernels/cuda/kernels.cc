@@ -34,13 +34,45 @@ void need_float(const TensorView& t, const char* op, const char* what) {
 void same_type(const TensorView& a, const TensorView& b, const char* op) {
   if (a.dtype() != b.dtype()) sdk::fail(std::string(op) + " on CUDA: inputs differ in type");
 }
+// Plan-time checks on the inferred shapes: a kernel refuses (throws from its constructor) a node
+// it could not run, and the runtime gives that node to the CPU. Unknown shapes pass.
+[[noreturn]] void refuse(const std::string& why) { sdk::fail(why); }
+bool same_dim(const Dim& a, const Dim& b) {
+  return a.known() ? a.value == b.value : (!b.known() && !a.symbol.empty() && a.symbol == b.symbol);
+}
+// Provably the same shape (same rank, every dim equal or the same symbol), or unknown.
+bool same_shape_or_unknown(const ValueView& a, const ValueView& b) {
+  if (!a || !b || a.rank() < 0 || b.rank() < 0) return true;
+  if (a.rank() != b.rank()) return false;
+  const auto sa = a.shape(), sb = b.shape();
+  for (size_t i = 0; i < sa.size(); ++i)
+    if (!same_dim(sa[i], sb[i])) return false;
+  return true;
+}
+// A vector over the last axis (rank 1, or every dim but the last known to be 1), or unknown.
+bool vector_or_unknown(const ValueView& v) {
+  if (!v || v.rank() < 0) return true;
+  const auto s = v.shape();
+  for (size_t i = 0; i + 1 < s.size(); ++i)
+    if (!(s[i].known() && s[i].value == 1)) return false;
+  return true;
+}
+bool float_or_unknown(const ValueView& v) {
+  const TfhDataType t = v ? v.elem_type() : TFH_TYPE_UNDEFINED;
+  return t == TFH_TYPE_UNDEFINED || t == TFH_TYPE_FLOAT || t == TFH_TYPE_FLOAT16;
+}
+
 void unused(KernelContext& ctx, size_t i, const char* op, const char* what) {
   if (ctx.num_outputs() > i && ctx.output_used(i))
     sdk::fail(std::string(op) + " on CUDA: output '" + what + "' is not supported");
 }
 
 struct MatMul {
-  explicit MatMul(NodeView) {}
+  explicit MatMul(NodeView n) {
+    if (n.num_inputs() > 1 && n.input(1) && n.input(1).rank() >= 0 && n.input(1).rank() != 2)
+      refuse("MatMul on CUDA: B is not a 2-D matrix");
+    if (!float_or_unknown(n.input(0))) refuse("MatMul on CUDA: not float/float16");
+  }
   void compute(KernelContext& ctx, void* s) {
     TensorView a = ctx.required(0), b = ctx.required(1);
     need_float(a, "MatMul", "A");
@@ -65,7 +97,12 @@ struct MatMul {
 
 // Same shapes, or one side a vector over the last dimension (a bias).
 struct Add {
-  explicit Add(NodeView) {}
+  explicit Add(NodeView n) {
+    const ValueView a = n.input(0), b = n.input(1);
+    if (!float_or_unknown(a)) refuse("Add on CUDA: not float/float16");
+    if (!same_shape_or_unknown(a, b) && !vector_or_unknown(b) && !vector_or_unknown(a))
+      refuse("Add on CUDA: a broadcast other than a last-axis vector");
+  }
   void compute(KernelContext& ctx, void* s) {
     TensorView a = ctx.required(0), b = ctx.required(1);
     need_float(a, "Add", "A");
@@ -96,7 +133,13 @@ struct Add {
 
 struct SkipLayerNorm {
   float eps;
-  explicit SkipLayerNorm(NodeView n) : eps(n.attr_float("epsilon", 1e-12f)) {}
+  explicit SkipLayerNorm(NodeView n) : eps(n.attr_float("epsilon", 1e-12f)) {
+    if (!same_shape_or_unknown(n.input(0), n.input(1)))
+      refuse("SkipLayerNormalization on CUDA: skip is broadcast");
+    for (size_t k = 1; k < 3; ++k)
+      if (n.num_outputs() > k && n.output(k) && !n.output(k).consumers().empty())
+        refuse("SkipLayerNormalization on CUDA: mean/inv_std_var outputs are read");
+  }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0), skip = ctx.required(1), gamma = ctx.required(2),
                beta = ctx.input(3), bias = ctx.input(4);
@@ -117,7 +160,10 @@ struct SkipLayerNorm {
 struct LayerNorm {
   float eps;
   int64_t axis;
-  explicit LayerNorm(NodeView n) : eps(n.attr_float("epsilon", 1e-5f)), axis(n.attr_int("axis", -1)) {}
+  explicit LayerNorm(NodeView n) : eps(n.attr_float("epsilon", 1e-5f)), axis(n.attr_int("axis", -1)) {
+    const int64_t r = n.input(0) ? n.input(0).rank() : -1;
+    if (axis != -1 && (r < 0 || axis != r - 1)) refuse("LayerNormalization on CUDA: not the last axis");
+  }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0), scale = ctx.required(1), bias = ctx.input(2);
     need_float(x, "LayerNormalization", "X");
@@ -149,7 +195,10 @@ struct GeluOp {
 
 struct Softmax {
   int64_t axis;
-  explicit Softmax(NodeView n) : axis(n.attr_int("axis", -1)) {}
+  explicit Softmax(NodeView n) : axis(n.attr_int("axis", -1)) {
+    const int64_t r = n.input(0) ? n.input(0).rank() : -1;
+    if (axis != -1 && (r < 0 || axis != r - 1)) refuse("Softmax on CUDA: not the last axis");
+  }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0);
     need_float(x, "Softmax", "input");
@@ -163,7 +212,11 @@ struct Softmax {
 
 struct Cast {
   TfhDataType to;
-  explicit Cast(NodeView n) : to(static_cast<TfhDataType>(n.attr_int("to"))) {}
+  explicit Cast(NodeView n) : to(static_cast<TfhDataType>(n.attr_int("to"))) {
+    const TfhDataType from = n.input(0) ? n.input(0).elem_type() : TFH_TYPE_UNDEFINED;
+    if (from != to && (!float_or_unknown(n.input(0)) || (to != TFH_TYPE_FLOAT && to != TFH_TYPE_FLOAT16)))
+      refuse("Cast on CUDA: only between float and float16");
+  }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0);
     OutputTensor y = ctx.output(0, to, dims_of(x));
@@ -194,6 +247,15 @@ struct Attention {
     if (n.attr_int("do_rotary", 0) != 0) sdk::fail("Attention on CUDA: do_rotary is not supported");
     if (n.attr_int("past_present_share_buffer", 0) != 0)
       sdk::fail("Attention on CUDA: past_present_share_buffer is not supported");
+    if (n.num_inputs() > 3 && n.input(3)) {
+      const ValueView m = n.input(3);
+      if ((m.rank() >= 0 && m.rank() != 2) ||
+          (m.elem_type() != TFH_TYPE_UNDEFINED && m.elem_type() != TFH_TYPE_INT32))
+        refuse("Attention on CUDA: only a raw int32 [batch, total] mask");
+    }
+    if (n.num_inputs() > 5 && n.input(5)) refuse("Attention on CUDA: attention_bias");
+    if (n.num_inputs() > 1 && n.input(1) && n.input(1).rank() >= 0 && n.input(1).rank() != 2)
+      refuse("Attention on CUDA: weights are not 2-D");
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0), w = ctx.required(1), bias = ctx.input(2), mask = ctx.input(3),
