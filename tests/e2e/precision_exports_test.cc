@@ -10,6 +10,8 @@
 #include <onnx/shape_inference/implementation.h>
 
 #include <algorithm>
+#include <cctype>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -231,5 +233,54 @@ TEST(PrecisionConfigs, BertFp16Runs) {
     EXPECT_EQ(o.type().tensor_type().elem_type(), onnx::TensorProto::FLOAT) << o.name();
   expect_valid(out);
 }
+
+}  // namespace
+
+namespace {
+
+// Every export variant (tests/data/bert_variants: 4 families x opsets 11-17 x dynamic/static/sdpa;
+// tests/data/gpt2_variants: past, float mask, int32 inputs, HF layout, no past x opsets 11-17)
+// through --float16 --input_int32: ONNX's checker and strict shape inference accept the result,
+// and tfhost compare finds it within the float16 tolerance of the float32 export.
+std::vector<std::string> all_variants() {
+  std::vector<std::string> v;
+  for (const char* dir : {"bert_variants", "gpt2_variants"}) {
+    std::error_code ec;
+    const std::string root = std::string(TFH_SOURCE_DIR "/tests/data/") + dir;
+    for (const auto& e : std::filesystem::directory_iterator(root, ec))
+      if (e.is_directory()) v.push_back(std::string(dir) + "/" + e.path().filename().string());
+  }
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+class Float16Variants : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Float16Variants, ValidAndWithinTolerance) {
+  const std::string& name = GetParam();
+  const std::string dir = std::string(TFH_SOURCE_DIR "/tests/data/") + name;
+  const bool gpt2 = name.rfind("gpt2", 0) == 0;
+  TempDir tmp;
+  const std::string out = tmp / "fp16.onnx";
+  const auto r = tfhost({"optimize", "--input", dir + "/model.onnx", "--output", out,
+                         "--model_type", gpt2 ? "gpt2" : "bert", "--float16", "--input_int32"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  expect_valid(out);
+  std::vector<std::string> cmp = {"compare", "--baseline_model", dir + "/model.onnx",
+                                  "--optimized_model", out, "--model_type",
+                                  gpt2 ? "gpt2" : "bert", "--samples", "2", "-b", "2"};
+  const bool past = gpt2 && name.find("nopast") == std::string::npos;
+  for (const std::string& a : split(past ? "-s 4 --past_sequence_length 4" : "-s 8")) cmp.push_back(a);
+  const auto c = tfhost(cmp);
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Exports, Float16Variants, ::testing::ValuesIn(all_variants()),
+                         [](const ::testing::TestParamInfo<std::string>& i) {
+                           std::string n = i.param;
+                           for (char& ch : n)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return n;
+                         });
 
 }  // namespace
