@@ -95,10 +95,43 @@ int main(int argc, char** argv) {
     auto t = [&](const char* name, const std::function<void()>& f) {
       rows.push_back({name, time_ms(f, iters, s)});
     };
-    t("QKV GEMM + bias", [&] {
-      gemm.run(h, M, 3 * H, H, x.p, wqkv.p, false, qkv.p, Epilogue::Bias, bias.p, ws.p,
-               LtGemm::kWorkspaceBytes, s);
-    });
+    // One transformer layer over `m` token rows: its six kernels timed, printed, summed.
+    auto layer = [&](const char* title, int64_t m, const char* attn_name,
+                     const std::function<void()>& attn, float eps) {
+      rows.clear();
+      t("QKV GEMM + bias", [&] {
+        gemm.run(h, m, 3 * H, H, x.p, wqkv.p, false, qkv.p, Epilogue::Bias, bias.p, ws.p,
+                 LtGemm::kWorkspaceBytes, s);
+      });
+      t(attn_name, attn);
+      t("output GEMM + bias", [&] {
+        gemm.run(h, m, H, H, ctx.p, wo.p, false, y.p, Epilogue::Bias, bias.p, ws.p,
+                 LtGemm::kWorkspaceBytes, s);
+      });
+      t("SkipLayerNorm", [&] {
+        layer_norm(h, y.p, x.p, nullptr, gamma.p, gamma.p, eps, y.p, nullptr, m, H, s);
+      });
+      t("FFN1 GEMM + bias + GELU", [&] {
+        gemm.run(h, m, I, H, y.p, w1.p, false, ff.p, Epilogue::BiasGelu, bias.p, ws.p,
+                 LtGemm::kWorkspaceBytes, s);
+      });
+      t("FFN2 GEMM + bias", [&] {
+        gemm.run(h, m, H, I, ff.p, w2.p, false, x.p, Epilogue::Bias, bias.p, ws.p,
+                 LtGemm::kWorkspaceBytes, s);
+      });
+      t("SkipLayerNorm", [&] {
+        layer_norm(h, x.p, y.p, nullptr, gamma.p, gamma.p, eps, x.p, nullptr, m, H, s);
+      });
+      std::printf("%s (median of %d):\n", title, iters);
+      double total = 0;
+      for (const Row& r : rows) {
+        std::printf("  %-28s %8.4f ms\n", r.name, r.ms);
+        total += r.ms;
+      }
+      return total;
+    };
+
+    // ---- BERT-base layer, fp16, over B x S tokens
     AttentionArgs a;
     a.type = h;
     a.q = qkv.p;
@@ -107,82 +140,32 @@ int main(int argc, char** argv) {
     a.v = static_cast<char*>(kv.p) + B * N * S * D * 2;
     a.out = ctx.p;
     a.batch = B, a.heads = N, a.seq = S, a.total = S, a.head_size = D;
-    t("attention (fused, S x S)", [&] { attention(a, s); });
-    t("output GEMM + bias", [&] {
-      gemm.run(h, M, H, H, ctx.p, wo.p, false, y.p, Epilogue::Bias, bias.p, ws.p,
-               LtGemm::kWorkspaceBytes, s);
-    });
-    t("SkipLayerNorm", [&] {
-      layer_norm(h, y.p, x.p, nullptr, gamma.p, gamma.p, 1e-12f, y.p, nullptr, M, H, s);
-    });
-    t("FFN1 GEMM + bias + GELU", [&] {
-      gemm.run(h, M, I, H, y.p, w1.p, false, ff.p, Epilogue::BiasGelu, bias.p, ws.p,
-               LtGemm::kWorkspaceBytes, s);
-    });
-    t("FFN2 GEMM + bias", [&] {
-      gemm.run(h, M, H, I, ff.p, w2.p, false, x.p, Epilogue::Bias, bias.p, ws.p,
-               LtGemm::kWorkspaceBytes, s);
-    });
-    t("SkipLayerNorm", [&] {
-      layer_norm(h, x.p, y.p, nullptr, gamma.p, gamma.p, 1e-12f, x.p, nullptr, M, H, s);
-    });
-    double layer = 0;
-    std::printf("BERT-base layer, fp16, batch %lld, sequence %lld (median of %d):\n",
-                static_cast<long long>(B), static_cast<long long>(S), iters);
-    for (const Row& r : rows) {
-      std::printf("  %-28s %8.4f ms\n", r.name, r.ms);
-      layer += r.ms;
-    }
+    char title[160];
+    std::snprintf(title, sizeof title, "BERT-base layer, fp16, batch %lld, sequence %lld",
+                  static_cast<long long>(B), static_cast<long long>(S));
+    const double bert = layer(title, M, "attention (fused, S x S)", [&] { attention(a, s); }, 1e-12f);
     std::printf("  %-28s %8.4f ms  (x12 layers: %.3f ms, kernels only, no launch gaps)\n",
-                "layer", layer, 12 * layer);
+                "layer", bert, 12 * bert);
 
-    // ---- GPT-2 decode step, fp16: per layer QKV GEMM, decode attention over P + 1, out GEMM,
-    // SkipLN, FFN; plus the LM head (50257 x 768).
-    rows.clear();
+    // ---- GPT-2 decode step, fp16: 12 layers over B tokens (decode attention over P + 1) and
+    // the LM head (50257 x 768).
     const int64_t V = 50257;
     Buf lm(V * H * 2), logits(B * V * 2), kv2(2 * B * N * (P + 1) * D * 2);
-    t("QKV GEMM + bias", [&] {
-      gemm.run(h, B, 3 * H, H, x.p, wqkv.p, false, qkv.p, Epilogue::Bias, bias.p, ws.p,
-               LtGemm::kWorkspaceBytes, s);
-    });
     AttentionArgs d = a;
     d.seq = 1;
     d.total = P + 1;
     d.k = kv2.p;
     d.v = static_cast<char*>(kv2.p) + B * N * (P + 1) * D * 2;
     d.causal = true;
-    t("decode attention", [&] { decode_attention(d, s); });
-    t("output GEMM + bias", [&] {
-      gemm.run(h, B, H, H, ctx.p, wo.p, false, y.p, Epilogue::Bias, bias.p, ws.p,
-               LtGemm::kWorkspaceBytes, s);
-    });
-    t("SkipLayerNorm", [&] {
-      layer_norm(h, y.p, x.p, nullptr, gamma.p, gamma.p, 1e-5f, y.p, nullptr, B, H, s);
-    });
-    t("FFN1 GEMM + bias + GELU", [&] {
-      gemm.run(h, B, I, H, y.p, w1.p, false, ff.p, Epilogue::BiasGelu, bias.p, ws.p,
-               LtGemm::kWorkspaceBytes, s);
-    });
-    t("FFN2 GEMM + bias", [&] {
-      gemm.run(h, B, H, I, ff.p, w2.p, false, x.p, Epilogue::Bias, bias.p, ws.p,
-               LtGemm::kWorkspaceBytes, s);
-    });
-    t("SkipLayerNorm", [&] {
-      layer_norm(h, x.p, y.p, nullptr, gamma.p, gamma.p, 1e-5f, x.p, nullptr, B, H, s);
-    });
-    layer = 0;
-    std::printf("GPT-2 decode step, fp16, batch %lld, past %lld (median of %d):\n",
-                static_cast<long long>(B), static_cast<long long>(P), iters);
-    for (const Row& r : rows) {
-      std::printf("  %-28s %8.4f ms\n", r.name, r.ms);
-      layer += r.ms;
-    }
+    std::snprintf(title, sizeof title, "GPT-2 decode step, fp16, batch %lld, past %lld",
+                  static_cast<long long>(B), static_cast<long long>(P));
+    const double gpt2 = layer(title, B, "decode attention", [&] { decode_attention(d, s); }, 1e-5f);
     const double head = time_ms([&] {
       gemm.run(h, B, V, H, x.p, lm.p, true, logits.p, Epilogue::None, nullptr, ws.p,
                LtGemm::kWorkspaceBytes, s);
     }, iters, s);
     std::printf("  %-28s %8.4f ms\n", "LM head GEMM (50257)", head);
-    std::printf("  %-28s %8.4f ms  (12 layers + LM head, kernels only)\n", "step", 12 * layer + head);
+    std::printf("  %-28s %8.4f ms  (12 layers + LM head, kernels only)\n", "step", 12 * gpt2 + head);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -25,23 +25,6 @@ const char* const kAbout =
 
 }  // namespace
 
-namespace {
-// FLOAT16 or BFLOAT16 when the model holds such weights or takes/returns such tensors (a
-// converted model; bfloat16 wins, it is the less precise), else 0.
-int32_t reduced_precision(const ir::Model& m) {
-  int32_t found = 0;
-  auto see = [&](const std::vector<ir::Value*>& values) {
-    for (const ir::Value* v : values) {
-      if (v->elem_type() == onnx::TensorProto::BFLOAT16) found = onnx::TensorProto::BFLOAT16;
-      if (v->elem_type() == onnx::TensorProto::FLOAT16 && !found) found = onnx::TensorProto::FLOAT16;
-    }
-  };
-  see(m.graph().initializers());
-  see(m.graph().inputs());
-  see(m.graph().outputs());
-  return found;
-}
-}  // namespace
 
 int compare_command(const std::vector<std::string>& args, const GlobalOptions& global) {
   GlobalOptions local;
@@ -90,7 +73,7 @@ int compare_command(const std::vector<std::string>& args, const GlobalOptions& g
             << " nodes)\noptimized: " << opt_path << " (" << opt.model().graph().num_nodes()
             << " nodes)\ninputs: " << base.generator() << ", batch " << ro.batch << ", sequence "
             << ro.sequence << ", past " << ro.past << ", " << samples << " samples\n";
-  const int32_t reduced = reduced_precision(opt.model());
+  const int32_t reduced = runtime::reduced_precision(opt.model());
   const double reduced_tol = reduced == onnx::TensorProto::BFLOAT16 ? 5e-2 : 2e-2;
   if (!rtol_given) rtol = reduced ? reduced_tol : 1e-3;
   if (!atol_given) atol = reduced ? reduced_tol : 1e-4;

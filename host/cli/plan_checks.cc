@@ -12,17 +12,6 @@
 #include "kernels/common/device_info.h"
 
 namespace tfh::cli {
-namespace {
-
-bool has_float16(const ir::Model& m) {
-  const ir::Graph& g = m.graph();
-  for (const auto* list : {&g.inputs(), &g.outputs(), &g.initializers()})
-    for (const ir::Value* v : *list)
-      if (v->elem_type() == TFH_TYPE_FLOAT16) return true;
-  return false;
-}
-
-}  // namespace
 
 TfhDevice checks_device(pipeline::Device d) {
   if (d == pipeline::Device::Cuda) return TFH_DEVICE_CUDA;
@@ -43,9 +32,13 @@ int run_plan_checks(const pipeline::Plan& plan, const plugin::Registry& registry
   so.device = checks_device(plan.device);
   if (plan.verify) {
     const pipeline::VerifyPlan& v = *plan.verify;
-    const bool fp16 = has_float16(*saved);
-    const double tol = fp16 ? v.tolerance_fp16.value_or(v.generator->desc->tolerance_fp16)
-                            : v.tolerance_fp32.value_or(v.generator->desc->tolerance_fp32);
+    // A float16 model: the generator's float16 tolerance; bfloat16 (8 bits of precision): at
+    // least 5e-2, as tfhost compare uses.
+    const int32_t reduced = runtime::reduced_precision(*saved);
+    const bool fp16 = reduced != 0;
+    double tol = fp16 ? v.tolerance_fp16.value_or(v.generator->desc->tolerance_fp16)
+                      : v.tolerance_fp32.value_or(v.generator->desc->tolerance_fp32);
+    if (reduced == onnx::TensorProto::BFLOAT16 && !v.tolerance_fp16) tol = std::max(tol, 5e-2);
     const runtime::KernelRegistry kernels(registry);
     runtime::Session base(static_cast<const ir::Model&>(*original), kernels, so),
         opt(static_cast<const ir::Model&>(*saved), kernels, so);
@@ -63,7 +56,10 @@ int run_plan_checks(const pipeline::Plan& plan, const plugin::Registry& registry
     out << "verify: " << (cmp.all_passed() ? "PASS" : "FAIL") << ": " << cmp.passed() << "/"
         << cmp.samples() << " samples (" << v.generator->name << ", "
         << pipeline::format_params(v.params) << ") within " << std::defaultfloat << std::setprecision(3) << tol
-        << (fp16 ? " (float16 tolerance)" : "") << "; max abs diff " << worst << "\n";
+        << (reduced == onnx::TensorProto::BFLOAT16 ? " (bfloat16 tolerance)"
+            : fp16                                 ? " (float16 tolerance)"
+                                                   : "")
+        << "; max abs diff " << worst << "\n";
     for (const auto& o : cmp.outputs()) {
       out << "  " << o.name << ": max abs diff " << o.max_abs;
       if (o.scores)

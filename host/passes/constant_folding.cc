@@ -14,15 +14,6 @@
 #include "host/util/error.h"
 
 namespace tfh::passes {
-namespace {
-
-bool deterministic(const ir::Node& n) {
-  const std::string& op = n.op_type();
-  return op.rfind("Random", 0) != 0 && op != "Bernoulli" && op != "Multinomial" &&
-         op.rfind("Sequence", 0) != 0 && op != "SplitToSequence" && op != "Dropout";
-}
-
-}  // namespace
 
 size_t constant_folding(ir::Model& model, size_t max_bytes) {
   ir::Graph& g = model.graph();
@@ -38,7 +29,7 @@ size_t constant_folding(ir::Model& model, size_t max_bytes) {
   std::set<const ir::Node*> fold;
   for (const auto& up : g.nodes()) {
     const ir::Node& n = *up;
-    if (!deterministic(n) || !n.implicit_inputs().empty() || n.outputs().empty()) continue;
+    if (!runtime::foldable(n) || !n.implicit_inputs().empty() || n.outputs().empty()) continue;
     bool all = true;
     for (const ir::Value* v : n.inputs()) all = all && (!v || constant.count(v));
     for (const auto& a : n.attributes())

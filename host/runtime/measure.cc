@@ -138,4 +138,18 @@ std::vector<std::pair<std::string, const HostTensor*>> feeds_for(
   return out;
 }
 
+int32_t reduced_precision(const ir::Model& m) {
+  int32_t found = 0;
+  auto see = [&](const std::vector<ir::Value*>& values) {
+    for (const ir::Value* v : values) {
+      if (v->elem_type() == onnx::TensorProto::BFLOAT16) found = onnx::TensorProto::BFLOAT16;
+      if (v->elem_type() == onnx::TensorProto::FLOAT16 && !found) found = onnx::TensorProto::FLOAT16;
+    }
+  };
+  see(m.graph().initializers());
+  see(m.graph().inputs());
+  see(m.graph().outputs());
+  return found;
+}
+
 }  // namespace tfh::runtime

@@ -21,6 +21,11 @@ struct Latency {
 Latency time_runs(Session& s, const std::vector<std::pair<std::string, const HostTensor*>>& feeds,
                   int warmup, int samples);
 
+// FLOAT16 or BFLOAT16 when the model holds such weights or takes/returns such tensors (a
+// converted model; bfloat16 wins, being the less precise), else 0: what compare and verify
+// choose their tolerances by.
+int32_t reduced_precision(const ir::Model& m);
+
 // A copy of `t` in element type `type` (int64 ids -> int32, float -> float16, ...).
 std::unique_ptr<HostTensor> convert_tensor(const HostTensor& t, TfhDataType type);
 

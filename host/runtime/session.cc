@@ -117,15 +117,13 @@ std::string node_label(const ir::Node& n) {
   return describe(n) + " (" + (n.domain().empty() ? "" : n.domain() + ".") + n.op_type() + ")";
 }
 
-// Whether a node whose inputs are all constants may be computed once at plan time: not random
-// ops, and not ops that make sequence values (those live only inside a run).
+}  // namespace
+
 bool foldable(const ir::Node& n) {
   const std::string& op = n.op_type();
   return op.rfind("Random", 0) != 0 && op != "Bernoulli" && op != "Multinomial" &&
          op != "Dropout" && op.rfind("Sequence", 0) != 0 && op != "SplitToSequence";
 }
-
-}  // namespace
 
 std::unique_ptr<HostTensor> make_tensor(TfhDataType type, std::vector<int64_t> dims) {
   auto t = std::make_unique<HostTensor>();

@@ -19,6 +19,11 @@ namespace tfh::runtime {
 
 using plugin::HostTensor;
 
+// Whether a node whose inputs are all constants may be computed once, ahead of any run: not
+// random ops, and not ops that make sequence values (those live only inside a run). The session
+// folds such nodes at plan time; core.constant_folding stores them in the model.
+bool foldable(const ir::Node& n);
+
 // A tensor that owns its bytes (inputs given to run(), outputs returned from it).
 std::unique_ptr<HostTensor> make_tensor(TfhDataType type, std::vector<int64_t> dims);
 // An owned copy of `t`.

@@ -249,7 +249,6 @@ class PackedGemm {
   virtual ~PackedGemm() = default;
   virtual void run(const float* a, int64_t m, float* c) = 0;
 };
-std::unique_ptr<PackedGemm> pack_weights(const float* w, int64_t k, int64_t n);
 // A constant 2-D float, float16 or bfloat16 weight [k, n], packed as float (16-bit weights are
 // widened once here instead of on every run); null for anything else, or when the float copy
 // would pass `max_float_bytes`.

@@ -765,10 +765,6 @@ struct Einsum {
 
 }  // namespace
 
-std::unique_ptr<PackedGemm> pack_weights(const float* w, int64_t k, int64_t n) {
-  return std::make_unique<PackedWeights>(w, k, n);
-}
-
 std::unique_ptr<PackedGemm> pack_constant_weights(const TensorView& w, size_t max_float_bytes) {
   if (!w || !is_float_like(w.dtype()) || w.rank() != 2 || w.size() == 0 ||
       4 * w.size() > max_float_bytes)

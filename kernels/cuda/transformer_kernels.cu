@@ -80,41 +80,36 @@ __global__ void gelu_kernel(const T* x, const T* bias, T* y, int64_t n, int64_t 
 
 // ---- block reductions -----------------------------------------------------------------------------
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+struct SumOp {
+  static constexpr float kIdentity = 0.f;
+  __device__ __forceinline__ float operator()(float a, float b) const { return a + b; }
+};
+struct MaxOp {
+  static constexpr float kIdentity = -INFINITY;
+  __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+template <typename Op>
+__device__ __forceinline__ float warp_reduce(float v, Op op) {
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-// Every thread of the block gets the block's sum (or max). `shared`: 32 floats.
-__device__ float block_sum(float v, float* shared) {
+// Every thread of the block gets the block's reduction of v. `shared`: 32 floats.
+template <typename Op>
+__device__ float block_reduce(float v, float* shared, Op op) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = warp_sum(v);
+  v = warp_reduce(v, op);
   __syncthreads();
   if (lane == 0) shared[warp] = v;
   __syncthreads();
   const int warps = (blockDim.x + 31) >> 5;
-  v = threadIdx.x < warps ? shared[threadIdx.x] : 0.f;
-  if (warp == 0) v = warp_sum(v);
+  v = threadIdx.x < warps ? shared[threadIdx.x] : Op::kIdentity;
+  if (warp == 0) v = warp_reduce(v, op);
   if (threadIdx.x == 0) shared[0] = v;
   __syncthreads();
   return shared[0];
 }
-__device__ float block_max(float v, float* shared) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = warp_max(v);
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  const int warps = (blockDim.x + 31) >> 5;
-  v = threadIdx.x < warps ? shared[threadIdx.x] : -INFINITY;
-  if (warp == 0) v = warp_max(v);
-  if (threadIdx.x == 0) shared[0] = v;
-  __syncthreads();
-  return shared[0];
-}
+__device__ float block_sum(float v, float* shared) { return block_reduce(v, shared, SumOp()); }
+__device__ float block_max(float v, float* shared) { return block_reduce(v, shared, MaxOp()); }
 
 // ---- layer norm / softmax: one block per row --------------------------------------------------------
 

@@ -148,6 +148,23 @@ class Dev {
   int elem_;
 };
 
+// A key mask (0/1 values) as device int32.
+class DevMask {
+ public:
+  explicit DevMask(const Floats& mask) {
+    std::vector<int32_t> v(mask.begin(), mask.end());
+    check(cudaMalloc(&p_, std::max<size_t>(v.size(), 1) * 4), "cudaMalloc");
+    check(cudaMemcpy(p_, v.data(), v.size() * 4, cudaMemcpyHostToDevice), "upload");
+  }
+  ~DevMask() { cudaFree(p_); }
+  DevMask(const DevMask&) = delete;
+  DevMask& operator=(const DevMask&) = delete;
+  const int32_t* get() const { return static_cast<const int32_t*>(p_); }
+
+ private:
+  void* p_ = nullptr;
+};
+
 float max_diff(const Floats& a, const Floats& b) {
   EXPECT_EQ(a.size(), b.size());
   float m = 0;
@@ -326,11 +343,7 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
               a->set_i(1);
             }
           });
-      std::vector<int32_t> mask_i(mask.begin(), mask.end());
-      void* mask_mem = nullptr;
-      check(cudaMalloc(&mask_mem, mask_i.size() * 4), "mask");
-      int32_t* dmask = static_cast<int32_t*>(mask_mem);
-      check(cudaMemcpy(dmask, mask_i.data(), mask_i.size() * 4, cudaMemcpyHostToDevice), "mask");
+      DevMask dmask(mask);
       Dev dq(q, elem), dk(k, elem), dv(v, elem), dy(q.size(), elem);
       AttentionArgs a;
       a.type = type_of(elem);
@@ -339,7 +352,7 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
       a.k = dk.get();
       a.v = dv.get();
       a.out = dy.get();
-      a.key_mask = dmask;
+      a.key_mask = dmask.get();
       a.batch = c.B, a.heads = c.N, a.seq = c.S, a.total = c.T, a.head_size = c.D;
       a.causal = c.causal;
       attention(a, nullptr);
@@ -350,7 +363,6 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
         decode_attention(a, nullptr);
         EXPECT_LT(max_diff(dy2.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
       }
-      cudaFree(dmask);
     }
 }
 
@@ -399,17 +411,14 @@ TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
                                      a->set_i(1);
                                    }
                                  });
-      std::vector<int32_t> mask_i(mask.begin(), mask.end());
-      void* dmask = nullptr;
-      check(cudaMalloc(&dmask, mask_i.size() * 4), "mask");
-      check(cudaMemcpy(dmask, mask_i.data(), mask_i.size() * 4, cudaMemcpyHostToDevice), "mask");
+      DevMask dmask(mask);
       Dev dx(x, elem), dw(w, elem), db(bias, elem), dpast(past, elem),
           dpresent(2 * c.B * c.N * T * c.D, elem), dy(x.size(), elem),
           dqkv(c.B * c.S * 3 * H, elem);
       AttentionOpArgs a;
       a.type = type_of(elem);
       a.x = dx.get(), a.weights = dw.get(), a.bias = db.get();
-      a.mask = c.masked ? static_cast<const int32_t*>(dmask) : nullptr;
+      a.mask = c.masked ? dmask.get() : nullptr;
       a.past = c.P > 0 ? dpast.get() : nullptr;
       a.present = dpresent.get(), a.out = dy.get(), a.qkv_scratch = dqkv.get();
       a.batch = c.B, a.seq = c.S, a.past_len = c.P, a.hidden = H, a.heads = c.N, a.head_size = c.D;
@@ -418,7 +427,6 @@ TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
       const float t = elem == F16 ? 3e-2f : 1e-3f;
       EXPECT_LT(max_diff(dy.read(), want[0]), t);
       EXPECT_LT(max_diff(dpresent.read(), want[1]), t);
-      cudaFree(dmask);
     }
   cudaFree(ws);
 }

@@ -129,9 +129,11 @@ TEST_P(Float16Exports, BFloat16FromAConfig) {
   tfh::test::write_file(cfg, std::string("version: 1\nmodel: {path: ") + dir + "/model.onnx, family: " +
                                  c.type + "}\noutput: " + out +
                                  "\npipeline:\n  - preset: " + c.type +
-                                 "\n  - pass: core.bfloat16\n    with: {keep_io_types: true}\n");
+                                 "\n  - pass: core.bfloat16\n    with: {keep_io_types: true}\n" +
+                                 "verify: {samples: 2}\n");
   const auto r = tfhost({"run", cfg});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("(bfloat16 tolerance)"), std::string::npos) << r.out;  // verify knew it
   expect_valid(out);
   EXPECT_GT(initializer_types(out)[onnx::TensorProto::BFLOAT16], 8);
   std::vector<std::string> cmp = {"compare", "--baseline_model", dir + "/model.onnx",
