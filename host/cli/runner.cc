@@ -5,10 +5,11 @@
 #include <fstream>
 
 #include "host/util/error.h"
+#include "kernels/common/device_info.h"
 
 namespace tfh::cli {
 
-void add_run_options(po::options_description& opts, RunOptions& o) {
+void add_run_options(po::options_description& opts, RunOptions& o, bool io_binding) {
   // clang-format off
   opts.add_options()
       ("batch_size,b", po::value<int64_t>(&o.batch)->default_value(1), "batch size")
@@ -20,7 +21,15 @@ void add_run_options(po::options_description& opts, RunOptions& o) {
       ("dummy_inputs", po::value<std::string>(&o.dummy_inputs),
        "input generator (or model type) to use; default: the model type's, else core.inputs")
       ("seed", po::value<uint64_t>(&o.seed)->default_value(0), "random seed of the inputs")
-      ("use_gpu", po::bool_switch(&o.use_gpu), "run on the GPU (CUDA build and GPU needed): CUDA kernels where they exist, the CPU for the rest");
+      ("use_gpu", po::bool_switch(&o.use_gpu), "run on the GPU (CUDA build and GPU needed): CUDA kernels where they exist, the CPU for the rest")
+      ("cuda_graph", po::bool_switch(&o.cuda_graph),
+       "with --use_gpu: capture the device work of a run into a CUDA graph on the second run with "
+       "the same input shapes and replay it after that (runs that move values between CPU and "
+       "GPU mid-run stay eager, and the report says why)");
+  if (io_binding)
+    opts.add_options()("io_binding", po::bool_switch(&o.io_binding),
+                       "with --use_gpu: put the inputs on the GPU once and leave the outputs there "
+                       "(times the model alone, as ONNX Runtime's IO binding does)");
   // clang-format on
 }
 
@@ -29,6 +38,9 @@ void check_run_options(const std::string& sub, const RunOptions& o) {
     throw UsageError(sub,
                      "--batch_size and --sequence_length must be > 0, --past_sequence_length >= 0");
   if (o.threads < 0) throw UsageError(sub, "--threads must be >= 0");
+  if ((o.cuda_graph || o.io_binding) && !o.use_gpu)
+    throw UsageError(sub, std::string(o.cuda_graph ? "--cuda_graph" : "--io_binding") +
+                              " needs --use_gpu");
   if (o.use_gpu) pipeline::check_device(pipeline::Device::Cuda, "--use_gpu", "leave out --use_gpu");
 }
 
@@ -43,6 +55,9 @@ ModelRunner::ModelRunner(const plugin::Registry& registry, const runtime::Kernel
   so.threads = o.threads;
   so.profile = profile;
   so.device = o.use_gpu ? TFH_DEVICE_CUDA : TFH_DEVICE_CPU;
+  so.cuda_graph = o.cuda_graph;
+  use_gpu_ = o.use_gpu;
+  cuda_graph_ = o.cuda_graph;
   so.release_consumed_constants = true;  // the model is loaded only to run it
   session_ = std::make_unique<runtime::Session>(*model_, kernels, so);
   plan_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -53,6 +68,18 @@ ModelRunner::ModelRunner(const plugin::Registry& registry, const runtime::Kernel
   req.seed = o.seed;
   inputs_ = runtime::make_inputs(registry, gen, *model_, req);
   feeds_ = runtime::feeds_of(inputs_);
+}
+
+std::string ModelRunner::device_text() const {
+  if (!use_gpu_) return "CPU";
+  std::string d = "GPU (" + kernels::describe_devices() + ")";
+  if (cuda_graph_) {
+    const runtime::GraphStats g = session_->graph_stats();
+    d += ", CUDA graphs: " + std::to_string(g.captured) + " captured, " +
+         std::to_string(g.replays) + " replayed runs";
+    if (!g.refused.empty()) d += " (not capturable: " + g.refused + ")";
+  }
+  return d;
 }
 
 size_t peak_rss_bytes() {

@@ -19,11 +19,14 @@ struct RunOptions {
   uint64_t seed = 0;
   std::string model_type, dummy_inputs;
   bool use_gpu = false;
+  bool cuda_graph = false;  // with use_gpu: repeated shapes replay as CUDA graphs
+  bool io_binding = false;  // with use_gpu: inputs put on the GPU once, outputs left there
 };
 
 // --batch_size/-b --sequence_length/-s --past_sequence_length --threads/-t --model_type
-// --dummy_inputs --seed --use_gpu.
-void add_run_options(po::options_description& opts, RunOptions& o);
+// --dummy_inputs --seed --use_gpu --cuda_graph (and --io_binding when `io_binding`: the commands
+// that only time runs).
+void add_run_options(po::options_description& opts, RunOptions& o, bool io_binding = false);
 // Usage errors for out-of-range values; --use_gpu needs a CUDA build and a GPU.
 void check_run_options(const std::string& sub, const RunOptions& o);
 
@@ -40,6 +43,8 @@ class ModelRunner {
   }
   const std::string& generator() const { return generator_; }
   double plan_seconds() const { return plan_s_; }
+  // "CPU", or "GPU (<name>), CUDA graphs ..." for the report of a run.
+  std::string device_text() const;
 
  private:
   std::unique_ptr<ir::Model> model_;
@@ -48,6 +53,7 @@ class ModelRunner {
   std::vector<std::pair<std::string, const runtime::HostTensor*>> feeds_;
   std::string generator_;
   double plan_s_ = 0;
+  bool use_gpu_ = false, cuda_graph_ = false;
 };
 
 // Peak resident set size of this process in bytes (VmHWM), 0 if unknown.

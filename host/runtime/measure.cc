@@ -26,12 +26,16 @@ double percentile(const std::vector<double>& sorted, double p) {
 
 Latency time_runs(Session& s, const std::vector<std::pair<std::string, const HostTensor*>>& feeds,
                   int warmup, int samples) {
-  for (int i = 0; i < warmup; ++i) s.run(feeds);
+  return time_calls([&] { s.run(feeds); }, warmup, samples);
+}
+
+Latency time_calls(const std::function<void()>& once, int warmup, int samples) {
+  for (int i = 0; i < warmup; ++i) once();
   std::vector<double> ms;
   ms.reserve(samples);
   for (int i = 0; i < samples; ++i) {
     const auto a = std::chrono::steady_clock::now();
-    s.run(feeds);
+    once();
     ms.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
   }

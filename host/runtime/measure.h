@@ -2,6 +2,7 @@
 // models' outputs sample by sample (max difference, allclose pass rate, top-1 agreement).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -20,6 +21,8 @@ struct Latency {
 // `warmup` untimed runs, then `samples` timed ones.
 Latency time_runs(Session& s, const std::vector<std::pair<std::string, const HostTensor*>>& feeds,
                   int warmup, int samples);
+// The same for any call (a run with IO binding, which also waits for the GPU).
+Latency time_calls(const std::function<void()>& once, int warmup, int samples);
 
 // FLOAT16 or BFLOAT16 when the model holds such weights or takes/returns such tensors (a
 // converted model; bfloat16 wins, being the less precise), else 0: what compare and verify

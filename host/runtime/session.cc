@@ -117,6 +117,11 @@ std::string node_label(const ir::Node& n) {
   return describe(n) + " (" + (n.domain().empty() ? "" : n.domain() + ".") + n.op_type() + ")";
 }
 
+// Why a run could not be captured into a CUDA graph (the session then runs eagerly).
+struct GraphRefused : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace
 
 bool foldable(const ir::Node& n) {
@@ -164,9 +169,28 @@ struct Session::Impl {
   // kept for the session's life).
   bool cuda = false;
   void* stream = nullptr;
+  std::shared_ptr<void> stream_owner;  // owns `stream`; DeviceTensors handed out hold it too
   std::unique_ptr<BufferPool> dev_pool;
   std::vector<char> on_dev;
   std::vector<HostTensor> dev_const;
+  // Per run, per slot: a copy of the value on the other side (device for a host value, host for
+  // a device one), made for its first reader there and shared by the rest; gone with the value.
+  std::vector<HostTensor> mirror;
+  std::vector<char> mirrored;
+  // CUDA graphs, one per set of input shapes: the fixed device buffers the inputs are copied
+  // into, the executable graph once captured, and where it leaves the outputs.
+  struct Graph {
+    bool warmed = false;  // an eager run with these shapes has happened
+    void* exec = nullptr;
+    std::map<int, HostTensor> inputs;  // slot -> its device buffer
+    std::vector<HostTensor> outputs;   // per graph output: its device bytes (pool blocks)
+    ~Graph();
+  };
+  std::map<std::vector<int64_t>, std::unique_ptr<Graph>> graphs;
+  static constexpr size_t kMaxGraphs = 16;
+  bool capturing = false;
+  GraphStats graph_stats;
+  std::vector<char> replayed;  // output slots whose bytes are a graph's, not the pool's
   // Per run: the tensor each slot currently holds (activations point into the pool).
   std::vector<HostTensor> act;
   std::vector<const HostTensor*> live;
@@ -203,19 +227,51 @@ struct Session::Impl {
   ~Impl() {
     for (Step& s : steps) destroy_states(s);
 #ifdef TFH_HAVE_CUDA
+    graphs.clear();
     for (HostTensor& t : dev_const)
       if (t.data) kernels::cuda::device_free(const_cast<void*>(t.data));
     dev_pool.reset();
-    kernels::cuda::stream_destroy(stream);
 #endif
   }
   // The pool a slot's buffer belongs to in this run.
   BufferPool& pool_of(int slot) { return cuda && on_dev[slot] ? *dev_pool : pool; }
+  // Gives back a device graph output's buffer once it has been copied out (not a graph input's,
+  // nor bytes a replayed graph owns).
   void release_slot(int k) {
-    if (act[k].data) pool_of(k).release(const_cast<void*>(act[k].data));
+    if (act[k].data && slots[k].kind == SlotKind::Activation && !replayed[k] && !donated[k])
+      pool_of(k).release(const_cast<void*>(act[k].data));
     act[k].data = nullptr;
     on_dev[k] = 0;
+    replayed[k] = 0;
   }
+  void release_mirror(int k) {
+    if (!mirrored[k]) return;
+    // The copy lives on the other side of the value.
+    (on_dev[k] ? pool : *dev_pool).release(const_cast<void*>(mirror[k].data));
+    mirror[k].data = nullptr;
+    mirrored[k] = 0;
+  }
+  // After a run that failed: every buffer back, nothing left bound.
+  void abandon_run() {
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const int k = static_cast<int>(i);
+      if (cuda) release_mirror(k);
+      if (slots[k].kind == SlotKind::Activation && act[k].data && !donated[k] &&
+          !(cuda && replayed[k]))
+        pool_of(k).release(const_cast<void*>(act[k].data));
+      act[k].data = nullptr;
+      if (cuda) on_dev[k] = replayed[k] = 0;
+      donated[k] = false;
+      seqs[k].clear();
+      is_seq[k] = false;
+    }
+    std::fill(owned_outputs.begin(), owned_outputs.end(), nullptr);
+  }
+  // The graph for this run's input shapes (made on first sight); null once the cache is full.
+  Graph* graph_for(const std::vector<std::pair<int, const Feed*>>& bound);
+  DeviceTensor new_device_tensor(TfhDataType type, const std::vector<int64_t>& dims);
+  void run(Session& self, const std::vector<Feed>& feeds, bool outputs_on_device,
+           std::vector<std::unique_ptr<HostTensor>>* host_out, std::vector<DeviceTensor>* dev_out);
   // A constant's device copy (uploaded once).
   const HostTensor* device_constant(int k, const HostTensor& host);
   static void destroy_states(Step& s) {
@@ -430,15 +486,13 @@ class StepContext : public plugin::KernelContext {
   std::vector<AlignedBuffer> scratch_;
   std::vector<std::unique_ptr<HostTensor>> throwaway_;
   std::vector<const HostTensor*> staged_;      // CUDA sessions: the inputs as the kernel sees them
-  std::vector<HostTensor> staged_copies_;      // the copies among them (reserved: stable addresses)
-  std::vector<void*> dev_borrowed_, host_borrowed_;
+  std::vector<void*> dev_borrowed_;
   std::vector<std::unique_ptr<HostTensor>> borrowed_;
 };
 
 void StepContext::stage_inputs() {
 #ifdef TFH_HAVE_CUDA
   staged_.assign(step_.in.size(), nullptr);
-  staged_copies_.reserve(step_.in.size());
   bool downloaded = false;
   for (size_t i = 0; i < step_.in.size(); ++i) {
     const int k = step_.in[i];
@@ -453,25 +507,32 @@ void StepContext::stage_inputs() {
       continue;
     }
     if (step_.on_cuda && s_.slots[k].kind == SlotKind::Constant) {
+      if (s_.capturing && !s_.dev_const[k].data)
+        throw GraphRefused(node_label(*step_.node) + ": constant '" + s_.slots[k].value->name() +
+                           "' was not on the GPU before the capture");
       staged_[i] = s_.device_constant(k, *t);
       continue;
     }
-    staged_copies_.emplace_back();
-    HostTensor& c = staged_copies_.back();
-    c.set_shape(t->type, t->dims);
-    if (step_.on_cuda) {
-      void* p = s_.dev_pool->acquire(t->nbytes);
-      dev_borrowed_.push_back(p);
-      kernels::cuda::copy_to_device(p, t->data, t->nbytes, s_.stream);
-      c.data = p;
-    } else {
-      void* p = s_.pool.acquire(t->nbytes);
-      host_borrowed_.push_back(p);
-      kernels::cuda::copy_to_host(p, t->data, t->nbytes, s_.stream);
-      c.data = p;
-      downloaded = true;
+    if (!s_.mirrored[k]) {
+      // A graph replays device work only: a value crossing sides mid-run cannot be in one.
+      if (s_.capturing)
+        throw GraphRefused(node_label(*step_.node) + " runs on the " +
+                           (step_.on_cuda ? "GPU" : "CPU") + " and reads '" +
+                           s_.slots[k].value->name() + "', made on the " +
+                           (step_.on_cuda ? "CPU" : "GPU"));
+      HostTensor& c = s_.mirror[k];
+      c.set_shape(t->type, t->dims);
+      if (step_.on_cuda) {
+        c.data = s_.dev_pool->acquire(t->nbytes);
+        kernels::cuda::copy_to_device(const_cast<void*>(c.data), t->data, t->nbytes, s_.stream);
+      } else {
+        c.data = s_.pool.acquire(t->nbytes);
+        kernels::cuda::copy_to_host(const_cast<void*>(c.data), t->data, t->nbytes, s_.stream);
+        downloaded = true;
+      }
+      s_.mirrored[k] = 1;
     }
-    staged_[i] = &c;
+    staged_[i] = &s_.mirror[k];
   }
   if (downloaded) kernels::cuda::stream_sync(s_.stream);  // the host kernel reads them now
 #endif
@@ -481,9 +542,7 @@ void StepContext::release_borrowed() {
   // Device memory goes back in stream order: a later kernel that reuses it runs after this one.
   if (s_.dev_pool)
     for (void* p : dev_borrowed_) s_.dev_pool->release(p);
-  for (void* p : host_borrowed_) s_.pool.release(p);
   dev_borrowed_.clear();
-  host_borrowed_.clear();
 }
 
 const HostTensor* Session::Impl::device_constant(int k, const HostTensor& host) {
@@ -540,7 +599,9 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
     TFH_CHECK(kernels::cuda_device_count() > 0, "device cuda: no CUDA GPU is present (",
               kernels::describe_devices(), ")");
     s.cuda = true;
-    s.stream = kernels::cuda::stream_create();
+    s.stream_owner = std::shared_ptr<void>(kernels::cuda::stream_create(),
+                                           [](void* p) { kernels::cuda::stream_destroy(p); });
+    s.stream = s.stream_owner.get();
     s.dev_pool = std::make_unique<BufferPool>(kernels::cuda::device_alloc, [](void* p) {
       kernels::cuda::device_free(p);
     });
@@ -551,7 +612,7 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
     TFH_THROW("unknown device ", opts.device);
   }
   // Values computed from constants alone (folded at plan time, on the CPU, whatever the device).
-  std::set<const ir::Value*> constant;
+  std::set<const ir::Value*> constant, shape_values;
   for (const ir::Value* v : g.initializers())
     if (!v->is_graph_input()) constant.insert(v);
   for (const ir::Value* v : g.inputs()) {
@@ -572,14 +633,32 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
     if (from_constants)
       for (const ir::Value* v : n.outputs())
         if (v) constant.insert(v);
+    // Shape arithmetic (Shape/Size, and nodes computing from their results and constants alone)
+    // stays on the CPU: its values are a few integers that host kernels read, and moving them to
+    // the GPU and back would cost a wait per node (and keep the run out of a CUDA graph).
+    const bool is_onnx = n.domain().empty() || n.domain() == "ai.onnx";
+    bool shape_math = is_onnx && (n.op_type() == "Shape" || n.op_type() == "Size");
+    if (!shape_math) {
+      bool any = false, rest_constant = true;
+      for (const ir::Value* v : n.inputs()) {
+        if (!v) continue;
+        if (shape_values.count(v)) any = true;
+        else if (!constant.count(v)) rest_constant = false;
+      }
+      shape_math = any && rest_constant;
+    }
+    if (shape_math)
+      for (const ir::Value* v : n.outputs())
+        if (v) shape_values.insert(v);
     // A CUDA session runs a node on the GPU when a CUDA kernel takes it, on the CPU otherwise
     // (shape arithmetic, ops without a CUDA kernel), with copies where values change sides.
     std::vector<const KernelCandidate*> matching;
-    if (s.cuda && !from_constants) matching = kernels.candidates(model, n, TFH_DEVICE_CUDA, &why);
+    if (s.cuda && !from_constants && !shape_math)
+      matching = kernels.candidates(model, n, TFH_DEVICE_CUDA, &why);
     if (matching.empty()) matching = kernels.candidates(model, n, TFH_DEVICE_CPU, &why);
     if (matching.empty()) TFH_THROW(node_label(n), ": ", why);
     step.on_cuda = matching.front()->desc->device == TFH_DEVICE_CUDA;
-    if (s.cuda && !step.on_cuda && (n.domain().empty() || n.domain() == "ai.onnx")) {
+    if (s.cuda && !step.on_cuda && is_onnx) {
       const std::string& op = n.op_type();
       if (op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" || op == "Flatten" ||
           op == "Identity")
@@ -636,6 +715,9 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
   s.is_seq.assign(s.slots.size(), false);
   s.on_dev.assign(s.slots.size(), 0);
   s.dev_const.resize(s.slots.size());
+  s.mirror.resize(s.slots.size());
+  s.mirrored.assign(s.slots.size(), 0);
+  s.replayed.assign(s.slots.size(), 0);
   for (size_t i = 0; i < s.slots.size(); ++i)
     if (s.slots[i].kind == SlotKind::Constant) s.live[i] = &s.slots[i].view;
 
@@ -675,125 +757,337 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
 
 Session::~Session() = default;
 
-std::vector<std::unique_ptr<HostTensor>> Session::run(
-    const std::vector<std::pair<std::string, const HostTensor*>>& feeds) {
-  Impl& s = *impl_;
+HostTensor DeviceTensor::view() const {
+  HostTensor h;
+  h.set_shape(type, dims);
+  h.data = data;
+  return h;
+}
+
+Session::Impl::Graph::~Graph() {
+#ifdef TFH_HAVE_CUDA
+  kernels::cuda::graph_destroy(exec);
+  for (auto& [k, t] : inputs) kernels::cuda::device_free(const_cast<void*>(t.data));
+#endif
+}
+
+Session::Impl::Graph* Session::Impl::graph_for(const std::vector<std::pair<int, const Feed*>>& bound) {
+  std::vector<int64_t> key;
+  std::vector<std::pair<int, const Feed*>> sorted = bound;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& x, const auto& y) { return x.first < y.first; });
+  for (const auto& [k, f] : sorted) {
+    const TfhDataType t = f->device ? f->device->type : f->host->type;
+    const std::vector<int64_t>& d = f->device ? f->device->dims : f->host->dims;
+    key.push_back(k);
+    key.push_back(t);
+    key.push_back(static_cast<int64_t>(d.size()));
+    key.insert(key.end(), d.begin(), d.end());
+  }
+  auto it = graphs.find(key);
+  if (it != graphs.end()) return it->second.get();
+  if (graphs.size() >= kMaxGraphs) return nullptr;  // many shapes: those beyond run eagerly
+  auto g = std::make_unique<Graph>();
+#ifdef TFH_HAVE_CUDA
+  for (const auto& [k, f] : sorted) {
+    HostTensor& t = g->inputs[k];
+    t.set_shape(f->device ? f->device->type : f->host->type,
+                f->device ? f->device->dims : f->host->dims);
+    t.data = kernels::cuda::device_alloc(t.nbytes);
+  }
+#endif
+  Graph* raw = g.get();
+  graphs.emplace(std::move(key), std::move(g));
+  return raw;
+}
+
+DeviceTensor Session::Impl::new_device_tensor(TfhDataType type, const std::vector<int64_t>& dims) {
+  DeviceTensor d;
+  HostTensor shape;
+  shape.set_shape(type, dims);
+  d.type = type;
+  d.dims = dims;
+  d.nbytes = shape.nbytes;
+#ifdef TFH_HAVE_CUDA
+  void* p = kernels::cuda::device_alloc_async(d.nbytes, stream);
+  std::shared_ptr<void> keep = stream_owner;  // the stream outlives every tensor freed on it
+  d.memory = std::shared_ptr<void>(p, [keep](void* q) { kernels::cuda::device_free_async(q, keep.get()); });
+  d.data = p;
+#else
+  TFH_THROW("device tensors need a CUDA build");
+#endif
+  return d;
+}
+
+void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outputs_on_device,
+                        std::vector<std::unique_ptr<HostTensor>>* host_out,
+                        std::vector<DeviceTensor>* dev_out) {
+  Impl& s = *this;
   if (s.opts.threads > 0) omp_set_num_threads(s.opts.threads);
   // Every feed is checked before any is bound; whatever a run binds is unbound when it ends, by
   // any path, so no caller's tensor outlives the run inside the session.
-  std::vector<std::pair<int, const HostTensor*>> bound;
-  for (const auto& [name, t] : feeds) {
+  std::vector<std::pair<int, const Feed*>> bound;
+  for (const Feed& f : feeds) {
+    const std::string& name = f.name;
     const ir::Value* v = s.model.graph().find(name);
     if (!v || !v->is_graph_input()) TFH_THROW("input '", name, "': the model has no such input");
-    if (!t || (!t->data && t->nbytes)) TFH_THROW("input '", name, "': no data");
+    if (f.device && f.host) TFH_THROW("input '", name, "': given both on the host and the device");
+    if (f.device && !s.cuda)
+      TFH_THROW("input '", name, "': a device tensor, and this session runs on the CPU");
+    if (!f.device && (!f.host || (!f.host->data && f.host->nbytes)))
+      TFH_THROW("input '", name, "': no data");
+    if (f.device && !f.device->data && f.device->nbytes) TFH_THROW("input '", name, "': no data");
+    const TfhDataType type = f.device ? f.device->type : f.host->type;
+    const std::vector<int64_t>& dims = f.device ? f.device->dims : f.host->dims;
     const int32_t want = v->elem_type();
-    if (want && want != t->type)
-      TFH_THROW("input '", name, "': element type ", t->type, " given, the model wants ", want);
+    if (want && want != type)
+      TFH_THROW("input '", name, "': element type ", type, " given, the model wants ", want);
     if (v->has_info() && v->info().type().tensor_type().has_shape()) {
       const auto& shape = v->info().type().tensor_type().shape();
-      if (shape.dim_size() != static_cast<int>(t->dims.size()))
-        TFH_THROW("input '", name, "': rank ", t->dims.size(), " given, the model wants ",
+      if (shape.dim_size() != static_cast<int>(dims.size()))
+        TFH_THROW("input '", name, "': rank ", dims.size(), " given, the model wants ",
                   shape.dim_size());
       for (int d = 0; d < shape.dim_size(); ++d)
-        if (shape.dim(d).has_dim_value() && shape.dim(d).dim_value() != t->dims[d])
-          TFH_THROW("input '", name, "': dimension ", d, " is ", t->dims[d],
-                    ", the model wants ", shape.dim(d).dim_value());
+        if (shape.dim(d).has_dim_value() && shape.dim(d).dim_value() != dims[d])
+          TFH_THROW("input '", name, "': dimension ", d, " is ", dims[d], ", the model wants ",
+                    shape.dim(d).dim_value());
     }
-    bound.emplace_back(s.slot_of.at(v), t);
+    bound.emplace_back(s.slot_of.at(v), &f);
   }
   struct Unbind {
     Impl& s;
     ~Unbind() {
       for (size_t k = 0; k < s.slots.size(); ++k)
-        if (s.slots[k].kind != SlotKind::Constant) s.live[k] = nullptr;
+        if (s.slots[k].kind != SlotKind::Constant) {
+          s.live[k] = nullptr;
+          if (s.cuda && s.slots[k].kind == SlotKind::Input) s.on_dev[k] = 0;
+        }
     }
   } unbind{s};
-  for (const auto& [k, t] : bound) s.live[k] = t;
+
+  // A CUDA graph for these shapes (captured on their second run, replayed after that).
+  Graph* g = nullptr;
+  if (s.cuda && s.opts.cuda_graph && !s.opts.profile && s.graph_stats.refused.empty())
+    g = s.graph_for(bound);
+  std::vector<HostTensor> device_feeds(bound.size());
+  for (size_t i = 0; i < bound.size(); ++i) {
+    const auto& [k, f] = bound[i];
+#ifdef TFH_HAVE_CUDA
+    if (g) {  // into the graph's own input buffer, whichever side the feed is on
+      HostTensor& b = g->inputs.at(k);
+      if (f->device)
+        kernels::cuda::copy_on_device(const_cast<void*>(b.data), f->device->data, b.nbytes, s.stream);
+      else
+        kernels::cuda::copy_to_device(const_cast<void*>(b.data), f->host->data, b.nbytes, s.stream);
+      s.live[k] = &b;
+      s.on_dev[k] = 1;
+      continue;
+    }
+#endif
+    if (f->device) {
+      device_feeds[i] = f->device->view();
+      s.live[k] = &device_feeds[i];
+      s.on_dev[k] = 1;
+    } else {
+      s.live[k] = f->host;
+    }
+  }
   for (size_t k = 0; k < s.slots.size(); ++k)
     if (s.slots[k].has_default && !s.live[k]) s.live[k] = &s.slots[k].view;
-  for (const ir::Value* v : inputs_)
+  for (const ir::Value* v : self.inputs_)
     if (!s.live[s.slot_of.at(v)]) TFH_THROW("input '", v->name(), "' was not given");
 
   s.pool.start_run();
-  node_times_.clear();
+  self.node_times_.clear();
   const auto run_start = std::chrono::steady_clock::now();
+  const bool replay = g && g->exec;
+  const bool capture = g && !g->exec && g->warmed;
   try {
-    for (Step& step : s.steps) {
-      auto t0 = std::chrono::steady_clock::now();
-      s.execute(step, /*folding=*/false);
 #ifdef TFH_HAVE_CUDA
-      if (s.opts.profile && step.on_cuda) kernels::cuda::stream_sync(s.stream);  // its real time
+    if (replay) {
+      kernels::cuda::graph_launch(g->exec, s.stream);
+      ++s.graph_stats.replays;
+      for (size_t i = 0; i < self.outputs_.size(); ++i) {
+        const int k = s.slot_of.at(self.outputs_[i]);
+        s.act[k].set_shape(g->outputs[i].type, g->outputs[i].dims);
+        s.act[k].data = g->outputs[i].data;
+        s.live[k] = &s.act[k];
+        s.on_dev[k] = s.replayed[k] = 1;
+      }
+    }
+    if (capture) {
+      kernels::cuda::graph_begin(s.stream);
+      s.capturing = true;
+    }
 #endif
-      if (s.opts.profile) {
-        using ms = std::chrono::duration<double, std::milli>;
-        node_times_.push_back({step.node, ms(t0 - run_start).count(),
-                               ms(std::chrono::steady_clock::now() - t0).count()});
-      }
-      for (int k : step.free_after) {
-        if (s.is_seq[k]) {
-          s.seqs[k].clear();
-          s.is_seq[k] = false;
+    if (!replay)
+      for (Step& step : s.steps) {
+        auto t0 = std::chrono::steady_clock::now();
+        s.execute(step, /*folding=*/false);
+#ifdef TFH_HAVE_CUDA
+        if (s.opts.profile && step.on_cuda) kernels::cuda::stream_sync(s.stream);  // its real time
+#endif
+        if (s.opts.profile) {
+          using ms = std::chrono::duration<double, std::milli>;
+          self.node_times_.push_back({step.node, ms(t0 - run_start).count(),
+                                      ms(std::chrono::steady_clock::now() - t0).count()});
         }
-        if (!s.donated[k]) s.pool_of(k).release(const_cast<void*>(s.act[k].data));
-        s.donated[k] = false;
-        s.act[k].data = nullptr;
-        if (s.cuda) s.on_dev[k] = 0;
-        s.live[k] = nullptr;
+        for (int k : step.free_after) {
+          if (s.is_seq[k]) {
+            s.seqs[k].clear();
+            s.is_seq[k] = false;
+          }
+          if (s.cuda) s.release_mirror(k);
+          if (!s.donated[k]) s.pool_of(k).release(const_cast<void*>(s.act[k].data));
+          s.donated[k] = false;
+          s.act[k].data = nullptr;
+          if (s.cuda) s.on_dev[k] = 0;
+          s.live[k] = nullptr;
+        }
       }
+#ifdef TFH_HAVE_CUDA
+    if (capture) {
+      // The outputs must be device values the graph writes (not host ones, which a replay
+      // would not recompute).
+      for (const ir::Value* v : self.outputs_) {
+        const int k = s.slot_of.at(v);
+        if (!s.on_dev[k] || s.slots[k].kind != SlotKind::Activation || s.owned_outputs[k])
+          throw GraphRefused("output '" + v->name() + "' is made on the CPU");
+      }
+      s.capturing = false;
+      g->exec = kernels::cuda::graph_end(s.stream);
+      ++s.graph_stats.captured;
+      g->outputs.resize(self.outputs_.size());
+      for (size_t i = 0; i < self.outputs_.size(); ++i) {
+        const HostTensor* t = s.live[s.slot_of.at(self.outputs_[i])];
+        g->outputs[i].set_shape(t->type, t->dims);
+        g->outputs[i].data = t->data;
+      }
+      kernels::cuda::graph_launch(g->exec, s.stream);  // capturing ran nothing: this run's work
     }
-  } catch (...) {
-    for (size_t k = 0; k < s.slots.size(); ++k) {
-      if (s.slots[k].kind == SlotKind::Activation && s.act[k].data && !s.donated[k])
-        s.pool_of(static_cast<int>(k)).release(const_cast<void*>(s.act[k].data));
-      s.act[k].data = nullptr;
-      if (s.cuda) s.on_dev[k] = 0;
-      s.donated[k] = false;
-      s.seqs[k].clear();
-      s.is_seq[k] = false;
+#endif
+    if (g) g->warmed = true;
+  } catch (const std::exception& e) {
+#ifdef TFH_HAVE_CUDA
+    if (capture) {
+      // Not capturable: remember why, and run these inputs (and every later run) eagerly.
+      kernels::cuda::graph_abort(s.stream);
+      s.capturing = false;
+      s.abandon_run();
+      s.graph_stats.refused = e.what();
+      s.graphs.clear();
+      for (size_t k = 0; k < s.slots.size(); ++k)
+        if (s.slots[k].kind != SlotKind::Constant) s.live[k] = nullptr;
+      run(self, feeds, outputs_on_device, host_out, dev_out);
+      return;
     }
-    std::fill(s.owned_outputs.begin(), s.owned_outputs.end(), nullptr);
+#endif
+    s.abandon_run();
     throw;
   }
   s.last_peak = s.pool.peak();
 
-  std::vector<std::unique_ptr<HostTensor>> results;
+  try {
 #ifdef TFH_HAVE_CUDA
-  // Graph outputs made on the device come back to the host here, after the stream's work.
-  if (s.cuda) try {
-    std::vector<std::pair<int, HostTensor*>> pending;
-    for (const ir::Value* v : outputs_) {
-      const int k = s.slot_of.at(v);
-      if (s.on_dev[k] && s.live[k] && !s.owned_outputs[k]) {
-        auto t = make_output_tensor(s.live[k]->type, s.live[k]->dims);
-        kernels::cuda::copy_to_host(const_cast<void*>(t->data), s.live[k]->data, t->nbytes, s.stream);
-        pending.emplace_back(k, t.get());
-        s.owned_outputs[k] = std::move(t);
+    if (s.cuda) {
+      for (size_t k = 0; k < s.slots.size(); ++k) s.release_mirror(static_cast<int>(k));
+      if (outputs_on_device) {
+        // Each output into a tensor of the caller's (a copy: the pool's blocks stay the pool's).
+        for (const ir::Value* v : self.outputs_) {
+          const int k = s.slot_of.at(v);
+          const HostTensor* t = s.live[k];
+          if (!t) TFH_THROW("output '", v->name(), "' was not produced");
+          DeviceTensor d = s.new_device_tensor(t->type, t->dims);
+          if (s.on_dev[k])
+            kernels::cuda::copy_on_device(d.data, t->data, d.nbytes, s.stream);
+          else
+            kernels::cuda::copy_to_device(d.data, t->data, d.nbytes, s.stream);
+          dev_out->push_back(std::move(d));
+        }
+        for (const ir::Value* v : self.outputs_) {
+          const int k = s.slot_of.at(v);
+          if (s.on_dev[k]) s.release_slot(k);
+          s.owned_outputs[k] = nullptr;
+        }
+        return;
+      }
+      // Graph outputs made on the device come back to the host here, after the stream's work.
+      std::vector<std::pair<int, HostTensor*>> pending;
+      for (const ir::Value* v : self.outputs_) {
+        const int k = s.slot_of.at(v);
+        if (s.on_dev[k] && s.live[k] && !s.owned_outputs[k]) {
+          auto t = make_output_tensor(s.live[k]->type, s.live[k]->dims);
+          kernels::cuda::copy_to_host(const_cast<void*>(t->data), s.live[k]->data, t->nbytes, s.stream);
+          pending.emplace_back(k, t.get());
+          s.owned_outputs[k] = std::move(t);
+        }
+      }
+      kernels::cuda::stream_sync(s.stream);
+      for (const auto& [k, t] : pending) {
+        s.release_slot(k);
+        s.live[k] = t;
       }
     }
-    kernels::cuda::stream_sync(s.stream);
-    for (const auto& [k, t] : pending) {
-      s.release_slot(k);
-      s.live[k] = t;
-    }
+#endif
   } catch (...) {
-    for (size_t k = 0; k < s.slots.size(); ++k)
-      if (s.on_dev[k]) s.release_slot(static_cast<int>(k));
-    std::fill(s.owned_outputs.begin(), s.owned_outputs.end(), nullptr);
+    s.abandon_run();
     throw;
   }
-#endif
-  for (const ir::Value* v : outputs_) {
+  for (const ir::Value* v : self.outputs_) {
     int k = s.slot_of.at(v);
     if (s.owned_outputs[k]) {
-      results.push_back(std::move(s.owned_outputs[k]));
+      host_out->push_back(std::move(s.owned_outputs[k]));
     } else if (s.live[k]) {  // a graph input, initializer or folded constant passed through
-      results.push_back(copy_tensor(*s.live[k]));
+      host_out->push_back(copy_tensor(*s.live[k]));
     } else {
       TFH_THROW("output '", v->name(), "' was not produced");
     }
   }
-  return results;
 }
+
+std::vector<std::unique_ptr<HostTensor>> Session::run(
+    const std::vector<std::pair<std::string, const HostTensor*>>& feeds) {
+  std::vector<Feed> f;
+  f.reserve(feeds.size());
+  for (const auto& [name, t] : feeds) f.push_back(Feed{name, t, nullptr});
+  std::vector<std::unique_ptr<HostTensor>> out;
+  impl_->run(*this, f, /*outputs_on_device=*/false, &out, nullptr);
+  return out;
+}
+
+std::vector<DeviceTensor> Session::run_device(const std::vector<Feed>& feeds) {
+  TFH_CHECK(impl_->cuda, "run_device: this session runs on the CPU (IO binding needs device cuda)");
+  std::vector<DeviceTensor> out;
+  impl_->run(*this, feeds, /*outputs_on_device=*/true, nullptr, &out);
+  return out;
+}
+
+DeviceTensor Session::to_device(const HostTensor& t) {
+  TFH_CHECK(impl_->cuda, "to_device: this session runs on the CPU");
+  DeviceTensor d = impl_->new_device_tensor(t.type, t.dims);
+#ifdef TFH_HAVE_CUDA
+  kernels::cuda::copy_to_device(d.data, t.data, d.nbytes, impl_->stream);
+#endif
+  return d;
+}
+
+std::unique_ptr<HostTensor> Session::to_host(const DeviceTensor& t) {
+  TFH_CHECK(impl_->cuda, "to_host: this session runs on the CPU");
+  auto h = make_output_tensor(t.type, t.dims);
+#ifdef TFH_HAVE_CUDA
+  kernels::cuda::copy_to_host(const_cast<void*>(h->data), t.data, t.nbytes, impl_->stream);
+  kernels::cuda::stream_sync(impl_->stream);
+#endif
+  return h;
+}
+
+void Session::synchronize() {
+#ifdef TFH_HAVE_CUDA
+  if (impl_->cuda) kernels::cuda::stream_sync(impl_->stream);
+#endif
+}
+
+GraphStats Session::graph_stats() const { return impl_->graph_stats; }
 
 size_t Session::pool_bytes() const { return impl_->pool.total(); }
 size_t Session::released_bytes() const { return impl_->released; }

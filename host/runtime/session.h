@@ -41,6 +41,40 @@ struct SessionOptions {
   // inputs are constants, the session is a constant evaluator: every accepted node is computed
   // at plan time and constant() hands out the results (core.constant_folding).
   std::function<bool(const ir::Node&)> node_filter;
+  // CUDA sessions: run repeated shapes as CUDA graphs. The first run with a set of input shapes
+  // runs eagerly (uploading constants, planning GEMMs, growing the pool), the second captures the
+  // device work into a graph and launches it, later ones only copy the inputs in and replay it.
+  // A model that moves values between host and device mid-run cannot be captured: the session
+  // then runs eagerly and graph_stats().refused says which node made it so. Ignored with
+  // `profile` (per-node times need eager runs).
+  bool cuda_graph = false;
+};
+
+// A tensor in a CUDA session's device memory (IO binding): `data` is a device pointer. The
+// memory goes back, stream-ordered, when the last copy of `memory` goes; it may outlive the
+// session. view() describes it as a HostTensor that does not own its bytes (data is still a
+// device pointer: never read it on the host).
+struct DeviceTensor {
+  TfhDataType type = TFH_TYPE_UNDEFINED;
+  std::vector<int64_t> dims;
+  size_t nbytes = 0;
+  void* data = nullptr;
+  std::shared_ptr<void> memory;
+  HostTensor view() const;
+};
+
+// One input of a run: a host tensor, or a DeviceTensor of the same (CUDA) session.
+struct Feed {
+  std::string name;
+  const HostTensor* host = nullptr;
+  const DeviceTensor* device = nullptr;
+};
+
+// What a session with options.cuda_graph did: graphs captured, runs that replayed one, and why
+// it stopped capturing (empty while it has not).
+struct GraphStats {
+  size_t captured = 0, replays = 0;
+  std::string refused;
 };
 
 struct NodeTime {
@@ -70,6 +104,18 @@ class Session {
   // input or node at fault.
   std::vector<std::unique_ptr<HostTensor>> run(
       const std::vector<std::pair<std::string, const HostTensor*>>& feeds);
+
+  // IO binding (CUDA sessions): inputs that may already be device memory, outputs left on the
+  // device (no copy to the host, no wait for the GPU: the work is queued on the session's
+  // stream, which orders every later run, to_device and to_host after it).
+  std::vector<DeviceTensor> run_device(const std::vector<Feed>& feeds);
+  // A device copy of `t` (stream-ordered; `t` may be reused when this returns).
+  DeviceTensor to_device(const HostTensor& t);
+  // A host copy of `t`, after the work queued before it (waits for the GPU).
+  std::unique_ptr<HostTensor> to_host(const DeviceTensor& t);
+  // Waits until the GPU has done the work queued so far (a no-op on the CPU).
+  void synchronize();
+  GraphStats graph_stats() const;
 
   // The value's tensor when it is a constant of the plan (an initializer, or the output of a node
   // computed at plan time because its inputs are all constants); null otherwise.

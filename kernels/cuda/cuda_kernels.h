@@ -30,8 +30,31 @@ void check(cudaError_t e, const char* what);
 // y = x + bias (bias: `cols` values, broadcast over rows), optionally + residual (same as x).
 void add_bias(TfhDataType t, const void* x, const void* bias, const void* residual, void* y,
               int64_t rows, int64_t cols, cudaStream_t s);
-// Cast between float and float16 (n elements).
+// Cast n elements between float, float16, double, int32, int64, uint8, int8 and bool (float to
+// integer truncates toward zero; to bool is "!= 0").
+bool cast_supported(TfhDataType from, TfhDataType to);
 void cast(TfhDataType from, TfhDataType to, const void* x, void* y, int64_t n, cudaStream_t s);
+
+// y = a op b with NumPy broadcasting, float or float16 (computed in float). `dims` is the output
+// shape; each input's strides are its element strides at the output's rank, 0 where it
+// broadcasts (a dense input whose dims match the output has the output's strides).
+enum class BinaryOp { Add, Sub, Mul, Div };
+struct Broadcast {
+  static constexpr int kMaxRank = 6;
+  int rank = 0;
+  int64_t dims[kMaxRank] = {};
+  int64_t a_strides[kMaxRank] = {};
+  int64_t b_strides[kMaxRank] = {};
+};
+void binary(TfhDataType t, BinaryOp op, const void* a, const void* b, void* y, const Broadcast& bc,
+            cudaStream_t s);
+enum class UnaryOp { Tanh, Relu, Sigmoid, Erf, Sqrt };
+void unary(TfhDataType t, UnaryOp op, const void* x, void* y, int64_t n, cudaStream_t s);
+// Gather along one axis of x viewed as [outer, axis_dim, inner]: y[o, j, r] = x[o, idx[j], r],
+// for elements of 1, 2, 4 or 8 bytes; indices int32 or int64, negative ones counting from the
+// end. An index outside [-axis_dim, axis_dim) gives zeros (the kernel cannot raise an error).
+void gather(size_t elem_bytes, const void* x, TfhDataType idx_type, const void* idx, void* y,
+            int64_t outer, int64_t axis_dim, int64_t n_idx, int64_t inner, cudaStream_t s);
 
 // ---- activations ----------------------------------------------------------------------------------
 enum class GeluKind { Erf, Tanh };

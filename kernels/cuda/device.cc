@@ -47,4 +47,47 @@ void fill_zero(void* dst, size_t bytes, void* stream) {
   check(cudaMemsetAsync(dst, 0, bytes, static_cast<cudaStream_t>(stream)), "cudaMemsetAsync");
 }
 
+void* device_alloc_async(size_t bytes, void* stream) {
+  void* p = nullptr;
+  check(cudaMallocAsync(&p, bytes ? bytes : 1, static_cast<cudaStream_t>(stream)),
+        "cudaMallocAsync");
+  return p;
+}
+void device_free_async(void* p, void* stream) noexcept {
+  if (p) cudaFreeAsync(p, static_cast<cudaStream_t>(stream));
+}
+
+void graph_begin(void* stream) {
+  // Relaxed: the session's pool may still cudaMalloc a block while a graph is captured (the
+  // block then stays the pool's, and the graph's, for the session's life).
+  check(cudaStreamBeginCapture(static_cast<cudaStream_t>(stream), cudaStreamCaptureModeRelaxed),
+        "cudaStreamBeginCapture");
+}
+void* graph_end(void* stream) {
+  cudaGraph_t graph = nullptr;
+  check(cudaStreamEndCapture(static_cast<cudaStream_t>(stream), &graph), "cudaStreamEndCapture");
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  check(e, "cudaGraphInstantiate");
+  return exec;
+}
+void graph_abort(void* stream) noexcept {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &status) == cudaSuccess &&
+      status != cudaStreamCaptureStatusNone) {
+    cudaGraph_t graph = nullptr;
+    cudaStreamEndCapture(static_cast<cudaStream_t>(stream), &graph);
+    if (graph) cudaGraphDestroy(graph);
+  }
+  cudaGetLastError();
+}
+void graph_launch(void* exec, void* stream) {
+  check(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec), static_cast<cudaStream_t>(stream)),
+        "cudaGraphLaunch");
+}
+void graph_destroy(void* exec) noexcept {
+  if (exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec));
+}
+
 }  // namespace tfh::kernels::cuda

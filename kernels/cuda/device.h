@@ -22,6 +22,20 @@ void copy_to_host(void* dst, const void* src, size_t bytes, void* stream);
 void copy_on_device(void* dst, const void* src, size_t bytes, void* stream);
 void fill_zero(void* dst, size_t bytes, void* stream);
 
+// Stream-ordered memory (cudaMallocAsync's pool): for tensors handed to callers (IO binding),
+// which come and go every run, where cudaMalloc/cudaFree would synchronise the device.
+void* device_alloc_async(size_t bytes, void* stream);
+void device_free_async(void* p, void* stream) noexcept;
+
+// CUDA graphs: capture everything launched on `stream` between graph_begin and graph_end (which
+// returns an executable graph), replay it with graph_launch. graph_abort ends a capture that
+// failed and drops what it recorded (and clears CUDA's last error).
+void graph_begin(void* stream);
+void* graph_end(void* stream);
+void graph_abort(void* stream) noexcept;
+void graph_launch(void* exec, void* stream);
+void graph_destroy(void* exec) noexcept;
+
 // The CUDA kernels of tfhost (kernels/cuda/kernels.cc), for the kernel registry.
 void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out);
 

@@ -3,6 +3,7 @@
 // are device memory (the runtime uploads host values first); shapes and attributes are read on
 // the host; each launch goes on the session's stream. A case a kernel does not cover is an error
 // naming the op and the case, never a silent fallback.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -95,39 +96,126 @@ struct MatMul {
   }
 };
 
-// Same shapes, or one side a vector over the last dimension (a bias).
-struct Add {
-  explicit Add(NodeView n) {
-    const ValueView a = n.input(0), b = n.input(1);
-    if (!float_or_unknown(a)) refuse("Add on CUDA: not float/float16");
-    if (!same_shape_or_unknown(a, b) && !vector_or_unknown(b) && !vector_or_unknown(a))
-      refuse("Add on CUDA: a broadcast other than a last-axis vector");
+// Add/Sub/Mul/Div with NumPy broadcasting (rank up to 6), float and float16.
+template <BinaryOp Op>
+struct Binary {
+  explicit Binary(NodeView n) {
+    if (!float_or_unknown(n.input(0))) refuse("element-wise on CUDA: not float/float16");
+    for (size_t i = 0; i < 2; ++i)
+      if (n.input(i) && n.input(i).rank() > Broadcast::kMaxRank)
+        refuse("element-wise on CUDA: rank over 6");
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView a = ctx.required(0), b = ctx.required(1);
-    need_float(a, "Add", "A");
-    same_type(a, b, "Add");
-    if (dims_of(a) == dims_of(b)) {
-      OutputTensor y = ctx.output(0, a.dtype(), dims_of(a));
-      add_bias(a.dtype(), a.raw(), nullptr, b.raw(), y.raw(), 1, static_cast<int64_t>(a.size()), st(s));
-      return;
+    need_float(a, "element-wise op", "A");
+    same_type(a, b, "element-wise op");
+    const size_t rank = std::max(a.rank(), b.rank());
+    if (rank > Broadcast::kMaxRank) sdk::fail("element-wise on CUDA: rank over 6");
+    Broadcast bc;
+    bc.rank = static_cast<int>(rank);
+    std::vector<int64_t> out(rank);
+    // Right-aligned dims; each input's stride is 0 where it has 1 (or nothing) and the output more.
+    int64_t sa = 1, sb = 1;
+    for (size_t i = 0; i < rank; ++i) {
+      const size_t d = rank - 1 - i;
+      const int64_t da = i < a.rank() ? a.dims()[a.rank() - 1 - i] : 1;
+      const int64_t db = i < b.rank() ? b.dims()[b.rank() - 1 - i] : 1;
+      if (da != db && da != 1 && db != 1)
+        sdk::fail("element-wise on CUDA: shapes " + shape_text(a) + " and " + shape_text(b) +
+                  " do not broadcast");
+      out[d] = da == 1 ? db : da;
+      bc.dims[d] = out[d];
+      bc.a_strides[d] = da == 1 ? 0 : sa;
+      bc.b_strides[d] = db == 1 ? 0 : sb;
+      sa *= da;
+      sb *= db;
     }
-    // v broadcasts as a vector over x's last axis: every other dimension of v is 1 and v has no
-    // more dimensions than x.
-    auto vector_over = [](const TensorView& v, const TensorView& x) {
-      if (v.rank() == 0 || x.rank() == 0 || v.rank() > x.rank()) return false;
-      for (size_t d = 0; d + 1 < v.rank(); ++d)
-        if (v.dims()[d] != 1) return false;
-      return v.dims()[v.rank() - 1] == x.dims()[x.rank() - 1];
-    };
-    const bool b_vec = vector_over(b, a), a_vec = !b_vec && vector_over(a, b);
-    if (!b_vec && !a_vec) sdk::fail("Add on CUDA: only equal shapes or a last-dimension vector");
-    const TensorView& x = b_vec ? a : b;
-    const TensorView& v = b_vec ? b : a;
+    OutputTensor y = ctx.output(0, a.dtype(), out);
+    binary(a.dtype(), Op, a.raw(), b.raw(), y.raw(), bc, st(s));
+  }
+  static std::string shape_text(const TensorView& t) {
+    std::string r = "[";
+    for (size_t i = 0; i < t.rank(); ++i) r += (i ? ", " : "") + std::to_string(t.dims()[i]);
+    return r + "]";
+  }
+};
+
+template <UnaryOp Op>
+struct Unary {
+  explicit Unary(NodeView) {}
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0);
+    need_float(x, "element-wise op", "X");
     OutputTensor y = ctx.output(0, x.dtype(), dims_of(x));
-    const int64_t cols = static_cast<int64_t>(v.size());
-    add_bias(x.dtype(), x.raw(), v.raw(), nullptr, y.raw(), static_cast<int64_t>(x.size()) / cols,
-             cols, st(s));
+    unary(x.dtype(), Op, x.raw(), y.raw(), static_cast<int64_t>(x.size()), st(s));
+  }
+};
+
+// Gather on any axis, elements of 1/2/4/8 bytes, int32/int64 indices (read on the device).
+struct Gather {
+  int64_t axis;
+  explicit Gather(NodeView n) : axis(n.attr_int("axis", 0)) {
+    const ValueView i = n.input(1);
+    if (i && i.elem_type() != TFH_TYPE_UNDEFINED && i.elem_type() != TFH_TYPE_INT32 &&
+        i.elem_type() != TFH_TYPE_INT64)
+      refuse("Gather on CUDA: indices are not int32/int64");
+    const TfhDataType t = n.input(0) ? n.input(0).elem_type() : TFH_TYPE_UNDEFINED;
+    if (t == TFH_TYPE_STRING || t == TFH_TYPE_COMPLEX128) refuse("Gather on CUDA: element type");
+  }
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0), idx = ctx.required(1);
+    const int64_t r = static_cast<int64_t>(x.rank());
+    const int64_t ax = axis < 0 ? axis + r : axis;
+    if (ax < 0 || ax >= r) sdk::fail("Gather on CUDA: axis " + std::to_string(axis) + " is out of range");
+    std::vector<int64_t> out;
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < ax; ++d) {
+      out.push_back(x.dims()[d]);
+      outer *= x.dims()[d];
+    }
+    for (int64_t d : idx.dims()) out.push_back(d);
+    for (int64_t d = ax + 1; d < r; ++d) {
+      out.push_back(x.dims()[d]);
+      inner *= x.dims()[d];
+    }
+    OutputTensor y = ctx.output(0, x.dtype(), out);
+    const size_t elem = x.size() ? x.nbytes() / x.size() : 0;
+    gather(elem, x.raw(), idx.dtype(), idx.raw(), y.raw(), outer, x.dims()[ax],
+           static_cast<int64_t>(idx.size()), inner, st(s));
+  }
+};
+
+// Gemm as fused graphs keep it (a classifier or pooler layer): alpha = beta = 1, A not
+// transposed, C absent or a bias vector of N; the rest goes to the CPU.
+struct Gemm {
+  bool trans_b;
+  explicit Gemm(NodeView n) : trans_b(n.attr_int("transB", 0) != 0) {
+    if (n.attr_int("transA", 0) != 0) refuse("Gemm on CUDA: transA");
+    if (n.attr_float("alpha", 1.f) != 1.f || n.attr_float("beta", 1.f) != 1.f)
+      refuse("Gemm on CUDA: alpha/beta other than 1");
+    if (!float_or_unknown(n.input(0))) refuse("Gemm on CUDA: not float/float16");
+    if (n.num_inputs() > 2 && n.input(2) && !vector_or_unknown(n.input(2)))
+      refuse("Gemm on CUDA: C is not a bias vector");
+  }
+  void compute(KernelContext& ctx, void* s) {
+    TensorView a = ctx.required(0), b = ctx.required(1), c = ctx.input(2);
+    need_float(a, "Gemm", "A");
+    same_type(a, b, "Gemm");
+    if (a.rank() != 2 || b.rank() != 2) sdk::fail("Gemm on CUDA: A and B must be 2-D");
+    const int64_t m = a.dims()[0], k = a.dims()[1];
+    const int64_t n = trans_b ? b.dims()[0] : b.dims()[1];
+    if ((trans_b ? b.dims()[1] : b.dims()[0]) != k) sdk::fail("Gemm on CUDA: A and B do not chain");
+    if (c) {
+      same_type(a, c, "Gemm");
+      if (static_cast<int64_t>(c.size()) != n || (c.rank() == 2 && c.dims()[0] != 1))
+        sdk::fail("Gemm on CUDA: C must be a vector of N values");
+    }
+    OutputTensor y = ctx.output(0, a.dtype(), std::vector<int64_t>{m, n});
+    if (m == 0 || n == 0) return;
+    if (k == 0) sdk::fail("Gemm on CUDA: K is 0");
+    lt().run(a.dtype(), m, n, k, a.raw(), b.raw(), trans_b, y.raw(),
+             c ? Epilogue::Bias : Epilogue::None, c ? c.raw() : nullptr,
+             ctx.scratch<char>(LtGemm::kWorkspaceBytes), LtGemm::kWorkspaceBytes, st(s));
   }
 };
 
@@ -214,8 +302,8 @@ struct Cast {
   TfhDataType to;
   explicit Cast(NodeView n) : to(static_cast<TfhDataType>(n.attr_int("to"))) {
     const TfhDataType from = n.input(0) ? n.input(0).elem_type() : TFH_TYPE_UNDEFINED;
-    if (from != to && (!float_or_unknown(n.input(0)) || (to != TFH_TYPE_FLOAT && to != TFH_TYPE_FLOAT16)))
-      refuse("Cast on CUDA: only between float and float16");
+    if (!cast_supported(to, to) || (from != TFH_TYPE_UNDEFINED && !cast_supported(from, to)))
+      refuse("Cast on CUDA: " + std::string(data_type_name(from)) + " to " + data_type_name(to));
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0);
@@ -224,9 +312,6 @@ struct Cast {
       copy_on_device(y.raw(), x.raw(), x.nbytes(), s);
       return;
     }
-    need_float(x, "Cast", "input");
-    if (to != TFH_TYPE_FLOAT && to != TFH_TYPE_FLOAT16)
-      sdk::fail("Cast on CUDA: only between float and float16");
     cast(x.dtype(), to, x.raw(), y.raw(), static_cast<int64_t>(x.size()), st(s));
   }
 };
@@ -309,14 +394,33 @@ struct Attention {
 
 void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(MatMul, "", "MatMul", "T=float,float16")
+  TFH_CUDA_KERNEL(Gemm, "", "Gemm", "T=float,float16")
+  using Add = Binary<BinaryOp::Add>;
+  using Sub = Binary<BinaryOp::Sub>;
+  using Mul = Binary<BinaryOp::Mul>;
+  using Div = Binary<BinaryOp::Div>;
   TFH_CUDA_KERNEL(Add, "", "Add", "T=float,float16")
+  TFH_CUDA_KERNEL(Sub, "", "Sub", "T=float,float16")
+  TFH_CUDA_KERNEL(Mul, "", "Mul", "T=float,float16")
+  TFH_CUDA_KERNEL(Div, "", "Div", "T=float,float16")
+  using Tanh = Unary<UnaryOp::Tanh>;
+  using Relu = Unary<UnaryOp::Relu>;
+  using Sigmoid = Unary<UnaryOp::Sigmoid>;
+  using Erf = Unary<UnaryOp::Erf>;
+  using Sqrt = Unary<UnaryOp::Sqrt>;
+  TFH_CUDA_KERNEL(Tanh, "", "Tanh", "T=float,float16")
+  TFH_CUDA_KERNEL(Relu, "", "Relu", "T=float,float16")
+  TFH_CUDA_KERNEL(Sigmoid, "", "Sigmoid", "T=float,float16")
+  TFH_CUDA_KERNEL(Erf, "", "Erf", "T=float,float16")
+  TFH_CUDA_KERNEL(Sqrt, "", "Sqrt", "T=float,float16")
+  TFH_CUDA_KERNEL(Gather, "", "Gather", "")
   TFH_CUDA_KERNEL(LayerNorm, "", "LayerNormalization", "T=float,float16")
   {  // from opset 13: before it, Softmax flattened the input at axis 1 (the CPU runs those)
     static const TfhKernelDesc d = TFH_KERNEL_DESC(Softmax, "tfhost.cuda.Softmax", "", "Softmax",
                                                    13, 0, TFH_DEVICE_CUDA, "T=float,float16", 0);
     out.push_back(&d);
   }
-  TFH_CUDA_KERNEL(Cast, "", "Cast", "T1=float,float16;T2=float,float16")
+  TFH_CUDA_KERNEL(Cast, "", "Cast", "")
   TFH_CUDA_KERNEL(SkipLayerNorm, "com.microsoft", "SkipLayerNormalization", "T=float,float16")
   using Gelu = GeluOp<GeluKind::Erf, false>;
   using FastGelu = GeluOp<GeluKind::Tanh, false>;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <string>
 
+#include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
 
 namespace tfh::kernels::cuda {
@@ -16,23 +17,10 @@ void check(cudaError_t e, const char* what) {
 
 namespace {
 
-__device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
-__device__ __forceinline__ float ld(const __half* p, int64_t i) { return __half2float(p[i]); }
-__device__ __forceinline__ void st(float* p, int64_t i, float v) { p[i] = v; }
-__device__ __forceinline__ void st(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
-
-constexpr int kThreads = 256;
-
-int blocks_for(int64_t n) {
-  return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8));
-}
-
 void check_type(TfhDataType t, const char* what) {
   if (t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16)
     throw CudaError(std::string(what) + ": only float and float16 tensors run on CUDA");
 }
-
-void launched(const char* what) { check(cudaGetLastError(), what); }
 
 // Calls f(T()) with T float or __half.
 template <typename F>
@@ -54,13 +42,6 @@ __global__ void add_bias_kernel(const T* x, const T* bias, const T* res, T* y, i
     if (res) v += ld(res, i);
     st(y, i, v);
   }
-}
-
-template <typename From, typename To>
-__global__ void cast_kernel(const From* x, To* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    st(y, i, ld(x, i));
 }
 
 __device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
@@ -289,19 +270,6 @@ void add_bias(TfhDataType t, const void* x, const void* bias, const void* residu
         static_cast<T*>(y), n, cols);
   });
   launched("add_bias");
-}
-
-void cast(TfhDataType from, TfhDataType to, const void* x, void* y, int64_t n, cudaStream_t s) {
-  if (n == 0) return;
-  by_type(from, "cast", [&](auto f) {
-    by_type(to, "cast", [&](auto t) {
-      using F = decltype(f);
-      using T = decltype(t);
-      cast_kernel<F, T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const F*>(x),
-                                                           static_cast<T*>(y), n);
-    });
-  });
-  launched("cast");
 }
 
 void gelu(TfhDataType t, GeluKind kind, const void* x, const void* bias, void* y, int64_t rows,

@@ -4,6 +4,9 @@
 #include <tfhost/plugin.hpp>
 
 #include "fusions/fusions.h"
+#ifdef BERT_HAVE_CUDA
+#include "kernels/embed_layer_norm_cuda.h"
+#endif
 
 namespace {
 
@@ -82,9 +85,16 @@ constexpr TfhInputGenDesc kInputs = tfh::input_generator(
     "0.1.0", tfh::wrap_generator<bert::generate_inputs>, kInputParams, 1e-4, 2e-2);
 const TfhInputGenDesc* const kInputGens[] = {&kInputs};
 
+#ifdef BERT_HAVE_CUDA
+const TfhKernelDesc* const kKernels[] = {&bert::cuda::kEmbedLayerNormCuda};
+#endif
+
 constexpr TfhPluginInfo kInfo =
     tfh::PluginInfo("bert", "0.1.0", "same as tfhost", "fusions for BERT-family exports")
         .fusions(kFusions)
+#ifdef BERT_HAVE_CUDA
+        .kernels(kKernels)
+#endif
         .input_generators(kInputGens)
         .model_types(kModelTypes);
 

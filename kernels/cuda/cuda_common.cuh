@@ -1,0 +1,29 @@
+// What tfhost's .cu files share: float/half loads and stores (arithmetic is in float), the block
+// size and grid of the element-wise kernels, and the launch check.
+#pragma once
+
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace tfh::kernels::cuda {
+
+__device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float ld(const __half* p, int64_t i) { return __half2float(p[i]); }
+__device__ __forceinline__ void st(float* p, int64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void st(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
+
+constexpr int kThreads = 256;
+
+// Blocks for a grid-stride loop over n elements (capped: each thread then takes several).
+inline int blocks_for(int64_t n) {
+  return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8));
+}
+
+// Throws CudaError naming the kernel when its launch failed.
+inline void launched(const char* what) { check(cudaGetLastError(), what); }
+
+}  // namespace tfh::kernels::cuda

@@ -1,0 +1,223 @@
+// The general tensor kernels of cuda_kernels.h that fused graphs keep around the fused ops:
+// Cast between the numeric types, broadcasting binary arithmetic, unary activations, Gather.
+#include <cuda_fp16.h>
+
+#include <string>
+
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace tfh::kernels::cuda {
+namespace {
+
+// ---- Cast ---------------------------------------------------------------------------------------
+// Values pass through double when an integer is involved (int64 ids stay exact), through float
+// otherwise. Float to integer truncates toward zero (C's conversion, as ONNX's reference does);
+// anything to bool is "!= 0".
+template <typename T> __device__ __forceinline__ double to_d(T v) { return static_cast<double>(v); }
+template <> __device__ __forceinline__ double to_d<__half>(__half v) { return __half2float(v); }
+template <typename T> __device__ __forceinline__ T from_d(double v) { return static_cast<T>(v); }
+template <> __device__ __forceinline__ __half from_d<__half>(double v) {
+  return __float2half_rn(static_cast<float>(v));
+}
+template <> __device__ __forceinline__ bool from_d<bool>(double v) { return v != 0.0; }
+
+template <typename From, typename To>
+__global__ void cast_kernel(const From* x, To* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = from_d<To>(to_d(x[i]));
+}
+// float <-> half without the double detour.
+template <>
+__global__ void cast_kernel<float, __half>(const float* x, __half* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __float2half_rn(x[i]);
+}
+template <>
+__global__ void cast_kernel<__half, float>(const __half* x, float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __half2float(x[i]);
+}
+
+// Calls f(T()) for the storage type of t; false when cast does not cover it.
+template <typename F>
+bool by_cast_type(TfhDataType t, F&& f) {
+  switch (t) {
+    case TFH_TYPE_FLOAT: f(float()); return true;
+    case TFH_TYPE_FLOAT16: f(__half()); return true;
+    case TFH_TYPE_DOUBLE: f(double()); return true;
+    case TFH_TYPE_INT32: f(int32_t()); return true;
+    case TFH_TYPE_INT64: f(int64_t()); return true;
+    case TFH_TYPE_UINT8: f(uint8_t()); return true;
+    case TFH_TYPE_INT8: f(int8_t()); return true;
+    case TFH_TYPE_BOOL: f(bool()); return true;
+    default: return false;
+  }
+}
+
+// ---- element-wise arithmetic --------------------------------------------------------------------
+__device__ __forceinline__ float apply(BinaryOp op, float a, float b) {
+  switch (op) {
+    case BinaryOp::Add: return a + b;
+    case BinaryOp::Sub: return a - b;
+    case BinaryOp::Mul: return a * b;
+    default: return a / b;
+  }
+}
+
+template <typename T>
+__global__ void binary_same_kernel(BinaryOp op, const T* a, const T* b, T* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    st(y, i, apply(op, ld(a, i), ld(b, i)));
+}
+
+// Output index -> each input's index through the padded dims and per-input strides (0 where the
+// input broadcasts).
+template <typename T>
+__global__ void binary_broadcast_kernel(BinaryOp op, const T* a, const T* b, T* y, int64_t n,
+                                        Broadcast bc) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rest = i, ia = 0, ib = 0;
+    for (int d = bc.rank - 1; d >= 0; --d) {
+      const int64_t c = rest % bc.dims[d];
+      rest /= bc.dims[d];
+      ia += c * bc.a_strides[d];
+      ib += c * bc.b_strides[d];
+    }
+    st(y, i, apply(op, ld(a, ia), ld(b, ib)));
+  }
+}
+
+__device__ __forceinline__ float apply(UnaryOp op, float x) {
+  switch (op) {
+    case UnaryOp::Tanh: return tanhf(x);
+    case UnaryOp::Relu: return x > 0.f ? x : 0.f;
+    case UnaryOp::Sigmoid: return 1.f / (1.f + __expf(-x));
+    case UnaryOp::Erf: return erff(x);
+    default: return sqrtf(x);
+  }
+}
+
+template <typename T>
+__global__ void unary_kernel(UnaryOp op, const T* x, T* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    st(y, i, apply(op, ld(x, i)));
+}
+
+// Calls f(T()) with T float or __half.
+template <typename F>
+void by_float_type(TfhDataType t, const char* what, F&& f) {
+  if (t == TFH_TYPE_FLOAT) f(float());
+  else if (t == TFH_TYPE_FLOAT16) f(__half());
+  else throw CudaError(std::string(what) + ": only float and float16 tensors run on CUDA");
+}
+
+// ---- Gather -------------------------------------------------------------------------------------
+// y[o, j, r] = x[o, idx[j], r]: one element of `Word` (1, 2, 4 or 8 bytes) per thread.
+template <typename Word, typename Index>
+__global__ void gather_kernel(const Word* x, const Index* idx, Word* y, int64_t outer,
+                              int64_t axis_dim, int64_t n_idx, int64_t inner) {
+  const int64_t n = outer * n_idx * inner;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i % inner, j = (i / inner) % n_idx, o = i / (inner * n_idx);
+    int64_t k = static_cast<int64_t>(idx[j]);
+    if (k < 0) k += axis_dim;
+    y[i] = k >= 0 && k < axis_dim ? x[(o * axis_dim + k) * inner + r] : Word(0);
+  }
+}
+
+template <typename Word>
+void gather_words(const void* x, TfhDataType idx_type, const void* idx, void* y, int64_t outer,
+                  int64_t axis_dim, int64_t n_idx, int64_t inner, cudaStream_t s) {
+  const int64_t n = outer * n_idx * inner;
+  if (idx_type == TFH_TYPE_INT64)
+    gather_kernel<Word, int64_t><<<blocks_for(n), kThreads, 0, s>>>(
+        static_cast<const Word*>(x), static_cast<const int64_t*>(idx), static_cast<Word*>(y),
+        outer, axis_dim, n_idx, inner);
+  else
+    gather_kernel<Word, int32_t><<<blocks_for(n), kThreads, 0, s>>>(
+        static_cast<const Word*>(x), static_cast<const int32_t*>(idx), static_cast<Word*>(y),
+        outer, axis_dim, n_idx, inner);
+}
+
+}  // namespace
+
+bool cast_supported(TfhDataType from, TfhDataType to) {
+  auto any = [](auto) {};
+  return by_cast_type(from, any) && by_cast_type(to, any);
+}
+
+void cast(TfhDataType from, TfhDataType to, const void* x, void* y, int64_t n, cudaStream_t s) {
+  if (!cast_supported(from, to))
+    throw CudaError("cast: from type " + std::to_string(from) + " to " + std::to_string(to) +
+                    " is not supported on CUDA");
+  if (n == 0) return;
+  by_cast_type(from, [&](auto f) {
+    by_cast_type(to, [&](auto t) {
+      using F = decltype(f);
+      using T = decltype(t);
+      cast_kernel<F, T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const F*>(x),
+                                                           static_cast<T*>(y), n);
+    });
+  });
+  launched("cast");
+}
+
+void binary(TfhDataType t, BinaryOp op, const void* a, const void* b, void* y,
+            const Broadcast& bc, cudaStream_t s) {
+  if (bc.rank < 0 || bc.rank > Broadcast::kMaxRank) throw CudaError("binary: rank over 6");
+  int64_t n = 1;
+  for (int d = 0; d < bc.rank; ++d) n *= bc.dims[d];
+  if (n == 0) return;
+  // Both inputs dense over the whole output: the plain loop.
+  bool same = true;
+  int64_t expect = 1;
+  for (int d = bc.rank - 1; d >= 0; --d) {
+    same = same && (bc.dims[d] == 1 || (bc.a_strides[d] == expect && bc.b_strides[d] == expect));
+    expect *= bc.dims[d];
+  }
+  by_float_type(t, "binary", [&](auto v) {
+    using T = decltype(v);
+    if (same)
+      binary_same_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(
+          op, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(y), n);
+    else
+      binary_broadcast_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(
+          op, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(y), n, bc);
+  });
+  launched("binary");
+}
+
+void unary(TfhDataType t, UnaryOp op, const void* x, void* y, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  by_float_type(t, "unary", [&](auto v) {
+    using T = decltype(v);
+    unary_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(op, static_cast<const T*>(x),
+                                                       static_cast<T*>(y), n);
+  });
+  launched("unary");
+}
+
+void gather(size_t elem_bytes, const void* x, TfhDataType idx_type, const void* idx, void* y,
+            int64_t outer, int64_t axis_dim, int64_t n_idx, int64_t inner, cudaStream_t s) {
+  if (idx_type != TFH_TYPE_INT32 && idx_type != TFH_TYPE_INT64)
+    throw CudaError("gather: indices must be int32 or int64");
+  if (outer * n_idx * inner == 0) return;
+  switch (elem_bytes) {
+    case 1: gather_words<uint8_t>(x, idx_type, idx, y, outer, axis_dim, n_idx, inner, s); break;
+    case 2: gather_words<uint16_t>(x, idx_type, idx, y, outer, axis_dim, n_idx, inner, s); break;
+    case 4: gather_words<uint32_t>(x, idx_type, idx, y, outer, axis_dim, n_idx, inner, s); break;
+    case 8: gather_words<uint64_t>(x, idx_type, idx, y, outer, axis_dim, n_idx, inner, s); break;
+    default: throw CudaError("gather: elements of " + std::to_string(elem_bytes) + " bytes");
+  }
+  launched("gather");
+}
+
+}  // namespace tfh::kernels::cuda
