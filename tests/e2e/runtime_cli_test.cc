@@ -86,6 +86,18 @@ TEST(RuntimeCli, PerfPrintsPercentilesAndWritesItsResults) {
       << inputs;
 }
 
+// --cuda_graph and --io_binding steer a GPU run: without --use_gpu they are usage errors.
+TEST(RuntimeCli, GpuOnlyOptionsNeedUseGpu) {
+  for (const char* opt : {"--cuda_graph", "--io_binding"}) {
+    const auto r = tfhost({"perf", "--model", kBertModel, "--samples", "1", opt});
+    EXPECT_EQ(r.exit_code, 2) << opt << r.err;
+    EXPECT_TRUE(contains(r.err, std::string(opt) + " needs --use_gpu")) << r.err;
+  }
+  const auto help = tfhost({"perf", "--help"});
+  EXPECT_TRUE(contains(help.out, "--cuda_graph")) << help.out;
+  EXPECT_TRUE(contains(help.out, "--io_binding")) << help.out;
+}
+
 TEST(RuntimeCli, ProfileWritesATraceAndASummary) {
   test::TempDir tmp;
   const std::string trace = tmp / "trace.json";

@@ -129,6 +129,28 @@ TEST(Session, InputErrorsNameTheInput) {
             "input 'nope': the model has no such input");
 }
 
+// IO binding belongs to CUDA sessions: on a CPU session each entry point says so (tests/cuda
+// runs them on a GPU).
+TEST(Session, IoBindingOnTheCpuIsAClearError) {
+  TempDir tmp;
+  auto model = load(chain(1), tmp);
+  const KernelRegistry kernels;
+  Session s(*model, kernels);
+  auto x = floats({1, 64}, std::vector<float>(64, 1.f));
+  EXPECT_EQ(error_of([&] { s.run_device({Feed{"x", x.get(), nullptr}}); }),
+            "run_device: this session runs on the CPU (IO binding needs device cuda)");
+  EXPECT_EQ(error_of([&] { s.to_device(*x); }), "to_device: this session runs on the CPU");
+  EXPECT_EQ(error_of([&] { s.to_host(DeviceTensor{}); }), "to_host: this session runs on the CPU");
+  // cuda_graph on a CPU session changes nothing.
+  SessionOptions o;
+  o.cuda_graph = true;
+  Session g(*model, kernels, o);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(data(*g.run({{"x", x.get()}})[0])[0], -1.f);
+  EXPECT_EQ(g.graph_stats().captured, 0u);
+  EXPECT_EQ(g.graph_stats().refused, "");
+  s.synchronize();  // a no-op on the CPU
+}
+
 // A graph input with an initializer is a default the caller may override: fed, the fed value
 // is used everywhere (nothing was folded through it); not fed, the default.
 TEST(Session, FedValuesOverrideDefaultsAndAreForgottenAfterTheRun) {

@@ -1,0 +1,406 @@
+// The CUDA session beyond the fused ops: the tensor kernels fused graphs keep (Cast between the
+// numeric types, broadcasting arithmetic, activations, Gather, Gemm) and the bert plugin's own
+// CUDA EmbedLayerNormalization, each as a one-node model on a CUDA session against the CPU
+// session; IO binding; CUDA graphs (captured on the second run of a shape, replayed with new
+// values, refused with the reason when the run crosses between CPU and GPU). Skipped, with the
+// reason, when this machine has no CUDA GPU.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "host/pipeline/pipeline.h"
+#include "host/plugin/registry.h"
+#include "host/runtime/inputs.h"
+#include "host/runtime/kernel_registry.h"
+#include "host/runtime/measure.h"
+#include "host/runtime/session.h"
+#include "host/runtime/tensor_io.h"
+#include "ir/ir_test_util.h"
+#include "kernels/common/device_info.h"
+#include "support/test_util.h"
+
+namespace tfh::runtime {
+namespace {
+
+using namespace tfh::ir::test;
+using Shape = std::vector<int64_t>;
+
+class CudaRuntime : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (kernels::cuda_device_count() == 0)
+      GTEST_SKIP() << "no CUDA GPU here (" << kernels::describe_devices() << ")";
+  }
+};
+
+// A tensor of `type` with values from `fill(i)` (as double, converted to the type).
+std::unique_ptr<HostTensor> tensor(TfhDataType type, const Shape& dims,
+                                   const std::function<double(size_t)>& fill) {
+  auto f = make_tensor(TFH_TYPE_DOUBLE, dims);
+  double* p = reinterpret_cast<double*>(f->storage.get());
+  for (size_t i = 0; i < f->num_elements; ++i) p[i] = fill(i);
+  return convert_tensor(*f, type);
+}
+double noise(size_t i) { return std::sin(0.7 * static_cast<double>(i) + 0.3) * 1.5; }
+
+struct NodeIn {
+  std::string name;
+  std::unique_ptr<HostTensor> t;
+};
+
+// One node `op` over `ins` on the CPU and on a CUDA session (with the plugins when
+// `with_plugins`): the outputs agree within `atol`, and the CUDA session ran the node with
+// a CUDA kernel whose name starts with `kernel`.
+void expect_same_on_gpu(const std::string& op, const std::string& domain,
+                        const std::vector<NodeIn>& ins, size_t outputs, double atol,
+                        const std::function<void(onnx::NodeProto*)>& attrs = {},
+                        const std::string& kernel = "tfhost.cuda.", bool with_plugins = false,
+                        int64_t opset = 17) {
+  onnx::ModelProto m = new_model();
+  m.mutable_opset_import(0)->set_version(opset);
+  if (!domain.empty()) {
+    auto* o = m.add_opset_import();
+    o->set_domain(domain);
+    o->set_version(1);
+  }
+  onnx::GraphProto& g = *m.mutable_graph();
+  std::vector<std::string> names, outs;
+  for (const NodeIn& in : ins) {
+    names.push_back(in.name);
+    if (in.name.empty()) continue;
+    *g.add_input() = tensor_info(in.name, in.t->type, in.t->dims);
+  }
+  for (size_t i = 0; i < outputs; ++i) {
+    outs.push_back("y" + std::to_string(i));
+    g.add_output()->set_name(outs.back());
+  }
+  onnx::NodeProto* n = add_node(g, op, names, outs, "node", domain);
+  if (attrs) attrs(n);
+  TempDir tmp;
+  write_model(m, tmp / "m.onnx");
+  plugin::Registry registry;
+  if (with_plugins) pipeline::load_plugins(registry, {}, {TFH_BINARY_DIR "/plugins"});
+  auto model = ir::Model::load(tmp / "m.onnx");
+  model->infer_shapes(&registry.shape_hooks());
+  const KernelRegistry kernels(registry);
+  SessionOptions gpu_opts;
+  gpu_opts.device = TFH_DEVICE_CUDA;
+  Session cpu(static_cast<const ir::Model&>(*model), kernels),
+      gpu(static_cast<const ir::Model&>(*model), kernels, gpu_opts);
+  const auto names_on_gpu = gpu.kernel_names();
+  ASSERT_EQ(names_on_gpu.size(), 1u);
+  EXPECT_EQ(names_on_gpu[0].second.rfind(kernel, 0), 0u)
+      << op << " ran with " << names_on_gpu[0].second << ", not a CUDA kernel";
+  std::vector<std::pair<std::string, const HostTensor*>> feeds;
+  for (const NodeIn& in : ins)
+    if (!in.name.empty()) feeds.emplace_back(in.name, in.t.get());
+  const auto want = cpu.run(feeds);
+  const auto got = gpu.run(feeds);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    const Difference d = compare_tensors(*got[i], *want[i], 0, atol);
+    EXPECT_TRUE(d.ok()) << op << " output " << i << ": max abs diff " << d.max_abs
+                        << (d.shape_matches ? "" : ", shapes differ")
+                        << (d.type_matches ? "" : ", types differ");
+  }
+}
+
+std::vector<NodeIn> one(const std::string& name, std::unique_ptr<HostTensor> t) {
+  std::vector<NodeIn> v;
+  v.push_back({name, std::move(t)});
+  return v;
+}
+std::vector<NodeIn> two(std::unique_ptr<HostTensor> a, std::unique_ptr<HostTensor> b) {
+  std::vector<NodeIn> v;
+  v.push_back({"a", std::move(a)});
+  v.push_back({"b", std::move(b)});
+  return v;
+}
+auto to_attr(int64_t to) {
+  return [to](onnx::NodeProto* n) {
+    auto* a = n->add_attribute();
+    a->set_name("to");
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(to);
+  };
+}
+auto int_attr(const std::string& name, int64_t v) {
+  return [name, v](onnx::NodeProto* n) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(v);
+  };
+}
+
+TEST_F(CudaRuntime, CastBetweenNumericTypes) {
+  const auto ids = [](size_t i) { return static_cast<double>((i * 7919) % 50257); };
+  const auto signed_values = [](size_t i) { return (static_cast<double>(i) - 20.0) * 0.77; };
+  struct Case { TfhDataType from, to; std::function<double(size_t)> fill; };
+  const std::vector<Case> cases = {
+      {TFH_TYPE_INT64, TFH_TYPE_INT32, ids},          {TFH_TYPE_INT32, TFH_TYPE_INT64, ids},
+      {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16, noise},      {TFH_TYPE_FLOAT16, TFH_TYPE_FLOAT, noise},
+      {TFH_TYPE_INT64, TFH_TYPE_FLOAT, ids},          {TFH_TYPE_FLOAT, TFH_TYPE_INT32, signed_values},
+      {TFH_TYPE_FLOAT, TFH_TYPE_BOOL, signed_values}, {TFH_TYPE_BOOL, TFH_TYPE_FLOAT, signed_values},
+      {TFH_TYPE_INT32, TFH_TYPE_FLOAT16, ids}};
+  for (const Case& c : cases)
+    for (const Shape& shape : {Shape{3, 41}, Shape{1}, Shape{2, 0}}) {
+      SCOPED_TRACE(std::to_string(c.from) + " -> " + std::to_string(c.to));
+      expect_same_on_gpu("Cast", "", one("x", tensor(c.from, shape, c.fill)), 1, 0, to_attr(c.to));
+    }
+}
+
+TEST_F(CudaRuntime, BroadcastingArithmetic) {
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{2, 3, 4}, {4}}, {{2, 1, 4}, {3, 1}}, {{1}, {2, 3}}, {{2, 3, 4}, {2, 3, 4}},
+      {{5, 1, 7, 1}, {1, 3, 1, 2}}, {{3, 5}, {1, 5}}};
+  for (const char* op : {"Add", "Sub", "Mul", "Div"})
+    for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16})
+      for (const auto& [a, b] : shapes) {
+        SCOPED_TRACE(std::string(op) + (t == TFH_TYPE_FLOAT16 ? " float16" : " float"));
+        // Divisors kept away from 0.
+        auto bt = tensor(t, b, [](size_t i) { return 0.5 + std::fabs(noise(i + 5)); });
+        expect_same_on_gpu(op, "", two(tensor(t, a, noise), std::move(bt)), 1,
+                           t == TFH_TYPE_FLOAT16 ? 2e-2 : 1e-5);
+      }
+}
+
+TEST_F(CudaRuntime, Activations) {
+  for (const char* op : {"Tanh", "Relu", "Sigmoid", "Erf", "Sqrt"})
+    for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16}) {
+      SCOPED_TRACE(op);
+      const bool sqrt = std::string(op) == "Sqrt";
+      auto x = tensor(t, {4, 77}, [sqrt](size_t i) { return sqrt ? std::fabs(noise(i)) : noise(i); });
+      expect_same_on_gpu(op, "", one("x", std::move(x)), 1, t == TFH_TYPE_FLOAT16 ? 2e-2 : 1e-5);
+    }
+}
+
+TEST_F(CudaRuntime, GatherOnAnyAxis) {
+  struct Case { Shape data; TfhDataType type; Shape idx; TfhDataType idx_type; int64_t axis; };
+  const std::vector<Case> cases = {
+      {{5, 3}, TFH_TYPE_FLOAT, {2, 2}, TFH_TYPE_INT64, 0},     // embedding-style, 2-D ids
+      {{2, 4, 3}, TFH_TYPE_FLOAT16, {}, TFH_TYPE_INT64, 1},    // the pooler's [:, 0]
+      {{2, 4, 3}, TFH_TYPE_FLOAT, {3}, TFH_TYPE_INT32, -1},    // last axis, int32 indices
+      {{6}, TFH_TYPE_INT64, {4}, TFH_TYPE_INT64, 0}};          // 8-byte elements
+  for (const Case& c : cases) {
+    SCOPED_TRACE("axis " + std::to_string(c.axis));
+    const int64_t dim = c.data[c.axis < 0 ? c.axis + c.data.size() : c.axis];
+    std::vector<NodeIn> ins;
+    ins.push_back({"x", tensor(c.type, c.data, [](size_t i) { return static_cast<double>(i % 13) - 4; })});
+    // Indices include negative ones (counted from the end).
+    ins.push_back({"i", tensor(c.idx_type, c.idx, [dim](size_t i) {
+                     return static_cast<double>(static_cast<int64_t>(i * 3 % (2 * dim)) - dim);
+                   })});
+    expect_same_on_gpu("Gather", "", ins, 1, 0, int_attr("axis", c.axis));
+  }
+}
+
+TEST_F(CudaRuntime, GemmWithBiasAndTransposedB) {
+  for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16})
+    for (bool trans_b : {false, true})
+      for (bool bias : {false, true}) {
+        SCOPED_TRACE(std::string(trans_b ? "transB " : "") + (bias ? "bias" : ""));
+        std::vector<NodeIn> ins;
+        ins.push_back({"a", tensor(t, {3, 40}, noise)});
+        ins.push_back({"b", tensor(t, trans_b ? Shape{24, 40} : Shape{40, 24}, [](size_t i) { return noise(i + 11) * 0.2; })});
+        if (bias) ins.push_back({"c", tensor(t, {24}, noise)});
+        expect_same_on_gpu("Gemm", "", ins, 1, t == TFH_TYPE_FLOAT16 ? 3e-2 : 1e-4,
+                           int_attr("transB", trans_b ? 1 : 0));
+      }
+}
+
+TEST_F(CudaRuntime, BertPluginEmbedLayerNormalization) {
+  const int64_t B = 2, S = 7, H = 48, V = 30;
+  for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16})
+    for (bool full : {false, true}) {
+      SCOPED_TRACE(std::string(t == TFH_TYPE_FLOAT16 ? "float16" : "float") +
+                   (full ? ", segments, mask, position ids" : ""));
+      std::vector<NodeIn> ins;
+      ins.push_back({"ids", tensor(TFH_TYPE_INT32, {B, S}, [](size_t i) { return (i * 7) % V; })});
+      ins.push_back({full ? "seg" : "", full ? tensor(TFH_TYPE_INT32, {B, S}, [](size_t i) { return i % 2; }) : nullptr});
+      ins.push_back({"word", tensor(t, {V, H}, noise)});
+      ins.push_back({"pos", tensor(t, {16, H}, [](size_t i) { return noise(i + 3); })});
+      ins.push_back({full ? "segemb" : "", full ? tensor(t, {2, H}, [](size_t i) { return noise(i + 9); }) : nullptr});
+      ins.push_back({"gamma", tensor(t, {H}, [](size_t i) { return 1 + 0.1 * noise(i); })});
+      ins.push_back({"beta", tensor(t, {H}, [](size_t i) { return 0.1 * noise(i + 1); })});
+      ins.push_back({full ? "mask" : "", full ? tensor(TFH_TYPE_INT32, {B, S}, [](size_t i) { return i % S < 5 ? 1 : 0; }) : nullptr});
+      ins.push_back({full ? "posids" : "", full ? tensor(TFH_TYPE_INT32, {1, S}, [](size_t i) { return S - 1 - i; }) : nullptr});
+      expect_same_on_gpu("EmbedLayerNormalization", "com.microsoft", ins, full ? 3 : 2,
+                         t == TFH_TYPE_FLOAT16 ? 2e-2 : 1e-4, {}, "bert.cuda.", /*plugins=*/true);
+    }
+}
+
+// ---- whole models: IO binding and CUDA graphs -----------------------------------------------------
+
+struct Fused {
+  std::unique_ptr<ir::Model> model;
+  plugin::Registry registry;
+};
+std::unique_ptr<Fused> fused(const std::string& name, const std::string& type, bool fp16,
+                             const TempDir& tmp) {
+  const std::string out = tmp / (name + (fp16 ? "_fp16" : "") + ".onnx");
+  std::vector<std::string> args = {TFH_TFHOST_EXE, "optimize", "--input",
+                                    std::string(TFH_SOURCE_DIR "/models/") + name + "/model.onnx",
+                                    "--output", out, "--model_type", type};
+  if (fp16) args.push_back("--float16");
+  const auto r = test::run_command(args, {});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto f = std::make_unique<Fused>();
+  pipeline::load_plugins(f->registry, {}, {TFH_BINARY_DIR "/plugins"});
+  f->model = ir::Model::load(out);
+  f->model->infer_shapes(&f->registry.shape_hooks());
+  return f;
+}
+
+std::vector<NamedTensor> inputs_for(const Fused& f, int64_t batch, uint64_t seed) {
+  InputRequest req;
+  req.batch = batch;
+  req.sequence = 8;
+  req.past = f.model->graph().find("past_0") ? 4 : 0;
+  req.seed = seed;
+  return make_inputs(f.registry, pick_generator(f.registry, "", "core"), *f.model, req);
+}
+
+void expect_close(const std::vector<std::unique_ptr<HostTensor>>& got,
+                  const std::vector<std::unique_ptr<HostTensor>>& want, double atol,
+                  const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const Difference d = compare_tensors(*got[i], *want[i], 0, atol);
+    EXPECT_TRUE(d.ok()) << what << ", output " << i << ": max abs diff " << d.max_abs;
+  }
+}
+
+class CudaModels : public ::testing::TestWithParam<std::tuple<const char*, const char*, bool>> {
+ protected:
+  void SetUp() override {
+    if (kernels::cuda_device_count() == 0)
+      GTEST_SKIP() << "no CUDA GPU here (" << kernels::describe_devices() << ")";
+  }
+};
+
+TEST_P(CudaModels, FusedGraphRunsWhollyOnTheGpu) {
+  const auto [name, type, fp16] = GetParam();
+  TempDir tmp;
+  auto f = fused(name, type, fp16, tmp);
+  const KernelRegistry kernels(f->registry);
+  SessionOptions o;
+  o.device = TFH_DEVICE_CUDA;
+  Session gpu(static_cast<const ir::Model&>(*f->model), kernels, o);
+  // Every node but shape arithmetic and views runs a CUDA kernel.
+  for (const auto& [node, kernel] : gpu.kernel_names()) {
+    const std::string& op = node->op_type();
+    const bool host_ok = op == "Shape" || op == "Gather" || op == "Unsqueeze" || op == "Concat" ||
+                         op == "Slice" || op == "Squeeze" || op == "Reshape";
+    if (!host_ok)
+      EXPECT_NE(kernel.find(".cuda."), std::string::npos) << node->name() << " (" << op << ") runs " << kernel;
+  }
+}
+
+TEST_P(CudaModels, IoBindingMatchesHostRuns) {
+  const auto [name, type, fp16] = GetParam();
+  TempDir tmp;
+  auto f = fused(name, type, fp16, tmp);
+  const KernelRegistry kernels(f->registry);
+  SessionOptions o;
+  o.device = TFH_DEVICE_CUDA;
+  Session gpu(static_cast<const ir::Model&>(*f->model), kernels, o);
+  const auto inputs = inputs_for(*f, 2, 1);
+  const auto want = gpu.run(feeds_of(inputs));
+  std::vector<DeviceTensor> on_device;
+  std::vector<Feed> feeds;
+  for (const auto& [n, t] : feeds_of(inputs)) on_device.push_back(gpu.to_device(*t));
+  size_t i = 0;
+  for (const auto& [n, t] : feeds_of(inputs)) feeds.push_back(Feed{n, nullptr, &on_device[i++]});
+  // Mixed: the first input from the host, the rest from the device.
+  feeds[0].device = nullptr;
+  feeds[0].host = feeds_of(inputs)[0].second;
+  const auto outs = gpu.run_device(feeds);
+  std::vector<std::unique_ptr<HostTensor>> got;
+  for (const DeviceTensor& d : outs) got.push_back(gpu.to_host(d));
+  expect_close(got, want, 0, "run_device against run");
+}
+
+TEST_P(CudaModels, CudaGraphsReplayWithNewValuesAndShapes) {
+  const auto [name, type, fp16] = GetParam();
+  TempDir tmp;
+  auto f = fused(name, type, fp16, tmp);
+  const KernelRegistry kernels(f->registry);
+  SessionOptions eager_opts, graph_opts;
+  eager_opts.device = graph_opts.device = TFH_DEVICE_CUDA;
+  graph_opts.cuda_graph = true;
+  Session eager(static_cast<const ir::Model&>(*f->model), kernels, eager_opts),
+      graphs(static_cast<const ir::Model&>(*f->model), kernels, graph_opts);
+  for (uint64_t seed = 0; seed < 4; ++seed) {  // eager, capture, replay, replay
+    const auto inputs = inputs_for(*f, 2, seed);
+    expect_close(graphs.run(feeds_of(inputs)), eager.run(feeds_of(inputs)), fp16 ? 1e-3 : 1e-5,
+                 "seed " + std::to_string(seed));
+  }
+  GraphStats st = graphs.graph_stats();
+  EXPECT_EQ(st.refused, "");
+  EXPECT_EQ(st.captured, 1u);
+  EXPECT_EQ(st.replays, 2u);
+  // Another batch: its own graph; the first one still replays right afterwards.
+  for (int64_t batch : {3, 3, 3, 2}) {
+    const auto inputs = inputs_for(*f, batch, 10 + batch);
+    expect_close(graphs.run(feeds_of(inputs)), eager.run(feeds_of(inputs)), fp16 ? 1e-3 : 1e-5,
+                 "batch " + std::to_string(batch));
+  }
+  st = graphs.graph_stats();
+  EXPECT_EQ(st.captured, 2u);
+  EXPECT_EQ(st.replays, 4u);
+  // IO binding with graphs: device feeds are copied into the graph's inputs.
+  const auto inputs = inputs_for(*f, 2, 99);
+  std::vector<DeviceTensor> on_device;
+  std::vector<Feed> feeds;
+  for (const auto& [n, t] : feeds_of(inputs)) on_device.push_back(graphs.to_device(*t));
+  size_t i = 0;
+  for (const auto& [n, t] : feeds_of(inputs)) feeds.push_back(Feed{n, nullptr, &on_device[i++]});
+  const auto outs = graphs.run_device(feeds);
+  std::vector<std::unique_ptr<HostTensor>> got;
+  for (const DeviceTensor& d : outs) got.push_back(graphs.to_host(d));
+  expect_close(got, eager.run(feeds_of(inputs)), fp16 ? 1e-3 : 1e-5, "graph with IO binding");
+  EXPECT_EQ(graphs.graph_stats().replays, 5u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, CudaModels,
+                         ::testing::Values(std::make_tuple("bert_tiny_opset14", "bert", false),
+                                           std::make_tuple("bert_tiny_opset14", "bert", true),
+                                           std::make_tuple("gpt2past_tiny_opset14", "gpt2", false),
+                                           std::make_tuple("gpt2past_tiny_opset14", "gpt2", true)));
+
+// Add (GPU) -> Floor (no CUDA kernel: CPU) -> Add (GPU): the run crosses sides, so no graph is
+// captured; the session says which node and runs eagerly, with right results every time.
+TEST_F(CudaRuntime, CudaGraphRefusedWhenARunCrossesSides) {
+  onnx::ModelProto m = new_model();
+  onnx::GraphProto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {2, 5});
+  add_node(g, "Add", {"x", "x"}, {"a"}, "add1");
+  add_node(g, "Floor", {"a"}, {"f"}, "floor");
+  add_node(g, "Add", {"f", "x"}, {"y"}, "add2");
+  g.add_output()->set_name("y");
+  TempDir tmp;
+  write_model(m, tmp / "m.onnx");
+  auto model = ir::Model::load(tmp / "m.onnx");
+  model->infer_shapes();
+  const KernelRegistry kernels;
+  SessionOptions o;
+  o.device = TFH_DEVICE_CUDA;
+  o.cuda_graph = true;
+  Session gpu(static_cast<const ir::Model&>(*model), kernels, o);
+  Session cpu(static_cast<const ir::Model&>(*model), kernels);
+  for (int rep = 0; rep < 4; ++rep) {
+    auto x = tensor(TFH_TYPE_FLOAT, {2, 5}, [rep](size_t i) { return noise(i + rep); });
+    expect_close(gpu.run({{"x", x.get()}}), cpu.run({{"x", x.get()}}), 1e-6, "run " + std::to_string(rep));
+  }
+  const GraphStats st = gpu.graph_stats();
+  EXPECT_EQ(st.captured, 0u);
+  EXPECT_NE(st.refused.find("floor"), std::string::npos) << st.refused;
+}
+
+}  // namespace
+}  // namespace tfh::runtime
