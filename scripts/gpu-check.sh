@@ -106,21 +106,27 @@ python3 shared-bundle/tools/fill_weights.py shared-bundle/models/bert_base_opset
 if [ -f "$MODELS/bert.onnx" ]; then
   tf build/bin/tfhost optimize --input "$MODELS/bert.onnx" --output "$MODELS/bert_fp16.onnx" --model_type bert --float16 > "$RESULTS/optimize_bert.log" 2>&1
   tf build/bin/tfhost optimize --input "$MODELS/gpt2.onnx" --output "$MODELS/gpt2_fp16.onnx" --model_type gpt2 --float16 > "$RESULTS/optimize_gpt2.log" 2>&1
-  for b in $BERT_BATCHES; do
-    if tf build/bin/tfhost perf -m "$MODELS/bert_fp16.onnx" --model_type bert -b "$b" -s 128 --use_gpu --samples 200 > "$RESULTS/perf_bert_b$b.txt" 2>&1; then
-      say "tfhost bert-base fp16 batch $b seq 128: $(grep 'Latency P50' "$RESULTS/perf_bert_b$b.txt")"
-    else
-      say "tfhost bert-base fp16 batch $b: $(tail -1 "$RESULTS/perf_bert_b$b.txt")"
-      break
-    fi
-  done
+  # Each model and batch twice: eager with host inputs/outputs, then as the targets are
+  # measured (CUDA graph replay, inputs on the GPU, outputs left there).
+  perf_gpu() {  # label model model_type batch extra-args...
+    local label=$1 model=$2 type=$3 b=$4; shift 4
+    for mode in eager graph; do
+      local extra=()
+      [ "$mode" = graph ] && extra=(--cuda_graph --io_binding)
+      local log="$RESULTS/perf_${label}_b${b}_${mode}.txt"
+      if tf timeout 300 build/bin/tfhost perf -m "$model" --model_type "$type" -b "$b" "$@" --use_gpu \
+           "${extra[@]}" --samples 200 --warmup 10 > "$log" 2>&1; then
+        say "tfhost $label batch $b ($mode): $(grep 'Latency P50' "$log"); $(grep -o 'CUDA graphs: [^(]*' "$log" | head -1)"
+        grep -o '(not capturable: .*' "$log" | sed 's/^/  /' | tee -a "$SUMMARY"
+      else
+        say "tfhost $label batch $b ($mode): FAILED: $(tail -1 "$log")"
+        [ "$DRY" = 1 ] || status=1
+      fi
+    done
+  }
+  for b in $BERT_BATCHES; do perf_gpu bert-base-fp16-s128 "$MODELS/bert_fp16.onnx" bert "$b" -s 128; done
   for b in $GPT_BATCHES; do
-    if tf build/bin/tfhost perf -m "$MODELS/gpt2_fp16.onnx" --model_type gpt2 -b "$b" -s 1 --past_sequence_length 128 --use_gpu --samples 200 > "$RESULTS/perf_gpt2_b$b.txt" 2>&1; then
-      say "tfhost gpt2 fp16 decode batch $b past 128: $(grep 'Latency P50' "$RESULTS/perf_gpt2_b$b.txt")"
-    else
-      say "tfhost gpt2 fp16 decode batch $b: $(tail -1 "$RESULTS/perf_gpt2_b$b.txt")"
-      break
-    fi
+    perf_gpu gpt2-fp16-decode-past128 "$MODELS/gpt2_fp16.onnx" gpt2 "$b" -s 1 --past_sequence_length 128
   done
 else
   say "models: could not fill the skeletons ($(tail -1 "$RESULTS/fill.log"))"

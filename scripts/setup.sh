@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing (Debian 12, as root or with sudo), then configures and builds tfhost
 # into build/. Idempotent: a second run only rebuilds what changed.
-#   BUILD_DIR=build  JOBS=$(nproc)  TFH_WITH_CUDA=AUTO|ON|OFF
+#   BUILD_DIR=build  JOBS=$(nproc)  TFH_WITH_CUDA=AUTO|ON|OFF  TFH_CUDA_ARCHITECTURES=90
+# A release build for A100 and H100/H200 GPUs: BUILD_DIR=build-release TFH_CUDA_ARCHITECTURES='80;90'.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,7 @@ fi
 BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DTFH_WITH_CUDA="${TFH_WITH_CUDA:-AUTO}"
+  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DTFH_WITH_CUDA="${TFH_WITH_CUDA:-AUTO}" \
+    -DTFH_CUDA_ARCHITECTURES="${TFH_CUDA_ARCHITECTURES:-90}"
 fi
 cmake --build "$BUILD_DIR" -j "$JOBS"

@@ -49,7 +49,8 @@ int benchmark_command(const std::vector<std::string>& args, const GlobalOptions&
        "CSV output (default: benchmark_<date-time>.csv)")
       ("result_json", po::value<std::string>(&json)->value_name("FILE"),
        "JSON output (default: benchmark_<date-time>.json)")
-      ("use_gpu", po::bool_switch(&use_gpu), "run on the GPU (CUDA build and GPU needed): CUDA kernels where they exist, the CPU for the rest");
+      ("use_gpu", po::bool_switch(&use_gpu), "run on the GPU (CUDA build and GPU needed): CUDA kernels where they exist, the CPU for the rest")
+      ("cuda_graph", po::bool_switch(&spec.cuda_graph), "with --use_gpu: replay repeated runs of a grid point as CUDA graphs");
   // clang-format on
   opts.add(global_options(local, help));
   parse_args("benchmark", args, opts, {});
@@ -70,6 +71,7 @@ int benchmark_command(const std::vector<std::string>& args, const GlobalOptions&
     if (v < 0) throw UsageError("benchmark", "--past_sequence_lengths must be >= 0");
   if (spec.iterations <= 0 || spec.warmup < 0 || spec.threads < 0)
     throw UsageError("benchmark", "--samples must be > 0, --warmup and --threads >= 0");
+  if (spec.cuda_graph && !use_gpu) throw UsageError("benchmark", "--cuda_graph needs --use_gpu");
   if (use_gpu) pipeline::check_device(pipeline::Device::Cuda, "--use_gpu", "leave out --use_gpu");
   spec.device = use_gpu ? TFH_DEVICE_CUDA : TFH_DEVICE_CPU;
   spec.batch = batches;

@@ -78,8 +78,12 @@ int run_plan_checks(const pipeline::Plan& plan, const plugin::Registry& registry
     spec.warmup = static_cast<int>(plan.benchmark->warmup);
     spec.iterations = static_cast<int>(plan.benchmark->iterations);
     spec.device = so.device;
+    spec.cuda_graph = plan.benchmark->cuda_graph && so.device == TFH_DEVICE_CUDA;
     out << "benchmark (" << plan.benchmark_inputs->name << ", " << spec.warmup << " + "
-        << spec.iterations << " runs per point):\n";
+        << spec.iterations << " runs per point"
+        << (spec.cuda_graph ? ", CUDA graphs"
+            : plan.benchmark->cuda_graph ? "; cuda_graph applies on the GPU only" : "")
+        << "):\n";
     const auto rows = sweep(registry, *plan.benchmark_inputs,
                             {{"original", original.get()}, {"optimized", saved.get()}}, spec,
                             &std::cerr);

@@ -68,6 +68,8 @@ int profile_command(const std::vector<std::string>& args, const GlobalOptions& g
   }
   if (model_path.empty()) throw UsageError("profile", "missing --model");
   check_run_options("profile", ro);
+  if (ro.cuda_graph)
+    throw UsageError("profile", "--cuda_graph does not apply: per-node times need eager runs");
   if (samples <= 0 || warmup < 0 || top < 0)
     throw UsageError("profile", "--samples must be > 0, --warmup and --top >= 0");
   if (trace_path.empty()) trace_path = "profile_" + timestamp() + ".json";

@@ -21,6 +21,7 @@ std::vector<SweepRow> sweep(const plugin::Registry& registry,
   runtime::SessionOptions so;
   so.threads = spec.threads;
   so.device = spec.device;
+  so.cuda_graph = spec.cuda_graph;
   so.release_consumed_constants = true;
   std::vector<std::unique_ptr<runtime::Session>> sessions;
   for (const auto& m : models)

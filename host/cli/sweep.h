@@ -17,6 +17,7 @@ struct SweepSpec {
   int threads = 0, warmup = 5, iterations = 50;
   uint64_t seed = 0;
   TfhDevice device = TFH_DEVICE_CPU;
+  bool cuda_graph = false;  // CUDA: repeated shapes replay as CUDA graphs
 };
 
 struct SweepRow {

@@ -407,7 +407,7 @@ VerifySection read_verify(const Reader& r, const YAML::Node& n) {
 }
 
 BenchmarkSection read_benchmark(const Reader& r, const YAML::Node& n) {
-  r.check_keys(n, "benchmark", {"batch", "sequence", "past", "warmup", "iterations"});
+  r.check_keys(n, "benchmark", {"batch", "sequence", "past", "warmup", "iterations", "cuda_graph"});
   BenchmarkSection b;
   b.where = r.where(n, "benchmark");
   if (has(n, "batch")) b.batch = r.int_list(n["batch"], "benchmark.batch", 1);
@@ -415,6 +415,7 @@ BenchmarkSection read_benchmark(const Reader& r, const YAML::Node& n) {
   if (has(n, "past")) b.past = r.int_list(n["past"], "benchmark.past", 0);
   if (has(n, "warmup")) b.warmup = r.integer(n["warmup"], "benchmark.warmup", 0);
   if (has(n, "iterations")) b.iterations = r.integer(n["iterations"], "benchmark.iterations", 1);
+  if (has(n, "cuda_graph")) b.cuda_graph = r.boolean(n["cuda_graph"], "benchmark.cuda_graph");
   return b;
 }
 

@@ -76,6 +76,7 @@ struct VerifySection {
 struct BenchmarkSection {
   std::vector<int64_t> batch{1}, sequence{128}, past{0};
   int64_t warmup = 5, iterations = 50;
+  bool cuda_graph = false;  // on the GPU: repeated runs replay as CUDA graphs (no effect on the CPU)
   Where where;
 };
 

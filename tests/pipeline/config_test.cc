@@ -66,7 +66,8 @@ TEST(Config, EverySectionParses) {
       "    with: {keep_io_types: true, op_block_list: [SkipLayerNormalization]}\n"
       "verify: {inputs: bert.inputs, with: {batch: 2}, samples: 3, seed: 7, tolerance: {fp16: "
       "0.2}}\n"
-      "benchmark: {batch: [1, 8], sequence: 16, past: [0, 4], warmup: 2, iterations: 9}\n"
+      "benchmark: {batch: [1, 8], sequence: 16, past: [0, 4], warmup: 2, iterations: 9, "
+      "cuda_graph: true}\n"
       "save: {use_external_data_format: true}\n");
   EXPECT_EQ(c.model.family, "bert");
   EXPECT_EQ(c.model.num_heads, 12);
@@ -97,6 +98,7 @@ TEST(Config, EverySectionParses) {
   EXPECT_EQ(c.benchmark->sequence, (std::vector<int64_t>{16}));
   EXPECT_EQ(c.benchmark->past, (std::vector<int64_t>{0, 4}));
   EXPECT_EQ(c.benchmark->iterations, 9);
+  EXPECT_TRUE(c.benchmark->cuda_graph);
   EXPECT_TRUE(c.save.use_external_data_format);
 }
 
@@ -129,6 +131,8 @@ TEST(Config, BadValuesNameTheKeyAndTheExpectedType) {
              "'verify.samples' expects an integer >= 1, got '0'");
   EXPECT_HAS(error_of(std::string(kMinimal) + "benchmark: {batch: [1, x]}\n"),
              "'benchmark.batch.1' expects an integer >= 1, got 'x'");
+  EXPECT_HAS(error_of(std::string(kMinimal) + "benchmark: {cuda_graph: 2}\n"),
+             "'benchmark.cuda_graph' expects true or false, got '2'");
   EXPECT_HAS(error_of(std::string(kMinimal) + "save: {use_external_data_format: maybe}\n"),
              "'save.use_external_data_format' expects true or false, got 'maybe'");
   EXPECT_HAS(error_of("model: {path: [a, b]}\noutput: o\npipeline: []\n"),
