@@ -506,7 +506,9 @@ void StepContext::stage_inputs() {
       staged_[i] = t;
       continue;
     }
-    if (step_.on_cuda && s_.slots[k].kind == SlotKind::Constant) {
+    // Constants, and an input's initializer default when the run did not feed it: uploaded once.
+    const bool default_used = s_.slots[k].has_default && t == &s_.slots[k].view;
+    if (step_.on_cuda && (s_.slots[k].kind == SlotKind::Constant || default_used)) {
       if (s_.capturing && !s_.dev_const[k].data)
         throw GraphRefused(node_label(*step_.node) + ": constant '" + s_.slots[k].value->name() +
                            "' was not on the GPU before the capture");
@@ -522,15 +524,14 @@ void StepContext::stage_inputs() {
                            (step_.on_cuda ? "CPU" : "GPU"));
       HostTensor& c = s_.mirror[k];
       c.set_shape(t->type, t->dims);
+      c.data = (step_.on_cuda ? *s_.dev_pool : s_.pool).acquire(t->nbytes);
+      s_.mirrored[k] = 1;  // from here on the run's end gives it back, whatever happens
       if (step_.on_cuda) {
-        c.data = s_.dev_pool->acquire(t->nbytes);
         kernels::cuda::copy_to_device(const_cast<void*>(c.data), t->data, t->nbytes, s_.stream);
       } else {
-        c.data = s_.pool.acquire(t->nbytes);
         kernels::cuda::copy_to_host(const_cast<void*>(c.data), t->data, t->nbytes, s_.stream);
         downloaded = true;
       }
-      s_.mirrored[k] = 1;
     }
     staged_[i] = &s_.mirror[k];
   }
@@ -551,8 +552,13 @@ const HostTensor* Session::Impl::device_constant(int k, const HostTensor& host) 
   if (!d.data) {
     d.set_shape(host.type, host.dims);
     void* p = kernels::cuda::device_alloc(host.nbytes);
-    kernels::cuda::copy_to_device(p, host.data, host.nbytes, stream);
-    kernels::cuda::stream_sync(stream);  // the host bytes may be released after planning
+    try {
+      kernels::cuda::copy_to_device(p, host.data, host.nbytes, stream);
+      kernels::cuda::stream_sync(stream);  // the host bytes may be released after planning
+    } catch (...) {
+      kernels::cuda::device_free(p);
+      throw;
+    }
     d.data = p;
   }
 #else
@@ -832,6 +838,8 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
     const ir::Value* v = s.model.graph().find(name);
     if (!v || !v->is_graph_input()) TFH_THROW("input '", name, "': the model has no such input");
     if (f.device && f.host) TFH_THROW("input '", name, "': given both on the host and the device");
+    for (const auto& [k, other] : bound)
+      if (other->name == name) TFH_THROW("input '", name, "': given twice");
     if (f.device && !s.cuda)
       TFH_THROW("input '", name, "': a device tensor, and this session runs on the CPU");
     if (!f.device && (!f.host || (!f.host->data && f.host->nbytes)))
@@ -865,6 +873,12 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
     }
   } unbind{s};
 
+  {  // every required input fed (checked before a graph is made for these shapes)
+    std::set<int> fed;
+    for (const auto& [k, f] : bound) fed.insert(k);
+    for (const ir::Value* v : self.inputs_)
+      if (!fed.count(s.slot_of.at(v))) TFH_THROW("input '", v->name(), "' was not given");
+  }
   // A CUDA graph for these shapes (captured on their second run, replayed after that).
   Graph* g = nullptr;
   if (s.cuda && s.opts.cuda_graph && !s.opts.profile && s.graph_stats.refused.empty())
@@ -902,6 +916,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
   const auto run_start = std::chrono::steady_clock::now();
   const bool replay = g && g->exec;
   const bool capture = g && !g->exec && g->warmed;
+  (void)capture;  // (used only in CUDA builds)
   try {
 #ifdef TFH_HAVE_CUDA
     if (replay) {
@@ -956,7 +971,6 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
       }
       s.capturing = false;
       g->exec = kernels::cuda::graph_end(s.stream);
-      ++s.graph_stats.captured;
       g->outputs.resize(self.outputs_.size());
       for (size_t i = 0; i < self.outputs_.size(); ++i) {
         const HostTensor* t = s.live[s.slot_of.at(self.outputs_[i])];
@@ -964,17 +978,29 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
         g->outputs[i].data = t->data;
       }
       kernels::cuda::graph_launch(g->exec, s.stream);  // capturing ran nothing: this run's work
+      ++s.graph_stats.captured;
     }
 #endif
     if (g) g->warmed = true;
   } catch (const std::exception& e) {
 #ifdef TFH_HAVE_CUDA
+    // Not capturable (a value crossing sides, or CUDA refusing an operation while capturing):
+    // remember why, and run these inputs (and every later run) eagerly. Any other error is the
+    // run's own: the capture is dropped and the error goes to the caller.
+    const std::string why = e.what();
+    const bool refused = dynamic_cast<const GraphRefused*>(&e) ||
+                         why.find("captur") != std::string::npos;
     if (capture) {
-      // Not capturable: remember why, and run these inputs (and every later run) eagerly.
       kernels::cuda::graph_abort(s.stream);
       s.capturing = false;
+      if (g->exec) {
+        kernels::cuda::graph_destroy(g->exec);
+        g->exec = nullptr;
+      }
+    }
+    if (capture && refused) {
       s.abandon_run();
-      s.graph_stats.refused = e.what();
+      s.graph_stats.refused = why.empty() ? "a CUDA graph could not be captured" : why;
       s.graphs.clear();
       for (size_t k = 0; k < s.slots.size(); ++k)
         if (s.slots[k].kind != SlotKind::Constant) s.live[k] = nullptr;

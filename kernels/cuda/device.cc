@@ -2,6 +2,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
+
 #include "kernels/cuda/cuda_kernels.h"
 
 namespace tfh::kernels::cuda {
@@ -48,6 +50,17 @@ void fill_zero(void* dst, size_t bytes, void* stream) {
 }
 
 void* device_alloc_async(size_t bytes, void* stream) {
+  // Keep freed memory in the stream-ordered pool (by default it is given back at every sync,
+  // and each run would map it again).
+  static const bool kept = [] {
+    int device = 0;
+    cudaMemPool_t pool = nullptr;
+    uint64_t keep = UINT64_MAX;
+    return cudaGetDevice(&device) == cudaSuccess &&
+           cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess &&
+           cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) == cudaSuccess;
+  }();
+  (void)kept;
   void* p = nullptr;
   check(cudaMallocAsync(&p, bytes ? bytes : 1, static_cast<cudaStream_t>(stream)),
         "cudaMallocAsync");

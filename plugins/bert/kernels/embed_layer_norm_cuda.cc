@@ -19,9 +19,18 @@ struct EmbedLayerNorm {
   float eps;
   explicit EmbedLayerNorm(tfh::NodeView n) : eps(n.attr_float("epsilon", 1e-12f)) {
     // Refused at plan time (the runtime then runs the node on the CPU): tables of other types.
-    const TfhDataType t = n.num_inputs() > 2 && n.input(2) ? n.input(2).elem_type() : TFH_TYPE_UNDEFINED;
+    // (so are ids of two types, a mask other than int32: the CPU kernel reads any integers).
+    auto type = [&](size_t i) {
+      return n.num_inputs() > i && n.input(i) ? n.input(i).elem_type() : TFH_TYPE_UNDEFINED;
+    };
+    const TfhDataType t = type(2);
     if (t != TFH_TYPE_UNDEFINED && t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16)
       tfh::sdk::fail("EmbedLayerNormalization on CUDA: tables are not float/float16");
+    for (size_t i : {1, 8})
+      if (type(i) != TFH_TYPE_UNDEFINED && type(0) != TFH_TYPE_UNDEFINED && type(i) != type(0))
+        tfh::sdk::fail("EmbedLayerNormalization on CUDA: ids of different types");
+    if (type(7) != TFH_TYPE_UNDEFINED && type(7) != TFH_TYPE_INT32)
+      tfh::sdk::fail("EmbedLayerNormalization on CUDA: the mask is not int32");
   }
   void compute(tfh::KernelContext& ctx, void* stream) {
     tfh::TensorView ids = ctx.required(0), seg = ctx.input(1), wemb = ctx.required(2),
@@ -60,7 +69,7 @@ struct EmbedLayerNorm {
     a.position_ids = pos ? pos.raw() : nullptr;
     a.word = wemb.raw();
     a.position = pemb.raw();
-    a.segment = seg && semb ? semb.raw() : nullptr;
+    a.segment = semb ? semb.raw() : nullptr;  // without segment ids: row 0, as on the CPU
     a.gamma = gamma.raw();
     a.beta = beta ? beta.raw() : nullptr;
     a.mask = mask ? static_cast<const int32_t*>(mask.raw()) : nullptr;
