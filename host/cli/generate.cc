@@ -5,6 +5,7 @@
 #include <chrono>
 #include <iomanip>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 
 #include "host/cli/common.h"
@@ -22,7 +23,9 @@ const char* const kAbout =
     "onnxruntime convert_to_onnx's layout (past_i [2, B, N, P, d]), Hugging Face's (past_key_values\n"
     ".i.key/value [B, N, P, d]) and without past (the whole sequence is run each step). Inputs\n"
     "input_ids, position_ids and attention_mask are filled as generate() does (no padding: every\n"
-    "row gets the prompt). Prints the new token ids of each row and the time per step.";
+    "row gets the prompt). Prints the new token ids of each row and the time per step.\n"
+    "--use_gpu runs it on the GPU with the key/value cache kept there (IO binding: each step's\n"
+    "presents are the next step's pasts without a copy to the host; only the logits come back).";
 
 bool is_float(int32_t t) {
   return t == TFH_TYPE_FLOAT || t == TFH_TYPE_FLOAT16 || t == TFH_TYPE_DOUBLE ||
@@ -58,6 +61,7 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
   std::string model_path, prompt;
   int64_t batch = 1, new_tokens = 8;
   int threads = 0;
+  bool use_gpu = false;
   po::options_description opts("Options");
   // clang-format off
   opts.add_options()
@@ -66,7 +70,8 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
        "the prompt's token ids, separated by spaces or commas (required)")
       ("max_new_tokens,n", po::value<int64_t>(&new_tokens)->default_value(8), "tokens to generate")
       ("batch_size,b", po::value<int64_t>(&batch)->default_value(1), "rows (each gets the prompt)")
-      ("threads,t", po::value<int>(&threads)->default_value(0), "CPU threads (0: all cores)");
+      ("threads,t", po::value<int>(&threads)->default_value(0), "CPU threads (0: all cores)")
+      ("use_gpu", po::bool_switch(&use_gpu), "run on the GPU, the key/value cache kept there (CUDA build and GPU needed)");
   // clang-format on
   opts.add(global_options(local, help));
   parse_args("generate", args, opts, {});
@@ -100,6 +105,7 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
   if (batch <= 0 || new_tokens <= 0 || threads < 0)
     throw UsageError("generate", "--batch_size and --max_new_tokens must be > 0, --threads >= 0");
 
+  if (use_gpu) pipeline::check_device(pipeline::Device::Cuda, "--use_gpu", "leave out --use_gpu");
   auto registry = make_registry(g);
   const runtime::KernelRegistry kernels(*registry);
   auto model = ir::Model::load(model_path);
@@ -107,6 +113,7 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
   runtime::SessionOptions so;
   so.threads = threads;
   so.release_consumed_constants = true;
+  so.device = use_gpu ? TFH_DEVICE_CUDA : TFH_DEVICE_CPU;
   runtime::Session session(*model, kernels, so);
 
   // The roles of the inputs, and which output feeds which past input (in order).
@@ -140,6 +147,9 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
     past.push_back(runtime::make_tensor(static_cast<TfhDataType>(v->elem_type()), dims));
   }
 
+  // On the GPU: the last step's presents, left on the device to be the next step's pasts.
+  std::vector<runtime::DeviceTensor> past_on_device;
+
   std::vector<std::vector<int64_t>> rows(static_cast<size_t>(batch), ids);
   const int64_t prompt_len = static_cast<int64_t>(ids.size());
   using Clock = std::chrono::steady_clock;
@@ -169,7 +179,25 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
     }
     for (size_t i = 0; i < past_in.size(); ++i) feeds.emplace_back(past_in[i]->name(), past[i].get());
     const auto t0 = Clock::now();
-    auto results = session.run(feeds);
+    std::vector<std::unique_ptr<runtime::HostTensor>> results;
+    if (use_gpu) {
+      std::vector<runtime::Feed> f;
+      for (const auto& [name, t] : feeds) {
+        const auto it = std::find_if(past_in.begin(), past_in.end(),
+                                     [&](const ir::Value* v) { return v->name() == name; });
+        const size_t i = static_cast<size_t>(it - past_in.begin());
+        if (it != past_in.end() && !past_on_device.empty())
+          f.push_back(runtime::Feed{name, nullptr, &past_on_device[i]});
+        else
+          f.push_back(runtime::Feed{name, t, nullptr});
+      }
+      auto out = session.run_device(f);
+      results.push_back(session.to_host(out[0]));  // waits for the step
+      past_on_device.assign(std::make_move_iterator(out.begin() + 1),
+                            std::make_move_iterator(out.end()));
+    } else {
+      results = session.run(feeds);
+    }
     step_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     // Greedy: the arg-max of the last position's logits, per row.
     const runtime::HostTensor& logits = *results[0];
@@ -187,7 +215,8 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
       }
       rows[r].push_back(best);
     }
-    for (size_t i = 0; i < past_in.size(); ++i) past[i] = std::move(results[i + 1]);
+    if (!use_gpu)
+      for (size_t i = 0; i < past_in.size(); ++i) past[i] = std::move(results[i + 1]);
   }
   for (int64_t r = 0; r < batch; ++r) {
     std::cout << "row " << r << ":";

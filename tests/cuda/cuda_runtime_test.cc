@@ -379,6 +379,29 @@ INSTANTIATE_TEST_SUITE_P(Models, CudaModels,
                                            std::make_tuple("gpt2past_tiny_opset14", "gpt2", false),
                                            std::make_tuple("gpt2past_tiny_opset14", "gpt2", true)));
 
+// tfhost generate --use_gpu keeps the key/value cache on the GPU (IO binding) and picks the same
+// tokens as on the CPU, fused in float32 and unfused.
+TEST_F(CudaRuntime, GenerateOnTheGpuPicksTheCpuTokens) {
+  const std::string name = "gpt2past_tiny_opset14", type = "gpt2";
+  TempDir tmp;
+  const std::string fused_path = tmp / "fused.onnx";
+  ASSERT_EQ(test::run_command({TFH_TFHOST_EXE, "optimize", "--input",
+                               std::string(TFH_SOURCE_DIR "/models/") + name + "/model.onnx",
+                               "--output", fused_path, "--model_type", type}, {}).exit_code, 0);
+  for (const std::string& model :
+       {fused_path, std::string(TFH_SOURCE_DIR "/models/") + name + "/model.onnx"}) {
+    const std::vector<std::string> args = {TFH_TFHOST_EXE, "generate", "--model", model,
+                                           "--prompt", "5 17 301 9", "-n", "6", "-b", "2"};
+    const auto cpu = test::run_command(args, {});
+    std::vector<std::string> gpu_args = args;
+    gpu_args.push_back("--use_gpu");
+    const auto gpu = test::run_command(gpu_args, {});
+    ASSERT_EQ(cpu.exit_code, 0) << cpu.err;
+    ASSERT_EQ(gpu.exit_code, 0) << gpu.err;
+    EXPECT_EQ(gpu.out, cpu.out) << model;
+  }
+}
+
 // Add (GPU) -> Floor (no CUDA kernel: CPU) -> Add (GPU): the run crosses sides, so no graph is
 // captured; the session says which node and runs eagerly, with right results every time.
 TEST_F(CudaRuntime, CudaGraphRefusedWhenARunCrossesSides) {

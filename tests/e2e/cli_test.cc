@@ -343,6 +343,16 @@ TEST(Cli, CudaNeedsACudaBuildAndAGpu) {
                                 "available: " + why))
       << run.err;
   EXPECT_EQ(line_count(gpu.err) + line_count(run.err), 2u) << gpu.err << run.err;
+  // Every command with --use_gpu says the same, before any work.
+  const std::string gpt2 = std::string(TFH_SOURCE_DIR) + "/models/gpt2past_tiny_opset14/model.onnx";
+  for (const std::vector<std::string>& cmd :
+       {std::vector<std::string>{"generate", "--model", gpt2, "--prompt", "1 2", "--use_gpu"},
+        std::vector<std::string>{"perf", "--model", kBertModel, "--use_gpu"},
+        std::vector<std::string>{"benchmark", "--model", kBertModel, "--use_gpu"}}) {
+    const auto r = tfhost(cmd);
+    EXPECT_EQ(r.exit_code, 2) << cmd[0];
+    EXPECT_TRUE(contains(r.err, "tfhost: error: --use_gpu is not available: " + why)) << r.err;
+  }
   EXPECT_EQ(test::list_dir(tmp.path()), std::vector<std::string>{"job.yaml"});
 }
 
