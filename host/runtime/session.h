@@ -63,7 +63,8 @@ struct DeviceTensor {
   HostTensor view() const;
 };
 
-// One input of a run: a host tensor, or a DeviceTensor of the same (CUDA) session.
+// One input of a run: a host tensor, or a DeviceTensor of the same (CUDA) session (one made by
+// another session is written on that session's stream, which this one does not wait for).
 struct Feed {
   std::string name;
   const HostTensor* host = nullptr;
@@ -109,7 +110,8 @@ class Session {
   // device (no copy to the host, no wait for the GPU: the work is queued on the session's
   // stream, which orders every later run, to_device and to_host after it).
   std::vector<DeviceTensor> run_device(const std::vector<Feed>& feeds);
-  // A device copy of `t` (stream-ordered; `t` may be reused when this returns).
+  // A device copy of `t` (stream-ordered; `t` may be reused when this returns, which holds for
+  // pageable memory such as every HostTensor tfhost makes; page-locked memory would be read later).
   DeviceTensor to_device(const HostTensor& t);
   // A host copy of `t`, after the work queued before it (waits for the GPU).
   std::unique_ptr<HostTensor> to_host(const DeviceTensor& t);
