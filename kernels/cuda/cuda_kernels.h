@@ -72,10 +72,18 @@ void layer_norm(TfhDataType t, const void* x, const void* skip, const void* bias
 void softmax(TfhDataType t, const void* x, void* y, int64_t rows, int64_t cols, cudaStream_t s);
 
 // ---- attention ------------------------------------------------------------------------------------
+// The attention masks of ONNX Runtime's Attention, int32 (filter added where a key is masked):
+//   Raw2D       [B, T]     0 masks, > 0 keeps
+//   Ends        [B]        keys at or after the row's end position are masked (right padding)
+//   EndsStarts  [2B]       ends, then starts: keys before the start are masked too (left padding)
+//   Raw3D       [B, S, T]  a raw mask per query
+enum class MaskKind { None, Raw2D, Ends, EndsStarts, Raw3D };
+
 // Scaled dot-product attention over heads, fused (tiled, online softmax: no S x T score matrix in
 // global memory). Q: [B, S, N, D] rows of the packed QKV (q_stride between tokens); K and V:
-// [B, N, T, D] (the present cache layout: past then new). mask: a [B, T] key mask (1 keep, 0 mask,
-// int32) or null; causal: query i (position past + i) sees keys up to past + i. Output [B, S, N, D].
+// [B, N, T, D] (the present cache layout: past then new). mask: see MaskKind; attention_bias: an
+// additive [B or 1, N or 1, S, T] bias of the data type (strides 0 where broadcast); causal: query
+// i (position past + i) sees keys up to past + i. Output [B, S, N, D].
 struct AttentionArgs {
   TfhDataType type = TFH_TYPE_FLOAT;
   const void* q = nullptr;
@@ -83,7 +91,10 @@ struct AttentionArgs {
   const void* k = nullptr;
   const void* v = nullptr;
   void* out = nullptr;  // [B, S, N * D]
-  const int32_t* key_mask = nullptr;
+  const int32_t* mask = nullptr;
+  MaskKind mask_kind = MaskKind::None;
+  const void* attention_bias = nullptr;
+  int64_t bias_batch_stride = 0, bias_head_stride = 0;  // elements; rows are [S, T]
   int64_t batch = 0, heads = 0, seq = 0, total = 0, head_size = 0;
   bool causal = false;
   float scale = 0;        // 0: 1/sqrt(head_size)
@@ -104,14 +115,17 @@ void split_kv_into_present(TfhDataType t, const void* qkv, const void* past, voi
 class LtGemm;
 // com.microsoft.Attention on the device, as the CPU kernel computes it: qkv = x @ W + bias
 // (cuBLASLt, bias epilogue), present = past ++ new K/V, then the fused attention (or the decode
-// kernel for one new token), output [B, S, N * D]. `mask`: raw [B, P + S] int32 key mask or null.
+// kernel for one new token), output [B, S, N * D]. `mask`: any MaskKind over T = P + S keys.
 // Scratch: qkv (B * S * 3 * N * D elements of t). Present is always written (the cache).
 struct AttentionOpArgs {
   TfhDataType type = TFH_TYPE_FLOAT;
   const void* x = nullptr;        // [B, S, H]
   const void* weights = nullptr;  // [H, 3 * N * D]
   const void* bias = nullptr;     // [3 * N * D]
-  const int32_t* mask = nullptr;  // [B, P + S] or null
+  const int32_t* mask = nullptr;  // see mask_kind
+  MaskKind mask_kind = MaskKind::None;
+  const void* attention_bias = nullptr;  // [B or 1, N or 1, S, P + S] or null
+  int64_t bias_batch_stride = 0, bias_head_stride = 0;
   const void* past = nullptr;     // [2, B, N, P, D] or null
   void* present = nullptr;        // [2, B, N, P + S, D]
   void* out = nullptr;            // [B, S, N * D]

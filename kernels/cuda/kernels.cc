@@ -27,6 +27,12 @@ std::vector<int64_t> dims_of(const TensorView& t) {
   return std::vector<int64_t>(d.begin(), d.end());
 }
 
+std::string shape_text(const TensorView& t) {
+  std::string r = "[";
+  for (size_t i = 0; i < t.rank(); ++i) r += (i ? ", " : "") + std::to_string(t.dims()[i]);
+  return r + "]";
+}
+
 void need_float(const TensorView& t, const char* op, const char* what) {
   if (t.dtype() != TFH_TYPE_FLOAT && t.dtype() != TFH_TYPE_FLOAT16)
     sdk::fail(std::string(op) + " on CUDA: " + what + " is " + data_type_name(t.dtype()) +
@@ -132,11 +138,6 @@ struct Binary {
     }
     OutputTensor y = ctx.output(0, a.dtype(), out);
     binary(a.dtype(), Op, a.raw(), b.raw(), y.raw(), bc, st(s));
-  }
-  static std::string shape_text(const TensorView& t) {
-    std::string r = "[";
-    for (size_t i = 0; i < t.rank(); ++i) r += (i ? ", " : "") + std::to_string(t.dims()[i]);
-    return r + "]";
   }
 };
 
@@ -334,11 +335,13 @@ struct Attention {
       sdk::fail("Attention on CUDA: past_present_share_buffer is not supported");
     if (n.num_inputs() > 3 && n.input(3)) {
       const ValueView m = n.input(3);
-      if ((m.rank() >= 0 && m.rank() != 2) ||
+      if ((m.rank() >= 0 && (m.rank() < 1 || m.rank() > 3)) ||
           (m.elem_type() != TFH_TYPE_UNDEFINED && m.elem_type() != TFH_TYPE_INT32))
-        refuse("Attention on CUDA: only a raw int32 [batch, total] mask");
+        refuse("Attention on CUDA: only int32 masks of 1 to 3 dimensions");
     }
-    if (n.num_inputs() > 5 && n.input(5)) refuse("Attention on CUDA: attention_bias");
+    if (n.num_inputs() > 5 && n.input(5) && n.input(5).rank() >= 0 && n.input(5).rank() != 4)
+      refuse("Attention on CUDA: attention_bias is not 4-D");
+    if (n.num_inputs() > 6 && n.input(6)) refuse("Attention on CUDA: past_sequence_length");
     if (n.num_inputs() > 1 && n.input(1) && n.input(1).rank() >= 0 && n.input(1).rank() != 2)
       refuse("Attention on CUDA: weights are not 2-D");
   }
@@ -347,7 +350,7 @@ struct Attention {
                past = ctx.input(4);
     need_float(x, "Attention", "input");
     same_type(x, w, "Attention");
-    if (ctx.input(5)) sdk::fail("Attention on CUDA: attention_bias is not supported yet");
+
     if (x.rank() != 3 || w.rank() != 2 || w.dims()[0] != x.dims()[2] || w.dims()[1] % 3)
       sdk::fail("Attention on CUDA: input [B, S, H] and weights [H, 3 * H'] expected");
     const int64_t B = x.dims()[0], S = x.dims()[1], H = x.dims()[2], W = w.dims()[1];
@@ -361,9 +364,30 @@ struct Attention {
         sdk::fail("Attention on CUDA: past must be [2, batch, num_heads, past, head size]");
       P = past.dims()[3];
     }
-    if (mask && (mask.dtype() != TFH_TYPE_INT32 || mask.rank() != 2 || mask.dims()[0] != B ||
-                 mask.dims()[1] != P + S))
-      sdk::fail("Attention on CUDA: only a raw int32 [batch, past + sequence] mask for now");
+    // The mask's format from its shape, as the CPU kernel reads it.
+    MaskKind kind = MaskKind::None;
+    const int64_t T = P + S;
+    if (mask) {
+      const auto md = dims_of(mask);
+      if (mask.dtype() != TFH_TYPE_INT32) sdk::fail("Attention on CUDA: the mask must be int32");
+      if (md.size() == 1 && md[0] == B) kind = MaskKind::Ends;
+      else if (md.size() == 1 && md[0] == 2 * B) kind = MaskKind::EndsStarts;
+      else if (md == std::vector<int64_t>{B, T}) kind = MaskKind::Raw2D;
+      else if (md == std::vector<int64_t>{B, S, T}) kind = MaskKind::Raw3D;
+      else
+        sdk::fail("Attention on CUDA: mask " + shape_text(mask) +
+                  " is not [B], [2B], [B, T] or [B, S, T] (B " + std::to_string(B) + ", S " +
+                  std::to_string(S) + ", T " + std::to_string(T) + ")");
+    }
+    TensorView attn_bias = ctx.input(5);
+    if (attn_bias) {
+      same_type(x, attn_bias, "Attention");
+      const auto d = dims_of(attn_bias);
+      if (d.size() != 4 || (d[0] != B && d[0] != 1) || (d[1] != heads && d[1] != 1) || d[2] != S ||
+          d[3] != T)
+        sdk::fail("Attention on CUDA: attention_bias " + shape_text(attn_bias) +
+                  " is not [B or 1, num_heads or 1, S, T]");
+    }
     const size_t elem = x.dtype() == TFH_TYPE_FLOAT16 ? 2 : 4;
     OutputTensor y = ctx.output(0, x.dtype(), std::vector<int64_t>{B, S, W / 3});
     const std::vector<int64_t> pdims{2, B, heads, P + S, D};
@@ -374,6 +398,13 @@ struct Attention {
     a.type = x.dtype();
     a.x = x.raw(), a.weights = w.raw(), a.bias = bias ? bias.raw() : nullptr;
     a.mask = mask ? static_cast<const int32_t*>(mask.raw()) : nullptr;
+    a.mask_kind = kind;
+    if (attn_bias) {
+      const auto d = dims_of(attn_bias);
+      a.attention_bias = attn_bias.raw();
+      a.bias_head_stride = d[1] == 1 ? 0 : S * T;
+      a.bias_batch_stride = d[0] == 1 ? 0 : d[1] * S * T;
+    }
     a.past = past ? past.raw() : nullptr;
     a.present = present, a.out = y.raw();
     a.qkv_scratch = ctx.scratch<char>(static_cast<size_t>(B * S * W) * elem);

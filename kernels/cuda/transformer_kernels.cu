@@ -148,6 +148,32 @@ constexpr int kKeyTile = 32;    // keys staged in shared memory at a time
 // (running max and sum, the output rescaled as the max grows): the scores never leave registers.
 // MaxD: the head size (Exact) or a bound on it (the head size is then read at run time, for the
 // sizes without their own instantiation).
+// Whether query i (of the S new ones) of row b must not see `key` under the mask (MaskKind).
+__device__ __forceinline__ bool masked(const AttentionArgs& a, int64_t b, int64_t i, int64_t key) {
+  switch (a.mask_kind) {
+    case MaskKind::Raw2D:
+      return a.mask[b * a.total + key] <= 0;
+    case MaskKind::Ends:
+      return key >= min(max(int64_t(a.mask[b]), int64_t(0)), a.total);
+    case MaskKind::EndsStarts:
+      return key >= min(max(int64_t(a.mask[b]), int64_t(0)), a.total) ||
+             key < min(max(int64_t(a.mask[a.batch + b]), int64_t(0)), a.total);
+    case MaskKind::Raw3D:
+      return a.mask[(b * a.seq + i) * a.total + key] <= 0;
+    default:
+      return false;
+  }
+}
+
+// The additive attention bias for (b, h, query i, key), 0 without one.
+template <typename T>
+__device__ __forceinline__ float bias_at(const AttentionArgs& a, int64_t b, int64_t h, int64_t i,
+                                         int64_t key) {
+  if (!a.attention_bias) return 0.f;
+  return ld(static_cast<const T*>(a.attention_bias),
+            b * a.bias_batch_stride + h * a.bias_head_stride + i * a.total + key);
+}
+
 template <typename T, int MaxD, bool Exact>
 __global__ void attention_kernel(AttentionArgs a, int64_t past) {
   __shared__ float ks[kKeyTile][MaxD];
@@ -180,7 +206,8 @@ __global__ void attention_kernel(AttentionArgs a, int64_t past) {
         const int64_t key = t0 + j;
         float sc = 0.f;
         for (int d = 0; d < D; ++d) sc += qr[d] * ks[j][d];
-        if (a.key_mask && a.key_mask[b * a.total + key] <= 0) sc += a.filter;  // > 0 keeps
+        if (masked(a, b, i, key)) sc += a.filter;
+        sc += bias_at<T>(a, b, h, i, key);
         if (a.causal && key > pos) sc += a.filter;
         const float mn = fmaxf(m, sc);
         const float corr = __expf(m - mn), p = __expf(sc - mn);
@@ -218,7 +245,8 @@ __global__ void decode_attention_kernel(AttentionArgs a, int64_t past) {
   for (int64_t j = threadIdx.x; j < a.total; j += blockDim.x) {
     float s = 0.f;
     for (int64_t d = 0; d < D; ++d) s += qs[d] * ld(kc, j * D + d);
-    if (a.key_mask && a.key_mask[b * a.total + j] <= 0) s += a.filter;  // > 0 keeps
+    if (masked(a, b, 0, j)) s += a.filter;
+    s += bias_at<T>(a, b, h, 0, j);
     if (a.causal && j > past) s += a.filter;
     sc[j] = s;
     m = fmaxf(m, s);
@@ -400,7 +428,10 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
   args.k = a.present;
   args.v = static_cast<char*>(a.present) + cache * elem;
   args.out = a.out;
-  args.key_mask = a.mask;
+  args.mask = a.mask;
+  args.mask_kind = a.mask ? a.mask_kind : MaskKind::None;
+  args.attention_bias = a.attention_bias;
+  args.bias_batch_stride = a.bias_batch_stride, args.bias_head_stride = a.bias_head_stride;
   args.batch = a.batch, args.heads = a.heads, args.seq = a.seq;
   args.total = a.past_len + a.seq, args.head_size = a.head_size;
   args.causal = a.unidirectional;

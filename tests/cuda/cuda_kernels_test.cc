@@ -352,7 +352,8 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
       a.k = dk.get();
       a.v = dv.get();
       a.out = dy.get();
-      a.key_mask = dmask.get();
+      a.mask = dmask.get();
+      a.mask_kind = MaskKind::Raw2D;
       a.batch = c.B, a.heads = c.N, a.seq = c.S, a.total = c.T, a.head_size = c.D;
       a.causal = c.causal;
       attention(a, nullptr);
@@ -368,11 +369,15 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
 
 // com.microsoft.Attention end to end on the device (QKV GEMM + bias, present = past ++ new, fused
 // or decode attention) against the CPU kernel: BERT-like (mask, no past), GPT-2-like prompt
-// (causal, no past) and decode steps (causal, one token over a past), awkward sizes included.
+// (causal, no past) and decode steps (causal, one token over a past), awkward sizes included;
+// every mask format (raw [B, T], end positions [B], ends and starts [2B], raw [B, S, T]) and an
+// additive attention bias.
 TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
   struct Case {
     int64_t B, S, P, N, D;
     bool causal, masked;
+    MaskKind format = MaskKind::Raw2D;
+    bool bias = false;
   };
   LtGemm gemm;
   void* ws = nullptr;
@@ -380,7 +385,13 @@ TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
   for (int elem : {F32, F16})
     for (const Case& c : {Case{2, 128, 0, 12, 64, false, true}, Case{1, 9, 0, 2, 32, true, false},
                           Case{2, 1, 128, 12, 64, true, true}, Case{3, 1, 5, 4, 32, true, false},
-                          Case{1, 3, 4, 2, 64, true, true}, Case{2, 8, 4, 4, 16, true, true}}) {
+                          Case{1, 3, 4, 2, 64, true, true}, Case{2, 8, 4, 4, 16, true, true},
+                          Case{2, 16, 0, 4, 32, false, true, MaskKind::Ends},
+                          Case{3, 16, 0, 4, 32, false, true, MaskKind::EndsStarts},
+                          Case{2, 8, 0, 2, 64, false, true, MaskKind::Raw3D},
+                          Case{2, 1, 20, 4, 64, true, true, MaskKind::Ends},
+                          Case{2, 8, 0, 4, 32, false, false, MaskKind::Raw2D, true},
+                          Case{1, 1, 6, 2, 32, true, true, MaskKind::Raw2D, true}}) {
       const int64_t H = c.N * c.D, T = c.P + c.S;
       SCOPED_TRACE(name_of(elem) + " B" + std::to_string(c.B) + " S" + std::to_string(c.S) +
                    " P" + std::to_string(c.P) + " N" + std::to_string(c.N) + " D" +
@@ -390,14 +401,36 @@ TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
                    w = stored(random_floats(H * 3 * H, rng, -0.1f, 0.1f), elem),
                    bias = stored(random_floats(3 * H, rng, -0.1f, 0.1f), elem),
                    past = stored(random_floats(2 * c.B * c.N * c.P * c.D, rng), elem);
-      Floats mask(static_cast<size_t>(c.B * T), 1.f);
-      if (c.masked)
-        for (int64_t b = 1; b < c.B; ++b)
-          for (int64_t t = T - 2 * b; t < T; ++t) mask[b * T + t] = 0;
+      Floats mask;
+      Shape mask_dims;
+      switch (c.format) {
+        case MaskKind::Ends:  // row b keeps its first T - 2b keys
+          mask_dims = {c.B};
+          for (int64_t b = 0; b < c.B; ++b) mask.push_back(static_cast<float>(T - 2 * b));
+          break;
+        case MaskKind::EndsStarts:  // and drops its first b keys
+          mask_dims = {2 * c.B};
+          for (int64_t b = 0; b < c.B; ++b) mask.push_back(static_cast<float>(T - b));
+          for (int64_t b = 0; b < c.B; ++b) mask.push_back(static_cast<float>(b));
+          break;
+        case MaskKind::Raw3D:  // query s of row b does not see key (s + b) % T
+          mask_dims = {c.B, c.S, T};
+          mask.assign(static_cast<size_t>(c.B * c.S * T), 1.f);
+          for (int64_t b = 0; b < c.B; ++b)
+            for (int64_t s = 0; s < c.S; ++s) mask[(b * c.S + s) * T + (s + b) % T] = 0;
+          break;
+        default:
+          mask_dims = {c.B, T};
+          mask.assign(static_cast<size_t>(c.B * T), 1.f);
+          for (int64_t b = 1; b < c.B; ++b)
+            for (int64_t t = T - 2 * b; t < T; ++t) mask[b * T + t] = 0;
+      }
+      const Floats attn_bias = stored(random_floats(c.B * c.N * c.S * T, rng, -2.f, 2.f), elem);
       std::vector<In> ins = {{"x", {c.B, c.S, H}, x, elem}, {"w", {H, 3 * H}, w, elem},
                              {"bias", {3 * H}, bias, elem},
-                             {c.masked ? "mask" : "", {c.B, T}, mask, I32}};
-      if (c.P > 0) ins.push_back({"past", {2, c.B, c.N, c.P, c.D}, past, elem});
+                             {c.masked ? "mask" : "", mask_dims, mask, I32}};
+      ins.push_back({c.P > 0 ? "past" : "", {2, c.B, c.N, c.P, c.D}, past, elem});
+      if (c.bias) ins.push_back({"attn_bias", {c.B, c.N, c.S, T}, attn_bias, elem});
       const auto want = cpu_node("Attention", "com.microsoft", 17, ins, {"y", "present"},
                                  [&](onnx::NodeProto* n) {
                                    auto* a = n->add_attribute();
@@ -412,6 +445,7 @@ TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
                                    }
                                  });
       DevMask dmask(mask);
+      Dev dattn_bias(attn_bias, elem);
       Dev dx(x, elem), dw(w, elem), db(bias, elem), dpast(past, elem),
           dpresent(2 * c.B * c.N * T * c.D, elem), dy(x.size(), elem),
           dqkv(c.B * c.S * 3 * H, elem);
@@ -419,6 +453,12 @@ TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
       a.type = type_of(elem);
       a.x = dx.get(), a.weights = dw.get(), a.bias = db.get();
       a.mask = c.masked ? dmask.get() : nullptr;
+      a.mask_kind = c.format;
+      if (c.bias) {
+        a.attention_bias = dattn_bias.get();
+        a.bias_head_stride = c.S * T;
+        a.bias_batch_stride = c.N * c.S * T;
+      }
       a.past = c.P > 0 ? dpast.get() : nullptr;
       a.present = dpresent.get(), a.out = dy.get(), a.qkv_scratch = dqkv.get();
       a.batch = c.B, a.seq = c.S, a.past_len = c.P, a.hidden = H, a.heads = c.N, a.head_size = c.D;
