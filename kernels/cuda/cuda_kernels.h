@@ -99,8 +99,12 @@ struct AttentionArgs {
   bool causal = false;
   float scale = 0;        // 0: 1/sqrt(head_size)
   float filter = -10000;  // added for masked keys, as ONNX Runtime does
+  // Which prefill kernel: Tiled (a thread per query, K/V tiles in shared memory: for many
+  // queries), PerQueryWarp (a warp per query, head dims across its lanes: the low-latency one
+  // when batch x heads x sequence is too small to fill the GPU with tiles), or Auto.
+  enum class Algo { Auto, Tiled, PerQueryWarp } algo = Algo::Auto;
 };
-// Prefill / any S: the fused tiled kernel. head_size up to 128.
+// Prefill / any S: the fused kernels (online softmax, no S x T matrix). head_size up to 128.
 void attention(const AttentionArgs& a, cudaStream_t s);
 // One new token per row over a long past (S == 1): one block per (batch, head).
 void decode_attention(const AttentionArgs& a, cudaStream_t s);

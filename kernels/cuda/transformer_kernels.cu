@@ -225,6 +225,56 @@ __global__ void attention_kernel(AttentionArgs a, int64_t past) {
   }
 }
 
+// A warp per query (b, h, i): lane l holds head dims l, l + 32, ... (up to 4); each key's score is
+// a warp sum; online softmax in registers. Keys after the query's position are skipped when
+// causal (their weight, exp(score + filter - max), is 0 in float anyway).
+constexpr int kWarpsPerBlock = 4;
+template <typename T>
+__global__ void attention_warp_kernel(AttentionArgs a, int64_t past) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warp = blockIdx.x * int64_t(kWarpsPerBlock) + (threadIdx.x >> 5);
+  if (warp >= a.batch * a.heads * a.seq) return;  // whole warps leave together
+  const int64_t i = warp % a.seq, bh = warp / a.seq, b = bh / a.heads, h = bh % a.heads;
+  const int64_t D = a.head_size;
+  const T* qp = static_cast<const T*>(a.q) + (b * a.seq + i) * a.q_token_stride + h * D;
+  const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * a.total * D;
+  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * a.total * D;
+  const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
+  float q[4], o[4];
+  for (int r = 0; r < 4; ++r) {
+    const int64_t d = lane + 32 * r;
+    q[r] = d < D ? ld(qp, d) * scale : 0.f;
+    o[r] = 0.f;
+  }
+  const int64_t pos = past + i;
+  const int64_t last = a.causal ? min(pos + 1, a.total) : a.total;
+  float m = -INFINITY, l = 0.f;
+  for (int64_t key = 0; key < last; ++key) {
+    float part = 0.f;
+    for (int r = 0; r < 4; ++r) {
+      const int64_t d = lane + 32 * r;
+      if (d < D) part += q[r] * ld(kc, key * D + d);
+    }
+    float sc = warp_reduce(part, SumOp());
+    if (masked(a, b, i, key)) sc += a.filter;
+    sc += bias_at<T>(a, b, h, i, key);
+    const float mn = fmaxf(m, sc);
+    const float corr = __expf(m - mn), p = __expf(sc - mn);
+    l = l * corr + p;
+    for (int r = 0; r < 4; ++r) {
+      const int64_t d = lane + 32 * r;
+      if (d < D) o[r] = o[r] * corr + p * ld(vc, key * D + d);
+    }
+    m = mn;
+  }
+  T* out = static_cast<T*>(a.out) + ((b * a.seq + i) * a.heads + h) * D;
+  const float inv = 1.f / l;
+  for (int r = 0; r < 4; ++r) {
+    const int64_t d = lane + 32 * r;
+    if (d < D) st(out, d, o[r] * inv);
+  }
+}
+
 // S == 1: one block per (batch, head). Scores for every key in shared memory (T floats), a block
 // max and sum, then each output dimension summed over the keys by a slice of the block.
 template <typename T>
@@ -341,6 +391,25 @@ void softmax(TfhDataType t, const void* x, void* y, int64_t rows, int64_t cols, 
 
 void attention(const AttentionArgs& a, cudaStream_t s) {
   check_attention(a, "attention");
+  if (a.head_size > 128)
+    throw CudaError("attention: head size " + std::to_string(a.head_size) + " is over 128");
+  // Tiles fill the GPU when there are a few hundred of them (H100: 132 SMs); below that a warp
+  // per query spreads the same work over many more SMs and finishes sooner.
+  const int64_t tiles = a.batch * a.heads * ((a.seq + kQueryTile - 1) / kQueryTile);
+  const bool warp_per_query = a.algo == AttentionArgs::Algo::PerQueryWarp ||
+                              (a.algo == AttentionArgs::Algo::Auto && tiles < 264);
+  if (warp_per_query) {
+    const int64_t warps = a.batch * a.heads * a.seq;
+    const int64_t blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
+    if (blocks > 0x7fffffff) throw CudaError("attention: too many queries for one launch");
+    by_type(a.type, "attention", [&](auto tag) {
+      using T = decltype(tag);
+      attention_warp_kernel<T><<<static_cast<unsigned>(blocks), 32 * kWarpsPerBlock, 0, s>>>(
+          a, a.total - a.seq);
+    });
+    launched("attention");
+    return;
+  }
   by_type(a.type, "attention", [&](auto tag) {
     using T = decltype(tag);
     switch (a.head_size) {

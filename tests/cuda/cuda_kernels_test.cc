@@ -356,8 +356,15 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
       a.mask_kind = MaskKind::Raw2D;
       a.batch = c.B, a.heads = c.N, a.seq = c.S, a.total = c.T, a.head_size = c.D;
       a.causal = c.causal;
-      attention(a, nullptr);
-      EXPECT_LT(max_diff(dy.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
+      // Both prefill kernels on every case (Auto picks by size).
+      for (auto algo : {AttentionArgs::Algo::Tiled, AttentionArgs::Algo::PerQueryWarp}) {
+        SCOPED_TRACE(algo == AttentionArgs::Algo::Tiled ? "tiled" : "warp per query");
+        a.algo = algo;
+        check(cudaMemset(dy.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
+        attention(a, nullptr);
+        EXPECT_LT(max_diff(dy.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
+      }
+      a.algo = AttentionArgs::Algo::Auto;
       if (c.S == 1) {
         Dev dy2(q.size(), elem);
         a.out = dy2.get();
