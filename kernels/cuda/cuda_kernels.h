@@ -50,6 +50,18 @@ void binary(TfhDataType t, BinaryOp op, const void* a, const void* b, void* y, c
             cudaStream_t s);
 enum class UnaryOp { Tanh, Relu, Sigmoid, Erf, Sqrt };
 void unary(TfhDataType t, UnaryOp op, const void* x, void* y, int64_t n, cudaStream_t s);
+// y[dst_offset + sum c_d dst_strides[d]] = x[src_offset + sum c_d src_strides[d]] for every
+// coordinate c of `dims` (element strides; a source stride may be 0): Transpose, and each input of
+// a Concat, for elements of 1, 2, 4 or 8 bytes.
+struct StridedCopy {
+  static constexpr int kMaxRank = 8;
+  int rank = 0;
+  int64_t dims[kMaxRank] = {};
+  int64_t src_strides[kMaxRank] = {};
+  int64_t dst_strides[kMaxRank] = {};
+  int64_t src_offset = 0, dst_offset = 0;
+};
+void strided_copy(size_t elem_bytes, const void* x, void* y, const StridedCopy& c, cudaStream_t s);
 // Gather along one axis of x viewed as [outer, axis_dim, inner]: y[o, j, r] = x[o, idx[j], r],
 // for elements of 1, 2, 4 or 8 bytes; indices int32 or int64, negative ones counting from the
 // end. An index outside [-axis_dim, axis_dim) gives zeros (the kernel cannot raise an error).

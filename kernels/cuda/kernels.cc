@@ -33,6 +33,27 @@ std::string shape_text(const TensorView& t) {
   return r + "]";
 }
 
+// Element strides of a dense tensor.
+std::vector<int64_t> strides_of(const std::vector<int64_t>& dims) {
+  std::vector<int64_t> s(dims.size(), 1);
+  for (size_t d = dims.size(); d-- > 1;) s[d - 1] = s[d] * dims[d];
+  return s;
+}
+// Bytes per element of the fixed-size types strided copies move (0 for the others).
+size_t elem_bytes(TfhDataType t) {
+  switch (t) {
+    case TFH_TYPE_UINT8: case TFH_TYPE_INT8: case TFH_TYPE_BOOL: return 1;
+    case TFH_TYPE_UINT16: case TFH_TYPE_INT16: case TFH_TYPE_FLOAT16: case TFH_TYPE_BFLOAT16: return 2;
+    case TFH_TYPE_FLOAT: case TFH_TYPE_INT32: case TFH_TYPE_UINT32: return 4;
+    case TFH_TYPE_INT64: case TFH_TYPE_UINT64: case TFH_TYPE_DOUBLE: return 8;
+    default: return 0;
+  }
+}
+bool fixed_size_or_unknown(const ValueView& v) {
+  const TfhDataType t = v ? v.elem_type() : TFH_TYPE_UNDEFINED;
+  return t == TFH_TYPE_UNDEFINED || elem_bytes(t) != 0;
+}
+
 void need_float(const TensorView& t, const char* op, const char* what) {
   if (t.dtype() != TFH_TYPE_FLOAT && t.dtype() != TFH_TYPE_FLOAT16)
     sdk::fail(std::string(op) + " on CUDA: " + what + " is " + data_type_name(t.dtype()) +
@@ -180,9 +201,88 @@ struct Gather {
       inner *= x.dims()[d];
     }
     OutputTensor y = ctx.output(0, x.dtype(), out);
-    const size_t elem = x.size() ? x.nbytes() / x.size() : 0;
-    gather(elem, x.raw(), idx.dtype(), idx.raw(), y.raw(), outer, x.dims()[ax],
+    gather(elem_bytes(x.dtype()), x.raw(), idx.dtype(), idx.raw(), y.raw(), outer, x.dims()[ax],
            static_cast<int64_t>(idx.size()), inner, st(s));
+  }
+};
+
+// Transpose (perm, default reversed), any element of 1/2/4/8 bytes, rank up to 8.
+struct Transpose {
+  std::vector<int64_t> perm;
+  explicit Transpose(NodeView n) : perm(n.attr_ints("perm", {})) {
+    if (!fixed_size_or_unknown(n.input(0))) refuse("Transpose on CUDA: element type");
+    if (n.input(0) && n.input(0).rank() > StridedCopy::kMaxRank) refuse("Transpose on CUDA: rank over 8");
+  }
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0);
+    const std::vector<int64_t> xd = dims_of(x);
+    const size_t r = xd.size();
+    if (r > static_cast<size_t>(StridedCopy::kMaxRank)) sdk::fail("Transpose on CUDA: rank over 8");
+    std::vector<int64_t> p = perm;
+    if (p.empty())
+      for (size_t d = 0; d < r; ++d) p.push_back(static_cast<int64_t>(r - 1 - d));
+    if (p.size() != r) sdk::fail("Transpose on CUDA: perm has " + std::to_string(p.size()) + " entries for rank " + std::to_string(r));
+    std::vector<bool> seen(r, false);
+    const std::vector<int64_t> xs = strides_of(xd);
+    std::vector<int64_t> out(r);
+    StridedCopy c;
+    c.rank = static_cast<int>(r);
+    for (size_t d = 0; d < r; ++d) {
+      const int64_t a = p[d] < 0 ? p[d] + static_cast<int64_t>(r) : p[d];
+      if (a < 0 || a >= static_cast<int64_t>(r) || seen[a]) sdk::fail("Transpose on CUDA: perm is not a permutation");
+      seen[a] = true;
+      out[d] = xd[a];
+      c.dims[d] = xd[a];
+      c.src_strides[d] = xs[a];
+    }
+    const std::vector<int64_t> ys = strides_of(out);
+    for (size_t d = 0; d < r; ++d) c.dst_strides[d] = ys[d];
+    OutputTensor y = ctx.output(0, x.dtype(), out);
+    strided_copy(elem_bytes(x.dtype()), x.raw(), y.raw(), c, st(s));
+  }
+};
+
+// Concat along an axis: each input copied into its slab of the output.
+struct Concat {
+  int64_t axis;
+  explicit Concat(NodeView n) : axis(n.attr_int("axis", 0)) {
+    for (size_t i = 0; i < n.num_inputs(); ++i)
+      if (!fixed_size_or_unknown(n.input(i))) refuse("Concat on CUDA: element type");
+  }
+  void compute(KernelContext& ctx, void* s) {
+    TensorView first = ctx.required(0);
+    const int64_t r = static_cast<int64_t>(first.rank());
+    const int64_t ax = axis < 0 ? axis + r : axis;
+    if (ax < 0 || ax >= r) sdk::fail("Concat on CUDA: axis " + std::to_string(axis) + " is out of range");
+    if (r > StridedCopy::kMaxRank) sdk::fail("Concat on CUDA: rank over 8");
+    std::vector<int64_t> out = dims_of(first);
+    out[ax] = 0;
+    for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+      TensorView t = ctx.required(i);
+      const std::vector<int64_t> d = dims_of(t);
+      if (t.dtype() != first.dtype() || static_cast<int64_t>(d.size()) != r)
+        sdk::fail("Concat on CUDA: inputs differ in type or rank");
+      for (int64_t k = 0; k < r; ++k)
+        if (k != ax && d[k] != out[k]) sdk::fail("Concat on CUDA: input " + std::to_string(i) + " is " + shape_text(t));
+      out[ax] += d[ax];
+    }
+    OutputTensor y = ctx.output(0, first.dtype(), out);
+    const std::vector<int64_t> ys = strides_of(out);
+    int64_t at = 0;
+    for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+      TensorView t = ctx.required(i);
+      const std::vector<int64_t> d = dims_of(t), ts = strides_of(d);
+      StridedCopy c;
+      c.rank = static_cast<int>(r);
+      for (int64_t k = 0; k < r; ++k) {
+        c.dims[k] = d[k];
+        c.src_strides[k] = ts[k];
+        c.dst_strides[k] = ys[k];
+      }
+      c.dst_offset = at * ys[ax];
+      strided_copy(elem_bytes(first.dtype()), t.raw(), y.raw(), c, st(s));
+      at += d[ax];
+    }
   }
 };
 
@@ -445,6 +545,8 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(Erf, "", "Erf", "T=float,float16")
   TFH_CUDA_KERNEL(Sqrt, "", "Sqrt", "T=float,float16")
   TFH_CUDA_KERNEL(Gather, "", "Gather", "")
+  TFH_CUDA_KERNEL(Transpose, "", "Transpose", "")
+  TFH_CUDA_KERNEL(Concat, "", "Concat", "")
   TFH_CUDA_KERNEL(LayerNorm, "", "LayerNormalization", "T=float,float16")
   {  // from opset 13: before it, Softmax flattened the input at axis 1 (the CPU runs those)
     static const TfhKernelDesc d = TFH_KERNEL_DESC(Softmax, "tfhost.cuda.Softmax", "", "Softmax",

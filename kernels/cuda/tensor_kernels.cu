@@ -147,7 +147,37 @@ void gather_words(const void* x, TfhDataType idx_type, const void* idx, void* y,
         outer, axis_dim, n_idx, inner);
 }
 
+template <typename Word>
+__global__ void strided_copy_kernel(const Word* x, Word* y, StridedCopy c, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rest = i, src = c.src_offset, dst = c.dst_offset;
+    for (int d = c.rank - 1; d >= 0; --d) {
+      const int64_t k = rest % c.dims[d];
+      rest /= c.dims[d];
+      src += k * c.src_strides[d];
+      dst += k * c.dst_strides[d];
+    }
+    y[dst] = x[src];
+  }
+}
+
 }  // namespace
+
+void strided_copy(size_t elem_bytes, const void* x, void* y, const StridedCopy& c, cudaStream_t s) {
+  if (c.rank < 0 || c.rank > StridedCopy::kMaxRank) throw CudaError("strided_copy: rank over 8");
+  int64_t n = 1;
+  for (int d = 0; d < c.rank; ++d) n *= c.dims[d];
+  if (n == 0) return;
+  switch (elem_bytes) {
+    case 1: strided_copy_kernel<uint8_t><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const uint8_t*>(x), static_cast<uint8_t*>(y), c, n); break;
+    case 2: strided_copy_kernel<uint16_t><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const uint16_t*>(x), static_cast<uint16_t*>(y), c, n); break;
+    case 4: strided_copy_kernel<uint32_t><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const uint32_t*>(x), static_cast<uint32_t*>(y), c, n); break;
+    case 8: strided_copy_kernel<uint64_t><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const uint64_t*>(x), static_cast<uint64_t*>(y), c, n); break;
+    default: throw CudaError("strided_copy: elements of " + std::to_string(elem_bytes) + " bytes");
+  }
+  launched("strided_copy");
+}
 
 bool cast_supported(TfhDataType from, TfhDataType to) {
   auto any = [](auto) {};

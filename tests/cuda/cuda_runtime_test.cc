@@ -199,6 +199,32 @@ TEST_F(CudaRuntime, GatherOnAnyAxis) {
   }
 }
 
+TEST_F(CudaRuntime, TransposeAndConcat) {
+  const auto perm = [](std::vector<int64_t> p) {
+    return [p](onnx::NodeProto* n) {
+      auto* a = n->add_attribute();
+      a->set_name("perm");
+      a->set_type(onnx::AttributeProto::INTS);
+      for (int64_t v : p) a->add_ints(v);
+    };
+  };
+  const auto counting = [](size_t i) { return static_cast<double>(i % 251); };
+  expect_same_on_gpu("Transpose", "", one("x", tensor(TFH_TYPE_FLOAT, {2, 3, 4}, counting)), 1, 0, perm({1, 0, 2}));
+  expect_same_on_gpu("Transpose", "", one("x", tensor(TFH_TYPE_FLOAT16, {2, 3, 4, 5}, counting)), 1, 0, perm({0, 2, 1, 3}));
+  expect_same_on_gpu("Transpose", "", one("x", tensor(TFH_TYPE_INT64, {3, 7}, counting)), 1, 0);  // reversed
+  expect_same_on_gpu("Transpose", "", one("x", tensor(TFH_TYPE_BOOL, {1, 5, 1}, counting)), 1, 0, perm({2, 1, 0}));
+  for (int64_t axis : {1, -1, 0}) {
+    SCOPED_TRACE("Concat axis " + std::to_string(axis));
+    const Shape a = axis == 0 ? Shape{2, 3} : Shape{3, 2}, b = axis == 0 ? Shape{0, 3} : Shape{3, 0},
+                c = axis == 0 ? Shape{4, 3} : Shape{3, 5};
+    std::vector<NodeIn> ins;
+    ins.push_back({"a", tensor(TFH_TYPE_FLOAT16, a, counting)});
+    ins.push_back({"b", tensor(TFH_TYPE_FLOAT16, b, counting)});
+    ins.push_back({"c", tensor(TFH_TYPE_FLOAT16, c, [](size_t i) { return 1000.0 + i; })});
+    expect_same_on_gpu("Concat", "", ins, 1, 0, int_attr("axis", axis));
+  }
+}
+
 TEST_F(CudaRuntime, GemmWithBiasAndTransposedB) {
   for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16})
     for (bool trans_b : {false, true})
