@@ -242,6 +242,120 @@ struct Transpose {
   }
 };
 
+// An integer input that is a constant of the model (an initializer or a Constant node), read on
+// the host when the kernel is made: a CUDA kernel cannot read device memory on the host without
+// waiting for the GPU. Refuses the node otherwise (the CPU runs it).
+std::vector<int64_t> constant_ints(NodeView n, size_t i, const char* op, const char* what) {
+  const ValueView v = n.num_inputs() > i ? n.input(i) : ValueView();
+  const TensorView t = v ? v.constant() : TensorView();
+  if (!t) refuse(std::string(op) + " on CUDA: " + what + " is not a constant");
+  std::vector<int64_t> out;
+  if (t.dtype() == TFH_TYPE_INT64)
+    for (int64_t x : t.data<int64_t>()) out.push_back(x);
+  else if (t.dtype() == TFH_TYPE_INT32)
+    for (int32_t x : t.data<int32_t>()) out.push_back(x);
+  else
+    refuse(std::string(op) + " on CUDA: " + what + " is not int32/int64");
+  return out;
+}
+
+// Slice with constant starts/ends/axes/steps (inputs from opset 10, attributes before).
+struct Slice {
+  std::vector<int64_t> starts, ends, axes, steps;
+  explicit Slice(NodeView n) {
+    if (!fixed_size_or_unknown(n.input(0))) refuse("Slice on CUDA: element type");
+    if (n.num_inputs() >= 3) {
+      starts = constant_ints(n, 1, "Slice", "starts");
+      ends = constant_ints(n, 2, "Slice", "ends");
+      if (n.num_inputs() > 3 && n.input(3)) axes = constant_ints(n, 3, "Slice", "axes");
+      if (n.num_inputs() > 4 && n.input(4)) steps = constant_ints(n, 4, "Slice", "steps");
+    } else {  // opset 1-9
+      starts = n.attr_ints("starts", {});
+      ends = n.attr_ints("ends", {});
+      axes = n.attr_ints("axes", {});
+    }
+    if (starts.size() != ends.size() || (!axes.empty() && axes.size() != starts.size()) ||
+        (!steps.empty() && steps.size() != starts.size()))
+      refuse("Slice on CUDA: starts, ends, axes and steps differ in length");
+    for (int64_t s : steps)
+      if (s == 0) refuse("Slice on CUDA: a step of 0");
+  }
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0);
+    const std::vector<int64_t> xd = dims_of(x), xs = strides_of(xd);
+    const int64_t r = static_cast<int64_t>(xd.size());
+    if (r > StridedCopy::kMaxRank) sdk::fail("Slice on CUDA: rank over 8");
+    StridedCopy c;
+    c.rank = static_cast<int>(r);
+    std::vector<int64_t> out = xd;
+    for (int64_t d = 0; d < r; ++d) c.src_strides[d] = xs[d];
+    std::vector<bool> seen(static_cast<size_t>(r), false);
+    for (size_t k = 0; k < starts.size(); ++k) {
+      int64_t a = axes.empty() ? static_cast<int64_t>(k) : axes[k];
+      if (a < 0) a += r;
+      if (a < 0 || a >= r || seen[a]) sdk::fail("Slice on CUDA: bad or repeated axis");
+      seen[a] = true;
+      const int64_t dim = xd[a], step = steps.empty() ? 1 : steps[k];
+      int64_t b = starts[k], e = ends[k];
+      // ONNX's clamping: negative counts from the end; [0, dim] going forward, [-1, dim - 1] back.
+      if (b < 0) b = b < -dim ? 0 : b + dim;
+      if (e < 0) e = e < -dim ? -1 : e + dim;
+      if (step > 0) {
+        b = std::clamp<int64_t>(b, 0, dim);
+        e = std::clamp<int64_t>(e, 0, dim);
+      } else {
+        b = std::clamp<int64_t>(b, 0, dim - 1);
+        e = std::clamp<int64_t>(e, -1, dim - 1);
+      }
+      const int64_t n = step > 0 ? (e > b ? (e - b + step - 1) / step : 0)
+                                 : (b > e ? (b - e + (-step) - 1) / (-step) : 0);
+      out[a] = n;
+      if (n > 0) c.src_offset += b * xs[a];
+      c.src_strides[a] = xs[a] * step;
+    }
+    const std::vector<int64_t> ys = strides_of(out);
+    for (int64_t d = 0; d < r; ++d) {
+      c.dims[d] = out[d];
+      c.dst_strides[d] = ys[d];
+    }
+    OutputTensor y = ctx.output(0, x.dtype(), out);
+    strided_copy(elem_bytes(x.dtype()), x.raw(), y.raw(), c, st(s));
+  }
+};
+
+// Expand to a constant shape (NumPy broadcasting both ways).
+struct Expand {
+  std::vector<int64_t> shape;
+  explicit Expand(NodeView n) : shape(constant_ints(n, 1, "Expand", "shape")) {
+    if (!fixed_size_or_unknown(n.input(0))) refuse("Expand on CUDA: element type");
+  }
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0);
+    const std::vector<int64_t> xd = dims_of(x), xs = strides_of(xd);
+    const size_t r = std::max(xd.size(), shape.size());
+    if (r > static_cast<size_t>(StridedCopy::kMaxRank)) sdk::fail("Expand on CUDA: rank over 8");
+    std::vector<int64_t> out(r);
+    StridedCopy c;
+    c.rank = static_cast<int>(r);
+    for (size_t i = 0; i < r; ++i) {  // right-aligned
+      const size_t d = r - 1 - i;
+      const int64_t a = i < xd.size() ? xd[xd.size() - 1 - i] : 1;
+      const int64_t b = i < shape.size() ? shape[shape.size() - 1 - i] : 1;
+      if (a != b && a != 1 && b != 1)
+        sdk::fail("Expand on CUDA: " + shape_text(x) + " does not broadcast to the shape");
+      out[d] = a == 1 ? b : a;
+      c.src_strides[d] = a == 1 ? 0 : xs[xd.size() - 1 - i];
+    }
+    const std::vector<int64_t> ys = strides_of(out);
+    for (size_t d = 0; d < r; ++d) {
+      c.dims[d] = out[d];
+      c.dst_strides[d] = ys[d];
+    }
+    OutputTensor y = ctx.output(0, x.dtype(), out);
+    strided_copy(elem_bytes(x.dtype()), x.raw(), y.raw(), c, st(s));
+  }
+};
+
 // Concat along an axis: each input copied into its slab of the output.
 struct Concat {
   int64_t axis;
@@ -547,6 +661,8 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(Gather, "", "Gather", "")
   TFH_CUDA_KERNEL(Transpose, "", "Transpose", "")
   TFH_CUDA_KERNEL(Concat, "", "Concat", "")
+  TFH_CUDA_KERNEL(Slice, "", "Slice", "")
+  TFH_CUDA_KERNEL(Expand, "", "Expand", "")
   TFH_CUDA_KERNEL(LayerNorm, "", "LayerNormalization", "T=float,float16")
   {  // from opset 13: before it, Softmax flattened the input at axis 1 (the CPU runs those)
     static const TfhKernelDesc d = TFH_KERNEL_DESC(Softmax, "tfhost.cuda.Softmax", "", "Softmax",

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <random>
 #include <string>
@@ -50,6 +51,7 @@ double noise(size_t i) { return std::sin(0.7 * static_cast<double>(i) + 0.3) * 1
 struct NodeIn {
   std::string name;
   std::unique_ptr<HostTensor> t;
+  bool constant = false;  // an initializer of the model, not a graph input
 };
 
 // One node `op` over `ins` on the CPU and on a CUDA session (with the plugins when
@@ -72,6 +74,14 @@ void expect_same_on_gpu(const std::string& op, const std::string& domain,
   for (const NodeIn& in : ins) {
     names.push_back(in.name);
     if (in.name.empty()) continue;
+    if (in.constant) {
+      onnx::TensorProto* t = g.add_initializer();
+      t->set_name(in.name);
+      t->set_data_type(in.t->type);
+      for (int64_t d : in.t->dims) t->add_dims(d);
+      t->set_raw_data(std::string(static_cast<const char*>(in.t->data), in.t->nbytes));
+      continue;
+    }
     *g.add_input() = tensor_info(in.name, in.t->type, in.t->dims);
   }
   for (size_t i = 0; i < outputs; ++i) {
@@ -97,7 +107,7 @@ void expect_same_on_gpu(const std::string& op, const std::string& domain,
       << op << " ran with " << names_on_gpu[0].second << ", not a CUDA kernel";
   std::vector<std::pair<std::string, const HostTensor*>> feeds;
   for (const NodeIn& in : ins)
-    if (!in.name.empty()) feeds.emplace_back(in.name, in.t.get());
+    if (!in.name.empty() && !in.constant) feeds.emplace_back(in.name, in.t.get());
   const auto want = cpu.run(feeds);
   const auto got = gpu.run(feeds);
   ASSERT_EQ(got.size(), want.size());
@@ -222,6 +232,40 @@ TEST_F(CudaRuntime, TransposeAndConcat) {
     ins.push_back({"b", tensor(TFH_TYPE_FLOAT16, b, counting)});
     ins.push_back({"c", tensor(TFH_TYPE_FLOAT16, c, [](size_t i) { return 1000.0 + i; })});
     expect_same_on_gpu("Concat", "", ins, 1, 0, int_attr("axis", axis));
+  }
+}
+
+// Slice and Expand read their constant parameters when the kernel is made: forward and backward
+// steps, negative and out-of-range bounds, several axes; Expand both ways.
+TEST_F(CudaRuntime, SliceAndExpandWithConstantParameters) {
+  const auto counting = [](size_t i) { return static_cast<double>(i % 251); };
+  const auto ints = [](const std::vector<int64_t>& v) {  // exact (INT64_MAX has no double)
+    auto t = make_tensor(TFH_TYPE_INT64, {static_cast<int64_t>(v.size())});
+    std::memcpy(t->storage.get(), v.data(), v.size() * sizeof(int64_t));
+    return t;
+  };
+  struct Case { Shape x; std::vector<int64_t> starts, ends, axes, steps; };
+  const std::vector<Case> cases = {
+      {{4, 10}, {1, 2}, {3, 9}, {0, 1}, {1, 3}},
+      {{4, 10}, {-1}, {-100}, {1}, {-2}},                        // backward from the end
+      {{2, 5, 6}, {0, 4}, {INT64_MAX, -1}, {-1, 1}, {1, 1}},      // to the end, negative axis
+      {{3, 7}, {5}, {2}, {1}, {1}},                               // empty
+  };
+  for (const Case& c : cases) {
+    std::vector<NodeIn> ins;
+    ins.push_back({"x", tensor(TFH_TYPE_FLOAT16, c.x, counting)});
+    ins.push_back({"starts", ints(c.starts), true});
+    ins.push_back({"ends", ints(c.ends), true});
+    ins.push_back({"axes", ints(c.axes), true});
+    ins.push_back({"steps", ints(c.steps), true});
+    expect_same_on_gpu("Slice", "", ins, 1, 0);
+  }
+  for (const auto& [x, shape] : std::vector<std::pair<Shape, std::vector<int64_t>>>{
+           {{3, 1}, {2, 3, 4}}, {{1, 4}, {3, 1}}, {{2, 1, 5}, {2, 3, 5}}}) {
+    std::vector<NodeIn> ins;
+    ins.push_back({"x", tensor(TFH_TYPE_FLOAT, x, counting)});
+    ins.push_back({"shape", ints(shape), true});
+    expect_same_on_gpu("Expand", "", ins, 1, 0);
   }
 }
 
