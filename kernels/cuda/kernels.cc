@@ -558,6 +558,10 @@ struct Attention {
     if (n.num_inputs() > 6 && n.input(6)) refuse("Attention on CUDA: past_sequence_length");
     if (n.num_inputs() > 1 && n.input(1) && n.input(1).rank() >= 0 && n.input(1).rank() != 2)
       refuse("Attention on CUDA: weights are not 2-D");
+    if (n.num_inputs() > 1 && n.input(1) && n.input(1).rank() == 2) {
+      const Dim w = n.input(1).shape()[1];
+      if (w.known() && w.value / 3 / heads > 128) refuse("Attention on CUDA: head size over 128");
+    }
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0), w = ctx.required(1), bias = ctx.input(2), mask = ctx.input(3),
@@ -570,6 +574,13 @@ struct Attention {
     const int64_t B = x.dims()[0], S = x.dims()[1], H = x.dims()[2], W = w.dims()[1];
     if ((W / 3) % heads) sdk::fail("Attention on CUDA: hidden size not divisible by num_heads");
     const int64_t D = W / 3 / heads;
+    if (D > 128) sdk::fail("Attention on CUDA: head size " + std::to_string(D) + " is over 128");
+    if (bias) {  // the GEMM epilogue reads W values
+      same_type(x, bias, "Attention");
+      if (static_cast<int64_t>(bias.size()) != W)
+        sdk::fail("Attention on CUDA: bias has " + std::to_string(bias.size()) + " values, not " +
+                  std::to_string(W));
+    }
     int64_t P = 0;
     if (past) {
       same_type(x, past, "Attention");

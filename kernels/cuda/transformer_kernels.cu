@@ -226,8 +226,10 @@ __global__ void attention_kernel(AttentionArgs a, int64_t past) {
 }
 
 // A warp per query (b, h, i): lane l holds head dims l, l + 32, ... (up to 4); each key's score is
-// a warp sum; online softmax in registers. Keys after the query's position are skipped when
-// causal (their weight, exp(score + filter - max), is 0 in float anyway).
+// a warp sum; online softmax in registers. Without a mask or bias, keys after the query's
+// position are skipped when causal: key 0 is always visible then, so their weight,
+// exp(score + filter - max), is 0 in float. (With a mask every visible key may be masked too,
+// and the CPU's softmax then spreads over all keys: they are all computed.)
 constexpr int kWarpsPerBlock = 4;
 template <typename T>
 __global__ void attention_warp_kernel(AttentionArgs a, int64_t past) {
@@ -247,7 +249,8 @@ __global__ void attention_warp_kernel(AttentionArgs a, int64_t past) {
     o[r] = 0.f;
   }
   const int64_t pos = past + i;
-  const int64_t last = a.causal ? min(pos + 1, a.total) : a.total;
+  const bool skip_future = a.causal && a.mask_kind == MaskKind::None && !a.attention_bias;
+  const int64_t last = skip_future ? min(pos + 1, a.total) : a.total;
   float m = -INFINITY, l = 0.f;
   for (int64_t key = 0; key < last; ++key) {
     float part = 0.f;
@@ -257,6 +260,7 @@ __global__ void attention_warp_kernel(AttentionArgs a, int64_t past) {
     }
     float sc = warp_reduce(part, SumOp());
     if (masked(a, b, i, key)) sc += a.filter;
+    if (a.causal && key > pos) sc += a.filter;
     sc += bias_at<T>(a, b, h, i, key);
     const float mn = fmaxf(m, sc);
     const float corr = __expf(m - mn), p = __expf(sc - mn);
@@ -320,6 +324,7 @@ __global__ void decode_attention_kernel(AttentionArgs a, int64_t past) {
 void check_attention(const AttentionArgs& a, const char* what) {
   check_type(a.type, what);
   if (!a.q || !a.k || !a.v || !a.out) throw CudaError(std::string(what) + ": null tensor");
+  if (a.mask_kind != MaskKind::None && !a.mask) throw CudaError(std::string(what) + ": a mask kind without a mask");
   if (a.batch <= 0 || a.heads <= 0 || a.seq <= 0 || a.total < a.seq || a.head_size <= 0)
     throw CudaError(std::string(what) + ": bad sizes (batch " + std::to_string(a.batch) +
                     ", heads " + std::to_string(a.heads) + ", seq " + std::to_string(a.seq) +

@@ -395,6 +395,8 @@ TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
                           Case{1, 3, 4, 2, 64, true, true}, Case{2, 8, 4, 4, 16, true, true},
                           Case{2, 16, 0, 4, 32, false, true, MaskKind::Ends},
                           Case{3, 16, 0, 4, 32, false, true, MaskKind::EndsStarts},
+                          // left padding + causal: query 0 of rows 1, 2 sees only masked keys
+                          Case{3, 8, 0, 2, 32, true, true, MaskKind::EndsStarts},
                           Case{2, 8, 0, 2, 64, false, true, MaskKind::Raw3D},
                           Case{2, 1, 20, 4, 64, true, true, MaskKind::Ends},
                           Case{2, 8, 0, 4, 32, false, false, MaskKind::Raw2D, true},
