@@ -146,6 +146,14 @@ int main(int argc, char** argv) {
     const double bert = layer(title, M, "attention (fused, S x S)", [&] { attention(a, s); }, 1e-12f);
     std::printf("  %-28s %8.4f ms  (x12 layers: %.3f ms, kernels only, no launch gaps)\n",
                 "layer", bert, 12 * bert);
+    {  // the two prefill attention kernels on this shape (attention() picks one by size)
+      AttentionArgs t = a, w = a;
+      t.algo = AttentionArgs::Algo::Tiled;
+      w.algo = AttentionArgs::Algo::PerQueryWarp;
+      std::printf("  %-28s %8.4f ms\n", "attention, tiled", time_ms([&] { attention(t, s); }, iters, s));
+      std::printf("  %-28s %8.4f ms\n", "attention, warp per query",
+                  time_ms([&] { attention(w, s); }, iters, s));
+    }
 
     // ---- GPT-2 decode step, fp16: 12 layers over B tokens (decode attention over P + 1) and
     // the LM head (50257 x 768).

@@ -95,6 +95,7 @@ for b in $BERT_BATCHES; do
     > "$RESULTS/kernels_b$b.txt" 2>&1
   if grep -q '^  layer ' "$RESULTS/kernels_b$b.txt"; then
     say "kernels, BERT-base batch $b seq 128: $(grep -E '^  layer ' "$RESULTS/kernels_b$b.txt" | sed 's/  */ /g')"
+    say "kernels, BERT-base batch $b attention: $(grep -E '^  attention, ' "$RESULTS/kernels_b$b.txt" | sed 's/  */ /g' | tr '\n' ';')"
     say "kernels, GPT-2 decode batch $b past 128: $(grep -E '^  step ' "$RESULTS/kernels_b$b.txt" | sed 's/  */ /g')"
   else
     say "kernels, batch $b: $(tail -1 "$RESULTS/kernels_b$b.txt")"
