@@ -3,10 +3,12 @@
 # libraries and driver, python3 with onnx, numpy, torch and transformers, and no package
 # registry): every GPU test, then the GPU benchmarks, then a summary.
 #
-#   bash scripts/gpu-check.sh [--quick] [--tests-only] [BUNDLE]  (default gpu-bundle/tfhost-gpu.tar.xz)
+#   bash scripts/gpu-check.sh [--quick] [--tests-only] [--sanitize] [BUNDLE]
+#                                             (default bundle: gpu-bundle/tfhost-gpu.tar.xz)
 #
 # --quick: batch 1 only in the benchmarks (and the whole check within 600 s). --tests-only: the
-# GPU tests and nothing else (a quick rerun after a fix). Logs and results go to $OUT when set (the device tool
+# GPU tests and nothing else (a quick rerun after a fix). --sanitize: the kernel tests once more
+# under compute-sanitizer's memcheck (out-of-bounds and misaligned accesses), when the machine has it. Logs and results go to $OUT when set (the device tool
 # brings them back), else to gpu-check-out/. Exit status: 0 when every GPU test passed, 1 if any
 # failed, 2 when it could not run (no bundle, no GPU).
 set -uo pipefail
@@ -14,11 +16,13 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 QUICK=0
 TESTS_ONLY=0
+SANITIZE=0
 BUNDLE=gpu-bundle/tfhost-gpu.tar.xz
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     --tests-only) TESTS_ONLY=1 ;;
+    --sanitize) SANITIZE=1 ;;
     *) BUNDLE=$a ;;
   esac
 done
@@ -81,6 +85,20 @@ if [ -x build/tests/tfh_cuda_tests ]; then
 else
   say "cuda tests: not in the bundle (a build without CUDA?)"
   status=1
+fi
+
+if [ "$SANITIZE" = 1 ]; then
+  SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+  if [ -n "$SAN" ] && [ -x build/tests/tfh_cuda_tests ]; then
+    tf timeout 300 "$SAN" --tool memcheck --error-exitcode 3 build/tests/tfh_cuda_tests \
+      --gtest_filter='CudaKernels.*:CudaRuntime.*-CudaRuntime.Generate*' > "$RESULTS/memcheck.log" 2>&1
+    rc=$?
+    [ $rc -ne 0 ] && status=1
+    say "memcheck: exit $rc; $(grep -c '^========= Invalid' "$RESULTS/memcheck.log") invalid accesses; $(tail -1 "$RESULTS/memcheck.log")"
+    grep -A3 '^========= Invalid' "$RESULTS/memcheck.log" | head -20 | tee -a "$SUMMARY"
+  else
+    say "memcheck: compute-sanitizer not found on this machine"
+  fi
 fi
 
 if [ "$TESTS_ONLY" = 1 ]; then
