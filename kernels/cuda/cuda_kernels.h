@@ -62,6 +62,18 @@ struct StridedCopy {
   int64_t src_offset = 0, dst_offset = 0;
 };
 void strided_copy(size_t elem_bytes, const void* x, void* y, const StridedCopy& c, cudaStream_t s);
+// y = cond ? x : y_else, with NumPy broadcasting of the three (strides as in Broadcast; c_strides
+// for the bool condition), for elements of 1, 2, 4 or 8 bytes.
+struct WhereBroadcast {
+  static constexpr int kMaxRank = 6;
+  int rank = 0;
+  int64_t dims[kMaxRank] = {};
+  int64_t c_strides[kMaxRank] = {};
+  int64_t x_strides[kMaxRank] = {};
+  int64_t y_strides[kMaxRank] = {};
+};
+void where(size_t elem_bytes, const bool* cond, const void* x, const void* y_else, void* out,
+           const WhereBroadcast& bc, cudaStream_t s);
 // Gather along one axis of x viewed as [outer, axis_dim, inner]: y[o, j, r] = x[o, idx[j], r],
 // for elements of 1, 2, 4 or 8 bytes; indices int32 or int64, negative ones counting from the
 // end. An index outside [-axis_dim, axis_dim) gives zeros (the kernel cannot raise an error).

@@ -400,6 +400,52 @@ struct Concat {
   }
 };
 
+// Where(cond, x, y) with NumPy broadcasting of the three, rank up to 6.
+struct Where {
+  explicit Where(NodeView n) {
+    if (!fixed_size_or_unknown(n.input(1))) refuse("Where on CUDA: element type");
+    for (size_t i = 0; i < 3; ++i)
+      if (n.input(i) && n.input(i).rank() > WhereBroadcast::kMaxRank) refuse("Where on CUDA: rank over 6");
+  }
+  void compute(KernelContext& ctx, void* s) {
+    TensorView c = ctx.required(0), x = ctx.required(1), y = ctx.required(2);
+    if (c.dtype() != TFH_TYPE_BOOL) sdk::fail("Where on CUDA: the condition is not bool");
+    same_type(x, y, "Where");
+    const TensorView* in[3] = {&c, &x, &y};
+    size_t r = 0;
+    for (const TensorView* t : in) r = std::max(r, t->rank());
+    if (r > static_cast<size_t>(WhereBroadcast::kMaxRank)) sdk::fail("Where on CUDA: rank over 6");
+    WhereBroadcast bc;
+    bc.rank = static_cast<int>(r);
+    int64_t* strides[3] = {bc.c_strides, bc.x_strides, bc.y_strides};
+    std::vector<int64_t> out(r, 1);
+    for (size_t i = 0; i < r; ++i) {  // right-aligned: the output dim, then each input's stride
+      const size_t d = r - 1 - i;
+      for (const TensorView* t : in) {
+        const int64_t v = i < t->rank() ? t->dims()[t->rank() - 1 - i] : 1;
+        if (v != 1 && out[d] != 1 && v != out[d])
+          sdk::fail("Where on CUDA: shapes " + shape_text(c) + ", " + shape_text(x) + ", " +
+                    shape_text(y) + " do not broadcast");
+        if (v != 1) out[d] = v;
+      }
+      bc.dims[d] = out[d];
+    }
+    for (int k = 0; k < 3; ++k) {
+      const TensorView& t = *in[k];
+      int64_t stride = 1;
+      for (size_t i = 0; i < r; ++i) {
+        const size_t d = r - 1 - i;
+        const int64_t v = i < t.rank() ? t.dims()[t.rank() - 1 - i] : 1;
+        strides[k][d] = v == 1 ? 0 : stride;
+        stride *= v;
+      }
+    }
+    OutputTensor o = ctx.output(0, x.dtype(), out);
+    where(elem_bytes(x.dtype()), static_cast<const bool*>(c.raw()), x.raw(), y.raw(), o.raw(), bc,
+          st(s));
+  }
+};
+
 // Gemm as fused graphs keep it (a classifier or pooler layer): alpha = beta = 1, A not
 // transposed, C absent or a bias vector of N; the rest goes to the CPU.
 struct Gemm {
@@ -673,6 +719,7 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(Transpose, "", "Transpose", "")
   TFH_CUDA_KERNEL(Concat, "", "Concat", "")
   TFH_CUDA_KERNEL(Slice, "", "Slice", "")
+  TFH_CUDA_KERNEL(Where, "", "Where", "")
   TFH_CUDA_KERNEL(Expand, "", "Expand", "")
   TFH_CUDA_KERNEL(LayerNorm, "", "LayerNormalization", "T=float,float16")
   {  // from opset 13: before it, Softmax flattened the input at axis 1 (the CPU runs those)

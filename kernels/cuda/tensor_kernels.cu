@@ -162,7 +162,48 @@ __global__ void strided_copy_kernel(const Word* x, Word* y, StridedCopy c, int64
   }
 }
 
+template <typename Word>
+__global__ void where_kernel(const bool* c, const Word* x, const Word* y, Word* out,
+                             WhereBroadcast bc, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rest = i, ic = 0, ix = 0, iy = 0;
+    for (int d = bc.rank - 1; d >= 0; --d) {
+      const int64_t k = rest % bc.dims[d];
+      rest /= bc.dims[d];
+      ic += k * bc.c_strides[d];
+      ix += k * bc.x_strides[d];
+      iy += k * bc.y_strides[d];
+    }
+    out[i] = c[ic] ? x[ix] : y[iy];
+  }
+}
+
+template <typename Word>
+void launch_where(const bool* c, const void* x, const void* y, void* out, const WhereBroadcast& bc,
+                  int64_t n, cudaStream_t s) {
+  where_kernel<Word><<<blocks_for(n), kThreads, 0, s>>>(c, static_cast<const Word*>(x),
+                                                        static_cast<const Word*>(y),
+                                                        static_cast<Word*>(out), bc, n);
+}
+
 }  // namespace
+
+void where(size_t elem_bytes, const bool* cond, const void* x, const void* y_else, void* out,
+           const WhereBroadcast& bc, cudaStream_t s) {
+  if (bc.rank < 0 || bc.rank > WhereBroadcast::kMaxRank) throw CudaError("where: rank over 6");
+  int64_t n = 1;
+  for (int d = 0; d < bc.rank; ++d) n *= bc.dims[d];
+  if (n == 0) return;
+  switch (elem_bytes) {
+    case 1: launch_where<uint8_t>(cond, x, y_else, out, bc, n, s); break;
+    case 2: launch_where<uint16_t>(cond, x, y_else, out, bc, n, s); break;
+    case 4: launch_where<uint32_t>(cond, x, y_else, out, bc, n, s); break;
+    case 8: launch_where<uint64_t>(cond, x, y_else, out, bc, n, s); break;
+    default: throw CudaError("where: elements of " + std::to_string(elem_bytes) + " bytes");
+  }
+  launched("where");
+}
 
 void strided_copy(size_t elem_bytes, const void* x, void* y, const StridedCopy& c, cudaStream_t s) {
   if (c.rank < 0 || c.rank > StridedCopy::kMaxRank) throw CudaError("strided_copy: rank over 8");

@@ -235,6 +235,19 @@ TEST_F(CudaRuntime, TransposeAndConcat) {
   }
 }
 
+TEST_F(CudaRuntime, WhereWithBroadcasting) {
+  struct Case { Shape c, x, y; TfhDataType t; };
+  for (const Case& k : {Case{{2, 3}, {2, 3}, {2, 3}, TFH_TYPE_FLOAT},
+                        Case{{1, 1, 4, 4}, {2, 3, 4, 4}, {}, TFH_TYPE_FLOAT16},  // causal-mask style
+                        Case{{3, 1}, {1, 5}, {3, 5}, TFH_TYPE_INT64}}) {
+    std::vector<NodeIn> ins;
+    ins.push_back({"c", tensor(TFH_TYPE_BOOL, k.c, [](size_t i) { return static_cast<double>((i * 7) % 3 == 0); })});
+    ins.push_back({"x", tensor(k.t, k.x, noise)});
+    ins.push_back({"y", tensor(k.t, k.y, [](size_t i) { return -100.0 - static_cast<double>(i); })});
+    expect_same_on_gpu("Where", "", ins, 1, 0);
+  }
+}
+
 // Slice and Expand read their constant parameters when the kernel is made: forward and backward
 // steps, negative and out-of-range bounds, several axes; Expand both ways.
 TEST_F(CudaRuntime, SliceAndExpandWithConstantParameters) {
