@@ -38,7 +38,7 @@ void cast(TfhDataType from, TfhDataType to, const void* x, void* y, int64_t n, c
 // y = a op b with NumPy broadcasting, float or float16 (computed in float). `dims` is the output
 // shape; each input's strides are its element strides at the output's rank, 0 where it
 // broadcasts (a dense input whose dims match the output has the output's strides).
-enum class BinaryOp { Add, Sub, Mul, Div };
+enum class BinaryOp { Add, Sub, Mul, Div, Pow };
 struct Broadcast {
   static constexpr int kMaxRank = 6;
   int rank = 0;
@@ -48,7 +48,7 @@ struct Broadcast {
 };
 void binary(TfhDataType t, BinaryOp op, const void* a, const void* b, void* y, const Broadcast& bc,
             cudaStream_t s);
-enum class UnaryOp { Tanh, Relu, Sigmoid, Erf, Sqrt };
+enum class UnaryOp { Tanh, Relu, Sigmoid, Erf, Sqrt, Exp, Log, Neg, Abs, Reciprocal };
 void unary(TfhDataType t, UnaryOp op, const void* x, void* y, int64_t n, cudaStream_t s);
 // y[dst_offset + sum c_d dst_strides[d]] = x[src_offset + sum c_d src_strides[d]] for every
 // coordinate c of `dims` (element strides; a source stride may be 0): Transpose, and each input of

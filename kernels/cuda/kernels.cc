@@ -128,6 +128,10 @@ template <BinaryOp Op>
 struct Binary {
   explicit Binary(NodeView n) {
     if (!float_or_unknown(n.input(0))) refuse("element-wise on CUDA: not float/float16");
+    const TfhDataType ta = n.input(0) ? n.input(0).elem_type() : TFH_TYPE_UNDEFINED,
+                      tb = n.input(1) ? n.input(1).elem_type() : TFH_TYPE_UNDEFINED;
+    if (ta != TFH_TYPE_UNDEFINED && tb != TFH_TYPE_UNDEFINED && ta != tb)
+      refuse("element-wise on CUDA: inputs of two types");  // (Pow's exponent may differ)
     for (size_t i = 0; i < 2; ++i)
       if (n.input(i) && n.input(i).rank() > Broadcast::kMaxRank)
         refuse("element-wise on CUDA: rank over 6");
@@ -559,6 +563,24 @@ struct Softmax {
   }
 };
 
+// Softmax before opset 13: the input flattened to 2-D at `axis` (default 1), softmax over rows.
+struct SoftmaxFlattened {
+  int64_t axis;
+  explicit SoftmaxFlattened(NodeView n) : axis(n.attr_int("axis", 1)) {}
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0);
+    need_float(x, "Softmax", "input");
+    const int64_t r = static_cast<int64_t>(x.rank());
+    const int64_t ax = axis < 0 ? axis + r : axis;
+    if (ax < 0 || ax > r) sdk::fail("Softmax on CUDA: axis " + std::to_string(axis) + " is out of range");
+    int64_t rows = 1;
+    for (int64_t d = 0; d < ax; ++d) rows *= x.dims()[d];
+    const int64_t cols = rows ? static_cast<int64_t>(x.size()) / rows : 0;
+    OutputTensor y = ctx.output(0, x.dtype(), dims_of(x));
+    softmax(x.dtype(), x.raw(), y.raw(), cols ? rows : 0, cols, st(s));
+  }
+};
+
 struct Cast {
   TfhDataType to;
   explicit Cast(NodeView n) : to(static_cast<TfhDataType>(n.attr_int("to"))) {
@@ -705,6 +727,8 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(Sub, "", "Sub", "T=float,float16")
   TFH_CUDA_KERNEL(Mul, "", "Mul", "T=float,float16")
   TFH_CUDA_KERNEL(Div, "", "Div", "T=float,float16")
+  using Pow = Binary<BinaryOp::Pow>;
+  TFH_CUDA_KERNEL(Pow, "", "Pow", "T=float,float16;T1=float,float16")
   using Tanh = Unary<UnaryOp::Tanh>;
   using Relu = Unary<UnaryOp::Relu>;
   using Sigmoid = Unary<UnaryOp::Sigmoid>;
@@ -715,6 +739,16 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(Sigmoid, "", "Sigmoid", "T=float,float16")
   TFH_CUDA_KERNEL(Erf, "", "Erf", "T=float,float16")
   TFH_CUDA_KERNEL(Sqrt, "", "Sqrt", "T=float,float16")
+  using Exp = Unary<UnaryOp::Exp>;
+  using Log = Unary<UnaryOp::Log>;
+  using Neg = Unary<UnaryOp::Neg>;
+  using Abs = Unary<UnaryOp::Abs>;
+  using Reciprocal = Unary<UnaryOp::Reciprocal>;
+  TFH_CUDA_KERNEL(Exp, "", "Exp", "T=float,float16")
+  TFH_CUDA_KERNEL(Log, "", "Log", "T=float,float16")
+  TFH_CUDA_KERNEL(Neg, "", "Neg", "T=float,float16")
+  TFH_CUDA_KERNEL(Abs, "", "Abs", "T=float,float16")
+  TFH_CUDA_KERNEL(Reciprocal, "", "Reciprocal", "T=float,float16")
   TFH_CUDA_KERNEL(Gather, "", "Gather", "")
   TFH_CUDA_KERNEL(Transpose, "", "Transpose", "")
   TFH_CUDA_KERNEL(Concat, "", "Concat", "")
@@ -722,9 +756,15 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(Where, "", "Where", "")
   TFH_CUDA_KERNEL(Expand, "", "Expand", "")
   TFH_CUDA_KERNEL(LayerNorm, "", "LayerNormalization", "T=float,float16")
-  {  // from opset 13: before it, Softmax flattened the input at axis 1 (the CPU runs those)
+  {  // from opset 13: over one axis
     static const TfhKernelDesc d = TFH_KERNEL_DESC(Softmax, "tfhost.cuda.Softmax", "", "Softmax",
                                                    13, 0, TFH_DEVICE_CUDA, "T=float,float16", 0);
+    out.push_back(&d);
+  }
+  {  // opsets 1-12
+    static const TfhKernelDesc d =
+        TFH_KERNEL_DESC(SoftmaxFlattened, "tfhost.cuda.SoftmaxFlattened", "", "Softmax", 1, 12,
+                        TFH_DEVICE_CUDA, "T=float,float16", 0);
     out.push_back(&d);
   }
   TFH_CUDA_KERNEL(Cast, "", "Cast", "")

@@ -64,6 +64,7 @@ __device__ __forceinline__ float apply(BinaryOp op, float a, float b) {
     case BinaryOp::Add: return a + b;
     case BinaryOp::Sub: return a - b;
     case BinaryOp::Mul: return a * b;
+    case BinaryOp::Pow: return b == 2.f ? a * a : powf(a, b);
     default: return a / b;
   }
 }
@@ -99,7 +100,12 @@ __device__ __forceinline__ float apply(UnaryOp op, float x) {
     case UnaryOp::Relu: return x > 0.f ? x : 0.f;
     case UnaryOp::Sigmoid: return 1.f / (1.f + __expf(-x));
     case UnaryOp::Erf: return erff(x);
-    default: return sqrtf(x);
+    case UnaryOp::Sqrt: return sqrtf(x);
+    case UnaryOp::Exp: return expf(x);
+    case UnaryOp::Log: return logf(x);
+    case UnaryOp::Neg: return -x;
+    case UnaryOp::Abs: return fabsf(x);
+    default: return 1.f / x;
   }
 }
 

@@ -180,13 +180,34 @@ TEST_F(CudaRuntime, BroadcastingArithmetic) {
 }
 
 TEST_F(CudaRuntime, Activations) {
-  for (const char* op : {"Tanh", "Relu", "Sigmoid", "Erf", "Sqrt"})
+  for (const char* op : {"Tanh", "Relu", "Sigmoid", "Erf", "Sqrt", "Exp", "Log", "Neg", "Abs",
+                         "Reciprocal"})
     for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16}) {
       SCOPED_TRACE(op);
-      const bool sqrt = std::string(op) == "Sqrt";
-      auto x = tensor(t, {4, 77}, [sqrt](size_t i) { return sqrt ? std::fabs(noise(i)) : noise(i); });
-      expect_same_on_gpu(op, "", one("x", std::move(x)), 1, t == TFH_TYPE_FLOAT16 ? 2e-2 : 1e-5);
+      const std::string o = op;
+      const bool positive = o == "Sqrt" || o == "Log" || o == "Reciprocal";
+      auto x = tensor(t, {4, 77}, [positive](size_t i) {
+        return positive ? 0.25 + std::fabs(noise(i)) : noise(i);
+      });
+      // relative to the values (Exp and Reciprocal reach ~4.5 and 4)
+      expect_same_on_gpu(op, "", one("x", std::move(x)), 1, t == TFH_TYPE_FLOAT16 ? 4e-2 : 2e-5);
     }
+}
+
+// Pow (a square, as unfused LayerNorms have, and a general exponent) and Softmax before opset 13
+// (the input flattened at its axis).
+TEST_F(CudaRuntime, PowAndFlattenedSoftmax) {
+  for (double e : {2.0, 0.5}) {
+    std::vector<NodeIn> ins;
+    ins.push_back({"a", tensor(TFH_TYPE_FLOAT, {3, 17}, [](size_t i) { return 0.1 + std::fabs(noise(i)); })});
+    ins.push_back({"b", tensor(TFH_TYPE_FLOAT, {1}, [e](size_t) { return e; }), true});
+    expect_same_on_gpu("Pow", "", ins, 1, 1e-5);
+  }
+  for (int64_t axis : {1, 2, -1}) {
+    SCOPED_TRACE("Softmax-11 axis " + std::to_string(axis));
+    expect_same_on_gpu("Softmax", "", one("x", tensor(TFH_TYPE_FLOAT, {2, 3, 5}, noise)), 1, 1e-5,
+                       int_attr("axis", axis), "tfhost.cuda.", false, 11);
+  }
 }
 
 TEST_F(CudaRuntime, GatherOnAnyAxis) {
