@@ -74,6 +74,11 @@ struct WhereBroadcast {
 };
 void where(size_t elem_bytes, const bool* cond, const void* x, const void* y_else, void* out,
            const WhereBroadcast& bc, cudaStream_t s);
+// Per row of [rows, cols]: the sum (or the mean) of the row, for float/float16 (accumulated in
+// float) and int32/int64 (accumulated in int64; a mean divides as integers).
+bool reduce_supported(TfhDataType t);
+void reduce_rows(TfhDataType t, bool mean, const void* x, void* y, int64_t rows, int64_t cols,
+                 cudaStream_t s);
 // Gather along one axis of x viewed as [outer, axis_dim, inner]: y[o, j, r] = x[o, idx[j], r],
 // for elements of 1, 2, 4 or 8 bytes; indices int32 or int64, negative ones counting from the
 // end. An index outside [-axis_dim, axis_dim) gives zeros (the kernel cannot raise an error).

@@ -404,6 +404,59 @@ struct Concat {
   }
 };
 
+// ReduceSum / ReduceMean over trailing axes (axes from the attribute, or a constant input from
+// ReduceSum-13 and ReduceMean-18), keepdims either way. Other axes go to the CPU at plan time.
+template <bool Mean>
+struct ReduceTrailing {
+  std::vector<int64_t> axes;
+  bool keepdims, noop_empty;
+  explicit ReduceTrailing(NodeView n)
+      : keepdims(n.attr_int("keepdims", 1) != 0),
+        noop_empty(n.attr_int("noop_with_empty_axes", 0) != 0) {
+    const TfhDataType t = n.input(0) ? n.input(0).elem_type() : TFH_TYPE_UNDEFINED;
+    if (t != TFH_TYPE_UNDEFINED && !reduce_supported(t)) refuse("Reduce on CUDA: element type");
+    if (n.num_inputs() > 1 && n.input(1)) axes = constant_ints(n, 1, "Reduce", "axes");
+    else axes = n.attr_ints("axes", {});
+    if (axes.empty() && noop_empty) refuse("Reduce on CUDA: noop_with_empty_axes");
+    const int64_t r = n.input(0) ? n.input(0).rank() : -1;
+    if (r >= 0 && first_reduced(axes, r) < 0) refuse("Reduce on CUDA: axes other than the trailing ones");
+  }
+  // The first of the reduced axes when `axes` (empty: all) are the last ones of rank r, else -1.
+  static int64_t first_reduced(const std::vector<int64_t>& axes, int64_t r) {
+    std::vector<bool> reduced(static_cast<size_t>(r), axes.empty());
+    for (int64_t a : axes) {
+      const int64_t d = a < 0 ? a + r : a;
+      if (d < 0 || d >= r) return -1;
+      reduced[d] = true;
+    }
+    int64_t first = r;
+    while (first > 0 && reduced[first - 1]) --first;
+    for (int64_t d = 0; d < first; ++d)
+      if (reduced[d]) return -1;
+    return first;
+  }
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0);
+    const std::vector<int64_t> xd = dims_of(x);
+    const int64_t r = static_cast<int64_t>(xd.size());
+    const int64_t first = first_reduced(axes, r);
+    if (first < 0) sdk::fail("Reduce on CUDA: axes out of range, or not the trailing ones");
+    int64_t rows = 1, cols = 1;
+    std::vector<int64_t> out;
+    for (int64_t d = 0; d < r; ++d) {
+      if (d < first) {
+        rows *= xd[d];
+        out.push_back(xd[d]);
+      } else {
+        cols *= xd[d];
+        if (keepdims) out.push_back(1);
+      }
+    }
+    OutputTensor y = ctx.output(0, x.dtype(), out);
+    reduce_rows(x.dtype(), Mean, x.raw(), y.raw(), rows, cols, st(s));
+  }
+};
+
 // Where(cond, x, y) with NumPy broadcasting of the three, rank up to 6.
 struct Where {
   explicit Where(NodeView n) {
@@ -754,6 +807,10 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(Concat, "", "Concat", "")
   TFH_CUDA_KERNEL(Slice, "", "Slice", "")
   TFH_CUDA_KERNEL(Where, "", "Where", "")
+  using ReduceSum = ReduceTrailing<false>;
+  using ReduceMean = ReduceTrailing<true>;
+  TFH_CUDA_KERNEL(ReduceSum, "", "ReduceSum", "")
+  TFH_CUDA_KERNEL(ReduceMean, "", "ReduceMean", "")
   TFH_CUDA_KERNEL(Expand, "", "Expand", "")
   TFH_CUDA_KERNEL(LayerNorm, "", "LayerNormalization", "T=float,float16")
   {  // from opset 13: over one axis

@@ -3,6 +3,7 @@
 #include <cuda_fp16.h>
 
 #include <string>
+#include <type_traits>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
@@ -193,7 +194,54 @@ void launch_where(const bool* c, const void* x, const void* y, void* out, const 
                                                         static_cast<Word*>(out), bc, n);
 }
 
+// One block per row; a block-wide sum through warp shuffles and one shared slot per warp.
+template <typename T, typename Acc>
+__global__ void reduce_rows_kernel(const T* x, T* y, int64_t cols, bool mean) {
+  __shared__ Acc part[32];
+  const T* row = x + blockIdx.x * cols;
+  Acc acc = 0;
+  constexpr bool kIntegral = std::is_integral<T>::value;  // exact: no detour through double
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    if constexpr (kIntegral) acc += static_cast<Acc>(row[c]);
+    else acc += static_cast<Acc>(to_d(row[c]));
+  }
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = acc;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    Acc total = 0;
+    for (int w = 0; w < (blockDim.x + 31) / 32; ++w) total += part[w];
+    if (mean && cols > 0) total = total / static_cast<Acc>(cols);
+    if constexpr (kIntegral) y[blockIdx.x] = static_cast<T>(total);
+    else y[blockIdx.x] = from_d<T>(static_cast<double>(total));
+  }
+}
+
+template <typename T, typename Acc>
+void launch_reduce(const void* x, void* y, int64_t rows, int64_t cols, bool mean, cudaStream_t s) {
+  reduce_rows_kernel<T, Acc><<<static_cast<unsigned>(rows), kThreads, 0, s>>>(
+      static_cast<const T*>(x), static_cast<T*>(y), cols, mean);
+}
+
 }  // namespace
+
+bool reduce_supported(TfhDataType t) {
+  return t == TFH_TYPE_FLOAT || t == TFH_TYPE_FLOAT16 || t == TFH_TYPE_INT32 || t == TFH_TYPE_INT64;
+}
+
+void reduce_rows(TfhDataType t, bool mean, const void* x, void* y, int64_t rows, int64_t cols,
+                 cudaStream_t s) {
+  if (!reduce_supported(t)) throw CudaError("reduce: type " + std::to_string(t) + " is not supported on CUDA");
+  if (rows == 0) return;
+  if (rows > 0x7fffffff) throw CudaError("reduce: too many rows for one launch");
+  switch (t) {
+    case TFH_TYPE_FLOAT: launch_reduce<float, float>(x, y, rows, cols, mean, s); break;
+    case TFH_TYPE_FLOAT16: launch_reduce<__half, float>(x, y, rows, cols, mean, s); break;
+    case TFH_TYPE_INT32: launch_reduce<int32_t, long long>(x, y, rows, cols, mean, s); break;
+    default: launch_reduce<int64_t, long long>(x, y, rows, cols, mean, s); break;
+  }
+  launched("reduce");
+}
 
 void where(size_t elem_bytes, const bool* cond, const void* x, const void* y_else, void* out,
            const WhereBroadcast& bc, cudaStream_t s) {

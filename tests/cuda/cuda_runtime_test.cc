@@ -194,6 +194,35 @@ TEST_F(CudaRuntime, Activations) {
     }
 }
 
+// ReduceMean over the last axis (unfused LayerNorm) and ReduceSum of an int32 mask (mask_index),
+// attribute axes and constant-input axes, keepdims on and off.
+TEST_F(CudaRuntime, ReduceOverTrailingAxes) {
+  const auto axes_attr = [](std::vector<int64_t> axes, int64_t keep) {
+    return [axes, keep](onnx::NodeProto* n) {
+      auto* a = n->add_attribute();
+      a->set_name("axes");
+      a->set_type(onnx::AttributeProto::INTS);
+      for (int64_t v : axes) a->add_ints(v);
+      a = n->add_attribute();
+      a->set_name("keepdims");
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(keep);
+    };
+  };
+  for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16}) {
+    expect_same_on_gpu("ReduceMean", "", one("x", tensor(t, {2, 5, 768}, noise)), 1,
+                       t == TFH_TYPE_FLOAT16 ? 2e-3 : 1e-5, axes_attr({-1}, 1), "tfhost.cuda.", false, 13);
+    expect_same_on_gpu("ReduceMean", "", one("x", tensor(t, {3, 4, 7}, noise)), 1,
+                       t == TFH_TYPE_FLOAT16 ? 2e-3 : 1e-5, axes_attr({1, 2}, 0), "tfhost.cuda.", false, 13);
+  }
+  auto axes = make_tensor(TFH_TYPE_INT64, {1});
+  reinterpret_cast<int64_t*>(axes->storage.get())[0] = 1;
+  std::vector<NodeIn> ins;
+  ins.push_back({"mask", tensor(TFH_TYPE_INT32, {3, 9}, [](size_t i) { return i % 9 < 6 ? 1 : 0; })});
+  ins.push_back({"axes", std::move(axes), true});
+  expect_same_on_gpu("ReduceSum", "", ins, 1, 0, int_attr("keepdims", 0));
+}
+
 // Pow (a square, as unfused LayerNorms have, and a general exponent) and Softmax before opset 13
 // (the input flattened at its axis).
 TEST_F(CudaRuntime, PowAndFlattenedSoftmax) {
