@@ -151,6 +151,19 @@ if [ -f "$MODELS/bert.onnx" ]; then
       fi
     done
   }
+  # Full-size correctness on the GPU: the fused fp16 model (CUDA graphs) against the original
+  # float32 export (unfused: other kernels, some nodes on the CPU), 3 samples each.
+  compare_gpu() {  # label original optimized model_type args...
+    local label=$1 base=$2 opt=$3 type=$4; shift 4
+    local log="$RESULTS/compare_$label.txt"
+    tf timeout 180 build/bin/tfhost compare --baseline_model "$base" --optimized_model "$opt" \
+      --model_type "$type" --samples 3 --use_gpu --cuda_graph "$@" > "$log" 2>&1
+    local rc=$?
+    say "compare $label on the GPU: exit $rc; $(grep -E '^(PASS|FAIL)|max abs diff' "$log" | head -4 | tr '\n' ';')"
+    [ $rc -ne 0 ] && [ "$DRY" != 1 ] && status=1
+  }
+  compare_gpu bert-base "$MODELS/bert.onnx" "$MODELS/bert_fp16.onnx" bert -b 2 -s 128
+  compare_gpu gpt2-decode "$MODELS/gpt2.onnx" "$MODELS/gpt2_fp16.onnx" gpt2 -b 2 -s 1 --past_sequence_length 128
   for b in $BERT_BATCHES; do perf_gpu bert-base-fp16-s128 "$MODELS/bert_fp16.onnx" bert "$b" -s 128; done
   for b in $GPT_BATCHES; do
     perf_gpu gpt2-fp16-decode-past128 "$MODELS/gpt2_fp16.onnx" gpt2 "$b" -s 1 --past_sequence_length 128
