@@ -159,7 +159,10 @@ if [ -f "$MODELS/bert.onnx" ]; then
     tf timeout 180 build/bin/tfhost compare --baseline_model "$base" --optimized_model "$opt" \
       --model_type "$type" --samples 3 --use_gpu --cuda_graph "$@" > "$log" 2>&1
     local rc=$?
-    say "compare $label on the GPU: exit $rc; $(grep -E '^(PASS|FAIL)|max abs diff' "$log" | head -4 | tr '\n' ';')"
+    local what
+    what=$(grep -E '^(PASS|FAIL)|max abs diff' "$log" | head -4 | tr '\n' ';')
+    [ -z "$what" ] && what=$(tail -1 "$log")
+    say "compare $label on the GPU: exit $rc; $what"
     [ $rc -ne 0 ] && [ "$DRY" != 1 ] && status=1
   }
   compare_gpu bert-base "$MODELS/bert.onnx" "$MODELS/bert_fp16.onnx" bert -b 2 -s 128
