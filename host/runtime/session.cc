@@ -270,8 +270,14 @@ struct Session::Impl {
   // The graph for this run's input shapes (made on first sight); null once the cache is full.
   Graph* graph_for(const std::vector<std::pair<int, const Feed*>>& bound);
   DeviceTensor new_device_tensor(TfhDataType type, const std::vector<int64_t>& dims);
+  // One run (Session::run and run_device): outputs to `host_out`, or with outputs_on_device
+  // to `dev_out`.
   void run(Session& self, const std::vector<Feed>& feeds, bool outputs_on_device,
            std::vector<std::unique_ptr<HostTensor>>* host_out, std::vector<DeviceTensor>* dev_out);
+  // Each feed's slot, after checking names, types, shapes and that every required input is fed.
+  std::vector<std::pair<int, const Feed*>> check_feeds(const Session& self,
+                                                       const std::vector<Feed>& feeds) const;
+  void run_steps(Session& self, std::chrono::steady_clock::time_point run_start);
   // A constant's device copy (uploaded once).
   const HostTensor* device_constant(int k, const HostTensor& host);
   static void destroy_states(Step& s) {
@@ -825,13 +831,9 @@ DeviceTensor Session::Impl::new_device_tensor(TfhDataType type, const std::vecto
   return d;
 }
 
-void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outputs_on_device,
-                        std::vector<std::unique_ptr<HostTensor>>* host_out,
-                        std::vector<DeviceTensor>* dev_out) {
-  Impl& s = *this;
-  if (s.opts.threads > 0) omp_set_num_threads(s.opts.threads);
-  // Every feed is checked before any is bound; whatever a run binds is unbound when it ends, by
-  // any path, so no caller's tensor outlives the run inside the session.
+std::vector<std::pair<int, const Feed*>> Session::Impl::check_feeds(
+    const Session& self, const std::vector<Feed>& feeds) const {
+  const Impl& s = *this;
   std::vector<std::pair<int, const Feed*>> bound;
   for (const Feed& f : feeds) {
     const std::string& name = f.name;
@@ -862,6 +864,51 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
     }
     bound.emplace_back(s.slot_of.at(v), &f);
   }
+  // Every required input fed (checked before a graph is made for these shapes).
+  std::set<int> fed;
+  for (const auto& [k, f] : bound) fed.insert(k);
+  for (const ir::Value* v : self.inputs_)
+    if (!fed.count(s.slot_of.at(v))) TFH_THROW("input '", v->name(), "' was not given");
+  return bound;
+}
+
+// Every step of the plan, in order; each activation goes back to its pool after its last reader.
+void Session::Impl::run_steps(Session& self, std::chrono::steady_clock::time_point run_start) {
+  Impl& s = *this;
+  for (Step& step : s.steps) {
+    auto t0 = std::chrono::steady_clock::now();
+    s.execute(step, /*folding=*/false);
+#ifdef TFH_HAVE_CUDA
+    if (s.opts.profile && step.on_cuda) kernels::cuda::stream_sync(s.stream);  // its real time
+#endif
+    if (s.opts.profile) {
+      using ms = std::chrono::duration<double, std::milli>;
+      self.node_times_.push_back({step.node, ms(t0 - run_start).count(),
+                                  ms(std::chrono::steady_clock::now() - t0).count()});
+    }
+    for (int k : step.free_after) {
+      if (s.is_seq[k]) {
+        s.seqs[k].clear();
+        s.is_seq[k] = false;
+      }
+      if (s.cuda) s.release_mirror(k);
+      if (!s.donated[k]) s.pool_of(k).release(const_cast<void*>(s.act[k].data));
+      s.donated[k] = false;
+      s.act[k].data = nullptr;
+      if (s.cuda) s.on_dev[k] = 0;
+      s.live[k] = nullptr;
+    }
+  }
+}
+
+void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outputs_on_device,
+                        std::vector<std::unique_ptr<HostTensor>>* host_out,
+                        std::vector<DeviceTensor>* dev_out) {
+  Impl& s = *this;
+  if (s.opts.threads > 0) omp_set_num_threads(s.opts.threads);
+  // Every feed is checked before any is bound; whatever a run binds is unbound when it ends, by
+  // any path, so no caller's tensor outlives the run inside the session.
+  const std::vector<std::pair<int, const Feed*>> bound = check_feeds(self, feeds);
   struct Unbind {
     Impl& s;
     ~Unbind() {
@@ -873,12 +920,6 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
     }
   } unbind{s};
 
-  {  // every required input fed (checked before a graph is made for these shapes)
-    std::set<int> fed;
-    for (const auto& [k, f] : bound) fed.insert(k);
-    for (const ir::Value* v : self.inputs_)
-      if (!fed.count(s.slot_of.at(v))) TFH_THROW("input '", v->name(), "' was not given");
-  }
   // A CUDA graph for these shapes (captured on their second run, replayed after that).
   Graph* g = nullptr;
   if (s.cuda && s.opts.cuda_graph && !s.opts.profile && s.graph_stats.refused.empty())
@@ -935,31 +976,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
       s.capturing = true;
     }
 #endif
-    if (!replay)
-      for (Step& step : s.steps) {
-        auto t0 = std::chrono::steady_clock::now();
-        s.execute(step, /*folding=*/false);
-#ifdef TFH_HAVE_CUDA
-        if (s.opts.profile && step.on_cuda) kernels::cuda::stream_sync(s.stream);  // its real time
-#endif
-        if (s.opts.profile) {
-          using ms = std::chrono::duration<double, std::milli>;
-          self.node_times_.push_back({step.node, ms(t0 - run_start).count(),
-                                      ms(std::chrono::steady_clock::now() - t0).count()});
-        }
-        for (int k : step.free_after) {
-          if (s.is_seq[k]) {
-            s.seqs[k].clear();
-            s.is_seq[k] = false;
-          }
-          if (s.cuda) s.release_mirror(k);
-          if (!s.donated[k]) s.pool_of(k).release(const_cast<void*>(s.act[k].data));
-          s.donated[k] = false;
-          s.act[k].data = nullptr;
-          if (s.cuda) s.on_dev[k] = 0;
-          s.live[k] = nullptr;
-        }
-      }
+    if (!replay) s.run_steps(self, run_start);
 #ifdef TFH_HAVE_CUDA
     if (capture) {
       // The outputs must be device values the graph writes (not host ones, which a replay
