@@ -278,6 +278,9 @@ struct Session::Impl {
   std::vector<std::pair<int, const Feed*>> check_feeds(const Session& self,
                                                        const std::vector<Feed>& feeds) const;
   void run_steps(Session& self, std::chrono::steady_clock::time_point run_start);
+  void collect_outputs(Session& self, bool outputs_on_device,
+                       std::vector<std::unique_ptr<HostTensor>>* host_out,
+                       std::vector<DeviceTensor>* dev_out);
   // A constant's device copy (uploaded once).
   const HostTensor* device_constant(int k, const HostTensor& host);
   static void destroy_states(Step& s) {
@@ -901,6 +904,72 @@ void Session::Impl::run_steps(Session& self, std::chrono::steady_clock::time_poi
   }
 }
 
+// The run's outputs: to the caller's device tensors, or to the host (device values copied back
+// after the stream's work); device buffers go back to the pool.
+void Session::Impl::collect_outputs(Session& self, bool outputs_on_device,
+                                    std::vector<std::unique_ptr<HostTensor>>* host_out,
+                                    std::vector<DeviceTensor>* dev_out) {
+  Impl& s = *this;
+  (void)outputs_on_device;
+  (void)dev_out;  // (used only in CUDA builds)
+  try {
+#ifdef TFH_HAVE_CUDA
+    if (s.cuda) {
+      for (size_t k = 0; k < s.slots.size(); ++k) s.release_mirror(static_cast<int>(k));
+      if (outputs_on_device) {
+        // Each output into a tensor of the caller's (a copy: the pool's blocks stay the pool's).
+        for (const ir::Value* v : self.outputs_) {
+          const int k = s.slot_of.at(v);
+          const HostTensor* t = s.live[k];
+          if (!t) TFH_THROW("output '", v->name(), "' was not produced");
+          DeviceTensor d = s.new_device_tensor(t->type, t->dims);
+          if (s.on_dev[k])
+            kernels::cuda::copy_on_device(d.data, t->data, d.nbytes, s.stream);
+          else
+            kernels::cuda::copy_to_device(d.data, t->data, d.nbytes, s.stream);
+          dev_out->push_back(std::move(d));
+        }
+        for (const ir::Value* v : self.outputs_) {
+          const int k = s.slot_of.at(v);
+          if (s.on_dev[k]) s.release_slot(k);
+          s.owned_outputs[k] = nullptr;
+        }
+        return;
+      }
+      // Graph outputs made on the device come back to the host here, after the stream's work.
+      std::vector<std::pair<int, HostTensor*>> pending;
+      for (const ir::Value* v : self.outputs_) {
+        const int k = s.slot_of.at(v);
+        if (s.on_dev[k] && s.live[k] && !s.owned_outputs[k]) {
+          auto t = make_output_tensor(s.live[k]->type, s.live[k]->dims);
+          kernels::cuda::copy_to_host(const_cast<void*>(t->data), s.live[k]->data, t->nbytes, s.stream);
+          pending.emplace_back(k, t.get());
+          s.owned_outputs[k] = std::move(t);
+        }
+      }
+      kernels::cuda::stream_sync(s.stream);
+      for (const auto& [k, t] : pending) {
+        s.release_slot(k);
+        s.live[k] = t;
+      }
+    }
+#endif
+  } catch (...) {
+    s.abandon_run();
+    throw;
+  }
+  for (const ir::Value* v : self.outputs_) {
+    int k = s.slot_of.at(v);
+    if (s.owned_outputs[k]) {
+      host_out->push_back(std::move(s.owned_outputs[k]));
+    } else if (s.live[k]) {  // a graph input, initializer or folded constant passed through
+      host_out->push_back(copy_tensor(*s.live[k]));
+    } else {
+      TFH_THROW("output '", v->name(), "' was not produced");
+    }
+  }
+}
+
 void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outputs_on_device,
                         std::vector<std::unique_ptr<HostTensor>>* host_out,
                         std::vector<DeviceTensor>* dev_out) {
@@ -1029,63 +1098,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
     throw;
   }
   s.last_peak = s.pool.peak();
-
-  try {
-#ifdef TFH_HAVE_CUDA
-    if (s.cuda) {
-      for (size_t k = 0; k < s.slots.size(); ++k) s.release_mirror(static_cast<int>(k));
-      if (outputs_on_device) {
-        // Each output into a tensor of the caller's (a copy: the pool's blocks stay the pool's).
-        for (const ir::Value* v : self.outputs_) {
-          const int k = s.slot_of.at(v);
-          const HostTensor* t = s.live[k];
-          if (!t) TFH_THROW("output '", v->name(), "' was not produced");
-          DeviceTensor d = s.new_device_tensor(t->type, t->dims);
-          if (s.on_dev[k])
-            kernels::cuda::copy_on_device(d.data, t->data, d.nbytes, s.stream);
-          else
-            kernels::cuda::copy_to_device(d.data, t->data, d.nbytes, s.stream);
-          dev_out->push_back(std::move(d));
-        }
-        for (const ir::Value* v : self.outputs_) {
-          const int k = s.slot_of.at(v);
-          if (s.on_dev[k]) s.release_slot(k);
-          s.owned_outputs[k] = nullptr;
-        }
-        return;
-      }
-      // Graph outputs made on the device come back to the host here, after the stream's work.
-      std::vector<std::pair<int, HostTensor*>> pending;
-      for (const ir::Value* v : self.outputs_) {
-        const int k = s.slot_of.at(v);
-        if (s.on_dev[k] && s.live[k] && !s.owned_outputs[k]) {
-          auto t = make_output_tensor(s.live[k]->type, s.live[k]->dims);
-          kernels::cuda::copy_to_host(const_cast<void*>(t->data), s.live[k]->data, t->nbytes, s.stream);
-          pending.emplace_back(k, t.get());
-          s.owned_outputs[k] = std::move(t);
-        }
-      }
-      kernels::cuda::stream_sync(s.stream);
-      for (const auto& [k, t] : pending) {
-        s.release_slot(k);
-        s.live[k] = t;
-      }
-    }
-#endif
-  } catch (...) {
-    s.abandon_run();
-    throw;
-  }
-  for (const ir::Value* v : self.outputs_) {
-    int k = s.slot_of.at(v);
-    if (s.owned_outputs[k]) {
-      host_out->push_back(std::move(s.owned_outputs[k]));
-    } else if (s.live[k]) {  // a graph input, initializer or folded constant passed through
-      host_out->push_back(copy_tensor(*s.live[k]));
-    } else {
-      TFH_THROW("output '", v->name(), "' was not produced");
-    }
-  }
+  collect_outputs(self, outputs_on_device, host_out, dev_out);
 }
 
 std::vector<std::unique_ptr<HostTensor>> Session::run(
