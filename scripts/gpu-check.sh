@@ -87,6 +87,16 @@ else
   status=1
 fi
 
+# ---- every bundled export (unfused: CUDA kernels wherever they take a node) on the GPU against
+# PyTorch's outputs
+EXPORTS=()
+for d in models/*/; do [ -f "$d/model.onnx" ] && EXPORTS+=("$d"); done
+tf timeout 120 build/bin/tfhost check "${EXPORTS[@]}" --use_gpu > "$RESULTS/check_exports.txt" 2>&1
+rc=$?
+[ $rc -ne 0 ] && [ "$DRY" != 1 ] && status=1
+say "exports vs PyTorch on the GPU (tfhost check --use_gpu, ${#EXPORTS[@]} models): exit $rc; $(grep -c '^    ok ' "$RESULTS/check_exports.txt") outputs ok, $(grep -c '^    FAIL ' "$RESULTS/check_exports.txt") failed"
+grep '^    FAIL ' "$RESULTS/check_exports.txt" | head -5 | tee -a "$SUMMARY"
+
 if [ "$SANITIZE" = 1 ]; then
   SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
   if [ -n "$SAN" ] && [ -x build/tests/tfh_cuda_tests ]; then
