@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "kernels/cpu/common.h"
+#include "kernels/common/slice_bounds.h"
 #include "kernels/cpu/kernels.h"
 
 namespace tfh::kernels::cpu {
@@ -320,19 +321,9 @@ struct Slice {
       seen[ax] = true;
       int64_t step = steps.empty() ? 1 : steps[i];
       if (step == 0) sdk::fail("slice step 0");
-      int64_t dim = d[ax], s = starts[i], e = ends[i];
-      if (s < 0) s += dim;
-      if (e < 0) e += dim;
-      if (step > 0) {
-        s = std::clamp<int64_t>(s, 0, dim);
-        e = std::clamp<int64_t>(e, 0, dim);
-        out[ax] = e > s ? (e - s + step - 1) / step : 0;
-      } else {
-        s = std::clamp<int64_t>(s, -1, dim - 1);
-        e = std::clamp<int64_t>(e, -1, dim - 1);
-        out[ax] = s > e ? (s - e - step - 1) / -step : 0;
-      }
-      offset += s * st[ax];
+      const SliceBounds b = slice_bounds(d[ax], starts[i], ends[i], step);
+      out[ax] = b.count;
+      offset += b.start * st[ax];
       in_strides[ax] = st[ax] * step;
     }
     OutputTensor y = ctx.output(0, x.dtype(), out);

@@ -1,11 +1,12 @@
-// tfhost's CUDA kernels for the ops fused transformer graphs keep, as launchers on device
-// pointers and a stream (built only with TFH_HAVE_CUDA). float (fp32) and half (fp16) data; every
-// reduction and every accumulation is in fp32. The runtime's CUDA device (issue 7, next step)
-// calls them; tests/cuda compares each one with tfhost's CPU kernel for the same op.
+// tfhost's CUDA kernels, as launchers on device pointers and a stream (built only with
+// TFH_HAVE_CUDA): the transformer ops (float and float16 data; every reduction and accumulation in
+// fp32) and the general tensor ops fused graphs keep (Cast, broadcasting arithmetic, Gather,
+// strided copies, Where, reductions: the types each one states). kernels.cc makes them the CUDA
+// session's kernels; tests/cuda compares each one with tfhost's CPU kernel for the same op.
 //
-// Element type codes are TfhDataType's: TFH_TYPE_FLOAT or TFH_TYPE_FLOAT16. Launchers check their
-// arguments on the host and throw tfh::kernels::cuda::CudaError (a std::runtime_error) with the
-// kernel's name and CUDA's message; they never synchronise the stream.
+// Element type codes are TfhDataType's. Launchers check their arguments on the host and throw
+// tfh::kernels::cuda::CudaError (a std::runtime_error) with the kernel's name and CUDA's
+// message; they never synchronise the stream.
 #pragma once
 
 #include <cuda_runtime_api.h>

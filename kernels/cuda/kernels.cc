@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/common/slice_bounds.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/device.h"
 #include "tfhost/kernel.hpp"
@@ -185,8 +186,7 @@ struct Gather {
     if (i && i.elem_type() != TFH_TYPE_UNDEFINED && i.elem_type() != TFH_TYPE_INT32 &&
         i.elem_type() != TFH_TYPE_INT64)
       refuse("Gather on CUDA: indices are not int32/int64");
-    const TfhDataType t = n.input(0) ? n.input(0).elem_type() : TFH_TYPE_UNDEFINED;
-    if (t == TFH_TYPE_STRING || t == TFH_TYPE_COMPLEX128) refuse("Gather on CUDA: element type");
+    if (!fixed_size_or_unknown(n.input(0))) refuse("Gather on CUDA: element type");
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0), idx = ctx.required(1);
@@ -268,6 +268,7 @@ struct Slice {
   std::vector<int64_t> starts, ends, axes, steps;
   explicit Slice(NodeView n) {
     if (!fixed_size_or_unknown(n.input(0))) refuse("Slice on CUDA: element type");
+    if (n.input(0) && n.input(0).rank() > StridedCopy::kMaxRank) refuse("Slice on CUDA: rank over 8");
     if (n.num_inputs() >= 3) {
       starts = constant_ints(n, 1, "Slice", "starts");
       ends = constant_ints(n, 2, "Slice", "ends");
@@ -299,22 +300,10 @@ struct Slice {
       if (a < 0) a += r;
       if (a < 0 || a >= r || seen[a]) sdk::fail("Slice on CUDA: bad or repeated axis");
       seen[a] = true;
-      const int64_t dim = xd[a], step = steps.empty() ? 1 : steps[k];
-      int64_t b = starts[k], e = ends[k];
-      // ONNX's clamping: negative counts from the end; [0, dim] going forward, [-1, dim - 1] back.
-      if (b < 0) b = b < -dim ? 0 : b + dim;
-      if (e < 0) e = e < -dim ? -1 : e + dim;
-      if (step > 0) {
-        b = std::clamp<int64_t>(b, 0, dim);
-        e = std::clamp<int64_t>(e, 0, dim);
-      } else {
-        b = std::clamp<int64_t>(b, 0, dim - 1);
-        e = std::clamp<int64_t>(e, -1, dim - 1);
-      }
-      const int64_t n = step > 0 ? (e > b ? (e - b + step - 1) / step : 0)
-                                 : (b > e ? (b - e + (-step) - 1) / (-step) : 0);
-      out[a] = n;
-      if (n > 0) c.src_offset += b * xs[a];
+      const int64_t step = steps.empty() ? 1 : steps[k];
+      const SliceBounds b = slice_bounds(xd[a], starts[k], ends[k], step);
+      out[a] = b.count;
+      if (b.count > 0) c.src_offset += b.start * xs[a];
       c.src_strides[a] = xs[a] * step;
     }
     const std::vector<int64_t> ys = strides_of(out);
@@ -332,6 +321,9 @@ struct Expand {
   std::vector<int64_t> shape;
   explicit Expand(NodeView n) : shape(constant_ints(n, 1, "Expand", "shape")) {
     if (!fixed_size_or_unknown(n.input(0))) refuse("Expand on CUDA: element type");
+    if (shape.size() > static_cast<size_t>(StridedCopy::kMaxRank) ||
+        (n.input(0) && n.input(0).rank() > StridedCopy::kMaxRank))
+      refuse("Expand on CUDA: rank over 8");
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0);
@@ -365,7 +357,9 @@ struct Concat {
   int64_t axis;
   explicit Concat(NodeView n) : axis(n.attr_int("axis", 0)) {
     for (size_t i = 0; i < n.num_inputs(); ++i)
-      if (!fixed_size_or_unknown(n.input(i))) refuse("Concat on CUDA: element type");
+      if (!fixed_size_or_unknown(n.input(i)) ||
+          (n.input(i) && n.input(i).rank() > StridedCopy::kMaxRank))
+        refuse("Concat on CUDA: element type or rank over 8");
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView first = ctx.required(0);
@@ -514,6 +508,22 @@ struct Gemm {
     if (!float_or_unknown(n.input(0))) refuse("Gemm on CUDA: not float/float16");
     if (n.num_inputs() > 2 && n.input(2) && !vector_or_unknown(n.input(2)))
       refuse("Gemm on CUDA: C is not a bias vector");
+    // C must hold N values (a broadcast scalar goes to the CPU), and K must not be 0.
+    const ValueView b = n.num_inputs() > 1 ? n.input(1) : ValueView();
+    if (b && b.rank() == 2) {
+      const auto bs = b.shape();
+      const Dim nd = bs[trans_b ? 0 : 1], kd = bs[trans_b ? 1 : 0];
+      if (kd.known() && kd.value == 0) refuse("Gemm on CUDA: K is 0");
+      if (n.num_inputs() > 2 && n.input(2) && n.input(2).rank() >= 0 && nd.known()) {
+        int64_t count = 1;
+        bool known = true;
+        for (const Dim& d : n.input(2).shape()) {
+          known = known && d.known();
+          if (d.known()) count *= d.value;
+        }
+        if (known && count != nd.value) refuse("Gemm on CUDA: C does not hold N values");
+      }
+    }
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView a = ctx.required(0), b = ctx.required(1), c = ctx.input(2);
@@ -619,13 +629,16 @@ struct Softmax {
 // Softmax before opset 13: the input flattened to 2-D at `axis` (default 1), softmax over rows.
 struct SoftmaxFlattened {
   int64_t axis;
-  explicit SoftmaxFlattened(NodeView n) : axis(n.attr_int("axis", 1)) {}
+  explicit SoftmaxFlattened(NodeView n) : axis(n.attr_int("axis", 1)) {
+    const int64_t r = n.input(0) ? n.input(0).rank() : -1;
+    if (r >= 0 && (axis < -r || axis >= r)) refuse("Softmax on CUDA: axis out of range");
+  }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0);
     need_float(x, "Softmax", "input");
     const int64_t r = static_cast<int64_t>(x.rank());
     const int64_t ax = axis < 0 ? axis + r : axis;
-    if (ax < 0 || ax > r) sdk::fail("Softmax on CUDA: axis " + std::to_string(axis) + " is out of range");
+    if (ax < 0 || ax >= r) sdk::fail("Softmax on CUDA: axis " + std::to_string(axis) + " is out of range");
     int64_t rows = 1;
     for (int64_t d = 0; d < ax; ++d) rows *= x.dims()[d];
     const int64_t cols = rows ? static_cast<int64_t>(x.size()) / rows : 0;

@@ -26,8 +26,17 @@ template <> __device__ __forceinline__ bool from_d<bool>(double v) { return v !=
 template <typename From, typename To>
 __global__ void cast_kernel(const From* x, To* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = from_d<To>(to_d(x[i]));
+       i += int64_t(gridDim.x) * blockDim.x) {
+    if constexpr (std::is_integral<To>::value && !std::is_same<To, bool>::value) {
+      // Narrow integers wrap as on the CPU (C's conversion through int64), not saturate.
+      if constexpr (std::is_integral<From>::value) y[i] = static_cast<To>(x[i]);
+      else y[i] = static_cast<To>(static_cast<int64_t>(to_d(x[i])));
+    } else if constexpr (std::is_integral<From>::value && std::is_same<To, float>::value) {
+      y[i] = static_cast<float>(x[i]);  // one rounding, as on the CPU
+    } else {
+      y[i] = from_d<To>(to_d(x[i]));
+    }
+  }
 }
 // float <-> half without the double detour.
 template <>
@@ -65,7 +74,7 @@ __device__ __forceinline__ float apply(BinaryOp op, float a, float b) {
     case BinaryOp::Add: return a + b;
     case BinaryOp::Sub: return a - b;
     case BinaryOp::Mul: return a * b;
-    case BinaryOp::Pow: return b == 2.f ? a * a : powf(a, b);
+    case BinaryOp::Pow: return b == 2.f ? a * a : b == 0.5f ? sqrtf(a) : powf(a, b);
     default: return a / b;
   }
 }

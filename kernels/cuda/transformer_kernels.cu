@@ -386,6 +386,7 @@ void layer_norm(TfhDataType t, const void* x, const void* skip, const void* bias
 
 void softmax(TfhDataType t, const void* x, void* y, int64_t rows, int64_t cols, cudaStream_t s) {
   if (rows == 0 || cols == 0) return;
+  if (rows > 0x7fffffff) throw CudaError("softmax: too many rows for one launch");
   by_type(t, "softmax", [&](auto tag) {
     using T = decltype(tag);
     softmax_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, s>>>(

@@ -156,7 +156,7 @@ TEST_F(CudaRuntime, CastBetweenNumericTypes) {
       {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16, noise},      {TFH_TYPE_FLOAT16, TFH_TYPE_FLOAT, noise},
       {TFH_TYPE_INT64, TFH_TYPE_FLOAT, ids},          {TFH_TYPE_FLOAT, TFH_TYPE_INT32, signed_values},
       {TFH_TYPE_FLOAT, TFH_TYPE_BOOL, signed_values}, {TFH_TYPE_BOOL, TFH_TYPE_FLOAT, signed_values},
-      {TFH_TYPE_INT32, TFH_TYPE_FLOAT16, ids}};
+      {TFH_TYPE_INT32, TFH_TYPE_FLOAT16, ids},        {TFH_TYPE_FLOAT, TFH_TYPE_UINT8, signed_values}};
   for (const Case& c : cases)
     for (const Shape& shape : {Shape{3, 41}, Shape{1}, Shape{2, 0}}) {
       SCOPED_TRACE(std::to_string(c.from) + " -> " + std::to_string(c.to));
@@ -311,7 +311,8 @@ TEST_F(CudaRuntime, SliceAndExpandWithConstantParameters) {
   const std::vector<Case> cases = {
       {{4, 10}, {1, 2}, {3, 9}, {0, 1}, {1, 3}},
       {{4, 10}, {-1}, {-100}, {1}, {-2}},                        // backward from the end
-      {{2, 5, 6}, {0, 4}, {INT64_MAX, -1}, {-1, 1}, {1, 1}},      // to the end, negative axis
+      {{2, 5, 6}, {0, 1}, {INT64_MAX, 5}, {-1, 1}, {1, 1}},       // to the end, negative axis
+      {{4, 10}, {-100}, {INT64_MIN}, {1}, {-1}},                 // backward from below -dim: 1 element
       {{3, 7}, {5}, {2}, {1}, {1}},                               // empty
   };
   for (const Case& c : cases) {

@@ -129,6 +129,38 @@ TEST(Session, InputErrorsNameTheInput) {
             "input 'nope': the model has no such input");
 }
 
+// Slice's bounds as ONNX clamps them: going backward a start below -dim is clamped to 0 (one
+// element, not none), and steps as large as INT64_MAX/MIN count without overflowing.
+TEST(Session, SliceClampsLikeOnnx) {
+  struct Case { int64_t start, end, step; std::vector<float> want; };
+  const std::vector<Case> cases = {
+      {-100, INT64_MIN, -1, {0}},           // start clamped to 0: x[0]
+      {0, 10, INT64_MAX, {0}},              // one element forward
+      {INT64_MAX, INT64_MIN, INT64_MIN, {9}},  // one element backward, from the last
+      {-3, INT64_MAX, 2, {7, 9}}};
+  for (const Case& c : cases) {
+    TempDir tmp;
+    auto m = new_model();
+    auto& g = *m.mutable_graph();
+    *g.add_input() = tensor_info("x", F, {10});
+    *g.add_initializer() = int64_tensor("s", {1}, {c.start});
+    *g.add_initializer() = int64_tensor("e", {1}, {c.end});
+    *g.add_initializer() = int64_tensor("a", {1}, {0});
+    *g.add_initializer() = int64_tensor("p", {1}, {c.step});
+    add_node(g, "Slice", {"x", "s", "e", "a", "p"}, {"y"});
+    g.add_output()->set_name("y");
+    auto model = load(m, tmp);
+    const KernelRegistry kernels;
+    Session sess(*model, kernels);
+    std::vector<float> v(10);
+    for (int i = 0; i < 10; ++i) v[i] = static_cast<float>(i);
+    auto x = floats({10}, v);
+    auto out = sess.run({{"x", x.get()}});
+    ASSERT_EQ(out[0]->num_elements, c.want.size()) << c.start << " " << c.end << " " << c.step;
+    for (size_t i = 0; i < c.want.size(); ++i) EXPECT_EQ(data(*out[0])[i], c.want[i]);
+  }
+}
+
 // IO binding belongs to CUDA sessions: on a CPU session each entry point says so (tests/cuda
 // runs them on a GPU).
 TEST(Session, IoBindingOnTheCpuIsAClearError) {
