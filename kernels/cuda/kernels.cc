@@ -41,6 +41,16 @@ std::vector<int64_t> strides_of(const std::vector<int64_t>& dims) {
   return s;
 }
 // Bytes per element of the fixed-size types strided copies move (0 for the others).
+// `c` writes a dense tensor of dims `out` (its dims and destination strides).
+void dense_destination(StridedCopy& c, const std::vector<int64_t>& out) {
+  const std::vector<int64_t> ys = strides_of(out);
+  c.rank = static_cast<int>(out.size());
+  for (size_t d = 0; d < out.size(); ++d) {
+    c.dims[d] = out[d];
+    c.dst_strides[d] = ys[d];
+  }
+}
+
 size_t elem_bytes(TfhDataType t) {
   switch (t) {
     case TFH_TYPE_UINT8: case TFH_TYPE_INT8: case TFH_TYPE_BOOL: return 1;
@@ -236,11 +246,9 @@ struct Transpose {
       if (a < 0 || a >= static_cast<int64_t>(r) || seen[a]) sdk::fail("Transpose on CUDA: perm is not a permutation");
       seen[a] = true;
       out[d] = xd[a];
-      c.dims[d] = xd[a];
       c.src_strides[d] = xs[a];
     }
-    const std::vector<int64_t> ys = strides_of(out);
-    for (size_t d = 0; d < r; ++d) c.dst_strides[d] = ys[d];
+    dense_destination(c, out);
     OutputTensor y = ctx.output(0, x.dtype(), out);
     strided_copy(elem_bytes(x.dtype()), x.raw(), y.raw(), c, st(s));
   }
@@ -306,11 +314,7 @@ struct Slice {
       if (b.count > 0) c.src_offset += b.start * xs[a];
       c.src_strides[a] = xs[a] * step;
     }
-    const std::vector<int64_t> ys = strides_of(out);
-    for (int64_t d = 0; d < r; ++d) {
-      c.dims[d] = out[d];
-      c.dst_strides[d] = ys[d];
-    }
+    dense_destination(c, out);
     OutputTensor y = ctx.output(0, x.dtype(), out);
     strided_copy(elem_bytes(x.dtype()), x.raw(), y.raw(), c, st(s));
   }
@@ -342,11 +346,7 @@ struct Expand {
       out[d] = a == 1 ? b : a;
       c.src_strides[d] = a == 1 ? 0 : xs[xd.size() - 1 - i];
     }
-    const std::vector<int64_t> ys = strides_of(out);
-    for (size_t d = 0; d < r; ++d) {
-      c.dims[d] = out[d];
-      c.dst_strides[d] = ys[d];
-    }
+    dense_destination(c, out);
     OutputTensor y = ctx.output(0, x.dtype(), out);
     strided_copy(elem_bytes(x.dtype()), x.raw(), y.raw(), c, st(s));
   }

@@ -179,6 +179,22 @@ TfhDataType type_of(int elem) { return elem == F16 ? TFH_TYPE_FLOAT16 : TFH_TYPE
 float tol(int elem) { return elem == F16 ? 2e-2f : 1e-4f; }
 std::string name_of(int elem) { return elem == F16 ? "float16" : "float32"; }
 
+// num_heads, and unidirectional when causal: the attributes of the CPU attention node.
+std::function<void(onnx::NodeProto*)> attention_attrs(int64_t heads, bool causal) {
+  return [heads, causal](onnx::NodeProto* n) {
+    auto* a = n->add_attribute();
+    a->set_name("num_heads");
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(heads);
+    if (causal) {
+      a = n->add_attribute();
+      a->set_name("unidirectional");
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(1);
+    }
+  };
+}
+
 class CudaKernels : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -331,18 +347,7 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
           {{"q", {c.B, c.S, c.N * c.D}, q, elem}, {"k", {c.B, c.N, c.T, c.D}, k, elem},
            {"v", {c.B, c.N, c.T, c.D}, v, elem}, {"", {}, {}, F32},
            {"mask", {c.B, c.T}, mask, I32}},
-          {"y"}, [&](onnx::NodeProto* n) {
-            auto* a = n->add_attribute();
-            a->set_name("num_heads");
-            a->set_type(onnx::AttributeProto::INT);
-            a->set_i(c.N);
-            if (c.causal) {
-              a = n->add_attribute();
-              a->set_name("unidirectional");
-              a->set_type(onnx::AttributeProto::INT);
-              a->set_i(1);
-            }
-          });
+          {"y"}, attention_attrs(c.N, c.causal));
       DevMask dmask(mask);
       Dev dq(q, elem), dk(k, elem), dv(v, elem), dy(q.size(), elem);
       AttentionArgs a;
@@ -441,18 +446,7 @@ TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
       ins.push_back({c.P > 0 ? "past" : "", {2, c.B, c.N, c.P, c.D}, past, elem});
       if (c.bias) ins.push_back({"attn_bias", {c.B, c.N, c.S, T}, attn_bias, elem});
       const auto want = cpu_node("Attention", "com.microsoft", 17, ins, {"y", "present"},
-                                 [&](onnx::NodeProto* n) {
-                                   auto* a = n->add_attribute();
-                                   a->set_name("num_heads");
-                                   a->set_type(onnx::AttributeProto::INT);
-                                   a->set_i(c.N);
-                                   if (c.causal) {
-                                     a = n->add_attribute();
-                                     a->set_name("unidirectional");
-                                     a->set_type(onnx::AttributeProto::INT);
-                                     a->set_i(1);
-                                   }
-                                 });
+                                 attention_attrs(c.N, c.causal));
       DevMask dmask(mask);
       Dev dattn_bias(attn_bias, elem);
       Dev dx(x, elem), dw(w, elem), db(bias, elem), dpast(past, elem),

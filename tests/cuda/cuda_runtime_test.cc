@@ -412,6 +412,23 @@ void expect_close(const std::vector<std::unique_ptr<HostTensor>>& got,
   }
 }
 
+// `inputs` uploaded through `s` (held in `on_device`) as device feeds.
+std::vector<Feed> device_feeds(Session& s, const std::vector<NamedTensor>& inputs,
+                               std::vector<DeviceTensor>& on_device) {
+  on_device.clear();
+  for (const auto& [n, t] : feeds_of(inputs)) on_device.push_back(s.to_device(*t));
+  std::vector<Feed> feeds;
+  size_t i = 0;
+  for (const auto& [n, t] : feeds_of(inputs)) feeds.push_back(Feed{n, nullptr, &on_device[i++]});
+  return feeds;
+}
+// A run with IO binding, its outputs brought back to the host.
+std::vector<std::unique_ptr<HostTensor>> run_bound(Session& s, const std::vector<Feed>& feeds) {
+  std::vector<std::unique_ptr<HostTensor>> got;
+  for (const DeviceTensor& d : s.run_device(feeds)) got.push_back(s.to_host(d));
+  return got;
+}
+
 class CudaModels : public ::testing::TestWithParam<std::tuple<const char*, const char*, bool>> {
  protected:
   void SetUp() override {
@@ -452,17 +469,11 @@ TEST_P(CudaModels, IoBindingMatchesHostRuns) {
   const auto inputs = inputs_for(*f, 2, 1);
   const auto want = gpu.run(feeds_of(inputs));
   std::vector<DeviceTensor> on_device;
-  std::vector<Feed> feeds;
-  for (const auto& [n, t] : feeds_of(inputs)) on_device.push_back(gpu.to_device(*t));
-  size_t i = 0;
-  for (const auto& [n, t] : feeds_of(inputs)) feeds.push_back(Feed{n, nullptr, &on_device[i++]});
+  std::vector<Feed> feeds = device_feeds(gpu, inputs, on_device);
   // Mixed: the first input from the host, the rest from the device.
   feeds[0].device = nullptr;
   feeds[0].host = feeds_of(inputs)[0].second;
-  const auto outs = gpu.run_device(feeds);
-  std::vector<std::unique_ptr<HostTensor>> got;
-  for (const DeviceTensor& d : outs) got.push_back(gpu.to_host(d));
-  expect_close(got, want, 0, "run_device against run");
+  expect_close(run_bound(gpu, feeds), want, 0, "run_device against run");
 }
 
 TEST_P(CudaModels, CudaGraphsReplayWithNewValuesAndShapes) {
@@ -496,14 +507,8 @@ TEST_P(CudaModels, CudaGraphsReplayWithNewValuesAndShapes) {
   // IO binding with graphs: device feeds are copied into the graph's inputs.
   const auto inputs = inputs_for(*f, 2, 99);
   std::vector<DeviceTensor> on_device;
-  std::vector<Feed> feeds;
-  for (const auto& [n, t] : feeds_of(inputs)) on_device.push_back(graphs.to_device(*t));
-  size_t i = 0;
-  for (const auto& [n, t] : feeds_of(inputs)) feeds.push_back(Feed{n, nullptr, &on_device[i++]});
-  const auto outs = graphs.run_device(feeds);
-  std::vector<std::unique_ptr<HostTensor>> got;
-  for (const DeviceTensor& d : outs) got.push_back(graphs.to_host(d));
-  expect_close(got, eager.run(feeds_of(inputs)), fp16 ? 1e-3 : 1e-5, "graph with IO binding");
+  expect_close(run_bound(graphs, device_feeds(graphs, inputs, on_device)),
+               eager.run(feeds_of(inputs)), fp16 ? 1e-3 : 1e-5, "graph with IO binding");
   EXPECT_EQ(graphs.graph_stats().replays, 5u);
 }
 
