@@ -431,12 +431,20 @@ struct MaskBias {
 //   [2B]      ends, then starts: keys before the start are masked too (left padding)
 //   [B, T]    raw mask, 0 masks, anything > 0 keeps
 //   [B, S, T] raw mask per query position
+// `max_width` > T (a key/value buffer shared by past and present): a 2-D mask may also be
+// [B, W] with T <= W <= max_width, of which each row's first T entries count.
 MaskBias build_mask(KernelContext& ctx, const TensorView& m, int64_t B, int64_t S, int64_t T,
-                    float filter, const char* what) {
+                    float filter, const char* what, int64_t max_width = 0) {
   MaskBias mb;
   if (!m) return mb;
   Dims md = dims_of(m);
   std::vector<int64_t> v = read_ints(m);
+  if (md.size() == 2 && md[0] == B && md[1] > T && md[1] <= max_width) {
+    float* kb = ctx.scratch<float>(std::max<int64_t>(B * T, 1));
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < T; ++j) kb[b * T + j] = v[b * md[1] + j] > 0 ? 0.f : filter;
+    return {kb, T, 0};
+  }
   if (md.size() == 1 && (md[0] == B || md[0] == 2 * B)) {
     float* kb = ctx.scratch<float>(std::max<int64_t>(B * T, 1));
     for (int64_t b = 0; b < B; ++b) {
@@ -500,6 +508,11 @@ struct AttentionProblem {
   const float* past_v = nullptr;  // [B,N,P,Dv]
   float* k_all = nullptr;  // null: no past or bias, K is read in place (no present asked for)
   float* v_all = nullptr;
+  // A key/value buffer of `cache_rows` rows per head, shared by past and present
+  // (past_present_share_buffer): past_k/past_v and k_all/v_all are then [B,N,cache_rows,D], the
+  // past is rows [0, P), the new keys/values are written at rows [P, P+L), and rows past P+L are
+  // left alone. 0: past has P rows per head and k_all/v_all have T.
+  int64_t cache_rows = 0;
   float scale = 1.f, filter = -10000.f;
   bool causal = false;
   MaskBias mask;
@@ -516,12 +529,15 @@ void run_attention(KernelContext& ctx, const AttentionProblem& p) {
   auto one = [&](int64_t i) {
     const int64_t b = i / N, n = i % N;
     // K and V of this head: assembled into k_all/v_all, or read in place when those are null.
-    const float* kd = p.k_all ? p.k_all + i * T * D : p.k.at(b, 0, n);
-    const float* vd = p.v_all ? p.v_all + i * T * Dv : p.v.at(b, 0, n);
+    const int64_t all_rows = p.cache_rows ? p.cache_rows : T;
+    const int64_t past_rows = p.cache_rows ? p.cache_rows : P;
+    const float* kd = p.k_all ? p.k_all + i * all_rows * D : p.k.at(b, 0, n);
+    const float* vd = p.v_all ? p.v_all + i * all_rows * Dv : p.v.at(b, 0, n);
     const int64_t ldk = p.k_all ? D : p.k.ss, ldv = p.v_all ? Dv : p.v.ss;
     if (p.k_all) {
-      float* dst = p.k_all + i * T * D;
-      if (P) std::memcpy(dst, p.past_k + i * P * D, sizeof(float) * P * D);
+      float* dst = p.k_all + i * all_rows * D;
+      const float* kept = P ? p.past_k + i * past_rows * D : nullptr;
+      if (kept && kept != dst) std::memcpy(dst, kept, sizeof(float) * P * D);
       for (int64_t l = 0; l < L; ++l) {
         const float* src = p.k.at(b, l, n);
         float* row = dst + (P + l) * D;
@@ -534,8 +550,9 @@ void run_attention(KernelContext& ctx, const AttentionProblem& p) {
       }
     }
     if (p.v_all) {
-      float* dst = p.v_all + i * T * Dv;
-      if (P) std::memcpy(dst, p.past_v + i * P * Dv, sizeof(float) * P * Dv);
+      float* dst = p.v_all + i * all_rows * Dv;
+      const float* kept = P ? p.past_v + i * past_rows * Dv : nullptr;
+      if (kept && kept != dst) std::memcpy(dst, kept, sizeof(float) * P * Dv);
       for (int64_t l = 0; l < L; ++l) {
         const float* src = p.v.at(b, l, n);
         float* row = dst + (P + l) * Dv;
@@ -610,15 +627,33 @@ void run_attention(KernelContext& ctx, const AttentionProblem& p) {
   }
 }
 
+// past_sequence_length (Attention's input 6) of a buffer of M rows shared by past and present:
+// one int32/int64 value P with P + S <= M.
+int64_t shared_past_length(const TensorView& t, int64_t S, int64_t M) {
+  if (!t || t.size() != 1)
+    sdk::fail("past_present_share_buffer needs past_sequence_length (input 6), one value");
+  const int64_t P = read_ints(t)[0];
+  if (P < 0 || P + S > M)
+    sdk::fail("past_sequence_length " + std::to_string(P) + " + sequence " + std::to_string(S) +
+              " does not fit the shared past/present buffer of " + std::to_string(M) + " rows");
+  return P;
+}
+
 float default_scale(float attr, int64_t head_size) {
   return attr != 0.f ? attr : 1.f / std::sqrt(static_cast<float>(head_size));
 }
 
 // Attention: input [B,S,H_in] @ weights [H_in, Dq+Dk+Dv] + bias, split into Q, K, V of num_heads
 // heads; optional mask_index, past [2,B,N,P,D] (present [2,B,N,P+S,D]) and attention_bias.
+// With past_present_share_buffer, past and present are one buffer [2,B,N,M,D] of M rows per
+// head: input 6 (past_sequence_length) says how many rows are the past, the new keys/values go
+// to rows [P, P+S), and present (same shape as past) takes the past's buffer over when the
+// runtime can hand it (see output_from_input), else a copy. A 2-D mask may then be [B, P+S]
+// (ONNX Runtime's form) or [B, W] up to [B, M] (fixed-width, so every decoding step has the
+// same shapes; the first P+S entries count).
 struct Attention {
   int64_t num_heads;
-  bool unidirectional;
+  bool unidirectional, share_buffer;
   std::vector<int64_t> qkv_sizes;
   float filter, scale_attr;
   std::unique_ptr<PackedGemm> packed;  // constant float weights, packed once
@@ -626,12 +661,11 @@ struct Attention {
   explicit Attention(NodeView n)
       : num_heads(n.attr_int("num_heads")),
         unidirectional(n.attr_int("unidirectional", 0) != 0),
+        share_buffer(n.attr_int("past_present_share_buffer", 0) != 0),
         qkv_sizes(n.attr_ints("qkv_hidden_sizes", {})),
         filter(n.attr_float("mask_filter_value", -10000.f)),
         scale_attr(n.attr_float("scale", 0.f)) {
     if (num_heads <= 0) sdk::fail("num_heads must be positive");
-    if (n.attr_int("past_present_share_buffer", 0) != 0)
-      sdk::fail("past_present_share_buffer is not supported on the CPU");
     if (n.attr_int("do_rotary", 0) != 0) sdk::fail("do_rotary is not supported on the CPU");
     if (!qkv_sizes.empty() && qkv_sizes.size() != 3)
       sdk::fail("qkv_hidden_sizes must have 3 values");
@@ -666,15 +700,20 @@ struct Attention {
       sdk::fail("hidden sizes " + std::to_string(Dq) + "/" + std::to_string(Dv) +
                 " are not divisible by num_heads " + std::to_string(N));
     const int64_t D = Dq / N, Dvh = Dv / N;
-    int64_t P = 0;
+    int64_t P = 0, M = 0;  // M: rows per head of a buffer shared by past and present, else 0
+    Dims dp;
     if (past) {
       check_float(past, "past");
-      Dims dp = dims_of(past);
+      dp = dims_of(past);
       if (dp.size() != 5 || dp[0] != 2 || dp[1] != B || dp[2] != N || dp[4] != D)
         sdk::fail("past " + dims_str(dp) + " must be [2, " + std::to_string(B) + ", " +
                   std::to_string(N) + ", past_sequence, " + std::to_string(D) + "]");
       if (D != Dvh) sdk::fail("past needs equal Q, K and V hidden sizes");
       P = dp[3];
+      if (share_buffer) {
+        M = dp[3];
+        P = shared_past_length(ctx.input(6), S, M);
+      }
     }
     const int64_t T = P + S;
     const bool want_present = ctx.num_outputs() > 1 && ctx.output_used(1);
@@ -682,14 +721,29 @@ struct Attention {
 
     OutputTensor y = ctx.output(0, x.dtype(), Dims{B, S, Dv});
     OutputTensor present(nullptr);
-    float* kv = nullptr;  // K then V of every head, [2, B, N, T, D]
-    if (want_present) {
+    float* kv = nullptr;  // K then V of every head, [2, B, N, T (or M), D]
+    const bool has_present = M ? ctx.num_outputs() > 1 : want_present;
+    if (M) {
+      // The shared buffer: present starts as the past (its own buffer, or a copy of it).
+      const int64_t n = B * N * M * D;
+      if (has_present) {
+        present = ctx.output_from_input(1, 4, dp);
+        kv = out_buffer(ctx, present);
+        if (present.dtype() != TFH_TYPE_FLOAT) std::memcpy(kv, as_float(ctx, past), sizeof(float) * 2 * n);
+      } else {
+        kv = ctx.scratch<float>(static_cast<size_t>(2 * n));
+        std::memcpy(kv, as_float(ctx, past), sizeof(float) * 2 * n);
+      }
+    } else if (want_present) {
       present = ctx.output(1, x.dtype(), Dims{2, B, N, T, D});
       kv = out_buffer(ctx, present);
     } else if (past) {
       kv = ctx.scratch<float>(std::max<int64_t>(B * N * T * (D + Dvh), 1));
     }
-    if (B * S * Dv == 0 && B * N * T * D == 0) return;
+    if (B * S * Dv == 0 && B * N * T * D == 0) {
+      if (has_present) finish(present, kv);
+      return;
+    }
 
     // qkv[B*S, W] = x @ weights + bias
     float* qkv = ctx.scratch<float>(std::max<int64_t>(B * S * W, 1));
@@ -715,25 +769,29 @@ struct Attention {
     p.q = {qkv, S * W, W, D};
     p.k = {qkv + Dq, S * W, W, D};
     p.v = {qkv + Dq + Dk, S * W, W, Dvh};
-    if (past) {
+    if (M) {  // the past is already in place
+      p.cache_rows = M;
+      p.past_k = kv;
+      p.past_v = kv + B * N * M * D;
+    } else if (past) {
       const float* pp = as_float(ctx, past);
       p.past_k = pp;
       p.past_v = pp + B * N * P * D;
     }
     if (kv) {
       p.k_all = kv;
-      p.v_all = kv + B * N * T * D;
+      p.v_all = kv + B * N * (M ? M : T) * D;
     }
     p.scale = default_scale(scale_attr, D);
     p.filter = filter;
     p.causal = unidirectional;
-    p.mask = build_mask(ctx, mask, B, S, T, filter, "mask_index");
+    p.mask = build_mask(ctx, mask, B, S, T, filter, "mask_index", M);
     p.ab = read_attention_bias(ctx, abias, B, N, S, T);
     float* py = out_buffer(ctx, y);
     p.out = py;
     run_attention(ctx, p);
     finish(y, py);
-    if (want_present) finish(present, kv);
+    if (has_present) finish(present, kv);
   }
 };
 

@@ -689,6 +689,122 @@ TEST(ContribKernels, AttentionRejectsBadMaskShapes) {
   EXPECT_NE(err.find("mask_index [2,4] is not supported"), std::string::npos) << err;
 }
 
+// past_present_share_buffer: the node reads past from a buffer of M rows per head (the first P
+// of them the past, the rest junk it must not read), writes present into the same layout, and
+// leaves rows after P + S as they were. The reference is the plain Attention over a [.., P, ..]
+// past; `activation_past`: the buffer is made by a node (so the runtime can hand it over to
+// present), else it is a graph input (so present is a copy).
+struct SharedCase {
+  const char* name;
+  int64_t B, S, P, M;
+  bool full_width_mask;  // mask [B, M] (fixed width) instead of [B, P + S]
+  bool activation_past;
+};
+
+void check_shared_attention(const SharedCase& c) {
+  SCOPED_TRACE(std::string("shared past/present: ") + c.name);
+  std::mt19937 rng(23);
+  const int64_t B = c.B, S = c.S, P = c.P, M = c.M, N = 2, D = 4, H = N * D, T = P + S;
+  Net n;
+  n.feed("x", {B, S, H}, random_floats(B * S * H, rng));
+  n.constant("w", {H, 3 * H}, random_floats(H * 3 * H, rng, -0.5f, 0.5f));
+  n.constant("b", {3 * H}, random_floats(3 * H, rng));
+  const std::vector<float> past = random_floats(2 * B * N * P * D, rng);
+  std::vector<float> buf = random_floats(2 * B * N * M * D, rng, 50.f, 60.f);  // junk rows
+  for (int64_t h = 0; h < 2 * B * N; ++h)
+    std::copy_n(past.begin() + h * P * D, P * D, buf.begin() + h * M * D);
+  n.feed("past", {2, B, N, P, D}, past);
+  n.feed(c.activation_past ? "buf_in" : "buf", {2, B, N, M, D}, buf);
+  if (c.activation_past) {
+    n.scalar("zero", 0.f);
+    n.node("Add", {"buf_in", "zero"}, {"buf"});
+  }
+  n.feed_i32("psl", {1}, {static_cast<int32_t>(P)});
+  MaskData m = make_mask(Mask::Raw2D, B, S, P, /*causal=*/true);
+  const int64_t W = c.full_width_mask ? M : T;
+  std::vector<int32_t> wide(B * W, 0);  // entries after P + S mask everything if read
+  for (int64_t b = 0; b < B; ++b) std::copy_n(m.values.begin() + b * T, T, wide.begin() + b * W);
+  n.feed_i32("mask", {B, W}, wide);
+  n.feed("mask_bias", {B, 1, S, T}, m.bias);
+  auto* a = n.contrib("Attention", {"x", "w", "b", "mask", "buf", "", "psl"}, {"y", "present"});
+  set_attr(a, "num_heads", N);
+  set_attr(a, "unidirectional", int64_t{1});
+  set_attr(a, "past_present_share_buffer", int64_t{1});
+
+  n.node("MatMul", {"x", "w"}, {"qkv0"});
+  n.node("Add", {"qkv0", "b"}, {"qkv"});
+  n.ints("split", {H, H, H});
+  set_attr(n.node("Split", {"qkv", "split"}, {"q", "k", "v"}), "axis", int64_t{2});
+  n.ints("split_past", {1, 1});
+  n.ints("axis0", {0});
+  set_attr(n.node("Split", {"past", "split_past"}, {"pk5", "pv5"}), "axis", int64_t{0});
+  n.node("Squeeze", {"pk5", "axis0"}, {"pk"});
+  n.node("Squeeze", {"pv5", "axis0"}, {"pv"});
+  attention_reference(n, "q", "k", "v", B, S, S, N, D, D, "pk", "pv", "mask_bias", "",
+                      1.f / std::sqrt(static_cast<float>(D)));
+  n.node("Unsqueeze", {"ref_k", "axis0"}, {"ref_k5"});
+  n.node("Unsqueeze", {"ref_v", "axis0"}, {"ref_v5"});
+  set_attr(n.node("Concat", {"ref_k5", "ref_v5"}, {"ref_present"}), "axis", int64_t{0});
+  for (const char* o : {"y", "ref", "present", "ref_present"}) n.output(o);
+  auto outs = n.run();
+  EXPECT_AGREE(outs, "y", "ref", kTol);
+  ASSERT_EQ(outs.at("present")->dims, (Shape{2, B, N, M, D}));
+  const std::vector<float> got = as_floats(*outs.at("present"));
+  const std::vector<float> want = as_floats(*outs.at("ref_present"));
+  float worst = 0;
+  size_t junk_changed = 0;
+  for (int64_t h = 0; h < 2 * B * N; ++h)
+    for (int64_t r = 0; r < M; ++r)
+      for (int64_t d = 0; d < D; ++d) {
+        const float g = got[(h * M + r) * D + d];
+        if (r < T)
+          worst = std::max(worst, std::fabs(g - want[(h * T + r) * D + d]));
+        else
+          junk_changed += g != buf[(h * M + r) * D + d];
+      }
+  EXPECT_LT(worst, kTol) << "present rows [0, P + S)";
+  EXPECT_EQ(junk_changed, 0u) << "present rows after P + S must stay as they were";
+}
+
+TEST(ContribKernels, AttentionSharedPastPresentBuffer) {
+  const SharedCase cases[] = {
+      {"decode step, mask [B, P+S]", 2, 1, 3, 8, false, false},
+      {"decode step, fixed-width mask [B, M]", 2, 1, 3, 8, true, false},
+      {"prompt into an empty buffer", 2, 4, 0, 6, true, false},
+      {"buffer exactly full", 1, 2, 5, 7, false, false},
+      {"buffer handed over in place", 3, 1, 4, 9, true, true},
+  };
+  for (const SharedCase& c : cases) check_shared_attention(c);
+}
+
+TEST(ContribKernels, AttentionSharedBufferErrors) {
+  auto run_with = [](std::vector<int32_t> psl, bool give_psl) {
+    Net n;
+    n.feed("x", {1, 2, 4}, std::vector<float>(8, 0.1f));
+    n.constant("w", {4, 12}, std::vector<float>(48, 0.1f));
+    n.constant("b", {12}, std::vector<float>(12, 0.f));
+    n.feed("buf", {2, 1, 2, 5, 2}, std::vector<float>(40, 0.f));
+    if (give_psl) n.feed_i32("psl", {static_cast<int64_t>(psl.size())}, psl);
+    auto* a = n.contrib("Attention", {"x", "w", "b", "", "buf", "", give_psl ? "psl" : ""},
+                        {"y", "present"});
+    set_attr(a, "num_heads", int64_t{2});
+    set_attr(a, "past_present_share_buffer", int64_t{1});
+    n.output("y");
+    n.output("present");
+    return error_of([&] { n.run(); });
+  };
+  std::string err = run_with({}, false);
+  EXPECT_NE(err.find("needs past_sequence_length (input 6), one value"), std::string::npos) << err;
+  err = run_with({1, 2}, true);
+  EXPECT_NE(err.find("needs past_sequence_length (input 6), one value"), std::string::npos) << err;
+  err = run_with({4}, true);  // 4 + 2 > 5
+  EXPECT_NE(err.find("past_sequence_length 4 + sequence 2 does not fit the shared past/present "
+                     "buffer of 5 rows"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(run_with({3}, true), "");
+}
+
 enum class Form { Separate, PackedQKV, PackedKV, HeadsKV };
 
 struct MhaCase {
