@@ -129,6 +129,15 @@ struct AttentionArgs {
   bool causal = false;
   float scale = 0;        // 0: 1/sqrt(head_size)
   float filter = -10000;  // added for masked keys, as ONNX Runtime does
+  // A key/value buffer shared by past and present (past_present_share_buffer): K and V are
+  // [B, N, cache_rows, D], and `past_len` (one int32 in device memory, read by the kernels, so
+  // one captured CUDA graph serves every decoding step) says how many rows precede the new
+  // ones: the kernels then attend over past_len + seq keys (at most cache_rows), and `total`
+  // is only the bound the launch is sized for (cache_rows). 0 / null: K and V have `total` rows.
+  int64_t cache_rows = 0;
+  const int32_t* past_len = nullptr;
+  // Row length of a Raw2D / Raw3D mask (0: total). Keys at or after it count as masked.
+  int64_t mask_width = 0;
   // Which prefill kernel: Tiled (a thread per query, K/V tiles in shared memory: for many
   // queries), PerQueryWarp (a warp per query, head dims across its lanes: the low-latency one
   // when batch x heads x sequence is too small to fill the GPU with tiles), or Auto.
@@ -145,6 +154,12 @@ void decode_attention(const AttentionArgs& a, cudaStream_t s);
 void split_kv_into_present(TfhDataType t, const void* qkv, const void* past, void* present,
                            int64_t batch, int64_t seq, int64_t past_len, int64_t heads,
                            int64_t head_size, cudaStream_t s);
+// The shared buffer's form: the new keys and values of a packed QKV written in place into the
+// cache [2, B, N, cache_rows, D] at rows [P, P + S), P read on the device from `past_len` (rows
+// that would fall past cache_rows are not written).
+void append_kv_to_cache(TfhDataType t, const void* qkv, void* cache, int64_t batch, int64_t seq,
+                        int64_t cache_rows, const int32_t* past_len, int64_t heads,
+                        int64_t head_size, cudaStream_t s);
 
 class LtGemm;
 // com.microsoft.Attention on the device, as the CPU kernel computes it: qkv = x @ W + bias
@@ -162,6 +177,11 @@ struct AttentionOpArgs {
   int64_t bias_batch_stride = 0, bias_head_stride = 0;
   const void* past = nullptr;     // [2, B, N, P, D] or null
   void* present = nullptr;        // [2, B, N, P + S, D]
+  // The shared buffer (past_present_share_buffer): present is [2, B, N, cache_rows, D] and
+  // already holds the past (past is not read); past_len_dev (device int32) gives P.
+  int64_t cache_rows = 0;
+  const int32_t* past_len_dev = nullptr;
+  int64_t mask_width = 0;  // Raw2D/Raw3D row length (0: P + S)
   void* out = nullptr;            // [B, S, N * D]
   void* qkv_scratch = nullptr;    // B * S * 3 * N * D elements
   int64_t batch = 0, seq = 0, past_len = 0, hidden = 0, heads = 0, head_size = 0;

@@ -665,22 +665,24 @@ struct Cast {
   }
 };
 
-// com.microsoft.Attention: packed QKV weights, raw 2-D int32 mask, past/present, unidirectional.
+// com.microsoft.Attention: packed QKV weights, every int32 mask format, past/present,
+// unidirectional, an attention bias; past_present_share_buffer with past_sequence_length read on
+// the device (present takes the past's buffer over when the runtime can hand it, else a device
+// copy; then only the new rows are written).
 struct Attention {
   int64_t heads;
-  bool unidirectional;
+  bool unidirectional, share_buffer;
   float filter, scale;
   // Attributes this kernel does not implement refuse the node at plan time: the runtime then
   // runs it on the CPU.
   explicit Attention(NodeView n)
       : heads(n.attr_int("num_heads")), unidirectional(n.attr_int("unidirectional", 0) != 0),
+        share_buffer(n.attr_int("past_present_share_buffer", 0) != 0),
         filter(n.attr_float("mask_filter_value", -10000.f)), scale(n.attr_float("scale", 0.f)) {
     if (heads <= 0) sdk::fail("Attention on CUDA: num_heads must be positive");
     if (!n.attr_ints("qkv_hidden_sizes", {}).empty())
       sdk::fail("Attention on CUDA: qkv_hidden_sizes is not supported yet");
     if (n.attr_int("do_rotary", 0) != 0) sdk::fail("Attention on CUDA: do_rotary is not supported");
-    if (n.attr_int("past_present_share_buffer", 0) != 0)
-      sdk::fail("Attention on CUDA: past_present_share_buffer is not supported");
     if (n.num_inputs() > 3 && n.input(3)) {
       const ValueView m = n.input(3);
       if ((m.rank() >= 0 && (m.rank() < 1 || m.rank() > 3)) ||
@@ -689,7 +691,18 @@ struct Attention {
     }
     if (n.num_inputs() > 5 && n.input(5) && n.input(5).rank() >= 0 && n.input(5).rank() != 4)
       refuse("Attention on CUDA: attention_bias is not 4-D");
-    if (n.num_inputs() > 6 && n.input(6)) refuse("Attention on CUDA: past_sequence_length");
+    const bool has_past = n.num_inputs() > 4 && n.input(4);
+    if (share_buffer && has_past) {
+      // The shared buffer's past length is read on the device as int32; its attention bias
+      // would be [.., P + S] wide, a shape only the host knows.
+      const ValueView psl = n.num_inputs() > 6 ? n.input(6) : ValueView();
+      if (psl && psl.elem_type() != TFH_TYPE_UNDEFINED && psl.elem_type() != TFH_TYPE_INT32)
+        refuse("Attention on CUDA: past_sequence_length must be int32");
+      if (n.num_inputs() > 5 && n.input(5))
+        refuse("Attention on CUDA: attention_bias with a shared past/present buffer");
+    } else if (n.num_inputs() > 6 && n.input(6)) {
+      refuse("Attention on CUDA: past_sequence_length without a shared past/present buffer");
+    }
     if (n.num_inputs() > 1 && n.input(1) && n.input(1).rank() >= 0 && n.input(1).rank() != 2)
       refuse("Attention on CUDA: weights are not 2-D");
     if (n.num_inputs() > 1 && n.input(1) && n.input(1).rank() == 2) {
@@ -715,17 +728,32 @@ struct Attention {
         sdk::fail("Attention on CUDA: bias has " + std::to_string(bias.size()) + " values, not " +
                   std::to_string(W));
     }
-    int64_t P = 0;
+    int64_t P = 0, M = 0;  // M: rows of a shared past/present buffer (P is then on the device)
+    const int32_t* past_len_dev = nullptr;
     if (past) {
       same_type(x, past, "Attention");
       if (past.rank() != 5 || past.dims()[0] != 2 || past.dims()[1] != B ||
           past.dims()[2] != heads || past.dims()[4] != D)
         sdk::fail("Attention on CUDA: past must be [2, batch, num_heads, past, head size]");
       P = past.dims()[3];
+      if (share_buffer) {
+        const TensorView psl = ctx.input(6);
+        if (!psl || psl.size() != 1 || psl.dtype() != TFH_TYPE_INT32)
+          sdk::fail("Attention on CUDA: past_present_share_buffer needs past_sequence_length "
+                    "(input 6), one int32 value");
+        M = P, P = 0;
+        if (M < S)
+          sdk::fail("Attention on CUDA: the shared past/present buffer has " + std::to_string(M) +
+                    " rows, fewer than the " + std::to_string(S) + " new tokens");
+        past_len_dev = static_cast<const int32_t*>(psl.raw());
+      }
     }
-    // The mask's format from its shape, as the CPU kernel reads it.
+    // The mask's format from its shape, as the CPU kernel reads it. With a shared buffer the
+    // number of keys (P + S) is known only on the device: a 2-D/3-D mask may be any width up to
+    // M, and keys past its width count as masked.
     MaskKind kind = MaskKind::None;
     const int64_t T = P + S;
+    int64_t mask_width = 0;
     if (mask) {
       const auto md = dims_of(mask);
       if (mask.dtype() != TFH_TYPE_INT32) sdk::fail("Attention on CUDA: the mask must be int32");
@@ -733,12 +761,17 @@ struct Attention {
       else if (md.size() == 1 && md[0] == 2 * B) kind = MaskKind::EndsStarts;
       else if (md == std::vector<int64_t>{B, T}) kind = MaskKind::Raw2D;
       else if (md == std::vector<int64_t>{B, S, T}) kind = MaskKind::Raw3D;
+      else if (M && md.size() == 2 && md[0] == B && md[1] >= S && md[1] <= M)
+        kind = MaskKind::Raw2D, mask_width = md[1];
+      else if (M && md.size() == 3 && md[0] == B && md[1] == S && md[2] >= S && md[2] <= M)
+        kind = MaskKind::Raw3D, mask_width = md[2];
       else
         sdk::fail("Attention on CUDA: mask " + shape_text(mask) +
                   " is not [B], [2B], [B, T] or [B, S, T] (B " + std::to_string(B) + ", S " +
-                  std::to_string(S) + ", T " + std::to_string(T) + ")");
+                  std::to_string(S) + ", T " + (M ? "up to " + std::to_string(M) : std::to_string(T)) + ")");
     }
     TensorView attn_bias = ctx.input(5);
+    if (attn_bias && M) sdk::fail("Attention on CUDA: attention_bias with a shared past/present buffer");
     if (attn_bias) {
       same_type(x, attn_bias, "Attention");
       const auto d = dims_of(attn_bias);
@@ -749,10 +782,21 @@ struct Attention {
     }
     const size_t elem = x.dtype() == TFH_TYPE_FLOAT16 ? 2 : 4;
     OutputTensor y = ctx.output(0, x.dtype(), std::vector<int64_t>{B, S, W / 3});
-    const std::vector<int64_t> pdims{2, B, heads, P + S, D};
-    void* present = ctx.num_outputs() > 1 && ctx.output_used(1)
-                        ? ctx.output(1, x.dtype(), pdims).raw()
-                        : ctx.scratch<char>(static_cast<size_t>(2 * B * heads * (P + S) * D) * elem);
+    void* present = nullptr;
+    if (M) {  // the shared buffer: present starts as the past (its own buffer, or a copy)
+      const std::vector<int64_t> pdims{2, B, heads, M, D};
+      if (ctx.num_outputs() > 1) {
+        present = ctx.output_from_input(1, 4, pdims).raw();
+      } else {
+        present = ctx.scratch<char>(past.nbytes());
+        copy_on_device(present, past.raw(), past.nbytes(), s);
+      }
+    } else {
+      const std::vector<int64_t> pdims{2, B, heads, P + S, D};
+      present = ctx.num_outputs() > 1 && ctx.output_used(1)
+                    ? ctx.output(1, x.dtype(), pdims).raw()
+                    : ctx.scratch<char>(static_cast<size_t>(2 * B * heads * (P + S) * D) * elem);
+    }
     AttentionOpArgs a;
     a.type = x.dtype();
     a.x = x.raw(), a.weights = w.raw(), a.bias = bias ? bias.raw() : nullptr;
@@ -764,8 +808,9 @@ struct Attention {
       a.bias_head_stride = d[1] == 1 ? 0 : S * T;
       a.bias_batch_stride = d[0] == 1 ? 0 : d[1] * S * T;
     }
-    a.past = past ? past.raw() : nullptr;
+    a.past = past && !M ? past.raw() : nullptr;
     a.present = present, a.out = y.raw();
+    a.cache_rows = M, a.past_len_dev = past_len_dev, a.mask_width = mask_width;
     a.qkv_scratch = ctx.scratch<char>(static_cast<size_t>(B * S * W) * elem);
     a.batch = B, a.seq = S, a.past_len = P, a.hidden = H, a.heads = heads, a.head_size = D;
     a.unidirectional = unidirectional, a.scale = scale, a.filter = filter;

@@ -149,17 +149,20 @@ constexpr int kKeyTile = 32;    // keys staged in shared memory at a time
 // MaxD: the head size (Exact) or a bound on it (the head size is then read at run time, for the
 // sizes without their own instantiation).
 // Whether query i (of the S new ones) of row b must not see `key` under the mask (MaskKind).
-__device__ __forceinline__ bool masked(const AttentionArgs& a, int64_t b, int64_t i, int64_t key) {
+// `total`: the keys this run attends over (a.total, or past_len + seq with a shared buffer).
+__device__ __forceinline__ bool masked(const AttentionArgs& a, int64_t total, int64_t b, int64_t i,
+                                       int64_t key) {
+  const int64_t width = a.mask_width ? a.mask_width : total;
   switch (a.mask_kind) {
     case MaskKind::Raw2D:
-      return a.mask[b * a.total + key] <= 0;
+      return key >= width || a.mask[b * width + key] <= 0;
     case MaskKind::Ends:
-      return key >= min(max(int64_t(a.mask[b]), int64_t(0)), a.total);
+      return key >= min(max(int64_t(a.mask[b]), int64_t(0)), total);
     case MaskKind::EndsStarts:
-      return key >= min(max(int64_t(a.mask[b]), int64_t(0)), a.total) ||
-             key < min(max(int64_t(a.mask[a.batch + b]), int64_t(0)), a.total);
+      return key >= min(max(int64_t(a.mask[b]), int64_t(0)), total) ||
+             key < min(max(int64_t(a.mask[a.batch + b]), int64_t(0)), total);
     case MaskKind::Raw3D:
-      return a.mask[(b * a.seq + i) * a.total + key] <= 0;
+      return key >= width || a.mask[(b * a.seq + i) * width + key] <= 0;
     default:
       return false;
   }
@@ -167,24 +170,36 @@ __device__ __forceinline__ bool masked(const AttentionArgs& a, int64_t b, int64_
 
 // The additive attention bias for (b, h, query i, key), 0 without one.
 template <typename T>
-__device__ __forceinline__ float bias_at(const AttentionArgs& a, int64_t b, int64_t h, int64_t i,
-                                         int64_t key) {
+__device__ __forceinline__ float bias_at(const AttentionArgs& a, int64_t total, int64_t b,
+                                         int64_t h, int64_t i, int64_t key) {
   if (!a.attention_bias) return 0.f;
   return ld(static_cast<const T*>(a.attention_bias),
-            b * a.bias_batch_stride + h * a.bias_head_stride + i * a.total + key);
+            b * a.bias_batch_stride + h * a.bias_head_stride + i * total + key);
+}
+
+// The keys of this run: a.total, or with a shared past/present buffer past_len + seq read on the
+// device (clamped to the buffer).
+__device__ __forceinline__ int64_t keys_of(const AttentionArgs& a) {
+  if (!a.past_len) return a.total;
+  return min(max(int64_t(*a.past_len), int64_t(0)) + a.seq, a.cache_rows);
+}
+// Rows per (batch, head) in K and V.
+__device__ __forceinline__ int64_t rows_of(const AttentionArgs& a) {
+  return a.cache_rows ? a.cache_rows : a.total;
 }
 
 template <typename T, int MaxD, bool Exact>
-__global__ void attention_kernel(AttentionArgs a, int64_t past) {
+__global__ void attention_kernel(AttentionArgs a) {
   __shared__ float ks[kKeyTile][MaxD];
   __shared__ float vs[kKeyTile][MaxD];
   const int D = Exact ? MaxD : static_cast<int>(a.head_size);
+  const int64_t total = keys_of(a), past = total - a.seq;
   const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
   const int64_t i = blockIdx.y * int64_t(kQueryTile) + threadIdx.x;  // query index in [0, seq)
   const bool active = i < a.seq;
   const T* q = static_cast<const T*>(a.q);
-  const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * a.total * D;
-  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * a.total * D;
+  const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * rows_of(a) * D;
+  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * rows_of(a) * D;
   const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
   float qr[MaxD], o[MaxD];
   if (active) {
@@ -194,8 +209,8 @@ __global__ void attention_kernel(AttentionArgs a, int64_t past) {
   for (int d = 0; d < MaxD; ++d) o[d] = 0.f;
   float m = -INFINITY, l = 0.f;
   const int64_t pos = past + i;
-  for (int64_t t0 = 0; t0 < a.total; t0 += kKeyTile) {
-    const int64_t n = min(int64_t(kKeyTile), a.total - t0);
+  for (int64_t t0 = 0; t0 < total; t0 += kKeyTile) {
+    const int64_t n = min(int64_t(kKeyTile), total - t0);
     for (int64_t e = threadIdx.x; e < n * D; e += blockDim.x) {
       ks[e / D][e % D] = ld(kc, (t0 + e / D) * D + e % D);
       vs[e / D][e % D] = ld(vc, (t0 + e / D) * D + e % D);
@@ -206,8 +221,8 @@ __global__ void attention_kernel(AttentionArgs a, int64_t past) {
         const int64_t key = t0 + j;
         float sc = 0.f;
         for (int d = 0; d < D; ++d) sc += qr[d] * ks[j][d];
-        if (masked(a, b, i, key)) sc += a.filter;
-        sc += bias_at<T>(a, b, h, i, key);
+        if (masked(a, total, b, i, key)) sc += a.filter;
+        sc += bias_at<T>(a, total, b, h, i, key);
         if (a.causal && key > pos) sc += a.filter;
         const float mn = fmaxf(m, sc);
         const float corr = __expf(m - mn), p = __expf(sc - mn);
@@ -232,15 +247,16 @@ __global__ void attention_kernel(AttentionArgs a, int64_t past) {
 // and the CPU's softmax then spreads over all keys: they are all computed.)
 constexpr int kWarpsPerBlock = 4;
 template <typename T>
-__global__ void attention_warp_kernel(AttentionArgs a, int64_t past) {
+__global__ void attention_warp_kernel(AttentionArgs a) {
   const int lane = threadIdx.x & 31;
   const int64_t warp = blockIdx.x * int64_t(kWarpsPerBlock) + (threadIdx.x >> 5);
   if (warp >= a.batch * a.heads * a.seq) return;  // whole warps leave together
+  const int64_t total = keys_of(a), past = total - a.seq;
   const int64_t i = warp % a.seq, bh = warp / a.seq, b = bh / a.heads, h = bh % a.heads;
   const int64_t D = a.head_size;
   const T* qp = static_cast<const T*>(a.q) + (b * a.seq + i) * a.q_token_stride + h * D;
-  const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * a.total * D;
-  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * a.total * D;
+  const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * rows_of(a) * D;
+  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * rows_of(a) * D;
   const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
   float q[4], o[4];
   for (int r = 0; r < 4; ++r) {
@@ -250,7 +266,7 @@ __global__ void attention_warp_kernel(AttentionArgs a, int64_t past) {
   }
   const int64_t pos = past + i;
   const bool skip_future = a.causal && a.mask_kind == MaskKind::None && !a.attention_bias;
-  const int64_t last = skip_future ? min(pos + 1, a.total) : a.total;
+  const int64_t last = skip_future ? min(pos + 1, total) : total;
   float m = -INFINITY, l = 0.f;
   for (int64_t key = 0; key < last; ++key) {
     float part = 0.f;
@@ -259,9 +275,9 @@ __global__ void attention_warp_kernel(AttentionArgs a, int64_t past) {
       if (d < D) part += q[r] * ld(kc, key * D + d);
     }
     float sc = warp_reduce(part, SumOp());
-    if (masked(a, b, i, key)) sc += a.filter;
+    if (masked(a, total, b, i, key)) sc += a.filter;
     if (a.causal && key > pos) sc += a.filter;
-    sc += bias_at<T>(a, b, h, i, key);
+    sc += bias_at<T>(a, total, b, h, i, key);
     const float mn = fmaxf(m, sc);
     const float corr = __expf(m - mn), p = __expf(sc - mn);
     l = l * corr + p;
@@ -282,32 +298,33 @@ __global__ void attention_warp_kernel(AttentionArgs a, int64_t past) {
 // S == 1: one block per (batch, head). Scores for every key in shared memory (T floats), a block
 // max and sum, then each output dimension summed over the keys by a slice of the block.
 template <typename T>
-__global__ void decode_attention_kernel(AttentionArgs a, int64_t past) {
-  extern __shared__ float smem[];  // [D] query, [T] scores, [32] reduction
+__global__ void decode_attention_kernel(AttentionArgs a) {
+  extern __shared__ float smem[];  // [D] query, [a.total] scores (the bound), [32] reduction
   const int64_t D = a.head_size;
+  const int64_t total = keys_of(a), past = total - 1;
   float* qs = smem;
   float* sc = smem + D;
   float* red = sc + a.total;
   const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
   const T* qp = static_cast<const T*>(a.q) + b * a.q_token_stride + h * D;
-  const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * a.total * D;
-  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * a.total * D;
+  const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * rows_of(a) * D;
+  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * rows_of(a) * D;
   const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
   for (int64_t d = threadIdx.x; d < D; d += blockDim.x) qs[d] = ld(qp, d) * scale;
   __syncthreads();
   float m = -INFINITY;
-  for (int64_t j = threadIdx.x; j < a.total; j += blockDim.x) {
+  for (int64_t j = threadIdx.x; j < total; j += blockDim.x) {
     float s = 0.f;
     for (int64_t d = 0; d < D; ++d) s += qs[d] * ld(kc, j * D + d);
-    if (masked(a, b, 0, j)) s += a.filter;
-    s += bias_at<T>(a, b, h, 0, j);
+    if (masked(a, total, b, 0, j)) s += a.filter;
+    s += bias_at<T>(a, total, b, h, 0, j);
     if (a.causal && j > past) s += a.filter;
     sc[j] = s;
     m = fmaxf(m, s);
   }
   m = block_max(m, red);
   float l = 0.f;
-  for (int64_t j = threadIdx.x; j < a.total; j += blockDim.x) {
+  for (int64_t j = threadIdx.x; j < total; j += blockDim.x) {
     const float p = __expf(sc[j] - m);
     sc[j] = p;
     l += p;
@@ -316,7 +333,7 @@ __global__ void decode_attention_kernel(AttentionArgs a, int64_t past) {
   T* out = static_cast<T*>(a.out) + (b * a.heads + h) * D;
   for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
     float o = 0.f;
-    for (int64_t j = 0; j < a.total; ++j) o += sc[j] * ld(vc, j * D + d);
+    for (int64_t j = 0; j < total; ++j) o += sc[j] * ld(vc, j * D + d);
     st(out, d, o * inv);
   }
 }
@@ -330,6 +347,9 @@ void check_attention(const AttentionArgs& a, const char* what) {
                     ", heads " + std::to_string(a.heads) + ", seq " + std::to_string(a.seq) +
                     ", total " + std::to_string(a.total) + ", head size " +
                     std::to_string(a.head_size) + ")");
+  if (a.past_len && (a.cache_rows < a.seq || a.total != a.cache_rows))
+    throw CudaError(std::string(what) + ": a shared buffer of " + std::to_string(a.cache_rows) +
+                    " rows needs total == rows >= seq " + std::to_string(a.seq));
 }
 
 template <typename T, int D, bool Exact = true>
@@ -337,7 +357,7 @@ void launch_attention(const AttentionArgs& a, cudaStream_t s) {
   const int64_t tiles = (a.seq + kQueryTile - 1) / kQueryTile;
   if (tiles > 65535) throw CudaError("attention: sequence too long for one launch");
   dim3 grid(static_cast<unsigned>(a.batch * a.heads), static_cast<unsigned>(tiles));
-  attention_kernel<T, D, Exact><<<grid, kQueryTile, 0, s>>>(a, a.total - a.seq);
+  attention_kernel<T, D, Exact><<<grid, kQueryTile, 0, s>>>(a);
 }
 
 }  // namespace
@@ -410,8 +430,7 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
     if (blocks > 0x7fffffff) throw CudaError("attention: too many queries for one launch");
     by_type(a.type, "attention", [&](auto tag) {
       using T = decltype(tag);
-      attention_warp_kernel<T><<<static_cast<unsigned>(blocks), 32 * kWarpsPerBlock, 0, s>>>(
-          a, a.total - a.seq);
+      attention_warp_kernel<T><<<static_cast<unsigned>(blocks), 32 * kWarpsPerBlock, 0, s>>>(a);
     });
     launched("attention");
     return;
@@ -442,8 +461,7 @@ void decode_attention(const AttentionArgs& a, cudaStream_t s) {
   if (smem > 48 * 1024) return attention(a, s);  // a past too long for the scores in shared memory
   by_type(a.type, "decode_attention", [&](auto tag) {
     using T = decltype(tag);
-    decode_attention_kernel<T><<<static_cast<unsigned>(a.batch * a.heads), 128, smem, s>>>(
-        a, a.total - 1);
+    decode_attention_kernel<T><<<static_cast<unsigned>(a.batch * a.heads), 128, smem, s>>>(a);
   });
   launched("decode_attention");
 }
@@ -467,7 +485,37 @@ __global__ void split_kv_kernel(const T* qkv, const T* past, T* present, int64_t
   }
 }
 
+// cache[kv, b, n, P + t, d] = qkv[b, t, 1 + kv, n, d] for t < S (and P + t < M), P = *past_len.
+template <typename T>
+__global__ void append_kv_kernel(const T* qkv, T* cache, int64_t B, int64_t S, int64_t M,
+                                 const int32_t* past_len, int64_t N, int64_t D) {
+  const int64_t P = max(int64_t(*past_len), int64_t(0)), total = 2 * B * N * S * D;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t d = i % D, t = (i / D) % S, n = (i / (D * S)) % N, b = (i / (D * S * N)) % B,
+                  kv = i / (D * S * N * B);
+    if (P + t < M)
+      cache[(((kv * B + b) * N + n) * M + P + t) * D + d] =
+          qkv[(((b * S + t) * 3 + 1 + kv) * N + n) * D + d];
+  }
+}
+
 }  // namespace
+
+void append_kv_to_cache(TfhDataType t, const void* qkv, void* cache, int64_t batch, int64_t seq,
+                        int64_t cache_rows, const int32_t* past_len, int64_t heads,
+                        int64_t head_size, cudaStream_t s) {
+  if (!past_len || !cache) throw CudaError("append_kv_to_cache: null tensor");
+  const int64_t n = 2 * batch * heads * seq * head_size;
+  if (n == 0) return;
+  by_type(t, "append_kv_to_cache", [&](auto tag) {
+    using T = decltype(tag);
+    append_kv_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(
+        static_cast<const T*>(qkv), static_cast<T*>(cache), batch, seq, cache_rows, past_len,
+        heads, head_size);
+  });
+  launched("append_kv_to_cache");
+}
 
 void split_kv_into_present(TfhDataType t, const void* qkv, const void* past, void* present,
                            int64_t batch, int64_t seq, int64_t past_len, int64_t heads,
@@ -492,10 +540,16 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
     throw CudaError("attention_op: null tensor");
   gemm.run(a.type, rows, W, a.hidden, a.x, a.weights, false, a.qkv_scratch,
            a.bias ? Epilogue::Bias : Epilogue::None, a.bias, workspace, workspace_bytes, s);
-  split_kv_into_present(a.type, a.qkv_scratch, a.past, a.present, a.batch, a.seq, a.past_len,
-                        a.heads, a.head_size, s);
+  const bool shared = a.past_len_dev != nullptr;
+  if (shared)
+    append_kv_to_cache(a.type, a.qkv_scratch, a.present, a.batch, a.seq, a.cache_rows,
+                       a.past_len_dev, a.heads, a.head_size, s);
+  else
+    split_kv_into_present(a.type, a.qkv_scratch, a.past, a.present, a.batch, a.seq, a.past_len,
+                          a.heads, a.head_size, s);
   const size_t elem = a.type == TFH_TYPE_FLOAT16 ? 2 : 4;
-  const int64_t cache = a.batch * a.heads * (a.past_len + a.seq) * a.head_size;
+  const int64_t kv_rows = shared ? a.cache_rows : a.past_len + a.seq;
+  const int64_t cache = a.batch * a.heads * kv_rows * a.head_size;
   AttentionArgs args;
   args.type = a.type;
   args.q = a.qkv_scratch;
@@ -508,7 +562,9 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
   args.attention_bias = a.attention_bias;
   args.bias_batch_stride = a.bias_batch_stride, args.bias_head_stride = a.bias_head_stride;
   args.batch = a.batch, args.heads = a.heads, args.seq = a.seq;
-  args.total = a.past_len + a.seq, args.head_size = a.head_size;
+  args.total = kv_rows, args.head_size = a.head_size;
+  if (shared) args.cache_rows = a.cache_rows, args.past_len = a.past_len_dev;
+  args.mask_width = a.mask_width;
   args.causal = a.unidirectional;
   args.scale = a.scale;
   args.filter = a.filter;
