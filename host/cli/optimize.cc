@@ -82,6 +82,10 @@ const Switch kSwitches[] = {
      false},
     {"convert_to_packing_mode", "remove padding: packed attention (BERT-like models)",
      "packing_mode", true},
+    {"enable_shared_kv_cache",
+     "one key/value buffer per layer for past and present, updated in place (decoding on the "
+     "GPU; tfhost's extension, as convert_generation's --past_present_share_buffer)",
+     "shared_kv_cache", false},
 };
 
 struct Options {

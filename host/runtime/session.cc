@@ -183,7 +183,9 @@ struct Session::Impl {
     bool warmed = false;  // an eager run with these shapes has happened
     void* exec = nullptr;
     std::map<int, HostTensor> inputs;  // slot -> its device buffer
+    std::map<int, std::shared_ptr<void>> input_memory;  // owns each input buffer
     std::vector<HostTensor> outputs;   // per graph output: its device bytes (pool blocks)
+    std::vector<int> output_alias;     // per graph output: the input slot whose buffer it is, or -1
     ~Graph();
   };
   std::map<std::vector<int64_t>, std::unique_ptr<Graph>> graphs;
@@ -196,6 +198,10 @@ struct Session::Impl {
   std::vector<const HostTensor*> live;
   std::vector<std::unique_ptr<HostTensor>> owned_outputs;  // graph outputs produced this run
   std::vector<bool> donated;  // activations whose buffer an output took over this run
+  // Per run: the owner of each donated device feed's memory (Feed::donate), and per output slot
+  // the input slot whose donated buffer it took over (-1: none).
+  std::vector<std::shared_ptr<void>> feed_memory;
+  std::vector<int> aliases_feed;
   // Sequence values of this run, per slot (is_seq marks which slots hold one now).
   std::vector<std::vector<std::unique_ptr<HostTensor>>> seqs;
   std::vector<bool> is_seq;
@@ -238,7 +244,8 @@ struct Session::Impl {
   // Gives back a device graph output's buffer once it has been copied out (not a graph input's,
   // nor bytes a replayed graph owns).
   void release_slot(int k) {
-    if (act[k].data && slots[k].kind == SlotKind::Activation && !replayed[k] && !donated[k])
+    if (act[k].data && slots[k].kind == SlotKind::Activation && !replayed[k] && !donated[k] &&
+        aliases_feed[k] < 0)
       pool_of(k).release(const_cast<void*>(act[k].data));
     act[k].data = nullptr;
     on_dev[k] = 0;
@@ -257,11 +264,13 @@ struct Session::Impl {
       const int k = static_cast<int>(i);
       if (cuda) release_mirror(k);
       if (slots[k].kind == SlotKind::Activation && act[k].data && !donated[k] &&
-          !(cuda && replayed[k]))
+          !(cuda && replayed[k]) && aliases_feed[k] < 0)
         pool_of(k).release(const_cast<void*>(act[k].data));
       act[k].data = nullptr;
       if (cuda) on_dev[k] = replayed[k] = 0;
       donated[k] = false;
+      aliases_feed[k] = -1;
+      feed_memory[k] = nullptr;
       seqs[k].clear();
       is_seq[k] = false;
     }
@@ -399,9 +408,14 @@ class StepContext : public plugin::KernelContext {
     // (In a CUDA session only the slot's own buffer, where the step runs, can be handed over:
     // not a staged copy, not a graph output the run ends by downloading.)
     const bool own_buffer = !s_.cuda || (in == s_.live[in_slot] && bool(s_.on_dev[in_slot]) == on_device_);
-    if (!folding_ && out_slot >= 0 && !allocated_[i] && last_reader && own_buffer &&
-        s_.slots[in_slot].kind == SlotKind::Activation && !s_.slots[out_slot].graph_output &&
-        !s_.donated[in_slot]) {
+    // Or a device feed the caller donated (Feed::donate), read by this node alone: its memory
+    // becomes the output, which may be a graph output (run_device returns it without a copy).
+    const Slot& in_sl = s_.slots[in_slot];
+    const bool donated_feed = in_sl.kind == SlotKind::Input && s_.feed_memory[in_slot] &&
+                              in_sl.value->consumers().size() == 1 && !in_sl.graph_output;
+    if (!folding_ && out_slot >= 0 && !allocated_[i] && own_buffer && !s_.donated[in_slot] &&
+        ((last_reader && in_sl.kind == SlotKind::Activation && !s_.slots[out_slot].graph_output) ||
+         donated_feed)) {
       HostTensor& h = s_.act[out_slot];
       h.set_shape(in->type, std::move(dims));
       if (h.nbytes != in->nbytes) TFH_THROW("output_from_input: byte counts differ");
@@ -409,6 +423,7 @@ class StepContext : public plugin::KernelContext {
       h.data = in->data;
       h.writable = true;
       s_.donated[in_slot] = true;  // released through the output now, not the input
+      if (donated_feed) s_.aliases_feed[out_slot] = in_slot;
       if (s_.cuda) s_.on_dev[out_slot] = s_.on_dev[in_slot];
       s_.live[out_slot] = &h;
       return &h;
@@ -726,6 +741,8 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
   s.live.assign(s.slots.size(), nullptr);
   s.owned_outputs.resize(s.slots.size());
   s.donated.assign(s.slots.size(), false);
+  s.feed_memory.assign(s.slots.size(), nullptr);
+  s.aliases_feed.assign(s.slots.size(), -1);
   s.seqs.resize(s.slots.size());
   s.is_seq.assign(s.slots.size(), false);
   s.on_dev.assign(s.slots.size(), 0);
@@ -782,7 +799,6 @@ HostTensor DeviceTensor::view() const {
 Session::Impl::Graph::~Graph() {
 #ifdef TFH_HAVE_CUDA
   kernels::cuda::graph_destroy(exec);
-  for (auto& [k, t] : inputs) kernels::cuda::device_free(const_cast<void*>(t.data));
 #endif
 }
 
@@ -795,6 +811,7 @@ Session::Impl::Graph* Session::Impl::graph_for(const std::vector<std::pair<int, 
     const TfhDataType t = f->device ? f->device->type : f->host->type;
     const std::vector<int64_t>& d = f->device ? f->device->dims : f->host->dims;
     key.push_back(k);
+    key.push_back(f->donate);  // a donated feed's buffer may become an output inside the graph
     key.push_back(t);
     key.push_back(static_cast<int64_t>(d.size()));
     key.insert(key.end(), d.begin(), d.end());
@@ -809,6 +826,9 @@ Session::Impl::Graph* Session::Impl::graph_for(const std::vector<std::pair<int, 
     t.set_shape(f->device ? f->device->type : f->host->type,
                 f->device ? f->device->dims : f->host->dims);
     t.data = kernels::cuda::device_alloc(t.nbytes);
+    // Shared: an output that took a donated input's buffer over hands it to the caller, and may
+    // outlive the graph.
+    g->input_memory[k] = std::shared_ptr<void>(const_cast<void*>(t.data), kernels::cuda::device_free);
   }
 #endif
   Graph* raw = g.get();
@@ -847,6 +867,10 @@ std::vector<std::pair<int, const Feed*>> Session::Impl::check_feeds(
       if (other->name == name) TFH_THROW("input '", name, "': given twice");
     if (f.device && !s.cuda)
       TFH_THROW("input '", name, "': a device tensor, and this session runs on the CPU");
+    if (f.donate && !f.device)
+      TFH_THROW("input '", name, "': only a device tensor can be donated");
+    if (f.donate && !f.device->memory)
+      TFH_THROW("input '", name, "': a donated device tensor must own its memory");
     if (!f.device && (!f.host || (!f.host->data && f.host->nbytes)))
       TFH_THROW("input '", name, "': no data");
     if (f.device && !f.device->data && f.device->nbytes) TFH_THROW("input '", name, "': no data");
@@ -917,11 +941,20 @@ void Session::Impl::collect_outputs(Session& self, bool outputs_on_device,
     if (s.cuda) {
       for (size_t k = 0; k < s.slots.size(); ++k) s.release_mirror(static_cast<int>(k));
       if (outputs_on_device) {
-        // Each output into a tensor of the caller's (a copy: the pool's blocks stay the pool's).
+        // Each output into a tensor of the caller's (a copy: the pool's blocks stay the pool's),
+        // except one that took a donated feed's buffer over: that buffer, shared.
         for (const ir::Value* v : self.outputs_) {
           const int k = s.slot_of.at(v);
           const HostTensor* t = s.live[k];
           if (!t) TFH_THROW("output '", v->name(), "' was not produced");
+          if (s.aliases_feed[k] >= 0) {
+            DeviceTensor d;
+            d.type = t->type, d.dims = t->dims, d.nbytes = t->nbytes;
+            d.data = const_cast<void*>(t->data);
+            d.memory = s.feed_memory[s.aliases_feed[k]];
+            dev_out->push_back(std::move(d));
+            continue;
+          }
           DeviceTensor d = s.new_device_tensor(t->type, t->dims);
           if (s.on_dev[k])
             kernels::cuda::copy_on_device(d.data, t->data, d.nbytes, s.stream);
@@ -981,11 +1014,14 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
   struct Unbind {
     Impl& s;
     ~Unbind() {
-      for (size_t k = 0; k < s.slots.size(); ++k)
+      for (size_t k = 0; k < s.slots.size(); ++k) {
         if (s.slots[k].kind != SlotKind::Constant) {
           s.live[k] = nullptr;
           if (s.cuda && s.slots[k].kind == SlotKind::Input) s.on_dev[k] = 0;
         }
+        s.feed_memory[k] = nullptr;
+        s.aliases_feed[k] = -1;
+      }
     }
   } unbind{s};
 
@@ -993,18 +1029,27 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
   Graph* g = nullptr;
   if (s.cuda && s.opts.cuda_graph && !s.opts.profile && s.graph_stats.refused.empty())
     g = s.graph_for(bound);
+  // A graph that hands a donated input's buffer out as an output writes that buffer on every
+  // replay: when the caller still holds the last output made of it and feeds something else,
+  // copying the feed in would overwrite what the caller holds, so this run is eager instead.
+  if (g && g->exec)
+    for (const auto& [k, f] : bound)
+      if (f->donate && f->device->data != g->inputs.at(k).data &&
+          g->input_memory.at(k).use_count() > 1)
+        g = nullptr;
   std::vector<HostTensor> device_feeds(bound.size());
   for (size_t i = 0; i < bound.size(); ++i) {
     const auto& [k, f] = bound[i];
 #ifdef TFH_HAVE_CUDA
     if (g) {  // into the graph's own input buffer, whichever side the feed is on
       HostTensor& b = g->inputs.at(k);
-      if (f->device)
+      if (f->device && f->device->data != b.data)
         kernels::cuda::copy_on_device(const_cast<void*>(b.data), f->device->data, b.nbytes, s.stream);
-      else
+      else if (!f->device)
         kernels::cuda::copy_to_device(const_cast<void*>(b.data), f->host->data, b.nbytes, s.stream);
       s.live[k] = &b;
       s.on_dev[k] = 1;
+      if (f->donate) s.feed_memory[k] = g->input_memory.at(k);
       continue;
     }
 #endif
@@ -1012,6 +1057,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
       device_feeds[i] = f->device->view();
       s.live[k] = &device_feeds[i];
       s.on_dev[k] = 1;
+      if (f->donate) s.feed_memory[k] = f->device->memory;
     } else {
       s.live[k] = f->host;
     }
@@ -1038,6 +1084,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
         s.act[k].data = g->outputs[i].data;
         s.live[k] = &s.act[k];
         s.on_dev[k] = s.replayed[k] = 1;
+        s.aliases_feed[k] = g->output_alias[i];
       }
     }
     if (capture) {
@@ -1058,10 +1105,13 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
       s.capturing = false;
       g->exec = kernels::cuda::graph_end(s.stream);
       g->outputs.resize(self.outputs_.size());
+      g->output_alias.assign(self.outputs_.size(), -1);
       for (size_t i = 0; i < self.outputs_.size(); ++i) {
-        const HostTensor* t = s.live[s.slot_of.at(self.outputs_[i])];
+        const int k = s.slot_of.at(self.outputs_[i]);
+        const HostTensor* t = s.live[k];
         g->outputs[i].set_shape(t->type, t->dims);
         g->outputs[i].data = t->data;
+        g->output_alias[i] = s.aliases_feed[k];
       }
       kernels::cuda::graph_launch(g->exec, s.stream);  // capturing ran nothing: this run's work
       ++s.graph_stats.captured;

@@ -65,10 +65,17 @@ struct DeviceTensor {
 
 // One input of a run: a host tensor, or a DeviceTensor of the same (CUDA) session (one made by
 // another session is written on that session's stream, which this one does not wait for).
+// `donate` (device feeds only): the run may write into the feed's memory and return it as an
+// output, without a copy, where a kernel updates its input in place (Attention's key/value
+// buffer shared by past and present takes the past's buffer). That output then shares the
+// feed's memory, which holds the output afterwards. With CUDA graphs the feed is copied into the
+// graph's own buffer unless it already is that buffer (the output of the last run with these
+// shapes), and the output is the graph's buffer: feeding it back next step costs no copy.
 struct Feed {
   std::string name;
   const HostTensor* host = nullptr;
   const DeviceTensor* device = nullptr;
+  bool donate = false;
 };
 
 // What a session with options.cuda_graph did: graphs captured, runs that replayed one, and why

@@ -44,6 +44,13 @@ constexpr TfhFusionDesc kAttention = tfh::fusion(
     "(unidirectional, past/present), or MultiHeadAttention for separate past key/value",
     "0.1.0", "com.microsoft", "Attention", tfh::wrap_pass<gpt2::fuse_attention>,
     kAttentionParams);
+constexpr TfhFusionDesc kSharedKvCache = tfh::fusion(
+    "gpt2.shared_kv_cache",
+    "after gpt2.attention: each layer's past_i/present_i become one buffer [2, B, N, "
+    "max_sequence_length, D] updated in place (Attention past_present_share_buffer, new int32 "
+    "input past_sequence_length [1]); decoding then copies no cache and keeps its shapes "
+    "(one CUDA graph for every step). Opt-in, for GPU decoding: ONNX Runtime runs it on CUDA",
+    "0.1.0", "com.microsoft", "Attention", tfh::wrap_pass<gpt2::share_kv_cache>);
 constexpr TfhFusionDesc kReport = tfh::fusion(
     "gpt2.report",
     "say whether the model is fully optimized (per layer 1 Attention/MultiHeadAttention and 1 "
@@ -51,7 +58,7 @@ constexpr TfhFusionDesc kReport = tfh::fusion(
     "0.1.0", "", "", tfh::wrap_pass<gpt2::report_gpt2>);
 const TfhFusionDesc* const kFusions[] = {&kGemmReshape, &kLayerNorm, &kSkipLayerNorm,
                                          &kEmbedLayerNorm, &kAttention, &kFastGelu,
-                                         &kBiasGelu, &kReport};
+                                         &kBiasGelu, &kSharedKvCache, &kReport};
 
 // Shape inference first: the Reshape checks read value shapes.
 const char* const kPreset[] = {"core.repair_duplicate_definitions", "core.remove_identity",

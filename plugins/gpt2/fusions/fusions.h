@@ -12,6 +12,10 @@ size_t fuse_gemm_reshape(tfh::GraphView g);
 // past keys and values, MultiHeadAttention.
 size_t fuse_attention(tfh::GraphView g, const tfh::ParamsView& p);
 
+// gpt2.shared_kv_cache (shared_kv_cache.cc): Attention nodes with past/present graph I/O get one
+// buffer for both (past_present_share_buffer, a past_sequence_length input); not in the preset.
+size_t share_kv_cache(tfh::GraphView g);
+
 // gpt2.inputs (inputs.cc): batched-generation dummy inputs with past and left padding.
 void generate_inputs(tfh::GraphView g, const tfh::ParamsView& p, uint64_t seed,
                      tfh::TensorListView out);

@@ -1,0 +1,129 @@
+// gpt2.shared_kv_cache on the bundled GPT-2 (`tfhost optimize --model_type gpt2
+// --enable_shared_kv_cache`): what it changes (every Attention shares one past/present buffer, one
+// past_sequence_length input, the buffers' sequence dimension made max_sequence_length), and a
+// decoding run through the shared model on tfhost's CPU runtime — a prompt, then single tokens,
+// each step's present fed back as the next past — against the same steps through the model with
+// per-step past/present: equal logits, equal cache rows, and the buffer's rows after the tokens
+// so far left as they were.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <string>
+
+#include "host/pipeline/pipeline.h"
+#include "host/plugin/registry.h"
+#include "host/runtime/kernel_registry.h"
+#include "host/runtime/measure.h"
+#include "host/runtime/tensor_io.h"
+#include "runtime/gpt2_decode.h"
+#include "support/test_util.h"
+
+namespace tfh::runtime {
+namespace {
+
+using test::Gpt2DecodeSpec;
+using tfh::test::TempDir;
+
+std::string optimized(const TempDir& tmp, bool shared, bool fp16 = false) {
+  const std::string out =
+      tmp / (std::string(shared ? "shared" : "fused") + (fp16 ? "_fp16" : "") + ".onnx");
+  std::vector<std::string> args = {TFH_TFHOST_EXE, "optimize", "--input",
+                                   TFH_SOURCE_DIR "/models/gpt2past_tiny_opset14/model.onnx",
+                                   "--output", out, "--model_type", "gpt2"};
+  if (shared) args.push_back("--enable_shared_kv_cache");
+  if (fp16) args.push_back("--float16");
+  const auto r = tfh::test::run_command(args, {});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  return out;
+}
+
+TEST(SharedKvCache, WhatThePassChanges) {
+  TempDir tmp;
+  const onnx::ModelProto m = tfh::test::read_model_proto(optimized(tmp, true));
+  int shared = 0;
+  for (const auto& n : m.graph().node()) {
+    if (n.op_type() != "Attention") continue;
+    for (const auto& a : n.attribute())
+      if (a.name() == "past_present_share_buffer") shared += a.i() == 1;
+    ASSERT_GE(n.input_size(), 7);
+    EXPECT_EQ(n.input(6), "past_sequence_length");
+  }
+  EXPECT_EQ(shared, 2) << "both layers";
+  std::map<std::string, const onnx::ValueInfoProto*> io;
+  for (const auto& v : m.graph().input()) io[v.name()] = &v;
+  for (const auto& v : m.graph().output()) io[v.name()] = &v;
+  ASSERT_TRUE(io.count("past_sequence_length"));
+  const auto& psl = io["past_sequence_length"]->type().tensor_type();
+  EXPECT_EQ(psl.elem_type(), onnx::TensorProto::INT32);
+  ASSERT_EQ(psl.shape().dim_size(), 1);
+  EXPECT_EQ(psl.shape().dim(0).dim_value(), 1);
+  for (const char* v : {"past_0", "past_1", "present_0", "present_1"}) {
+    ASSERT_TRUE(io.count(v)) << v;
+    EXPECT_EQ(io[v]->type().tensor_type().shape().dim(3).dim_param(), "max_sequence_length") << v;
+  }
+}
+
+class SharedKvDecoding : public ::testing::TestWithParam<bool> {};
+
+TEST_P(SharedKvDecoding, MatchesPerStepPresents) {
+  const bool fp16 = GetParam();
+  TempDir tmp;
+  plugin::Registry registry;
+  pipeline::load_plugins(registry, {}, {TFH_BINARY_DIR "/plugins"});
+  auto plain_model = ir::Model::load(optimized(tmp, false, fp16));
+  auto shared_model = ir::Model::load(optimized(tmp, true, fp16));
+  const KernelRegistry kernels(registry);
+  for (bool full_width : {false, true}) {
+    SCOPED_TRACE(full_width ? "mask [B, M]" : "mask [B, P + S]");
+    Session plain(static_cast<const ir::Model&>(*plain_model), kernels);
+    Session shared(static_cast<const ir::Model&>(*shared_model), kernels);
+    Gpt2DecodeSpec ps, ss;
+    // (--float16 keeps float32 I/O: past/present are cast around the float16 Attention.)
+    ps.fp16 = ss.fp16 = shared_model->graph().find("past_0")->elem_type() == TFH_TYPE_FLOAT16;
+    ss.max_length = 12;
+    ss.full_width_mask = full_width;
+    std::vector<std::unique_ptr<HostTensor>> po, so;
+    for (int64_t step = 0; step < 6; ++step) {
+      SCOPED_TRACE("step " + std::to_string(step));
+      std::vector<const HostTensor*> plast, slast;
+      for (size_t l = 1; l < po.size(); ++l) plast.push_back(po[l].get());
+      for (size_t l = 1; l < so.size(); ++l) slast.push_back(so[l].get());
+      const auto pin = test::gpt2_decode_inputs(ps, step, plast);
+      const auto sin = test::gpt2_decode_inputs(ss, step, slast);
+      po = plain.run(feeds_of(pin));
+      so = shared.run(feeds_of(sin));
+      ASSERT_EQ(so.size(), 3u);
+      // Both compute in float32 (float16 storage): the same numbers, whatever the precision.
+      const Difference d = compare_tensors(*so[0], *po[0], 0, 1e-4);
+      EXPECT_TRUE(d.ok()) << "logits: max abs diff " << d.max_abs;
+      // Cache rows [0, T) as the per-step present; rows after T untouched (the junk of step 0).
+      const int64_t T = po[1]->dims[3], M = ss.max_length, D = ss.head_size;
+      for (int l = 1; l <= 2; ++l) {
+        ASSERT_EQ(so[l]->dims, (std::vector<int64_t>{2, 2, 4, M, D}));
+        const auto sf = convert_tensor(*so[l], TFH_TYPE_FLOAT), pf = convert_tensor(*po[l], TFH_TYPE_FLOAT);
+        const float* s = static_cast<const float*>(sf->data);
+        const float* p = static_cast<const float*>(pf->data);
+        float worst = 0;
+        size_t junk_changed = 0;
+        for (int64_t h = 0; h < 2 * 2 * 4; ++h)
+          for (int64_t r = 0; r < M; ++r)
+            for (int64_t c = 0; c < D; ++c) {
+              const int64_t i = (h * M + r) * D + c;
+              if (r < T)
+                worst = std::max(worst, std::fabs(s[i] - p[(h * T + r) * D + c]));
+              else
+                junk_changed += s[i] != 1e3f + static_cast<float>(i % 7);
+            }
+        EXPECT_LT(worst, 1e-4) << "present_" << l - 1 << " rows [0, " << T << ")";
+        EXPECT_EQ(junk_changed, 0u) << "present_" << l - 1 << " rows after " << T;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Precisions, SharedKvDecoding, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "float16" : "float32"; });
+
+}  // namespace
+}  // namespace tfh::runtime
