@@ -3,6 +3,7 @@
 // of a decoder model with past state, fused or not (both must produce the same tokens).
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <iomanip>
 #include <iostream>
 #include <iterator>
@@ -25,7 +26,11 @@ const char* const kAbout =
     "input_ids, position_ids and attention_mask are filled as generate() does (no padding: every\n"
     "row gets the prompt). Prints the new token ids of each row and the time per step.\n"
     "--use_gpu runs it on the GPU with the key/value cache kept there (IO binding: each step's\n"
-    "presents are the next step's pasts without a copy to the host; only the logits come back).";
+    "presents are the next step's pasts without a copy to the host; only the logits come back).\n"
+    "A model from `optimize --enable_shared_kv_cache` (input past_sequence_length) gets one\n"
+    "buffer per layer of prompt + max_new_tokens rows, updated in place (on the GPU the buffers\n"
+    "are donated back each step: no copy of the cache), and a mask of that fixed width, so every\n"
+    "step after the prompt has the same shapes: with --cuda_graph one CUDA graph replays them all.";
 
 bool is_float(int32_t t) {
   return t == TFH_TYPE_FLOAT || t == TFH_TYPE_FLOAT16 || t == TFH_TYPE_DOUBLE ||
@@ -61,7 +66,7 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
   std::string model_path, prompt;
   int64_t batch = 1, new_tokens = 8;
   int threads = 0;
-  bool use_gpu = false;
+  bool use_gpu = false, cuda_graph = false;
   po::options_description opts("Options");
   // clang-format off
   opts.add_options()
@@ -71,7 +76,10 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
       ("max_new_tokens,n", po::value<int64_t>(&new_tokens)->default_value(8), "tokens to generate")
       ("batch_size,b", po::value<int64_t>(&batch)->default_value(1), "rows (each gets the prompt)")
       ("threads,t", po::value<int>(&threads)->default_value(0), "CPU threads (0: all cores)")
-      ("use_gpu", po::bool_switch(&use_gpu), "run on the GPU, the key/value cache kept there (CUDA build and GPU needed)");
+      ("use_gpu", po::bool_switch(&use_gpu), "run on the GPU, the key/value cache kept there (CUDA build and GPU needed)")
+      ("cuda_graph", po::bool_switch(&cuda_graph),
+       "with --use_gpu: replay steps of the same shapes as CUDA graphs (a shared key/value "
+       "buffer model has one shape for every step after the prompt)");
   // clang-format on
   opts.add(global_options(local, help));
   parse_args("generate", args, opts, {});
@@ -105,6 +113,7 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
   if (batch <= 0 || new_tokens <= 0 || threads < 0)
     throw UsageError("generate", "--batch_size and --max_new_tokens must be > 0, --threads >= 0");
 
+  if (cuda_graph && !use_gpu) throw UsageError("generate", "--cuda_graph needs --use_gpu");
   if (use_gpu) pipeline::check_device(pipeline::Device::Cuda, "--use_gpu", "leave out --use_gpu");
   auto registry = make_registry(g);
   const runtime::KernelRegistry kernels(*registry);
@@ -114,27 +123,37 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
   so.threads = threads;
   so.release_consumed_constants = true;
   so.device = use_gpu ? TFH_DEVICE_CUDA : TFH_DEVICE_CPU;
+  so.cuda_graph = cuda_graph;
   runtime::Session session(*model, kernels, so);
 
   // The roles of the inputs, and which output feeds which past input (in order).
-  const ir::Value *ids_in = nullptr, *pos_in = nullptr, *mask_in = nullptr;
+  const ir::Value *ids_in = nullptr, *pos_in = nullptr, *mask_in = nullptr, *length_in = nullptr;
   std::vector<const ir::Value*> past_in;
   for (const ir::Value* v : session.inputs()) {
     const std::string& n = v->name();
     if (n == "input_ids") ids_in = v;
     else if (n == "position_ids") pos_in = v;
     else if (n == "attention_mask") mask_in = v;
+    else if (n == "past_sequence_length") length_in = v;
     else if (n.rfind("past", 0) == 0 && is_float(v->elem_type())) past_in.push_back(v);
-    else TFH_THROW(model_path, ": input '", n, "' is not input_ids, position_ids, attention_mask "
-                   "or a past tensor: generate does not know what to feed it");
+    else TFH_THROW(model_path, ": input '", n, "' is not input_ids, position_ids, attention_mask, "
+                   "past_sequence_length or a past tensor: generate does not know what to feed it");
   }
+  // A shared key/value buffer (gpt2.shared_kv_cache): past_sequence_length says how many of its
+  // rows hold tokens; it has room for the whole generation.
+  const int64_t max_length = length_in ? static_cast<int64_t>(ids.size()) + new_tokens : 0;
+  TFH_CHECK(!length_in || length_in->elem_type() == TFH_TYPE_INT32, model_path,
+            ": past_sequence_length must be int32");
+  TFH_CHECK(!length_in || !past_in.empty(), model_path,
+            ": past_sequence_length without past tensors");
   TFH_CHECK(ids_in, model_path, ": no input named input_ids");
   const auto& outs = session.outputs();
   TFH_CHECK(!outs.empty(), model_path, ": no outputs");
   TFH_CHECK(outs.size() == past_in.size() + 1, model_path, ": ", outs.size() - 1,
             " outputs after the logits for ", past_in.size(),
             " past inputs: the presents must pair with the pasts, in order");
-  // Past tensors start empty: their length axis (second to last) is 0, batch where symbolic.
+  // Past tensors start empty: their length axis (second to last) is 0 (a shared buffer's:
+  // max_length rows, zeros), batch where symbolic.
   std::vector<std::unique_ptr<runtime::HostTensor>> past;
   for (const ir::Value* v : past_in) {
     const auto& shape = v->info().type().tensor_type().shape();
@@ -142,9 +161,10 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
     for (int k = 0; k < shape.dim_size(); ++k) {
       const auto& d = shape.dim(k);
       const bool length_axis = k == shape.dim_size() - 2;
-      dims.push_back(length_axis ? 0 : d.has_dim_value() ? d.dim_value() : batch);
+      dims.push_back(length_axis ? max_length : d.has_dim_value() ? d.dim_value() : batch);
     }
     past.push_back(runtime::make_tensor(static_cast<TfhDataType>(v->elem_type()), dims));
+    std::memset(const_cast<void*>(past.back()->data), 0, past.back()->nbytes);
   }
 
   // On the GPU: the last step's presents, left on the device to be the next step's pasts.
@@ -159,7 +179,11 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
     const int64_t total = prompt_len + step;
     const int64_t start = past_in.empty() || step == 0 ? 0 : total - 1;
     const int64_t len = total - start;
-    std::vector<int64_t> tok, pos, mask(static_cast<size_t>(batch * total), 1);
+    // The mask: over past + new, or a shared buffer's fixed width (rows after the tokens 0).
+    const int64_t width = max_length ? max_length : total;
+    std::vector<int64_t> tok, pos, mask(static_cast<size_t>(batch * width), 1);
+    for (int64_t r = 0; r < batch; ++r)
+      std::fill(mask.begin() + r * width + total, mask.begin() + (r + 1) * width, 0);
     for (int64_t r = 0; r < batch; ++r)
       for (int64_t c = start; c < total; ++c) {
         tok.push_back(rows[r][c]);
@@ -174,8 +198,13 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
       feeds.emplace_back("position_ids", owned.back().get());
     }
     if (mask_in) {
-      owned.push_back(matrix(mask_in->elem_type(), batch, total, mask, "attention_mask"));
+      owned.push_back(matrix(mask_in->elem_type(), batch, width, mask, "attention_mask"));
       feeds.emplace_back("attention_mask", owned.back().get());
+    }
+    if (length_in) {
+      owned.push_back(runtime::make_tensor(TFH_TYPE_INT32, {1}));
+      *static_cast<int32_t*>(const_cast<void*>(owned.back()->data)) = static_cast<int32_t>(start);
+      feeds.emplace_back("past_sequence_length", owned.back().get());
     }
     for (size_t i = 0; i < past_in.size(); ++i) feeds.emplace_back(past_in[i]->name(), past[i].get());
     const auto t0 = Clock::now();
@@ -186,8 +215,9 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
         const auto it = std::find_if(past_in.begin(), past_in.end(),
                                      [&](const ir::Value* v) { return v->name() == name; });
         const size_t i = static_cast<size_t>(it - past_in.begin());
+        // A shared buffer is donated: the step writes its new rows in place and hands it back.
         if (it != past_in.end() && !past_on_device.empty())
-          f.push_back(runtime::Feed{name, nullptr, &past_on_device[i]});
+          f.push_back(runtime::Feed{name, nullptr, &past_on_device[i], length_in != nullptr});
         else
           f.push_back(runtime::Feed{name, t, nullptr});
       }
@@ -233,6 +263,12 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
     line << ", then " << step_ms.size() - 1 << " steps, "
          << rest / static_cast<double>(step_ms.size() - 1) << " ms each";
   if (past_in.empty()) line << " (no past: the whole sequence each step)";
+  if (length_in) line << " (shared key/value buffers of " << max_length << " rows)";
+  if (cuda_graph) {
+    const runtime::GraphStats st = session.graph_stats();
+    line << "; CUDA graphs: " << st.captured << " captured, " << st.replays << " replays";
+    if (!st.refused.empty()) line << " (not capturable: " << st.refused << ")";
+  }
   std::cerr << line.str() << "\n";
   return 0;
 }

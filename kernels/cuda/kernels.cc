@@ -759,12 +759,12 @@ struct Attention {
       if (mask.dtype() != TFH_TYPE_INT32) sdk::fail("Attention on CUDA: the mask must be int32");
       if (md.size() == 1 && md[0] == B) kind = MaskKind::Ends;
       else if (md.size() == 1 && md[0] == 2 * B) kind = MaskKind::EndsStarts;
-      else if (md == std::vector<int64_t>{B, T}) kind = MaskKind::Raw2D;
-      else if (md == std::vector<int64_t>{B, S, T}) kind = MaskKind::Raw3D;
       else if (M && md.size() == 2 && md[0] == B && md[1] >= S && md[1] <= M)
         kind = MaskKind::Raw2D, mask_width = md[1];
       else if (M && md.size() == 3 && md[0] == B && md[1] == S && md[2] >= S && md[2] <= M)
         kind = MaskKind::Raw3D, mask_width = md[2];
+      else if (!M && md == std::vector<int64_t>{B, T}) kind = MaskKind::Raw2D;
+      else if (!M && md == std::vector<int64_t>{B, S, T}) kind = MaskKind::Raw3D;
       else
         sdk::fail("Attention on CUDA: mask " + shape_text(mask) +
                   " is not [B], [2B], [B, T] or [B, S, T] (B " + std::to_string(B) + ", S " +

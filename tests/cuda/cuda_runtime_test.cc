@@ -22,6 +22,7 @@
 #include "host/runtime/tensor_io.h"
 #include "ir/ir_test_util.h"
 #include "kernels/common/device_info.h"
+#include "runtime/gpt2_decode.h"
 #include "support/test_util.h"
 
 namespace tfh::runtime {
@@ -539,6 +540,23 @@ TEST_F(CudaRuntime, GenerateOnTheGpuPicksTheCpuTokens) {
     ASSERT_EQ(gpu.exit_code, 0) << gpu.err;
     EXPECT_EQ(gpu.out, cpu.out) << model;
   }
+  // The shared key/value buffer model with CUDA graphs: the prompt, then 5 single-token steps of
+  // one shape (eager, captured, 3 replays), the same tokens.
+  const std::string shared_path = tmp / "shared.onnx";
+  ASSERT_EQ(test::run_command({TFH_TFHOST_EXE, "optimize", "--input",
+                               std::string(TFH_SOURCE_DIR "/models/") + name + "/model.onnx",
+                               "--output", shared_path, "--model_type", type,
+                               "--enable_shared_kv_cache"}, {}).exit_code, 0);
+  const std::vector<std::string> args = {TFH_TFHOST_EXE, "generate", "--model", shared_path,
+                                         "--prompt", "5 17 301 9", "-n", "6", "-b", "2"};
+  const auto cpu = test::run_command(args, {});
+  std::vector<std::string> gpu_args = args;
+  gpu_args.push_back("--use_gpu");
+  gpu_args.push_back("--cuda_graph");
+  const auto gpu = test::run_command(gpu_args, {});
+  ASSERT_EQ(gpu.exit_code, 0) << gpu.err;
+  EXPECT_EQ(gpu.out, cpu.out);
+  EXPECT_NE(gpu.err.find("CUDA graphs: 1 captured, 3 replays"), std::string::npos) << gpu.err;
 }
 
 // Add (GPU) -> Floor (no CUDA kernel: CPU) -> Add (GPU): the run crosses sides, so no graph is
@@ -568,6 +586,112 @@ TEST_F(CudaRuntime, CudaGraphRefusedWhenARunCrossesSides) {
   const GraphStats st = gpu.graph_stats();
   EXPECT_EQ(st.captured, 0u);
   EXPECT_NE(st.refused.find("floor"), std::string::npos) << st.refused;
+}
+
+// Attention with one past/present buffer (past_present_share_buffer): past_sequence_length read
+// on the device, the new rows written in place, masks [B, P + S] and fixed-width [B, M]; a
+// prompt (the prefill kernels) and single tokens (the decode kernel), fp32 and fp16, against
+// the CPU kernel (whose present keeps the buffer's other rows, as the GPU's must).
+TEST_F(CudaRuntime, AttentionWithASharedPastPresentBuffer) {
+  const int64_t B = 2, N = 2, D = 8, H = N * D, M = 10;
+  for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16})
+    for (int64_t S : {1, 3})
+      for (int64_t P : {int64_t{0}, int64_t{4}, M - S})
+        for (bool full_width : {false, true}) {
+          SCOPED_TRACE("S " + std::to_string(S) + ", P " + std::to_string(P) +
+                       (full_width ? ", mask [B, M]" : ", mask [B, P + S]") +
+                       (t == TFH_TYPE_FLOAT16 ? ", fp16" : ""));
+          const int64_t W = full_width ? M : P + S;
+          std::vector<NodeIn> ins;
+          ins.push_back({"x", tensor(t, {B, S, H}, noise)});
+          ins.push_back({"w", tensor(t, {H, 3 * H}, [](size_t i) { return noise(i + 3) * 0.3; }), true});
+          ins.push_back({"b", tensor(t, {3 * H}, [](size_t i) { return noise(i + 5) * 0.1; }), true});
+          ins.push_back({"mask", tensor(TFH_TYPE_INT32, {B, W}, [P, S, W](size_t i) {
+                           const int64_t j = static_cast<int64_t>(i) % W, b = static_cast<int64_t>(i) / W;
+                           return j < P + S && !(b == 1 && j == 0) ? 1.0 : 0.0;  // row 1 left-padded
+                         })});
+          ins.push_back({"past", tensor(t, {2, B, N, M, D}, [](size_t i) { return noise(i + 7); })});
+          ins.push_back({"", nullptr});
+          ins.push_back({"psl", tensor(TFH_TYPE_INT32, {1}, [P](size_t) { return double(P); })});
+          expect_same_on_gpu("Attention", "com.microsoft", ins, 2, t == TFH_TYPE_FLOAT16 ? 2e-2 : 1e-4,
+                             [](onnx::NodeProto* n) {
+                               int_attr("num_heads", 2)(n);
+                               int_attr("unidirectional", 1)(n);
+                               int_attr("past_present_share_buffer", 1)(n);
+                             });
+        }
+}
+
+// Decoding through gpt2.shared_kv_cache's model on the GPU with IO binding, the key/value buffers
+// donated back every step: each present is the buffer its past came in (no copy of the cache).
+// With CUDA graphs every single-token step has the same shapes (the mask is [B, M]), so one
+// graph serves them all; its runs use the graph's own buffers, which come back as the presents
+// and are fed back in place. Logits and buffers equal the CPU's at every step.
+TEST_F(CudaRuntime, SharedKvCacheDecodesInPlace) {
+  TempDir tmp;
+  const std::string path = tmp / "shared.onnx";
+  const auto r = test::run_command({TFH_TFHOST_EXE, "optimize", "--input",
+                                    TFH_SOURCE_DIR "/models/gpt2past_tiny_opset14/model.onnx",
+                                    "--output", path, "--model_type", "gpt2",
+                                    "--enable_shared_kv_cache"}, {});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  plugin::Registry registry;
+  pipeline::load_plugins(registry, {}, {TFH_BINARY_DIR "/plugins"});
+  auto model = ir::Model::load(path);
+  model->infer_shapes(&registry.shape_hooks());
+  const KernelRegistry kernels(registry);
+  for (bool graphs : {false, true}) {
+    SCOPED_TRACE(graphs ? "CUDA graphs" : "eager");
+    SessionOptions o;
+    o.device = TFH_DEVICE_CUDA;
+    o.cuda_graph = graphs;
+    Session gpu(static_cast<const ir::Model&>(*model), kernels, o);
+    Session cpu(static_cast<const ir::Model&>(*model), kernels);
+    test::Gpt2DecodeSpec spec;
+    spec.max_length = 16;
+    spec.full_width_mask = true;
+    std::vector<std::unique_ptr<HostTensor>> want;  // the CPU's outputs of the last step
+    std::vector<DeviceTensor> got;                  // the GPU's
+    for (int64_t step = 0; step < 8; ++step) {
+      SCOPED_TRACE("step " + std::to_string(step));
+      std::vector<const HostTensor*> last;
+      for (size_t l = 1; l < want.size(); ++l) last.push_back(want[l].get());
+      const auto in = test::gpt2_decode_inputs(spec, step, last);
+      // The GPU's feeds: the host's tensors, except the buffers: its own last presents, donated.
+      std::vector<DeviceTensor> first;  // step 0: the junk buffers uploaded
+      first.reserve(2);                 // (feeds point into it)
+      std::vector<Feed> feeds;
+      for (const NamedTensor& t : in) {
+        if (t.name.rfind("past_", 0) == 0 && t.name != "past_sequence_length") {
+          const size_t l = std::stoul(t.name.substr(5));
+          if (step == 0) first.push_back(gpu.to_device(*t.tensor));
+          feeds.push_back(Feed{t.name, nullptr, step == 0 ? &first.back() : &got.at(1 + l), true});
+        } else {
+          feeds.push_back(Feed{t.name, t.tensor.get(), nullptr});
+        }
+      }
+      std::vector<const void*> fed;
+      for (const Feed& f : feeds)
+        if (f.device) fed.push_back(f.device->data);
+      ASSERT_EQ(fed.size(), 2u);
+      std::vector<DeviceTensor> out = gpu.run_device(feeds);
+      want = cpu.run(feeds_of(in));
+      ASSERT_EQ(out.size(), 3u);
+      std::vector<std::unique_ptr<HostTensor>> host;
+      for (const DeviceTensor& d : out) host.push_back(gpu.to_host(d));
+      expect_close(host, want, 1e-4, "outputs");
+      // In place. With graphs, the prompt and the first single token (new shapes each) run in
+      // the graphs' buffers, the feed copied in; from the capture on the feed is that buffer.
+      if (!graphs || step >= 2)
+        for (int l = 0; l < 2; ++l) EXPECT_EQ(out[1 + l].data, fed[l]) << "present_" << l;
+      got = std::move(out);
+    }
+    const GraphStats st = gpu.graph_stats();
+    EXPECT_EQ(st.refused, "");
+    // Graphs: the prompt's shapes run once (eager); single tokens: eager, capture, 5 replays.
+    EXPECT_EQ(st.captured, graphs ? 1u : 0u);
+    EXPECT_EQ(st.replays, graphs ? 5u : 0u);
+  }
 }
 
 }  // namespace

@@ -96,6 +96,9 @@ TEST(RuntimeCli, GpuOnlyOptionsNeedUseGpu) {
   const auto help = tfhost({"perf", "--help"});
   EXPECT_TRUE(contains(help.out, "--cuda_graph")) << help.out;
   EXPECT_TRUE(contains(help.out, "--io_binding")) << help.out;
+  const auto gen = tfhost({"generate", "--model", kBertModel, "--prompt", "1 2", "--cuda_graph"});
+  EXPECT_EQ(gen.exit_code, 2) << gen.err;
+  EXPECT_TRUE(contains(gen.err, "--cuda_graph needs --use_gpu")) << gen.err;
 }
 
 TEST(RuntimeCli, ProfileWritesATraceAndASummary) {

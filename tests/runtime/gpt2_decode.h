@@ -15,7 +15,13 @@
 #include "host/runtime/session.h"
 #include "host/runtime/measure.h"
 
-namespace tfh::runtime::test {
+namespace tfh::test {
+
+using runtime::convert_tensor;
+using runtime::copy_tensor;
+using runtime::HostTensor;
+using runtime::make_tensor;
+using runtime::NamedTensor;
 
 struct Gpt2DecodeSpec {
   int64_t batch = 2, prompt = 4, heads = 4, head_size = 16, layers = 2;
@@ -69,4 +75,4 @@ inline std::vector<NamedTensor> gpt2_decode_inputs(const Gpt2DecodeSpec& c, int6
   return in;
 }
 
-}  // namespace tfh::runtime::test
+}  // namespace tfh::test

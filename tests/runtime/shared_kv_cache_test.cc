@@ -22,7 +22,7 @@
 namespace tfh::runtime {
 namespace {
 
-using test::Gpt2DecodeSpec;
+using tfh::test::Gpt2DecodeSpec;
 using tfh::test::TempDir;
 
 std::string optimized(const TempDir& tmp, bool shared, bool fp16 = false) {
@@ -64,6 +64,24 @@ TEST(SharedKvCache, WhatThePassChanges) {
   }
 }
 
+// tfhost generate on the shared model (buffers of prompt + max_new_tokens rows, a fixed-width
+// mask, past_sequence_length) picks the tokens the per-step model picks.
+TEST(SharedKvCache, GenerateSameTokens) {
+  TempDir tmp;
+  std::string out[2], err[2];
+  for (bool shared : {false, true}) {
+    const auto r = tfh::test::run_command({TFH_TFHOST_EXE, "generate", "--model",
+                                           optimized(tmp, shared), "--prompt", "5 17 301 9", "-n",
+                                           "7", "-b", "2"}, {});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    out[shared] = r.out;
+    err[shared] = r.err;
+  }
+  EXPECT_EQ(out[1], out[0]);
+  EXPECT_NE(out[1].find("row 1:"), std::string::npos) << out[1];
+  EXPECT_NE(err[1].find("(shared key/value buffers of 11 rows)"), std::string::npos) << err[1];
+}
+
 class SharedKvDecoding : public ::testing::TestWithParam<bool> {};
 
 TEST_P(SharedKvDecoding, MatchesPerStepPresents) {
@@ -89,8 +107,8 @@ TEST_P(SharedKvDecoding, MatchesPerStepPresents) {
       std::vector<const HostTensor*> plast, slast;
       for (size_t l = 1; l < po.size(); ++l) plast.push_back(po[l].get());
       for (size_t l = 1; l < so.size(); ++l) slast.push_back(so[l].get());
-      const auto pin = test::gpt2_decode_inputs(ps, step, plast);
-      const auto sin = test::gpt2_decode_inputs(ss, step, slast);
+      const auto pin = tfh::test::gpt2_decode_inputs(ps, step, plast);
+      const auto sin = tfh::test::gpt2_decode_inputs(ss, step, slast);
       po = plain.run(feeds_of(pin));
       so = shared.run(feeds_of(sin));
       ASSERT_EQ(so.size(), 3u);
