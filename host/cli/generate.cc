@@ -173,7 +173,7 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
   std::vector<std::vector<int64_t>> rows(static_cast<size_t>(batch), ids);
   const int64_t prompt_len = static_cast<int64_t>(ids.size());
   using Clock = std::chrono::steady_clock;
-  std::vector<double> step_ms;
+  std::vector<double> step_ms, pick_ms;
   for (int64_t step = 0; step < new_tokens; ++step) {
     // With past: the prompt first, then one token per step; without: the whole sequence.
     const int64_t total = prompt_len + step;
@@ -207,6 +207,8 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
       feeds.emplace_back("past_sequence_length", owned.back().get());
     }
     for (size_t i = 0; i < past_in.size(); ++i) feeds.emplace_back(past_in[i]->name(), past[i].get());
+    // Timed: the model's step (on the GPU until its work is done), then picking the tokens
+    // (the logits' copy to the host and the arg-max) on its own.
     const auto t0 = Clock::now();
     std::vector<std::unique_ptr<runtime::HostTensor>> results;
     if (use_gpu) {
@@ -222,13 +224,16 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
           f.push_back(runtime::Feed{name, t, nullptr});
       }
       auto out = session.run_device(f);
-      results.push_back(session.to_host(out[0]));  // waits for the step
+      session.synchronize();
+      step_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      results.push_back(session.to_host(out[0]));
       past_on_device.assign(std::make_move_iterator(out.begin() + 1),
                             std::make_move_iterator(out.end()));
     } else {
       results = session.run(feeds);
+      step_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     }
-    step_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    const auto t_pick = Clock::now();
     // Greedy: the arg-max of the last position's logits, per row.
     const runtime::HostTensor& logits = *results[0];
     TFH_CHECK(logits.dims.size() == 3 && logits.dims[0] == batch && logits.dims[1] == len,
@@ -245,6 +250,7 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
       }
       rows[r].push_back(best);
     }
+    pick_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t_pick).count());
     if (!use_gpu)
       for (size_t i = 0; i < past_in.size(); ++i) past[i] = std::move(results[i + 1]);
   }
@@ -254,14 +260,22 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
       std::cout << " " << rows[r][k];
     std::cout << "\n";
   }
-  double rest = 0;
-  for (size_t i = 1; i < step_ms.size(); ++i) rest += step_ms[i];
+  // The steps after the prompt: their median (the first ones also plan, upload or capture a
+  // graph) and mean; the token picking's mean.
+  std::vector<double> rest(step_ms.begin() + 1, step_ms.end());
   std::ostringstream line;
-  line << std::fixed << std::setprecision(2) << "generate: prompt " << prompt_len << " tokens in "
+  line << std::fixed << std::setprecision(3) << "generate: prompt " << prompt_len << " tokens in "
        << step_ms[0] << " ms";
-  if (step_ms.size() > 1)
-    line << ", then " << step_ms.size() - 1 << " steps, "
-         << rest / static_cast<double>(step_ms.size() - 1) << " ms each";
+  if (!rest.empty()) {
+    double sum = 0, pick = 0;
+    for (double x : rest) sum += x;
+    for (double x : pick_ms) pick += x;
+    std::sort(rest.begin(), rest.end());
+    const size_t n = rest.size();
+    const double median = n % 2 ? rest[n / 2] : (rest[n / 2 - 1] + rest[n / 2]) / 2;
+    line << ", then " << n << " steps: " << median << " ms each (median; mean " << sum / n
+         << "), picking the tokens " << pick / static_cast<double>(pick_ms.size()) << " ms";
+  }
   if (past_in.empty()) line << " (no past: the whole sequence each step)";
   if (length_in) line << " (shared key/value buffers of " << max_length << " rows)";
   if (cuda_graph) {

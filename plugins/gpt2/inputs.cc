@@ -8,6 +8,8 @@
 //                  row 0 unpadded, the others a random number of leading zeros (the newest token
 //                  is always real)
 //   past tensors   float, rank 5 ([2, B, N, P, d]) or rank 4 ([B, N, P, d]): N(0, 1)
+//   past_sequence_length  (gpt2.shared_kv_cache's models) int32 [1] = P; the past tensors are
+//                  then buffers of P + S rows (room for the new tokens), the mask as wide
 // Dims the exporter left symbolic take batch_size, sequence_length and past_sequence_length by
 // position; fixed dims are kept. Any other input is an error that names it.
 #include <algorithm>
@@ -36,7 +38,7 @@ void generate_inputs(tfh::GraphView g, const tfh::ParamsView& p, uint64_t seed,
   if (batch <= 0 || seq <= 0 || past < 0)
     tfh::sdk::fail("gpt2.inputs: batch_size and sequence_length must be positive, "
                    "past_sequence_length not negative");
-  enum class Role { kIds, kPositions, kMask, kPast };
+  enum class Role { kIds, kPositions, kMask, kPast, kPastLength };
   std::vector<std::pair<tfh::ValueView, Role>> inputs;
   int64_t vocab = 0;
   for (const tfh::ValueView& v : g.inputs())
@@ -46,7 +48,9 @@ void generate_inputs(tfh::GraphView g, const tfh::ParamsView& p, uint64_t seed,
     const std::string name(v.name()), lname = lower(name);
     const int64_t rows = table_rows(v);
     Role r;
-    if (is_float(v.elem_type()) && (v.rank() == 4 || v.rank() == 5) &&
+    if (name == "past_sequence_length")
+      r = Role::kPastLength;
+    else if (is_float(v.elem_type()) && (v.rank() == 4 || v.rank() == 5) &&
         lname.find("mask") == std::string::npos)
       r = Role::kPast;
     else if (rows > 0 && rows == vocab)
@@ -63,6 +67,10 @@ void generate_inputs(tfh::GraphView g, const tfh::ParamsView& p, uint64_t seed,
                      "the graph or by its name); use core.inputs or give inputs");
     inputs.emplace_back(v, r);
   }
+  // A shared key/value buffer holds the past and the new tokens' rows.
+  bool shared_buffer = false;
+  for (const auto& [v, r] : inputs) shared_buffer |= r == Role::kPastLength;
+  const int64_t past_rows = shared_buffer ? past + seq : past;
   // Shapes: fixed dims kept; symbolic ones by role and position.
   auto dims_of = [&](const tfh::ValueView& v, Role r) {
     std::vector<int64_t> d;
@@ -72,7 +80,7 @@ void generate_inputs(tfh::GraphView g, const tfh::ParamsView& p, uint64_t seed,
       if (x < 0) {
         if (r == Role::kPast) {
           const int64_t batch_axis = v.rank() == 5 ? 1 : 0, past_axis = v.rank() - 2;
-          x = i == batch_axis ? batch : i == past_axis ? past : -1;
+          x = i == batch_axis ? batch : i == past_axis ? past_rows : -1;
         } else {
           x = i == 0 ? batch : r == Role::kMask ? past + seq : seq;
         }
@@ -122,6 +130,12 @@ void generate_inputs(tfh::GraphView g, const tfh::ParamsView& p, uint64_t seed,
         for (double& x : vals) x = nd(rng);
         break;
       }
+      case Role::kPastLength:
+        if (n != 1)
+          tfh::sdk::fail("gpt2.inputs: past_sequence_length must hold one value, its shape "
+                         "makes " + std::to_string(n));
+        vals[0] = static_cast<double>(past);
+        break;
     }
     out.add(name, plugin_common::filled_tensor(v.elem_type(), d, vals, "gpt2.inputs", name));
   }

@@ -82,6 +82,25 @@ TEST(SharedKvCache, GenerateSameTokens) {
   EXPECT_NE(err[1].find("(shared key/value buffers of 11 rows)"), std::string::npos) << err[1];
 }
 
+// gpt2.inputs gives the shared model its inputs (buffers of past + new rows, the mask as wide,
+// past_sequence_length = the past), so perf and benchmark time it like any other model.
+TEST(SharedKvCache, PerfRunsTheSharedModel) {
+  TempDir tmp;
+  const auto r = tfh::test::run_command(
+      {TFH_TFHOST_EXE, "perf", "-m", optimized(tmp, true), "--model_type", "gpt2", "-b", "2", "-s",
+       "1", "--past_sequence_length", "8", "--samples", "3", "--warmup", "1",
+       "--save_inputs", tmp / "inputs"},
+      {});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string json = tfh::test::read_file(tmp / "inputs/inputs.json");
+  EXPECT_NE(json.find("\"name\":\"past_0\",\"type\":\"float32\",\"dims\":[2,2,4,9,16]"),
+            std::string::npos) << json;
+  EXPECT_NE(json.find("\"name\":\"attention_mask\",\"type\":\"int64\",\"dims\":[2,9]"),
+            std::string::npos) << json;
+  EXPECT_NE(json.find("\"name\":\"past_sequence_length\",\"type\":\"int32\",\"dims\":[1]"),
+            std::string::npos) << json;
+}
+
 class SharedKvDecoding : public ::testing::TestWithParam<bool> {};
 
 TEST_P(SharedKvDecoding, MatchesPerStepPresents) {
