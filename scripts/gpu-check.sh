@@ -175,10 +175,37 @@ if [ -f "$MODELS/bert.onnx" ]; then
     say "compare $label on the GPU: exit $rc; $what"
     [ $rc -ne 0 ] && [ "$DRY" != 1 ] && status=1
   }
+  # GPT-2 as decoding runs it: float16 past/present, int32 inputs, float32 logits
+  # (configs/gpt2_fp16.yaml's pipeline), with per-step presents, and with one key/value buffer
+  # per layer updated in place (gpt2.shared_kv_cache). `tfhost generate` times the model's step
+  # (until the GPU is done; the median over the steps) apart from copying the logits back and
+  # picking the tokens: a prompt of 128 tokens, then 32 steps (past 128 to 159).
+  gpt2_decode_model() {  # output extra --set args...
+    local out=$1; shift
+    tf build/bin/tfhost run configs/gpt2_fp16.yaml --set model.path="$MODELS/gpt2.onnx" \
+      --set output="$out" --set verify=null --set benchmark=null "$@" \
+      >> "$RESULTS/optimize_gpt2_decode.log" 2>&1
+  }
+  gpt2_decode_model "$MODELS/gpt2_fp16io.onnx"
+  gpt2_decode_model "$MODELS/gpt2_fp16io_shared.onnx" --set 'pipeline.3={pass: gpt2.shared_kv_cache}'
+  PROMPT128=$(seq -s ' ' 101 228)
+  generate_gpu() {  # label model batch extra-args...
+    local label=$1 model=$2 b=$3; shift 3
+    local log="$RESULTS/generate_${label//[^a-z0-9]/_}_b$b.txt"
+    if tf timeout 300 build/bin/tfhost generate --model "$model" --prompt "$PROMPT128" -n 33 \
+         -b "$b" --use_gpu "$@" > "$log" 2>&1; then
+      say "tfhost gpt2-fp16 generate, $label, batch $b, past 128-159: $(grep -o 'then .*' "$log")"
+    else
+      say "tfhost gpt2-fp16 generate, $label, batch $b: FAILED: $(tail -1 "$log")"
+      [ "$DRY" = 1 ] || status=1
+    fi
+  }
   compare_gpu bert-base "$MODELS/bert.onnx" "$MODELS/bert_fp16.onnx" bert -b 2 -s 128
   compare_gpu gpt2-decode "$MODELS/gpt2.onnx" "$MODELS/gpt2_fp16.onnx" gpt2 -b 2 -s 1 --past_sequence_length 128
   for b in $BERT_BATCHES; do perf_gpu bert-base-fp16-s128 "$MODELS/bert_fp16.onnx" bert "$b" -s 128; done
   for b in $GPT_BATCHES; do
+    generate_gpu "shared cache + CUDA graph" "$MODELS/gpt2_fp16io_shared.onnx" "$b" --cuda_graph
+    generate_gpu "per-step presents, eager" "$MODELS/gpt2_fp16io.onnx" "$b"
     perf_gpu gpt2-fp16-decode-past128 "$MODELS/gpt2_fp16.onnx" gpt2 "$b" -s 1 --past_sequence_length 128
   done
 else
