@@ -1021,6 +1021,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
         }
         s.feed_memory[k] = nullptr;
         s.aliases_feed[k] = -1;
+        s.donated[k] = false;  // (a donated feed's slot; activations are reset as they go)
       }
     }
   } unbind{s};
@@ -1030,9 +1031,9 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
   if (s.cuda && s.opts.cuda_graph && !s.opts.profile && s.graph_stats.refused.empty())
     g = s.graph_for(bound);
   // A graph that hands a donated input's buffer out as an output writes that buffer on every
-  // replay: when the caller still holds the last output made of it and feeds something else,
+  // run: when the caller still holds an earlier output made of it and feeds something else,
   // copying the feed in would overwrite what the caller holds, so this run is eager instead.
-  if (g && g->exec)
+  if (g)
     for (const auto& [k, f] : bound)
       if (f->donate && f->device->data != g->inputs.at(k).data &&
           g->input_memory.at(k).use_count() > 1)
