@@ -202,6 +202,8 @@ if [ -f "$MODELS/bert.onnx" ]; then
   }
   compare_gpu bert-base "$MODELS/bert.onnx" "$MODELS/bert_fp16.onnx" bert -b 2 -s 128
   compare_gpu gpt2-decode "$MODELS/gpt2.onnx" "$MODELS/gpt2_fp16.onnx" gpt2 -b 2 -s 1 --past_sequence_length 128
+  compare_gpu gpt2-shared-cache-decode "$MODELS/gpt2.onnx" "$MODELS/gpt2_fp16io_shared.onnx" gpt2 \
+    -b 2 -s 1 --past_sequence_length 128
   for b in $BERT_BATCHES; do perf_gpu bert-base-fp16-s128 "$MODELS/bert_fp16.onnx" bert "$b" -s 128; done
   for b in $GPT_BATCHES; do
     generate_gpu "shared cache + CUDA graph" "$MODELS/gpt2_fp16io_shared.onnx" "$b" --cuda_graph

@@ -124,20 +124,83 @@ bool OutputComparison::add_sample(const std::vector<const ir::Value*>& want_name
   return ok;
 }
 
+namespace {
+
+// Whether graph input `v` is a key/value buffer shared by past and present: its second-to-last
+// dimension is the symbol max_sequence_length (gpt2.shared_kv_cache's models).
+bool shared_buffer_input(const ir::Value& v) {
+  if (!v.has_info() || !v.info().type().tensor_type().has_shape()) return false;
+  const auto& shape = v.info().type().tensor_type().shape();
+  return shape.dim_size() >= 2 &&
+         shape.dim(shape.dim_size() - 2).dim_param() == "max_sequence_length";
+}
+
+// `t` [.., P, D] as a buffer [.., P + extra, D]: its rows, then `extra` zero rows.
+std::unique_ptr<HostTensor> with_free_rows(const HostTensor& t, int64_t extra) {
+  std::vector<int64_t> dims = t.dims;
+  const size_t r = dims.size();
+  const int64_t rows = dims[r - 2];
+  dims[r - 2] += extra;
+  auto out = make_tensor(t.type, dims);
+  const size_t row_bytes = t.num_elements && rows ? t.nbytes / (t.num_elements / dims[r - 1]) : 0;
+  const size_t from = static_cast<size_t>(rows) * row_bytes,
+               to = static_cast<size_t>(rows + extra) * row_bytes;
+  const size_t blocks = to ? out->nbytes / to : 0;
+  auto* dst = static_cast<unsigned char*>(const_cast<void*>(out->data));
+  const auto* src = static_cast<const unsigned char*>(t.data);
+  for (size_t b = 0; b < blocks; ++b) {
+    if (from) std::memcpy(dst + b * to, src + b * from, from);
+    std::memset(dst + b * to + from, 0, to - from);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<std::pair<std::string, const HostTensor*>> feeds_for(
     const ir::Model& model, const std::vector<std::pair<std::string, const HostTensor*>>& inputs,
     std::vector<std::unique_ptr<HostTensor>>& held) {
+  // A model with one key/value buffer for past and present fed inputs made for the model with
+  // per-step past/present: each past of P rows becomes a buffer of P + S rows (S: the new
+  // tokens, input_ids' second dimension; the new rows zero), and past_sequence_length is P.
+  // The presents then come out as the per-step model's, shapes included.
+  const ir::Value* length = model.graph().find("past_sequence_length");
+  bool length_given = false;
+  int64_t new_tokens = -1;
+  for (const auto& [name, t] : inputs) {
+    length_given |= name == "past_sequence_length";
+    if (name == "input_ids" && t->dims.size() == 2) new_tokens = t->dims[1];
+  }
+  const bool adapt = length && length->is_graph_input() && !length_given;
+  int64_t past = -1;
   std::vector<std::pair<std::string, const HostTensor*>> out;
   for (const auto& [name, t] : inputs) {
     const ir::Value* v = model.graph().find(name);
     TFH_CHECK(v && v->is_graph_input(), model.path(), ": has no input '", name, "'");
-    const auto want = static_cast<TfhDataType>(v->elem_type());
-    if (want && want != t->type) {
-      held.push_back(convert_tensor(*t, want));
-      out.emplace_back(name, held.back().get());
-    } else {
-      out.emplace_back(name, t);
+    const HostTensor* fed = t;
+    if (adapt && shared_buffer_input(*v) && t->dims.size() >= 2) {
+      TFH_CHECK(new_tokens >= 0, model.path(), ": input '", name, "' is a shared key/value "
+                "buffer, and there is no input_ids [batch, sequence] to size it by");
+      const int64_t p = t->dims[t->dims.size() - 2];
+      TFH_CHECK(past < 0 || past == p, model.path(), ": past inputs of ", past, " and ", p,
+                " rows");
+      past = p;
+      held.push_back(with_free_rows(*t, new_tokens));
+      fed = held.back().get();
     }
+    const auto want = static_cast<TfhDataType>(v->elem_type());
+    if (want && want != fed->type) {
+      held.push_back(convert_tensor(*fed, want));
+      fed = held.back().get();
+    }
+    out.emplace_back(name, fed);
+  }
+  if (adapt) {
+    TFH_CHECK(past >= 0, model.path(), ": input 'past_sequence_length' has nothing to count "
+              "(no input is a shared key/value buffer)");
+    held.push_back(make_tensor(TFH_TYPE_INT32, {1}));
+    *static_cast<int32_t*>(const_cast<void*>(held.back()->data)) = static_cast<int32_t>(past);
+    out.emplace_back("past_sequence_length", held.back().get());
   }
   return out;
 }
