@@ -173,7 +173,25 @@ int main(int argc, char** argv) {
                LtGemm::kWorkspaceBytes, s);
     }, iters, s);
     std::printf("  %-28s %8.4f ms\n", "LM head GEMM (50257)", head);
-    std::printf("  %-28s %8.4f ms  (12 layers + LM head, kernels only)\n", "step", 12 * gpt2 + head);
+    // The new key/value row, per layer: a per-step present (the past copied in front of it), or
+    // one shared buffer (gpt2.shared_kv_cache: the row written in place, P read on the device).
+    Buf past(2 * B * N * P * D * 2), plen(sizeof(int32_t));
+    const int32_t p32 = static_cast<int32_t>(P);
+    check(cudaMemcpy(plen.p, &p32, sizeof p32, cudaMemcpyHostToDevice), "cudaMemcpy");
+    const double copy_kv = time_ms([&] {
+      split_kv_into_present(h, qkv.p, past.p, kv2.p, B, 1, P, N, D, s);
+    }, iters, s);
+    const double in_place = time_ms([&] {
+      append_kv_to_cache(h, qkv.p, kv2.p, B, 1, P + 1, static_cast<const int32_t*>(plen.p), N, D, s);
+    }, iters, s);
+    std::printf("  %-28s %8.4f ms\n", "present = past ++ new row", copy_kv);
+    std::printf("  %-28s %8.4f ms\n", "new row in a shared buffer", in_place);
+    std::printf("  %-28s %8.4f ms  (12 layers + LM head, kernels only)\n", "step",
+                12 * gpt2 + head);
+    std::printf("  %-28s %8.4f ms  (step + 12 presents copied)\n", "step, per-step presents",
+                12 * (gpt2 + copy_kv) + head);
+    std::printf("  %-28s %8.4f ms  (step + 12 rows in place)\n", "step, shared cache",
+                12 * (gpt2 + in_place) + head);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
