@@ -123,7 +123,15 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
   so.threads = threads;
   so.release_consumed_constants = true;
   so.device = use_gpu ? TFH_DEVICE_CUDA : TFH_DEVICE_CPU;
-  so.cuda_graph = cuda_graph;
+  // Graphs replay steps of one shape: only a shared key/value buffer model has them.
+  const ir::Value* length_value = model->graph().find("past_sequence_length");
+  const bool shared_buffers = length_value && length_value->is_graph_input();
+  if (cuda_graph && !shared_buffers)
+    std::cerr << "generate: note: " << model_path << " has no shared key/value buffers (input "
+              << "past_sequence_length): its steps change shape every time, no CUDA graph could "
+              << "replay one, so --cuda_graph is off (optimize --enable_shared_kv_cache makes "
+              << "such a model)\n";
+  so.cuda_graph = cuda_graph && shared_buffers;
   runtime::Session session(*model, kernels, so);
 
   // The roles of the inputs, and which output feeds which past input (in order).
@@ -278,7 +286,7 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
   }
   if (past_in.empty()) line << " (no past: the whole sequence each step)";
   if (length_in) line << " (shared key/value buffers of " << max_length << " rows)";
-  if (cuda_graph) {
+  if (so.cuda_graph) {
     const runtime::GraphStats st = session.graph_stats();
     line << "; CUDA graphs: " << st.captured << " captured, " << st.replays << " replays";
     if (!st.refused.empty()) line << " (not capturable: " << st.refused << ")";

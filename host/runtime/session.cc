@@ -179,8 +179,7 @@ struct Session::Impl {
   std::vector<char> mirrored;
   // CUDA graphs, one per set of input shapes: the fixed device buffers the inputs are copied
   // into, the executable graph once captured, and where it leaves the outputs.
-  struct Graph {
-    bool warmed = false;  // an eager run with these shapes has happened
+  struct Graph {  // made the second time its shapes come (the first run was eager)
     void* exec = nullptr;
     std::map<int, HostTensor> inputs;  // slot -> its device buffer
     std::map<int, std::shared_ptr<void>> input_memory;  // owns each input buffer
@@ -189,7 +188,8 @@ struct Session::Impl {
     ~Graph();
   };
   std::map<std::vector<int64_t>, std::unique_ptr<Graph>> graphs;
-  static constexpr size_t kMaxGraphs = 16;
+  std::set<std::vector<int64_t>> seen_once;  // shapes run once, without a graph yet
+  static constexpr size_t kMaxGraphs = 16, kMaxSeen = 256;
   bool capturing = false;
   GraphStats graph_stats;
   std::vector<char> replayed;  // output slots whose bytes are a graph's, not the pool's
@@ -411,8 +411,10 @@ class StepContext : public plugin::KernelContext {
     // Or a device feed the caller donated (Feed::donate), read by this node alone: its memory
     // becomes the output, which may be a graph output (run_device returns it without a copy).
     const Slot& in_sl = s_.slots[in_slot];
+    // (Into a graph output only: an activation would go back to the pool, which never had it.)
     const bool donated_feed = in_sl.kind == SlotKind::Input && s_.feed_memory[in_slot] &&
-                              in_sl.value->consumers().size() == 1 && !in_sl.graph_output;
+                              in_sl.value->consumers().size() == 1 && !in_sl.graph_output &&
+                              out_slot >= 0 && s_.slots[out_slot].graph_output;
     if (!folding_ && out_slot >= 0 && !allocated_[i] && own_buffer && !s_.donated[in_slot] &&
         ((last_reader && in_sl.kind == SlotKind::Activation && !s_.slots[out_slot].graph_output) ||
          donated_feed)) {
@@ -818,6 +820,12 @@ Session::Impl::Graph* Session::Impl::graph_for(const std::vector<std::pair<int, 
   }
   auto it = graphs.find(key);
   if (it != graphs.end()) return it->second.get();
+  // Shapes seen once run eagerly without a graph (the warm-up: constants uploaded, GEMMs
+  // planned, the pool grown); a graph, with its own input buffers, is made when they come again.
+  if (seen_once.insert(key).second) {
+    if (seen_once.size() > kMaxSeen) seen_once.clear();  // (bounded: each shape new, say)
+    return nullptr;
+  }
   if (graphs.size() >= kMaxGraphs) return nullptr;  // many shapes: those beyond run eagerly
   auto g = std::make_unique<Graph>();
 #ifdef TFH_HAVE_CUDA
@@ -825,10 +833,13 @@ Session::Impl::Graph* Session::Impl::graph_for(const std::vector<std::pair<int, 
     HostTensor& t = g->inputs[k];
     t.set_shape(f->device ? f->device->type : f->host->type,
                 f->device ? f->device->dims : f->host->dims);
-    t.data = kernels::cuda::device_alloc(t.nbytes);
     // Shared: an output that took a donated input's buffer over hands it to the caller, and may
-    // outlive the graph.
-    g->input_memory[k] = std::shared_ptr<void>(const_cast<void*>(t.data), kernels::cuda::device_free);
+    // outlive the graph. Stream-ordered, as every DeviceTensor's memory.
+    void* p = kernels::cuda::device_alloc_async(t.nbytes, stream);
+    std::shared_ptr<void> keep = stream_owner;
+    g->input_memory[k] =
+        std::shared_ptr<void>(p, [keep](void* q) { kernels::cuda::device_free_async(q, keep.get()); });
+    t.data = p;
   }
 #endif
   Graph* raw = g.get();
@@ -871,6 +882,10 @@ std::vector<std::pair<int, const Feed*>> Session::Impl::check_feeds(
       TFH_THROW("input '", name, "': only a device tensor can be donated");
     if (f.donate && !f.device->memory)
       TFH_THROW("input '", name, "': a donated device tensor must own its memory");
+    for (const auto& [k, other] : bound)
+      if (f.donate && other->donate && other->device->memory == f.device->memory)
+        TFH_THROW("input '", name, "': donated, and so is '", other->name,
+                  "', with the same memory");
     if (!f.device && (!f.host || (!f.host->data && f.host->nbytes)))
       TFH_THROW("input '", name, "': no data");
     if (f.device && !f.device->data && f.device->nbytes) TFH_THROW("input '", name, "': no data");
@@ -1072,7 +1087,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
   self.node_times_.clear();
   const auto run_start = std::chrono::steady_clock::now();
   const bool replay = g && g->exec;
-  const bool capture = g && !g->exec && g->warmed;
+  const bool capture = g && !g->exec;
   (void)capture;  // (used only in CUDA builds)
   try {
 #ifdef TFH_HAVE_CUDA
@@ -1118,7 +1133,6 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
       ++s.graph_stats.captured;
     }
 #endif
-    if (g) g->warmed = true;
   } catch (const std::exception& e) {
 #ifdef TFH_HAVE_CUDA
     // Not capturable (a value crossing sides, or CUDA refusing an operation while capturing):
@@ -1139,6 +1153,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
       s.abandon_run();
       s.graph_stats.refused = why.empty() ? "a CUDA graph could not be captured" : why;
       s.graphs.clear();
+      s.seen_once.clear();
       for (size_t k = 0; k < s.slots.size(); ++k)
         if (s.slots[k].kind != SlotKind::Constant) s.live[k] = nullptr;
       run(self, feeds, outputs_on_device, host_out, dev_out);

@@ -431,19 +431,24 @@ struct MaskBias {
 //   [2B]      ends, then starts: keys before the start are masked too (left padding)
 //   [B, T]    raw mask, 0 masks, anything > 0 keeps
 //   [B, S, T] raw mask per query position
-// `max_width` > T (a key/value buffer shared by past and present): a 2-D mask may also be
-// [B, W] with T <= W <= max_width, of which each row's first T entries count.
+// `max_width` > 0 (a key/value buffer of that many rows shared by past and present): a 2-D or
+// 3-D mask may be any width W from S to max_width ([B, W], [B, S, W]), as the CUDA kernel takes
+// it (the number of keys is known only on the device there): of each row the first T entries
+// count, and keys at or after W are masked.
 MaskBias build_mask(KernelContext& ctx, const TensorView& m, int64_t B, int64_t S, int64_t T,
                     float filter, const char* what, int64_t max_width = 0) {
   MaskBias mb;
   if (!m) return mb;
   Dims md = dims_of(m);
   std::vector<int64_t> v = read_ints(m);
-  if (md.size() == 2 && md[0] == B && md[1] > T && md[1] <= max_width) {
-    float* kb = ctx.scratch<float>(std::max<int64_t>(B * T, 1));
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t j = 0; j < T; ++j) kb[b * T + j] = v[b * md[1] + j] > 0 ? 0.f : filter;
-    return {kb, T, 0};
+  const int64_t W = md.empty() ? 0 : md.back();
+  if (max_width && (md.size() == 2 || (md.size() == 3 && md[1] == S)) && md[0] == B && W >= S &&
+      W <= max_width) {
+    const int64_t rows = md.size() == 3 ? B * S : B;
+    float* kb = ctx.scratch<float>(std::max<int64_t>(rows * T, 1));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < T; ++j) kb[r * T + j] = j < W && v[r * W + j] > 0 ? 0.f : filter;
+    return md.size() == 3 ? MaskBias{kb, S * T, T} : MaskBias{kb, T, 0};
   }
   if (md.size() == 1 && (md[0] == B || md[0] == 2 * B)) {
     float* kb = ctx.scratch<float>(std::max<int64_t>(B * T, 1));

@@ -668,7 +668,9 @@ struct Cast {
 // com.microsoft.Attention: packed QKV weights, every int32 mask format, past/present,
 // unidirectional, an attention bias; past_present_share_buffer with past_sequence_length read on
 // the device (present takes the past's buffer over when the runtime can hand it, else a device
-// copy; then only the new rows are written).
+// copy; then only the new rows are written). The host cannot check that value: one below 0 counts
+// as 0, and new rows past the buffer's end are not written (the keys stop at its end), where the
+// CPU kernel fails naming it.
 struct Attention {
   int64_t heads;
   bool unidirectional, share_buffer;

@@ -376,6 +376,38 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
         decode_attention(a, nullptr);
         EXPECT_LT(max_diff(dy2.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
       }
+      // The same keys and values in a buffer shared by past and present (M = T + 3 rows per
+      // head, junk after T) with the past length T - S read on the device: the same output from
+      // every kernel.
+      const int64_t M = c.T + 3;
+      Floats kb(static_cast<size_t>(c.B * c.N * M * c.D), 9.f), vb(kb.size(), -9.f);
+      for (int64_t h = 0; h < c.B * c.N; ++h)
+        for (int64_t e = 0; e < c.T * c.D; ++e) {
+          kb[h * M * c.D + e] = k[h * c.T * c.D + e];
+          vb[h * M * c.D + e] = v[h * c.T * c.D + e];
+        }
+      Dev dkb(kb, elem), dvb(vb, elem), dy3(q.size(), elem);
+      DevMask past_len(Floats{static_cast<float>(c.T - c.S)});
+      AttentionArgs sh = a;
+      sh.k = dkb.get(), sh.v = dvb.get(), sh.out = dy3.get();
+      sh.total = sh.cache_rows = M;
+      sh.past_len = past_len.get();
+      sh.mask_width = c.T;
+      for (auto algo : {AttentionArgs::Algo::Tiled, AttentionArgs::Algo::PerQueryWarp}) {
+        SCOPED_TRACE(algo == AttentionArgs::Algo::Tiled ? "shared buffer, tiled"
+                                                        : "shared buffer, warp per query");
+        sh.algo = algo;
+        check(cudaMemset(dy3.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
+        attention(sh, nullptr);
+        EXPECT_LT(max_diff(dy3.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
+      }
+      if (c.S == 1) {
+        SCOPED_TRACE("shared buffer, decode");
+        sh.algo = AttentionArgs::Algo::Auto;
+        check(cudaMemset(dy3.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
+        decode_attention(sh, nullptr);
+        EXPECT_LT(max_diff(dy3.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
+      }
     }
 }
 
