@@ -25,7 +25,9 @@ const char* const kAbout =
     "activation memory (the buffer pool the session needs) and the peak RSS, and writes them with\n"
     "every setting to perf_results_<CPU|GPU>_B<b>_S<s>_<date-time>.txt next to the model.\n"
     "On the GPU (--use_gpu), --cuda_graph replays repeated runs as CUDA graphs and --io_binding\n"
-    "keeps inputs and outputs on the device (each timed run still waits for the GPU).\n"
+    "keeps inputs and outputs on the device (each timed run still waits for the GPU); a model's\n"
+    "key/value buffers shared by past and present (optimize --enable_shared_kv_cache) are then\n"
+    "donated and the presents fed back, so each run is a decoding step updating them in place.\n"
     "--save_inputs DIR also writes the inputs for ONNX Runtime (tools/ort/run.js, bench/).";
 
 }  // namespace
@@ -72,17 +74,37 @@ int perf_command(const std::vector<std::string>& args, const GlobalOptions& glob
             << std::setprecision(2) << runner.plan_seconds() << " s; " << warmup
             << " warm-up + " << samples << " timed runs\n";
   runtime::Latency lat;
+  size_t shared_buffers = 0;
   if (ro.io_binding) {
     // The inputs go to the GPU once; each timed run leaves its outputs there and is waited for.
+    // Key/value buffers shared by past and present (gpt2.shared_kv_cache) are donated and each
+    // run's presents fed back, as decoding does: every run is the step at the same past length
+    // (it writes the same rows again), updating the cache in place.
     std::vector<runtime::DeviceTensor> on_device;
     std::vector<runtime::Feed> device_feeds;
     for (const auto& [name, t] : feeds) on_device.push_back(session.to_device(*t));
-    for (size_t i = 0; i < feeds.size(); ++i)
-      device_feeds.push_back(runtime::Feed{feeds[i].first, nullptr, &on_device[i]});
+    std::vector<size_t> buffers;  // feeds that are shared buffers, in order
+    for (size_t i = 0; i < feeds.size(); ++i) {
+      const ir::Value* v = runner.model().graph().find(feeds[i].first);
+      const bool shared = v && runtime::shared_buffer_input(*v);
+      if (shared) buffers.push_back(i);
+      device_feeds.push_back(runtime::Feed{feeds[i].first, nullptr, &on_device[i], shared});
+    }
+    shared_buffers = buffers.size();
+    // Which outputs are the presents: those after the first, in order (as generate pairs them).
+    const size_t outputs = session.outputs().size();
+    if (shared_buffers && outputs != shared_buffers + 1)
+      TFH_THROW(model_path, ": ", shared_buffers, " shared key/value buffers and ", outputs,
+                " outputs: the presents must follow the first output, one per buffer, in order");
+    std::vector<runtime::DeviceTensor> last;
     lat = runtime::time_calls(
         [&] {
           auto out = session.run_device(device_feeds);
           session.synchronize();
+          if (shared_buffers) {
+            last = std::move(out);
+            for (size_t k = 0; k < buffers.size(); ++k) device_feeds[buffers[k]].device = &last[1 + k];
+          }
         },
         warmup, samples);
   } else {
@@ -95,7 +117,12 @@ int perf_command(const std::vector<std::string>& args, const GlobalOptions& glob
   r << std::fixed << std::setprecision(3);
   r << "Model: " << model_path << "\n"
     << "Device: " << runner.device_text() << "\n"
-    << "IO binding: " << (ro.io_binding ? "on (inputs on the GPU, outputs left there)" : "off")
+    << "IO binding: "
+    << (ro.io_binding ? shared_buffers ? "on (inputs on the GPU, outputs left there; " +
+                                             std::to_string(shared_buffers) +
+                                             " key/value buffers updated in place)"
+                                       : std::string("on (inputs on the GPU, outputs left there)")
+                      : std::string("off"))
     << "\n"
     << "Inputs: " << runner.generator() << " (batch_size " << batch << ", sequence_length " << seq
     << ", past_sequence_length " << past << ", seed " << ro.seed << ")\n"

@@ -124,16 +124,14 @@ bool OutputComparison::add_sample(const std::vector<const ir::Value*>& want_name
   return ok;
 }
 
-namespace {
-
-// Whether graph input `v` is a key/value buffer shared by past and present: its second-to-last
-// dimension is the symbol max_sequence_length (gpt2.shared_kv_cache's models).
 bool shared_buffer_input(const ir::Value& v) {
   if (!v.has_info() || !v.info().type().tensor_type().has_shape()) return false;
   const auto& shape = v.info().type().tensor_type().shape();
   return shape.dim_size() >= 2 &&
          shape.dim(shape.dim_size() - 2).dim_param() == "max_sequence_length";
 }
+
+namespace {
 
 // `t` [.., P, D] as a buffer [.., P + extra, D]: its rows, then `extra` zero rows.
 std::unique_ptr<HostTensor> with_free_rows(const HostTensor& t, int64_t extra) {

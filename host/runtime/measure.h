@@ -61,6 +61,10 @@ class OutputComparison {
   int samples_ = 0, passed_ = 0;
 };
 
+// Whether graph input `v` is a key/value buffer shared by past and present: its second-to-last
+// dimension is the symbol max_sequence_length (gpt2.shared_kv_cache's models).
+bool shared_buffer_input(const ir::Value& v);
+
 // Feeds for `model` from `inputs` made for another model: the same values converted to the types
 // `model` declares for its inputs. `held` keeps the converted tensors alive. Throws naming an
 // input `model` lacks.

@@ -557,6 +557,14 @@ TEST_F(CudaRuntime, GenerateOnTheGpuPicksTheCpuTokens) {
   ASSERT_EQ(gpu.exit_code, 0) << gpu.err;
   EXPECT_EQ(gpu.out, cpu.out);
   EXPECT_NE(gpu.err.find("CUDA graphs: 1 captured, 3 replays"), std::string::npos) << gpu.err;
+  // perf with IO binding times that step in place: buffers donated, presents fed back; one graph.
+  const auto perf = test::run_command({TFH_TFHOST_EXE, "perf", "-m", shared_path, "--model_type",
+                                       type, "-b", "2", "-s", "1", "--past_sequence_length", "6",
+                                       "--use_gpu", "--cuda_graph", "--io_binding", "--samples",
+                                       "5", "--warmup", "2"}, {});
+  ASSERT_EQ(perf.exit_code, 0) << perf.err;
+  EXPECT_NE(perf.out.find("2 key/value buffers updated in place"), std::string::npos) << perf.out;
+  EXPECT_NE(perf.out.find("CUDA graphs: 1 captured, 5 replays"), std::string::npos) << perf.out;
 }
 
 // Add (GPU) -> Floor (no CUDA kernel: CPU) -> Add (GPU): the run crosses sides, so no graph is
