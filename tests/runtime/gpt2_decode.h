@@ -1,4 +1,4 @@
-// Greedy-free decoding inputs for the bundled GPT-2 (convert_to_onnx's layout: input_ids,
+// Decoding inputs (fixed tokens, no sampling) for the bundled GPT-2 (convert_to_onnx's layout: input_ids,
 // position_ids, attention_mask over past + new, past_i [2, B, N, P, D]), for a model with
 // per-step past/present tensors or with one shared key/value buffer per layer
 // (gpt2.shared_kv_cache: past_i [2, B, N, M, D] plus past_sequence_length). Step 0 is a prompt of
