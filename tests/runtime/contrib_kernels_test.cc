@@ -699,6 +699,7 @@ struct SharedCase {
   int64_t B, S, P, M;
   bool full_width_mask;  // mask [B, M] (fixed width) instead of [B, P + S]
   bool activation_past;
+  int64_t narrow = 0;    // the mask this much narrower than P + S: its last keys count as masked
 };
 
 void check_shared_attention(const SharedCase& c) {
@@ -721,9 +722,14 @@ void check_shared_attention(const SharedCase& c) {
   }
   n.feed_i32("psl", {1}, {static_cast<int32_t>(P)});
   MaskData m = make_mask(Mask::Raw2D, B, S, P, /*causal=*/true);
-  const int64_t W = c.full_width_mask ? M : T;
+  const int64_t W = c.full_width_mask ? M : T - c.narrow;
   std::vector<int32_t> wide(B * W, 0);  // entries after P + S mask everything if read
-  for (int64_t b = 0; b < B; ++b) std::copy_n(m.values.begin() + b * T, T, wide.begin() + b * W);
+  for (int64_t b = 0; b < B; ++b)
+    std::copy_n(m.values.begin() + b * T, std::min(T, W), wide.begin() + b * W);
+  for (int64_t b = 0; b < B; ++b)  // keys the narrow mask does not reach: masked
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t j = W; j < T; ++j)
+        m.bias[(b * S + s) * T + j] = kFilter + (j > P + s ? kFilter : 0.f);
   n.feed_i32("mask", {B, W}, wide);
   n.feed("mask_bias", {B, 1, S, T}, m.bias);
   auto* a = n.contrib("Attention", {"x", "w", "b", "mask", "buf", "", "psl"}, {"y", "present"});
@@ -773,6 +779,7 @@ TEST(ContribKernels, AttentionSharedPastPresentBuffer) {
       {"prompt into an empty buffer", 2, 4, 0, 6, true, false},
       {"buffer exactly full", 1, 2, 5, 7, false, false},
       {"buffer handed over in place", 3, 1, 4, 9, true, true},
+      {"mask narrower than P + S", 2, 2, 3, 8, false, false, 2},
   };
   for (const SharedCase& c : cases) check_shared_attention(c);
 }
