@@ -49,7 +49,8 @@ constexpr TfhFusionDesc kSharedKvCache = tfh::fusion(
     "after gpt2.attention: each layer's past_i/present_i become one buffer [2, B, N, "
     "max_sequence_length, D] updated in place (Attention past_present_share_buffer, new int32 "
     "input past_sequence_length [1]); decoding then copies no cache and keeps its shapes "
-    "(one CUDA graph for every step). Opt-in, for GPU decoding: ONNX Runtime runs it on CUDA",
+    "(one CUDA graph for every step). Opt-in, for GPU decoding: ONNX Runtime's CPU Attention "
+    "refuses the attribute (its CUDA one implements it)",
     "0.1.0", "com.microsoft", "Attention", tfh::wrap_pass<gpt2::share_kv_cache>);
 constexpr TfhFusionDesc kReport = tfh::fusion(
     "gpt2.report",

@@ -8,7 +8,8 @@
 //   past_i    [2, B, N, max_sequence_length, D]   the buffer (rows after the past are free)
 //   present_i [2, B, N, max_sequence_length, D]   the same buffer, new keys/values at rows P..
 //   past_sequence_length  int32 [1]               a new graph input: P, shared by every layer
-// The attention mask stays [B, P + S] (ONNX Runtime's CUDA Attention reads that); tfhost's
+// The node keeps ONNX Runtime's Attention schema (its CUDA kernel implements the attribute, its
+// CPU kernel refuses it). The attention mask stays [B, P + S] (what ONNX Runtime reads); tfhost's
 // Attention kernels also take it fixed-width, [B, max_sequence_length], the first P + S entries
 // counting, which keeps every decoding step's shapes equal.
 #include <string>
