@@ -175,19 +175,18 @@ if [ -f "$MODELS/bert.onnx" ]; then
     say "compare $label on the GPU: exit $rc; $what"
     [ $rc -ne 0 ] && [ "$DRY" != 1 ] && status=1
   }
-  # GPT-2 as decoding runs it: float16 past/present, int32 inputs, float32 logits
-  # (configs/gpt2_fp16.yaml's pipeline), with per-step presents, and with one key/value buffer
-  # per layer updated in place (gpt2.shared_kv_cache). `tfhost generate` times the model's step
-  # (until the GPU is done; the median over the steps) apart from copying the logits back and
-  # picking the tokens: a prompt of 128 tokens, then 32 steps (past 128 to 159).
-  gpt2_decode_model() {  # output extra --set args...
-    local out=$1; shift
-    tf build/bin/tfhost run configs/gpt2_fp16.yaml --set model.path="$MODELS/gpt2.onnx" \
-      --set output="$out" --set verify=null --set benchmark=null "$@" \
-      >> "$RESULTS/optimize_gpt2_decode.log" 2>&1
+  # GPT-2 as decoding runs it: float16 past/present, int32 inputs, float32 logits, with
+  # per-step presents (configs/gpt2_fp16.yaml), and with one key/value buffer per layer
+  # updated in place (configs/gpt2_fp16_decode.yaml: gpt2.shared_kv_cache). `tfhost generate`
+  # times the model's step (until the GPU is done; the median over the steps) apart from
+  # copying the logits back and picking the tokens: a prompt of 128 tokens, then 32 steps
+  # (past 128 to 159).
+  gpt2_decode_model() {  # config output
+    tf build/bin/tfhost run "$1" --set model.path="$MODELS/gpt2.onnx" --set output="$2" \
+      --set verify=null --set benchmark=null >> "$RESULTS/optimize_gpt2_decode.log" 2>&1
   }
-  gpt2_decode_model "$MODELS/gpt2_fp16io.onnx"
-  gpt2_decode_model "$MODELS/gpt2_fp16io_shared.onnx" --set 'pipeline.3={pass: gpt2.shared_kv_cache}'
+  gpt2_decode_model configs/gpt2_fp16.yaml "$MODELS/gpt2_fp16io.onnx"
+  gpt2_decode_model configs/gpt2_fp16_decode.yaml "$MODELS/gpt2_fp16io_shared.onnx"
   PROMPT128=$(seq -s ' ' 101 228)
   generate_gpu() {  # label model batch extra-args...
     local label=$1 model=$2 b=$3; shift 3

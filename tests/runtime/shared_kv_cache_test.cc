@@ -103,8 +103,8 @@ TEST(SharedKvCache, PerfRunsTheSharedModel) {
 
 // compare and a config's verify feed the shared model the per-step model's inputs, each past
 // widened by the new tokens' rows and past_sequence_length added: same outputs, presents
-// included (their shapes too). Float32 exactly; float16 (configs/gpt2_fp16.yaml plus the pass)
-// within its tolerance.
+// included (their shapes too). Float32 exactly; float16 (configs/gpt2_fp16_decode.yaml: the
+// float16 pipeline plus the pass) within its tolerance.
 TEST(SharedKvCache, CompareAndVerifyFeedTheSharedModel) {
   TempDir tmp;
   const auto cmp = tfh::test::run_command(
@@ -117,9 +117,9 @@ TEST(SharedKvCache, CompareAndVerifyFeedTheSharedModel) {
   EXPECT_NE(cmp.out.find("output present_1: max abs diff"), std::string::npos) << cmp.out;
   EXPECT_NE(cmp.out.find("PASS: 2/2 samples"), std::string::npos) << cmp.out;
   const auto run = tfh::test::run_command(
-      {TFH_TFHOST_EXE, "run", TFH_SOURCE_DIR "/configs/gpt2_fp16.yaml", "--set",
-       "output=" + (tmp / "fp16_shared.onnx"), "--set", "pipeline.3={pass: gpt2.shared_kv_cache}",
-       "--set", "benchmark=null", "--set", "verify.samples=2"},
+      {TFH_TFHOST_EXE, "run", TFH_SOURCE_DIR "/configs/gpt2_fp16_decode.yaml", "--set",
+       "output=" + (tmp / "fp16_shared.onnx"), "--set", "benchmark=null", "--set",
+       "verify.samples=2"},
       {});
   EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
   EXPECT_NE(run.out.find("verify: PASS: 2/2 samples"), std::string::npos) << run.out << run.err;
