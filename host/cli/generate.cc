@@ -238,7 +238,14 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
       past_on_device.assign(std::make_move_iterator(out.begin() + 1),
                             std::make_move_iterator(out.end()));
     } else {
-      results = session.run(feeds);
+      // A shared buffer is donated here too: its bytes move into the present, updated in place.
+      std::vector<runtime::Feed> f;
+      for (const auto& [name, t] : feeds) {
+        const bool buffer = length_in && std::any_of(past_in.begin(), past_in.end(),
+                                                     [&](const ir::Value* v) { return v->name() == name; });
+        f.push_back(runtime::Feed{name, t, nullptr, buffer});
+      }
+      results = session.run_feeds(f);
       step_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     }
     const auto t_pick = Clock::now();

@@ -201,7 +201,9 @@ struct Session::Impl {
   // Per run: the owner of each donated device feed's memory (Feed::donate), and per output slot
   // the input slot whose donated buffer it took over (-1: none).
   std::vector<std::shared_ptr<void>> feed_memory;
+  std::vector<HostTensor*> host_donor;  // a donated host feed, whose bytes an output may take
   std::vector<int> aliases_feed;
+  bool donatable(int k) const { return feed_memory[k] || host_donor[k]; }
   // Sequence values of this run, per slot (is_seq marks which slots hold one now).
   std::vector<std::vector<std::unique_ptr<HostTensor>>> seqs;
   std::vector<bool> is_seq;
@@ -271,6 +273,7 @@ struct Session::Impl {
       donated[k] = false;
       aliases_feed[k] = -1;
       feed_memory[k] = nullptr;
+      host_donor[k] = nullptr;
       seqs[k].clear();
       is_seq[k] = false;
     }
@@ -412,7 +415,7 @@ class StepContext : public plugin::KernelContext {
     // becomes the output, which may be a graph output (run_device returns it without a copy).
     const Slot& in_sl = s_.slots[in_slot];
     // (Into a graph output only: an activation would go back to the pool, which never had it.)
-    const bool donated_feed = in_sl.kind == SlotKind::Input && s_.feed_memory[in_slot] &&
+    const bool donated_feed = in_sl.kind == SlotKind::Input && s_.donatable(in_slot) &&
                               in_sl.value->consumers().size() == 1 && !in_sl.graph_output &&
                               out_slot >= 0 && s_.slots[out_slot].graph_output;
     if (!folding_ && out_slot >= 0 && !allocated_[i] && own_buffer && !s_.donated[in_slot] &&
@@ -744,6 +747,7 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
   s.owned_outputs.resize(s.slots.size());
   s.donated.assign(s.slots.size(), false);
   s.feed_memory.assign(s.slots.size(), nullptr);
+  s.host_donor.assign(s.slots.size(), nullptr);
   s.aliases_feed.assign(s.slots.size(), -1);
   s.seqs.resize(s.slots.size());
   s.is_seq.assign(s.slots.size(), false);
@@ -878,12 +882,14 @@ std::vector<std::pair<int, const Feed*>> Session::Impl::check_feeds(
       if (other->name == name) TFH_THROW("input '", name, "': given twice");
     if (f.device && !s.cuda)
       TFH_THROW("input '", name, "': a device tensor, and this session runs on the CPU");
-    if (f.donate && !f.device)
-      TFH_THROW("input '", name, "': only a device tensor can be donated");
-    if (f.donate && !f.device->memory)
+    if (f.donate && f.device && !f.device->memory)
       TFH_THROW("input '", name, "': a donated device tensor must own its memory");
+    if (f.donate && f.host && (!f.host->storage || f.host->storage.get() != f.host->data))
+      TFH_THROW("input '", name, "': a donated host tensor must own its bytes");
     for (const auto& [k, other] : bound)
-      if (f.donate && other->donate && other->device->memory == f.device->memory)
+      if (f.donate && other->donate &&
+          (f.device ? other->device && other->device->memory == f.device->memory
+                    : other->host && other->host->data == f.host->data))
         TFH_THROW("input '", name, "': donated, and so is '", other->name,
                   "', with the same memory");
     if (!f.device && (!f.host || (!f.host->data && f.host->nbytes)))
@@ -962,7 +968,7 @@ void Session::Impl::collect_outputs(Session& self, bool outputs_on_device,
           const int k = s.slot_of.at(v);
           const HostTensor* t = s.live[k];
           if (!t) TFH_THROW("output '", v->name(), "' was not produced");
-          if (s.aliases_feed[k] >= 0) {
+          if (s.aliases_feed[k] >= 0 && s.feed_memory[s.aliases_feed[k]]) {
             DeviceTensor d;
             d.type = t->type, d.dims = t->dims, d.nbytes = t->nbytes;
             d.data = const_cast<void*>(t->data);
@@ -1008,7 +1014,17 @@ void Session::Impl::collect_outputs(Session& self, bool outputs_on_device,
   }
   for (const ir::Value* v : self.outputs_) {
     int k = s.slot_of.at(v);
-    if (s.owned_outputs[k]) {
+    HostTensor* donor = s.aliases_feed[k] >= 0 ? s.host_donor[s.aliases_feed[k]] : nullptr;
+    if (donor && s.live[k] && s.live[k]->data == donor->data) {
+      // A donated host feed's bytes, taken over: they move into the output.
+      auto t = std::make_unique<HostTensor>();
+      t->set_shape(s.live[k]->type, s.live[k]->dims);
+      t->storage = std::move(donor->storage);
+      t->data = t->storage.get();
+      t->writable = true;
+      donor->data = nullptr;
+      host_out->push_back(std::move(t));
+    } else if (s.owned_outputs[k]) {
       host_out->push_back(std::move(s.owned_outputs[k]));
     } else if (s.live[k]) {  // a graph input, initializer or folded constant passed through
       host_out->push_back(copy_tensor(*s.live[k]));
@@ -1035,6 +1051,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
           if (s.cuda && s.slots[k].kind == SlotKind::Input) s.on_dev[k] = 0;
         }
         s.feed_memory[k] = nullptr;
+        s.host_donor[k] = nullptr;
         s.aliases_feed[k] = -1;
         s.donated[k] = false;  // (a donated feed's slot; activations are reset as they go)
       }
@@ -1050,7 +1067,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
   // copying the feed in would overwrite what the caller holds, so this run is eager instead.
   if (g)
     for (const auto& [k, f] : bound)
-      if (f->donate && f->device->data != g->inputs.at(k).data &&
+      if (f->donate && (!f->device || f->device->data != g->inputs.at(k).data) &&
           g->input_memory.at(k).use_count() > 1)
         g = nullptr;
   std::vector<HostTensor> device_feeds(bound.size());
@@ -1076,6 +1093,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
       if (f->donate) s.feed_memory[k] = f->device->memory;
     } else {
       s.live[k] = f->host;
+      if (f->donate) s.host_donor[k] = const_cast<HostTensor*>(f->host);
     }
   }
   for (size_t k = 0; k < s.slots.size(); ++k)
@@ -1174,6 +1192,12 @@ std::vector<std::unique_ptr<HostTensor>> Session::run(
   for (const auto& [name, t] : feeds) f.push_back(Feed{name, t, nullptr});
   std::vector<std::unique_ptr<HostTensor>> out;
   impl_->run(*this, f, /*outputs_on_device=*/false, &out, nullptr);
+  return out;
+}
+
+std::vector<std::unique_ptr<HostTensor>> Session::run_feeds(const std::vector<Feed>& feeds) {
+  std::vector<std::unique_ptr<HostTensor>> out;
+  impl_->run(*this, feeds, /*outputs_on_device=*/false, &out, nullptr);
   return out;
 }
 

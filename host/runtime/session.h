@@ -65,12 +65,13 @@ struct DeviceTensor {
 
 // One input of a run: a host tensor, or a DeviceTensor of the same (CUDA) session (one made by
 // another session is written on that session's stream, which this one does not wait for).
-// `donate` (device feeds only): the run may write into the feed's memory and return it as an
-// output, without a copy, where a kernel updates its input in place (Attention's key/value
-// buffer shared by past and present takes the past's buffer). That output then shares the
-// feed's memory, which holds the output afterwards. With CUDA graphs the feed is copied into the
-// graph's own buffer unless it already is that buffer (the output of the last run with these
-// shapes), and the output is the graph's buffer: feeding it back next step costs no copy.
+// `donate`: the run may write into the feed's memory and return it as an output, without a
+// copy, where a kernel updates its input in place (Attention's key/value buffer shared by past
+// and present takes the past's buffer). A device feed's memory is then shared by that output
+// (and holds the output afterwards). A host feed must own its bytes (make_tensor): they move
+// into the output, and the feed is left without data. With CUDA graphs the feed is copied into
+// the graph's own buffer unless it already is that buffer (the output of the last run with
+// these shapes), and the output is the graph's buffer: feeding it back costs no copy.
 struct Feed {
   std::string name;
   const HostTensor* host = nullptr;
@@ -112,6 +113,8 @@ class Session {
   // input or node at fault.
   std::vector<std::unique_ptr<HostTensor>> run(
       const std::vector<std::pair<std::string, const HostTensor*>>& feeds);
+  // The same with Feeds: device tensors and donated inputs too.
+  std::vector<std::unique_ptr<HostTensor>> run_feeds(const std::vector<Feed>& feeds);
 
   // IO binding (CUDA sessions): inputs that may already be device memory, outputs left on the
   // device (no copy to the host, no wait for the GPU: the work is queued on the session's

@@ -632,6 +632,20 @@ void run_attention(KernelContext& ctx, const AttentionProblem& p) {
   }
 }
 
+// n float16/bfloat16 elements of `t` from element `at`, widened into `dst`; and back.
+void rows_to_float(const OutputTensor& t, int64_t at, float* dst, int64_t n) {
+  if (t.dtype() == TFH_TYPE_FLOAT16)
+    widen(t.data<Float16>() + at, dst, n);
+  else
+    widen(t.data<BFloat16>() + at, dst, n);
+}
+void rows_from_float(const float* src, OutputTensor& t, int64_t at, int64_t n) {
+  if (t.dtype() == TFH_TYPE_FLOAT16)
+    narrow(src, t.data<Float16>() + at, n);
+  else
+    narrow(src, t.data<BFloat16>() + at, n);
+}
+
 // past_sequence_length (Attention's input 6) of a buffer of M rows shared by past and present:
 // one int32/int64 value P with P + S <= M.
 int64_t shared_past_length(const TensorView& t, int64_t S, int64_t M) {
@@ -729,12 +743,16 @@ struct Attention {
     float* kv = nullptr;  // K then V of every head, [2, B, N, T (or M), D]
     const bool has_present = M ? ctx.num_outputs() > 1 : want_present;
     if (M) {
-      // The shared buffer: present starts as the past (its own buffer, or a copy of it).
+      // The shared buffer: present starts as the past (its own buffer, or a copy of it). In
+      // float16/bfloat16 the kernel works on a float copy of the rows it reads (the past's) and
+      // narrows back only the rows it writes (the new ones).
       const int64_t n = B * N * M * D;
       if (has_present) {
         present = ctx.output_from_input(1, 4, dp);
         kv = out_buffer(ctx, present);
-        if (present.dtype() != TFH_TYPE_FLOAT) std::memcpy(kv, as_float(ctx, past), sizeof(float) * 2 * n);
+        if (present.dtype() != TFH_TYPE_FLOAT)
+          for (int64_t h = 0; h < 2 * B * N; ++h)
+            rows_to_float(present, h * M * D, kv + h * M * D, P * D);
       } else {
         kv = ctx.scratch<float>(static_cast<size_t>(2 * n));
         std::memcpy(kv, as_float(ctx, past), sizeof(float) * 2 * n);
@@ -745,8 +763,16 @@ struct Attention {
     } else if (past) {
       kv = ctx.scratch<float>(std::max<int64_t>(B * N * T * (D + Dvh), 1));
     }
+    // Present, narrowed from kv: a shared buffer's new rows only, else all of it.
+    auto finish_present = [&] {
+      if (!has_present) return;
+      if (!M) return finish(present, kv);
+      if (present.dtype() == TFH_TYPE_FLOAT) return;  // written in place
+      for (int64_t h = 0; h < 2 * B * N; ++h)
+        rows_from_float(kv + (h * M + P) * D, present, (h * M + P) * D, S * D);
+    };
     if (B * S * Dv == 0 && B * N * T * D == 0) {
-      if (has_present) finish(present, kv);
+      finish_present();
       return;
     }
 
@@ -796,7 +822,7 @@ struct Attention {
     p.out = py;
     run_attention(ctx, p);
     finish(y, py);
-    if (has_present) finish(present, kv);
+    finish_present();
   }
 };
 

@@ -183,6 +183,27 @@ TEST(Session, IoBindingOnTheCpuIsAClearError) {
   s.synchronize();  // a no-op on the CPU
 }
 
+// Donated host feeds: the bytes must be the tensor's own, and two feeds cannot donate the same;
+// a donation no kernel takes up changes nothing (the feed keeps its bytes, the output is new).
+TEST(Session, DonatedHostFeeds) {
+  TempDir tmp;
+  auto model = load(chain(1), tmp);
+  const KernelRegistry kernels;
+  Session s(*model, kernels);
+  auto x = floats({1, 64}, std::vector<float>(64, 1.f));
+  HostTensor view;
+  view.set_shape(TFH_TYPE_FLOAT, {1, 64});
+  view.data = x->data;
+  EXPECT_EQ(error_of([&] { s.run_feeds({Feed{"x", &view, nullptr, true}}); }),
+            "input 'x': a donated host tensor must own its bytes");
+  const void* before = x->data;
+  const auto out = s.run_feeds({Feed{"x", x.get(), nullptr, true}});
+  EXPECT_EQ(data(*out[0])[0], -1.f);
+  EXPECT_NE(out[0]->data, before);
+  EXPECT_EQ(x->data, before);
+  EXPECT_EQ(data(*x)[0], 1.f);
+}
+
 // A graph input with an initializer is a default the caller may override: fed, the fed value
 // is used everywhere (nothing was folded through it); not fed, the default.
 TEST(Session, FedValuesOverrideDefaultsAndAreForgottenAfterTheRun) {

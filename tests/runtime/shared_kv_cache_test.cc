@@ -126,22 +126,40 @@ TEST(SharedKvCache, CompareAndVerifyFeedTheSharedModel) {
   EXPECT_NE(run.out.find("gpt2.shared_kv_cache: 2 changed"), std::string::npos) << run.out;
 }
 
-class SharedKvDecoding : public ::testing::TestWithParam<bool> {};
+// The models compared: float32 (optimize), float16 with float32 I/O (optimize --float16: past
+// and present cast around the float16 Attention), float16 I/O (configs/gpt2_fp16.yaml and
+// gpt2_fp16_decode.yaml: float16 past/present, int32 inputs).
+enum class Precision { Float32, Float16CastIo, Float16Io };
 
+std::string model_for(const TempDir& tmp, Precision p, bool shared) {
+  if (p != Precision::Float16Io) return optimized(tmp, shared, p == Precision::Float16CastIo);
+  const std::string out = tmp / (shared ? "decode.onnx" : "fp16.onnx");
+  const auto r = tfh::test::run_command(
+      {TFH_TFHOST_EXE, "run",
+       std::string(TFH_SOURCE_DIR "/configs/") + (shared ? "gpt2_fp16_decode.yaml" : "gpt2_fp16.yaml"),
+       "--set", "output=" + out, "--set", "verify=null", "--set", "benchmark=null"},
+      {});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  return out;
+}
+
+class SharedKvDecoding : public ::testing::TestWithParam<Precision> {};
+
+// Each step through both models; the shared model's buffers are donated (Session::run_feeds):
+// where the past goes straight into Attention its present is the same bytes, updated in place.
 TEST_P(SharedKvDecoding, MatchesPerStepPresents) {
-  const bool fp16 = GetParam();
+  const Precision precision = GetParam();
   TempDir tmp;
   plugin::Registry registry;
   pipeline::load_plugins(registry, {}, {TFH_BINARY_DIR "/plugins"});
-  auto plain_model = ir::Model::load(optimized(tmp, false, fp16));
-  auto shared_model = ir::Model::load(optimized(tmp, true, fp16));
+  auto plain_model = ir::Model::load(model_for(tmp, precision, false));
+  auto shared_model = ir::Model::load(model_for(tmp, precision, true));
   const KernelRegistry kernels(registry);
   for (bool full_width : {false, true}) {
     SCOPED_TRACE(full_width ? "mask [B, M]" : "mask [B, P + S]");
     Session plain(static_cast<const ir::Model&>(*plain_model), kernels);
     Session shared(static_cast<const ir::Model&>(*shared_model), kernels);
     Gpt2DecodeSpec ps, ss;
-    // (--float16 keeps float32 I/O: past/present are cast around the float16 Attention.)
     ps.fp16 = ss.fp16 = shared_model->graph().find("past_0")->elem_type() == TFH_TYPE_FLOAT16;
     ss.max_length = 12;
     ss.full_width_mask = full_width;
@@ -153,9 +171,19 @@ TEST_P(SharedKvDecoding, MatchesPerStepPresents) {
       for (size_t l = 1; l < so.size(); ++l) slast.push_back(so[l].get());
       const auto pin = tfh::test::gpt2_decode_inputs(ps, step, plast);
       const auto sin = tfh::test::gpt2_decode_inputs(ss, step, slast);
-      po = plain.run(feeds_of(pin));
-      so = shared.run(feeds_of(sin));
+      std::vector<std::unique_ptr<HostTensor>> held;  // inputs converted to the models' types
+      po = plain.run(feeds_for(*plain_model, feeds_of(pin), held));
+      std::vector<Feed> feeds;
+      std::vector<const void*> buffers;
+      for (const auto& [name, t] : feeds_for(*shared_model, feeds_of(sin), held)) {
+        const bool buffer = name == "past_0" || name == "past_1";
+        if (buffer) buffers.push_back(t->data);
+        feeds.push_back(Feed{name, t, nullptr, buffer});
+      }
+      so = shared.run_feeds(feeds);
       ASSERT_EQ(so.size(), 3u);
+      if (precision != Precision::Float16CastIo)
+        for (int l = 0; l < 2; ++l) EXPECT_EQ(so[1 + l]->data, buffers[l]) << "present_" << l << " in place";
       // Both compute in float32 (float16 storage): the same numbers, whatever the precision.
       const Difference d = compare_tensors(*so[0], *po[0], 0, 1e-4);
       EXPECT_TRUE(d.ok()) << "logits: max abs diff " << d.max_abs;
@@ -184,8 +212,14 @@ TEST_P(SharedKvDecoding, MatchesPerStepPresents) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Precisions, SharedKvDecoding, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "float16" : "float32"; });
+INSTANTIATE_TEST_SUITE_P(Precisions, SharedKvDecoding,
+                         ::testing::Values(Precision::Float32, Precision::Float16CastIo,
+                                           Precision::Float16Io),
+                         [](const auto& info) {
+                           return info.param == Precision::Float32       ? "float32"
+                                  : info.param == Precision::Float16CastIo ? "float16_float32_io"
+                                                                          : "float16_io";
+                         });
 
 }  // namespace
 }  // namespace tfh::runtime
