@@ -7,7 +7,10 @@
 // kernel reads them in place, in one sequential stream per thread (each thread a range of rows,
 // partial sums added after), so it needs no second copy of the weights (the shared kernel keeps
 // a packed one); then per (row, head) one pass over the past keys and values, writing
-// present = past + the new key/value as it goes.
+// present = past + the new key/value as it goes. With past_present_share_buffer (one buffer of
+// M rows for past and present, gpt2.shared_kv_cache) present is the past's buffer (handed over
+// by the runtime, or a copy) and only the new row is written, at past_sequence_length; the mask
+// may then be wider than P + 1 (its first P + 1 entries count).
 #include <omp.h>
 
 #include <algorithm>
@@ -26,6 +29,7 @@ struct DecodeAttention {
   int64_t heads = 0, in = 0, width = 0;  // width = 3 x hidden
   float filter = -10000.f, scale = 0.f;
   bool covers = false;     // the node is of the form this kernel runs; else always hand on
+  bool shared = false;     // past_present_share_buffer
   const float* weights = nullptr;  // [in, width], the model's initializer, read in place
   std::vector<float> bias;
 
@@ -33,8 +37,8 @@ struct DecodeAttention {
     heads = n.attr_int("num_heads", 0);
     filter = n.attr_float("mask_filter_value", -10000.f);
     scale = n.attr_float("scale", 0.f);
-    if (heads <= 0 || n.has_attr("qkv_hidden_sizes") ||
-        n.attr_int("past_present_share_buffer", 0) != 0 || n.attr_int("unidirectional", 0) != 1)
+    shared = n.attr_int("past_present_share_buffer", 0) != 0;
+    if (heads <= 0 || n.has_attr("qkv_hidden_sizes") || n.attr_int("unidirectional", 0) != 1)
       return;
     const tfh::TensorView w = n.input(1).constant();
     const tfh::TensorView b = n.num_inputs() > 2 && n.input(2) ? n.input(2).constant() : tfh::TensorView();
@@ -58,15 +62,27 @@ struct DecodeAttention {
                         past.dtype() == TFH_TYPE_FLOAT && past.rank() == 5 &&
                         ctx.num_outputs() > 1 && ctx.output_used(1);
     if (!decode) return ctx.run_next();
-    const int64_t B = x.dims()[0], P = past.dims()[3], T = P + 1;
+    const int64_t B = x.dims()[0];
     // One or two rows: the weights read once dominate. From three rows on, the shared kernel's
     // packed GEMM reuses each weight across rows better (batch 8: 44-49 ms here, 33-38 there).
     if (B > 2) return ctx.run_next();
     if (past.dims()[0] != 2 || past.dims()[1] != B || past.dims()[2] != heads ||
         past.dims()[4] != d)
       return ctx.run_next();
+    // P past rows of `rows` per head (a shared buffer: M, with P given by input 6).
+    const int64_t rows = past.dims()[3];
+    int64_t P = rows;
+    if (shared) {
+      const tfh::TensorView length = ctx.input(6);
+      if (!length || length.size() != 1 || length.dtype() != TFH_TYPE_INT32)
+        return ctx.run_next();  // (the shared kernel says what is wrong)
+      P = length.data<int32_t>()[0];
+      if (P < 0 || P + 1 > rows) return ctx.run_next();
+    }
+    const int64_t T = P + 1;
+    const int64_t W = mask ? mask.dims()[mask.rank() - 1] : 0;  // mask row length
     if (mask && !(mask.dtype() == TFH_TYPE_INT32 && mask.rank() == 2 && mask.dims()[0] == B &&
-                  mask.dims()[1] == T))
+                  (W == T || (shared && W > T && W <= rows))))
       return ctx.run_next();
 
     // Q, K, V of the new token: x [B, in] times W [in, width], plus the bias. Each thread takes
@@ -99,7 +115,10 @@ struct DecodeAttention {
       }
 
     tfh::OutputTensor out = ctx.output(0, TFH_TYPE_FLOAT, {B, 1, hidden});
-    tfh::OutputTensor present = ctx.output(1, TFH_TYPE_FLOAT, {2, B, heads, T, d});
+    // Present: the shared buffer (the past's bytes, handed over or copied), else P + 1 rows.
+    const int64_t prow = shared ? rows : T;  // rows per head in present
+    tfh::OutputTensor present = shared ? ctx.output_from_input(1, 4, {2, B, heads, rows, d})
+                                       : ctx.output(1, TFH_TYPE_FLOAT, {2, B, heads, T, d});
     float* od = out.data<float>();
     float* pd = present.data<float>();
     const float* pastd = past.data<float>().data();
@@ -112,11 +131,13 @@ struct DecodeAttention {
       const float* q = qkv + b * width + n * d;
       const float* k_new = qkv + b * width + hidden + n * d;
       const float* v_new = qkv + b * width + 2 * hidden + n * d;
-      float* pk = pd + i * T * d;                // present key [b, n]
-      float* pv = pd + (B * heads + i) * T * d;  // present value [b, n]
-      std::memcpy(pk, pastd + i * P * d, sizeof(float) * static_cast<size_t>(P * d));
+      float* pk = pd + i * prow * d;                // present key [b, n]
+      float* pv = pd + (B * heads + i) * prow * d;  // present value [b, n]
+      if (!shared) {  // (a shared buffer holds the past already)
+        std::memcpy(pk, pastd + i * P * d, sizeof(float) * static_cast<size_t>(P * d));
+        std::memcpy(pv, pastd + (B * heads + i) * P * d, sizeof(float) * static_cast<size_t>(P * d));
+      }
       std::memcpy(pk + P * d, k_new, sizeof(float) * static_cast<size_t>(d));
-      std::memcpy(pv, pastd + (B * heads + i) * P * d, sizeof(float) * static_cast<size_t>(P * d));
       std::memcpy(pv + P * d, v_new, sizeof(float) * static_cast<size_t>(d));
       float* s = scores + omp_get_thread_num() * T;
       float mx = -INFINITY;
@@ -125,7 +146,7 @@ struct DecodeAttention {
         float acc = 0.f;
 #pragma omp simd reduction(+ : acc)
         for (int64_t c = 0; c < d; ++c) acc += q[c] * kj[c];
-        s[j] = sc * acc + (md && md[b * T + j] == 0 ? filter : 0.f);
+        s[j] = sc * acc + (md && md[b * W + j] == 0 ? filter : 0.f);
         mx = std::max(mx, s[j]);
       }
       float sum = 0.f;

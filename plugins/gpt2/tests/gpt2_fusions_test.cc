@@ -462,6 +462,16 @@ TEST(Gpt2DecodeKernel, ChosenAndExact) {
                            "--past_sequence_length", "6", "--samples", "4"});
     EXPECT_EQ(c.exit_code, 0) << "sequence " << s << ": " << c.out << c.err;
   }
+  // With one key/value buffer for past and present (gpt2.shared_kv_cache) it decodes too,
+  // writing the new row in place.
+  ASSERT_EQ(tfhost({"optimize", "--input", src, "--output", tmp / "shared.onnx", "--model_type",
+                    "gpt2", "--enable_shared_kv_cache"}).exit_code, 0);
+  for (const char* b : {"1", "2"}) {
+    const auto c = tfhost({"compare", "--baseline_model", src, "--optimized_model",
+                           tmp / "shared.onnx", "--model_type", "gpt2", "-b", b, "-s", "1",
+                           "--past_sequence_length", "6", "--samples", "4"});
+    EXPECT_EQ(c.exit_code, 0) << "shared buffer, batch " << b << ": " << c.out << c.err;
+  }
 }
 
 // Near misses, made from a real export: a "causal" buffer that is not lower-triangular (a block
