@@ -886,12 +886,14 @@ std::vector<std::pair<int, const Feed*>> Session::Impl::check_feeds(
       TFH_THROW("input '", name, "': a donated device tensor must own its memory");
     if (f.donate && f.host && (!f.host->storage || f.host->storage.get() != f.host->data))
       TFH_THROW("input '", name, "': a donated host tensor must own its bytes");
-    for (const auto& [k, other] : bound)
-      if (f.donate && other->donate &&
-          (f.device ? other->device && other->device->memory == f.device->memory
-                    : other->host && other->host->data == f.host->data))
-        TFH_THROW("input '", name, "': donated, and so is '", other->name,
-                  "', with the same memory");
+    // A donated feed's bytes may change during the run: no other feed may read them.
+    const void* bytes = f.device ? f.device->data : f.host ? f.host->data : nullptr;
+    for (const auto& [k, other] : bound) {
+      const void* other_bytes = other->device ? other->device->data : other->host->data;
+      if ((f.donate || other->donate) && bytes && bytes == other_bytes)
+        TFH_THROW("input '", name, "': the same memory as '", other->name, "', and ",
+                  f.donate ? "this one" : "that one", " is donated");
+    }
     if (!f.device && (!f.host || (!f.host->data && f.host->nbytes)))
       TFH_THROW("input '", name, "': no data");
     if (f.device && !f.device->data && f.device->nbytes) TFH_THROW("input '", name, "': no data");
@@ -1023,6 +1025,7 @@ void Session::Impl::collect_outputs(Session& self, bool outputs_on_device,
       t->data = t->storage.get();
       t->writable = true;
       donor->data = nullptr;
+      s.act[k].data = nullptr;  // the caller's now, not the session's
       host_out->push_back(std::move(t));
     } else if (s.owned_outputs[k]) {
       host_out->push_back(std::move(s.owned_outputs[k]));
@@ -1050,6 +1053,8 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
           s.live[k] = nullptr;
           if (s.cuda && s.slots[k].kind == SlotKind::Input) s.on_dev[k] = 0;
         }
+        // An output that took a donated feed's bytes over holds none of the pool's.
+        if (s.aliases_feed[k] >= 0) s.act[k].data = nullptr;
         s.feed_memory[k] = nullptr;
         s.host_donor[k] = nullptr;
         s.aliases_feed[k] = -1;

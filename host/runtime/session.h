@@ -68,8 +68,9 @@ struct DeviceTensor {
 // `donate`: the run may write into the feed's memory and return it as an output, without a
 // copy, where a kernel updates its input in place (Attention's key/value buffer shared by past
 // and present takes the past's buffer). A device feed's memory is then shared by that output
-// (and holds the output afterwards). A host feed must own its bytes (make_tensor): they move
-// into the output, and the feed is left without data. With CUDA graphs the feed is copied into
+// (and holds the output afterwards). A host feed must own its bytes (make_tensor): when a host
+// output takes them they move into it and the feed is left without data. No other feed may
+// share a donated feed's memory. With CUDA graphs the feed is copied into
 // the graph's own buffer unless it already is that buffer (the output of the last run with
 // these shapes), and the output is the graph's buffer: feeding it back costs no copy.
 struct Feed {

@@ -126,6 +126,57 @@ TEST(SharedKvCache, CompareAndVerifyFeedTheSharedModel) {
   EXPECT_NE(run.out.find("gpt2.shared_kv_cache: 2 changed"), std::string::npos) << run.out;
 }
 
+// After a run whose output took a donated host buffer over, a failing run (past_sequence_length
+// too large for the buffer) fails with its own error and leaves the session working; the donor
+// is left without data, and a feed may not share a donated feed's bytes.
+TEST(SharedKvCache, DonationThenAFailingRun) {
+  TempDir tmp;
+  plugin::Registry registry;
+  pipeline::load_plugins(registry, {}, {TFH_BINARY_DIR "/plugins"});
+  auto model = ir::Model::load(optimized(tmp, true));
+  const KernelRegistry kernels(registry);
+  Session s(static_cast<const ir::Model&>(*model), kernels);
+  Gpt2DecodeSpec spec;
+  spec.max_length = 12;
+  auto donating = [](const std::vector<NamedTensor>& in) {
+    std::vector<Feed> f;
+    for (const auto& [name, t] : feeds_of(in))
+      f.push_back(Feed{name, t, nullptr, name == "past_0" || name == "past_1"});
+    return f;
+  };
+  auto in0 = tfh::test::gpt2_decode_inputs(spec, 0, {});
+  const HostTensor* past0 = in0[3].tensor.get();
+  ASSERT_EQ(in0[3].name, "past_0");
+  const void* bytes = past0->data;
+  const auto out = s.run_feeds(donating(in0));
+  EXPECT_EQ(out[1]->data, bytes) << "present_0 took the donated bytes";
+  EXPECT_EQ(past0->data, nullptr) << "the donor is left without them";
+  auto in1 = tfh::test::gpt2_decode_inputs(spec, 0, {});
+  for (auto& n : in1)
+    if (n.name == "past_sequence_length") *reinterpret_cast<int32_t*>(n.tensor->storage.get()) = 10;
+  std::string err;
+  try {
+    s.run_feeds(donating(in1));
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  EXPECT_NE(err.find("past_sequence_length 10 + sequence 4 does not fit"), std::string::npos) << err;
+  auto in2 = tfh::test::gpt2_decode_inputs(spec, 0, {});
+  EXPECT_EQ(s.run_feeds(donating(in2)).size(), 3u);
+  // past_1 fed the bytes of the donated past_0 as well: refused.
+  auto in3 = tfh::test::gpt2_decode_inputs(spec, 0, {});
+  std::vector<Feed> f = donating(in3);
+  f[4].host = f[3].host;
+  f[4].donate = false;
+  err.clear();
+  try {
+    s.run_feeds(f);
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  EXPECT_EQ(err, "input 'past_1': the same memory as 'past_0', and that one is donated");
+}
+
 // The models compared: float32 (optimize), float16 with float32 I/O (optimize --float16: past
 // and present cast around the float16 Attention), float16 I/O (configs/gpt2_fp16.yaml and
 // gpt2_fp16_decode.yaml: float16 past/present, int32 inputs).

@@ -80,7 +80,7 @@ struct DecodeAttention {
       if (P < 0 || P + 1 > rows) return ctx.run_next();
     }
     const int64_t T = P + 1;
-    const int64_t W = mask ? mask.dims()[mask.rank() - 1] : 0;  // mask row length
+    const int64_t W = mask && mask.rank() == 2 ? mask.dims()[1] : 0;  // mask row length
     if (mask && !(mask.dtype() == TFH_TYPE_INT32 && mask.rank() == 2 && mask.dims()[0] == B &&
                   (W == T || (shared && W > T && W <= rows))))
       return ctx.run_next();
