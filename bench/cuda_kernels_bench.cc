@@ -173,6 +173,16 @@ int main(int argc, char** argv) {
                LtGemm::kWorkspaceBytes, s);
     }, iters, s);
     std::printf("  %-28s %8.4f ms\n", "LM head GEMM (50257)", head);
+    {  // the two decode kernels on this shape (decode_attention's Auto is the first)
+      Buf ws(static_cast<size_t>(decode_split_workspace(B, N, P + 1, D)) * sizeof(float));
+      AttentionArgs sk = d;
+      sk.algo = AttentionArgs::Algo::SplitKeys;
+      sk.workspace = static_cast<float*>(ws.p);
+      std::printf("  %-28s %8.4f ms\n", "decode, one block per head",
+                  time_ms([&] { decode_attention(d, s); }, iters, s));
+      std::printf("  %-28s %8.4f ms\n", "decode, split keys",
+                  time_ms([&] { decode_attention(sk, s); }, iters, s));
+    }
     // The new key/value row, per layer: a per-step present (the past copied in front of it), or
     // one shared buffer (gpt2.shared_kv_cache: the row written in place, P read on the device).
     Buf past(2 * B * N * P * D * 2), plen(sizeof(int32_t));

@@ -124,7 +124,8 @@ for b in $BERT_BATCHES; do
   if grep -q '^  layer ' "$RESULTS/kernels_b$b.txt"; then
     say "kernels, BERT-base batch $b seq 128: $(grep -E '^  layer ' "$RESULTS/kernels_b$b.txt" | sed 's/  */ /g')"
     say "kernels, BERT-base batch $b attention: $(grep -E '^  attention, ' "$RESULTS/kernels_b$b.txt" | sed 's/  */ /g' | tr '\n' ';')"
-    say "kernels, GPT-2 decode batch $b past 128: $(grep -E '^  step ' "$RESULTS/kernels_b$b.txt" | sed 's/  */ /g')"
+    say "kernels, GPT-2 decode batch $b past 128: $(grep -E '^  step ' "$RESULTS/kernels_b$b.txt" | sed 's/  */ /g' | tr '\n' ';')"
+    say "kernels, GPT-2 decode batch $b attention: $(grep -E '^  decode, ' "$RESULTS/kernels_b$b.txt" | sed 's/  */ /g' | tr '\n' ';')"
   else
     say "kernels, batch $b: $(tail -1 "$RESULTS/kernels_b$b.txt")"
   fi
@@ -133,7 +134,8 @@ for b in $GPT_BATCHES; do
   case " $BERT_BATCHES " in *" $b "*) continue ;; esac
   tf build/bin/tfh_bench_cuda_kernels --batch "$b" --sequence 1 --past 128 --iterations 100 \
     > "$RESULTS/kernels_decode_b$b.txt" 2>&1
-  say "kernels, GPT-2 decode batch $b past 128: $(grep -E '^  step ' "$RESULTS/kernels_decode_b$b.txt" | sed 's/  */ /g')"
+  say "kernels, GPT-2 decode batch $b past 128: $(grep -E '^  step ' "$RESULTS/kernels_decode_b$b.txt" | sed 's/  */ /g' | tr '\n' ';')"
+  say "kernels, GPT-2 decode batch $b attention: $(grep -E '^  decode, ' "$RESULTS/kernels_decode_b$b.txt" | sed 's/  */ /g' | tr '\n' ';')"
 done
 
 # ---- whole models through tfhost's runtime on the GPU (--use_gpu), when it exists

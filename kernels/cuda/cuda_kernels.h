@@ -141,11 +141,22 @@ struct AttentionArgs {
   // Which prefill kernel: Tiled (a thread per query, K/V tiles in shared memory: for many
   // queries), PerQueryWarp (a warp per query, head dims across its lanes: the low-latency one
   // when batch x heads x sequence is too small to fill the GPU with tiles), or Auto.
-  enum class Algo { Auto, Tiled, PerQueryWarp } algo = Algo::Auto;
+  // Which decode kernel (decode_attention): Auto (one block per (batch, head)) or SplitKeys
+  // (flash-decoding: the keys in chunks of kDecodeChunk, a block per (batch, head, chunk), the
+  // partial softmax results merged by a second kernel: more blocks when batch x heads is small
+  // and the past long; needs `workspace`).
+  enum class Algo { Auto, Tiled, PerQueryWarp, SplitKeys } algo = Algo::Auto;
+  float* workspace = nullptr;  // SplitKeys: decode_split_workspace(...) floats
 };
+constexpr int64_t kDecodeChunk = 64;
+// Floats of workspace the SplitKeys decode needs for these sizes (total: the keys, or the bound
+// cache_rows with a shared buffer).
+inline int64_t decode_split_workspace(int64_t batch, int64_t heads, int64_t total, int64_t head_size) {
+  return batch * heads * ((total + kDecodeChunk - 1) / kDecodeChunk) * (head_size + 2);
+}
 // Prefill / any S: the fused kernels (online softmax, no S x T matrix). head_size up to 128.
 void attention(const AttentionArgs& a, cudaStream_t s);
-// One new token per row over a long past (S == 1): one block per (batch, head).
+// One new token per row over a long past (S == 1): one block per (batch, head), or split keys.
 void decode_attention(const AttentionArgs& a, cudaStream_t s);
 
 // Splits a packed QKV [B, S, 3, N, D] (the QKV GEMM's output, bias added) into Q (left in place:

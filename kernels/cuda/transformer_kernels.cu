@@ -338,6 +338,74 @@ __global__ void decode_attention_kernel(AttentionArgs a) {
   }
 }
 
+// SplitKeys decode, step 1: block (b, h, chunk c) over keys [c * kDecodeChunk, ..) of this
+// run's keys: its max m, sum l of exp(score - m) and o[d] = sum exp(score - m) v[d], written to
+// part[(b * heads + h) * chunks + c] as [o[0..D), m, l]. A chunk past the keys writes m = -inf,
+// l = 0, o = 0 (a shared buffer's chunks are sized for its rows, the keys are read on the device).
+template <typename T>
+__global__ void decode_split_kernel(AttentionArgs a, float* part) {
+  __shared__ float qs[128], sc[kDecodeChunk], red[32];
+  const int64_t D = a.head_size, total = keys_of(a), past = total - 1;
+  const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads, c = blockIdx.y;
+  const int64_t j0 = c * kDecodeChunk, n = min(int64_t(kDecodeChunk), total - j0);
+  float* out = part + (bh * gridDim.y + c) * (D + 2);
+  if (n <= 0) {  // (the whole block leaves: no barrier below is reached)
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) out[d] = 0.f;
+    if (threadIdx.x == 0) out[D] = -INFINITY, out[D + 1] = 0.f;
+    return;
+  }
+  const T* qp = static_cast<const T*>(a.q) + b * a.q_token_stride + h * D;
+  const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * rows_of(a) * D;
+  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * rows_of(a) * D;
+  const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) qs[d] = ld(qp, d) * scale;
+  __syncthreads();
+  float m = -INFINITY;
+  for (int64_t t = threadIdx.x; t < n; t += blockDim.x) {
+    const int64_t j = j0 + t;
+    float v = 0.f;
+    for (int64_t d = 0; d < D; ++d) v += qs[d] * ld(kc, j * D + d);
+    if (masked(a, total, b, 0, j)) v += a.filter;
+    v += bias_at<T>(a, total, b, h, 0, j);
+    if (a.causal && j > past) v += a.filter;
+    sc[t] = v;
+    m = fmaxf(m, v);
+  }
+  m = block_max(m, red);
+  float l = 0.f;
+  for (int64_t t = threadIdx.x; t < n; t += blockDim.x) {
+    const float p = __expf(sc[t] - m);
+    sc[t] = p;
+    l += p;
+  }
+  l = block_sum(l, red);  // (its barriers also order the writes of sc before the reads below)
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.f;
+    for (int64_t t = 0; t < n; ++t) o += sc[t] * ld(vc, (j0 + t) * D + d);
+    out[d] = o;
+  }
+  if (threadIdx.x == 0) out[D] = m, out[D + 1] = l;
+}
+
+// SplitKeys decode, step 2: per (b, h) the chunks merged: M = max m_c, L = sum l_c e^(m_c - M),
+// out[d] = sum o_c[d] e^(m_c - M) / L.
+template <typename T>
+__global__ void decode_combine_kernel(AttentionArgs a, const float* part, int64_t chunks) {
+  const int64_t D = a.head_size, bh = blockIdx.x;
+  const float* pc = part + bh * chunks * (D + 2);
+  float M = -INFINITY;
+  for (int64_t c = 0; c < chunks; ++c) M = fmaxf(M, pc[c * (D + 2) + D]);
+  float L = 0.f;
+  for (int64_t c = 0; c < chunks; ++c) L += pc[c * (D + 2) + D + 1] * __expf(pc[c * (D + 2) + D] - M);
+  const float inv = 1.f / L;
+  T* out = static_cast<T*>(a.out) + bh * D;  // (S == 1: row b, head h)
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.f;
+    for (int64_t c = 0; c < chunks; ++c) o += pc[c * (D + 2) + d] * __expf(pc[c * (D + 2) + D] - M);
+    st(out, d, o * inv);
+  }
+}
+
 void check_attention(const AttentionArgs& a, const char* what) {
   check_type(a.type, what);
   if (!a.q || !a.k || !a.v || !a.out) throw CudaError(std::string(what) + ": null tensor");
@@ -457,6 +525,21 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
 void decode_attention(const AttentionArgs& a, cudaStream_t s) {
   check_attention(a, "decode_attention");
   if (a.seq != 1) throw CudaError("decode_attention: one new token per row (seq 1)");
+  if (a.algo == AttentionArgs::Algo::SplitKeys) {
+    if (!a.workspace) throw CudaError("decode_attention: SplitKeys needs a workspace");
+    if (a.head_size > 128) throw CudaError("decode_attention: SplitKeys takes head sizes up to 128");
+    const int64_t chunks = (a.total + kDecodeChunk - 1) / kDecodeChunk;
+    if (chunks > 65535) throw CudaError("decode_attention: too many keys for one launch");
+    by_type(a.type, "decode_attention", [&](auto tag) {
+      using T = decltype(tag);
+      const dim3 grid(static_cast<unsigned>(a.batch * a.heads), static_cast<unsigned>(chunks));
+      decode_split_kernel<T><<<grid, 128, 0, s>>>(a, a.workspace);
+      decode_combine_kernel<T><<<static_cast<unsigned>(a.batch * a.heads), 128, 0, s>>>(
+          a, a.workspace, chunks);
+    });
+    launched("decode_attention");
+    return;
+  }
   const size_t smem = sizeof(float) * static_cast<size_t>(a.head_size + a.total + 32);
   if (smem > 48 * 1024) return attention(a, s);  // a past too long for the scores in shared memory
   by_type(a.type, "decode_attention", [&](auto tag) {

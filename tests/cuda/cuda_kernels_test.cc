@@ -331,7 +331,7 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
     for (const Case& c : {Case{2, 128, 128, 12, 64, false}, Case{1, 7, 7, 2, 32, true},
                           Case{3, 1, 129, 4, 64, false}, Case{2, 65, 65, 1, 128, true},
                           Case{1, 1, 1, 1, 64, false}, Case{2, 8, 8, 4, 16, true},
-                          Case{1, 5, 5, 3, 48, false}}) {
+                          Case{1, 5, 5, 3, 48, false}, Case{1, 1, 300, 2, 80, true}}) {
       SCOPED_TRACE(name_of(elem) + " B" + std::to_string(c.B) + " S" + std::to_string(c.S) +
                    " T" + std::to_string(c.T) + " N" + std::to_string(c.N) + " D" +
                    std::to_string(c.D) + (c.causal ? " causal" : ""));
@@ -370,11 +370,21 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
         EXPECT_LT(max_diff(dy.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
       }
       a.algo = AttentionArgs::Algo::Auto;
+      // The decode kernels, one block per head and split keys (flash-decoding).
+      const Floats split_ws(static_cast<size_t>(decode_split_workspace(c.B, c.N, c.T + 3, c.D)), 0.f);
+      Dev ws(split_ws, F32);
       if (c.S == 1) {
         Dev dy2(q.size(), elem);
-        a.out = dy2.get();
-        decode_attention(a, nullptr);
-        EXPECT_LT(max_diff(dy2.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
+        AttentionArgs d = a;
+        d.out = dy2.get();
+        for (auto algo : {AttentionArgs::Algo::Auto, AttentionArgs::Algo::SplitKeys}) {
+          SCOPED_TRACE(algo == AttentionArgs::Algo::Auto ? "decode" : "decode, split keys");
+          d.algo = algo;
+          d.workspace = static_cast<float*>(ws.get());
+          check(cudaMemset(dy2.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
+          decode_attention(d, nullptr);
+          EXPECT_LT(max_diff(dy2.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
+        }
       }
       // The same keys and values in a buffer shared by past and present (M = T + 3 rows per
       // head, junk after T) with the past length T - S read on the device: the same output from
@@ -401,13 +411,16 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
         attention(sh, nullptr);
         EXPECT_LT(max_diff(dy3.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
       }
-      if (c.S == 1) {
-        SCOPED_TRACE("shared buffer, decode");
-        sh.algo = AttentionArgs::Algo::Auto;
-        check(cudaMemset(dy3.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
-        decode_attention(sh, nullptr);
-        EXPECT_LT(max_diff(dy3.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
-      }
+      if (c.S == 1)
+        for (auto algo : {AttentionArgs::Algo::Auto, AttentionArgs::Algo::SplitKeys}) {
+          SCOPED_TRACE(algo == AttentionArgs::Algo::Auto ? "shared buffer, decode"
+                                                         : "shared buffer, decode, split keys");
+          sh.algo = algo;
+          sh.workspace = static_cast<float*>(ws.get());
+          check(cudaMemset(dy3.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
+          decode_attention(sh, nullptr);
+          EXPECT_LT(max_diff(dy3.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
+        }
     }
 }
 
