@@ -210,9 +210,14 @@ if [ -f "$MODELS/bert.onnx" ]; then
     generate_gpu "shared cache + CUDA graph" "$MODELS/gpt2_fp16io_shared.onnx" "$b" --cuda_graph
     generate_gpu "per-step presents, eager" "$MODELS/gpt2_fp16io.onnx" "$b"
     perf_gpu gpt2-fp16-decode-past128 "$MODELS/gpt2_fp16.onnx" gpt2 "$b" -s 1 --past_sequence_length 128
-    # The target's step exactly (past 128), as decoding runs it: fp16 cache updated in place.
+    # The target's step exactly (past 128), as decoding runs it: fp16 cache updated in place;
+    # then with the split-keys decode kernel (TFH_CUDA_DECODE_ATTENTION=split).
     perf_gpu gpt2-fp16io-shared-cache-decode-past128 "$MODELS/gpt2_fp16io_shared.onnx" gpt2 "$b" \
       -s 1 --past_sequence_length 128
+    export TFH_CUDA_DECODE_ATTENTION=split
+    perf_gpu gpt2-fp16io-shared-cache-decode-past128-splitkeys "$MODELS/gpt2_fp16io_shared.onnx" \
+      gpt2 "$b" -s 1 --past_sequence_length 128
+    unset TFH_CUDA_DECODE_ATTENTION
   done
 else
   say "models: could not fill the skeletons ($(tail -1 "$RESULTS/fill.log"))"

@@ -193,6 +193,9 @@ struct AttentionOpArgs {
   int64_t cache_rows = 0;
   const int32_t* past_len_dev = nullptr;
   int64_t mask_width = 0;  // Raw2D/Raw3D row length (0: P + S)
+  // One new token (S == 1) with this workspace (decode_split_workspace floats): the split-keys
+  // decode kernel instead of one block per head.
+  float* decode_workspace = nullptr;
   void* out = nullptr;            // [B, S, N * D]
   void* qkv_scratch = nullptr;    // B * S * 3 * N * D elements
   int64_t batch = 0, seq = 0, past_len = 0, hidden = 0, heads = 0, head_size = 0;

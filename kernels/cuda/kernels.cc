@@ -4,6 +4,7 @@
 // the host; each launch goes on the session's stream. A case a kernel does not cover is an error
 // naming the op and the case, never a silent fallback.
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -665,6 +666,16 @@ struct Cast {
   }
 };
 
+// TFH_CUDA_DECODE_ATTENTION=split: one-token steps use the split-keys decode kernel (to compare
+// it with the default, one block per head, on whole models; the kernel benchmark times both).
+bool split_decode() {
+  static const bool split = [] {
+    const char* v = std::getenv("TFH_CUDA_DECODE_ATTENTION");
+    return v && std::string(v) == "split";
+  }();
+  return split;
+}
+
 // com.microsoft.Attention: packed QKV weights, every int32 mask format, past/present,
 // unidirectional, an attention bias; past_present_share_buffer with past_sequence_length read on
 // the device (present takes the past's buffer over when the runtime can hand it, else a device
@@ -813,6 +824,9 @@ struct Attention {
     a.past = past && !M ? past.raw() : nullptr;
     a.present = present, a.out = y.raw();
     a.cache_rows = M, a.past_len_dev = past_len_dev, a.mask_width = mask_width;
+    if (S == 1 && split_decode())
+      a.decode_workspace = ctx.scratch<float>(
+          static_cast<size_t>(decode_split_workspace(B, heads, M ? M : P + S, D)));
     a.qkv_scratch = ctx.scratch<char>(static_cast<size_t>(B * S * W) * elem);
     a.batch = B, a.seq = S, a.past_len = P, a.hidden = H, a.heads = heads, a.head_size = D;
     a.unidirectional = unidirectional, a.scale = scale, a.filter = filter;

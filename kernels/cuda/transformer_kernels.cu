@@ -648,6 +648,7 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
   args.total = kv_rows, args.head_size = a.head_size;
   if (shared) args.cache_rows = a.cache_rows, args.past_len = a.past_len_dev;
   args.mask_width = a.mask_width;
+  if (a.decode_workspace) args.algo = AttentionArgs::Algo::SplitKeys, args.workspace = a.decode_workspace;
   args.causal = a.unidirectional;
   args.scale = a.scale;
   args.filter = a.filter;

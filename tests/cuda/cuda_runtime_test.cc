@@ -557,6 +557,10 @@ TEST_F(CudaRuntime, GenerateOnTheGpuPicksTheCpuTokens) {
   ASSERT_EQ(gpu.exit_code, 0) << gpu.err;
   EXPECT_EQ(gpu.out, cpu.out);
   EXPECT_NE(gpu.err.find("CUDA graphs: 1 captured, 3 replays"), std::string::npos) << gpu.err;
+  // The same with the split-keys decode kernel.
+  const auto split = test::run_command(gpu_args, {"TFH_CUDA_DECODE_ATTENTION=split"});
+  ASSERT_EQ(split.exit_code, 0) << split.err;
+  EXPECT_EQ(split.out, cpu.out);
   // perf with IO binding times that step in place: buffers donated, presents fed back; one graph.
   const auto perf = test::run_command({TFH_TFHOST_EXE, "perf", "-m", shared_path, "--model_type",
                                        type, "-b", "2", "-s", "1", "--past_sequence_length", "6",
