@@ -174,10 +174,10 @@ int main(int argc, char** argv) {
     }, iters, s);
     std::printf("  %-28s %8.4f ms\n", "LM head GEMM (50257)", head);
     {  // the two decode kernels on this shape (decode_attention's Auto is the first)
-      Buf ws(static_cast<size_t>(decode_split_workspace(B, N, P + 1, D)) * sizeof(float));
+      Buf split_ws(static_cast<size_t>(decode_split_workspace(B, N, P + 1, D)) * sizeof(float));
       AttentionArgs sk = d;
       sk.algo = AttentionArgs::Algo::SplitKeys;
-      sk.workspace = static_cast<float*>(ws.p);
+      sk.workspace = static_cast<float*>(split_ws.p);
       std::printf("  %-28s %8.4f ms\n", "decode, one block per head",
                   time_ms([&] { decode_attention(d, s); }, iters, s));
       std::printf("  %-28s %8.4f ms\n", "decode, split keys",

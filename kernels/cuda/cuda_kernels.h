@@ -141,6 +141,7 @@ struct AttentionArgs {
   // Which prefill kernel: Tiled (a thread per query, K/V tiles in shared memory: for many
   // queries), PerQueryWarp (a warp per query, head dims across its lanes: the low-latency one
   // when batch x heads x sequence is too small to fill the GPU with tiles), or Auto.
+  //
   // Which decode kernel (decode_attention): Auto (one block per (batch, head)) or SplitKeys
   // (flash-decoding: the keys in chunks of kDecodeChunk, a block per (batch, head, chunk), the
   // partial softmax results merged by a second kernel: more blocks when batch x heads is small

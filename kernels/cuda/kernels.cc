@@ -4,6 +4,7 @@
 // the host; each launch goes on the session's stream. A case a kernel does not cover is an error
 // naming the op and the case, never a silent fallback.
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -671,7 +672,11 @@ struct Cast {
 bool split_decode() {
   static const bool split = [] {
     const char* v = std::getenv("TFH_CUDA_DECODE_ATTENTION");
-    return v && std::string(v) == "split";
+    const bool on = v && std::string(v) == "split";
+    if (on)
+      std::fprintf(stderr, "tfhost: note: TFH_CUDA_DECODE_ATTENTION=split: one-token attention "
+                           "steps use the split-keys decode kernel\n");
+    return on;
   }();
   return split;
 }

@@ -372,6 +372,11 @@ __global__ void decode_split_kernel(AttentionArgs a, float* part) {
     m = fmaxf(m, v);
   }
   m = block_max(m, red);
+  if (m == -INFINITY) {  // every score -inf (a -inf bias or filter): this chunk adds nothing
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) out[d] = 0.f;
+    if (threadIdx.x == 0) out[D] = -INFINITY, out[D + 1] = 0.f;
+    return;  // (m is the block's: the whole block leaves)
+  }
   float l = 0.f;
   for (int64_t t = threadIdx.x; t < n; t += blockDim.x) {
     const float p = __expf(sc[t] - m);

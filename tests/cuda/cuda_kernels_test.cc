@@ -331,7 +331,8 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
     for (const Case& c : {Case{2, 128, 128, 12, 64, false}, Case{1, 7, 7, 2, 32, true},
                           Case{3, 1, 129, 4, 64, false}, Case{2, 65, 65, 1, 128, true},
                           Case{1, 1, 1, 1, 64, false}, Case{2, 8, 8, 4, 16, true},
-                          Case{1, 5, 5, 3, 48, false}, Case{1, 1, 300, 2, 80, true}}) {
+                          Case{1, 5, 5, 3, 48, false}, Case{1, 1, 300, 2, 80, true},
+                          Case{2, 1, 64, 2, 64, true}}) {  // (a shared buffer of 67: an empty chunk)
       SCOPED_TRACE(name_of(elem) + " B" + std::to_string(c.B) + " S" + std::to_string(c.S) +
                    " T" + std::to_string(c.T) + " N" + std::to_string(c.N) + " D" +
                    std::to_string(c.D) + (c.causal ? " causal" : ""));
@@ -381,6 +382,7 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
           SCOPED_TRACE(algo == AttentionArgs::Algo::Auto ? "decode" : "decode, split keys");
           d.algo = algo;
           d.workspace = static_cast<float*>(ws.get());
+          check(cudaMemset(ws.get(), 0xff, split_ws.size() * 4), "poison");
           check(cudaMemset(dy2.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
           decode_attention(d, nullptr);
           EXPECT_LT(max_diff(dy2.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
@@ -417,6 +419,7 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
                                                          : "shared buffer, decode, split keys");
           sh.algo = algo;
           sh.workspace = static_cast<float*>(ws.get());
+          check(cudaMemset(ws.get(), 0xff, split_ws.size() * 4), "poison");
           check(cudaMemset(dy3.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
           decode_attention(sh, nullptr);
           EXPECT_LT(max_diff(dy3.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);

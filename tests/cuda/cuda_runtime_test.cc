@@ -557,10 +557,16 @@ TEST_F(CudaRuntime, GenerateOnTheGpuPicksTheCpuTokens) {
   ASSERT_EQ(gpu.exit_code, 0) << gpu.err;
   EXPECT_EQ(gpu.out, cpu.out);
   EXPECT_NE(gpu.err.find("CUDA graphs: 1 captured, 3 replays"), std::string::npos) << gpu.err;
-  // The same with the split-keys decode kernel.
-  const auto split = test::run_command(gpu_args, {"TFH_CUDA_DECODE_ATTENTION=split"});
+  // The same with the split-keys decode kernel (70 new tokens: buffers of 74 rows, 2 chunks).
+  std::vector<std::string> long_args = args;
+  long_args[long_args.size() - 3] = "70";  // -n
+  const auto cpu_long = test::run_command(long_args, {});
+  long_args.push_back("--use_gpu");
+  long_args.push_back("--cuda_graph");
+  const auto split = test::run_command(long_args, {"TFH_CUDA_DECODE_ATTENTION=split"});
   ASSERT_EQ(split.exit_code, 0) << split.err;
-  EXPECT_EQ(split.out, cpu.out);
+  EXPECT_NE(split.err.find("the split-keys decode kernel"), std::string::npos) << split.err;
+  EXPECT_EQ(split.out, cpu_long.out);
   // perf with IO binding times that step in place: buffers donated, presents fed back; one graph.
   const auto perf = test::run_command({TFH_TFHOST_EXE, "perf", "-m", shared_path, "--model_type",
                                        type, "-b", "2", "-s", "1", "--past_sequence_length", "6",
