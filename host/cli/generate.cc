@@ -24,12 +24,13 @@ const char* const kAbout =
     "onnxruntime convert_to_onnx's layout (past_i [2, B, N, P, d]), Hugging Face's (past_key_values\n"
     ".i.key/value [B, N, P, d]) and without past (the whole sequence is run each step). Inputs\n"
     "input_ids, position_ids and attention_mask are filled as generate() does (no padding: every\n"
-    "row gets the prompt). Prints the new token ids of each row and the time per step.\n"
+    "row gets the prompt). Prints the new token ids of each row, the prompt's time and the\n"
+    "median time of the steps after it (the model's step; picking the tokens timed apart).\n"
     "--use_gpu runs it on the GPU with the key/value cache kept there (IO binding: each step's\n"
     "presents are the next step's pasts without a copy to the host; only the logits come back).\n"
     "A model from `optimize --enable_shared_kv_cache` (input past_sequence_length) gets one\n"
-    "buffer per layer of prompt + max_new_tokens rows, updated in place (on the GPU the buffers\n"
-    "are donated back each step: no copy of the cache), and a mask of that fixed width, so every\n"
+    "buffer per layer of prompt + max_new_tokens rows, updated in place (the buffers are\n"
+    "donated back each step: no copy of the cache), and a mask of that fixed width, so every\n"
     "step after the prompt has the same shapes: with --cuda_graph one CUDA graph replays them all.";
 
 bool is_float(int32_t t) {
