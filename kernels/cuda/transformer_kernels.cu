@@ -295,72 +295,21 @@ __global__ void attention_warp_kernel(AttentionArgs a) {
   }
 }
 
-// S == 1: one block per (batch, head). Scores for every key in shared memory (T floats), a block
-// max and sum, then each output dimension summed over the keys by a slice of the block.
+// One decoding query (b, h) over the keys [j0, j0 + n) of the run's `total`, block-wide (every
+// thread of the block calls it: it has barriers): the scaled query into qs, exp(score - m) into
+// sc[0, n) (scores masked, biased and causal as the prefill kernels make them), their max m and
+// sum l. The sum's barriers order the writes of sc before any reads after it.
 template <typename T>
-__global__ void decode_attention_kernel(AttentionArgs a) {
-  extern __shared__ float smem[];  // [D] query, [a.total] scores (the bound), [32] reduction
-  const int64_t D = a.head_size;
-  const int64_t total = keys_of(a), past = total - 1;
-  float* qs = smem;
-  float* sc = smem + D;
-  float* red = sc + a.total;
-  const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
+__device__ void decode_softmax(const AttentionArgs& a, int64_t total, int64_t b, int64_t h,
+                               int64_t j0, int64_t n, float* qs, float* sc, float* red, float& m,
+                               float& l) {
+  const int64_t D = a.head_size, past = total - 1;
   const T* qp = static_cast<const T*>(a.q) + b * a.q_token_stride + h * D;
   const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * rows_of(a) * D;
-  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * rows_of(a) * D;
   const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
   for (int64_t d = threadIdx.x; d < D; d += blockDim.x) qs[d] = ld(qp, d) * scale;
   __syncthreads();
-  float m = -INFINITY;
-  for (int64_t j = threadIdx.x; j < total; j += blockDim.x) {
-    float s = 0.f;
-    for (int64_t d = 0; d < D; ++d) s += qs[d] * ld(kc, j * D + d);
-    if (masked(a, total, b, 0, j)) s += a.filter;
-    s += bias_at<T>(a, total, b, h, 0, j);
-    if (a.causal && j > past) s += a.filter;
-    sc[j] = s;
-    m = fmaxf(m, s);
-  }
-  m = block_max(m, red);
-  float l = 0.f;
-  for (int64_t j = threadIdx.x; j < total; j += blockDim.x) {
-    const float p = __expf(sc[j] - m);
-    sc[j] = p;
-    l += p;
-  }
-  const float inv = 1.f / block_sum(l, red);  // also orders the score writes before the reads
-  T* out = static_cast<T*>(a.out) + (b * a.heads + h) * D;
-  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
-    float o = 0.f;
-    for (int64_t j = 0; j < total; ++j) o += sc[j] * ld(vc, j * D + d);
-    st(out, d, o * inv);
-  }
-}
-
-// SplitKeys decode, step 1: block (b, h, chunk c) over keys [c * kDecodeChunk, ..) of this
-// run's keys: its max m, sum l of exp(score - m) and o[d] = sum exp(score - m) v[d], written to
-// part[(b * heads + h) * chunks + c] as [o[0..D), m, l]. A chunk past the keys writes m = -inf,
-// l = 0, o = 0 (a shared buffer's chunks are sized for its rows, the keys are read on the device).
-template <typename T>
-__global__ void decode_split_kernel(AttentionArgs a, float* part) {
-  __shared__ float qs[128], sc[kDecodeChunk], red[32];
-  const int64_t D = a.head_size, total = keys_of(a), past = total - 1;
-  const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads, c = blockIdx.y;
-  const int64_t j0 = c * kDecodeChunk, n = min(int64_t(kDecodeChunk), total - j0);
-  float* out = part + (bh * gridDim.y + c) * (D + 2);
-  if (n <= 0) {  // (the whole block leaves: no barrier below is reached)
-    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) out[d] = 0.f;
-    if (threadIdx.x == 0) out[D] = -INFINITY, out[D + 1] = 0.f;
-    return;
-  }
-  const T* qp = static_cast<const T*>(a.q) + b * a.q_token_stride + h * D;
-  const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * rows_of(a) * D;
-  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * rows_of(a) * D;
-  const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
-  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) qs[d] = ld(qp, d) * scale;
-  __syncthreads();
-  float m = -INFINITY;
+  m = -INFINITY;
   for (int64_t t = threadIdx.x; t < n; t += blockDim.x) {
     const int64_t j = j0 + t;
     float v = 0.f;
@@ -372,23 +321,64 @@ __global__ void decode_split_kernel(AttentionArgs a, float* part) {
     m = fmaxf(m, v);
   }
   m = block_max(m, red);
-  if (m == -INFINITY) {  // every score -inf (a -inf bias or filter): this chunk adds nothing
-    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) out[d] = 0.f;
-    if (threadIdx.x == 0) out[D] = -INFINITY, out[D + 1] = 0.f;
-    return;  // (m is the block's: the whole block leaves)
-  }
-  float l = 0.f;
+  l = 0.f;
   for (int64_t t = threadIdx.x; t < n; t += blockDim.x) {
     const float p = __expf(sc[t] - m);
     sc[t] = p;
     l += p;
   }
-  l = block_sum(l, red);  // (its barriers also order the writes of sc before the reads below)
-  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
-    float o = 0.f;
-    for (int64_t t = 0; t < n; ++t) o += sc[t] * ld(vc, (j0 + t) * D + d);
-    out[d] = o;
-  }
+  l = block_sum(l, red);
+}
+
+// Output dimension d of that query's keys [j0, j0 + n): sum of sc[t] v[j0 + t][d].
+template <typename T>
+__device__ float decode_values(const AttentionArgs& a, int64_t b, int64_t h, const float* sc,
+                               int64_t j0, int64_t n, int64_t d) {
+  const int64_t D = a.head_size;
+  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * rows_of(a) * D;
+  float o = 0.f;
+  for (int64_t t = 0; t < n; ++t) o += sc[t] * ld(vc, (j0 + t) * D + d);
+  return o;
+}
+
+// S == 1: one block per (batch, head). Scores for every key in shared memory (T floats), a block
+// max and sum, then each output dimension summed over the keys by a slice of the block.
+template <typename T>
+__global__ void decode_attention_kernel(AttentionArgs a) {
+  extern __shared__ float smem[];  // [D] query, [a.total] scores (the bound), [32] reduction
+  const int64_t D = a.head_size, total = keys_of(a);
+  float* qs = smem;
+  float* sc = smem + D;
+  float* red = sc + a.total;
+  const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
+  float m, l;
+  decode_softmax<T>(a, total, b, h, 0, total, qs, sc, red, m, l);
+  const float inv = 1.f / l;
+  T* out = static_cast<T*>(a.out) + (b * a.heads + h) * D;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x)
+    st(out, d, decode_values<T>(a, b, h, sc, 0, total, d) * inv);
+}
+
+// SplitKeys decode, step 1: block (b, h, chunk c) over keys [c * kDecodeChunk, ..) of this
+// run's keys: its max m, sum l of exp(score - m) and o[d] = sum exp(score - m) v[d], written to
+// part[(b * heads + h) * chunks + c] as [o[0..D), m, l]. A chunk past the keys writes m = -inf,
+// l = 0, o = 0 (a shared buffer's chunks are sized for its rows, the keys are read on the device).
+template <typename T>
+__global__ void decode_split_kernel(AttentionArgs a, float* part) {
+  __shared__ float qs[128], sc[kDecodeChunk], red[32];
+  const int64_t D = a.head_size, total = keys_of(a);
+  const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads, c = blockIdx.y;
+  const int64_t j0 = c * kDecodeChunk, n = min(int64_t(kDecodeChunk), total - j0);
+  float* out = part + (bh * gridDim.y + c) * (D + 2);
+  auto nothing = [&] {  // (the whole block leaves: m and n are the block's)
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) out[d] = 0.f;
+    if (threadIdx.x == 0) out[D] = -INFINITY, out[D + 1] = 0.f;
+  };
+  if (n <= 0) return nothing();
+  float m, l;
+  decode_softmax<T>(a, total, b, h, j0, n, qs, sc, red, m, l);
+  if (m == -INFINITY) return nothing();  // every score -inf (a -inf bias or filter)
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) out[d] = decode_values<T>(a, b, h, sc, j0, n, d);
   if (threadIdx.x == 0) out[D] = m, out[D + 1] = l;
 }
 
