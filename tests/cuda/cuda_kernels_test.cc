@@ -362,32 +362,33 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
       a.mask_kind = MaskKind::Raw2D;
       a.batch = c.B, a.heads = c.N, a.seq = c.S, a.total = c.T, a.head_size = c.D;
       a.causal = c.causal;
-      // Both prefill kernels on every case (Auto picks by size).
-      for (auto algo : {AttentionArgs::Algo::Tiled, AttentionArgs::Algo::PerQueryWarp}) {
-        SCOPED_TRACE(algo == AttentionArgs::Algo::Tiled ? "tiled" : "warp per query");
-        a.algo = algo;
-        check(cudaMemset(dy.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
-        attention(a, nullptr);
-        EXPECT_LT(max_diff(dy.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
-      }
-      a.algo = AttentionArgs::Algo::Auto;
-      // The decode kernels, one block per head and split keys (flash-decoding).
+      // Every kernel on `args`: both prefill ones (Auto picks by size) and, with one new token,
+      // both decode ones (one block per head; split keys, flash-decoding), each with its output
+      // and workspace poisoned first.
       const Floats split_ws(static_cast<size_t>(decode_split_workspace(c.B, c.N, c.T + 3, c.D)), 0.f);
       Dev ws(split_ws, F32);
-      if (c.S == 1) {
-        Dev dy2(q.size(), elem);
-        AttentionArgs d = a;
-        d.out = dy2.get();
-        for (auto algo : {AttentionArgs::Algo::Auto, AttentionArgs::Algo::SplitKeys}) {
-          SCOPED_TRACE(algo == AttentionArgs::Algo::Auto ? "decode" : "decode, split keys");
-          d.algo = algo;
-          d.workspace = static_cast<float*>(ws.get());
+      using Algo = AttentionArgs::Algo;
+      auto every_kernel = [&](AttentionArgs args, Dev& y, const std::string& layout) {
+        args.out = y.get();
+        args.workspace = static_cast<float*>(ws.get());
+        for (Algo algo : {Algo::Tiled, Algo::PerQueryWarp, Algo::Auto, Algo::SplitKeys}) {
+          const bool decode = algo == Algo::Auto || algo == Algo::SplitKeys;
+          if (decode && c.S != 1) continue;
+          SCOPED_TRACE(layout + (algo == Algo::Tiled          ? "tiled"
+                                 : algo == Algo::PerQueryWarp ? "warp per query"
+                                 : algo == Algo::Auto         ? "decode"
+                                                              : "decode, split keys"));
+          args.algo = algo;
           check(cudaMemset(ws.get(), 0xff, split_ws.size() * 4), "poison");
-          check(cudaMemset(dy2.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
-          decode_attention(d, nullptr);
-          EXPECT_LT(max_diff(dy2.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
+          check(cudaMemset(y.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
+          if (decode)
+            decode_attention(args, nullptr);
+          else
+            attention(args, nullptr);
+          EXPECT_LT(max_diff(y.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
         }
-      }
+      };
+      every_kernel(a, dy, "");
       // The same keys and values in a buffer shared by past and present (M = T + 3 rows per
       // head, junk after T) with the past length T - S read on the device: the same output from
       // every kernel.
@@ -401,29 +402,11 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
       Dev dkb(kb, elem), dvb(vb, elem), dy3(q.size(), elem);
       DevMask past_len(Floats{static_cast<float>(c.T - c.S)});
       AttentionArgs sh = a;
-      sh.k = dkb.get(), sh.v = dvb.get(), sh.out = dy3.get();
+      sh.k = dkb.get(), sh.v = dvb.get();
       sh.total = sh.cache_rows = M;
       sh.past_len = past_len.get();
       sh.mask_width = c.T;
-      for (auto algo : {AttentionArgs::Algo::Tiled, AttentionArgs::Algo::PerQueryWarp}) {
-        SCOPED_TRACE(algo == AttentionArgs::Algo::Tiled ? "shared buffer, tiled"
-                                                        : "shared buffer, warp per query");
-        sh.algo = algo;
-        check(cudaMemset(dy3.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
-        attention(sh, nullptr);
-        EXPECT_LT(max_diff(dy3.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
-      }
-      if (c.S == 1)
-        for (auto algo : {AttentionArgs::Algo::Auto, AttentionArgs::Algo::SplitKeys}) {
-          SCOPED_TRACE(algo == AttentionArgs::Algo::Auto ? "shared buffer, decode"
-                                                         : "shared buffer, decode, split keys");
-          sh.algo = algo;
-          sh.workspace = static_cast<float*>(ws.get());
-          check(cudaMemset(ws.get(), 0xff, split_ws.size() * 4), "poison");
-          check(cudaMemset(dy3.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
-          decode_attention(sh, nullptr);
-          EXPECT_LT(max_diff(dy3.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
-        }
+      every_kernel(sh, dy3, "shared buffer, ");
     }
 }
 
