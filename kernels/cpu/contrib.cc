@@ -113,18 +113,7 @@ struct GeluKernel {
         }
       }
     } else {
-      constexpr float kA = 0.7978845608028654f, kB = 0.035677408136300125f;
-      if (b) {
-        for (int64_t i = 0; i < n; ++i) {
-          const float v = x[i] + b[i];
-          y[i] = 0.5f * v * (1.f + fast_tanh(v * (kA + kB * v * v)));
-        }
-      } else {
-        for (int64_t i = 0; i < n; ++i) {
-          const float v = x[i];
-          y[i] = 0.5f * v * (1.f + fast_tanh(v * (kA + kB * v * v)));
-        }
-      }
+      fast_gelu_row(x, b, y, n);
     }
   }
   void compute(KernelContext& ctx) {

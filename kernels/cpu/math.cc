@@ -249,16 +249,25 @@ void HalfWeights::run(KernelContext& ctx, const float* a, int64_t m, float* y) c
 
 namespace {
 
+// MatMul, and com.microsoft.GemmFastGelu (X, W [K, N], bias [N]?): FastGelu(X @ W + bias), the
+// activation applied to the float product before it is narrowed (one rounding, as on CUDA).
 struct MatMul {
   std::unique_ptr<PackedGemm> packed;  // B is a constant 2-D float/float16/bfloat16 matrix
   // B when it is a constant 2-D float16/bfloat16 matrix: kept 16-bit (transposed), never
   // widened for good (see HalfWeights).
   std::unique_ptr<HalfWeights> half_b;
-  explicit MatMul(NodeView n) {
+  bool fast_gelu = false;  // GemmFastGelu
+  explicit MatMul(NodeView n, bool gemm_fast_gelu = false) : fast_gelu(gemm_fast_gelu) {
     TensorView b = n.input(1).constant();
     half_b = HalfWeights::from(b);
     if (!half_b) packed = pack_constant_weights(b, kMaxPackedBytes);
     if (packed || half_b) constant_input_consumed(n, 1);
+  }
+  // The product's rows [rows, n] in float, before narrowing: GemmFastGelu's activation.
+  void epilogue(float* pc, int64_t rows, int64_t n, const float* bias) const {
+    if (!fast_gelu) return;
+#pragma omp parallel for schedule(static) if (rows * n > 65536)
+    for (int64_t r = 0; r < rows; ++r) fast_gelu_row(pc + r * n, bias, pc + r * n, n);
   }
   void compute(KernelContext& ctx) {
     TensorView a = ctx.required(0), b = ctx.required(1);
@@ -267,6 +276,17 @@ struct MatMul {
     if (!is_float_like(type)) unsupported_type(type);
     Dims da = dims_of(a), db = dims_of(b);
     if (da.empty() || db.empty()) sdk::fail("MatMul of a scalar");
+    const float* bias = nullptr;  // GemmFastGelu's, as float
+    if (fast_gelu) {
+      if (db.size() != 2) sdk::fail("W " + dims_str(db) + " must be a 2-D [K, N] matrix");
+      if (TensorView c = ctx.input(2)) {
+        if (c.dtype() != type) sdk::fail("bias and X differ in element type");
+        if (c.rank() != 1 || static_cast<int64_t>(c.size()) != db[1])
+          sdk::fail("bias " + dims_str(dims_of(c)) + " must be 1-D with W's " +
+                    std::to_string(db[1]) + " columns");
+        bias = as_float(ctx, c);
+      }
+    }
     const bool a_vec = da.size() == 1, b_vec = db.size() == 1;
     if (a_vec) da.insert(da.begin(), 1);
     if (b_vec) db.push_back(1);
@@ -286,15 +306,18 @@ struct MatMul {
     if (half_b && bb.empty()) {
       float* pc = type == TFH_TYPE_FLOAT ? y.data<float>() : ctx.scratch<float>(nb * m * n);
       half_b->run(ctx, as_float(ctx, a), nb * m, pc);
+      epilogue(pc, nb * m, n, bias);
       narrow_into(pc, y, numel(out));
       return;
     }
     if (packed && bb.empty()) {
       if (type == TFH_TYPE_FLOAT) {
         packed->run(a.data<float>().data(), nb * m, y.data<float>());
+        epilogue(y.data<float>(), nb * m, n, bias);
       } else {  // float16/bfloat16: widened A, float product, rounded into Y
         float* pc = ctx.scratch<float>(nb * m * n);
         packed->run(as_float(ctx, a), nb * m, pc);
+        epilogue(pc, nb * m, n, bias);
         narrow_into(pc, y, numel(out));
       }
       return;
@@ -326,8 +349,13 @@ struct MatMul {
         for (int64_t i = 0; i < nb; ++i) one(i);
       }
     }
+    epilogue(pc, numel(out) / n, n, bias);
     narrow_into(pc, y, numel(out));
   }
+};
+
+struct GemmFastGelu : MatMul {
+  explicit GemmFastGelu(NodeView n) : MatMul(n, /*gemm_fast_gelu=*/true) {}
 };
 
 struct Gemm {
@@ -781,6 +809,7 @@ std::unique_ptr<PackedGemm> pack_constant_weights(const TensorView& w, size_t ma
 
 void add_math_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CPU_KERNEL(MatMul, "MatMul")
+  TFH_CPU_KERNEL_DOMAIN(GemmFastGelu, "com.microsoft", "GemmFastGelu")
   TFH_CPU_KERNEL(Gemm, "Gemm")
   TFH_CPU_KERNEL(Einsum, "Einsum")
   TFH_CPU_KERNEL(LayerNorm, "LayerNormalization")

@@ -54,4 +54,21 @@ inline float fast_tanh(float x) {
   return ax < 1e-4f ? x : y;
 }
 
+// y = FastGelu(x + b) over n values, the tanh approximation 0.5 v (1 + tanh(sqrt(2/pi) (v +
+// 0.044715 v^3))); b is n values or NULL. y may be x (in place).
+inline void fast_gelu_row(const float* x, const float* b, float* y, int64_t n) {
+  constexpr float kA = 0.7978845608028654f, kB = 0.035677408136300125f;
+  if (b) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x[i] + b[i];
+      y[i] = 0.5f * v * (1.f + fast_tanh(v * (kA + kB * v * v)));
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x[i];
+      y[i] = 0.5f * v * (1.f + fast_tanh(v * (kA + kB * v * v)));
+    }
+  }
+}
+
 }  // namespace tfh::kernels::cpu

@@ -207,7 +207,9 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
                   cudaStream_t s);
 
 // ---- GEMM through cuBLASLt ------------------------------------------------------------------------
-enum class Epilogue { None, Bias, BiasGelu };
+// Gelu/BiasGelu: cuBLASLt's GELU epilogue, the tanh approximation (com.microsoft.FastGelu), applied
+// to the fp32 accumulator before the result is rounded.
+enum class Epilogue { None, Bias, Gelu, BiasGelu };
 
 // Every MatMul/Gemm of the CUDA runtime goes through one of these: C[M, N] = A[M, K] @ B[K, N]
 // (row-major, B optionally transposed) with an optional bias/GELU epilogue, fp16 data on Tensor

@@ -124,7 +124,8 @@ struct MatMul {
     std::vector<int64_t> out = dims_of(a);
     if (out.back() != k) sdk::fail("MatMul on CUDA: A's last dimension is not B's first");
     out.back() = n;
-    const int64_t rows = k ? static_cast<int64_t>(a.size()) / k : 0;
+    int64_t rows = 1;  // A's rows, also when K is 0
+    for (size_t i = 0; i + 1 < a.rank(); ++i) rows *= a.dims()[i];
     OutputTensor y = ctx.output(0, a.dtype(), out);
     if (rows == 0 || n == 0) return;
     if (k == 0) {  // an empty sum: zeros
@@ -133,6 +134,54 @@ struct MatMul {
     }
     lt().run(a.dtype(), rows, n, k, a.raw(), b.raw(), false, y.raw(), Epilogue::None, nullptr,
              ctx.scratch<char>(LtGemm::kWorkspaceBytes), LtGemm::kWorkspaceBytes, st(s));
+  }
+};
+
+// com.microsoft.GemmFastGelu (X [..., K], W [K, N], bias [N]?): one cuBLASLt GEMM whose GELU
+// (+bias) epilogue applies FastGelu's tanh form to the fp32 accumulator. A bias that is not a
+// constant (plans hold its pointer) is added by the gelu kernel after a plain GEMM instead.
+struct GemmFastGelu {
+  bool constant_bias = true;
+  explicit GemmFastGelu(NodeView n) {
+    if (n.num_inputs() > 1 && n.input(1) && n.input(1).rank() >= 0 && n.input(1).rank() != 2)
+      refuse("GemmFastGelu on CUDA: W is not a 2-D matrix");
+    if (!float_or_unknown(n.input(0))) refuse("GemmFastGelu on CUDA: not float/float16");
+    if (n.num_inputs() > 2 && n.input(2)) constant_bias = static_cast<bool>(n.input(2).constant());
+  }
+  void compute(KernelContext& ctx, void* s) {
+    TensorView a = ctx.required(0), w = ctx.required(1), bias = ctx.input(2);
+    need_float(a, "GemmFastGelu", "X");
+    same_type(a, w, "GemmFastGelu");
+    if (w.rank() != 2 || a.rank() < 1) sdk::fail("GemmFastGelu on CUDA: W must be a 2-D [K, N] matrix");
+    const int64_t k = w.dims()[0], n = w.dims()[1];
+    std::vector<int64_t> out = dims_of(a);
+    if (out.back() != k) sdk::fail("GemmFastGelu on CUDA: X's last dimension is not W's first");
+    if (bias) {
+      same_type(a, bias, "GemmFastGelu");
+      if (bias.rank() != 1 || static_cast<int64_t>(bias.size()) != n)
+        sdk::fail("GemmFastGelu on CUDA: bias must be 1-D with W's " + std::to_string(n) +
+                  " columns");
+    }
+    out.back() = n;
+    int64_t rows = 1;  // A's rows, also when K is 0
+    for (size_t i = 0; i + 1 < a.rank(); ++i) rows *= a.dims()[i];
+    OutputTensor y = ctx.output(0, a.dtype(), out);
+    if (rows == 0 || n == 0) return;
+    const void* b = bias ? bias.raw() : nullptr;
+    if (k == 0) {  // an empty sum: gelu(0 + bias)
+      fill_zero(y.raw(), static_cast<size_t>(rows * n) * (a.dtype() == TFH_TYPE_FLOAT16 ? 2 : 4), s);
+      gelu(a.dtype(), GeluKind::Tanh, y.raw(), b, y.raw(), rows, n, st(s));
+      return;
+    }
+    void* ws = ctx.scratch<char>(LtGemm::kWorkspaceBytes);
+    if (b && !constant_bias) {
+      lt().run(a.dtype(), rows, n, k, a.raw(), w.raw(), false, y.raw(), Epilogue::None, nullptr, ws,
+               LtGemm::kWorkspaceBytes, st(s));
+      gelu(a.dtype(), GeluKind::Tanh, y.raw(), b, y.raw(), rows, n, st(s));
+      return;
+    }
+    lt().run(a.dtype(), rows, n, k, a.raw(), w.raw(), false, y.raw(),
+             b ? Epilogue::BiasGelu : Epilogue::Gelu, b, ws, LtGemm::kWorkspaceBytes, st(s));
   }
 };
 
@@ -851,6 +900,7 @@ struct Attention {
 void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(MatMul, "", "MatMul", "T=float,float16")
   TFH_CUDA_KERNEL(Gemm, "", "Gemm", "T=float,float16")
+  TFH_CUDA_KERNEL(GemmFastGelu, "com.microsoft", "GemmFastGelu", "T=float,float16")
   using Add = Binary<BinaryOp::Add>;
   using Sub = Binary<BinaryOp::Sub>;
   using Mul = Binary<BinaryOp::Mul>;

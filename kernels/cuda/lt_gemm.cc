@@ -75,10 +75,11 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
   if (t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16)
     throw CudaError("gemm: only float and float16 tensors run on CUDA");
   if (m <= 0 || n <= 0) return;
-  if (epilogue != Epilogue::None && !bias) throw CudaError("gemm: the bias epilogue needs a bias");
+  const bool has_bias = epilogue == Epilogue::Bias || epilogue == Epilogue::BiasGelu;
+  if (has_bias && !bias) throw CudaError("gemm: the bias epilogue needs a bias");
   const cudaDataType_t dt = t == TFH_TYPE_FLOAT16 ? CUDA_R_16F : CUDA_R_32F;
   const Key key{static_cast<int>(t), m, n, k, b_transposed, static_cast<int>(epilogue),
-                reinterpret_cast<uintptr_t>(epilogue == Epilogue::None ? nullptr : bias)};
+                reinterpret_cast<uintptr_t>(has_bias ? bias : nullptr)};
   Plan* plan = nullptr;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -93,14 +94,16 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
       check_lt(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb),
                "transb");
       if (epilogue != Epilogue::None) {
-        const cublasLtEpilogue_t e =
-            epilogue == Epilogue::Bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_GELU_BIAS;
+        const cublasLtEpilogue_t e = epilogue == Epilogue::Bias   ? CUBLASLT_EPILOGUE_BIAS
+                                     : epilogue == Epilogue::Gelu ? CUBLASLT_EPILOGUE_GELU
+                                                                  : CUBLASLT_EPILOGUE_GELU_BIAS;
         check_lt(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e),
                  "epilogue");
+      }
+      if (has_bias)
         check_lt(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                                 sizeof bias),
                  "bias pointer");
-      }
       // Column-major views: "A" = B^T ([N, K], or B itself stored [N, K] when transposed),
       // "B" = A^T [K, M], C^T [N, M].
       check_lt(b_transposed ? cublasLtMatrixLayoutCreate(&p->a, dt, k, n, k)

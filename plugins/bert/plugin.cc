@@ -23,6 +23,17 @@ constexpr TfhFusionDesc kFastGelu = tfh::fusion(
 constexpr TfhFusionDesc kBiasGelu = tfh::fusion(
     "bert.bias_gelu", "Gelu(x + bias) => BiasGelu(x, bias); FastGelu(x + bias) => FastGelu(x, bias)",
     "0.1.0", "com.microsoft", "BiasGelu", tfh::wrap_pass<bert::fuse_bias_gelu>);
+constexpr TfhFusionDesc kGeluApproximation = tfh::fusion(
+    "bert.gelu_approximation",
+    "Gelu(x) => FastGelu(x), BiasGelu(x, bias) => FastGelu(x, bias): the tanh form (each "
+    "activation moves by at most 4.7e-4; --enable_gelu_approximation, not in the preset)",
+    "0.1.0", "com.microsoft", "FastGelu", tfh::wrap_pass<plugin_common::approximate_gelu>);
+constexpr TfhFusionDesc kGemmFastGelu = tfh::fusion(
+    "bert.gemm_fast_gelu",
+    "FastGelu(MatMul(x, W)[, bias]) => com.microsoft.GemmFastGelu(x, W[, bias]) (one GEMM with "
+    "a GELU epilogue on CUDA; ONNX Runtime's CPU build has no kernel for it; "
+    "--enable_gemm_fast_gelu, not in the preset)",
+    "0.1.0", "com.microsoft", "GemmFastGelu", tfh::wrap_pass<plugin_common::fuse_gemm_fast_gelu>);
 constexpr TfhFusionDesc kSkipLayerNorm = tfh::fusion(
     "bert.skip_layer_norm",
     "LayerNormalization(Add([Add(x, bias)], skip)) => com.microsoft.SkipLayerNormalization",
@@ -56,9 +67,9 @@ constexpr TfhFusionDesc kReport = tfh::fusion(
     "say whether the model is fully optimized (1 EmbedLayerNormalization, per layer 1 Attention, "
     "1 Gelu-family op, 2+ (Skip)LayerNormalization; no ReduceMean/Softmax/Erf) and what is left",
     "0.1.0", "", "", tfh::wrap_pass<bert::report_bert>);
-const TfhFusionDesc* const kFusions[] = {&kLayerNorm,     &kGelu,           &kFastGelu,
-                                         &kBiasGelu,      &kSkipLayerNorm,  &kEmbedLayerNorm,
-                                         &kAttention,     &kReport};
+const TfhFusionDesc* const kFusions[] = {
+    &kLayerNorm,      &kGelu,      &kFastGelu, &kBiasGelu, &kGeluApproximation, &kGemmFastGelu,
+    &kSkipLayerNorm, &kEmbedLayerNorm, &kAttention, &kReport};
 
 // Shape inference first: the residual and bias checks read value shapes.
 const char* const kPreset[] = {"core.repair_duplicate_definitions", "core.remove_identity",

@@ -74,6 +74,10 @@ size_t fuse_gelu(tfh::GraphView g);
 size_t fuse_fast_gelu(tfh::GraphView g);
 // Gelu/FastGelu of x + a 1-D constant bias => BiasGelu(x, bias) / FastGelu(x, bias).
 size_t fuse_bias_gelu(tfh::GraphView g);
+// Gelu(x) => FastGelu(x), BiasGelu(x, bias) => FastGelu(x, bias) (--enable_gelu_approximation).
+size_t approximate_gelu(tfh::GraphView g);
+// FastGelu(MatMul(a, W 2-D)[, bias]) => GemmFastGelu(a, W[, bias]) (--enable_gemm_fast_gelu).
+size_t fuse_gemm_fast_gelu(tfh::GraphView g);
 // Word (+ segment) + position embedding Gathers -> LayerNormalization => EmbedLayerNormalization
 // (the sum as embedding_sum when read elsewhere).
 size_t fuse_embed_layer_norm(tfh::GraphView g);

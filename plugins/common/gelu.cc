@@ -62,3 +62,42 @@ size_t fuse_bias_gelu(tfh::GraphView g) {
 }
 
 }  // namespace plugin_common
+
+namespace plugin_common {
+
+// gelu_approximation (--enable_gelu_approximation): Gelu(x) => FastGelu(x), BiasGelu(x, bias) =>
+// FastGelu(x, bias). The tanh form differs from the erf one by at most 4.7e-4 (absolute, near
+// x = -2.7), is cheaper, and is the form that fuses into a GEMM epilogue (gemm_fast_gelu).
+size_t approximate_gelu(tfh::GraphView g) {
+  using namespace tfh;
+  const auto x = Any("x");
+  Rewriter rw(g);
+  rw.add(Op("Gelu", {x}).domain("com.microsoft"),
+         ReplaceWith("com.microsoft", "FastGelu", {"x"}));
+  rw.add(Op("BiasGelu", {x, Any("bias")}).domain("com.microsoft"),
+         ReplaceWith("com.microsoft", "FastGelu", {"x", "bias"}));
+  return rw.run();
+}
+
+// gemm_fast_gelu (--enable_gemm_fast_gelu): FastGelu(MatMul(a, W)[, bias]) => GemmFastGelu(a, W
+// [, bias]) when W is a 2-D matrix (GemmFastGelu's W is [K, N]) and the product is read by the
+// FastGelu alone. tfhost's CUDA kernel is one cuBLASLt GEMM with the GELU(+bias) epilogue, so
+// the [tokens, N] product never goes through global memory twice.
+size_t fuse_gemm_fast_gelu(tfh::GraphView g) {
+  using namespace tfh;
+  const auto product = Op("MatMul", {Any("a"), Any("w")});
+  auto matrix_w = [](const Match& m) {
+    const ValueView w = m["w"], a = m["a"];
+    return w.rank() == 2 && a.rank() != 0 && a.rank() != 1;  // unknown rank (-1) for a is fine
+  };
+  auto vector_bias = [](const Match& m) { return m["bias"].rank() == 1 || m["bias"].rank() == -1; };
+  Rewriter rw(g);
+  rw.add(Op("FastGelu", {product, Any("bias")}).domain("com.microsoft").where(matrix_w)
+             .where(vector_bias),
+         ReplaceWith("com.microsoft", "GemmFastGelu", {"a", "w", "bias"}));
+  rw.add(Op("FastGelu", {product}).domain("com.microsoft").where(matrix_w),
+         ReplaceWith("com.microsoft", "GemmFastGelu", {"a", "w"}));
+  return rw.run();
+}
+
+}  // namespace plugin_common

@@ -3,11 +3,11 @@
 //
 // Fully optimized means: one EmbedLayerNormalization (where the family requires it); one fused
 // attention op (Attention or MultiHeadAttention) per layer; one Gelu-family op (Gelu, BiasGelu,
-// FastGelu) per layer; at least two LayerNormalization + SkipLayerNormalization per layer; none
-// of the family's leftover ops (ReduceMean, Softmax, Erf, ...) left. A layer is a fused attention
-// op or a Softmax still there (every self-attention block has exactly one). What falls short is
-// reported as a warning naming the fusion that did not match and the nodes it left, never
-// silently.
+// FastGelu, GemmFastGelu) per layer; at least two LayerNormalization + SkipLayerNormalization per
+// layer; none of the family's leftover ops (ReduceMean, Softmax, Erf, ...) left. A layer is a
+// fused attention op or a Softmax still there (every self-attention block has exactly one). What
+// falls short is reported as a warning naming the fusion that did not match and the nodes it
+// left, never silently.
 #include <algorithm>
 #include <map>
 #include <sstream>
@@ -41,7 +41,8 @@ size_t report(tfh::GraphView g, const ReportRule& rule) {
   for (const std::string& op : rule.attention_ops) attention += count(op);
   const int64_t softmax = count("Softmax");
   const int64_t layers = attention + softmax;
-  const int64_t gelus = count("Gelu") + count("BiasGelu") + count("FastGelu");
+  const int64_t gelus =
+      count("Gelu") + count("BiasGelu") + count("FastGelu") + count("GemmFastGelu");
   const int64_t norms = count("LayerNormalization") + count("SkipLayerNormalization");
   const int64_t embed = count("EmbedLayerNormalization");
 
@@ -51,6 +52,7 @@ size_t report(tfh::GraphView g, const ReportRule& rule) {
   stats << "SkipLayerNormalization " << count("SkipLayerNormalization") << ", LayerNormalization "
         << count("LayerNormalization") << ", Gelu " << count("Gelu") << ", BiasGelu "
         << count("BiasGelu") << ", FastGelu " << count("FastGelu");
+  if (count("GemmFastGelu")) stats << ", GemmFastGelu " << count("GemmFastGelu");
 
   std::vector<std::string> gaps;
   if (layers == 0)

@@ -348,6 +348,44 @@ TEST_F(CudaRuntime, GemmWithBiasAndTransposedB) {
       }
 }
 
+// MatMul with a 2-D B (the only form CUDA takes): 2-D and 3-D A, B constant or fed, and an empty
+// K, whose product is zeros.
+TEST_F(CudaRuntime, MatMulWithAMatrix) {
+  for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16})
+    for (const Shape& x : {Shape{1, 40}, Shape{2, 7, 40}, Shape{3, 0}})
+      for (bool constant : {false, true}) {
+        SCOPED_TRACE(std::string(t == TFH_TYPE_FLOAT16 ? "float16 " : "float ") + "K " +
+                     std::to_string(x.back()) + (constant ? " constant B" : " fed B"));
+        std::vector<NodeIn> ins;
+        ins.push_back({"a", tensor(t, x, noise)});
+        ins.push_back({"b", tensor(t, {x.back(), 24}, [](size_t i) { return noise(i + 11) * 0.3; }),
+                       constant});
+        expect_same_on_gpu("MatMul", "", ins, 1, t == TFH_TYPE_FLOAT16 ? 3e-2 : 1e-4);
+      }
+}
+
+// GemmFastGelu against the CPU kernel (MatMul, then FastGelu in float): cuBLASLt's GELU epilogue
+// with a constant bias and with none, a GEMM then the gelu kernel for a fed bias, 1 and 3-D X,
+// an empty K (gelu of the bias alone).
+TEST_F(CudaRuntime, GemmFastGeluThroughTheGeluEpilogue) {
+  enum class Bias { None, Constant, Fed };
+  for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16})
+    for (const Shape& x : {Shape{1, 40}, Shape{2, 7, 40}, Shape{3, 0}})
+      for (Bias bias : {Bias::None, Bias::Constant, Bias::Fed}) {
+        SCOPED_TRACE(std::string(t == TFH_TYPE_FLOAT16 ? "float16 " : "float ") + "K " +
+                     std::to_string(x.back()) + " rank " + std::to_string(x.size()) + " bias " +
+                     std::to_string(static_cast<int>(bias)));
+        std::vector<NodeIn> ins;
+        ins.push_back({"x", tensor(t, x, noise)});
+        ins.push_back({"w", tensor(t, {x.back(), 24}, [](size_t i) { return noise(i + 11) * 0.3; }),
+                       true});
+        if (bias != Bias::None)
+          ins.push_back({"b", tensor(t, {24}, noise), bias == Bias::Constant});
+        expect_same_on_gpu("GemmFastGelu", "com.microsoft", ins, 1,
+                           t == TFH_TYPE_FLOAT16 ? 3e-2 : 1e-4);
+      }
+}
+
 TEST_F(CudaRuntime, BertPluginEmbedLayerNormalization) {
   const int64_t B = 2, S = 7, H = 48, V = 30;
   for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16})

@@ -44,6 +44,12 @@ std::vector<float> random_floats(int64_t n, std::mt19937& rng, float lo = -1.f, 
   return v;
 }
 
+// Values float16 represents exactly, so the float16 and float32 paths see the same numbers.
+std::vector<float> half_exact(std::vector<float> v) {
+  for (float& x : v) x = tfh::to_float(tfh::to_float16(x));
+  return v;
+}
+
 std::unique_ptr<HostTensor> host_floats(const Shape& dims, const std::vector<float>& v) {
   auto t = make_tensor(TFH_TYPE_FLOAT, dims);
   if (!v.empty()) std::memcpy(t->storage.get(), v.data(), v.size() * sizeof(float));
@@ -221,6 +227,65 @@ TEST(ContribKernels, FastGeluIsTheTanhApproximationWithOptionalBias) {
     check_gelu("FastGelu", d, false, true);
     check_gelu("FastGelu", d, true, true);
   }
+}
+
+// GemmFastGelu(x, W[, bias]) against MatMul then FastGelu in float32, on the same (float16-exact)
+// values: W a constant (packed, or kept 16-bit for float16) or fed (the plain GEMM), 1 to 80 rows
+// (the 16-bit kernel's few-row path and the widened one), awkward K and N.
+void check_gemm_fast_gelu(const Shape& xd, int64_t N, bool with_bias, bool const_w, int elem) {
+  const int64_t K = xd.back();
+  SCOPED_TRACE("x " + str(xd) + " N " + std::to_string(N) + (with_bias ? " bias" : "") +
+               (const_w ? " constant W" : " fed W") + (elem == F16 ? " float16" : " float"));
+  std::mt19937 rng(static_cast<unsigned>(count(xd) + N));
+  const std::vector<float> x = half_exact(random_floats(count(xd), rng));
+  const std::vector<float> w = half_exact(random_floats(K * N, rng));
+  const std::vector<float> b = half_exact(random_floats(N, rng));
+  Net n;
+  n.feed("x32", xd, x);
+  n.feed("w32", {K, N}, w);
+  n.constant("b32", {N}, b);
+  n.node("MatMul", {"x32", "w32"}, {"p"});
+  n.contrib("FastGelu", with_bias ? std::vector<std::string>{"p", "b32"} : std::vector<std::string>{"p"},
+            {"want"});
+  n.feed("x", xd, x, elem);
+  if (const_w)
+    n.constant("w", {K, N}, w, elem);
+  else
+    n.feed("w", {K, N}, w, elem);
+  n.constant("b", {N}, b, elem);
+  n.contrib("GemmFastGelu", {"x", "w", with_bias ? "b" : ""}, {"got"});
+  n.output("want");
+  n.output("got", elem);
+  const Outputs outs = n.run();
+  // float16: one rounding of |y| < 8 (the product in float, the activation before narrowing).
+  EXPECT_AGREE(outs, "got", "want", elem == F16 ? 8e-3f : kTol);
+}
+
+TEST(ContribKernels, GemmFastGeluIsMatMulThenFastGelu) {
+  for (const int elem : {F, F16})
+    for (const bool const_w : {true, false})
+      for (const bool bias : {true, false}) {
+        check_gemm_fast_gelu({1, 13}, 10, bias, const_w, elem);
+        check_gemm_fast_gelu({2, 3, 37}, 67, bias, const_w, elem);
+        check_gemm_fast_gelu({2, 40, 16}, 24, bias, const_w, elem);
+      }
+}
+
+TEST(ContribKernels, GemmFastGeluErrors) {
+  auto run_with = [](const Shape& wd, int64_t bias_len) {
+    Net n;
+    n.feed("x", {2, 4}, std::vector<float>(8, 0.1f));
+    n.feed("w", wd, std::vector<float>(count(wd), 0.1f));
+    n.constant("b", {bias_len}, std::vector<float>(bias_len, 0.f));
+    n.contrib("GemmFastGelu", {"x", "w", "b"}, {"y"});
+    n.output("y");
+    return error_of([&] { n.run(); });
+  };
+  std::string err = run_with({1, 4, 3}, 3);
+  EXPECT_NE(err.find("W [1,4,3] must be a 2-D [K, N] matrix"), std::string::npos) << err;
+  err = run_with({4, 3}, 5);
+  EXPECT_NE(err.find("bias [5] must be 1-D with W's 3 columns"), std::string::npos) << err;
+  EXPECT_EQ(run_with({4, 3}, 3), "");
 }
 
 // ---- layer normalizations
@@ -1015,11 +1080,6 @@ TEST(ContribKernels, Float16InputsComputeInFloat32) {
 namespace tfh::runtime {
 namespace {
 
-// Values float16 represents exactly, so the float16 and float32 paths see the same numbers.
-std::vector<float> half_exact(std::vector<float> v) {
-  for (float& x : v) x = tfh::to_float(tfh::to_float16(x));
-  return v;
-}
 
 // MatMul with a constant float16 (or bfloat16) B [K, N] — kept 16-bit and transposed by the
 // kernel, read directly for up to 4 rows of A, widened for more — against the same product in

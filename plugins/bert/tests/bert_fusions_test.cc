@@ -364,6 +364,51 @@ TEST(BertOptimizeFlags, DisableBiasSkipLayerNormAndShapeInference) {
   }
 }
 
+// --enable_gelu_approximation (bert.gelu_approximation) turns BiasGelu into FastGelu, moving the
+// outputs by about the approximation's error; --enable_gemm_fast_gelu (bert.gemm_fast_gelu) then
+// folds each FastGelu into its MatMul as GemmFastGelu without changing the outputs further.
+// ALBERT's gelu_new is FastGelu already: the GEMM fusion alone, checked against PyTorch.
+TEST(BertOptimizeFlags, GeluApproximationAndGemmFastGelu) {
+  const std::string src = TFH_SOURCE_DIR "/models/bert_tiny_opset14/model.onnx";
+  TempDir tmp;
+  auto r = tfhost({"optimize", "--input", src, "--output", tmp / "approx.onnx", "--model_type",
+                   "bert", "--enable_gelu_approximation"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto approx = op_counts(tmp / "approx.onnx");
+  EXPECT_EQ(approx["FastGelu"], 2);
+  EXPECT_EQ(approx["BiasGelu"] + approx["Gelu"] + approx["GemmFastGelu"], 0);
+  auto c = tfhost({"compare", "--baseline_model", src, "--optimized_model", tmp / "approx.onnx",
+                   "--model_type", "bert", "-b", "2", "-s", "8", "--samples", "2", "--atol",
+                   "3e-3", "--rtol", "0"});
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+
+  r = tfhost({"optimize", "--input", src, "--output", tmp / "gemm.onnx", "--model_type", "bert",
+              "--enable_gelu_approximation", "--enable_gemm_fast_gelu"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("Fused GemmFastGelu: 2"), std::string::npos) << r.out;
+  auto gemm = op_counts(tmp / "gemm.onnx");
+  EXPECT_EQ(gemm["GemmFastGelu"], 2);
+  EXPECT_EQ(gemm["FastGelu"], 0);
+  EXPECT_EQ(gemm["MatMul"], approx["MatMul"] - 2);
+  c = tfhost({"compare", "--baseline_model", tmp / "approx.onnx", "--optimized_model",
+              tmp / "gemm.onnx", "--model_type", "bert", "-b", "2", "-s", "8", "--samples", "2"});
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+
+  const std::string albert = TFH_SOURCE_DIR "/models/albert_tiny_opset14";
+  const std::string dir = tmp / "albert";
+  fs::create_directories(dir);
+  for (const auto& entry : fs::directory_iterator(albert))
+    if (entry.is_directory()) fs::copy(entry.path(), dir + "/" + entry.path().filename().string());
+  r = tfhost({"optimize", "--input", albert + "/model.onnx", "--output", dir + "/model.onnx",
+              "--model_type", "bert", "--enable_gemm_fast_gelu"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto n = op_counts(dir + "/model.onnx");
+  EXPECT_EQ(n["GemmFastGelu"], 2);
+  EXPECT_EQ(n["FastGelu"], 0);
+  const auto check = tfhost({"check", dir, "--atol", "1e-4", "--rtol", "1e-3"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+}
+
 // optimize --input_int32 (core.input_int32) on every family: the int64 inputs become int32, the
 // Casts to int32 in front of the fused ops are gone, and the outputs are unchanged in tfhost's
 // runtime (tfhost compare converts the inputs) and in ONNX Runtime (fed int32).

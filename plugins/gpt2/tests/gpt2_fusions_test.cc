@@ -78,6 +78,53 @@ INSTANTIATE_TEST_SUITE_P(Exports, Gpt2Fusions,
                                            "gpt2nopast_tiny_opset14",
                                            "gpt2hf_tiny_opset14_withpast"));
 
+// --enable_gemm_fast_gelu (gpt2.gemm_fast_gelu): each layer's MatMul + FastGelu becomes one
+// GemmFastGelu; the outputs stay PyTorch's (tfhost check), and in float16 (--float16, which keeps
+// GemmFastGelu in float16) they match the float32 export within float16's tolerance.
+class Gpt2GemmFastGelu : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Gpt2GemmFastGelu, CountsAndOutputs) {
+  const std::string src = std::string(TFH_SOURCE_DIR "/models/") + GetParam();
+  TempDir tmp;
+  const std::string dir = tmp / "case";
+  fs::create_directories(dir);
+  for (const auto& entry : fs::directory_iterator(src))
+    if (entry.is_directory()) fs::copy(entry.path(), dir + "/" + entry.path().filename().string());
+  auto r = tfhost({"optimize", "--input", src + "/model.onnx", "--output", dir + "/model.onnx",
+                   "--model_type", "gpt2", "--enable_gemm_fast_gelu"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto counts = [](const std::string& path) {
+    std::map<std::string, int> n;
+    const onnx::ModelProto m = tfh::test::read_model_proto(path);
+    for (const auto& node : m.graph().node()) ++n[node.op_type()];
+    return n;
+  };
+  auto n = counts(dir + "/model.onnx");
+  EXPECT_EQ(n["GemmFastGelu"], 2);
+  EXPECT_EQ(n["FastGelu"], 0);
+  const auto check = tfhost({"check", dir, "--atol", "1e-4", "--rtol", "1e-3"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+
+  r = tfhost({"optimize", "--input", src + "/model.onnx", "--output", tmp / "fp16.onnx",
+              "--model_type", "gpt2", "--enable_gemm_fast_gelu", "--float16"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const onnx::ModelProto m = tfh::test::read_model_proto(tmp / "fp16.onnx");
+  int half = 0;
+  for (const auto& node : m.graph().node())
+    if (node.op_type() == "GemmFastGelu")
+      for (const auto& init : m.graph().initializer())
+        half += init.name() == node.input(1) && init.data_type() == onnx::TensorProto::FLOAT16;
+  EXPECT_EQ(half, 2) << "both GemmFastGelu weights in float16";
+  const auto c = tfhost({"compare", "--baseline_model", src + "/model.onnx", "--optimized_model",
+                         tmp / "fp16.onnx", "--model_type", "gpt2", "-b", "2", "-s", "4",
+                         "--past_sequence_length", "3", "--samples", "2"});
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Exports, Gpt2GemmFastGelu,
+                         ::testing::Values("gpt2past_tiny_opset14", "gpt2nopast_tiny_opset14",
+                                           "gpt2hf_tiny_opset14_withpast"));
+
 // gpt2.gemm_reshape alone on built graphs: the exporter's form (targets from Shape(x)) and the
 // static one (constant targets) become MatMul + Add with the same outputs; a Gemm with transB, or
 // a second Reshape that does not restore x's leading dims, is left alone.
