@@ -145,6 +145,11 @@ python3 shared-bundle/tools/fill_weights.py shared-bundle/models/bert_base_opset
 if [ -f "$MODELS/bert.onnx" ]; then
   tf build/bin/tfhost optimize --input "$MODELS/bert.onnx" --output "$MODELS/bert_fp16.onnx" --model_type bert --float16 > "$RESULTS/optimize_bert.log" 2>&1
   tf build/bin/tfhost optimize --input "$MODELS/gpt2.onnx" --output "$MODELS/gpt2_fp16.onnx" --model_type gpt2 --float16 > "$RESULTS/optimize_gpt2.log" 2>&1
+  # BERT with each MLP's MatMul + GELU as one GemmFastGelu (cuBLASLt's GELU epilogue; the
+  # tanh form, so --enable_gelu_approximation first).
+  tf build/bin/tfhost optimize --input "$MODELS/bert.onnx" --output "$MODELS/bert_fp16_gemm_gelu.onnx" \
+    --model_type bert --float16 --enable_gelu_approximation --enable_gemm_fast_gelu \
+    > "$RESULTS/optimize_bert_gemm_gelu.log" 2>&1
   # Each model and batch twice: eager with host inputs/outputs, then as the targets are
   # measured (CUDA graph replay, inputs on the GPU, outputs left there).
   perf_gpu() {  # label model model_type batch extra-args...
@@ -189,6 +194,13 @@ if [ -f "$MODELS/bert.onnx" ]; then
   }
   gpt2_decode_model configs/gpt2_fp16.yaml "$MODELS/gpt2_fp16io.onnx"
   gpt2_decode_model configs/gpt2_fp16_decode.yaml "$MODELS/gpt2_fp16io_shared.onnx"
+  # The same with each MLP's MatMul + FastGelu as one GemmFastGelu (cuBLASLt's GELU epilogue:
+  # one launch less per layer, but at M = batch rows the heuristic may pick a slower kernel than
+  # for the plain GEMM; measured, not assumed).
+  sed 's/^  - pass: core.float16$/  - pass: gpt2.gemm_fast_gelu\n  - pass: core.float16/' \
+    configs/gpt2_fp16_decode.yaml > configs/gpt2_fp16_decode_gemm_gelu.tmp.yaml
+  gpt2_decode_model configs/gpt2_fp16_decode_gemm_gelu.tmp.yaml "$MODELS/gpt2_fp16io_shared_gemm_gelu.onnx"
+  rm -f configs/gpt2_fp16_decode_gemm_gelu.tmp.yaml
   PROMPT128=$(seq -s ' ' 101 228)
   generate_gpu() {  # label model batch extra-args...
     local label=$1 model=$2 b=$3; shift 3
@@ -205,7 +217,10 @@ if [ -f "$MODELS/bert.onnx" ]; then
   compare_gpu gpt2-decode "$MODELS/gpt2.onnx" "$MODELS/gpt2_fp16.onnx" gpt2 -b 2 -s 1 --past_sequence_length 128
   compare_gpu gpt2-shared-cache-decode "$MODELS/gpt2.onnx" "$MODELS/gpt2_fp16io_shared.onnx" gpt2 \
     -b 2 -s 1 --past_sequence_length 128
+  compare_gpu bert-base-gemm-fast-gelu "$MODELS/bert.onnx" "$MODELS/bert_fp16_gemm_gelu.onnx" bert -b 2 -s 128
   for b in $BERT_BATCHES; do perf_gpu bert-base-fp16-s128 "$MODELS/bert_fp16.onnx" bert "$b" -s 128; done
+  # The epilogue against MatMul + BiasGelu, at batch 1 only (time).
+  perf_gpu bert-base-fp16-s128-gemm-fast-gelu "$MODELS/bert_fp16_gemm_gelu.onnx" bert 1 -s 128
   for b in $GPT_BATCHES; do
     generate_gpu "shared cache + CUDA graph" "$MODELS/gpt2_fp16io_shared.onnx" "$b" --cuda_graph
     generate_gpu "per-step presents, eager" "$MODELS/gpt2_fp16io.onnx" "$b"
@@ -214,6 +229,8 @@ if [ -f "$MODELS/bert.onnx" ]; then
     # then with the split-keys decode kernel (TFH_CUDA_DECODE_ATTENTION=split).
     perf_gpu gpt2-fp16io-shared-cache-decode-past128 "$MODELS/gpt2_fp16io_shared.onnx" gpt2 "$b" \
       -s 1 --past_sequence_length 128
+    perf_gpu gpt2-fp16io-shared-cache-gemm-fast-gelu-decode-past128 \
+      "$MODELS/gpt2_fp16io_shared_gemm_gelu.onnx" gpt2 "$b" -s 1 --past_sequence_length 128
     export TFH_CUDA_DECODE_ATTENTION=split
     perf_gpu gpt2-fp16io-shared-cache-decode-past128-splitkeys "$MODELS/gpt2_fp16io_shared.onnx" \
       gpt2 "$b" -s 1 --past_sequence_length 128

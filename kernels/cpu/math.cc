@@ -45,11 +45,18 @@ dnnl::engine& cpu_engine() {
 // the weights in memory (docs/PERFORMANCE.md).
 class PackedWeights : public PackedGemm {
  public:
-  // w: [k, n] row-major, or [n, k] when `transposed` (Gemm's transB); bias: n values or NULL.
+  // w: [k, n] row-major, or [n, k] when `transposed` (Gemm's transB); bias: n values or NULL;
+  // gelu_tanh: FastGelu applied to (product + bias) as oneDNN's post-op (GemmFastGelu), while
+  // the tile is still in registers.
   PackedWeights(const float* w, int64_t k, int64_t n, bool transposed = false,
-                const float* bias = nullptr)
+                const float* bias = nullptr, bool gelu_tanh = false)
       : k_(k), n_(n), transposed_(transposed) {
     if (bias) bias_.assign(bias, bias + n);
+    if (gelu_tanh) {
+      dnnl::post_ops po;
+      po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_tanh, 0.f, 0.f);
+      attr_.set_post_ops(po);
+    }
     // Packed now, so the caller may give the original back: oneDNN's blocked layout for these
     // kernels does not depend on the row count (checked for M = 1..1024 on AVX-512/AVX2), so a
     // typical M chooses it and every later M reuses it.
@@ -59,7 +66,7 @@ class PackedWeights : public PackedGemm {
     const int64_t m = 128;
     md ad({m, k_}, dt::f32, tag::ab), cd({m, n_}, dt::f32, tag::ab);
     md wd({k_, n_}, dt::f32, tag::any);
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, wd, cd), cpu_engine());
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, wd, cd), attr_, cpu_engine());
     dnnl::stream st(cpu_engine());
     dnnl::memory plain(md({k_, n_}, dt::f32, transposed_ ? tag::ba : tag::ab), cpu_engine(),
                        const_cast<float*>(w));
@@ -78,7 +85,7 @@ class PackedWeights : public PackedGemm {
       md wd = packed_.get_desc();
       auto desc = bias_.empty() ? dnnl::matmul::desc(ad, wd, cd)
                                 : dnnl::matmul::desc(ad, wd, md({1, n_}, dt::f32, tag::ab), cd);
-      dnnl::matmul::primitive_desc pd(desc, cpu_engine());
+      dnnl::matmul::primitive_desc pd(desc, attr_, cpu_engine());
       it = prims_.emplace(m, dnnl::matmul(pd)).first;
     }
     dnnl::stream s(cpu_engine());
@@ -97,6 +104,7 @@ class PackedWeights : public PackedGemm {
   int64_t k_, n_;
   bool transposed_;
   std::vector<float> bias_;
+  dnnl::primitive_attr attr_;  // the GELU post-op, or none
   dnnl::memory packed_;
   std::unordered_map<int64_t, dnnl::matmul> prims_;
   std::mutex mu_;
@@ -257,10 +265,26 @@ struct MatMul {
   // widened for good (see HalfWeights).
   std::unique_ptr<HalfWeights> half_b;
   bool fast_gelu = false;  // GemmFastGelu
+  bool packed_gelu = false;  // `packed` adds the bias and applies FastGelu itself
   explicit MatMul(NodeView n, bool gemm_fast_gelu = false) : fast_gelu(gemm_fast_gelu) {
     TensorView b = n.input(1).constant();
     half_b = HalfWeights::from(b);
-    if (!half_b) packed = pack_constant_weights(b, kMaxPackedBytes);
+    if (!half_b && fast_gelu && b && b.dtype() == TFH_TYPE_FLOAT && b.rank() == 2 &&
+        b.size() > 0 && b.nbytes() <= kMaxPackedBytes) {
+      // GemmFastGelu with float W and a constant float bias (or none): one oneDNN matmul with
+      // the bias and the GELU post-op.
+      const ValueView bv = n.num_inputs() > 2 ? n.input(2) : ValueView();
+      const TensorView c = bv ? bv.constant() : TensorView();
+      const bool bias_ok = !bv || (c && c.dtype() == TFH_TYPE_FLOAT && c.rank() == 1 &&
+                                   static_cast<int64_t>(c.size()) == b.dims()[1]);
+      if (bias_ok) {
+        packed = std::make_unique<PackedWeights>(b.data<float>().data(), b.dims()[0], b.dims()[1],
+                                                 false, c ? c.data<float>().data() : nullptr,
+                                                 /*gelu_tanh=*/true);
+        packed_gelu = true;
+      }
+    }
+    if (!half_b && !packed) packed = pack_constant_weights(b, kMaxPackedBytes);
     if (packed || half_b) constant_input_consumed(n, 1);
   }
   // The product's rows [rows, n] in float, before narrowing: GemmFastGelu's activation.
@@ -313,11 +337,11 @@ struct MatMul {
     if (packed && bb.empty()) {
       if (type == TFH_TYPE_FLOAT) {
         packed->run(a.data<float>().data(), nb * m, y.data<float>());
-        epilogue(y.data<float>(), nb * m, n, bias);
+        if (!packed_gelu) epilogue(y.data<float>(), nb * m, n, bias);
       } else {  // float16/bfloat16: widened A, float product, rounded into Y
         float* pc = ctx.scratch<float>(nb * m * n);
         packed->run(as_float(ctx, a), nb * m, pc);
-        epilogue(pc, nb * m, n, bias);
+        if (!packed_gelu) epilogue(pc, nb * m, n, bias);
         narrow_into(pc, y, numel(out));
       }
       return;

@@ -222,9 +222,11 @@ class LtGemm {
   LtGemm(const LtGemm&) = delete;
   LtGemm& operator=(const LtGemm&) = delete;
 
+  // batch > 1: that many independent products of contiguous matrices (A's M x K, B's K x N and
+  // C's M x N elements apart: batched MatMul, unfused attention's Q K^T and P V).
   void run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, const void* b,
            bool b_transposed, void* c, Epilogue epilogue, const void* bias, void* workspace,
-           size_t workspace_bytes, cudaStream_t s);
+           size_t workspace_bytes, cudaStream_t s, int64_t batch = 1);
   size_t cached_plans() const;
 
   static constexpr size_t kWorkspaceBytes = size_t(32) << 20;

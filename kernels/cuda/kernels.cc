@@ -108,18 +108,27 @@ void unused(KernelContext& ctx, size_t i, const char* op, const char* what) {
     sdk::fail(std::string(op) + " on CUDA: output '" + what + "' is not supported");
 }
 
+// MatMul with a 2-D B (A's leading dims folded into rows), or batched: A [..., M, K] and
+// B [..., K, N] with the same leading dims (no broadcasting), one strided-batched cuBLASLt call.
+// Other shapes go to the CPU.
 struct MatMul {
   explicit MatMul(NodeView n) {
-    if (n.num_inputs() > 1 && n.input(1) && n.input(1).rank() >= 0 && n.input(1).rank() != 2)
-      refuse("MatMul on CUDA: B is not a 2-D matrix");
     if (!float_or_unknown(n.input(0))) refuse("MatMul on CUDA: not float/float16");
+    const ValueView a = n.input(0), b = n.num_inputs() > 1 ? n.input(1) : ValueView();
+    if (!b || b.rank() < 0 || b.rank() == 2) return;
+    if (b.rank() < 2 || !a || a.rank() != b.rank())
+      refuse("MatMul on CUDA: B is neither a 2-D matrix nor a batch of A's leading dims");
+    const auto sa = a.shape(), sb = b.shape();
+    for (size_t i = 0; i + 2 < sa.size(); ++i)
+      if (!same_dim(sa[i], sb[i]) && sa[i].known() && sb[i].known())
+        refuse("MatMul on CUDA: broadcast batch dims");
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView a = ctx.required(0), b = ctx.required(1);
     need_float(a, "MatMul", "A");
     same_type(a, b, "MatMul");
-    if (b.rank() != 2 || a.rank() < 1)
-      sdk::fail("MatMul on CUDA: B must be a 2-D matrix (batched products are not supported yet)");
+    if (b.rank() != 2) return batched(ctx, a, b, s);
+    if (a.rank() < 1) sdk::fail("MatMul on CUDA: A is a scalar");
     const int64_t k = b.dims()[0], n = b.dims()[1];
     std::vector<int64_t> out = dims_of(a);
     if (out.back() != k) sdk::fail("MatMul on CUDA: A's last dimension is not B's first");
@@ -134,6 +143,31 @@ struct MatMul {
     }
     lt().run(a.dtype(), rows, n, k, a.raw(), b.raw(), false, y.raw(), Epilogue::None, nullptr,
              ctx.scratch<char>(LtGemm::kWorkspaceBytes), LtGemm::kWorkspaceBytes, st(s));
+  }
+  static void batched(KernelContext& ctx, const TensorView& a, const TensorView& b, void* s) {
+    const size_t r = b.rank();
+    if (r < 2 || a.rank() != r)
+      sdk::fail("MatMul on CUDA: A " + shape_text(a) + " and B " + shape_text(b) +
+                " are neither a product with a 2-D B nor a batch of the same leading dims");
+    std::vector<int64_t> out = dims_of(a);
+    int64_t batch = 1;
+    for (size_t i = 0; i + 2 < r; ++i) {
+      if (a.dims()[i] != b.dims()[i])
+        sdk::fail("MatMul on CUDA: A " + shape_text(a) + " and B " + shape_text(b) +
+                  " differ in batch dims (broadcasting is not supported)");
+      batch *= a.dims()[i];
+    }
+    const int64_t m = a.dims()[r - 2], k = a.dims()[r - 1], n = b.dims()[r - 1];
+    if (b.dims()[r - 2] != k) sdk::fail("MatMul on CUDA: A's last dimension is not B's rows");
+    out.back() = n;
+    OutputTensor y = ctx.output(0, a.dtype(), out);
+    if (batch == 0 || m == 0 || n == 0) return;
+    if (k == 0) {
+      fill_zero(y.raw(), static_cast<size_t>(batch * m * n) * (a.dtype() == TFH_TYPE_FLOAT16 ? 2 : 4), s);
+      return;
+    }
+    lt().run(a.dtype(), m, n, k, a.raw(), b.raw(), false, y.raw(), Epilogue::None, nullptr,
+             ctx.scratch<char>(LtGemm::kWorkspaceBytes), LtGemm::kWorkspaceBytes, st(s), batch);
   }
 };
 

@@ -24,9 +24,20 @@ void check_lt(cublasStatus_t st, const char* what) {
                     std::to_string(static_cast<int>(st)) + ")");
 }
 
-// (type, m, n, k, B transposed, epilogue, bias pointer): a bias is a weight, fixed per node, so
-// the plan can hold it and stay immutable (no descriptor is touched at run time).
-using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, uintptr_t>;
+// (type, m, n, k, B transposed, epilogue, bias pointer, batch): a bias is a weight, fixed per
+// node, so the plan can hold it and stay immutable (no descriptor is touched at run time).
+using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, uintptr_t, int64_t>;
+
+// `batch` matrices of `rows` x `cols` elements one after another.
+void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t elements) {
+  const int32_t count = static_cast<int32_t>(batch);
+  check_lt(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                                            sizeof count),
+           "batch count");
+  check_lt(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                            &elements, sizeof elements),
+           "batch stride");
+}
 
 // One immutable plan: descriptors and the algorithm the heuristic chose for the workspace size.
 struct Plan {
@@ -71,15 +82,18 @@ size_t LtGemm::cached_plans() const {
 
 void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, const void* b,
                  bool b_transposed, void* c, Epilogue epilogue, const void* bias, void* workspace,
-                 size_t workspace_bytes, cudaStream_t s) {
+                 size_t workspace_bytes, cudaStream_t s, int64_t batch) {
   if (t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16)
     throw CudaError("gemm: only float and float16 tensors run on CUDA");
-  if (m <= 0 || n <= 0) return;
+  if (m <= 0 || n <= 0 || batch <= 0) return;
+  if (batch > 1 && epilogue != Epilogue::None)
+    throw CudaError("gemm: a batched product takes no epilogue");
+  if (batch > INT32_MAX) throw CudaError("gemm: more than 2^31 - 1 products in one batch");
   const bool has_bias = epilogue == Epilogue::Bias || epilogue == Epilogue::BiasGelu;
   if (has_bias && !bias) throw CudaError("gemm: the bias epilogue needs a bias");
   const cudaDataType_t dt = t == TFH_TYPE_FLOAT16 ? CUDA_R_16F : CUDA_R_32F;
   const Key key{static_cast<int>(t), m, n, k, b_transposed, static_cast<int>(epilogue),
-                reinterpret_cast<uintptr_t>(has_bias ? bias : nullptr)};
+                reinterpret_cast<uintptr_t>(has_bias ? bias : nullptr), batch};
   Plan* plan = nullptr;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -111,6 +125,11 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
                "layout of B");
       check_lt(cublasLtMatrixLayoutCreate(&p->b, dt, k, m, k), "layout of A");
       check_lt(cublasLtMatrixLayoutCreate(&p->c, dt, n, m, n), "layout of C");
+      if (batch > 1) {
+        set_batch(p->a, batch, k * n);
+        set_batch(p->b, batch, m * k);
+        set_batch(p->c, batch, m * n);
+      }
       cublasLtMatmulPreference_t pref = nullptr;
       check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference");
       size_t ws = workspace_bytes;
@@ -124,7 +143,8 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
       check_lt(st, "heuristic");
       if (found == 0)
         throw CudaError("gemm: cuBLASLt has no algorithm for " + std::to_string(m) + "x" +
-                        std::to_string(k) + " @ " + std::to_string(k) + "x" + std::to_string(n));
+                        std::to_string(k) + " @ " + std::to_string(k) + "x" + std::to_string(n) +
+                        (batch > 1 ? " (batch " + std::to_string(batch) + ")" : ""));
       p->algo = result.algo;
       it = impl_->plans.emplace(key, std::move(p)).first;
     }

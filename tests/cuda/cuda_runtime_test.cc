@@ -348,9 +348,20 @@ TEST_F(CudaRuntime, GemmWithBiasAndTransposedB) {
       }
 }
 
-// MatMul with a 2-D B (the only form CUDA takes): 2-D and 3-D A, B constant or fed, and an empty
-// K, whose product is zeros.
-TEST_F(CudaRuntime, MatMulWithAMatrix) {
+// MatMul with a 2-D B: 2-D and 3-D A, B constant or fed, and an empty K, whose product is zeros;
+// then batched (unfused attention's Q K^T and P V): the same leading dims on both sides, one
+// strided-batched cuBLASLt product.
+TEST_F(CudaRuntime, MatMulWithAMatrixOrABatch) {
+  for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16})
+    for (auto [x, w] : {std::pair<Shape, Shape>{{2, 3, 5, 16}, {2, 3, 16, 7}},
+                        {{4, 1, 33}, {4, 33, 1}}, {{3, 2, 0}, {3, 0, 5}}, {{2, 0, 4}, {2, 4, 3}}}) {
+      SCOPED_TRACE(std::string(t == TFH_TYPE_FLOAT16 ? "float16 " : "float ") + "batched K " +
+                   std::to_string(x.back()));
+      std::vector<NodeIn> ins;
+      ins.push_back({"a", tensor(t, x, noise)});
+      ins.push_back({"b", tensor(t, w, [](size_t i) { return noise(i + 5) * 0.3; })});
+      expect_same_on_gpu("MatMul", "", ins, 1, t == TFH_TYPE_FLOAT16 ? 3e-2 : 1e-4);
+    }
   for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16})
     for (const Shape& x : {Shape{1, 40}, Shape{2, 7, 40}, Shape{3, 0}})
       for (bool constant : {false, true}) {
