@@ -118,9 +118,13 @@ struct MatMul {
     if (!b || b.rank() < 0 || b.rank() == 2) return;
     if (b.rank() < 2 || !a || a.rank() != b.rank())
       refuse("MatMul on CUDA: B is neither a 2-D matrix nor a batch of A's leading dims");
+    // Batch dims that differ, or a 1 against a dim not known to be 1 (a likely broadcast); dims
+    // unknown on both sides pass (unfused exports' reshaped Q/K/V) and are checked at run time.
     const auto sa = a.shape(), sb = b.shape();
+    auto one = [](const Dim& d) { return d.known() && d.value == 1; };
     for (size_t i = 0; i + 2 < sa.size(); ++i)
-      if (!same_dim(sa[i], sb[i]) && sa[i].known() && sb[i].known())
+      if (!same_dim(sa[i], sb[i]) &&
+          ((sa[i].known() && sb[i].known()) || one(sa[i]) || one(sb[i])))
         refuse("MatMul on CUDA: broadcast batch dims");
   }
   void compute(KernelContext& ctx, void* s) {
@@ -180,7 +184,11 @@ struct GemmFastGelu {
     if (n.num_inputs() > 1 && n.input(1) && n.input(1).rank() >= 0 && n.input(1).rank() != 2)
       refuse("GemmFastGelu on CUDA: W is not a 2-D matrix");
     if (!float_or_unknown(n.input(0))) refuse("GemmFastGelu on CUDA: not float/float16");
-    if (n.num_inputs() > 2 && n.input(2)) constant_bias = static_cast<bool>(n.input(2).constant());
+    if (n.num_inputs() > 2 && n.input(2)) {
+      if (n.input(2).rank() >= 0 && n.input(2).rank() != 1)
+        refuse("GemmFastGelu on CUDA: the bias is not a vector");
+      constant_bias = static_cast<bool>(n.input(2).constant());
+    }
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView a = ctx.required(0), w = ctx.required(1), bias = ctx.input(2);

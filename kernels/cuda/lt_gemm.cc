@@ -86,6 +86,9 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
   if (t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16)
     throw CudaError("gemm: only float and float16 tensors run on CUDA");
   if (m <= 0 || n <= 0 || batch <= 0) return;
+  if (k <= 0) throw CudaError("gemm: K must be positive (an empty sum is the caller's zeros)");
+  if (workspace_bytes < kWorkspaceBytes)  // plans chose their algorithm for that much
+    throw CudaError("gemm: the workspace must hold LtGemm::kWorkspaceBytes");
   if (batch > 1 && epilogue != Epilogue::None)
     throw CudaError("gemm: a batched product takes no epilogue");
   if (batch > INT32_MAX) throw CudaError("gemm: more than 2^31 - 1 products in one batch");
@@ -132,16 +135,21 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
       }
       cublasLtMatmulPreference_t pref = nullptr;
       check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference");
-      size_t ws = workspace_bytes;
-      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
-                                           sizeof ws);
+      size_t ws = kWorkspaceBytes;
+      const cublasStatus_t ps = cublasLtMatmulPreferenceSetAttribute(
+          pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
       cublasLtMatmulHeuristicResult_t result{};
       int found = 0;
-      const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
-          impl_->handle, p->op, p->a, p->b, p->c, p->c, pref, 1, &result, &found);
+      const cublasStatus_t st =
+          ps != CUBLAS_STATUS_SUCCESS
+              ? ps
+              : cublasLtMatmulAlgoGetHeuristic(impl_->handle, p->op, p->a, p->b, p->c, p->c, pref,
+                                               1, &result, &found);
       cublasLtMatmulPreferenceDestroy(pref);
-      check_lt(st, "heuristic");
-      if (found == 0)
+      check_lt(ps, "workspace preference");
+      // NOT_SUPPORTED (or no result): no algorithm for this product; say which.
+      if (st != CUBLAS_STATUS_NOT_SUPPORTED) check_lt(st, "heuristic");
+      if (st == CUBLAS_STATUS_NOT_SUPPORTED || found == 0 || result.state != CUBLAS_STATUS_SUCCESS)
         throw CudaError("gemm: cuBLASLt has no algorithm for " + std::to_string(m) + "x" +
                         std::to_string(k) + " @ " + std::to_string(k) + "x" + std::to_string(n) +
                         (batch > 1 ? " (batch " + std::to_string(batch) + ")" : ""));
