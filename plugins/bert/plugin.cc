@@ -29,11 +29,8 @@ constexpr TfhFusionDesc kGeluApproximation = tfh::fusion(
     "activation moves by at most 4.7e-4; --enable_gelu_approximation, not in the preset)",
     "0.1.0", "com.microsoft", "FastGelu", tfh::wrap_pass<plugin_common::approximate_gelu>);
 constexpr TfhFusionDesc kGemmFastGelu = tfh::fusion(
-    "bert.gemm_fast_gelu",
-    "FastGelu(MatMul(x, W)[, bias]) => com.microsoft.GemmFastGelu(x, W[, bias]) (one GEMM with "
-    "a GELU epilogue on CUDA; ONNX Runtime's CPU build has no kernel for it; "
-    "--enable_gemm_fast_gelu, not in the preset)",
-    "0.1.0", "com.microsoft", "GemmFastGelu", tfh::wrap_pass<plugin_common::fuse_gemm_fast_gelu>);
+    "bert.gemm_fast_gelu", plugin_common::kGemmFastGeluHelp, "0.1.0", "com.microsoft",
+    "GemmFastGelu", tfh::wrap_pass<plugin_common::fuse_gemm_fast_gelu>);
 constexpr TfhFusionDesc kSkipLayerNorm = tfh::fusion(
     "bert.skip_layer_norm",
     "LayerNormalization(Add([Add(x, bias)], skip)) => com.microsoft.SkipLayerNormalization",

@@ -78,6 +78,11 @@ size_t fuse_bias_gelu(tfh::GraphView g);
 size_t approximate_gelu(tfh::GraphView g);
 // FastGelu(MatMul(a, W 2-D)[, bias]) => GemmFastGelu(a, W[, bias]) (--enable_gemm_fast_gelu).
 size_t fuse_gemm_fast_gelu(tfh::GraphView g);
+// What <family>.gemm_fast_gelu says in `tfhost plugins show` (bert and gpt2 register it).
+inline constexpr const char kGemmFastGeluHelp[] =
+    "FastGelu(MatMul(x, W)[, bias]) => com.microsoft.GemmFastGelu(x, W[, bias]) (one GEMM with a "
+    "GELU epilogue on CUDA; ONNX Runtime's CPU build has no kernel for it; "
+    "--enable_gemm_fast_gelu, not in the preset)";
 // Word (+ segment) + position embedding Gathers -> LayerNormalization => EmbedLayerNormalization
 // (the sum as embedding_sum when read elsewhere).
 size_t fuse_embed_layer_norm(tfh::GraphView g);

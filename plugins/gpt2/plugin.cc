@@ -34,11 +34,8 @@ constexpr TfhFusionDesc kBiasGelu = tfh::fusion(
     "gpt2.bias_gelu", "FastGelu(x + bias) => FastGelu(x, bias)", "0.1.0", "com.microsoft",
     "FastGelu", tfh::wrap_pass<plugin_common::fuse_bias_gelu>);
 constexpr TfhFusionDesc kGemmFastGelu = tfh::fusion(
-    "gpt2.gemm_fast_gelu",
-    "FastGelu(MatMul(x, W)[, bias]) => com.microsoft.GemmFastGelu(x, W[, bias]) (one GEMM with "
-    "a GELU epilogue on CUDA; ONNX Runtime's CPU build has no kernel for it; "
-    "--enable_gemm_fast_gelu, not in the preset)",
-    "0.1.0", "com.microsoft", "GemmFastGelu", tfh::wrap_pass<plugin_common::fuse_gemm_fast_gelu>);
+    "gpt2.gemm_fast_gelu", plugin_common::kGemmFastGeluHelp, "0.1.0", "com.microsoft",
+    "GemmFastGelu", tfh::wrap_pass<plugin_common::fuse_gemm_fast_gelu>);
 constexpr TfhParamDesc kAttentionParams[] = {
     tfh::param("num_heads", TFH_PARAM_INT, "0", "attention heads (0: read from the graph)"),
     tfh::param("hidden_size", TFH_PARAM_INT, "0",

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <atomic>
 #include <cstring>
 #include <fstream>
@@ -143,6 +144,14 @@ void write_model_proto(const onnx::ModelProto& m, const std::string& path) {
   std::string s;
   if (!m.SerializeToString(&s)) throw std::runtime_error("cannot serialize " + path);
   write_file(path, s);
+}
+
+std::string copy_test_data_sets(const std::string& src, const std::string& dir) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  for (const auto& entry : fs::directory_iterator(src))
+    if (entry.is_directory()) fs::copy(entry.path(), dir + "/" + entry.path().filename().string());
+  return dir;
 }
 
 std::vector<onnx::TensorProto> read_test_data(const std::string& dir, const std::string& prefix) {

@@ -44,6 +44,10 @@ std::vector<std::string> list_dir(const std::string& path);  // names, sorted
 onnx::ModelProto read_model_proto(const std::string& path);
 void write_model_proto(const onnx::ModelProto& m, const std::string& path);
 
+// A folder `dir` holding the test-data sets (the subfolders) of the model folder `src`, for
+// `tfhost check dir` once a model.onnx is written there; returns `dir`.
+std::string copy_test_data_sets(const std::string& src, const std::string& dir);
+
 // Reads <dir>/<prefix>_0.pb, _1.pb, ... (ONNX test-data layout) until one is missing.
 std::vector<onnx::TensorProto> read_test_data(const std::string& dir, const std::string& prefix);
 

@@ -44,10 +44,7 @@ TEST_P(BertFusions, CountsAndOutputs) {
   const Expect& e = GetParam();
   const std::string src = std::string(TFH_SOURCE_DIR "/models/") + e.model;
   TempDir tmp;
-  const std::string dir = tmp / "case";
-  fs::create_directories(dir);
-  for (const auto& entry : fs::directory_iterator(src))
-    if (entry.is_directory()) fs::copy(entry.path(), dir + "/" + entry.path().filename().string());
+  const std::string dir = tfh::test::copy_test_data_sets(src, tmp / "case");
   const auto r = tfhost({"optimize", "--input", src + "/model.onnx", "--output", dir + "/model.onnx",
                          "--model_type", "bert"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -100,10 +97,7 @@ INSTANTIATE_TEST_SUITE_P(Exports, BertFusions,
 TEST(BertAttentionFlags, MaskIndexAndRawMask) {
   const std::string src = TFH_SOURCE_DIR "/models/bert_tiny_opset14";
   TempDir tmp;
-  const std::string dir = tmp / "case";
-  fs::create_directories(dir);
-  for (const auto& entry : fs::directory_iterator(src))
-    if (entry.is_directory()) fs::copy(entry.path(), dir + "/" + entry.path().filename().string());
+  const std::string dir = tfh::test::copy_test_data_sets(src, tmp / "case");
   auto r = tfhost({"optimize", "--input", src + "/model.onnx", "--output", dir + "/model.onnx",
                    "--model_type", "bert", "--use_mask_index", "--num_heads", "4"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -395,10 +389,7 @@ TEST(BertOptimizeFlags, GeluApproximationAndGemmFastGelu) {
   EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
 
   const std::string albert = TFH_SOURCE_DIR "/models/albert_tiny_opset14";
-  const std::string dir = tmp / "albert";
-  fs::create_directories(dir);
-  for (const auto& entry : fs::directory_iterator(albert))
-    if (entry.is_directory()) fs::copy(entry.path(), dir + "/" + entry.path().filename().string());
+  const std::string dir = tfh::test::copy_test_data_sets(albert, tmp / "albert");
   r = tfhost({"optimize", "--input", albert + "/model.onnx", "--output", dir + "/model.onnx",
               "--model_type", "bert", "--enable_gemm_fast_gelu"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;

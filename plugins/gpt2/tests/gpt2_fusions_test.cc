@@ -31,10 +31,7 @@ class Gpt2Fusions : public ::testing::TestWithParam<const char*> {};
 TEST_P(Gpt2Fusions, CountsOutputsAndOnnxRuntime) {
   const std::string src = std::string(TFH_SOURCE_DIR "/models/") + GetParam();
   TempDir tmp;
-  const std::string dir = tmp / "case";
-  fs::create_directories(dir);
-  for (const auto& entry : fs::directory_iterator(src))
-    if (entry.is_directory()) fs::copy(entry.path(), dir + "/" + entry.path().filename().string());
+  const std::string dir = tfh::test::copy_test_data_sets(src, tmp / "case");
   const auto r = tfhost({"optimize", "--input", src + "/model.onnx", "--output", dir + "/model.onnx",
                          "--model_type", "gpt2"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -86,10 +83,7 @@ class Gpt2GemmFastGelu : public ::testing::TestWithParam<const char*> {};
 TEST_P(Gpt2GemmFastGelu, CountsAndOutputs) {
   const std::string src = std::string(TFH_SOURCE_DIR "/models/") + GetParam();
   TempDir tmp;
-  const std::string dir = tmp / "case";
-  fs::create_directories(dir);
-  for (const auto& entry : fs::directory_iterator(src))
-    if (entry.is_directory()) fs::copy(entry.path(), dir + "/" + entry.path().filename().string());
+  const std::string dir = tfh::test::copy_test_data_sets(src, tmp / "case");
   auto r = tfhost({"optimize", "--input", src + "/model.onnx", "--output", dir + "/model.onnx",
                    "--model_type", "gpt2", "--enable_gemm_fast_gelu"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
