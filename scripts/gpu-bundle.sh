@@ -32,7 +32,8 @@ copy() { mkdir -p "$B/$(dirname "$1")" && cp -p "$BUILD/$1" "$B/$1"; }
 ELFS=()
 for f in bin/tfhost bin/tfh_bench_cuda_kernels; do copy "$f"; ELFS+=("$B/$f"); done
 while IFS= read -r f; do copy "$f"; ELFS+=("$B/$f"); done < <(cd "$BUILD" && find plugins tests -name '*.so' -type f)
-while IFS= read -r f; do copy "$f"; ELFS+=("$B/$f"); done < <(cd "$BUILD" && find tests -maxdepth 1 -name 'tfh_*_tests' -type f)
+# (Not tfh_cuda_emu_tests: the CPU emulator's run of the kernels, for machines without a GPU.)
+while IFS= read -r f; do copy "$f"; ELFS+=("$B/$f"); done < <(cd "$BUILD" && find tests -maxdepth 1 -name 'tfh_*_tests' ! -name tfh_cuda_emu_tests -type f)
 
 # Shared libraries: everything the binaries load except the C library family and CUDA's own.
 # (libstdc++ too: any newer one there runs these binaries, and an older one put first on the path

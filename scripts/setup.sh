@@ -17,7 +17,7 @@ apt_install() {
 
 PACKAGES=(cmake g++ make libdnnl-dev libonnx-testdata
           libprotobuf-dev protobuf-compiler libonnx-dev
-          libboost-dev libboost-program-options-dev libboost-filesystem-dev
+          libboost-dev libboost-program-options-dev libboost-filesystem-dev libboost-context-dev
           libyaml-cpp-dev libgtest-dev nlohmann-json3-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,5 +1,6 @@
 // What tfhost's .cu files share: float/half loads and stores (arithmetic is in float), the block
-// size and grid of the element-wise kernels, and the launch check.
+// size and grid of the element-wise kernels, the launch check, and the two spellings that let
+// the CPU emulator (tests/cuda_emu) compile these files as C++ and run their kernels.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -8,6 +9,16 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_kernels.h"
+
+// kernel<<<grid, block, shared_bytes, stream>>>(args...) is written
+//   TFH_LAUNCH(grid, block, shared_bytes, stream, kernel)(args...)
+// and a kernel's dynamic shared memory (`extern __shared__ T name[]`) TFH_DYNAMIC_SHARED(T, name):
+// under TFH_CUDA_EMULATED, tests/cuda_emu/cuda_emu.h defines both for its CPU emulator.
+#ifndef TFH_CUDA_EMULATED
+#define TFH_LAUNCH(grid, block, shared_bytes, stream, ...) \
+  __VA_ARGS__<<<grid, block, shared_bytes, stream>>>
+#define TFH_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+#endif
 
 namespace tfh::kernels::cuda {
 

@@ -154,11 +154,11 @@ void gather_words(const void* x, TfhDataType idx_type, const void* idx, void* y,
                   int64_t axis_dim, int64_t n_idx, int64_t inner, cudaStream_t s) {
   const int64_t n = outer * n_idx * inner;
   if (idx_type == TFH_TYPE_INT64)
-    gather_kernel<Word, int64_t><<<blocks_for(n), kThreads, 0, s>>>(
+    TFH_LAUNCH(blocks_for(n), kThreads, 0, s, gather_kernel<Word, int64_t>)(
         static_cast<const Word*>(x), static_cast<const int64_t*>(idx), static_cast<Word*>(y),
         outer, axis_dim, n_idx, inner);
   else
-    gather_kernel<Word, int32_t><<<blocks_for(n), kThreads, 0, s>>>(
+    TFH_LAUNCH(blocks_for(n), kThreads, 0, s, gather_kernel<Word, int32_t>)(
         static_cast<const Word*>(x), static_cast<const int32_t*>(idx), static_cast<Word*>(y),
         outer, axis_dim, n_idx, inner);
 }
@@ -198,7 +198,7 @@ __global__ void where_kernel(const bool* c, const Word* x, const Word* y, Word* 
 template <typename Word>
 void launch_where(const bool* c, const void* x, const void* y, void* out, const WhereBroadcast& bc,
                   int64_t n, cudaStream_t s) {
-  where_kernel<Word><<<blocks_for(n), kThreads, 0, s>>>(c, static_cast<const Word*>(x),
+  TFH_LAUNCH(blocks_for(n), kThreads, 0, s, where_kernel<Word>)(c, static_cast<const Word*>(x),
                                                         static_cast<const Word*>(y),
                                                         static_cast<Word*>(out), bc, n);
 }
@@ -228,7 +228,7 @@ __global__ void reduce_rows_kernel(const T* x, T* y, int64_t cols, bool mean) {
 
 template <typename T, typename Acc>
 void launch_reduce(const void* x, void* y, int64_t rows, int64_t cols, bool mean, cudaStream_t s) {
-  reduce_rows_kernel<T, Acc><<<static_cast<unsigned>(rows), kThreads, 0, s>>>(
+  TFH_LAUNCH(static_cast<unsigned>(rows), kThreads, 0, s, reduce_rows_kernel<T, Acc>)(
       static_cast<const T*>(x), static_cast<T*>(y), cols, mean);
 }
 
@@ -274,10 +274,10 @@ void strided_copy(size_t elem_bytes, const void* x, void* y, const StridedCopy& 
   for (int d = 0; d < c.rank; ++d) n *= c.dims[d];
   if (n == 0) return;
   switch (elem_bytes) {
-    case 1: strided_copy_kernel<uint8_t><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const uint8_t*>(x), static_cast<uint8_t*>(y), c, n); break;
-    case 2: strided_copy_kernel<uint16_t><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const uint16_t*>(x), static_cast<uint16_t*>(y), c, n); break;
-    case 4: strided_copy_kernel<uint32_t><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const uint32_t*>(x), static_cast<uint32_t*>(y), c, n); break;
-    case 8: strided_copy_kernel<uint64_t><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const uint64_t*>(x), static_cast<uint64_t*>(y), c, n); break;
+    case 1: TFH_LAUNCH(blocks_for(n), kThreads, 0, s, strided_copy_kernel<uint8_t>)(static_cast<const uint8_t*>(x), static_cast<uint8_t*>(y), c, n); break;
+    case 2: TFH_LAUNCH(blocks_for(n), kThreads, 0, s, strided_copy_kernel<uint16_t>)(static_cast<const uint16_t*>(x), static_cast<uint16_t*>(y), c, n); break;
+    case 4: TFH_LAUNCH(blocks_for(n), kThreads, 0, s, strided_copy_kernel<uint32_t>)(static_cast<const uint32_t*>(x), static_cast<uint32_t*>(y), c, n); break;
+    case 8: TFH_LAUNCH(blocks_for(n), kThreads, 0, s, strided_copy_kernel<uint64_t>)(static_cast<const uint64_t*>(x), static_cast<uint64_t*>(y), c, n); break;
     default: throw CudaError("strided_copy: elements of " + std::to_string(elem_bytes) + " bytes");
   }
   launched("strided_copy");
@@ -297,7 +297,7 @@ void cast(TfhDataType from, TfhDataType to, const void* x, void* y, int64_t n, c
     by_cast_type(to, [&](auto t) {
       using F = decltype(f);
       using T = decltype(t);
-      cast_kernel<F, T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const F*>(x),
+      TFH_LAUNCH(blocks_for(n), kThreads, 0, s, cast_kernel<F, T>)(static_cast<const F*>(x),
                                                            static_cast<T*>(y), n);
     });
   });
@@ -320,10 +320,10 @@ void binary(TfhDataType t, BinaryOp op, const void* a, const void* b, void* y,
   by_float_type(t, "binary", [&](auto v) {
     using T = decltype(v);
     if (same)
-      binary_same_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(
+      TFH_LAUNCH(blocks_for(n), kThreads, 0, s, binary_same_kernel<T>)(
           op, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(y), n);
     else
-      binary_broadcast_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(
+      TFH_LAUNCH(blocks_for(n), kThreads, 0, s, binary_broadcast_kernel<T>)(
           op, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(y), n, bc);
   });
   launched("binary");
@@ -333,7 +333,7 @@ void unary(TfhDataType t, UnaryOp op, const void* x, void* y, int64_t n, cudaStr
   if (n == 0) return;
   by_float_type(t, "unary", [&](auto v) {
     using T = decltype(v);
-    unary_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(op, static_cast<const T*>(x),
+    TFH_LAUNCH(blocks_for(n), kThreads, 0, s, unary_kernel<T>)(op, static_cast<const T*>(x),
                                                        static_cast<T*>(y), n);
   });
   launched("unary");

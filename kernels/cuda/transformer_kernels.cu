@@ -345,7 +345,7 @@ __device__ float decode_values(const AttentionArgs& a, int64_t b, int64_t h, con
 // max and sum, then each output dimension summed over the keys by a slice of the block.
 template <typename T>
 __global__ void decode_attention_kernel(AttentionArgs a) {
-  extern __shared__ float smem[];  // [D] query, [a.total] scores (the bound), [32] reduction
+  TFH_DYNAMIC_SHARED(float, smem);  // [D] query, [a.total] scores (the bound), [32] reduction
   const int64_t D = a.head_size, total = keys_of(a);
   float* qs = smem;
   float* sc = smem + D;
@@ -420,7 +420,7 @@ void launch_attention(const AttentionArgs& a, cudaStream_t s) {
   const int64_t tiles = (a.seq + kQueryTile - 1) / kQueryTile;
   if (tiles > 65535) throw CudaError("attention: sequence too long for one launch");
   dim3 grid(static_cast<unsigned>(a.batch * a.heads), static_cast<unsigned>(tiles));
-  attention_kernel<T, D, Exact><<<grid, kQueryTile, 0, s>>>(a);
+  TFH_LAUNCH(grid, kQueryTile, 0, s, attention_kernel<T, D, Exact>)(a);
 }
 
 }  // namespace
@@ -431,7 +431,7 @@ void add_bias(TfhDataType t, const void* x, const void* bias, const void* residu
   if (n == 0) return;
   by_type(t, "add_bias", [&](auto tag) {
     using T = decltype(tag);
-    add_bias_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(
+    TFH_LAUNCH(blocks_for(n), kThreads, 0, s, add_bias_kernel<T>)(
         static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<const T*>(residual),
         static_cast<T*>(y), n, cols);
   });
@@ -444,7 +444,7 @@ void gelu(TfhDataType t, GeluKind kind, const void* x, const void* bias, void* y
   if (n == 0) return;
   by_type(t, "gelu", [&](auto tag) {
     using T = decltype(tag);
-    gelu_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(x),
+    TFH_LAUNCH(blocks_for(n), kThreads, 0, s, gelu_kernel<T>)(static_cast<const T*>(x),
                                                       static_cast<const T*>(bias),
                                                       static_cast<T*>(y), n, cols,
                                                       kind == GeluKind::Tanh);
@@ -459,7 +459,7 @@ void layer_norm(TfhDataType t, const void* x, const void* skip, const void* bias
   if (!gamma) throw CudaError("layer_norm: gamma is required");
   by_type(t, "layer_norm", [&](auto tag) {
     using T = decltype(tag);
-    layer_norm_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, s>>>(
+    TFH_LAUNCH(static_cast<unsigned>(rows), kThreads, 0, s, layer_norm_kernel<T>)(
         static_cast<const T*>(x), static_cast<const T*>(skip), static_cast<const T*>(bias),
         static_cast<const T*>(gamma), static_cast<const T*>(beta), eps, static_cast<T*>(y),
         static_cast<T*>(sum_out), cols);
@@ -472,7 +472,7 @@ void softmax(TfhDataType t, const void* x, void* y, int64_t rows, int64_t cols, 
   if (rows > 0x7fffffff) throw CudaError("softmax: too many rows for one launch");
   by_type(t, "softmax", [&](auto tag) {
     using T = decltype(tag);
-    softmax_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, s>>>(
+    TFH_LAUNCH(static_cast<unsigned>(rows), kThreads, 0, s, softmax_kernel<T>)(
         static_cast<const T*>(x), static_cast<T*>(y), cols);
   });
   launched("softmax");
@@ -493,7 +493,7 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
     if (blocks > 0x7fffffff) throw CudaError("attention: too many queries for one launch");
     by_type(a.type, "attention", [&](auto tag) {
       using T = decltype(tag);
-      attention_warp_kernel<T><<<static_cast<unsigned>(blocks), 32 * kWarpsPerBlock, 0, s>>>(a);
+      TFH_LAUNCH(static_cast<unsigned>(blocks), 32 * kWarpsPerBlock, 0, s, attention_warp_kernel<T>)(a);
     });
     launched("attention");
     return;
@@ -528,8 +528,8 @@ void decode_attention(const AttentionArgs& a, cudaStream_t s) {
     by_type(a.type, "decode_attention", [&](auto tag) {
       using T = decltype(tag);
       const dim3 grid(static_cast<unsigned>(a.batch * a.heads), static_cast<unsigned>(chunks));
-      decode_split_kernel<T><<<grid, 128, 0, s>>>(a, a.workspace);
-      decode_combine_kernel<T><<<static_cast<unsigned>(a.batch * a.heads), 128, 0, s>>>(
+      TFH_LAUNCH(grid, 128, 0, s, decode_split_kernel<T>)(a, a.workspace);
+      TFH_LAUNCH(static_cast<unsigned>(a.batch * a.heads), 128, 0, s, decode_combine_kernel<T>)(
           a, a.workspace, chunks);
     });
     launched("decode_attention");
@@ -539,7 +539,7 @@ void decode_attention(const AttentionArgs& a, cudaStream_t s) {
   if (smem > 48 * 1024) return attention(a, s);  // a past too long for the scores in shared memory
   by_type(a.type, "decode_attention", [&](auto tag) {
     using T = decltype(tag);
-    decode_attention_kernel<T><<<static_cast<unsigned>(a.batch * a.heads), 128, smem, s>>>(a);
+    TFH_LAUNCH(static_cast<unsigned>(a.batch * a.heads), 128, smem, s, decode_attention_kernel<T>)(a);
   });
   launched("decode_attention");
 }
@@ -588,7 +588,7 @@ void append_kv_to_cache(TfhDataType t, const void* qkv, void* cache, int64_t bat
   if (n == 0) return;
   by_type(t, "append_kv_to_cache", [&](auto tag) {
     using T = decltype(tag);
-    append_kv_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(
+    TFH_LAUNCH(blocks_for(n), kThreads, 0, s, append_kv_kernel<T>)(
         static_cast<const T*>(qkv), static_cast<T*>(cache), batch, seq, cache_rows, past_len,
         heads, head_size);
   });
@@ -603,7 +603,7 @@ void split_kv_into_present(TfhDataType t, const void* qkv, const void* past, voi
   if (n == 0) return;
   by_type(t, "split_kv_into_present", [&](auto tag) {
     using T = decltype(tag);
-    split_kv_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(
+    TFH_LAUNCH(blocks_for(n), kThreads, 0, s, split_kv_kernel<T>)(
         static_cast<const T*>(qkv), static_cast<const T*>(past), static_cast<T*>(present), batch,
         seq, past_len, heads, head_size);
   });

@@ -1,0 +1,207 @@
+// What of the CUDA runtime needs NVIDIA's libraries beyond the kernels, against the CPU: the
+// cuBLASLt GEMM, com.microsoft.Attention end to end (its QKV GEMM included) and whole models on a
+// CUDA session. Skipped, with the reason, when this machine has no CUDA GPU.
+#include "cuda/kernel_test_util.h"
+
+namespace tfh::kernels::cuda {
+namespace {
+
+using namespace kernel_test;
+
+TEST_F(CudaKernels, LtGemmWithBiasAndTransposedWeightsAgainstCpu) {
+  LtGemm gemm;
+  void* ws = nullptr;
+  check(cudaMalloc(&ws, LtGemm::kWorkspaceBytes), "workspace");
+  for (int elem : {F32, F16})
+    for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{128, 768, 3072}, {3, 17, 5},
+                           {1, 768, 768}, {7, 64, 2304}}) {
+      SCOPED_TRACE(name_of(elem) + " " + std::to_string(m) + "x" + std::to_string(k) + "x" +
+                   std::to_string(n));
+      std::mt19937 rng(static_cast<unsigned>(m + k + n));
+      const Floats a = stored(random_floats(m * k, rng), elem),
+                   w = stored(random_floats(k * n, rng, -0.1f, 0.1f), elem),
+                   bias = stored(random_floats(n, rng), elem);
+      // CPU: Gemm with C = bias; transB = 1 with W transposed on the host.
+      Floats wt(w.size());
+      for (int64_t i = 0; i < k; ++i)
+        for (int64_t j = 0; j < n; ++j) wt[j * k + i] = w[i * n + j];
+      const auto want = cpu_node("Gemm", "", 13,
+                                 {{"a", {m, k}, a, elem}, {"w", {k, n}, w, elem},
+                                  {"bias", {n}, bias, elem}},
+                                 {"y"});
+      Dev da(a, elem), dw(w, elem), dwt(wt, elem), db(bias, elem), dy(m * n, elem),
+          dy2(m * n, elem);
+      gemm.run(type_of(elem), m, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::Bias,
+               db.get(), ws, LtGemm::kWorkspaceBytes, nullptr);
+      gemm.run(type_of(elem), m, n, k, da.get(), dwt.get(), true, dy2.get(), Epilogue::Bias,
+               db.get(), ws, LtGemm::kWorkspaceBytes, nullptr);
+      const float t = elem == F16 ? 5e-2f : 1e-3f;
+      EXPECT_LT(max_diff(dy.read(), want[0]), t);
+      EXPECT_LT(max_diff(dy2.read(), want[0]), t);
+    }
+  EXPECT_EQ(gemm.cached_plans(), 16u);  // one immutable plan per shape, type, layout and bias
+  cudaFree(ws);
+}
+
+
+// com.microsoft.Attention end to end on the device (QKV GEMM + bias, present = past ++ new, fused
+// or decode attention) against the CPU kernel: BERT-like (mask, no past), GPT-2-like prompt
+// (causal, no past) and decode steps (causal, one token over a past), awkward sizes included;
+// every mask format (raw [B, T], end positions [B], ends and starts [2B], raw [B, S, T]) and an
+// additive attention bias.
+TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
+  struct Case {
+    int64_t B, S, P, N, D;
+    bool causal, masked;
+    MaskKind format = MaskKind::Raw2D;
+    bool bias = false;
+  };
+  LtGemm gemm;
+  void* ws = nullptr;
+  check(cudaMalloc(&ws, LtGemm::kWorkspaceBytes), "workspace");
+  for (int elem : {F32, F16})
+    for (const Case& c : {Case{2, 128, 0, 12, 64, false, true}, Case{1, 9, 0, 2, 32, true, false},
+                          Case{2, 1, 128, 12, 64, true, true}, Case{3, 1, 5, 4, 32, true, false},
+                          Case{1, 3, 4, 2, 64, true, true}, Case{2, 8, 4, 4, 16, true, true},
+                          Case{2, 16, 0, 4, 32, false, true, MaskKind::Ends},
+                          Case{3, 16, 0, 4, 32, false, true, MaskKind::EndsStarts},
+                          // left padding + causal: query 0 of rows 1, 2 sees only masked keys
+                          Case{3, 8, 0, 2, 32, true, true, MaskKind::EndsStarts},
+                          Case{2, 8, 0, 2, 64, false, true, MaskKind::Raw3D},
+                          Case{2, 1, 20, 4, 64, true, true, MaskKind::Ends},
+                          Case{2, 8, 0, 4, 32, false, false, MaskKind::Raw2D, true},
+                          Case{1, 1, 6, 2, 32, true, true, MaskKind::Raw2D, true}}) {
+      const int64_t H = c.N * c.D, T = c.P + c.S;
+      SCOPED_TRACE(name_of(elem) + " B" + std::to_string(c.B) + " S" + std::to_string(c.S) +
+                   " P" + std::to_string(c.P) + " N" + std::to_string(c.N) + " D" +
+                   std::to_string(c.D));
+      std::mt19937 rng(static_cast<unsigned>(c.S * 7 + c.P * 3 + c.N));
+      const Floats x = stored(random_floats(c.B * c.S * H, rng), elem),
+                   w = stored(random_floats(H * 3 * H, rng, -0.1f, 0.1f), elem),
+                   bias = stored(random_floats(3 * H, rng, -0.1f, 0.1f), elem),
+                   past = stored(random_floats(2 * c.B * c.N * c.P * c.D, rng), elem);
+      Floats mask;
+      Shape mask_dims;
+      switch (c.format) {
+        case MaskKind::Ends:  // row b keeps its first T - 2b keys
+          mask_dims = {c.B};
+          for (int64_t b = 0; b < c.B; ++b) mask.push_back(static_cast<float>(T - 2 * b));
+          break;
+        case MaskKind::EndsStarts:  // and drops its first b keys
+          mask_dims = {2 * c.B};
+          for (int64_t b = 0; b < c.B; ++b) mask.push_back(static_cast<float>(T - b));
+          for (int64_t b = 0; b < c.B; ++b) mask.push_back(static_cast<float>(b));
+          break;
+        case MaskKind::Raw3D:  // query s of row b does not see key (s + b) % T
+          mask_dims = {c.B, c.S, T};
+          mask.assign(static_cast<size_t>(c.B * c.S * T), 1.f);
+          for (int64_t b = 0; b < c.B; ++b)
+            for (int64_t s = 0; s < c.S; ++s) mask[(b * c.S + s) * T + (s + b) % T] = 0;
+          break;
+        default:
+          mask_dims = {c.B, T};
+          mask.assign(static_cast<size_t>(c.B * T), 1.f);
+          for (int64_t b = 1; b < c.B; ++b)
+            for (int64_t t = T - 2 * b; t < T; ++t) mask[b * T + t] = 0;
+      }
+      const Floats attn_bias = stored(random_floats(c.B * c.N * c.S * T, rng, -2.f, 2.f), elem);
+      std::vector<In> ins = {{"x", {c.B, c.S, H}, x, elem}, {"w", {H, 3 * H}, w, elem},
+                             {"bias", {3 * H}, bias, elem},
+                             {c.masked ? "mask" : "", mask_dims, mask, I32}};
+      ins.push_back({c.P > 0 ? "past" : "", {2, c.B, c.N, c.P, c.D}, past, elem});
+      if (c.bias) ins.push_back({"attn_bias", {c.B, c.N, c.S, T}, attn_bias, elem});
+      const auto want = cpu_node("Attention", "com.microsoft", 17, ins, {"y", "present"},
+                                 attention_attrs(c.N, c.causal));
+      DevMask dmask(mask);
+      Dev dattn_bias(attn_bias, elem);
+      Dev dx(x, elem), dw(w, elem), db(bias, elem), dpast(past, elem),
+          dpresent(2 * c.B * c.N * T * c.D, elem), dy(x.size(), elem),
+          dqkv(c.B * c.S * 3 * H, elem);
+      AttentionOpArgs a;
+      a.type = type_of(elem);
+      a.x = dx.get(), a.weights = dw.get(), a.bias = db.get();
+      a.mask = c.masked ? dmask.get() : nullptr;
+      a.mask_kind = c.format;
+      if (c.bias) {
+        a.attention_bias = dattn_bias.get();
+        a.bias_head_stride = c.S * T;
+        a.bias_batch_stride = c.N * c.S * T;
+      }
+      a.past = c.P > 0 ? dpast.get() : nullptr;
+      a.present = dpresent.get(), a.out = dy.get(), a.qkv_scratch = dqkv.get();
+      a.batch = c.B, a.seq = c.S, a.past_len = c.P, a.hidden = H, a.heads = c.N, a.head_size = c.D;
+      a.unidirectional = c.causal;
+      attention_op(gemm, a, ws, LtGemm::kWorkspaceBytes, nullptr);
+      const float t = elem == F16 ? 3e-2f : 1e-3f;
+      EXPECT_LT(max_diff(dy.read(), want[0]), t);
+      EXPECT_LT(max_diff(dpresent.read(), want[1]), t);
+    }
+  cudaFree(ws);
+}
+
+}  // namespace
+}  // namespace tfh::kernels::cuda
+
+namespace tfh::kernels::cuda {
+namespace {
+
+// Whole models on a CUDA session (CUDA kernels where they exist and accept the node, the CPU for
+// the rest, with the copies between) against the CPU session: fused BERT and GPT-2 with past in
+// float32 and float16, and both unfused.
+class CudaSessions : public ::testing::TestWithParam<std::tuple<const char*, const char*, bool>> {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0)
+      GTEST_SKIP() << "no CUDA GPU here (" << describe_devices() << ")";
+  }
+};
+
+TEST_P(CudaSessions, FusedModelMatchesTheCpu) {
+  const auto [model, type, fp16] = GetParam();
+  TempDir tmp;
+  const std::string out = tmp / "fused.onnx";
+  std::vector<std::string> args = {TFH_TFHOST_EXE, "optimize", "--input",
+                                    std::string(TFH_SOURCE_DIR "/models/") + model + "/model.onnx",
+                                    "--output", out, "--model_type", type};
+  if (fp16) args.push_back("--float16");
+  const auto r = test::run_command(args, {});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto m = ir::Model::load(out);
+  m->infer_shapes();
+  const runtime::KernelRegistry kernels;
+  runtime::SessionOptions cpu_opts, gpu_opts;
+  gpu_opts.device = TFH_DEVICE_CUDA;
+  runtime::Session cpu(static_cast<const ir::Model&>(*m), kernels, cpu_opts),
+      gpu(static_cast<const ir::Model&>(*m), kernels, gpu_opts);
+  size_t on_gpu = 0;
+  for (const auto& [node, name] : gpu.kernel_names()) on_gpu += name.find("tfhost.cuda.") == 0;
+  EXPECT_GT(on_gpu, 4u) << "the fused ops should run on the GPU";
+  const plugin::Registry registry;
+  runtime::InputRequest req;
+  req.batch = 2;
+  req.sequence = 8;
+  req.past = std::string(model).find("gpt2") != std::string::npos ? 4 : 0;
+  const auto inputs = runtime::make_inputs(registry, runtime::pick_generator(registry, "", "core"), *m, req);
+  const auto want = cpu.run(runtime::feeds_of(inputs));
+  for (int rep = 0; rep < 2; ++rep) {  // twice: pooled buffers and cached constants reused
+    const auto got = gpu.run(runtime::feeds_of(inputs));
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      const runtime::Difference d = runtime::compare_tensors(*got[i], *want[i], 0, fp16 ? 3e-2 : 1e-3);
+      EXPECT_TRUE(d.ok()) << "output " << i << ": max abs diff " << d.max_abs;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Models, CudaSessions,
+    ::testing::Values(std::make_tuple("bert_tiny_opset14", "bert", false),
+                      std::make_tuple("bert_tiny_opset14", "bert", true),
+                      std::make_tuple("gpt2past_tiny_opset14", "gpt2", false),
+                      std::make_tuple("gpt2past_tiny_opset14", "gpt2", true),
+                      // Unfused (core cleanup only): what CUDA kernels refuse runs on the CPU.
+                      std::make_tuple("bert_tiny_opset14", "core", false),
+                      std::make_tuple("gpt2past_tiny_opset14", "core", false)));
+
+}  // namespace
+}  // namespace tfh::kernels::cuda

@@ -1,0 +1,364 @@
+// The CPU emulator's scheduler and runtime (see cuda_emu.h): a block's threads as Boost.Context
+// fibers run round-robin from barrier to barrier; device memory is host memory.
+#include "cuda_emu.h"
+
+#include <boost/context/fiber.hpp>
+#include <boost/context/preallocated.hpp>
+#include <boost/context/stack_context.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+namespace tfh::emu {
+namespace ctx = boost::context;
+
+namespace {
+
+// A kernel's misuse of the device (deadlock, shuffle with missing lanes): ends the launch.
+struct Fault : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The stacks of the threads' fibers: kernels keep small arrays in registers (on a GPU) and the
+// emulator's frames sit under them. Reused from block to block (a block makes its threads anew).
+constexpr size_t kStackBytes = 256 * 1024;
+struct StackPool {
+  std::vector<std::unique_ptr<unsigned char[]>> all;
+  std::vector<unsigned char*> free;
+  unsigned char* take() {
+    if (free.empty()) {
+      all.emplace_back(new unsigned char[kStackBytes]);
+      return all.back().get();
+    }
+    unsigned char* p = free.back();
+    free.pop_back();
+    return p;
+  }
+};
+StackPool& stack_pool() {
+  static thread_local StackPool pool;
+  return pool;
+}
+// Boost.Context's allocator for a fiber made on one of those stacks: gives it back to the pool.
+struct PoolStack {
+  ctx::stack_context allocate() { throw std::logic_error("CUDA emulator: stacks are preallocated"); }
+  void deallocate(ctx::stack_context& sc) {
+    stack_pool().free.push_back(static_cast<unsigned char*>(sc.sp) - sc.size);
+  }
+};
+
+// AddressSanitizer must be told of every switch between stacks (the tests build with it).
+#if defined(__SANITIZE_ADDRESS__)
+struct StackSwitch {
+  void* fake = nullptr;
+  void start(const void* bottom, size_t size) { __sanitizer_start_switch_fiber(&fake, bottom, size); }
+  void start_final(const void* bottom, size_t size) { __sanitizer_start_switch_fiber(nullptr, bottom, size); }
+  void finish(const void** bottom = nullptr, size_t* size = nullptr) {
+    __sanitizer_finish_switch_fiber(fake, bottom, size);
+  }
+};
+#else
+struct StackSwitch {
+  void start(const void*, size_t) {}
+  void start_final(const void*, size_t) {}
+  void finish(const void** = nullptr, size_t* = nullptr) {}
+};
+#endif
+thread_local const void* g_scheduler_stack = nullptr;
+thread_local size_t g_scheduler_stack_size = 0;
+
+enum class Wait { Running, Block, Warp, Done };
+
+struct Thread {
+  ThreadContext ctx;
+  int linear = 0, lane = 0, warp = 0;
+  Wait wait = Wait::Running;
+  unsigned warp_mask = 0;
+  unsigned shuffles = 0;  // this lane's shuffle count: its parity picks the exchange buffer
+  ctx::fiber fiber;       // resumed by the scheduler
+  ctx::fiber scheduler;   // resumed by the thread to wait at a barrier
+  const void* stack = nullptr;  // the fiber's stack (its lowest address)
+  StackSwitch asan;
+};
+
+struct Warp {
+  uint64_t slots[2][32] = {};
+};
+
+struct Block {
+  std::vector<Thread> threads;
+  std::vector<Warp> warps;
+  std::vector<unsigned char> shared;  // dynamic shared memory
+  std::string fault;                  // the first thread's failure
+};
+
+thread_local Block* g_block = nullptr;
+thread_local Thread* g_thread = nullptr;
+thread_local cudaError_t g_last_error = cudaSuccess;
+thread_local std::string g_last_reason;
+
+Thread& self() {
+  if (!g_thread) throw std::logic_error("CUDA emulator: a device function called outside a kernel");
+  return *g_thread;
+}
+
+// Back to the scheduler until the barrier this thread waits at is released.
+void wait_at(Wait w) {
+  Thread& t = self();
+  t.wait = w;
+  t.asan.start(g_scheduler_stack, g_scheduler_stack_size);
+  t.scheduler = std::move(t.scheduler).resume();
+  t.asan.finish();
+  if (!g_block->fault.empty()) throw Fault(g_block->fault);  // another thread failed: unwind
+}
+
+void fail(cudaError_t e, std::string why) {
+  g_last_error = e;
+  g_last_reason = std::move(why);
+  std::fprintf(stderr, "CUDA emulator: %s\n", g_last_reason.c_str());
+}
+
+std::string dims(dim3 d) {
+  return std::to_string(d.x) + "x" + std::to_string(d.y) + "x" + std::to_string(d.z);
+}
+
+// Releases the barriers every waiting thread has reached; false when none can be (deadlock).
+bool release(Block& blk) {
+  bool released = false;
+  const size_t n = blk.threads.size();
+  for (size_t w0 = 0; w0 < n; w0 += 32) {
+    const size_t w1 = std::min(n, w0 + 32);
+    bool any = false, all = true;
+    unsigned mask = 0;
+    for (size_t i = w0; i < w1; ++i) {
+      const Thread& t = blk.threads[i];
+      if (t.wait == Wait::Warp) any = true, mask |= t.warp_mask;
+      else all = false;
+    }
+    if (!any) continue;
+    if (!all) {
+      // Lanes of the shuffle's mask that are elsewhere: exited, or at another barrier.
+      unsigned waiting = 0, needed = mask;
+      for (size_t i = w0; i < w1; ++i)
+        if (blk.threads[i].wait == Wait::Warp) waiting |= 1u << (i - w0);
+      if ((needed & ~waiting) != 0) {
+        for (size_t i = w0; i < w1; ++i)
+          if ((needed >> (i - w0) & 1u) && blk.threads[i].wait == Wait::Done)
+            throw Fault("warp shuffle with mask 0x" + [&] {
+              char b[16];
+              std::snprintf(b, sizeof b, "%08x", needed);
+              return std::string(b);
+            }() + " in warp " + std::to_string(w0 / 32) + ", whose lane " +
+                        std::to_string(i - w0) + " has exited");
+        continue;  // the others are at a block barrier: a deadlock unless released below
+      }
+    }
+    if (mask == 0xffffffffu && w1 - w0 < 32)
+      throw Fault("full-mask warp shuffle in warp " + std::to_string(w0 / 32) + " of only " +
+                  std::to_string(w1 - w0) + " threads");
+    for (size_t i = w0; i < w1; ++i)
+      if (blk.threads[i].wait == Wait::Warp) blk.threads[i].wait = Wait::Running;
+    released = true;
+  }
+  if (released) return true;
+  size_t at_block = 0, done = 0;
+  for (const Thread& t : blk.threads) at_block += t.wait == Wait::Block, done += t.wait == Wait::Done;
+  if (at_block == 0) return false;
+  if (at_block + done < n) return false;
+  if (done > 0)
+    throw Fault("__syncthreads reached by " + std::to_string(at_block) + " threads of the block after " +
+                std::to_string(done) + " others exited");
+  for (Thread& t : blk.threads) t.wait = Wait::Running;
+  return true;
+}
+
+// Runs one block to the end; throws Fault.
+void run_block(Block& blk, dim3 grid, dim3 block, uint3 block_idx, size_t shared_bytes,
+               const std::function<void()>& body) {
+  const size_t n = size_t(block.x) * block.y * block.z;
+  blk.threads.clear();
+  blk.threads.resize(n);
+  blk.warps.assign((n + 31) / 32, Warp{});
+  blk.shared.assign(shared_bytes, 0xff);  // NaN floats (uninitialised shared memory is garbage)
+  blk.fault.clear();
+  for (size_t i = 0; i < n; ++i) {
+    Thread& t = blk.threads[i];
+    t.linear = static_cast<int>(i);
+    t.lane = static_cast<int>(i % 32);
+    t.warp = static_cast<int>(i / 32);
+    t.ctx.thread_idx = {static_cast<unsigned>(i % block.x),
+                        static_cast<unsigned>(i / block.x % block.y),
+                        static_cast<unsigned>(i / (size_t(block.x) * block.y))};
+    t.ctx.block_idx = block_idx;
+    t.ctx.block_dim = block;
+    t.ctx.grid_dim = grid;
+    unsigned char* stack = stack_pool().take();
+    t.stack = stack;
+    ctx::stack_context sc;
+    sc.size = kStackBytes;
+    sc.sp = stack + kStackBytes;
+    t.fiber = ctx::fiber(std::allocator_arg, ctx::preallocated(sc.sp, sc.size, sc), PoolStack(),
+                         [&blk, &t, &body](ctx::fiber&& sched) {
+      t.asan.finish(&g_scheduler_stack, &g_scheduler_stack_size);
+      t.scheduler = std::move(sched);
+      try {
+        body();
+      } catch (const ctx::detail::forced_unwind&) {
+        throw;  // the fiber is being destroyed: let Boost.Context unwind it
+      } catch (const std::exception& e) {
+        if (blk.fault.empty()) blk.fault = e.what();
+      }
+      t.wait = Wait::Done;
+      t.asan.start_final(g_scheduler_stack, g_scheduler_stack_size);
+      return std::move(t.scheduler);
+    });
+  }
+  struct Clear {
+    ~Clear() { g_thread = nullptr; }
+  } clear;
+  for (;;) {
+    bool all_done = true;
+    for (Thread& t : blk.threads) {
+      if (t.wait == Wait::Running) {
+        g_thread = &t;
+        StackSwitch to_thread;
+        to_thread.start(t.stack, kStackBytes);
+        t.fiber = std::move(t.fiber).resume();
+        to_thread.finish();
+        if (!blk.fault.empty()) throw Fault(blk.fault);
+      }
+      all_done = all_done && t.wait == Wait::Done;
+    }
+    if (all_done) break;
+    if (!release(blk)) {
+      size_t warp = 0, at_block = 0, done = 0;
+      for (const Thread& t : blk.threads)
+        warp += t.wait == Wait::Warp, at_block += t.wait == Wait::Block, done += t.wait == Wait::Done;
+      throw Fault("deadlock in block (" + std::to_string(block_idx.x) + ", " +
+                  std::to_string(block_idx.y) + ", " + std::to_string(block_idx.z) + "): " +
+                  std::to_string(at_block) + " threads at __syncthreads, " + std::to_string(warp) +
+                  " at a warp shuffle, " + std::to_string(done) + " exited");
+    }
+  }
+}
+
+}  // namespace
+
+const ThreadContext& context() { return self().ctx; }
+
+void sync_block() { wait_at(Wait::Block); }
+
+uint64_t warp_exchange(unsigned mask, uint64_t bits, int src_lane) {
+  Thread& t = self();
+  if (!(mask >> t.lane & 1u)) throw Fault("warp shuffle by a lane outside its own mask");
+  // Two buffers: a lane can only write buffer (k + 2) % 2 after every lane passed shuffle k + 1,
+  // so after all of them read shuffle k's values.
+  Warp& w = g_block->warps[t.warp];
+  const unsigned buf = t.shuffles++ & 1u;
+  w.slots[buf][t.lane] = bits;
+  t.warp_mask = mask;
+  wait_at(Wait::Warp);
+  if (!(mask >> src_lane & 1u)) throw Fault("warp shuffle reads lane " + std::to_string(src_lane) +
+                                            ", outside the mask");
+  return w.slots[buf][src_lane];
+}
+
+int lane_id() { return self().lane; }
+
+void* dynamic_shared() {
+  self();
+  return g_block->shared.empty() ? nullptr : g_block->shared.data();
+}
+
+bool launch_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body) {
+  if (g_thread) throw std::logic_error("CUDA emulator: a launch from inside a kernel");
+  const uint64_t threads = uint64_t(block.x) * block.y * block.z;
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 ||
+      grid.z > 65535 || threads == 0 || threads > 1024 || block.x > 1024 || block.y > 1024 ||
+      block.z > 64) {
+    fail(cudaErrorInvalidConfiguration,
+         "invalid configuration: grid " + dims(grid) + ", block " + dims(block));
+    return false;
+  }
+  if (shared_bytes > 48 * 1024) {
+    fail(cudaErrorInvalidValue,
+         std::to_string(shared_bytes) + " bytes of dynamic shared memory (48 KiB without opting in)");
+    return false;
+  }
+  Block blk;
+  g_block = &blk;
+  try {
+    for (unsigned z = 0; z < grid.z; ++z)
+      for (unsigned y = 0; y < grid.y; ++y)
+        for (unsigned x = 0; x < grid.x; ++x) run_block(blk, grid, block, {x, y, z}, shared_bytes, body);
+  } catch (const Fault& f) {
+    g_block = nullptr;
+    fail(cudaErrorLaunchFailure, f.what());
+    return false;
+  }
+  g_block = nullptr;
+  return true;
+}
+
+}  // namespace tfh::emu
+
+// ---- the runtime API the kernels and their tests call -------------------------------------------
+using tfh::emu::g_last_error;
+using tfh::emu::g_last_reason;
+
+extern "C" {
+
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+  // 256-byte aligned as CUDA's, but not rounded up: a kernel that reads or writes one element
+  // past the buffer meets AddressSanitizer's red zone (on a GPU it would touch the padding).
+  *p = nullptr;
+  return posix_memalign(p, 256, std::max<size_t>(bytes, 1)) == 0 ? cudaSuccess
+                                                                 : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaFree(void* p) {
+  std::free(p);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  if (bytes) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+  return cudaMemcpy(dst, src, bytes, kind);
+}
+cudaError_t cudaMemset(void* p, int value, size_t bytes) {
+  if (bytes) std::memset(p, value, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
+  return cudaMemset(p, value, bytes);
+}
+cudaError_t cudaGetLastError() {
+  const cudaError_t e = g_last_error;
+  g_last_error = cudaSuccess;
+  return e;
+}
+cudaError_t cudaPeekAtLastError() { return g_last_error; }
+const char* cudaGetErrorString(cudaError_t e) {
+  if (e == cudaSuccess) return "no error";
+  thread_local std::string s;
+  s = "error " + std::to_string(static_cast<int>(e)) + " (emulated): " + g_last_reason;
+  return s.c_str();
+}
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaGetDeviceCount(int* n) {
+  *n = 1;
+  return cudaSuccess;
+}
+
+}  // extern "C"

@@ -1,0 +1,138 @@
+// A CPU emulator for tfhost's hand-written CUDA kernels, so that machines without a GPU (these
+// ones, CI) still run them and compare them with the CPU kernels. Force-included (-include) when
+// kernels/cuda/*.cu and the kernel tests are compiled as plain C++ with TFH_CUDA_EMULATED:
+//
+//  - every thread of a block is a fiber (Boost.Context); a block's fibers run one at a time, each
+//    until it reaches a barrier (__syncthreads, or a warp's shuffle) or ends, so a kernel that
+//    reads what another thread writes without a barrier between sees stale data, and one whose
+//    threads wait at different barriers deadlocks: both are reported as launch failures;
+//  - __shared__ variables are static (one block runs at a time), dynamic shared memory is a
+//    per-block buffer filled with NaN bytes, device memory is host memory;
+//  - launches check their configuration as CUDA does (block and grid limits, 48 KiB of dynamic
+//    shared memory), run at once on the calling thread (streams are ignored), and report a
+//    failure through cudaGetLastError; cudaGetErrorString then gives the emulator's reason;
+//  - a full-mask warp shuffle in a warp with exited or missing lanes is a failure (undefined on a
+//    GPU), as is a __syncthreads that some threads of the block have left.
+//
+// What it cannot show: speed, races between threads that run between the same two barriers (a
+// fiber runs to its barrier alone), the GPU's float rounding (fast-math intrinsics are the C
+// library's functions here) and anything of cuBLASLt, streams or graphs. The runtime API calls the
+// kernels and tests make (cudaMalloc, cudaMemcpy, ...) are renamed to tfh_emu_* so they never mix
+// with CUDA's real runtime library, which the same test binary links through tfhost's libraries.
+#pragma once
+
+#define cudaMalloc tfh_emu_cudaMalloc
+#define cudaFree tfh_emu_cudaFree
+#define cudaMemcpy tfh_emu_cudaMemcpy
+#define cudaMemcpyAsync tfh_emu_cudaMemcpyAsync
+#define cudaMemset tfh_emu_cudaMemset
+#define cudaMemsetAsync tfh_emu_cudaMemsetAsync
+#define cudaGetLastError tfh_emu_cudaGetLastError
+#define cudaPeekAtLastError tfh_emu_cudaPeekAtLastError
+#define cudaGetErrorString tfh_emu_cudaGetErrorString
+#define cudaDeviceSynchronize tfh_emu_cudaDeviceSynchronize
+#define cudaStreamSynchronize tfh_emu_cudaStreamSynchronize
+#define cudaGetDeviceCount tfh_emu_cudaGetDeviceCount
+
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <tuple>
+#include <type_traits>
+
+// (CUDA's host_defines.h gives these other meanings for host compilers.)
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __forceinline__
+#undef __launch_bounds__
+#undef __shared__
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+
+namespace tfh::emu {
+
+// The running thread of the running block.
+struct ThreadContext {
+  uint3 thread_idx, block_idx;
+  dim3 block_dim, grid_dim;
+};
+const ThreadContext& context();
+
+// Barriers: the whole block, or the running thread's warp (every lane of `mask` must arrive).
+void sync_block();
+// Publishes this lane's `bits`, waits for the warp, and returns lane `src_lane`'s bits.
+uint64_t warp_exchange(unsigned mask, uint64_t bits, int src_lane);
+int lane_id();
+
+// The running block's dynamic shared memory.
+void* dynamic_shared();
+
+// Runs body() as every thread of every block of the grid; false (and the reason for
+// cudaGetLastError / cudaGetErrorString) when the configuration is invalid or the kernel failed.
+bool launch_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body);
+
+template <typename... P>
+struct Launch {
+  void (*kernel)(P...);
+  dim3 grid, block;
+  size_t shared_bytes;
+  // CUDA copies the arguments once per launch into parameter space; every thread reads them.
+  template <typename... A>
+  void operator()(A&&... args) const {
+    static_assert(sizeof...(A) == sizeof...(P), "kernel launched with the wrong number of arguments");
+    const std::tuple<std::decay_t<P>...> params(static_cast<std::decay_t<P>>(args)...);
+    launch_grid(grid, block, shared_bytes, [&] { std::apply(kernel, params); });
+  }
+};
+template <typename... P>
+Launch<P...> launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t, void (*kernel)(P...)) {
+  return Launch<P...>{kernel, grid, block, shared_bytes};
+}
+
+}  // namespace tfh::emu
+
+#define threadIdx (::tfh::emu::context().thread_idx)
+#define blockIdx (::tfh::emu::context().block_idx)
+#define blockDim (::tfh::emu::context().block_dim)
+#define gridDim (::tfh::emu::context().grid_dim)
+#define warpSize 32
+
+#define TFH_LAUNCH(grid, block, shared_bytes, stream, ...) \
+  ::tfh::emu::launch(grid, block, shared_bytes, stream, &__VA_ARGS__)
+#define TFH_DYNAMIC_SHARED(T, name) T* const name = static_cast<T*>(::tfh::emu::dynamic_shared())
+
+inline void __syncthreads() { ::tfh::emu::sync_block(); }
+
+template <typename T>
+T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+  static_assert(sizeof(T) <= 8 && std::is_trivially_copyable<T>::value, "shuffle of a wide type");
+  const int lane = ::tfh::emu::lane_id();
+  int src = lane ^ lane_mask;
+  if (src / width != lane / width) src = lane;  // outside this lane's segment: its own value
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  bits = ::tfh::emu::warp_exchange(mask, bits, src);
+  std::memcpy(&v, &bits, sizeof(T));
+  return v;
+}
+
+// Device-only math of CUDA, with the C library's (more exact) functions.
+inline float __expf(float x) { return std::exp(x); }
+inline float __logf(float x) { return std::log(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
+// CUDA's device code has min/max overloads for the integer and float types.
+template <typename T>
+inline T min(T a, T b) { return b < a ? b : a; }
+template <typename T>
+inline T max(T a, T b) { return a < b ? b : a; }
