@@ -141,13 +141,9 @@ __global__ void softmax_kernel(const T* x, T* y, int64_t cols) {
 
 // ---- attention ------------------------------------------------------------------------------------
 
-constexpr int kQueryTile = 64;  // queries per block, one per thread
+constexpr int kQueryTile = 64;  // queries per block of the tiled kernel
 constexpr int kKeyTile = 32;    // keys staged in shared memory at a time
 
-// One thread per query row; K and V tiles of kKeyTile keys in shared memory; an online softmax
-// (running max and sum, the output rescaled as the max grows): the scores never leave registers.
-// MaxD: the head size (Exact) or a bound on it (the head size is then read at run time, for the
-// sizes without their own instantiation).
 // Whether query i (of the S new ones) of row b must not see `key` under the mask (MaskKind).
 // `total`: the keys this run attends over (a.total, or past_len + seq with a shared buffer).
 __device__ __forceinline__ bool masked(const AttentionArgs& a, int64_t total, int64_t b, int64_t i,
@@ -188,25 +184,38 @@ __device__ __forceinline__ int64_t rows_of(const AttentionArgs& a) {
   return a.cache_rows ? a.cache_rows : a.total;
 }
 
-template <typename T, int MaxD, bool Exact>
+// The tiled prefill kernel: kQueryTile queries per block; K and V tiles of kKeyTile keys in shared
+// memory; an online softmax (running max and sum, the output rescaled as the max grows): the
+// scores never leave registers. MaxD: the head size (Exact) or a bound on it (the head size is
+// then read at run time, for the sizes without their own instantiation).
+// Split threads per query: 1, or 2 when MaxD is 128 (each thread holds half of q and of the
+// output accumulator and the pair sums its halves of a score with one shuffle: one thread
+// holding all 128 dims of both needs more than a thread's 255 registers and spills). Every
+// thread runs every key tile, an inactive one (past the last query) on zeros, so that warps
+// stay whole for the shuffle. The head dims loops run to the compile-time bound (unrolled, q and
+// o stay in registers) and skip dims at or past D when the head size is read at run time.
+template <typename T, int MaxD, bool Exact, int Split>
 __global__ void attention_kernel(AttentionArgs a) {
+  static_assert(MaxD % Split == 0 && (Split == 1 || Split == 2), "a query over 1 or 2 threads");
+  constexpr int Dh = MaxD / Split;  // head dims per thread
   __shared__ float ks[kKeyTile][MaxD];
   __shared__ float vs[kKeyTile][MaxD];
   const int D = Exact ? MaxD : static_cast<int>(a.head_size);
   const int64_t total = keys_of(a), past = total - a.seq;
   const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
-  const int64_t i = blockIdx.y * int64_t(kQueryTile) + threadIdx.x;  // query index in [0, seq)
+  const int64_t i = blockIdx.y * int64_t(kQueryTile) + threadIdx.x / Split;  // query in [0, seq)
+  const int d0 = static_cast<int>(threadIdx.x % Split) * Dh;  // this thread's first head dim
   const bool active = i < a.seq;
-  const T* q = static_cast<const T*>(a.q);
   const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * rows_of(a) * D;
   const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * rows_of(a) * D;
   const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
-  float qr[MaxD], o[MaxD];
-  if (active) {
-    const T* qp = q + (b * a.seq + i) * a.q_token_stride + h * D;
-    for (int d = 0; d < D; ++d) qr[d] = ld(qp, d) * scale;
+  float qr[Dh], o[Dh];
+  const T* qp = static_cast<const T*>(a.q) + (b * a.seq + i) * a.q_token_stride + h * D;
+#pragma unroll
+  for (int d = 0; d < Dh; ++d) {
+    qr[d] = active && (Exact || d0 + d < D) ? ld(qp, d0 + d) * scale : 0.f;
+    o[d] = 0.f;
   }
-  for (int d = 0; d < MaxD; ++d) o[d] = 0.f;
   float m = -INFINITY, l = 0.f;
   const int64_t pos = past + i;
   for (int64_t t0 = 0; t0 < total; t0 += kKeyTile) {
@@ -216,27 +225,34 @@ __global__ void attention_kernel(AttentionArgs a) {
       vs[e / D][e % D] = ld(vc, (t0 + e / D) * D + e % D);
     }
     __syncthreads();
-    if (active) {
-      for (int64_t j = 0; j < n; ++j) {
-        const int64_t key = t0 + j;
-        float sc = 0.f;
-        for (int d = 0; d < D; ++d) sc += qr[d] * ks[j][d];
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t key = t0 + j;
+      float sc = 0.f;
+#pragma unroll
+      for (int d = 0; d < Dh; ++d)
+        if (Exact || d0 + d < D) sc += qr[d] * ks[j][d0 + d];
+      if constexpr (Split == 2) sc += __shfl_xor_sync(0xffffffffu, sc, 1);
+      if (active) {
         if (masked(a, total, b, i, key)) sc += a.filter;
         sc += bias_at<T>(a, total, b, h, i, key);
-        if (a.causal && key > pos) sc += a.filter;
-        const float mn = fmaxf(m, sc);
-        const float corr = __expf(m - mn), p = __expf(sc - mn);
-        l = l * corr + p;
-        for (int d = 0; d < D; ++d) o[d] = o[d] * corr + p * vs[j][d];
-        m = mn;
       }
+      if (a.causal && key > pos) sc += a.filter;
+      const float mn = fmaxf(m, sc);
+      const float corr = __expf(m - mn), p = __expf(sc - mn);
+      l = l * corr + p;
+#pragma unroll
+      for (int d = 0; d < Dh; ++d)
+        if (Exact || d0 + d < D) o[d] = o[d] * corr + p * vs[j][d0 + d];
+      m = mn;
     }
     __syncthreads();
   }
   if (active) {
     T* out = static_cast<T*>(a.out) + ((b * a.seq + i) * a.heads + h) * D;
     const float inv = 1.f / l;
-    for (int d = 0; d < D; ++d) st(out, d, o[d] * inv);
+#pragma unroll
+    for (int d = 0; d < Dh; ++d)
+      if (Exact || d0 + d < D) st(out, d0 + d, o[d] * inv);
   }
 }
 
@@ -417,10 +433,11 @@ void check_attention(const AttentionArgs& a, const char* what) {
 
 template <typename T, int D, bool Exact = true>
 void launch_attention(const AttentionArgs& a, cudaStream_t s) {
+  constexpr int kSplit = D == 128 ? 2 : 1;
   const int64_t tiles = (a.seq + kQueryTile - 1) / kQueryTile;
   if (tiles > 65535) throw CudaError("attention: sequence too long for one launch");
   dim3 grid(static_cast<unsigned>(a.batch * a.heads), static_cast<unsigned>(tiles));
-  TFH_LAUNCH(grid, kQueryTile, 0, s, attention_kernel<T, D, Exact>)(a);
+  TFH_LAUNCH(grid, kQueryTile * kSplit, 0, s, attention_kernel<T, D, Exact, kSplit>)(a);
 }
 
 }  // namespace

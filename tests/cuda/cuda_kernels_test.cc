@@ -105,7 +105,9 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
                           Case{3, 1, 129, 4, 64, false}, Case{2, 65, 65, 1, 128, true},
                           Case{1, 1, 1, 1, 64, false}, Case{2, 8, 8, 4, 16, true},
                           Case{1, 5, 5, 3, 48, false}, Case{1, 1, 300, 2, 80, true},
-                          Case{2, 1, 64, 2, 64, true}}) {  // (a shared buffer of 67: an empty chunk)
+                          Case{2, 1, 64, 2, 64, true},  // (a shared buffer of 67: an empty chunk)
+                          Case{1, 70, 70, 2, 112, false}}) {  // (head size read at run time, two
+                                                              // threads per query, a part tile)
       SCOPED_TRACE(name_of(elem) + " B" + std::to_string(c.B) + " S" + std::to_string(c.S) +
                    " T" + std::to_string(c.T) + " N" + std::to_string(c.N) + " D" +
                    std::to_string(c.D) + (c.causal ? " causal" : ""));

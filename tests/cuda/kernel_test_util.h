@@ -30,7 +30,8 @@ using namespace tfh::ir::test;
 using Shape = std::vector<int64_t>;
 using Floats = std::vector<float>;
 constexpr int F32 = onnx::TensorProto::FLOAT, F16 = onnx::TensorProto::FLOAT16,
-              I32 = onnx::TensorProto::INT32;
+              I32 = onnx::TensorProto::INT32, I64 = onnx::TensorProto::INT64,
+              BOOL = onnx::TensorProto::BOOL;
 
 inline int64_t count(const Shape& d) {
   int64_t n = 1;
@@ -55,7 +56,7 @@ struct In {
   std::string name;
   Shape dims;
   Floats values;
-  int elem = F32;  // F32, F16 or I32 (values then hold the integers)
+  int elem = F32;  // F32, F16, I32, I64 (values then hold the integers) or BOOL (!= 0)
 };
 
 // Runs one node on tfhost's CPU runtime; the outputs as floats.
@@ -95,7 +96,7 @@ inline std::vector<Floats> cpu_node(const std::string& op, const std::string& do
     } else {
       t = runtime::make_tensor(TFH_TYPE_FLOAT, in.dims);
       std::memcpy(t->storage.get(), in.values.data(), in.values.size() * 4);
-      if (in.elem == F16) t = runtime::convert_tensor(*t, TFH_TYPE_FLOAT16);
+      if (in.elem != F32) t = runtime::convert_tensor(*t, static_cast<TfhDataType>(in.elem));
     }
     feeds.emplace_back(in.name, t.get());
     held.push_back(std::move(t));
@@ -145,6 +146,39 @@ class Dev {
   void* p_ = nullptr;
   size_t n_;
   int elem_;
+};
+
+// A device buffer of raw elements of any trivially copyable type (int64, double, int8, bool as
+// uint8_t, ...), for the kernels over types Dev does not hold.
+class DevRaw {
+ public:
+  template <typename T>
+  explicit DevRaw(const std::vector<T>& v) : DevRaw(v.data(), v.size() * sizeof(T)) {}
+  DevRaw(const void* data, size_t bytes) : bytes_(bytes) {
+    check(cudaMalloc(&p_, std::max<size_t>(bytes, 1)), "cudaMalloc");
+    if (bytes) check(cudaMemcpy(p_, data, bytes, cudaMemcpyHostToDevice), "upload");
+  }
+  // `bytes` bytes, each `fill` (0xff: a poison a kernel must overwrite).
+  DevRaw(size_t bytes, unsigned char fill) : bytes_(bytes) {
+    check(cudaMalloc(&p_, std::max<size_t>(bytes, 1)), "cudaMalloc");
+    if (bytes) check(cudaMemset(p_, fill, bytes), "fill");
+  }
+  ~DevRaw() { cudaFree(p_); }
+  DevRaw(const DevRaw&) = delete;
+  DevRaw& operator=(const DevRaw&) = delete;
+  void* get() const { return p_; }
+  template <typename T>
+  std::vector<T> read() const {
+    check(cudaDeviceSynchronize(), "synchronize");
+    std::vector<T> out(bytes_ / sizeof(T));
+    if (!out.empty())
+      check(cudaMemcpy(out.data(), p_, out.size() * sizeof(T), cudaMemcpyDeviceToHost), "download");
+    return out;
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_;
 };
 
 // A key mask (0/1 values) as device int32.

@@ -6,6 +6,14 @@
 
 #include "kernels/embed_layer_norm_cuda.h"
 
+// Launches and dynamic shared memory spelled as tfhost's own kernels spell them, so that tfhost's
+// CPU emulator (tests/cuda_emu, which defines both) can run this kernel too.
+#ifndef TFH_CUDA_EMULATED
+#define TFH_LAUNCH(grid, block, shared_bytes, stream, ...) \
+  __VA_ARGS__<<<grid, block, shared_bytes, stream>>>
+#define TFH_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+#endif
+
 namespace bert::cuda {
 namespace {
 
@@ -31,7 +39,7 @@ __device__ float block_sum(float v, float* shared) {
 
 template <typename T, typename I>
 __global__ void embed_kernel(EmbedArgs a) {
-  extern __shared__ float row[];  // hidden floats, then 32 for the reduction
+  TFH_DYNAMIC_SHARED(float, row);  // hidden floats, then 32 for the reduction
   float* red = row + a.hidden;
   const int64_t r = blockIdx.x, b = r / a.seq, s = r % a.seq;
   const I* ids = static_cast<const I*>(a.input_ids);
@@ -83,7 +91,7 @@ __global__ void mask_index_kernel(const int32_t* mask, int32_t* out, int64_t bat
 template <typename T, typename I>
 void launch(const EmbedArgs& a, cudaStream_t s) {
   const size_t shared = (static_cast<size_t>(a.hidden) + 32) * sizeof(float);
-  embed_kernel<T, I><<<static_cast<unsigned>(a.batch * a.seq), kThreads, shared, s>>>(a);
+  TFH_LAUNCH(static_cast<unsigned>(a.batch * a.seq), kThreads, shared, s, embed_kernel<T, I>)(a);
 }
 
 }  // namespace
@@ -98,7 +106,7 @@ std::string embed_layer_norm(const EmbedArgs& a, void* stream) {
     return "EmbedLayerNormalization on CUDA: hidden size over 12256";
   if (a.batch * a.seq > 0x7fffffff) return "EmbedLayerNormalization on CUDA: too many tokens";
   if (a.mask_index && a.batch > 0)
-    mask_index_kernel<<<static_cast<unsigned>((a.batch + 127) / 128), 128, 0, s>>>(
+    TFH_LAUNCH(static_cast<unsigned>((a.batch + 127) / 128), 128, 0, s, mask_index_kernel)(
         a.mask, a.mask_index, a.batch, a.seq);
   if (a.batch * a.seq > 0 && a.hidden > 0) {
     const bool half = a.type == TFH_TYPE_FLOAT16, i64 = a.id_type == TFH_TYPE_INT64;
