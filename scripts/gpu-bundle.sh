@@ -31,8 +31,9 @@ mkdir -p "$B/bundle-lib" "$STAGE/shared/models" "$STAGE/shared/tools"
 copy() { mkdir -p "$B/$(dirname "$1")" && cp -p "$BUILD/$1" "$B/$1"; }
 ELFS=()
 for f in bin/tfhost bin/tfh_bench_cuda_kernels; do copy "$f"; ELFS+=("$B/$f"); done
-while IFS= read -r f; do copy "$f"; ELFS+=("$B/$f"); done < <(cd "$BUILD" && find plugins tests -name '*.so' -type f)
-# (Not tfh_cuda_emu_tests: the CPU emulator's run of the kernels, for machines without a GPU.)
+# (Not the CPU emulator's runtime and plugins, tests/libtfh_cuda_emu.so and tests/emu_plugins/.)
+while IFS= read -r f; do copy "$f"; ELFS+=("$B/$f"); done < <(cd "$BUILD" && find plugins tests -name '*.so' -type f ! -name libtfh_cuda_emu.so ! -path 'tests/emu_plugins/*')
+# (Not tfh_cuda_emu_tests: the CUDA tests on the CPU emulator, for machines without a GPU.)
 while IFS= read -r f; do copy "$f"; ELFS+=("$B/$f"); done < <(cd "$BUILD" && find tests -maxdepth 1 -name 'tfh_*_tests' ! -name tfh_cuda_emu_tests -type f)
 
 # Shared libraries: everything the binaries load except the C library family and CUDA's own.

@@ -94,7 +94,7 @@ void expect_same_on_gpu(const std::string& op, const std::string& domain,
   TempDir tmp;
   write_model(m, tmp / "m.onnx");
   plugin::Registry registry;
-  if (with_plugins) pipeline::load_plugins(registry, {}, {TFH_BINARY_DIR "/plugins"});
+  if (with_plugins) pipeline::load_plugins(registry, {}, {TFH_TEST_PLUGIN_DIR});
   auto model = ir::Model::load(tmp / "m.onnx");
   model->infer_shapes(&registry.shape_hooks());
   const KernelRegistry kernels(registry);
@@ -437,7 +437,7 @@ std::unique_ptr<Fused> fused(const std::string& name, const std::string& type, b
   const auto r = test::run_command(args, {});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   auto f = std::make_unique<Fused>();
-  pipeline::load_plugins(f->registry, {}, {TFH_BINARY_DIR "/plugins"});
+  pipeline::load_plugins(f->registry, {}, {TFH_TEST_PLUGIN_DIR});
   f->model = ir::Model::load(out);
   f->model->infer_shapes(&f->registry.shape_hooks());
   return f;
@@ -568,6 +568,7 @@ INSTANTIATE_TEST_SUITE_P(Models, CudaModels,
                                            std::make_tuple("gpt2past_tiny_opset14", "gpt2", false),
                                            std::make_tuple("gpt2past_tiny_opset14", "gpt2", true)));
 
+#ifndef TFH_CUDA_EMULATED  // (runs the tfhost binary, which needs a real GPU)
 // tfhost generate --use_gpu keeps the key/value cache on the GPU (IO binding) and picks the same
 // tokens as on the CPU, fused in float32 and unfused.
 TEST_F(CudaRuntime, GenerateOnTheGpuPicksTheCpuTokens) {
@@ -625,6 +626,7 @@ TEST_F(CudaRuntime, GenerateOnTheGpuPicksTheCpuTokens) {
   EXPECT_NE(perf.out.find("2 key/value buffers updated in place"), std::string::npos) << perf.out;
   EXPECT_NE(perf.out.find("CUDA graphs: 1 captured, 5 replays"), std::string::npos) << perf.out;
 }
+#endif
 
 // Add (GPU) -> Floor (no CUDA kernel: CPU) -> Add (GPU): the run crosses sides, so no graph is
 // captured; the session says which node and runs eagerly, with right results every time.
@@ -703,7 +705,7 @@ TEST_F(CudaRuntime, SharedKvCacheDecodesInPlace) {
                                     "--enable_shared_kv_cache"}, {});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   plugin::Registry registry;
-  pipeline::load_plugins(registry, {}, {TFH_BINARY_DIR "/plugins"});
+  pipeline::load_plugins(registry, {}, {TFH_TEST_PLUGIN_DIR});
   auto model = ir::Model::load(path);
   model->infer_shapes(&registry.shape_hooks());
   const KernelRegistry kernels(registry);

@@ -229,15 +229,13 @@ inline std::function<void(onnx::NodeProto*)> attention_attrs(int64_t heads, bool
 }
 
 
-// The kernel tests' fixture: skipped, with the reason, without a CUDA GPU; always run under the
-// CPU emulator (tests/cuda_emu), which is the device there.
+// The kernel tests' fixture: skipped, with the reason, without a CUDA GPU (under the CPU
+// emulator, tests/cuda_emu, the emulator is the device).
 class CudaKernels : public ::testing::Test {
  protected:
   void SetUp() override {
-#ifndef TFH_CUDA_EMULATED
     if (cuda_device_count() == 0)
       GTEST_SKIP() << "no CUDA GPU here (" << describe_devices() << ")";
-#endif
   }
 };
 

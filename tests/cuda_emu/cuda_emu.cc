@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -309,7 +310,42 @@ bool launch_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function
   return true;
 }
 
+// ---- streams and graph capture ---------------------------------------------------------------------
+
+namespace {
+struct Capture {
+  std::vector<std::function<void()>> ops;
+  bool invalidated = false;  // a synchronisation while capturing (CUDA invalidates the capture)
+};
+std::map<cudaStream_t, Capture>& captures() {
+  static std::map<cudaStream_t, Capture> m;
+  return m;
+}
+Capture* capture_of(cudaStream_t s) {
+  auto it = captures().find(s);
+  return it == captures().end() ? nullptr : &it->second;
+}
+}  // namespace
+
+bool record(cudaStream_t stream, std::function<void()> op) {
+  Capture* c = capture_of(stream);
+  if (!c) return false;
+  c->ops.push_back(std::move(op));
+  return true;
+}
+
 }  // namespace tfh::emu
+
+// The opaque runtime types, as the emulator holds them.
+struct CUstream_st {
+  unsigned flags = 0;
+};
+struct CUgraph_st {
+  std::vector<std::function<void()>> ops;
+};
+struct CUgraphExec_st {
+  std::vector<std::function<void()>> ops;
+};
 
 // ---- the runtime API the kernels and their tests call -------------------------------------------
 using tfh::emu::g_last_error;
@@ -332,14 +368,17 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind)
   if (bytes) std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t s) {
+  if (tfh::emu::record(s, [=] { cudaMemcpy(dst, src, bytes, kind); })) return cudaSuccess;
   return cudaMemcpy(dst, src, bytes, kind);
 }
 cudaError_t cudaMemset(void* p, int value, size_t bytes) {
   if (bytes) std::memset(p, value, bytes);
   return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
+  if (tfh::emu::record(s, [=] { cudaMemset(p, value, bytes); })) return cudaSuccess;
   return cudaMemset(p, value, bytes);
 }
 cudaError_t cudaGetLastError() {
@@ -354,10 +393,132 @@ const char* cudaGetErrorString(cudaError_t e) {
   s = "error " + std::to_string(static_cast<int>(e)) + " (emulated): " + g_last_reason;
   return s.c_str();
 }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+// Work runs when it is queued, so there is nothing to wait for; but a capturing stream must not
+// be synchronised (CUDA refuses and invalidates the capture).
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  if (tfh::emu::Capture* c = tfh::emu::capture_of(s)) {
+    c->invalidated = true;
+    g_last_reason = "cudaStreamSynchronize on a stream being captured";
+    return g_last_error = cudaErrorStreamCaptureUnsupported;
+  }
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() {
+  for (auto& [s, c] : tfh::emu::captures()) {
+    c.invalidated = true;
+    g_last_reason = "cudaDeviceSynchronize while a stream is being captured";
+    return g_last_error = cudaErrorStreamCaptureUnsupported;
+  }
+  return cudaSuccess;
+}
 cudaError_t cudaGetDeviceCount(int* n) {
   *n = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDevice(int* d) {
+  *d = 0;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
+  if (device != 0) return g_last_error = cudaErrorInvalidDevice;
+  *p = cudaDeviceProp{};
+  std::snprintf(p->name, sizeof p->name, "tfhost's CPU emulator");
+  p->major = 9, p->minor = 0;
+  p->multiProcessorCount = 132;
+  p->warpSize = 32;
+  p->maxThreadsPerBlock = 1024;
+  p->sharedMemPerBlock = 48 * 1024;
+  p->totalGlobalMem = size_t(1) << 34;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
+  *s = new CUstream_st{flags};
+  return cudaSuccess;
+}
+cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  tfh::emu::captures().erase(s);
+  delete s;
+  return cudaSuccess;
+}
+
+// The stream-ordered allocator: plain allocations (outside a capture; tfhost never allocates
+// stream-ordered memory while capturing, and the emulator refuses it rather than record it).
+cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t s) {
+  if (tfh::emu::capture_of(s)) {
+    g_last_reason = "cudaMallocAsync while capturing (not emulated)";
+    return g_last_error = cudaErrorStreamCaptureUnsupported;
+  }
+  return cudaMalloc(p, bytes);
+}
+cudaError_t cudaFreeAsync(void* p, cudaStream_t s) {
+  if (tfh::emu::capture_of(s)) {
+    g_last_reason = "cudaFreeAsync while capturing (not emulated)";
+    return g_last_error = cudaErrorStreamCaptureUnsupported;
+  }
+  return cudaFree(p);
+}
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int) {
+  static int the_pool;
+  *pool = reinterpret_cast<cudaMemPool_t>(&the_pool);
+  return cudaSuccess;
+}
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t, cudaMemPoolAttr, void*) { return cudaSuccess; }
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+  if (tfh::emu::capture_of(s)) {
+    g_last_reason = "cudaStreamBeginCapture on a stream already capturing";
+    return g_last_error = cudaErrorIllegalState;
+  }
+  tfh::emu::captures()[s];
+  return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status) {
+  const tfh::emu::Capture* c = tfh::emu::capture_of(s);
+  *status = !c ? cudaStreamCaptureStatusNone
+               : c->invalidated ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
+  *graph = nullptr;
+  tfh::emu::Capture* c = tfh::emu::capture_of(s);
+  if (!c) {
+    g_last_reason = "cudaStreamEndCapture on a stream not capturing";
+    return g_last_error = cudaErrorIllegalState;
+  }
+  const bool invalidated = c->invalidated;
+  auto ops = std::move(c->ops);
+  tfh::emu::captures().erase(s);
+  if (invalidated) {
+    g_last_reason = "the capture was invalidated";
+    return g_last_error = cudaErrorStreamCaptureInvalidated;
+  }
+  *graph = new CUgraph_st{std::move(ops)};
+  return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  *exec = new CUgraphExec_st{graph->ops};
+  return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
+  return cudaSuccess;
+}
+// Replays the recorded work in order; the first failed launch ends it with its error.
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+  if (tfh::emu::capture_of(s)) {
+    g_last_reason = "cudaGraphLaunch into a capture (not emulated)";
+    return g_last_error = cudaErrorStreamCaptureUnsupported;
+  }
+  for (const auto& op : exec->ops) {
+    op();
+    if (g_last_error != cudaSuccess) return g_last_error;
+  }
   return cudaSuccess;
 }
 

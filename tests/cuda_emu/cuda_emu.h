@@ -14,11 +14,20 @@
 //  - a full-mask warp shuffle in a warp with exited or missing lanes is a failure (undefined on a
 //    GPU), as is a __syncthreads that some threads of the block have left.
 //
+//  - the runtime API tfhost's CUDA device uses: streams (work runs at once, in call order), the
+//    stream-ordered allocator, and graph capture: launches, copies, fills and GEMMs on a capturing
+//    stream are recorded (their arguments by value, pointers as pointers) and run by each
+//    cudaGraphLaunch; a synchronisation of a capturing stream is an error, as on a GPU;
+//  - cuBLASLt (cublaslt_emu.cc): the descriptors tfhost sets, a float-accumulating reference
+//    product (column-major layouts, transposes, strided batches, bias and GELU epilogues), with the
+//    layouts' sizes checked against each other.
+//
 // What it cannot show: speed, races between threads that run between the same two barriers (a
 // fiber runs to its barrier alone), the GPU's float rounding (fast-math intrinsics are the C
-// library's functions here) and anything of cuBLASLt, streams or graphs. The runtime API calls the
-// kernels and tests make (cudaMalloc, cudaMemcpy, ...) are renamed to tfh_emu_* so they never mix
-// with CUDA's real runtime library, which the same test binary links through tfhost's libraries.
+// library's functions here; cuBLASLt's own summation order) and whether cuBLASLt reads its
+// descriptors as the emulation does. The runtime and cuBLASLt calls (cudaMalloc, cublasLtMatmul,
+// ...) are renamed to tfh_emu_* so they never mix with NVIDIA's real libraries, which the same
+// test binary links through tfhost's libraries.
 #pragma once
 
 #define cudaMalloc tfh_emu_cudaMalloc
@@ -33,7 +42,37 @@
 #define cudaDeviceSynchronize tfh_emu_cudaDeviceSynchronize
 #define cudaStreamSynchronize tfh_emu_cudaStreamSynchronize
 #define cudaGetDeviceCount tfh_emu_cudaGetDeviceCount
+#define cudaGetDeviceProperties tfh_emu_cudaGetDeviceProperties
+#define cudaGetDevice tfh_emu_cudaGetDevice
+#define cudaStreamCreate tfh_emu_cudaStreamCreate
+#define cudaStreamCreateWithFlags tfh_emu_cudaStreamCreateWithFlags
+#define cudaStreamDestroy tfh_emu_cudaStreamDestroy
+#define cudaMallocAsync tfh_emu_cudaMallocAsync
+#define cudaFreeAsync tfh_emu_cudaFreeAsync
+#define cudaDeviceGetDefaultMemPool tfh_emu_cudaDeviceGetDefaultMemPool
+#define cudaMemPoolSetAttribute tfh_emu_cudaMemPoolSetAttribute
+#define cudaStreamBeginCapture tfh_emu_cudaStreamBeginCapture
+#define cudaStreamEndCapture tfh_emu_cudaStreamEndCapture
+#define cudaStreamIsCapturing tfh_emu_cudaStreamIsCapturing
+#define cudaGraphInstantiate tfh_emu_cudaGraphInstantiate
+#define cudaGraphDestroy tfh_emu_cudaGraphDestroy
+#define cudaGraphLaunch tfh_emu_cudaGraphLaunch
+#define cudaGraphExecDestroy tfh_emu_cudaGraphExecDestroy
+#define cublasLtCreate tfh_emu_cublasLtCreate
+#define cublasLtDestroy tfh_emu_cublasLtDestroy
+#define cublasLtMatmulDescCreate tfh_emu_cublasLtMatmulDescCreate
+#define cublasLtMatmulDescDestroy tfh_emu_cublasLtMatmulDescDestroy
+#define cublasLtMatmulDescSetAttribute tfh_emu_cublasLtMatmulDescSetAttribute
+#define cublasLtMatrixLayoutCreate tfh_emu_cublasLtMatrixLayoutCreate
+#define cublasLtMatrixLayoutDestroy tfh_emu_cublasLtMatrixLayoutDestroy
+#define cublasLtMatrixLayoutSetAttribute tfh_emu_cublasLtMatrixLayoutSetAttribute
+#define cublasLtMatmulPreferenceCreate tfh_emu_cublasLtMatmulPreferenceCreate
+#define cublasLtMatmulPreferenceDestroy tfh_emu_cublasLtMatmulPreferenceDestroy
+#define cublasLtMatmulPreferenceSetAttribute tfh_emu_cublasLtMatmulPreferenceSetAttribute
+#define cublasLtMatmulAlgoGetHeuristic tfh_emu_cublasLtMatmulAlgoGetHeuristic
+#define cublasLtMatmul tfh_emu_cublasLtMatmul
 
+#include <cublasLt.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 
@@ -42,6 +81,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 
@@ -81,22 +121,31 @@ void* dynamic_shared();
 // cudaGetLastError / cudaGetErrorString) when the configuration is invalid or the kernel failed.
 bool launch_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body);
 
+// When `stream` is being captured into a graph, keeps `op` for the graph and returns true.
+bool record(cudaStream_t stream, std::function<void()> op);
+
 template <typename... P>
 struct Launch {
   void (*kernel)(P...);
   dim3 grid, block;
   size_t shared_bytes;
-  // CUDA copies the arguments once per launch into parameter space; every thread reads them.
+  cudaStream_t stream;
+  // CUDA copies the arguments once per launch into parameter space; every thread reads them (a
+  // captured launch keeps its copy for every replay).
   template <typename... A>
   void operator()(A&&... args) const {
     static_assert(sizeof...(A) == sizeof...(P), "kernel launched with the wrong number of arguments");
-    const std::tuple<std::decay_t<P>...> params(static_cast<std::decay_t<P>>(args)...);
-    launch_grid(grid, block, shared_bytes, [&] { std::apply(kernel, params); });
+    auto params = std::make_shared<const std::tuple<std::decay_t<P>...>>(static_cast<std::decay_t<P>>(args)...);
+    std::function<void()> run = [k = kernel, g = grid, b = block, sh = shared_bytes, params] {
+      launch_grid(g, b, sh, [&] { std::apply(k, *params); });
+    };
+    if (!record(stream, run)) run();
   }
 };
 template <typename... P>
-Launch<P...> launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t, void (*kernel)(P...)) {
-  return Launch<P...>{kernel, grid, block, shared_bytes};
+Launch<P...> launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+                    void (*kernel)(P...)) {
+  return Launch<P...>{kernel, grid, block, shared_bytes, stream};
 }
 
 }  // namespace tfh::emu
@@ -105,7 +154,7 @@ Launch<P...> launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t, vo
 #define blockIdx (::tfh::emu::context().block_idx)
 #define blockDim (::tfh::emu::context().block_dim)
 #define gridDim (::tfh::emu::context().grid_dim)
-#define warpSize 32
+
 
 #define TFH_LAUNCH(grid, block, shared_bytes, stream, ...) \
   ::tfh::emu::launch(grid, block, shared_bytes, stream, &__VA_ARGS__)
