@@ -153,6 +153,16 @@ int main(int argc, char** argv) {
       std::printf("  %-28s %8.4f ms\n", "attention, tiled", time_ms([&] { attention(t, s); }, iters, s));
       std::printf("  %-28s %8.4f ms\n", "attention, warp per query",
                   time_ms([&] { attention(w, s); }, iters, s));
+      // The same hidden size as heads of 128 (the tiled kernel then splits each query over two
+      // threads, docs/PERFORMANCE.md): both kernels again.
+      if ((N * D) % 128 == 0) {
+        t.heads = w.heads = N * D / 128;
+        t.head_size = w.head_size = 128;
+        std::printf("  %-28s %8.4f ms\n", "attention D=128, tiled",
+                    time_ms([&] { attention(t, s); }, iters, s));
+        std::printf("  %-28s %8.4f ms\n", "attention D=128, warp/query",
+                    time_ms([&] { attention(w, s); }, iters, s));
+      }
     }
 
     // ---- GPT-2 decode step, fp16: 12 layers over B tokens (decode attention over P + 1) and
