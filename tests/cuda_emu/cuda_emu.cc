@@ -226,9 +226,14 @@ void run_block(Block& blk, dim3 grid, dim3 block, uint3 block_idx, size_t shared
   struct Clear {
     ~Clear() { g_thread = nullptr; }
   } clear;
+  // Blocks alternate between running their threads first to last and last to first, so a
+  // thread that reads what a lower- or a higher-numbered thread writes in the same barrier
+  // interval (a missing barrier) sees the value unwritten in one of the two orders.
+  const bool reverse = (block_idx.x + block_idx.y + block_idx.z) % 2 == 1;
   for (;;) {
     bool all_done = true;
-    for (Thread& t : blk.threads) {
+    for (size_t k = 0; k < n; ++k) {
+      Thread& t = blk.threads[reverse ? n - 1 - k : k];
       if (t.wait == Wait::Running) {
         g_thread = &t;
         StackSwitch to_thread;

@@ -3,9 +3,10 @@
 // kernels/cuda/*.cu and the kernel tests are compiled as plain C++ with TFH_CUDA_EMULATED:
 //
 //  - every thread of a block is a fiber (Boost.Context); a block's fibers run one at a time, each
-//    until it reaches a barrier (__syncthreads, or a warp's shuffle) or ends, so a kernel that
-//    reads what another thread writes without a barrier between sees stale data, and one whose
-//    threads wait at different barriers deadlocks: both are reported as launch failures;
+//    until it reaches a barrier (__syncthreads, or a warp's shuffle) or ends, first to last in
+//    even blocks and last to first in odd ones, so a kernel that reads what another thread
+//    writes without a barrier between sees stale data (a wrong result), and one whose threads
+//    wait at different barriers deadlocks (a launch failure);
 //  - __shared__ variables are static (one block runs at a time), dynamic shared memory is a
 //    per-block buffer filled with NaN bytes, device memory is host memory;
 //  - launches check their configuration as CUDA does (block and grid limits, 48 KiB of dynamic
