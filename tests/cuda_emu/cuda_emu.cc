@@ -128,6 +128,12 @@ void fail(cudaError_t e, std::string why) {
   std::fprintf(stderr, "CUDA emulator: %s\n", g_last_reason.c_str());
 }
 
+std::string hex(unsigned v) {
+  char b[16];
+  std::snprintf(b, sizeof b, "0x%08x", v);
+  return b;
+}
+
 std::string dims(dim3 d) {
   return std::to_string(d.x) + "x" + std::to_string(d.y) + "x" + std::to_string(d.z);
 }
@@ -154,12 +160,9 @@ bool release(Block& blk) {
       if ((needed & ~waiting) != 0) {
         for (size_t i = w0; i < w1; ++i)
           if ((needed >> (i - w0) & 1u) && blk.threads[i].wait == Wait::Done)
-            throw Fault("warp shuffle with mask 0x" + [&] {
-              char b[16];
-              std::snprintf(b, sizeof b, "%08x", needed);
-              return std::string(b);
-            }() + " in warp " + std::to_string(w0 / 32) + ", whose lane " +
-                        std::to_string(i - w0) + " has exited");
+            throw Fault("warp shuffle with mask " + hex(needed) + " in warp " +
+                        std::to_string(w0 / 32) + ", whose lane " + std::to_string(i - w0) +
+                        " has exited");
         continue;  // the others are at a block barrier: a deadlock unless released below
       }
     }

@@ -1,6 +1,7 @@
-// A CPU emulator for tfhost's hand-written CUDA kernels, so that machines without a GPU (these
-// ones, CI) still run them and compare them with the CPU kernels. Force-included (-include) when
-// kernels/cuda/*.cu and the kernel tests are compiled as plain C++ with TFH_CUDA_EMULATED:
+// A CPU emulator for tfhost's CUDA code, so that machines without a GPU (these ones, CI) still
+// run it and compare it with the CPU kernels. Force-included (-include) when kernels/cuda (the
+// .cu files as plain C++), the bert plugin's CUDA kernel, tfhost_emu and the tests of tests/cuda
+// are compiled with TFH_CUDA_EMULATED:
 //
 //  - every thread of a block is a fiber (Boost.Context); a block's fibers run one at a time, each
 //    until it reaches a barrier (__syncthreads, or a warp's shuffle) or ends, first to last in
@@ -10,20 +11,20 @@
 //  - __shared__ variables are static (one block runs at a time), dynamic shared memory is a
 //    per-block buffer filled with NaN bytes, device memory is host memory;
 //  - launches check their configuration as CUDA does (block and grid limits, 48 KiB of dynamic
-//    shared memory), run at once on the calling thread (streams are ignored), and report a
-//    failure through cudaGetLastError; cudaGetErrorString then gives the emulator's reason;
+//    shared memory) and report a failure through cudaGetLastError; cudaGetErrorString then gives
+//    the emulator's reason;
 //  - a full-mask warp shuffle in a warp with exited or missing lanes is a failure (undefined on a
-//    GPU), as is a __syncthreads that some threads of the block have left.
-//
-//  - the runtime API tfhost's CUDA device uses: streams (work runs at once, in call order), the
-//    stream-ordered allocator, and graph capture: launches, copies, fills and GEMMs on a capturing
-//    stream are recorded (their arguments by value, pointers as pointers) and run by each
-//    cudaGraphLaunch; a synchronisation of a capturing stream is an error, as on a GPU;
+//    GPU), as is a __syncthreads that some threads of the block have left;
+//  - the runtime API tfhost's CUDA device uses: streams (work runs at once on the calling thread,
+//    in call order), the stream-ordered allocator, and graph capture: launches, copies, fills
+//    and GEMMs on a capturing stream are recorded (their arguments by value, pointers as
+//    pointers) and run by each cudaGraphLaunch; a synchronisation of a capturing stream is an
+//    error, as on a GPU;
 //  - cuBLASLt (cublaslt_emu.cc): the descriptors tfhost sets, a float-accumulating reference
 //    product (column-major layouts, transposes, strided batches, bias and GELU epilogues), with the
 //    layouts' sizes checked against each other.
 //
-// What it cannot show: speed, races between threads that run between the same two barriers (a
+// What it cannot show: speed, true interleavings of threads between the same two barriers (a
 // fiber runs to its barrier alone), the GPU's float rounding (fast-math intrinsics are the C
 // library's functions here; cuBLASLt's own summation order) and whether cuBLASLt reads its
 // descriptors as the emulation does. The runtime and cuBLASLt calls (cudaMalloc, cublasLtMatmul,
