@@ -24,9 +24,21 @@ void check_lt(cublasStatus_t st, const char* what) {
                     std::to_string(static_cast<int>(st)) + ")");
 }
 
-// (type, m, n, k, B transposed, epilogue, bias pointer, batch): a bias is a weight, fixed per
-// node, so the plan can hold it and stay immutable (no descriptor is touched at run time).
-using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, uintptr_t, int64_t>;
+// (type, m, n, k, B transposed, epilogue, bias pointer, batch, alignments of A, B and C): a bias
+// is a weight, fixed per node, so the plan can hold it and stay immutable (no descriptor is
+// touched at run time).
+using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, uintptr_t, int64_t, int, int, int>;
+
+// The heuristic assumes 256-byte aligned buffers unless told otherwise, and the algorithm it picks
+// may then need that alignment: the session's own buffers have it (cudaMalloc), a caller's device
+// tensor (IO binding) or a view into one may not. Plans are chosen for the alignment the pointers
+// really have, up to 256 bytes.
+int alignment(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  int bytes = 1;
+  while (bytes < 256 && (a & static_cast<uintptr_t>(bytes)) == 0) bytes *= 2;
+  return bytes;
+}
 
 // `batch` matrices of `rows` x `cols` elements one after another.
 void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t elements) {
@@ -96,7 +108,8 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
   if (has_bias && !bias) throw CudaError("gemm: the bias epilogue needs a bias");
   const cudaDataType_t dt = t == TFH_TYPE_FLOAT16 ? CUDA_R_16F : CUDA_R_32F;
   const Key key{static_cast<int>(t), m, n, k, b_transposed, static_cast<int>(epilogue),
-                reinterpret_cast<uintptr_t>(has_bias ? bias : nullptr), batch};
+                reinterpret_cast<uintptr_t>(has_bias ? bias : nullptr), batch,
+                alignment(a), alignment(b), alignment(c)};
   Plan* plan = nullptr;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -135,9 +148,21 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
       }
       cublasLtMatmulPreference_t pref = nullptr;
       check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference");
-      size_t ws = kWorkspaceBytes;
-      const cublasStatus_t ps = cublasLtMatmulPreferenceSetAttribute(
-          pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+      // cuBLASLt's A is our B, its B our A; C and D are both our C.
+      const uint64_t ws = kWorkspaceBytes;
+      const uint32_t align_a = static_cast<uint32_t>(std::get<9>(key)),
+                     align_b = static_cast<uint32_t>(std::get<8>(key)),
+                     align_c = static_cast<uint32_t>(std::get<10>(key));
+      cublasStatus_t ps = CUBLAS_STATUS_SUCCESS;
+      for (auto [attr, value, bytes] :
+           {std::tuple<cublasLtMatmulPreferenceAttributes_t, const void*, size_t>{
+                CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws},
+            {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof align_a},
+            {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof align_b},
+            {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c, sizeof align_c},
+            {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof align_c}})
+        if (ps == CUBLAS_STATUS_SUCCESS)
+          ps = cublasLtMatmulPreferenceSetAttribute(pref, attr, value, bytes);
       cublasLtMatmulHeuristicResult_t result{};
       int found = 0;
       const cublasStatus_t st =
@@ -146,7 +171,7 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
               : cublasLtMatmulAlgoGetHeuristic(impl_->handle, p->op, p->a, p->b, p->c, p->c, pref,
                                                1, &result, &found);
       cublasLtMatmulPreferenceDestroy(pref);
-      check_lt(ps, "workspace preference");
+      check_lt(ps, "preference (workspace, alignments)");
       // NOT_SUPPORTED (or no result): no algorithm for this product; say which.
       if (st != CUBLAS_STATUS_NOT_SUPPORTED) check_lt(st, "heuristic");
       if (st == CUBLAS_STATUS_NOT_SUPPORTED || found == 0 || result.state != CUBLAS_STATUS_SUCCESS)

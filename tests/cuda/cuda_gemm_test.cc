@@ -43,6 +43,45 @@ TEST_F(CudaKernels, LtGemmWithBiasAndTransposedWeightsAgainstCpu) {
   cudaFree(ws);
 }
 
+// A caller's device tensors (IO binding) need not be 256-byte aligned, as cudaMalloc's are: a plan
+// is chosen for the alignment its pointers have (cuBLASLt's heuristic otherwise assumes 256 bytes,
+// and its algorithm may fail or fault on a less aligned buffer).
+TEST_F(CudaKernels, LtGemmOnBuffersLessAlignedThanCudaMallocs) {
+  LtGemm gemm;
+  const DevRaw workspace(LtGemm::kWorkspaceBytes, 0);
+  void* ws = workspace.get();
+  const int64_t m = 33, k = 64, n = 40;
+  for (int elem : {F32, F16}) {
+    SCOPED_TRACE(name_of(elem));
+    const size_t size = elem == F16 ? 2 : 4;
+    std::mt19937 rng(7);
+    const Floats a = stored(random_floats(m * k, rng), elem),
+                 w = stored(random_floats(k * n, rng, -0.1f, 0.1f), elem);
+    const auto want =
+        cpu_node("MatMul", "", 13, {{"a", {m, k}, a, elem}, {"w", {k, n}, w, elem}}, {"y"});
+    // Each operand `skip` elements into its buffer: 1 (2 or 4 bytes), 8 (16 or 32), 4 (8 or 16).
+    auto padded = [](const Floats& v, size_t skip) {
+      Floats out(skip, 0.f);
+      out.insert(out.end(), v.begin(), v.end());
+      return out;
+    };
+    auto at = [size](const Dev& d, size_t skip) {
+      return static_cast<void*>(static_cast<char*>(d.get()) + skip * size);
+    };
+    Dev da(padded(a, 1), elem), dw(padded(w, 8), elem), dy(4 + m * n, elem);
+    Dev aligned_a(a, elem), aligned_w(w, elem), aligned_y(m * n, elem);
+    gemm.run(type_of(elem), m, n, k, aligned_a.get(), aligned_w.get(), false, aligned_y.get(),
+             Epilogue::None, nullptr, ws, LtGemm::kWorkspaceBytes, nullptr);
+    gemm.run(type_of(elem), m, n, k, at(da, 1), at(dw, 8), false, at(dy, 4), Epilogue::None,
+             nullptr, ws, LtGemm::kWorkspaceBytes, nullptr);
+    const Floats y = dy.read();
+    const float t = elem == F16 ? 5e-2f : 1e-3f;
+    EXPECT_LT(max_diff(Floats(y.begin() + 4, y.end()), want[0]), t);
+    EXPECT_LT(max_diff(aligned_y.read(), want[0]), t);
+  }
+  EXPECT_EQ(gemm.cached_plans(), 4u);  // per type: the aligned pointers' plan and the others'
+}
+
 
 // com.microsoft.Attention end to end on the device (QKV GEMM + bias, present = past ++ new, fused
 // or decode attention) against the CPU kernel: BERT-like (mask, no past), GPT-2-like prompt

@@ -1,11 +1,13 @@
 // cuBLASLt for the CPU emulator (cuda_emu.h): the descriptors and attributes tfhost's LtGemm
-// sets, and cublasLtMatmul as a reference product, D = alpha op(A) op(B) (+ beta C), column-major,
+// sets, and cublasLtMatmul as a reference product (for pointers as aligned as the heuristic was
+// told), D = alpha op(A) op(B) (+ beta C), column-major,
 // accumulated in float, then the epilogue (bias per row of D, GELU's tanh form) and one rounding
 // to D's type. Sizes that do not fit together, types or attributes it does not know are refused
 // with CUBLAS_STATUS_INVALID_VALUE / NOT_SUPPORTED, as cuBLASLt would refuse them.
 #include "cuda_emu.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <vector>
@@ -29,7 +31,12 @@ struct Layout {
   int32_t batch = 1;
   int64_t stride = 0;  // elements between the batch's matrices
 };
-struct Preference {};
+// The alignments (bytes) the caller promises for A, B, C and D: an algorithm the heuristic picks
+// may rely on them, so the emulated heuristic writes them into the algorithm it returns and
+// cublasLtMatmul refuses pointers less aligned than that (cuBLASLt itself may fail or fault).
+struct Preference {
+  uint32_t align[4] = {256, 256, 256, 256};
+};
 
 MatmulDesc* desc(cublasLtMatmulDesc_t d) { return reinterpret_cast<MatmulDesc*>(d); }
 Layout* layout(cublasLtMatrixLayout_t l) { return reinterpret_cast<Layout*>(l); }
@@ -155,18 +162,27 @@ cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) {
   delete reinterpret_cast<Preference*>(p);
   return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t, cublasLtMatmulPreferenceAttributes_t attr,
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttributes_t attr,
                                                     const void* buf, size_t bytes) {
-  if (attr != CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES) return CUBLAS_STATUS_NOT_SUPPORTED;
-  return buf && bytes == sizeof(uint64_t) ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
+  Preference* pref = reinterpret_cast<Preference*>(p);
+  switch (attr) {
+    case CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES:
+      return buf && bytes == sizeof(uint64_t) ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES: return set(pref->align[0], buf, bytes);
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES: return set(pref->align[1], buf, bytes);
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES: return set(pref->align[2], buf, bytes);
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES: return set(pref->align[3], buf, bytes);
+    default: return CUBLAS_STATUS_NOT_SUPPORTED;
+  }
 }
 cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t,
                                               cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
-                                              cublasLtMatrixLayout_t, cublasLtMatmulPreference_t,
+                                              cublasLtMatrixLayout_t, cublasLtMatmulPreference_t p,
                                               int requested, cublasLtMatmulHeuristicResult_t results[],
                                               int* found) {
-  if (requested < 1) return CUBLAS_STATUS_INVALID_VALUE;
+  if (requested < 1 || !p) return CUBLAS_STATUS_INVALID_VALUE;
   results[0] = cublasLtMatmulHeuristicResult_t{};
+  for (int i = 0; i < 4; ++i) results[0].algo.data[i] = reinterpret_cast<Preference*>(p)->align[i];
   results[0].state = CUBLAS_STATUS_SUCCESS;
   *found = 1;
   return CUBLAS_STATUS_SUCCESS;
@@ -174,8 +190,13 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDe
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const void* alpha, const void* a,
                               cublasLtMatrixLayout_t la, const void* b, cublasLtMatrixLayout_t lb,
                               const void* beta, const void* c, cublasLtMatrixLayout_t lc, void* d,
-                              cublasLtMatrixLayout_t ld, const cublasLtMatmulAlgo_t*, void*, size_t,
+                              cublasLtMatrixLayout_t ld, const cublasLtMatmulAlgo_t* algo, void*, size_t,
                               cudaStream_t stream) {
+  // Without an algorithm cuBLASLt runs its own heuristic for these very pointers.
+  const void* buffers[4] = {a, b, c, d};
+  for (int i = 0; algo && i < 4; ++i)
+    if (algo->data[i] > 1 && reinterpret_cast<uintptr_t>(buffers[i]) % algo->data[i] != 0)
+      return CUBLAS_STATUS_INVALID_VALUE;
   // alpha and beta are host floats (the default pointer mode); the descriptors are the caller's
   // and stay alive (a captured product reads them at every replay, as a graph's node holds them).
   const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
