@@ -79,6 +79,9 @@ std::string ModelRunner::device_text() const {
          std::to_string(g.replays) + " replayed runs";
     if (!g.refused.empty()) d += " (not capturable: " + g.refused + ")";
   }
+  const runtime::DeviceTraffic t = session_->device_traffic();
+  d += ", values copied between CPU and GPU mid-run: " + std::to_string(t.copies);
+  if (t.copies) d += " (first: " + t.first + ")";
   return d;
 }
 

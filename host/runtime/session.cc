@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -191,6 +192,21 @@ struct Session::Impl {
   std::set<std::vector<int64_t>> seen_once;  // shapes run once, without a graph yet
   static constexpr size_t kMaxGraphs = 16, kMaxSeen = 256;
   bool capturing = false;
+  DeviceTraffic traffic;  // of the last run
+  // Shape arithmetic (values the CPU computes from input shapes and constants alone, `shape_value`
+  // per slot) that a GPU kernel reads: each distinct value is uploaded once and kept for the
+  // session's life, so runs with the same shapes read the same device copy, without a copy
+  // mid-run, and a CUDA graph can read it at every replay. Per slot, at most kMaxShapeUploads
+  // values of at most kMaxShapeUploadBytes; others are copied per run.
+  struct ShapeUpload {
+    HostTensor host;                  // its type and dims, and `bytes` as its data
+    std::vector<unsigned char> bytes;
+    HostTensor dev;
+  };
+  std::vector<char> shape_value;
+  std::map<int, std::vector<std::unique_ptr<ShapeUpload>>> shape_uploads;
+  static constexpr size_t kMaxShapeUploads = 16, kMaxShapeUploadBytes = size_t(1) << 20;
+  const HostTensor* shape_upload(int k, const HostTensor& t);
   GraphStats graph_stats;
   std::vector<char> replayed;  // output slots whose bytes are a graph's, not the pool's
   // Per run: the tensor each slot currently holds (activations point into the pool).
@@ -238,6 +254,9 @@ struct Session::Impl {
     graphs.clear();
     for (HostTensor& t : dev_const)
       if (t.data) kernels::cuda::device_free(const_cast<void*>(t.data));
+    for (auto& [k, uploads] : shape_uploads)
+      for (auto& u : uploads)
+        if (u->dev.data) kernels::cuda::device_free(const_cast<void*>(u->dev.data));
     dev_pool.reset();
 #endif
   }
@@ -544,6 +563,12 @@ void StepContext::stage_inputs() {
       staged_[i] = s_.device_constant(k, *t);
       continue;
     }
+    if (step_.on_cuda && s_.shape_value[k]) {
+      if (const HostTensor* up = s_.shape_upload(k, *t)) {
+        staged_[i] = up;
+        continue;
+      }
+    }
     if (!s_.mirrored[k]) {
       // A graph replays device work only: a value crossing sides mid-run cannot be in one.
       if (s_.capturing)
@@ -555,6 +580,11 @@ void StepContext::stage_inputs() {
       c.set_shape(t->type, t->dims);
       c.data = (step_.on_cuda ? *s_.dev_pool : s_.pool).acquire(t->nbytes);
       s_.mirrored[k] = 1;  // from here on the run's end gives it back, whatever happens
+      if (s_.traffic.copies++ == 0)
+        s_.traffic.first = node_label(*step_.node) + " runs on the " +
+                           (step_.on_cuda ? "GPU" : "CPU") + " and reads '" +
+                           s_.slots[k].value->name() + "', made on the " +
+                           (step_.on_cuda ? "CPU" : "GPU");
       if (step_.on_cuda) {
         kernels::cuda::copy_to_device(const_cast<void*>(c.data), t->data, t->nbytes, s_.stream);
       } else {
@@ -595,6 +625,36 @@ const HostTensor* Session::Impl::device_constant(int k, const HostTensor& host) 
   (void)host;
 #endif
   return &d;
+}
+
+const HostTensor* Session::Impl::shape_upload(int k, const HostTensor& t) {
+#ifdef TFH_HAVE_CUDA
+  if (t.nbytes > kMaxShapeUploadBytes) return nullptr;
+  auto& uploads = shape_uploads[k];
+  for (const auto& u : uploads)
+    if (u->host.type == t.type && u->host.dims == t.dims &&
+        (t.nbytes == 0 || std::memcmp(u->bytes.data(), t.data, t.nbytes) == 0))
+      return &u->dev;
+  // A new value: not while capturing (the copy would be captured from bytes that may change),
+  // and not past the limit (the caller copies it for this run, as any other crossing value).
+  if (capturing || uploads.size() >= kMaxShapeUploads) return nullptr;
+  auto u = std::make_unique<ShapeUpload>();
+  u->bytes.assign(static_cast<const unsigned char*>(t.data),
+                  static_cast<const unsigned char*>(t.data) + t.nbytes);
+  u->host.set_shape(t.type, t.dims);
+  u->host.data = u->bytes.data();
+  u->dev.set_shape(t.type, t.dims);
+  void* p = kernels::cuda::device_alloc(t.nbytes);
+  u->dev.data = p;
+  uploads.push_back(std::move(u));  // owned (and freed) by the session from here on
+  // In stream order, from bytes the session keeps: no wait.
+  kernels::cuda::copy_to_device(p, uploads.back()->bytes.data(), t.nbytes, stream);
+  return &uploads.back()->dev;
+#else
+  (void)k;
+  (void)t;
+  return nullptr;
+#endif
 }
 
 void Session::Impl::execute(Step& step, bool folding) {
@@ -756,6 +816,9 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
   s.mirror.resize(s.slots.size());
   s.mirrored.assign(s.slots.size(), 0);
   s.replayed.assign(s.slots.size(), 0);
+  s.shape_value.assign(s.slots.size(), 0);
+  for (const ir::Value* v : shape_values)
+    if (s.slot_of.count(v)) s.shape_value[s.slot_of.at(v)] = 1;
   for (size_t i = 0; i < s.slots.size(); ++i)
     if (s.slots[i].kind == SlotKind::Constant) s.live[i] = &s.slots[i].view;
 
@@ -1109,6 +1172,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
   s.pool.start_run();
   self.node_times_.clear();
   const auto run_start = std::chrono::steady_clock::now();
+  s.traffic = DeviceTraffic{};
   const bool replay = g && g->exec;
   const bool capture = g && !g->exec;
   (void)capture;  // (used only in CUDA builds)
@@ -1239,6 +1303,7 @@ void Session::synchronize() {
 }
 
 GraphStats Session::graph_stats() const { return impl_->graph_stats; }
+DeviceTraffic Session::device_traffic() const { return impl_->traffic; }
 
 size_t Session::pool_bytes() const { return impl_->pool.total(); }
 size_t Session::released_bytes() const { return impl_->released; }

@@ -87,6 +87,15 @@ struct GraphStats {
   std::string refused;
 };
 
+// What a CUDA session's last run copied between the CPU and the GPU mid-run (not the feeds and
+// outputs at its edges): values made on one side and read on the other, each counted once per
+// run, and the first of them described. Shape arithmetic the GPU reads is uploaded once per
+// distinct value and not counted; a replayed CUDA graph copies nothing.
+struct DeviceTraffic {
+  size_t copies = 0;
+  std::string first;
+};
+
 struct NodeTime {
   const ir::Node* node;
   double start_ms;  // from the start of the run
@@ -129,6 +138,7 @@ class Session {
   // Waits until the GPU has done the work queued so far (a no-op on the CPU).
   void synchronize();
   GraphStats graph_stats() const;
+  DeviceTraffic device_traffic() const;
 
   // The value's tensor when it is a constant of the plan (an initializer, or the output of a node
   // computed at plan time because its inputs are all constants); null otherwise.
