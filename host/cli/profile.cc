@@ -150,6 +150,29 @@ int profile_command(const std::vector<std::string>& args, const GlobalOptions& g
       std::cout << "Plugin kernel: " << what << " (" << count << " nodes)\n";
     if (!plugin_kernels.empty()) std::cout << "\n";
   }
+  if (ro.use_gpu) {  // where the nodes ran: the GPU, or the CPU and why
+    size_t gpu = 0, shape = 0, views = 0;
+    std::map<std::string, std::pair<int, std::string>> cpu;  // op -> nodes, first reason
+    for (const auto& p : runner.session().placements()) {
+      using W = runtime::Session::Placement::Where;
+      if (p.where == W::Gpu) ++gpu;
+      else if (p.where == W::ShapeArithmetic) ++shape;
+      else if (p.where == W::View) ++views;
+      else {
+        auto& e = cpu[op_label(*p.node)];
+        if (e.first++ == 0) e.second = p.why;
+      }
+    }
+    size_t others = 0;
+    for (const auto& [op, e] : cpu) others += static_cast<size_t>(e.first);
+    std::cout << "Placement: " << gpu << " nodes on the GPU, " << shape
+              << " of shape arithmetic on the CPU, " << views << " views (no copy), " << others
+              << " others on the CPU\n";
+    for (const auto& [op, e] : cpu)
+      std::cout << "  on the CPU: " << op << " (" << e.first << " nodes)"
+                << (e.second.empty() ? "" : ": " + e.second) << "\n";
+    std::cout << "\n";
+  }
   std::cout << "By op type:\n";
   std::cout << "  " << std::left << std::setw(34) << "op type" << std::right << std::setw(7)
             << "nodes" << std::setw(12) << "ms/run" << std::setw(9) << "share\n";

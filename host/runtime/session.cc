@@ -103,6 +103,8 @@ struct Step {
   std::vector<int> in, out;     // slot per input/output; -1 = omitted
   std::vector<int> free_after;  // activation slots whose last reader is this step
   bool on_cuda = false;         // the kernel runs on the CUDA device (its tensors are device memory)
+  bool shape_math = false;      // CUDA sessions: shape arithmetic, kept on the host
+  std::string cpu_reason;       // CUDA sessions, a host step: what the CUDA kernels said
   // CUDA sessions, host kernels that never read input 0's bytes: a view op (Reshape, Squeeze,
   // Unsqueeze, Flatten, Identity: the output is input 0's bytes under new dims) and Shape/Size.
   // A device input 0 then stays where it is; a view's output is made on the same side.
@@ -204,6 +206,7 @@ struct Session::Impl {
     HostTensor dev;
   };
   std::vector<char> shape_value;
+  std::vector<char> feed_view;  // per slot: a graph input, or a view of one's bytes
   std::map<int, std::vector<std::unique_ptr<ShapeUpload>>> shape_uploads;
   static constexpr size_t kMaxShapeUploads = 16, kMaxShapeUploadBytes = size_t(1) << 20;
   const HostTensor* shape_upload(int k, const HostTensor& t);
@@ -580,7 +583,8 @@ void StepContext::stage_inputs() {
       c.set_shape(t->type, t->dims);
       c.data = (step_.on_cuda ? *s_.dev_pool : s_.pool).acquire(t->nbytes);
       s_.mirrored[k] = 1;  // from here on the run's end gives it back, whatever happens
-      if (s_.traffic.copies++ == 0)
+      // (A feed, or a view of one, read on the other side is the run's edge, not traffic.)
+      if (!s_.feed_view[k] && s_.traffic.copies++ == 0)
         s_.traffic.first = node_label(*step_.node) + " runs on the " +
                            (step_.on_cuda ? "GPU" : "CPU") + " and reads '" +
                            s_.slots[k].value->name() + "', made on the " +
@@ -750,7 +754,12 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
     std::vector<const KernelCandidate*> matching;
     if (s.cuda && !from_constants && !shape_math)
       matching = kernels.candidates(model, n, TFH_DEVICE_CUDA, &why);
-    if (matching.empty()) matching = kernels.candidates(model, n, TFH_DEVICE_CPU, &why);
+    step.shape_math = s.cuda && (shape_math || from_constants);
+    if (matching.empty()) {
+      if (s.cuda && !from_constants && !shape_math)
+        step.cpu_reason = why.empty() ? "no CUDA kernel for " + n.op_type() : why;
+      matching = kernels.candidates(model, n, TFH_DEVICE_CPU, &why);
+    }
     if (matching.empty()) TFH_THROW(node_label(n), ": ", why);
     step.on_cuda = matching.front()->desc->device == TFH_DEVICE_CUDA;
     if (s.cuda && !step.on_cuda && is_onnx) {
@@ -773,7 +782,7 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
       TfhStatus* st = step.kernel->desc->create(plugin::to_c(const_cast<ir::Node*>(&n)), &step.state);
       if (st && step.on_cuda) {
         // A CUDA kernel that refuses the node (an attribute it does not implement): the CPU's.
-        plugin::take_status_message(st);
+        step.cpu_reason = plugin::take_status_message(st);
         step.state = nullptr;
         matching = kernels.candidates(model, n, TFH_DEVICE_CPU, &why);
         if (matching.empty()) TFH_THROW(node_label(n), ": ", why);
@@ -817,6 +826,12 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
   s.mirrored.assign(s.slots.size(), 0);
   s.replayed.assign(s.slots.size(), 0);
   s.shape_value.assign(s.slots.size(), 0);
+  s.feed_view.assign(s.slots.size(), 0);
+  for (size_t k = 0; k < s.slots.size(); ++k) s.feed_view[k] = s.slots[k].kind == SlotKind::Input;
+  for (const Step& step : s.steps)
+    if (step.passthrough == Step::Passthrough::View && !step.in.empty() && step.in[0] >= 0 &&
+        !step.out.empty() && step.out[0] >= 0)
+      s.feed_view[step.out[0]] = s.feed_view[step.in[0]];
   for (const ir::Value* v : shape_values)
     if (s.slot_of.count(v)) s.shape_value[s.slot_of.at(v)] = 1;
   for (size_t i = 0; i < s.slots.size(); ++i)
@@ -1329,6 +1344,19 @@ std::vector<std::pair<const ir::Node*, std::string>> Session::kernel_names() con
     std::string name = s.kernel->desc->name ? s.kernel->desc->name : "?";
     if (!s.next.empty()) name += " (then " + std::string(s.next.front()->desc->name ? s.next.front()->desc->name : "?") + ")";
     out.emplace_back(s.node, name);
+  }
+  return out;
+}
+
+std::vector<Session::Placement> Session::placements() const {
+  std::vector<Placement> out;
+  for (const Step& s : impl_->steps) {
+    using W = Placement::Where;
+    const W where = s.on_cuda                                       ? W::Gpu
+                    : s.shape_math                                  ? W::ShapeArithmetic
+                    : s.passthrough == Step::Passthrough::View ? W::View
+                                                                    : W::Cpu;
+    out.push_back({where, s.node, where == W::Cpu ? s.cpu_reason : std::string()});
   }
   return out;
 }

@@ -156,6 +156,17 @@ class Session {
   std::vector<std::pair<const ir::Node*, std::string>> kernel_choices() const;
   // The kernel each step runs, by name, with the one it may hand a case to: "a (then b)".
   std::vector<std::pair<const ir::Node*, std::string>> kernel_names() const;
+  // Where each step runs, in execution order: on a CUDA session the GPU; the CPU for shape
+  // arithmetic (values from input shapes and constants alone, kept on the host); a view (Reshape,
+  // Squeeze, Unsqueeze, Flatten, Identity: new dims over its input's bytes, on the input's side);
+  // or the CPU because no CUDA kernel takes the node (`why`: what the CUDA kernels said, if one
+  // was asked). Every step is Cpu on a CPU session.
+  struct Placement {
+    enum class Where { Gpu, ShapeArithmetic, View, Cpu } where;
+    const ir::Node* node;
+    std::string why;
+  };
+  std::vector<Placement> placements() const;
 
   struct Impl;  // session.cc
 

@@ -116,7 +116,8 @@ struct MatMul {
     if (!float_or_unknown(n.input(0))) refuse("MatMul on CUDA: not float/float16");
     const ValueView a = n.input(0), b = n.num_inputs() > 1 ? n.input(1) : ValueView();
     if (!b || b.rank() < 0 || b.rank() == 2) return;
-    if (b.rank() < 2 || !a || a.rank() != b.rank())
+    // (A of unknown rank passes, as unknown dims do below: checked at run time.)
+    if (b.rank() < 2 || !a || (a.rank() >= 0 && a.rank() != b.rank()))
       refuse("MatMul on CUDA: B is neither a 2-D matrix nor a batch of A's leading dims");
     // Batch dims that differ, or a 1 against a dim not known to be 1 (a likely broadcast); dims
     // unknown on both sides pass (unfused exports' reshaped Q/K/V) and are checked at run time.
@@ -442,6 +443,56 @@ struct Expand {
     dense_destination(c, out);
     OutputTensor y = ctx.output(0, x.dtype(), out);
     strided_copy(elem_bytes(x.dtype()), x.raw(), y.raw(), c, st(s));
+  }
+};
+
+// Split along an axis, each output a strided copy of its slab: sizes from the `split` attribute
+// (before opset 13) or a constant input (from 13), equal parts otherwise (the last one shorter
+// when they do not divide, as opset 18's num_outputs).
+struct Split {
+  int64_t axis;
+  std::vector<int64_t> sizes;  // empty: equal parts
+  explicit Split(NodeView n) : axis(n.attr_int("axis", 0)) {
+    if (!fixed_size_or_unknown(n.input(0)) ||
+        (n.input(0) && n.input(0).rank() > StridedCopy::kMaxRank))
+      refuse("Split on CUDA: element type or rank over 8");
+    if (n.num_inputs() > 1 && n.input(1)) sizes = constant_ints(n, 1, "Split", "split");
+    else sizes = n.attr_ints("split", {});
+  }
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0);
+    const std::vector<int64_t> xd = dims_of(x), xs = strides_of(xd);
+    const int64_t r = static_cast<int64_t>(xd.size());
+    const int64_t ax = axis < 0 ? axis + r : axis;
+    if (ax < 0 || ax >= r) sdk::fail("Split on CUDA: axis " + std::to_string(axis) + " is out of range");
+    const int64_t n_out = static_cast<int64_t>(ctx.num_outputs());
+    std::vector<int64_t> parts = sizes;
+    if (parts.empty()) {
+      const int64_t each = (xd[ax] + n_out - 1) / n_out;
+      for (int64_t i = 0; i < n_out; ++i)
+        parts.push_back(std::max<int64_t>(0, std::min(each, xd[ax] - i * each)));
+    }
+    int64_t total = 0;
+    for (int64_t p : parts) {
+      if (p < 0) sdk::fail("Split on CUDA: a negative split size");
+      total += p;
+    }
+    if (static_cast<int64_t>(parts.size()) != n_out || total != xd[ax])
+      sdk::fail("Split on CUDA: split sizes do not add up to dimension " + std::to_string(xd[ax]));
+    int64_t start = 0;
+    for (int64_t i = 0; i < n_out; ++i) {
+      std::vector<int64_t> out = xd;
+      out[ax] = parts[i];
+      StridedCopy c;
+      c.rank = static_cast<int>(r);
+      for (int64_t d = 0; d < r; ++d) c.src_strides[d] = xs[d];
+      c.src_offset = start * xs[ax];
+      start += parts[i];
+      dense_destination(c, out);
+      if (!ctx.output_used(static_cast<size_t>(i))) continue;
+      OutputTensor y = ctx.output(static_cast<size_t>(i), x.dtype(), out);
+      strided_copy(elem_bytes(x.dtype()), x.raw(), y.raw(), c, st(s));
+    }
   }
 };
 
@@ -976,6 +1027,7 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(Gather, "", "Gather", "")
   TFH_CUDA_KERNEL(Transpose, "", "Transpose", "")
   TFH_CUDA_KERNEL(Concat, "", "Concat", "")
+  TFH_CUDA_KERNEL(Split, "", "Split", "")
   TFH_CUDA_KERNEL(Slice, "", "Slice", "")
   TFH_CUDA_KERNEL(Where, "", "Where", "")
   using ReduceSum = ReduceTrailing<false>;

@@ -242,5 +242,66 @@ INSTANTIATE_TEST_SUITE_P(
                       std::make_tuple("bert_tiny_opset14", "core", false),
                       std::make_tuple("gpt2past_tiny_opset14", "core", false)));
 
+
+// Unfused exports (no optimize step) run wholly on the GPU: shape arithmetic stays on the CPU and
+// is uploaded once per distinct value, views cost nothing, every other node has a CUDA kernel.
+// So nothing crosses sides mid-run and the second run with the same shapes is captured as a CUDA
+// graph, whose replays (with new input values too) match the CPU.
+class UnfusedOnTheGpu : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0)
+      GTEST_SKIP() << "no CUDA GPU here (" << describe_devices() << ")";
+  }
+};
+
+TEST_P(UnfusedOnTheGpu, CapturedAndReplayedLikeTheCpu) {
+  const std::string model = GetParam();
+  const plugin::Registry registry;
+  auto m = ir::Model::load(std::string(TFH_SOURCE_DIR "/models/") + model + "/model.onnx");
+  m->infer_shapes(&registry.shape_hooks());
+  const runtime::KernelRegistry kernels;
+  runtime::SessionOptions cpu_opts, gpu_opts;
+  gpu_opts.device = TFH_DEVICE_CUDA;
+  gpu_opts.cuda_graph = true;
+  runtime::Session cpu(static_cast<const ir::Model&>(*m), kernels, cpu_opts),
+      gpu(static_cast<const ir::Model&>(*m), kernels, gpu_opts);
+  size_t on_gpu = 0;
+  for (const auto& p : gpu.placements()) {
+    using W = runtime::Session::Placement::Where;
+    on_gpu += p.where == W::Gpu;
+    EXPECT_NE(p.where, W::Cpu) << p.node->op_type() << " node '" << p.node->name() << "' runs on the CPU: " << p.why;
+  }
+  EXPECT_GT(on_gpu, 50u);
+  runtime::InputRequest req;
+  req.batch = 2;
+  req.sequence = 8;
+  req.past = model.find("past") != std::string::npos ? 4 : 0;
+  const auto& gen = runtime::pick_generator(registry, "", "core");
+  for (unsigned seed : {0u, 0u, 0u, 1u}) {  // eager, captured, replayed, replayed with new values
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    req.seed = seed;
+    const auto inputs = runtime::make_inputs(registry, gen, *m, req);
+    const auto want = cpu.run(runtime::feeds_of(inputs));
+    const auto got = gpu.run(runtime::feeds_of(inputs));
+    EXPECT_EQ(gpu.device_traffic().copies, 0u) << gpu.device_traffic().first;
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      const runtime::Difference d = runtime::compare_tensors(*got[i], *want[i], 0, 1e-3);
+      EXPECT_TRUE(d.ok()) << "output " << i << ": max abs diff " << d.max_abs;
+    }
+  }
+  const runtime::GraphStats g = gpu.graph_stats();
+  EXPECT_EQ(g.refused, "");
+  EXPECT_EQ(g.captured, 1u);
+  EXPECT_EQ(g.replays, 2u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Exports, UnfusedOnTheGpu,
+                         ::testing::Values("bert_tiny_opset14", "bert_tiny_opset17",
+                                           "albert_tiny_opset14", "gpt2past_tiny_opset14",
+                                           "gpt2nopast_tiny_opset14",
+                                           "gpt2hf_tiny_opset14_withpast"));
+
 }  // namespace
 }  // namespace tfh::kernels::cuda
