@@ -36,9 +36,10 @@ void add_bias(TfhDataType t, const void* x, const void* bias, const void* residu
 bool cast_supported(TfhDataType from, TfhDataType to);
 void cast(TfhDataType from, TfhDataType to, const void* x, void* y, int64_t n, cudaStream_t s);
 
-// y = a op b with NumPy broadcasting, float or float16 (computed in float). `dims` is the output
-// shape; each input's strides are its element strides at the output's rank, 0 where it
-// broadcasts (a dense input whose dims match the output has the output's strides).
+// y = a op b with NumPy broadcasting: float or float16 (computed in float), int32 or int64 (exact;
+// not Pow). `dims` is the output shape; each input's strides are its element strides at the
+// output's rank, 0 where it broadcasts (a dense input whose dims match the output has the
+// output's strides).
 enum class BinaryOp { Add, Sub, Mul, Div, Pow };
 struct Broadcast {
   static constexpr int kMaxRank = 6;
@@ -49,6 +50,17 @@ struct Broadcast {
 };
 void binary(TfhDataType t, BinaryOp op, const void* a, const void* b, void* y, const Broadcast& bc,
             cudaStream_t s);
+// y = a op b (bool) with NumPy broadcasting as in binary: float, float16, int32, int64 (and bool
+// for Equal).
+enum class CompareOp { Equal, Less, Greater, LessOrEqual, GreaterOrEqual };
+void compare(TfhDataType t, CompareOp op, const void* a, const void* b, bool* y,
+             const Broadcast& bc, cudaStream_t s);
+void logical_not(const bool* x, bool* y, int64_t n, cudaStream_t s);
+// Running sums along the middle axis of x [outer, len, inner] (ONNX CumSum: `exclusive` leaves
+// each element out of its own sum, `reverse` sums from the end): float, float16 (summed in
+// float), int32, int64.
+void cumsum(TfhDataType t, const void* x, void* y, int64_t outer, int64_t len, int64_t inner,
+            bool exclusive, bool reverse, cudaStream_t s);
 enum class UnaryOp { Tanh, Relu, Sigmoid, Erf, Sqrt, Exp, Log, Neg, Abs, Reciprocal };
 void unary(TfhDataType t, UnaryOp op, const void* x, void* y, int64_t n, cudaStream_t s);
 // y[dst_offset + sum c_d dst_strides[d]] = x[src_offset + sum c_d src_strides[d]] for every

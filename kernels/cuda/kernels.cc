@@ -229,47 +229,98 @@ struct GemmFastGelu {
 };
 
 // Add/Sub/Mul/Div with NumPy broadcasting (rank up to 6), float and float16.
+bool numeric_or_unknown(const ValueView& v) {
+  const TfhDataType t = v ? v.elem_type() : TFH_TYPE_UNDEFINED;
+  return float_or_unknown(v) || t == TFH_TYPE_INT32 || t == TFH_TYPE_INT64;
+}
+
+// NumPy broadcasting of a and b: the output dims, and each input's strides at the output's rank
+// (0 where it broadcasts).
+Broadcast broadcast_of(const TensorView& a, const TensorView& b, std::vector<int64_t>& out,
+                       const char* op) {
+  const size_t rank = std::max(a.rank(), b.rank());
+  if (rank > Broadcast::kMaxRank) sdk::fail(std::string(op) + " on CUDA: rank over 6");
+  Broadcast bc;
+  bc.rank = static_cast<int>(rank);
+  out.assign(rank, 0);
+  // Right-aligned dims; each input's stride is 0 where it has 1 (or nothing) and the output more.
+  int64_t sa = 1, sb = 1;
+  for (size_t i = 0; i < rank; ++i) {
+    const size_t d = rank - 1 - i;
+    const int64_t da = i < a.rank() ? a.dims()[a.rank() - 1 - i] : 1;
+    const int64_t db = i < b.rank() ? b.dims()[b.rank() - 1 - i] : 1;
+    if (da != db && da != 1 && db != 1)
+      sdk::fail(std::string(op) + " on CUDA: shapes " + shape_text(a) + " and " + shape_text(b) +
+                " do not broadcast");
+    out[d] = da == 1 ? db : da;
+    bc.dims[d] = out[d];
+    bc.a_strides[d] = da == 1 ? 0 : sa;
+    bc.b_strides[d] = db == 1 ? 0 : sb;
+    sa *= da;
+    sb *= db;
+  }
+  return bc;
+}
+
+void refuse_over_rank_6(NodeView n, const char* op) {
+  for (size_t i = 0; i < 2; ++i)
+    if (n.num_inputs() > i && n.input(i) && n.input(i).rank() > Broadcast::kMaxRank)
+      refuse(std::string(op) + " on CUDA: rank over 6");
+}
+
+// Add, Sub, Mul, Div on float, float16, int32 or int64; Pow on float and float16.
 template <BinaryOp Op>
 struct Binary {
   explicit Binary(NodeView n) {
-    if (!float_or_unknown(n.input(0))) refuse("element-wise on CUDA: not float/float16");
+    if (Op == BinaryOp::Pow ? !float_or_unknown(n.input(0)) : !numeric_or_unknown(n.input(0)))
+      refuse("element-wise on CUDA: element type");
     const TfhDataType ta = n.input(0) ? n.input(0).elem_type() : TFH_TYPE_UNDEFINED,
                       tb = n.input(1) ? n.input(1).elem_type() : TFH_TYPE_UNDEFINED;
     if (ta != TFH_TYPE_UNDEFINED && tb != TFH_TYPE_UNDEFINED && ta != tb)
       refuse("element-wise on CUDA: inputs of two types");  // (Pow's exponent may differ)
-    for (size_t i = 0; i < 2; ++i)
-      if (n.input(i) && n.input(i).rank() > Broadcast::kMaxRank)
-        refuse("element-wise on CUDA: rank over 6");
+    refuse_over_rank_6(n, "element-wise");
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView a = ctx.required(0), b = ctx.required(1);
-    need_float(a, "element-wise op", "A");
+    if (Op == BinaryOp::Pow) need_float(a, "Pow", "A");
     same_type(a, b, "element-wise op");
-    const size_t rank = std::max(a.rank(), b.rank());
-    if (rank > Broadcast::kMaxRank) sdk::fail("element-wise on CUDA: rank over 6");
-    Broadcast bc;
-    bc.rank = static_cast<int>(rank);
-    std::vector<int64_t> out(rank);
-    // Right-aligned dims; each input's stride is 0 where it has 1 (or nothing) and the output more.
-    int64_t sa = 1, sb = 1;
-    for (size_t i = 0; i < rank; ++i) {
-      const size_t d = rank - 1 - i;
-      const int64_t da = i < a.rank() ? a.dims()[a.rank() - 1 - i] : 1;
-      const int64_t db = i < b.rank() ? b.dims()[b.rank() - 1 - i] : 1;
-      if (da != db && da != 1 && db != 1)
-        sdk::fail("element-wise on CUDA: shapes " + shape_text(a) + " and " + shape_text(b) +
-                  " do not broadcast");
-      out[d] = da == 1 ? db : da;
-      bc.dims[d] = out[d];
-      bc.a_strides[d] = da == 1 ? 0 : sa;
-      bc.b_strides[d] = db == 1 ? 0 : sb;
-      sa *= da;
-      sb *= db;
-    }
+    std::vector<int64_t> out;
+    const Broadcast bc = broadcast_of(a, b, out, "element-wise");
     OutputTensor y = ctx.output(0, a.dtype(), out);
     binary(a.dtype(), Op, a.raw(), b.raw(), y.raw(), bc, st(s));
   }
 };
+
+// Equal, Less, Greater, LessOrEqual, GreaterOrEqual: a bool tensor, broadcasting as Binary.
+template <CompareOp Op>
+struct Compare {
+  explicit Compare(NodeView n) {
+    const TfhDataType t = n.input(0) ? n.input(0).elem_type() : TFH_TYPE_UNDEFINED;
+    if (!numeric_or_unknown(n.input(0)) && !(Op == CompareOp::Equal && t == TFH_TYPE_BOOL))
+      refuse("comparison on CUDA: element type");
+    refuse_over_rank_6(n, "comparison");
+  }
+  void compute(KernelContext& ctx, void* s) {
+    TensorView a = ctx.required(0), b = ctx.required(1);
+    same_type(a, b, "comparison");
+    std::vector<int64_t> out;
+    const Broadcast bc = broadcast_of(a, b, out, "comparison");
+    OutputTensor y = ctx.output(0, TFH_TYPE_BOOL, out);
+    compare(a.dtype(), Op, a.raw(), b.raw(), static_cast<bool*>(y.raw()), bc, st(s));
+  }
+};
+
+struct Not {
+  explicit Not(NodeView) {}
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0);
+    if (x.dtype() != TFH_TYPE_BOOL) sdk::fail("Not on CUDA: the input is not bool");
+    OutputTensor y = ctx.output(0, TFH_TYPE_BOOL, dims_of(x));
+    logical_not(static_cast<const bool*>(x.raw()), static_cast<bool*>(y.raw()),
+                static_cast<int64_t>(x.size()), st(s));
+  }
+};
+
 
 template <UnaryOp Op>
 struct Unary {
@@ -364,6 +415,30 @@ std::vector<int64_t> constant_ints(NodeView n, size_t i, const char* op, const c
     refuse(std::string(op) + " on CUDA: " + what + " is not int32/int64");
   return out;
 }
+
+// CumSum along a constant axis.
+struct CumSum {
+  int64_t axis;
+  bool exclusive, reverse;
+  explicit CumSum(NodeView n)
+      : exclusive(n.attr_int("exclusive", 0) != 0), reverse(n.attr_int("reverse", 0) != 0) {
+    if (!numeric_or_unknown(n.input(0))) refuse("CumSum on CUDA: element type");
+    const std::vector<int64_t> a = constant_ints(n, 1, "CumSum", "axis");
+    if (a.size() != 1) refuse("CumSum on CUDA: axis is not one value");
+    axis = a[0];
+  }
+  void compute(KernelContext& ctx, void* s) {
+    TensorView x = ctx.required(0);
+    const std::vector<int64_t> d = dims_of(x);
+    const int64_t r = static_cast<int64_t>(d.size()), ax = axis < 0 ? axis + r : axis;
+    if (ax < 0 || ax >= r) sdk::fail("CumSum on CUDA: axis " + std::to_string(axis) + " is out of range");
+    int64_t outer = 1, inner = 1;
+    for (int64_t i = 0; i < ax; ++i) outer *= d[i];
+    for (int64_t i = ax + 1; i < r; ++i) inner *= d[i];
+    OutputTensor y = ctx.output(0, x.dtype(), d);
+    cumsum(x.dtype(), x.raw(), y.raw(), outer, d[ax], inner, exclusive, reverse, st(s));
+  }
+};
 
 // Slice with constant starts/ends/axes/steps (inputs from opset 10, attributes before).
 struct Slice {
@@ -998,10 +1073,22 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   using Sub = Binary<BinaryOp::Sub>;
   using Mul = Binary<BinaryOp::Mul>;
   using Div = Binary<BinaryOp::Div>;
-  TFH_CUDA_KERNEL(Add, "", "Add", "T=float,float16")
-  TFH_CUDA_KERNEL(Sub, "", "Sub", "T=float,float16")
-  TFH_CUDA_KERNEL(Mul, "", "Mul", "T=float,float16")
-  TFH_CUDA_KERNEL(Div, "", "Div", "T=float,float16")
+  TFH_CUDA_KERNEL(Add, "", "Add", "T=float,float16,int32,int64")
+  TFH_CUDA_KERNEL(Sub, "", "Sub", "T=float,float16,int32,int64")
+  TFH_CUDA_KERNEL(Mul, "", "Mul", "T=float,float16,int32,int64")
+  TFH_CUDA_KERNEL(Div, "", "Div", "T=float,float16,int32,int64")
+  using Equal = Compare<CompareOp::Equal>;
+  using Less = Compare<CompareOp::Less>;
+  using Greater = Compare<CompareOp::Greater>;
+  using LessOrEqual = Compare<CompareOp::LessOrEqual>;
+  using GreaterOrEqual = Compare<CompareOp::GreaterOrEqual>;
+  TFH_CUDA_KERNEL(Equal, "", "Equal", "T=bool,int32,int64,float,float16")
+  TFH_CUDA_KERNEL(Less, "", "Less", "T=int32,int64,float,float16")
+  TFH_CUDA_KERNEL(Greater, "", "Greater", "T=int32,int64,float,float16")
+  TFH_CUDA_KERNEL(LessOrEqual, "", "LessOrEqual", "T=int32,int64,float,float16")
+  TFH_CUDA_KERNEL(GreaterOrEqual, "", "GreaterOrEqual", "T=int32,int64,float,float16")
+  TFH_CUDA_KERNEL(Not, "", "Not", "T=bool")
+  TFH_CUDA_KERNEL(CumSum, "", "CumSum", "T=float,float16,int32,int64")
   using Pow = Binary<BinaryOp::Pow>;
   TFH_CUDA_KERNEL(Pow, "", "Pow", "T=float,float16;T1=float,float16")
   using Tanh = Unary<UnaryOp::Tanh>;

@@ -79,28 +79,118 @@ __device__ __forceinline__ float apply(BinaryOp op, float a, float b) {
   }
 }
 
+// Integers: exact, in their own type; Div truncates toward zero (C's division), and a zero
+// divisor gives 0 rather than whatever the hardware makes of it.
+template <typename I>
+__device__ __forceinline__ I apply_int(BinaryOp op, I a, I b) {
+  switch (op) {
+    case BinaryOp::Add: return static_cast<I>(a + b);
+    case BinaryOp::Sub: return static_cast<I>(a - b);
+    case BinaryOp::Mul: return static_cast<I>(a * b);
+    default: return b == 0 ? I(0) : static_cast<I>(a / b);
+  }
+}
+// y[i] = a[ia] op b[ib]: floating types computed in float, integers in their own type.
+template <typename T>
+__device__ __forceinline__ void combine(BinaryOp op, const T* a, int64_t ia, const T* b,
+                                        int64_t ib, T* y, int64_t i) {
+  if constexpr (std::is_integral<T>::value) y[i] = apply_int(op, a[ia], b[ib]);
+  else st(y, i, apply(op, ld(a, ia), ld(b, ib)));
+}
+
 template <typename T>
 __global__ void binary_same_kernel(BinaryOp op, const T* a, const T* b, T* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
-    st(y, i, apply(op, ld(a, i), ld(b, i)));
+    combine(op, a, i, b, i, y, i);
 }
 
 // Output index -> each input's index through the padded dims and per-input strides (0 where the
 // input broadcasts).
+__device__ __forceinline__ void broadcast_index(const Broadcast& bc, int64_t i, int64_t& ia,
+                                                int64_t& ib) {
+  int64_t rest = i;
+  ia = ib = 0;
+  for (int d = bc.rank - 1; d >= 0; --d) {
+    const int64_t c = rest % bc.dims[d];
+    rest /= bc.dims[d];
+    ia += c * bc.a_strides[d];
+    ib += c * bc.b_strides[d];
+  }
+}
+
 template <typename T>
 __global__ void binary_broadcast_kernel(BinaryOp op, const T* a, const T* b, T* y, int64_t n,
                                         Broadcast bc) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rest = i, ia = 0, ib = 0;
-    for (int d = bc.rank - 1; d >= 0; --d) {
-      const int64_t c = rest % bc.dims[d];
-      rest /= bc.dims[d];
-      ia += c * bc.a_strides[d];
-      ib += c * bc.b_strides[d];
+    int64_t ia, ib;
+    broadcast_index(bc, i, ia, ib);
+    combine(op, a, ia, b, ib, y, i);
+  }
+}
+
+// ---- comparisons, Not, CumSum -------------------------------------------------------------------
+template <typename T> __device__ __forceinline__ T cmp_value(T v) { return v; }
+__device__ __forceinline__ float cmp_value(__half v) { return __half2float(v); }
+
+template <typename T>
+__global__ void compare_kernel(CompareOp op, const T* a, const T* b, bool* y, int64_t n,
+                               Broadcast bc) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t ia, ib;
+    broadcast_index(bc, i, ia, ib);
+    const auto x = cmp_value(a[ia]), z = cmp_value(b[ib]);
+    switch (op) {
+      case CompareOp::Equal: y[i] = x == z; break;
+      case CompareOp::Less: y[i] = x < z; break;
+      case CompareOp::Greater: y[i] = x > z; break;
+      case CompareOp::LessOrEqual: y[i] = x <= z; break;
+      default: y[i] = x >= z;
     }
-    st(y, i, apply(op, ld(a, ia), ld(b, ib)));
+  }
+}
+
+__global__ void not_kernel(const bool* x, bool* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = !x[i];
+}
+
+// One thread per line of `len` elements (stride `inner`), summed in order: floating types in
+// float, integers in their own type.
+template <typename T>
+__global__ void cumsum_kernel(const T* x, T* y, int64_t outer, int64_t len, int64_t inner,
+                              bool exclusive, bool reverse) {
+  using Acc = typename std::conditional<std::is_integral<T>::value, T, float>::type;
+  for (int64_t line = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; line < outer * inner;
+       line += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t base = (line / inner) * len * inner + line % inner;
+    Acc acc = 0;
+    for (int64_t j = 0; j < len; ++j) {
+      const int64_t at = base + (reverse ? len - 1 - j : j) * inner;
+      Acc v;
+      if constexpr (std::is_integral<T>::value) v = x[at];
+      else v = ld(x, at);
+      if (!exclusive) acc += v;
+      if constexpr (std::is_integral<T>::value) y[at] = acc;
+      else st(y, at, acc);
+      if (exclusive) acc += v;
+    }
+  }
+}
+
+// Calls f(T()) for float, float16, int32 and int64 (and bool when `with_bool`); false otherwise.
+template <typename F>
+bool by_numeric_type(TfhDataType t, bool with_bool, F&& f) {
+  switch (t) {
+    case TFH_TYPE_FLOAT: f(float()); return true;
+    case TFH_TYPE_FLOAT16: f(__half()); return true;
+    case TFH_TYPE_INT32: f(int32_t()); return true;
+    case TFH_TYPE_INT64: f(int64_t()); return true;
+    case TFH_TYPE_BOOL: if (!with_bool) return false; f(bool()); return true;
+    default: return false;
   }
 }
 
@@ -317,7 +407,9 @@ void binary(TfhDataType t, BinaryOp op, const void* a, const void* b, void* y,
     same = same && (bc.dims[d] == 1 || (bc.a_strides[d] == expect && bc.b_strides[d] == expect));
     expect *= bc.dims[d];
   }
-  by_float_type(t, "binary", [&](auto v) {
+  if (op == BinaryOp::Pow && t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16)
+    throw CudaError("binary: Pow on type " + std::to_string(static_cast<int>(t)) + " (float and float16 only)");
+  const bool known = by_numeric_type(t, false, [&](auto v) {
     using T = decltype(v);
     if (same)
       TFH_LAUNCH(blocks_for(n), kThreads, 0, s, binary_same_kernel<T>)(
@@ -326,7 +418,41 @@ void binary(TfhDataType t, BinaryOp op, const void* a, const void* b, void* y,
       TFH_LAUNCH(blocks_for(n), kThreads, 0, s, binary_broadcast_kernel<T>)(
           op, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(y), n, bc);
   });
+  if (!known) throw CudaError("binary: tensors of type " + std::to_string(static_cast<int>(t)));
   launched("binary");
+}
+
+void compare(TfhDataType t, CompareOp op, const void* a, const void* b, bool* y,
+             const Broadcast& bc, cudaStream_t s) {
+  if (bc.rank < 0 || bc.rank > Broadcast::kMaxRank) throw CudaError("compare: rank over 6");
+  int64_t n = 1;
+  for (int d = 0; d < bc.rank; ++d) n *= bc.dims[d];
+  if (n == 0) return;
+  const bool known = by_numeric_type(t, op == CompareOp::Equal, [&](auto v) {
+    using T = decltype(v);
+    TFH_LAUNCH(blocks_for(n), kThreads, 0, s, compare_kernel<T>)(
+        op, static_cast<const T*>(a), static_cast<const T*>(b), y, n, bc);
+  });
+  if (!known) throw CudaError("compare: tensors of type " + std::to_string(static_cast<int>(t)));
+  launched("compare");
+}
+
+void logical_not(const bool* x, bool* y, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  TFH_LAUNCH(blocks_for(n), kThreads, 0, s, not_kernel)(x, y, n);
+  launched("logical_not");
+}
+
+void cumsum(TfhDataType t, const void* x, void* y, int64_t outer, int64_t len, int64_t inner,
+            bool exclusive, bool reverse, cudaStream_t s) {
+  if (outer * len * inner == 0) return;
+  const bool known = by_numeric_type(t, false, [&](auto v) {
+    using T = decltype(v);
+    TFH_LAUNCH(blocks_for(outer * inner), kThreads, 0, s, cumsum_kernel<T>)(
+        static_cast<const T*>(x), static_cast<T*>(y), outer, len, inner, exclusive, reverse);
+  });
+  if (!known) throw CudaError("cumsum: tensors of type " + std::to_string(static_cast<int>(t)));
+  launched("cumsum");
 }
 
 void unary(TfhDataType t, UnaryOp op, const void* x, void* y, int64_t n, cudaStream_t s) {

@@ -301,7 +301,8 @@ INSTANTIATE_TEST_SUITE_P(Exports, UnfusedOnTheGpu,
                          ::testing::Values("bert_tiny_opset14", "bert_tiny_opset17",
                                            "albert_tiny_opset14", "gpt2past_tiny_opset14",
                                            "gpt2nopast_tiny_opset14",
-                                           "gpt2hf_tiny_opset14_withpast"));
+                                           "gpt2hf_tiny_opset14_withpast",
+                                           "roberta_tiny_opset14"));
 
 }  // namespace
 }  // namespace tfh::kernels::cuda

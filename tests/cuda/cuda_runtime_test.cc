@@ -180,6 +180,47 @@ TEST_F(CudaRuntime, BroadcastingArithmetic) {
       }
 }
 
+// Integer arithmetic (unfused exports compute position ids and masks in int32/int64): exact,
+// Div truncating toward zero, with negative values and broadcasting.
+TEST_F(CudaRuntime, IntegerArithmetic) {
+  const auto signed_ints = [](size_t i) { return static_cast<double>(static_cast<int64_t>(i * 37 % 101) - 50); };
+  const auto divisors = [](size_t i) { return static_cast<double>(i % 2 ? 3 + i % 5 : -2 - i % 7); };
+  for (const char* op : {"Add", "Sub", "Mul", "Div"})
+    for (TfhDataType t : {TFH_TYPE_INT32, TFH_TYPE_INT64}) {
+      SCOPED_TRACE(std::string(op) + (t == TFH_TYPE_INT32 ? " int32" : " int64"));
+      expect_same_on_gpu(op, "", two(tensor(t, {2, 3, 4}, signed_ints), tensor(t, {3, 1}, divisors)),
+                         1, 0);
+      expect_same_on_gpu(op, "", two(tensor(t, {6}, signed_ints), tensor(t, {6}, divisors)), 1, 0);
+    }
+}
+
+// Comparisons (bool out, broadcasting), Not, and CumSum's four modes on both axes.
+TEST_F(CudaRuntime, ComparisonsNotAndCumSum) {
+  const auto small = [](size_t i) { return static_cast<double>(static_cast<int64_t>(i * 7 % 5) - 2); };
+  for (const char* op : {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"})
+    for (TfhDataType t : {TFH_TYPE_INT64, TFH_TYPE_INT32, TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16}) {
+      SCOPED_TRACE(std::string(op) + " type " + std::to_string(t));
+      expect_same_on_gpu(op, "", two(tensor(t, {2, 3, 4}, small), tensor(t, {3, 1}, small)), 1, 0);
+    }
+  expect_same_on_gpu("Equal", "",
+                     two(tensor(TFH_TYPE_BOOL, {4, 3}, small), tensor(TFH_TYPE_BOOL, {3}, noise)),
+                     1, 0);
+  expect_same_on_gpu("Not", "", one("x", tensor(TFH_TYPE_BOOL, {5, 7}, small)), 1, 0);
+  for (TfhDataType t : {TFH_TYPE_INT64, TFH_TYPE_INT32, TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16})
+    for (int64_t axis : {1, -3})
+      for (int mode = 0; mode < 4; ++mode) {
+        SCOPED_TRACE("CumSum type " + std::to_string(t) + " axis " + std::to_string(axis) +
+                     " exclusive " + std::to_string(mode & 1) + " reverse " + std::to_string(mode >> 1));
+        std::vector<NodeIn> ins = one("x", tensor(t, {3, 5, 2}, small));
+        ins.push_back({"axis", tensor(TFH_TYPE_INT64, {}, [axis](size_t) { return double(axis); }), true});
+        expect_same_on_gpu("CumSum", "", ins, 1, t == TFH_TYPE_FLOAT16 ? 1e-2 : 1e-6,
+                           [mode](onnx::NodeProto* n) {
+                             int_attr("exclusive", mode & 1)(n);
+                             int_attr("reverse", mode >> 1)(n);
+                           });
+      }
+}
+
 TEST_F(CudaRuntime, Activations) {
   for (const char* op : {"Tanh", "Relu", "Sigmoid", "Erf", "Sqrt", "Exp", "Log", "Neg", "Abs",
                          "Reciprocal"})
@@ -671,6 +712,17 @@ TEST_F(CudaRuntime, CudaGraphRefusedWhenARunCrossesSides) {
   const GraphStats st = gpu.graph_stats();
   EXPECT_EQ(st.captured, 0u);
   EXPECT_NE(st.refused.find("floor"), std::string::npos) << st.refused;
+  // The eager runs copy `a` down for Floor and `f` back up for add2; Floor says why it is on the CPU.
+  EXPECT_EQ(gpu.device_traffic().copies, 2u);
+  EXPECT_NE(gpu.device_traffic().first.find("floor"), std::string::npos) << gpu.device_traffic().first;
+  size_t on_cpu = 0;
+  for (const Session::Placement& p : gpu.placements())
+    if (p.where == Session::Placement::Where::Cpu) {
+      ++on_cpu;
+      EXPECT_EQ(p.node->name(), "floor");
+      EXPECT_FALSE(p.why.empty());
+    }
+  EXPECT_EQ(on_cpu, 1u);
 }
 
 // Attention with one past/present buffer (past_present_share_buffer): past_sequence_length read
