@@ -77,6 +77,7 @@ void KernelRegistry::add(const TfhKernelDesc* desc, const std::string& origin,
   c.desc = desc;
   c.origin = origin;
   c.lib = std::move(lib);
+  if (TFH_HAS_FIELD(desc, TfhKernelDesc, host_inputs)) c.host_inputs = desc->host_inputs;
   c.constraints = parse_constraints(desc->type_constraints ? desc->type_constraints : "",
                                     desc->name ? desc->name : desc->op_type);
   by_op_[{norm_domain(desc->domain ? desc->domain : ""), desc->op_type}].push_back(

@@ -24,6 +24,8 @@ struct KernelCandidate {
   // "T" -> allowed element types (ONNX TensorProto codes); empty map = any.
   std::map<std::string, std::vector<int32_t>> constraints;
   std::shared_ptr<plugin::PluginLibrary> lib;  // keeps a plugin's code loaded
+  // TfhKernelDesc::host_inputs, 0 for a descriptor built before the field was appended.
+  uint64_t host_inputs = 0;
 };
 
 class KernelRegistry {

@@ -104,6 +104,7 @@ struct Step {
   std::vector<int> free_after;  // activation slots whose last reader is this step
   bool on_cuda = false;         // the kernel runs on the CUDA device (its tensors are device memory)
   bool shape_math = false;      // CUDA sessions: shape arithmetic, kept on the host
+  uint64_t host_inputs = 0;     // a device kernel's inputs read on the host (bit i: input i)
   std::string cpu_reason;       // CUDA sessions, a host step: what the CUDA kernels said
   // CUDA sessions, host kernels that never read input 0's bytes: a view op (Reshape, Squeeze,
   // Unsqueeze, Flatten, Identity: the output is input 0's bytes under new dims) and Shape/Size.
@@ -553,20 +554,22 @@ void StepContext::stage_inputs() {
       if (step_.passthrough == Step::Passthrough::View) on_device_ = true;
       continue;
     }
-    if (!t || bool(s_.on_dev[k]) == step_.on_cuda) {
+    // Where the kernel reads this input: its device, or the host for a device kernel's host input.
+    const bool want_dev = step_.on_cuda && !(i < 64 && (step_.host_inputs >> i) & 1);
+    if (!t || bool(s_.on_dev[k]) == want_dev) {
       staged_[i] = t;
       continue;
     }
     // Constants, and an input's initializer default when the run did not feed it: uploaded once.
     const bool default_used = s_.slots[k].has_default && t == &s_.slots[k].view;
-    if (step_.on_cuda && (s_.slots[k].kind == SlotKind::Constant || default_used)) {
+    if (want_dev && (s_.slots[k].kind == SlotKind::Constant || default_used)) {
       if (s_.capturing && !s_.dev_const[k].data)
         throw GraphRefused(node_label(*step_.node) + ": constant '" + s_.slots[k].value->name() +
                            "' was not on the GPU before the capture");
       staged_[i] = s_.device_constant(k, *t);
       continue;
     }
-    if (step_.on_cuda && s_.shape_value[k]) {
+    if (want_dev && s_.shape_value[k]) {
       if (const HostTensor* up = s_.shape_upload(k, *t)) {
         staged_[i] = up;
         continue;
@@ -575,21 +578,19 @@ void StepContext::stage_inputs() {
     if (!s_.mirrored[k]) {
       // A graph replays device work only: a value crossing sides mid-run cannot be in one.
       if (s_.capturing)
-        throw GraphRefused(node_label(*step_.node) + " runs on the " +
-                           (step_.on_cuda ? "GPU" : "CPU") + " and reads '" +
-                           s_.slots[k].value->name() + "', made on the " +
-                           (step_.on_cuda ? "CPU" : "GPU"));
+        throw GraphRefused(node_label(*step_.node) + " reads '" + s_.slots[k].value->name() +
+                           "' on the " + (want_dev ? "GPU" : "CPU") + ", made on the " +
+                           (want_dev ? "CPU" : "GPU"));
       HostTensor& c = s_.mirror[k];
       c.set_shape(t->type, t->dims);
-      c.data = (step_.on_cuda ? *s_.dev_pool : s_.pool).acquire(t->nbytes);
+      c.data = (want_dev ? *s_.dev_pool : s_.pool).acquire(t->nbytes);
       s_.mirrored[k] = 1;  // from here on the run's end gives it back, whatever happens
       // (A feed, or a view of one, read on the other side is the run's edge, not traffic.)
       if (!s_.feed_view[k] && s_.traffic.copies++ == 0)
-        s_.traffic.first = node_label(*step_.node) + " runs on the " +
-                           (step_.on_cuda ? "GPU" : "CPU") + " and reads '" +
-                           s_.slots[k].value->name() + "', made on the " +
-                           (step_.on_cuda ? "CPU" : "GPU");
-      if (step_.on_cuda) {
+        s_.traffic.first = node_label(*step_.node) + " reads '" + s_.slots[k].value->name() +
+                           "' on the " + (want_dev ? "GPU" : "CPU") + ", made on the " +
+                           (want_dev ? "CPU" : "GPU");
+      if (want_dev) {
         kernels::cuda::copy_to_device(const_cast<void*>(c.data), t->data, t->nbytes, s_.stream);
       } else {
         kernels::cuda::copy_to_host(const_cast<void*>(c.data), t->data, t->nbytes, s_.stream);
@@ -805,6 +806,7 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
           if (opts.release_consumed_constants) s.release_if_consumed(node, i);
         }
     }
+    if (step.on_cuda) step.host_inputs = step.kernel->host_inputs;
     s.steps.push_back(std::move(step));
   }
   for (const ir::Value* v : g.outputs())

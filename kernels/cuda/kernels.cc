@@ -401,7 +401,8 @@ struct Transpose {
 
 // An integer input that is a constant of the model (an initializer or a Constant node), read on
 // the host when the kernel is made: a CUDA kernel cannot read device memory on the host without
-// waiting for the GPU. Refuses the node otherwise (the CPU runs it).
+// waiting for the GPU. Refuses the node otherwise (the CPU runs it). Kernels that declare the
+// input a host input (TfhKernelDesc::host_inputs) read a non-constant one at run time instead.
 std::vector<int64_t> constant_ints(NodeView n, size_t i, const char* op, const char* what) {
   const ValueView v = n.num_inputs() > i ? n.input(i) : ValueView();
   const TensorView t = v ? v.constant() : TensorView();
@@ -416,19 +417,36 @@ std::vector<int64_t> constant_ints(NodeView n, size_t i, const char* op, const c
   return out;
 }
 
-// CumSum along a constant axis.
+// Integers of a host input (TfhKernelDesc::host_inputs), read at run time: int32 or int64.
+std::vector<int64_t> host_ints(const TensorView& t, const char* op, const char* what) {
+  std::vector<int64_t> out;
+  if (t.dtype() == TFH_TYPE_INT64)
+    for (int64_t x : t.data<int64_t>()) out.push_back(x);
+  else if (t.dtype() == TFH_TYPE_INT32)
+    for (int32_t x : t.data<int32_t>()) out.push_back(x);
+  else
+    sdk::fail(std::string(op) + " on CUDA: " + what + " is not int32/int64");
+  return out;
+}
+// Whether input i is a constant of the model (its integers can be read when the kernel is made).
+bool constant_input(NodeView n, size_t i) {
+  return n.num_inputs() > i && n.input(i) && n.input(i).constant();
+}
+
+// CumSum; the axis (a host input) read when the kernel is made if it is a constant.
 struct CumSum {
-  int64_t axis;
+  std::vector<int64_t> axis;  // empty: read at run time
   bool exclusive, reverse;
   explicit CumSum(NodeView n)
       : exclusive(n.attr_int("exclusive", 0) != 0), reverse(n.attr_int("reverse", 0) != 0) {
     if (!numeric_or_unknown(n.input(0))) refuse("CumSum on CUDA: element type");
-    const std::vector<int64_t> a = constant_ints(n, 1, "CumSum", "axis");
-    if (a.size() != 1) refuse("CumSum on CUDA: axis is not one value");
-    axis = a[0];
+    if (constant_input(n, 1)) axis = constant_ints(n, 1, "CumSum", "axis");
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0);
+    const std::vector<int64_t> a = axis.empty() ? host_ints(ctx.required(1), "CumSum", "axis") : axis;
+    if (a.size() != 1) sdk::fail("CumSum on CUDA: axis is not one value");
+    const int64_t axis = a[0];
     const std::vector<int64_t> d = dims_of(x);
     const int64_t r = static_cast<int64_t>(d.size()), ax = axis < 0 ? axis + r : axis;
     if (ax < 0 || ax >= r) sdk::fail("CumSum on CUDA: axis " + std::to_string(axis) + " is out of range");
@@ -440,30 +458,52 @@ struct CumSum {
   }
 };
 
-// Slice with constant starts/ends/axes/steps (inputs from opset 10, attributes before).
+// Slice; starts/ends/axes/steps (host inputs from opset 10, attributes before) read when the
+// kernel is made if they are constants, else at each run.
 struct Slice {
-  std::vector<int64_t> starts, ends, axes, steps;
+  struct Params {
+    std::vector<int64_t> starts, ends, axes, steps;
+  };
+  Params fixed;
+  bool at_run_time = false;
+  // (Made: the node is refused, and runs on the CPU. At run time: the run fails, naming it.)
+  static void check(const Params& p) {
+    if (p.starts.size() != p.ends.size() || (!p.axes.empty() && p.axes.size() != p.starts.size()) ||
+        (!p.steps.empty() && p.steps.size() != p.starts.size()))
+      sdk::fail("Slice on CUDA: starts, ends, axes and steps differ in length");
+    for (int64_t step : p.steps)
+      if (step == 0) sdk::fail("Slice on CUDA: a step of 0");
+  }
   explicit Slice(NodeView n) {
     if (!fixed_size_or_unknown(n.input(0))) refuse("Slice on CUDA: element type");
     if (n.input(0) && n.input(0).rank() > StridedCopy::kMaxRank) refuse("Slice on CUDA: rank over 8");
     if (n.num_inputs() >= 3) {
-      starts = constant_ints(n, 1, "Slice", "starts");
-      ends = constant_ints(n, 2, "Slice", "ends");
-      if (n.num_inputs() > 3 && n.input(3)) axes = constant_ints(n, 3, "Slice", "axes");
-      if (n.num_inputs() > 4 && n.input(4)) steps = constant_ints(n, 4, "Slice", "steps");
+      for (size_t i = 1; i < n.num_inputs() && i <= 4; ++i)
+        if (n.input(i) && !constant_input(n, i)) at_run_time = true;
+      if (at_run_time) return;
+      fixed.starts = constant_ints(n, 1, "Slice", "starts");
+      fixed.ends = constant_ints(n, 2, "Slice", "ends");
+      if (n.num_inputs() > 3 && n.input(3)) fixed.axes = constant_ints(n, 3, "Slice", "axes");
+      if (n.num_inputs() > 4 && n.input(4)) fixed.steps = constant_ints(n, 4, "Slice", "steps");
     } else {  // opset 1-9
-      starts = n.attr_ints("starts", {});
-      ends = n.attr_ints("ends", {});
-      axes = n.attr_ints("axes", {});
+      fixed.starts = n.attr_ints("starts", {});
+      fixed.ends = n.attr_ints("ends", {});
+      fixed.axes = n.attr_ints("axes", {});
     }
-    if (starts.size() != ends.size() || (!axes.empty() && axes.size() != starts.size()) ||
-        (!steps.empty() && steps.size() != starts.size()))
-      refuse("Slice on CUDA: starts, ends, axes and steps differ in length");
-    for (int64_t s : steps)
-      if (s == 0) refuse("Slice on CUDA: a step of 0");
+    check(fixed);
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0);
+    Params read;
+    if (at_run_time) {
+      read.starts = host_ints(ctx.required(1), "Slice", "starts");
+      read.ends = host_ints(ctx.required(2), "Slice", "ends");
+      if (ctx.num_inputs() > 3 && ctx.input(3)) read.axes = host_ints(ctx.input(3), "Slice", "axes");
+      if (ctx.num_inputs() > 4 && ctx.input(4)) read.steps = host_ints(ctx.input(4), "Slice", "steps");
+      check(read);
+    }
+    const Params& p = at_run_time ? read : fixed;
+    const std::vector<int64_t>&starts = p.starts, &ends = p.ends, &axes = p.axes, &steps = p.steps;
     const std::vector<int64_t> xd = dims_of(x), xs = strides_of(xd);
     const int64_t r = static_cast<int64_t>(xd.size());
     if (r > StridedCopy::kMaxRank) sdk::fail("Slice on CUDA: rank over 8");
@@ -489,17 +529,22 @@ struct Slice {
   }
 };
 
-// Expand to a constant shape (NumPy broadcasting both ways).
+// Expand (NumPy broadcasting both ways); the shape (a host input) read when the kernel is made
+// if it is a constant, else at each run (an unfused export's shape arithmetic).
 struct Expand {
-  std::vector<int64_t> shape;
-  explicit Expand(NodeView n) : shape(constant_ints(n, 1, "Expand", "shape")) {
+  std::vector<int64_t> fixed;
+  bool at_run_time;
+  explicit Expand(NodeView n) : at_run_time(!constant_input(n, 1)) {
     if (!fixed_size_or_unknown(n.input(0))) refuse("Expand on CUDA: element type");
-    if (shape.size() > static_cast<size_t>(StridedCopy::kMaxRank) ||
+    if (!at_run_time) fixed = constant_ints(n, 1, "Expand", "shape");
+    if (fixed.size() > static_cast<size_t>(StridedCopy::kMaxRank) ||
         (n.input(0) && n.input(0).rank() > StridedCopy::kMaxRank))
       refuse("Expand on CUDA: rank over 8");
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0);
+    const std::vector<int64_t> shape =
+        at_run_time ? host_ints(ctx.required(1), "Expand", "shape") : fixed;
     const std::vector<int64_t> xd = dims_of(x), xs = strides_of(xd);
     const size_t r = std::max(xd.size(), shape.size());
     if (r > static_cast<size_t>(StridedCopy::kMaxRank)) sdk::fail("Expand on CUDA: rank over 8");
@@ -526,13 +571,18 @@ struct Expand {
 // when they do not divide, as opset 18's num_outputs).
 struct Split {
   int64_t axis;
-  std::vector<int64_t> sizes;  // empty: equal parts
+  std::vector<int64_t> sizes;  // empty: equal parts (or, with at_run_time, the host input's)
+  bool at_run_time = false;
   explicit Split(NodeView n) : axis(n.attr_int("axis", 0)) {
     if (!fixed_size_or_unknown(n.input(0)) ||
         (n.input(0) && n.input(0).rank() > StridedCopy::kMaxRank))
       refuse("Split on CUDA: element type or rank over 8");
-    if (n.num_inputs() > 1 && n.input(1)) sizes = constant_ints(n, 1, "Split", "split");
-    else sizes = n.attr_ints("split", {});
+    if (n.num_inputs() > 1 && n.input(1)) {
+      at_run_time = !constant_input(n, 1);
+      if (!at_run_time) sizes = constant_ints(n, 1, "Split", "split");
+    } else {
+      sizes = n.attr_ints("split", {});
+    }
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView x = ctx.required(0);
@@ -541,7 +591,7 @@ struct Split {
     const int64_t ax = axis < 0 ? axis + r : axis;
     if (ax < 0 || ax >= r) sdk::fail("Split on CUDA: axis " + std::to_string(axis) + " is out of range");
     const int64_t n_out = static_cast<int64_t>(ctx.num_outputs());
-    std::vector<int64_t> parts = sizes;
+    std::vector<int64_t> parts = at_run_time ? host_ints(ctx.required(1), "Split", "split") : sizes;
     if (parts.empty()) {
       const int64_t each = (xd[ax] + n_out - 1) / n_out;
       for (int64_t i = 0; i < n_out; ++i)
@@ -1056,10 +1106,12 @@ struct Attention {
   }
 };
 
-#define TFH_CUDA_KERNEL(K, DOMAIN, OP, TYPES)                                                  \
+#define TFH_CUDA_KERNEL(K, DOMAIN, OP, TYPES) TFH_CUDA_KERNEL_HOST_INPUTS(K, DOMAIN, OP, TYPES, 0)
+// (HOST_INPUTS: bit i, input i is read on the host; see TfhKernelDesc::host_inputs.)
+#define TFH_CUDA_KERNEL_HOST_INPUTS(K, DOMAIN, OP, TYPES, HOST_INPUTS)                          \
   {                                                                                            \
-    static const TfhKernelDesc d =                                                             \
-        TFH_KERNEL_DESC(K, "tfhost.cuda." OP, DOMAIN, OP, 1, 0, TFH_DEVICE_CUDA, TYPES, 0);    \
+    static const TfhKernelDesc d = TFH_KERNEL_DESC_HOST_INPUTS(                                \
+        K, "tfhost.cuda." OP, DOMAIN, OP, 1, 0, TFH_DEVICE_CUDA, TYPES, 0, HOST_INPUTS);       \
     out.push_back(&d);                                                                         \
   }
 
@@ -1088,7 +1140,7 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(LessOrEqual, "", "LessOrEqual", "T=int32,int64,float,float16")
   TFH_CUDA_KERNEL(GreaterOrEqual, "", "GreaterOrEqual", "T=int32,int64,float,float16")
   TFH_CUDA_KERNEL(Not, "", "Not", "T=bool")
-  TFH_CUDA_KERNEL(CumSum, "", "CumSum", "T=float,float16,int32,int64")
+  TFH_CUDA_KERNEL_HOST_INPUTS(CumSum, "", "CumSum", "T=float,float16,int32,int64", 0x2)  // axis
   using Pow = Binary<BinaryOp::Pow>;
   TFH_CUDA_KERNEL(Pow, "", "Pow", "T=float,float16;T1=float,float16")
   using Tanh = Unary<UnaryOp::Tanh>;
@@ -1114,14 +1166,14 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(Gather, "", "Gather", "")
   TFH_CUDA_KERNEL(Transpose, "", "Transpose", "")
   TFH_CUDA_KERNEL(Concat, "", "Concat", "")
-  TFH_CUDA_KERNEL(Split, "", "Split", "")
-  TFH_CUDA_KERNEL(Slice, "", "Slice", "")
+  TFH_CUDA_KERNEL_HOST_INPUTS(Split, "", "Split", "", 0x2)  // split
+  TFH_CUDA_KERNEL_HOST_INPUTS(Slice, "", "Slice", "", 0x1e)  // starts, ends, axes, steps
   TFH_CUDA_KERNEL(Where, "", "Where", "")
   using ReduceSum = ReduceTrailing<false>;
   using ReduceMean = ReduceTrailing<true>;
   TFH_CUDA_KERNEL(ReduceSum, "", "ReduceSum", "")
   TFH_CUDA_KERNEL(ReduceMean, "", "ReduceMean", "")
-  TFH_CUDA_KERNEL(Expand, "", "Expand", "")
+  TFH_CUDA_KERNEL_HOST_INPUTS(Expand, "", "Expand", "", 0x2)  // shape
   TFH_CUDA_KERNEL(LayerNorm, "", "LayerNormalization", "T=float,float16")
   {  // from opset 13: over one axis
     static const TfhKernelDesc d = TFH_KERNEL_DESC(Softmax, "tfhost.cuda.Softmax", "", "Softmax",

@@ -102,7 +102,8 @@ TFH_PIN(TfhKernelDesc, priority, 56);
 TFH_PIN(TfhKernelDesc, create, 64);
 TFH_PIN(TfhKernelDesc, compute, 72);
 TFH_PIN(TfhKernelDesc, destroy, 80);
-TFH_PIN_SIZE(TfhKernelDesc, 88);
+TFH_PIN(TfhKernelDesc, host_inputs, 88);  // appended
+TFH_PIN_SIZE(TfhKernelDesc, 96);
 
 // TfhModelTypeDesc
 TFH_PIN(TfhModelTypeDesc, struct_size, 0);

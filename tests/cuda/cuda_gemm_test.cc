@@ -302,7 +302,7 @@ INSTANTIATE_TEST_SUITE_P(Exports, UnfusedOnTheGpu,
                                            "albert_tiny_opset14", "gpt2past_tiny_opset14",
                                            "gpt2nopast_tiny_opset14",
                                            "gpt2hf_tiny_opset14_withpast",
-                                           "roberta_tiny_opset14"));
+                                           "roberta_tiny_opset14", "distilbert_tiny_opset14"));
 
 }  // namespace
 }  // namespace tfh::kernels::cuda

@@ -375,6 +375,41 @@ TEST_F(CudaRuntime, SliceAndExpandWithConstantParameters) {
   }
 }
 
+// Shape-like parameters that are not constants (an unfused export computes them from shapes) are
+// the kernels' host inputs (TfhKernelDesc::host_inputs), read at each run: Expand's shape,
+// Slice's starts/ends/axes/steps, Split's sizes and CumSum's axis, fed here as graph inputs.
+TEST_F(CudaRuntime, ParametersReadOnTheHostAtRunTime) {
+  const auto counting = [](size_t i) { return static_cast<double>(i % 251); };
+  const auto ints = [](const std::vector<int64_t>& v) {
+    auto t = make_tensor(TFH_TYPE_INT64, {static_cast<int64_t>(v.size())});
+    std::memcpy(t->storage.get(), v.data(), v.size() * sizeof(int64_t));
+    return t;
+  };
+  {
+    std::vector<NodeIn> ins = one("x", tensor(TFH_TYPE_FLOAT, {3, 1}, counting));
+    ins.push_back({"shape", ints({2, 3, 4})});
+    expect_same_on_gpu("Expand", "", ins, 1, 0);
+  }
+  {
+    std::vector<NodeIn> ins = one("x", tensor(TFH_TYPE_FLOAT16, {4, 10}, counting));
+    ins.push_back({"starts", ints({1, -1})});
+    ins.push_back({"ends", ints({3, -100})});
+    ins.push_back({"axes", ints({0, 1})});
+    ins.push_back({"steps", ints({1, -3})});
+    expect_same_on_gpu("Slice", "", ins, 1, 0);
+  }
+  {
+    std::vector<NodeIn> ins = one("x", tensor(TFH_TYPE_FLOAT, {4, 6}, counting));
+    ins.push_back({"split", ints({4, 2})});
+    expect_same_on_gpu("Split", "", ins, 2, 0, int_attr("axis", 1), "tfhost.cuda.", false, 13);
+  }
+  {
+    std::vector<NodeIn> ins = one("x", tensor(TFH_TYPE_INT64, {3, 4}, counting));
+    ins.push_back({"axis", tensor(TFH_TYPE_INT32, {}, [](size_t) { return 1.0; })});
+    expect_same_on_gpu("CumSum", "", ins, 1, 0);
+  }
+}
+
 // Split: sizes from the attribute (opset 11), a constant input (13) or equal parts that do not
 // divide (18's num_outputs: the last part shorter), a negative axis, an empty part.
 TEST_F(CudaRuntime, SplitIntoSlabs) {
@@ -687,6 +722,39 @@ TEST_F(CudaRuntime, GenerateOnTheGpuPicksTheCpuTokens) {
 
 // Add (GPU) -> Floor (no CUDA kernel: CPU) -> Add (GPU): the run crosses sides, so no graph is
 // captured; the session says which node and runs eagerly, with right results every time.
+// A host input made on the GPU (Expand's shape from a CUDA Add) is downloaded for the kernel:
+// one value crosses per run, and the result is the CPU's.
+TEST_F(CudaRuntime, AHostInputMadeOnTheGpuIsDownloaded) {
+  onnx::ModelProto m = new_model();
+  onnx::GraphProto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {3, 1});
+  *g.add_input() = tensor_info("a", onnx::TensorProto::INT64, {3});
+  *g.add_input() = tensor_info("b", onnx::TensorProto::INT64, {3});
+  add_node(g, "Add", {"a", "b"}, {"shape"}, "add");
+  add_node(g, "Expand", {"x", "shape"}, {"y"}, "expand");
+  g.add_output()->set_name("y");
+  TempDir tmp;
+  write_model(m, tmp / "m.onnx");
+  auto model = ir::Model::load(tmp / "m.onnx");
+  model->infer_shapes();
+  const KernelRegistry kernels;
+  SessionOptions o;
+  o.device = TFH_DEVICE_CUDA;
+  Session gpu(static_cast<const ir::Model&>(*model), kernels, o);
+  Session cpu(static_cast<const ir::Model&>(*model), kernels);
+  for (const Session::Placement& p : gpu.placements())
+    EXPECT_EQ(p.where, Session::Placement::Where::Gpu) << p.node->name() << ": " << p.why;
+  auto x = tensor(TFH_TYPE_FLOAT, {3, 1}, noise);
+  auto a = tensor(TFH_TYPE_INT64, {3}, [](size_t i) { return double(i + 1); });
+  auto b = tensor(TFH_TYPE_INT64, {3}, [](size_t i) { return i == 1 ? 1.0 : 0.0; });
+  const std::vector<std::pair<std::string, const HostTensor*>> feeds = {
+      {"x", x.get()}, {"a", a.get()}, {"b", b.get()}};
+  expect_close(gpu.run(feeds), cpu.run(feeds), 0, "Expand to [1, 3, 3]");
+  EXPECT_EQ(gpu.device_traffic().copies, 1u);
+  EXPECT_NE(gpu.device_traffic().first.find("'shape' on the CPU, made on the GPU"), std::string::npos)
+      << gpu.device_traffic().first;
+}
+
 TEST_F(CudaRuntime, CudaGraphRefusedWhenARunCrossesSides) {
   onnx::ModelProto m = new_model();
   onnx::GraphProto& g = *m.mutable_graph();

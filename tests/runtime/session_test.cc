@@ -325,6 +325,21 @@ TEST(Session, PluginKernelsRunAndAHigherPriorityReplacesTheBuiltin) {
   EXPECT_EQ(data(*out[0])[2], 1003.f);
 }
 
+// TfhKernelDesc::host_inputs was appended to the descriptor: one that reports the size from
+// before the field has no host inputs, whatever lies in memory after it.
+TEST(Session, AnOlderKernelDescriptorHasNoHostInputs) {
+  const KernelRegistry builtin;
+  TfhKernelDesc current = *builtin.kernels().front().desc;
+  current.host_inputs = 0x6;
+  TfhKernelDesc older = current;
+  older.struct_size = static_cast<uint32_t>(offsetof(TfhKernelDesc, host_inputs));
+  KernelRegistry r;
+  r.add(&current, "current");
+  EXPECT_EQ(r.kernels().back().host_inputs, 0x6u);
+  r.add(&older, "older");
+  EXPECT_EQ(r.kernels().back().host_inputs, 0u);
+}
+
 // A kernel specialised for some cases hands the others to the next matching kernel
 // (TfhKernelApi::run_next_kernel): the fixture's Neg computes 1-D inputs itself and passes the
 // rest to tfhost's; a kernel with no one after it gets a clear error.

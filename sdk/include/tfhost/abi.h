@@ -219,6 +219,13 @@ typedef struct TfhKernelDesc {
   TfhStatus* (*create)(const TfhNode* node, void** state);           /* nullable */
   TfhStatus* (*compute)(void* state, TfhKernelContext* ctx, void* stream);
   void (*destroy)(void* state);                                       /* nullable */
+
+  /* -- appended after the first layout (read with TFH_HAS_FIELD) -- */
+  /* The inputs a kernel reads on the host whatever its device, bit i for input i (shape-like
+   * integers: Expand's shape, Slice's starts). A device kernel gets those inputs in host memory:
+   * host values as they are, a value made on the device downloaded first (which waits for the
+   * device). 0: every input on the kernel's device. */
+  uint64_t host_inputs;
 } TfhKernelDesc;
 
 /* A model family a plugin serves, and its default ordered pass list (`preset:`). */

@@ -185,8 +185,14 @@ void kernel_destroy(void* state) noexcept {
 
 // A static TfhKernelDesc for class K (see the top of this file).
 #define TFH_KERNEL_DESC(K, name, domain, op_type, since, end, device, constraints, priority)   \
+  TFH_KERNEL_DESC_HOST_INPUTS(K, name, domain, op_type, since, end, device, constraints,       \
+                              priority, 0)
+// The same, for a device kernel that reads some inputs on the host (TfhKernelDesc::host_inputs:
+// bit i for input i), e.g. a CUDA Expand whose shape comes from the model's shape arithmetic.
+#define TFH_KERNEL_DESC_HOST_INPUTS(K, name, domain, op_type, since, end, device, constraints,  \
+                                    priority, host_inputs)                                     \
   TfhKernelDesc {                                                                             \
     sizeof(TfhKernelDesc), name, domain, op_type, since, end, device, constraints, priority,  \
         ::tfh::sdk::kernel_create<K>, ::tfh::sdk::kernel_compute<K>,                          \
-        ::tfh::sdk::kernel_destroy<K>                                                         \
+        ::tfh::sdk::kernel_destroy<K>, static_cast<uint64_t>(host_inputs)                     \
   }
