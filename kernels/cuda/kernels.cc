@@ -1115,6 +1115,164 @@ struct Attention {
     out.push_back(&d);                                                                         \
   }
 
+// com.microsoft.MultiHeadAttention with query, key and value [B, S, N * D] / [B, L, N * D] (what
+// the gpt2 plugin fuses Hugging Face's GPT-2 export into), an optional bias [3 N D], an int32
+// key_padding_mask ([B], [2B], [B, T] or [B, S, T]), attention_bias [B or 1, N or 1, S, T] and
+// past_key/past_value [B, N, P, D]: the bias added (a broadcasting Add each), present = past ++
+// the new keys/values in heads (two strided copies each), then the fused attention, or the decode
+// attention for one new token. Packed QKV/KV, key/value already split into heads, shared
+// past/present buffers and the qk output run on the CPU.
+struct MultiHeadAttention {
+  int64_t heads;
+  bool unidirectional;
+  float filter, scale;
+  explicit MultiHeadAttention(NodeView n)
+      : heads(n.attr_int("num_heads")), unidirectional(n.attr_int("unidirectional", 0) != 0),
+        filter(n.attr_float("mask_filter_value", -10000.f)), scale(n.attr_float("scale", 0.f)) {
+    if (heads <= 0) sdk::fail("MultiHeadAttention on CUDA: num_heads must be positive");
+    if (!float_or_unknown(n.input(0))) refuse("MultiHeadAttention on CUDA: not float/float16");
+    for (size_t i = 0; i < 3; ++i) {
+      if (n.num_inputs() <= i || !n.input(i))
+        refuse("MultiHeadAttention on CUDA: query, key and value are all needed (packed forms run "
+               "on the CPU)");
+      if (n.input(i).rank() >= 0 && n.input(i).rank() != 3)
+        refuse("MultiHeadAttention on CUDA: query, key and value must be 3-D");
+    }
+    if (n.num_inputs() > 4 && n.input(4)) {
+      const ValueView m = n.input(4);
+      if ((m.rank() >= 0 && (m.rank() < 1 || m.rank() > 3)) ||
+          (m.elem_type() != TFH_TYPE_UNDEFINED && m.elem_type() != TFH_TYPE_INT32))
+        refuse("MultiHeadAttention on CUDA: only int32 masks of 1 to 3 dimensions");
+    }
+    if (n.num_inputs() > 5 && n.input(5) && n.input(5).rank() >= 0 && n.input(5).rank() != 4)
+      refuse("MultiHeadAttention on CUDA: attention_bias is not 4-D");
+    if ((n.num_inputs() > 8 && n.input(8)) || (n.num_inputs() > 9 && n.input(9)))
+      refuse("MultiHeadAttention on CUDA: past_sequence_length and cache_indirection run on the CPU");
+    if (n.num_outputs() > 3 && n.output(3)) refuse("MultiHeadAttention on CUDA: the qk output");
+  }
+  void compute(KernelContext& ctx, void* s) {
+    TensorView q = ctx.required(0), k = ctx.required(1), v = ctx.required(2), bias = ctx.input(3),
+               mask = ctx.input(4), attn_bias = ctx.input(5), past_k = ctx.input(6),
+               past_v = ctx.input(7);
+    need_float(q, "MultiHeadAttention", "query");
+    same_type(q, k, "MultiHeadAttention");
+    same_type(q, v, "MultiHeadAttention");
+    if (q.rank() != 3 || k.rank() != 3 || v.rank() != 3)
+      sdk::fail("MultiHeadAttention on CUDA: query, key and value must be 3-D");
+    const int64_t B = q.dims()[0], S = q.dims()[1], H = q.dims()[2], L = k.dims()[1];
+    if (k.dims()[0] != B || v.dims()[0] != B || k.dims()[2] != H || v.dims()[2] != H ||
+        v.dims()[1] != L)
+      sdk::fail("MultiHeadAttention on CUDA: key " + shape_text(k) + " and value " +
+                shape_text(v) + " must be [batch, L, hidden] as query " + shape_text(q));
+    if (H % heads) sdk::fail("MultiHeadAttention on CUDA: hidden size not divisible by num_heads");
+    const int64_t N = heads, D = H / heads;
+    if (D > 128) sdk::fail("MultiHeadAttention on CUDA: head size " + std::to_string(D) + " is over 128");
+    if (static_cast<bool>(past_k) != static_cast<bool>(past_v))
+      sdk::fail("MultiHeadAttention on CUDA: past_key and past_value come together");
+    int64_t P = 0;
+    if (past_k) {
+      same_type(q, past_k, "MultiHeadAttention");
+      same_type(q, past_v, "MultiHeadAttention");
+      const std::vector<int64_t> pk = dims_of(past_k), pv = dims_of(past_v);
+      if (pk.size() != 4 || pk[0] != B || pk[1] != N || pk[3] != D || pv != pk)
+        sdk::fail("MultiHeadAttention on CUDA: past_key " + shape_text(past_k) + " / past_value " +
+                  shape_text(past_v) + " must be [batch, num_heads, past, head size]");
+      P = pk[2];
+    }
+    const int64_t T = P + L;
+    const TfhDataType type = q.dtype();
+    const size_t elem = type == TFH_TYPE_FLOAT16 ? 2 : 4;
+    const void *qp = q.raw(), *kp = k.raw(), *vp = v.raw();
+    if (bias) {  // [q bias, k bias, v bias], each added over its rows
+      same_type(q, bias, "MultiHeadAttention");
+      if (static_cast<int64_t>(bias.size()) != 3 * H)
+        sdk::fail("MultiHeadAttention on CUDA: bias has " + std::to_string(bias.size()) +
+                  " values, not " + std::to_string(3 * H));
+      const char* pb = static_cast<const char*>(bias.raw());
+      auto add_bias = [&](const void* x, int64_t rows, int64_t part) -> const void* {
+        void* out = ctx.scratch<char>(static_cast<size_t>(rows * H) * elem);
+        Broadcast bc;
+        bc.rank = 2;
+        bc.dims[0] = rows, bc.dims[1] = H;
+        bc.a_strides[0] = H, bc.a_strides[1] = 1;
+        bc.b_strides[0] = 0, bc.b_strides[1] = 1;
+        binary(type, BinaryOp::Add, x, pb + static_cast<size_t>(part * H) * elem, out, bc, st(s));
+        return out;
+      };
+      qp = add_bias(qp, B * S, 0);
+      kp = add_bias(kp, B * L, 1);
+      vp = add_bias(vp, B * L, 2);
+    }
+    const std::vector<int64_t> pdims{B, N, T, D};
+    const size_t present_bytes = static_cast<size_t>(B * N * T * D) * elem;
+    auto present = [&](size_t out) -> void* {
+      return ctx.num_outputs() > out && ctx.output_used(out) ? ctx.output(out, type, pdims).raw()
+                                                             : ctx.scratch<char>(present_bytes);
+    };
+    // present[b, n, t, d]: t < P from past[b, n, t, d], else the new x[b, t - P, n * D + d].
+    auto fill = [&](void* dst, const void* past, const void* fresh) {
+      StridedCopy c;
+      c.rank = 4;
+      const int64_t dst_strides[4] = {N * T * D, T * D, D, 1};
+      for (int d = 0; d < 4; ++d) c.dst_strides[d] = dst_strides[d];
+      if (P) {
+        const int64_t dims[4] = {B, N, P, D}, src[4] = {N * P * D, P * D, D, 1};
+        for (int d = 0; d < 4; ++d) c.dims[d] = dims[d], c.src_strides[d] = src[d];
+        strided_copy(elem, past, dst, c, st(s));
+      }
+      const int64_t dims[4] = {B, N, L, D}, src[4] = {L * H, D, H, 1};
+      for (int d = 0; d < 4; ++d) c.dims[d] = dims[d], c.src_strides[d] = src[d];
+      c.dst_offset = P * D;
+      strided_copy(elem, fresh, dst, c, st(s));
+    };
+    void* pk = present(1);
+    void* pv = present(2);
+    fill(pk, past_k ? past_k.raw() : nullptr, kp);
+    fill(pv, past_v ? past_v.raw() : nullptr, vp);
+    AttentionArgs a;
+    if (mask) {  // its format from its shape, as the CPU kernel reads it
+      if (mask.dtype() != TFH_TYPE_INT32)
+        sdk::fail("MultiHeadAttention on CUDA: the key_padding_mask must be int32");
+      const auto md = dims_of(mask);
+      if (md.size() == 1 && md[0] == B) a.mask_kind = MaskKind::Ends;
+      else if (md.size() == 1 && md[0] == 2 * B) a.mask_kind = MaskKind::EndsStarts;
+      else if (md == std::vector<int64_t>{B, T}) a.mask_kind = MaskKind::Raw2D;
+      else if (md == std::vector<int64_t>{B, S, T}) a.mask_kind = MaskKind::Raw3D;
+      else
+        sdk::fail("MultiHeadAttention on CUDA: key_padding_mask " + shape_text(mask) +
+                  " is not [B], [2B], [B, T] or [B, S, T] (B " + std::to_string(B) + ", S " +
+                  std::to_string(S) + ", T " + std::to_string(T) + ")");
+      a.mask = static_cast<const int32_t*>(mask.raw());
+    }
+    if (attn_bias) {
+      same_type(q, attn_bias, "MultiHeadAttention");
+      const auto d = dims_of(attn_bias);
+      if (d.size() != 4 || (d[0] != B && d[0] != 1) || (d[1] != N && d[1] != 1) || d[2] != S ||
+          d[3] != T)
+        sdk::fail("MultiHeadAttention on CUDA: attention_bias " + shape_text(attn_bias) +
+                  " is not [B or 1, num_heads or 1, S, T]");
+      a.attention_bias = attn_bias.raw();
+      a.bias_head_stride = d[1] == 1 ? 0 : S * T;
+      a.bias_batch_stride = d[0] == 1 ? 0 : d[1] * S * T;
+    }
+    OutputTensor y = ctx.output(0, type, std::vector<int64_t>{B, S, H});
+    a.type = type;
+    a.q = qp, a.q_token_stride = H;
+    a.k = pk, a.v = pv, a.out = y.raw();
+    a.batch = B, a.heads = N, a.seq = S, a.total = T, a.head_size = D;
+    a.causal = unidirectional, a.scale = scale, a.filter = filter;
+    if (S == 1) {
+      if (split_decode()) {
+        a.algo = AttentionArgs::Algo::SplitKeys;
+        a.workspace = ctx.scratch<float>(static_cast<size_t>(decode_split_workspace(B, N, T, D)));
+      }
+      decode_attention(a, st(s));
+    } else {
+      attention(a, st(s));
+    }
+  }
+};
+
 }  // namespace
 
 void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
@@ -1195,6 +1353,7 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(FastGelu, "com.microsoft", "FastGelu", "T=float,float16")
   TFH_CUDA_KERNEL(BiasGelu, "com.microsoft", "BiasGelu", "T=float,float16")
   TFH_CUDA_KERNEL(Attention, "com.microsoft", "Attention", "T=float,float16")
+  TFH_CUDA_KERNEL(MultiHeadAttention, "com.microsoft", "MultiHeadAttention", "T=float,float16")
 }
 
 }  // namespace tfh::kernels::cuda

@@ -2,6 +2,7 @@
 // cuBLASLt GEMM, com.microsoft.Attention end to end (its QKV GEMM included) and whole models on a
 // CUDA session. Skipped, with the reason, when this machine has no CUDA GPU.
 #include "cuda/kernel_test_util.h"
+#include "host/pipeline/pipeline.h"
 
 namespace tfh::kernels::cuda {
 namespace {
@@ -207,7 +208,9 @@ TEST_P(CudaSessions, FusedModelMatchesTheCpu) {
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   auto m = ir::Model::load(out);
   m->infer_shapes();
-  const runtime::KernelRegistry kernels;
+  plugin::Registry registry;  // the plugins' kernels too (bert's CUDA EmbedLayerNormalization)
+  pipeline::load_plugins(registry, {}, {TFH_TEST_PLUGIN_DIR});
+  const runtime::KernelRegistry kernels(registry);
   runtime::SessionOptions cpu_opts, gpu_opts;
   gpu_opts.device = TFH_DEVICE_CUDA;
   runtime::Session cpu(static_cast<const ir::Model&>(*m), kernels, cpu_opts),
@@ -215,7 +218,9 @@ TEST_P(CudaSessions, FusedModelMatchesTheCpu) {
   size_t on_gpu = 0;
   for (const auto& [node, name] : gpu.kernel_names()) on_gpu += name.find("tfhost.cuda.") == 0;
   EXPECT_GT(on_gpu, 4u) << "the fused ops should run on the GPU";
-  const plugin::Registry registry;
+  for (const auto& p : gpu.placements())  // but for shape arithmetic and views, all of it
+    EXPECT_NE(p.where, runtime::Session::Placement::Where::Cpu)
+        << p.node->op_type() << " node '" << p.node->name() << "' runs on the CPU: " << p.why;
   runtime::InputRequest req;
   req.batch = 2;
   req.sequence = 8;
@@ -238,6 +243,9 @@ INSTANTIATE_TEST_SUITE_P(
                       std::make_tuple("bert_tiny_opset14", "bert", true),
                       std::make_tuple("gpt2past_tiny_opset14", "gpt2", false),
                       std::make_tuple("gpt2past_tiny_opset14", "gpt2", true),
+                      // Hugging Face's past layout: MultiHeadAttention with past_key/past_value.
+                      std::make_tuple("gpt2hf_tiny_opset14_withpast", "gpt2", false),
+                      std::make_tuple("gpt2hf_tiny_opset14_withpast", "gpt2", true),
                       // Unfused (core cleanup only): what CUDA kernels refuse runs on the CPU.
                       std::make_tuple("bert_tiny_opset14", "core", false),
                       std::make_tuple("gpt2past_tiny_opset14", "core", false)));

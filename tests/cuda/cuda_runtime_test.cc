@@ -793,6 +793,59 @@ TEST_F(CudaRuntime, CudaGraphRefusedWhenARunCrossesSides) {
   EXPECT_EQ(on_cpu, 1u);
 }
 
+// MultiHeadAttention as the gpt2 plugin fuses Hugging Face's GPT-2 (query, key, value [B, S, H],
+// bias [3H], past_key/past_value [B, N, P, D], causal) and the other forms the CUDA kernel takes:
+// a prompt and single tokens over a past, every mask format, an attention bias, no past; fp32
+// and fp16 against the CPU kernel, present_key/present_value included.
+TEST_F(CudaRuntime, MultiHeadAttentionWithPastMaskAndBias) {
+  const int64_t B = 2, N = 2, D = 8, H = N * D;
+  struct Case {
+    int64_t S, P;
+    bool causal, bias;
+    int mask;  // 0 none, 1 [B, T] (row 1 left-padded), 2 [B] ends, 3 [B, S, T]
+    bool attention_bias;
+  };
+  for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16})
+    for (const Case& c : {Case{3, 4, true, true, 1, false}, Case{1, 5, true, true, 1, false},
+                          Case{1, 6, true, false, 2, false}, Case{4, 0, false, true, 3, true},
+                          Case{5, 0, true, false, 0, false}, Case{2, 3, false, true, 0, true}}) {
+      const int64_t T = c.P + c.S;
+      SCOPED_TRACE("S " + std::to_string(c.S) + ", P " + std::to_string(c.P) + ", mask " +
+                   std::to_string(c.mask) + (t == TFH_TYPE_FLOAT16 ? ", fp16" : ""));
+      std::vector<NodeIn> ins;
+      ins.push_back({"q", tensor(t, {B, c.S, H}, noise)});
+      ins.push_back({"k", tensor(t, {B, c.S, H}, [](size_t i) { return noise(i + 11); })});
+      ins.push_back({"v", tensor(t, {B, c.S, H}, [](size_t i) { return noise(i + 13); })});
+      if (c.bias) ins.push_back({"bias", tensor(t, {3 * H}, [](size_t i) { return noise(i + 5) * 0.3; }), true});
+      else ins.push_back({"", nullptr});
+      if (c.mask == 1)
+        ins.push_back({"mask", tensor(TFH_TYPE_INT32, {B, T}, [T](size_t i) {
+                         return i / T == 1 && i % T == 0 ? 0.0 : 1.0;
+                       })});
+      else if (c.mask == 2)
+        ins.push_back({"mask", tensor(TFH_TYPE_INT32, {B}, [T](size_t i) { return double(T - 2 * i); })});
+      else if (c.mask == 3)
+        ins.push_back({"mask", tensor(TFH_TYPE_INT32, {B, c.S, T}, [T](size_t i) {
+                         return (i % T) == (i / T) % T ? 0.0 : 1.0;
+                       })});
+      else
+        ins.push_back({"", nullptr});
+      if (c.attention_bias)
+        ins.push_back({"ab", tensor(t, {1, N, c.S, T}, [](size_t i) { return noise(i + 17); })});
+      else
+        ins.push_back({"", nullptr});
+      if (c.P) {
+        ins.push_back({"past_key", tensor(t, {B, N, c.P, D}, [](size_t i) { return noise(i + 19); })});
+        ins.push_back({"past_value", tensor(t, {B, N, c.P, D}, [](size_t i) { return noise(i + 23); })});
+      }
+      expect_same_on_gpu("MultiHeadAttention", "com.microsoft", ins, c.P ? 3 : 1,
+                         t == TFH_TYPE_FLOAT16 ? 2e-2 : 1e-4, [c](onnx::NodeProto* n) {
+                           int_attr("num_heads", 2)(n);
+                           if (c.causal) int_attr("unidirectional", 1)(n);
+                         });
+    }
+}
+
 // Attention with one past/present buffer (past_present_share_buffer): past_sequence_length read
 // on the device, the new rows written in place, masks [B, P + S] and fixed-width [B, M]; a
 // prompt (the prefill kernels) and single tokens (the decode kernel), fp32 and fp16, against
