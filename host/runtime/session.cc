@@ -199,8 +199,10 @@ struct Session::Impl {
   // Shape arithmetic (values the CPU computes from input shapes and constants alone, `shape_value`
   // per slot) that a GPU kernel reads: each distinct value is uploaded once and kept for the
   // session's life, so runs with the same shapes read the same device copy, without a copy
-  // mid-run, and a CUDA graph can read it at every replay. Per slot, at most kMaxShapeUploads
-  // values of at most kMaxShapeUploadBytes; others are copied per run.
+  // mid-run, and a CUDA graph can read it at every replay. Values of at most
+  // kMaxShapeUploadBytes, kShapeUploadBudget bytes in all (a session seeing many shapes: up to
+  // kMaxSeen shape sets); past that, values are copied per run (and a graph that would need one
+  // is refused).
   struct ShapeUpload {
     HostTensor host;                  // its type and dims, and `bytes` as its data
     std::vector<unsigned char> bytes;
@@ -209,7 +211,8 @@ struct Session::Impl {
   std::vector<char> shape_value;
   std::vector<char> feed_view;  // per slot: a graph input, or a view of one's bytes
   std::map<int, std::vector<std::unique_ptr<ShapeUpload>>> shape_uploads;
-  static constexpr size_t kMaxShapeUploads = 16, kMaxShapeUploadBytes = size_t(1) << 20;
+  static constexpr size_t kMaxShapeUploadBytes = size_t(1) << 20, kShapeUploadBudget = size_t(64) << 20;
+  size_t shape_upload_bytes = 0;
   const HostTensor* shape_upload(int k, const HostTensor& t);
   GraphStats graph_stats;
   std::vector<char> replayed;  // output slots whose bytes are a graph's, not the pool's
@@ -641,8 +644,8 @@ const HostTensor* Session::Impl::shape_upload(int k, const HostTensor& t) {
         (t.nbytes == 0 || std::memcmp(u->bytes.data(), t.data, t.nbytes) == 0))
       return &u->dev;
   // A new value: not while capturing (the copy would be captured from bytes that may change),
-  // and not past the limit (the caller copies it for this run, as any other crossing value).
-  if (capturing || uploads.size() >= kMaxShapeUploads) return nullptr;
+  // and not past the budget (the caller copies it for this run, as any other crossing value).
+  if (capturing || shape_upload_bytes + t.nbytes > kShapeUploadBudget) return nullptr;
   auto u = std::make_unique<ShapeUpload>();
   u->bytes.assign(static_cast<const unsigned char*>(t.data),
                   static_cast<const unsigned char*>(t.data) + t.nbytes);
@@ -652,6 +655,7 @@ const HostTensor* Session::Impl::shape_upload(int k, const HostTensor& t) {
   void* p = kernels::cuda::device_alloc(t.nbytes);
   u->dev.data = p;
   uploads.push_back(std::move(u));  // owned (and freed) by the session from here on
+  shape_upload_bytes += t.nbytes;
   // In stream order, from bytes the session keeps: no wait.
   kernels::cuda::copy_to_device(p, uploads.back()->bytes.data(), t.nbytes, stream);
   return &uploads.back()->dev;
