@@ -378,6 +378,15 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind)
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t s) {
+  // A copy between host and device while capturing is refused and spoils the capture: a replay
+  // would read or write the host bytes of the capture's time (tfhost's host memory is pageable,
+  // and may be gone), so tfhost must never capture one.
+  if (kind != cudaMemcpyDeviceToDevice)
+    if (tfh::emu::Capture* c = tfh::emu::capture_of(s)) {
+      c->invalidated = true;
+      g_last_reason = "a host/device copy on a stream being captured";
+      return g_last_error = cudaErrorStreamCaptureUnsupported;
+    }
   if (tfh::emu::record(s, [=] { cudaMemcpy(dst, src, bytes, kind); })) return cudaSuccess;
   return cudaMemcpy(dst, src, bytes, kind);
 }
