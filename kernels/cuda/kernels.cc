@@ -108,71 +108,87 @@ void unused(KernelContext& ctx, size_t i, const char* op, const char* what) {
     sdk::fail(std::string(op) + " on CUDA: output '" + what + "' is not supported");
 }
 
-// MatMul with a 2-D B (A's leading dims folded into rows), or batched: A [..., M, K] and
-// B [..., K, N] with the same leading dims (no broadcasting), one strided-batched cuBLASLt call.
-// Other shapes go to the CPU.
+// MatMul of A [..., M, K] and B [..., K, N], batch dims broadcast as NumPy does. A 2-D B (or one
+// whose batch dims are all 1) folds A's leading dims into rows: one GEMM. Equal batch dims: one
+// strided-batched cuBLASLt call. Other broadcasts: a GEMM per output matrix. 1-D operands run on
+// the CPU.
 struct MatMul {
   explicit MatMul(NodeView n) {
     if (!float_or_unknown(n.input(0))) refuse("MatMul on CUDA: not float/float16");
-    const ValueView a = n.input(0), b = n.num_inputs() > 1 ? n.input(1) : ValueView();
-    if (!b || b.rank() < 0 || b.rank() == 2) return;
-    // (A of unknown rank passes, as unknown dims do below: checked at run time.)
-    if (b.rank() < 2 || !a || (a.rank() >= 0 && a.rank() != b.rank()))
-      refuse("MatMul on CUDA: B is neither a 2-D matrix nor a batch of A's leading dims");
-    // Batch dims that differ, or a 1 against a dim not known to be 1 (a likely broadcast); dims
-    // unknown on both sides pass (unfused exports' reshaped Q/K/V) and are checked at run time.
-    const auto sa = a.shape(), sb = b.shape();
-    auto one = [](const Dim& d) { return d.known() && d.value == 1; };
-    for (size_t i = 0; i + 2 < sa.size(); ++i)
-      if (!same_dim(sa[i], sb[i]) &&
-          ((sa[i].known() && sb[i].known()) || one(sa[i]) || one(sb[i])))
-        refuse("MatMul on CUDA: broadcast batch dims");
+    for (size_t i = 0; i < 2; ++i)
+      if (n.num_inputs() > i && n.input(i) && n.input(i).rank() >= 0 && n.input(i).rank() < 2)
+        refuse("MatMul on CUDA: a 1-D operand");
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView a = ctx.required(0), b = ctx.required(1);
     need_float(a, "MatMul", "A");
     same_type(a, b, "MatMul");
-    if (b.rank() != 2) return batched(ctx, a, b, s);
-    if (a.rank() < 1) sdk::fail("MatMul on CUDA: A is a scalar");
-    const int64_t k = b.dims()[0], n = b.dims()[1];
-    std::vector<int64_t> out = dims_of(a);
-    if (out.back() != k) sdk::fail("MatMul on CUDA: A's last dimension is not B's first");
-    out.back() = n;
-    int64_t rows = 1;  // A's rows, also when K is 0
-    for (size_t i = 0; i + 1 < a.rank(); ++i) rows *= a.dims()[i];
-    OutputTensor y = ctx.output(0, a.dtype(), out);
-    if (rows == 0 || n == 0) return;
-    if (k == 0) {  // an empty sum: zeros
-      fill_zero(y.raw(), static_cast<size_t>(rows * n) * (a.dtype() == TFH_TYPE_FLOAT16 ? 2 : 4), s);
-      return;
-    }
-    lt().run(a.dtype(), rows, n, k, a.raw(), b.raw(), false, y.raw(), Epilogue::None, nullptr,
-             ctx.scratch<char>(LtGemm::kWorkspaceBytes), LtGemm::kWorkspaceBytes, st(s));
-  }
-  static void batched(KernelContext& ctx, const TensorView& a, const TensorView& b, void* s) {
-    const size_t r = b.rank();
-    if (r < 2 || a.rank() != r)
+    if (a.rank() < 2 || b.rank() < 2)
       sdk::fail("MatMul on CUDA: A " + shape_text(a) + " and B " + shape_text(b) +
-                " are neither a product with a 2-D B nor a batch of the same leading dims");
-    std::vector<int64_t> out = dims_of(a);
-    int64_t batch = 1;
-    for (size_t i = 0; i + 2 < r; ++i) {
-      if (a.dims()[i] != b.dims()[i])
+                ": 1-D operands are not supported");
+    const size_t ra = a.rank(), rb = b.rank(), r = std::max(ra, rb);
+    const int64_t m = a.dims()[ra - 2], k = a.dims()[ra - 1], n = b.dims()[rb - 1];
+    if (b.dims()[rb - 2] != k)
+      sdk::fail("MatMul on CUDA: A " + shape_text(a) + " and B " + shape_text(b) +
+                ": A's last dimension is not B's rows");
+    // Batch dims right-aligned: each operand's matrix stride per output batch dim (0 where it
+    // broadcasts).
+    const size_t nb = r - 2;
+    std::vector<int64_t> out(r), a_stride(nb, 0), b_stride(nb, 0);
+    bool b_ones = true;
+    int64_t sa = m * k, sb = k * n, batch = 1;
+    for (size_t i = nb; i-- > 0;) {
+      const size_t back = nb - 1 - i;  // 0 for the innermost batch dim
+      const int64_t da = back < ra - 2 ? a.dims()[ra - 3 - back] : 1;
+      const int64_t db = back < rb - 2 ? b.dims()[rb - 3 - back] : 1;
+      if (da != db && da != 1 && db != 1)
         sdk::fail("MatMul on CUDA: A " + shape_text(a) + " and B " + shape_text(b) +
-                  " differ in batch dims (broadcasting is not supported)");
-      batch *= a.dims()[i];
+                  ": batch dims do not broadcast");
+      out[i] = da == 1 ? db : da;
+      a_stride[i] = da == 1 ? 0 : sa;
+      b_stride[i] = db == 1 ? 0 : sb;
+      b_ones = b_ones && db == 1;
+      sa *= da;
+      sb *= db;
+      batch *= out[i];
     }
-    const int64_t m = a.dims()[r - 2], k = a.dims()[r - 1], n = b.dims()[r - 1];
-    if (b.dims()[r - 2] != k) sdk::fail("MatMul on CUDA: A's last dimension is not B's rows");
-    out.back() = n;
+    out[r - 2] = m, out[r - 1] = n;
     OutputTensor y = ctx.output(0, a.dtype(), out);
+    const size_t elem = a.dtype() == TFH_TYPE_FLOAT16 ? 2 : 4;
     if (batch == 0 || m == 0 || n == 0) return;
-    if (k == 0) {
-      fill_zero(y.raw(), static_cast<size_t>(batch * m * n) * (a.dtype() == TFH_TYPE_FLOAT16 ? 2 : 4), s);
+    if (k == 0) {  // an empty sum: zeros
+      fill_zero(y.raw(), static_cast<size_t>(batch * m * n) * elem, s);
       return;
     }
-    lt().run(a.dtype(), m, n, k, a.raw(), b.raw(), false, y.raw(), Epilogue::None, nullptr,
-             ctx.scratch<char>(LtGemm::kWorkspaceBytes), LtGemm::kWorkspaceBytes, st(s), batch);
+    void* ws = ctx.scratch<char>(LtGemm::kWorkspaceBytes);
+    if (b_ones) {  // one B for every matrix of A (then A has every batch dim): A's rows stacked
+      lt().run(a.dtype(), batch * m, n, k, a.raw(), b.raw(), false, y.raw(), Epilogue::None,
+               nullptr, ws, LtGemm::kWorkspaceBytes, st(s));
+      return;
+    }
+    bool same = true;  // no broadcast: one strided-batched call
+    for (size_t i = 0; i < nb; ++i) same = same && a_stride[i] != 0 && b_stride[i] != 0;
+    if (same) {
+      lt().run(a.dtype(), m, n, k, a.raw(), b.raw(), false, y.raw(), Epilogue::None, nullptr, ws,
+               LtGemm::kWorkspaceBytes, st(s), batch);
+      return;
+    }
+    // A broadcast (a 1 against a larger dim, on either side): a GEMM per output matrix.
+    const char* pa = static_cast<const char*>(a.raw());
+    const char* pb = static_cast<const char*>(b.raw());
+    char* py = static_cast<char*>(y.raw());
+    for (int64_t q = 0; q < batch; ++q) {
+      int64_t rest = q, oa = 0, ob = 0;
+      for (size_t i = nb; i-- > 0;) {
+        const int64_t c = rest % out[i];
+        rest /= out[i];
+        oa += c * a_stride[i];
+        ob += c * b_stride[i];
+      }
+      lt().run(a.dtype(), m, n, k, pa + static_cast<size_t>(oa) * elem,
+               pb + static_cast<size_t>(ob) * elem, false, py + static_cast<size_t>(q * m * n) * elem,
+               Epilogue::None, nullptr, ws, LtGemm::kWorkspaceBytes, st(s));
+    }
   }
 };
 

@@ -451,11 +451,15 @@ TEST_F(CudaRuntime, GemmWithBiasAndTransposedB) {
 
 // MatMul with a 2-D B: 2-D and 3-D A, B constant or fed, and an empty K, whose product is zeros;
 // then batched (unfused attention's Q K^T and P V): the same leading dims on both sides, one
-// strided-batched cuBLASLt product.
+// strided-batched cuBLASLt product; batch dims broadcast either way, and ranks that differ.
 TEST_F(CudaRuntime, MatMulWithAMatrixOrABatch) {
   for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16})
     for (auto [x, w] : {std::pair<Shape, Shape>{{2, 3, 5, 16}, {2, 3, 16, 7}},
-                        {{4, 1, 33}, {4, 33, 1}}, {{3, 2, 0}, {3, 0, 5}}, {{2, 0, 4}, {2, 4, 3}}}) {
+                        {{4, 1, 33}, {4, 33, 1}}, {{3, 2, 0}, {3, 0, 5}}, {{2, 0, 4}, {2, 4, 3}},
+                        // broadcast batch dims: B's all 1 (one GEMM), A's 1s, both, ranks differ
+                        {{2, 3, 5, 16}, {1, 1, 16, 7}}, {{1, 3, 5, 16}, {2, 3, 16, 7}},
+                        {{2, 1, 5, 16}, {1, 3, 16, 7}}, {{5, 16}, {4, 16, 7}},
+                        {{2, 3, 5, 16}, {3, 16, 7}}}) {
       SCOPED_TRACE(std::string(t == TFH_TYPE_FLOAT16 ? "float16 " : "float ") + "batched K " +
                    std::to_string(x.back()));
       std::vector<NodeIn> ins;
