@@ -1358,10 +1358,10 @@ std::vector<Session::Placement> Session::placements() const {
   std::vector<Placement> out;
   for (const Step& s : impl_->steps) {
     using W = Placement::Where;
-    const W where = s.on_cuda                                       ? W::Gpu
-                    : s.shape_math                                  ? W::ShapeArithmetic
-                    : s.passthrough == Step::Passthrough::View ? W::View
-                                                                    : W::Cpu;
+    W where = W::Cpu;
+    if (s.on_cuda) where = W::Gpu;
+    else if (s.shape_math) where = W::ShapeArithmetic;
+    else if (s.passthrough == Step::Passthrough::View) where = W::View;
     out.push_back({where, s.node, where == W::Cpu ? s.cpu_reason : std::string()});
   }
   return out;
