@@ -32,9 +32,11 @@ using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, int, uintptr_t, int
 // The heuristic assumes 256-byte aligned buffers unless told otherwise, and the algorithm it picks
 // may then need that alignment: the session's own buffers have it (cudaMalloc), a caller's device
 // tensor (IO binding) or a view into one may not. Plans are chosen for the alignment the pointers
-// really have, up to 256 bytes.
-int alignment(const void* p) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+// really have, up to 256 bytes; in a strided batch, the alignment every matrix of it has (the
+// first one's, and that of the stride between them).
+int alignment(const void* p, int64_t batch = 1, int64_t stride_bytes = 0) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (batch > 1) a |= static_cast<uintptr_t>(stride_bytes);
   int bytes = 1;
   while (bytes < 256 && (a & static_cast<uintptr_t>(bytes)) == 0) bytes *= 2;
   return bytes;
@@ -107,9 +109,11 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
   const bool has_bias = epilogue == Epilogue::Bias || epilogue == Epilogue::BiasGelu;
   if (has_bias && !bias) throw CudaError("gemm: the bias epilogue needs a bias");
   const cudaDataType_t dt = t == TFH_TYPE_FLOAT16 ? CUDA_R_16F : CUDA_R_32F;
+  const int64_t elem = t == TFH_TYPE_FLOAT16 ? 2 : 4;
   const Key key{static_cast<int>(t), m, n, k, b_transposed, static_cast<int>(epilogue),
                 reinterpret_cast<uintptr_t>(has_bias ? bias : nullptr), batch,
-                alignment(a), alignment(b), alignment(c)};
+                alignment(a, batch, m * k * elem), alignment(b, batch, k * n * elem),
+                alignment(c, batch, m * n * elem)};
   Plan* plan = nullptr;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);

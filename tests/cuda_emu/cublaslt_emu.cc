@@ -192,11 +192,18 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
                               const void* beta, const void* c, cublasLtMatrixLayout_t lc, void* d,
                               cublasLtMatrixLayout_t ld, const cublasLtMatmulAlgo_t* algo, void*, size_t,
                               cudaStream_t stream) {
-  // Without an algorithm cuBLASLt runs its own heuristic for these very pointers.
+  // Without an algorithm cuBLASLt runs its own heuristic for these very pointers. Every matrix
+  // of a strided batch is checked, not only the first.
   const void* buffers[4] = {a, b, c, d};
-  for (int i = 0; algo && i < 4; ++i)
-    if (algo->data[i] > 1 && reinterpret_cast<uintptr_t>(buffers[i]) % algo->data[i] != 0)
-      return CUBLAS_STATUS_INVALID_VALUE;
+  const tfh::emu::Layout* layouts[4] = {layout(la), layout(lb), layout(lc), layout(ld)};
+  for (int i = 0; algo && i < 4; ++i) {
+    const size_t elem = layouts[i]->type == CUDA_R_16F ? 2 : 4;
+    for (int32_t q = 0; q < layouts[i]->batch; ++q) {
+      const uintptr_t at = reinterpret_cast<uintptr_t>(buffers[i]) +
+                           static_cast<uintptr_t>(q * layouts[i]->stride) * elem;
+      if (algo->data[i] > 1 && at % algo->data[i] != 0) return CUBLAS_STATUS_INVALID_VALUE;
+    }
+  }
   // alpha and beta are host floats (the default pointer mode); the descriptors are the caller's
   // and stay alive (a captured product reads them at every replay, as a graph's node holds them).
   const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
