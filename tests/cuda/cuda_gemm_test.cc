@@ -246,6 +246,9 @@ INSTANTIATE_TEST_SUITE_P(
                       // Hugging Face's past layout: MultiHeadAttention with past_key/past_value.
                       std::make_tuple("gpt2hf_tiny_opset14_withpast", "gpt2", false),
                       std::make_tuple("gpt2hf_tiny_opset14_withpast", "gpt2", true),
+                      // Without past, and with a float mask.
+                      std::make_tuple("gpt2nopast_tiny_opset14", "gpt2", true),
+                      std::make_tuple("gpt2past_tiny_opset14_fmask", "gpt2", true),
                       // Unfused (core cleanup only): what CUDA kernels refuse runs on the CPU.
                       std::make_tuple("bert_tiny_opset14", "core", false),
                       std::make_tuple("gpt2past_tiny_opset14", "core", false)));
