@@ -10,6 +10,7 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -795,6 +796,43 @@ TEST_F(CudaRuntime, CudaGraphRefusedWhenARunCrossesSides) {
       EXPECT_FALSE(p.why.empty());
     }
   EXPECT_EQ(on_cpu, 1u);
+}
+
+// The shipped float16 configs (configs/*_fp16*.yaml, device: auto) run verify and benchmark on
+// the GPU when one is present and say so; verify passes. Their paths are made absolute, the
+// output goes to a temporary folder and the benchmark grid shrinks to one small point.
+TEST_F(CudaRuntime, Float16ConfigsRunOnTheGpu) {
+  size_t configs = 0;
+  for (const std::string& name : test::list_dir(TFH_SOURCE_DIR "/configs")) {
+    if (name.find("_fp16") == std::string::npos || name.size() < 5 ||
+        name.substr(name.size() - 5) != ".yaml")
+      continue;
+    SCOPED_TRACE(name);
+    ++configs;
+    TempDir tmp;
+    std::string text = test::read_file(std::string(TFH_SOURCE_DIR "/configs/") + name), out;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("benchmark:", 0) == 0)
+        line = line.find("past:") != std::string::npos
+                   ? "benchmark: {batch: [1], sequence: [1], past: [4], warmup: 1, iterations: 2, cuda_graph: true}"
+                   : "benchmark: {batch: [1], sequence: [8], warmup: 1, iterations: 2, cuda_graph: true}";
+      else if (line.rfind("output:", 0) == 0)
+        line = "output: " + (tmp / "out.onnx");
+      for (size_t at; (at = line.find("../models/")) != std::string::npos;)
+        line.replace(at, 3, std::string(TFH_SOURCE_DIR) + "/");
+      out += line + "\n";
+    }
+    test::write_file(tmp / name, out);
+    const auto r = test::run_command({TFH_TFHOST_EXE, "run", tmp / name});
+    const std::string all = r.out + r.err;
+    ASSERT_EQ(r.exit_code, 0) << all;
+    EXPECT_NE(all.find("device: auto: verify and benchmark run on the GPU"), std::string::npos) << all;
+    EXPECT_NE(all.find("verify: PASS"), std::string::npos) << all;
+    EXPECT_NE(all.find("CUDA graphs"), std::string::npos) << all;
+    EXPECT_TRUE(test::file_exists(tmp / "out.onnx"));
+  }
+  EXPECT_GE(configs, 3u);
 }
 
 // MultiHeadAttention as the gpt2 plugin fuses Hugging Face's GPT-2 (query, key, value [B, S, H],
