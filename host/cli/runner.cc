@@ -1,6 +1,7 @@
 #include "host/cli/runner.h"
 
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <fstream>
 
@@ -81,7 +82,11 @@ std::string ModelRunner::device_text() const {
   }
   const runtime::DeviceTraffic t = session_->device_traffic();
   d += ", values copied between CPU and GPU mid-run: " + std::to_string(t.copies);
-  if (t.copies) d += " (first: " + t.first + ")";
+  if (t.copies) {
+    char kb[32];
+    std::snprintf(kb, sizeof kb, "%.1f KB", static_cast<double>(t.bytes) / 1024.0);
+    d += std::string(" (") + kb + "; first: " + t.first + ")";
+  }
   return d;
 }
 

@@ -589,6 +589,7 @@ void StepContext::stage_inputs() {
       c.data = (want_dev ? *s_.dev_pool : s_.pool).acquire(t->nbytes);
       s_.mirrored[k] = 1;  // from here on the run's end gives it back, whatever happens
       // (A feed, or a view of one, read on the other side is the run's edge, not traffic.)
+      if (!s_.feed_view[k]) s_.traffic.bytes += t->nbytes;
       if (!s_.feed_view[k] && s_.traffic.copies++ == 0)
         s_.traffic.first = node_label(*step_.node) + " reads '" + s_.slots[k].value->name() +
                            "' on the " + (want_dev ? "GPU" : "CPU") + ", made on the " +

@@ -89,10 +89,10 @@ struct GraphStats {
 
 // What a CUDA session's last run copied between the CPU and the GPU mid-run (not the feeds and
 // outputs at its edges): values made on one side and read on the other, each counted once per
-// run, and the first of them described. Shape arithmetic the GPU reads is uploaded once per
+// run, their bytes, and the first of them described. Shape arithmetic the GPU reads is uploaded once per
 // distinct value and not counted; a replayed CUDA graph copies nothing.
 struct DeviceTraffic {
-  size_t copies = 0;
+  size_t copies = 0, bytes = 0;
   std::string first;
 };
 

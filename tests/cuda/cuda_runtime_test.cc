@@ -756,6 +756,7 @@ TEST_F(CudaRuntime, AHostInputMadeOnTheGpuIsDownloaded) {
       {"x", x.get()}, {"a", a.get()}, {"b", b.get()}};
   expect_close(gpu.run(feeds), cpu.run(feeds), 0, "Expand to [1, 3, 3]");
   EXPECT_EQ(gpu.device_traffic().copies, 1u);
+  EXPECT_EQ(gpu.device_traffic().bytes, 3 * sizeof(int64_t));
   EXPECT_NE(gpu.device_traffic().first.find("'shape' on the CPU, made on the GPU"), std::string::npos)
       << gpu.device_traffic().first;
 }
@@ -787,6 +788,7 @@ TEST_F(CudaRuntime, CudaGraphRefusedWhenARunCrossesSides) {
   EXPECT_NE(st.refused.find("floor"), std::string::npos) << st.refused;
   // The eager runs copy `a` down for Floor and `f` back up for add2; Floor says why it is on the CPU.
   EXPECT_EQ(gpu.device_traffic().copies, 2u);
+  EXPECT_EQ(gpu.device_traffic().bytes, 2 * 10 * sizeof(float));
   EXPECT_NE(gpu.device_traffic().first.find("floor"), std::string::npos) << gpu.device_traffic().first;
   size_t on_cpu = 0;
   for (const Session::Placement& p : gpu.placements())
