@@ -654,11 +654,15 @@ const HostTensor* Session::Impl::shape_upload(int k, const HostTensor& t) {
   u->host.data = u->bytes.data();
   u->dev.set_shape(t.type, t.dims);
   void* p = kernels::cuda::device_alloc(t.nbytes);
+  try {  // in stream order, from bytes the entry keeps: no wait
+    kernels::cuda::copy_to_device(p, u->bytes.data(), t.nbytes, stream);
+  } catch (...) {
+    kernels::cuda::device_free(p);
+    throw;
+  }
   u->dev.data = p;
   uploads.push_back(std::move(u));  // owned (and freed) by the session from here on
   shape_upload_bytes += t.nbytes;
-  // In stream order, from bytes the session keeps: no wait.
-  kernels::cuda::copy_to_device(p, uploads.back()->bytes.data(), t.nbytes, stream);
   return &uploads.back()->dev;
 #else
   (void)k;
@@ -811,7 +815,16 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
           if (opts.release_consumed_constants) s.release_if_consumed(node, i);
         }
     }
-    if (step.on_cuda) step.host_inputs = step.kernel->host_inputs;
+    if (step.on_cuda) {
+      // Inputs are staged for the chosen kernel's host_inputs: a kernel it may hand the node on
+      // to (run_next_kernel) must read them from the same sides.
+      step.host_inputs = step.kernel->host_inputs;
+      std::vector<const KernelCandidate*> same_sides;
+      for (const KernelCandidate* c : step.next)
+        if (c->host_inputs == step.host_inputs) same_sides.push_back(c);
+      step.next = same_sides;
+      step.next_states.assign(step.next.size(), nullptr);
+    }
     s.steps.push_back(std::move(step));
   }
   for (const ir::Value* v : g.outputs())

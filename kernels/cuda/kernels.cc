@@ -166,8 +166,9 @@ struct MatMul {
                nullptr, ws, LtGemm::kWorkspaceBytes, st(s));
       return;
     }
-    bool same = true;  // no broadcast: one strided-batched call
-    for (size_t i = 0; i < nb; ++i) same = same && a_stride[i] != 0 && b_stride[i] != 0;
+    bool same = true;  // no broadcast (a 1 on both sides is none): one strided-batched call
+    for (size_t i = 0; i < nb; ++i)
+      same = same && (out[i] == 1 || (a_stride[i] != 0 && b_stride[i] != 0));
     if (same) {
       lt().run(a.dtype(), m, n, k, a.raw(), b.raw(), false, y.raw(), Epilogue::None, nullptr, ws,
                LtGemm::kWorkspaceBytes, st(s), batch);
@@ -284,9 +285,12 @@ void refuse_over_rank_6(NodeView n, const char* op) {
       refuse(std::string(op) + " on CUDA: rank over 6");
 }
 
-// Add, Sub, Mul, Div on float, float16, int32 or int64; Pow on float and float16.
+// Add, Sub, Mul, Div on float, float16, int32 or int64; Pow on float and float16. An integer Div
+// runs here only with a constant divisor without zeros (the CPU's kernel reports a division by
+// zero, which a GPU kernel could only report after the fact).
 template <BinaryOp Op>
 struct Binary {
+  bool divisor_checked = false;  // Div: input 1 is a constant with no zero
   explicit Binary(NodeView n) {
     if (Op == BinaryOp::Pow ? !float_or_unknown(n.input(0)) : !numeric_or_unknown(n.input(0)))
       refuse("element-wise on CUDA: element type");
@@ -295,10 +299,23 @@ struct Binary {
     if (ta != TFH_TYPE_UNDEFINED && tb != TFH_TYPE_UNDEFINED && ta != tb)
       refuse("element-wise on CUDA: inputs of two types");  // (Pow's exponent may differ)
     refuse_over_rank_6(n, "element-wise");
+    if (Op == BinaryOp::Div) {
+      const TensorView d = n.num_inputs() > 1 && n.input(1) ? n.input(1).constant() : TensorView();
+      if (d && (d.dtype() == TFH_TYPE_INT32 || d.dtype() == TFH_TYPE_INT64)) {
+        divisor_checked = true;
+        for (size_t i = 0; i < d.size(); ++i)
+          divisor_checked = divisor_checked && d.at(i).value_or(0) != 0;
+      }
+      if ((ta == TFH_TYPE_INT32 || ta == TFH_TYPE_INT64) && !divisor_checked)
+        refuse("Div on CUDA: an integer divisor that is not a constant without zeros");
+    }
   }
   void compute(KernelContext& ctx, void* s) {
     TensorView a = ctx.required(0), b = ctx.required(1);
     if (Op == BinaryOp::Pow) need_float(a, "Pow", "A");
+    if (Op == BinaryOp::Div && (a.dtype() == TFH_TYPE_INT32 || a.dtype() == TFH_TYPE_INT64) &&
+        !divisor_checked)
+      sdk::fail("Div on CUDA: an integer divisor that is not a constant without zeros");
     same_type(a, b, "element-wise op");
     std::vector<int64_t> out;
     const Broadcast bc = broadcast_of(a, b, out, "element-wise");
@@ -1164,6 +1181,13 @@ struct MultiHeadAttention {
       refuse("MultiHeadAttention on CUDA: attention_bias is not 4-D");
     if ((n.num_inputs() > 8 && n.input(8)) || (n.num_inputs() > 9 && n.input(9)))
       refuse("MultiHeadAttention on CUDA: past_sequence_length and cache_indirection run on the CPU");
+    // Shapes compute() would refuse, when they are known now: the CPU runs them instead.
+    const std::vector<Dim> q = n.input(0).shape(), v = n.input(2).shape();
+    if (q.size() == 3 && q[2].known()) {
+      if (q[2].value / heads > 128) refuse("MultiHeadAttention on CUDA: head size over 128");
+      if (v.size() == 3 && v[2].known() && v[2].value != q[2].value)
+        refuse("MultiHeadAttention on CUDA: value's hidden size differs from the query's");
+    }
     if (n.num_outputs() > 3 && n.output(3)) refuse("MultiHeadAttention on CUDA: the qk output");
   }
   void compute(KernelContext& ctx, void* s) {

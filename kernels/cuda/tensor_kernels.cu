@@ -79,15 +79,18 @@ __device__ __forceinline__ float apply(BinaryOp op, float a, float b) {
   }
 }
 
-// Integers: exact, in their own type; Div truncates toward zero (C's division), and a zero
-// divisor gives 0 rather than whatever the hardware makes of it.
+// Integers: exact, in their own type, wrapping as the CPU's kernels do; Div truncates toward
+// zero (C's division), the lowest value over -1 wraps to itself, and a zero divisor (which the
+// caller rules out: Div runs here with a constant divisor without zeros) gives 0.
 template <typename I>
 __device__ __forceinline__ I apply_int(BinaryOp op, I a, I b) {
+  using U = typename std::make_unsigned<I>::type;
   switch (op) {
-    case BinaryOp::Add: return static_cast<I>(a + b);
-    case BinaryOp::Sub: return static_cast<I>(a - b);
-    case BinaryOp::Mul: return static_cast<I>(a * b);
-    default: return b == 0 ? I(0) : static_cast<I>(a / b);
+    case BinaryOp::Add: return static_cast<I>(static_cast<U>(a) + static_cast<U>(b));
+    case BinaryOp::Sub: return static_cast<I>(static_cast<U>(a) - static_cast<U>(b));
+    case BinaryOp::Mul: return static_cast<I>(static_cast<U>(a) * static_cast<U>(b));
+    default:
+      return b == 0 ? I(0) : b == -1 ? static_cast<I>(U(0) - static_cast<U>(a)) : static_cast<I>(a / b);
   }
 }
 // y[i] = a[ia] op b[ib]: floating types computed in float, integers in their own type.
@@ -181,15 +184,21 @@ __global__ void cumsum_kernel(const T* x, T* y, int64_t outer, int64_t len, int6
   }
 }
 
-// Calls f(T()) for float, float16, int32 and int64 (and bool when `with_bool`); false otherwise.
-template <typename F>
-bool by_numeric_type(TfhDataType t, bool with_bool, F&& f) {
+// Calls f(T()) for float, float16, int32 and int64 (and bool when WithBool; f is then not even
+// instantiated for bool otherwise); false for the other types.
+template <bool WithBool, typename F>
+bool by_numeric_type(TfhDataType t, F&& f) {
   switch (t) {
     case TFH_TYPE_FLOAT: f(float()); return true;
     case TFH_TYPE_FLOAT16: f(__half()); return true;
     case TFH_TYPE_INT32: f(int32_t()); return true;
     case TFH_TYPE_INT64: f(int64_t()); return true;
-    case TFH_TYPE_BOOL: if (!with_bool) return false; f(bool()); return true;
+    case TFH_TYPE_BOOL:
+      if constexpr (WithBool) {
+        f(bool());
+        return true;
+      }
+      return false;
     default: return false;
   }
 }
@@ -409,7 +418,7 @@ void binary(TfhDataType t, BinaryOp op, const void* a, const void* b, void* y,
   }
   if (op == BinaryOp::Pow && t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16)
     throw CudaError("binary: Pow on type " + std::to_string(static_cast<int>(t)) + " (float and float16 only)");
-  const bool known = by_numeric_type(t, false, [&](auto v) {
+  const bool known = by_numeric_type<false>(t, [&](auto v) {
     using T = decltype(v);
     if (same)
       TFH_LAUNCH(blocks_for(n), kThreads, 0, s, binary_same_kernel<T>)(
@@ -428,7 +437,9 @@ void compare(TfhDataType t, CompareOp op, const void* a, const void* b, bool* y,
   int64_t n = 1;
   for (int d = 0; d < bc.rank; ++d) n *= bc.dims[d];
   if (n == 0) return;
-  const bool known = by_numeric_type(t, op == CompareOp::Equal, [&](auto v) {
+  if (t == TFH_TYPE_BOOL && op != CompareOp::Equal)
+    throw CudaError("compare: only Equal takes bool tensors");
+  const bool known = by_numeric_type<true>(t, [&](auto v) {
     using T = decltype(v);
     TFH_LAUNCH(blocks_for(n), kThreads, 0, s, compare_kernel<T>)(
         op, static_cast<const T*>(a), static_cast<const T*>(b), y, n, bc);
@@ -446,7 +457,7 @@ void logical_not(const bool* x, bool* y, int64_t n, cudaStream_t s) {
 void cumsum(TfhDataType t, const void* x, void* y, int64_t outer, int64_t len, int64_t inner,
             bool exclusive, bool reverse, cudaStream_t s) {
   if (outer * len * inner == 0) return;
-  const bool known = by_numeric_type(t, false, [&](auto v) {
+  const bool known = by_numeric_type<false>(t, [&](auto v) {
     using T = decltype(v);
     TFH_LAUNCH(blocks_for(outer * inner), kThreads, 0, s, cumsum_kernel<T>)(
         static_cast<const T*>(x), static_cast<T*>(y), outer, len, inner, exclusive, reverse);

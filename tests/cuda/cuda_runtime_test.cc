@@ -182,17 +182,25 @@ TEST_F(CudaRuntime, BroadcastingArithmetic) {
 }
 
 // Integer arithmetic (unfused exports compute position ids and masks in int32/int64): exact,
-// Div truncating toward zero, with negative values and broadcasting.
+// Div truncating toward zero, with negative values, -1 divisors and broadcasting. An integer Div
+// runs on the GPU only with a constant divisor without zeros (the CPU's kernel reports a
+// division by zero); with a fed divisor it runs on the CPU.
 TEST_F(CudaRuntime, IntegerArithmetic) {
   const auto signed_ints = [](size_t i) { return static_cast<double>(static_cast<int64_t>(i * 37 % 101) - 50); };
-  const auto divisors = [](size_t i) { return static_cast<double>(i % 2 ? 3 + i % 5 : -2 - i % 7); };
+  const auto divisors = [](size_t i) { return static_cast<double>(i % 2 ? 3 + i % 5 : -1 - i % 7); };
   for (const char* op : {"Add", "Sub", "Mul", "Div"})
     for (TfhDataType t : {TFH_TYPE_INT32, TFH_TYPE_INT64}) {
       SCOPED_TRACE(std::string(op) + (t == TFH_TYPE_INT32 ? " int32" : " int64"));
-      expect_same_on_gpu(op, "", two(tensor(t, {2, 3, 4}, signed_ints), tensor(t, {3, 1}, divisors)),
-                         1, 0);
-      expect_same_on_gpu(op, "", two(tensor(t, {6}, signed_ints), tensor(t, {6}, divisors)), 1, 0);
+      const bool constant = std::string(op) == "Div";
+      for (auto [a, b] : {std::pair<Shape, Shape>{{2, 3, 4}, {3, 1}}, {{6}, {6}}}) {
+        std::vector<NodeIn> ins = one("a", tensor(t, a, signed_ints));
+        ins.push_back({"b", tensor(t, b, divisors), constant});
+        expect_same_on_gpu(op, "", ins, 1, 0);
+      }
     }
+  std::vector<NodeIn> fed = one("a", tensor(TFH_TYPE_INT64, {6}, signed_ints));
+  fed.push_back({"b", tensor(TFH_TYPE_INT64, {6}, divisors)});
+  expect_same_on_gpu("Div", "", fed, 1, 0, {}, "tfhost.cpu.");
 }
 
 // Comparisons (bool out, broadcasting), Not, and CumSum's four modes on both axes.
@@ -888,6 +896,12 @@ TEST_F(CudaRuntime, MultiHeadAttentionWithPastMaskAndBias) {
                            if (c.causal) int_attr("unidirectional", 1)(n);
                          });
     }
+  // A head size over 128, known when the session is planned: the CPU runs it.
+  std::vector<NodeIn> wide = one("q", tensor(TFH_TYPE_FLOAT, {1, 2, 256}, noise));
+  wide.push_back({"k", tensor(TFH_TYPE_FLOAT, {1, 2, 256}, noise)});
+  wide.push_back({"v", tensor(TFH_TYPE_FLOAT, {1, 2, 256}, noise)});
+  expect_same_on_gpu("MultiHeadAttention", "com.microsoft", wide, 1, 1e-4,
+                     [](onnx::NodeProto* n) { int_attr("num_heads", 1)(n); }, "tfhost.cpu.");
 }
 
 // Attention with one past/present buffer (past_present_share_buffer): past_sequence_length read
