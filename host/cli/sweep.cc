@@ -60,6 +60,10 @@ std::vector<SweepRow> sweep(const plugin::Registry& registry,
             line << "benchmark [" << done << "/" << total << "] " << row.model << " batch " << b
                  << " sequence " << s << " past " << p << ": " << std::fixed
                  << std::setprecision(2) << row.latency.mean << " ms";
+            const runtime::DeviceTraffic t = sessions[k]->device_traffic();
+            if (t.copies)  // (only a CUDA session copies mid-run)
+              line << " (" << t.copies << " values copied between CPU and GPU per run; first: "
+                   << t.first << ")";
             if (tty) {
               const int width = 24, filled = static_cast<int>(width * done / total);
               *progress << "\r[" << std::string(filled, '#') << std::string(width - filled, '.')

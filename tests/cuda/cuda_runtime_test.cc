@@ -806,6 +806,22 @@ TEST_F(CudaRuntime, CudaGraphRefusedWhenARunCrossesSides) {
       EXPECT_FALSE(p.why.empty());
     }
   EXPECT_EQ(on_cpu, 1u);
+  // perf and benchmark say so too.
+  const std::string path = tmp / "m.onnx";
+  const auto perf = test::run_command({TFH_TFHOST_EXE, "perf", "-m", path, "--use_gpu", "-b", "2",
+                                       "-s", "5", "--samples", "2", "--warmup", "1"});
+  ASSERT_EQ(perf.exit_code, 0) << perf.out << perf.err;
+  EXPECT_NE(perf.out.find("values copied between CPU and GPU mid-run: 2 ("), std::string::npos)
+      << perf.out;
+  const auto bench = test::run_command(
+      {TFH_TFHOST_EXE, "benchmark", "--model", path, "--optimized_model", path, "--use_gpu",
+       "--batch_sizes", "2", "--sequence_lengths", "5", "--samples", "2", "--warmup", "1",
+       "--result_csv", tmp / "b.csv", "--result_json", tmp / "b.json"});
+  ASSERT_EQ(bench.exit_code, 0) << bench.out << bench.err;
+  EXPECT_NE((bench.out + bench.err)
+                .find("2 values copied between CPU and GPU per run; first: node 'floor'"),
+            std::string::npos)
+      << bench.out << bench.err;
 }
 
 // The shipped float16 configs (configs/*_fp16*.yaml, device: auto) run verify and benchmark on
