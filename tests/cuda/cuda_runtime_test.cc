@@ -50,6 +50,15 @@ std::unique_ptr<HostTensor> tensor(TfhDataType type, const Shape& dims,
 }
 double noise(size_t i) { return std::sin(0.7 * static_cast<double>(i) + 0.3) * 1.5; }
 
+// Element i of a counting fill (0..250 repeated), and an exact int64 tensor (INT64_MAX has no
+// double, so not through tensor()).
+double counting(size_t i) { return static_cast<double>(i % 251); }
+std::unique_ptr<HostTensor> ints(const std::vector<int64_t>& v) {
+  auto t = make_tensor(TFH_TYPE_INT64, {static_cast<int64_t>(v.size())});
+  std::memcpy(t->storage.get(), v.data(), v.size() * sizeof(int64_t));
+  return t;
+}
+
 struct NodeIn {
   std::string name;
   std::unique_ptr<HostTensor> t;
@@ -319,7 +328,6 @@ TEST_F(CudaRuntime, TransposeAndConcat) {
       for (int64_t v : p) a->add_ints(v);
     };
   };
-  const auto counting = [](size_t i) { return static_cast<double>(i % 251); };
   expect_same_on_gpu("Transpose", "", one("x", tensor(TFH_TYPE_FLOAT, {2, 3, 4}, counting)), 1, 0, perm({1, 0, 2}));
   expect_same_on_gpu("Transpose", "", one("x", tensor(TFH_TYPE_FLOAT16, {2, 3, 4, 5}, counting)), 1, 0, perm({0, 2, 1, 3}));
   expect_same_on_gpu("Transpose", "", one("x", tensor(TFH_TYPE_INT64, {3, 7}, counting)), 1, 0);  // reversed
@@ -352,12 +360,6 @@ TEST_F(CudaRuntime, WhereWithBroadcasting) {
 // Slice and Expand read their constant parameters when the kernel is made: forward and backward
 // steps, negative and out-of-range bounds, several axes; Expand both ways.
 TEST_F(CudaRuntime, SliceAndExpandWithConstantParameters) {
-  const auto counting = [](size_t i) { return static_cast<double>(i % 251); };
-  const auto ints = [](const std::vector<int64_t>& v) {  // exact (INT64_MAX has no double)
-    auto t = make_tensor(TFH_TYPE_INT64, {static_cast<int64_t>(v.size())});
-    std::memcpy(t->storage.get(), v.data(), v.size() * sizeof(int64_t));
-    return t;
-  };
   struct Case { Shape x; std::vector<int64_t> starts, ends, axes, steps; };
   const std::vector<Case> cases = {
       {{4, 10}, {1, 2}, {3, 9}, {0, 1}, {1, 3}},
@@ -388,12 +390,6 @@ TEST_F(CudaRuntime, SliceAndExpandWithConstantParameters) {
 // the kernels' host inputs (TfhKernelDesc::host_inputs), read at each run: Expand's shape,
 // Slice's starts/ends/axes/steps, Split's sizes and CumSum's axis, fed here as graph inputs.
 TEST_F(CudaRuntime, ParametersReadOnTheHostAtRunTime) {
-  const auto counting = [](size_t i) { return static_cast<double>(i % 251); };
-  const auto ints = [](const std::vector<int64_t>& v) {
-    auto t = make_tensor(TFH_TYPE_INT64, {static_cast<int64_t>(v.size())});
-    std::memcpy(t->storage.get(), v.data(), v.size() * sizeof(int64_t));
-    return t;
-  };
   {
     std::vector<NodeIn> ins = one("x", tensor(TFH_TYPE_FLOAT, {3, 1}, counting));
     ins.push_back({"shape", ints({2, 3, 4})});
@@ -422,12 +418,6 @@ TEST_F(CudaRuntime, ParametersReadOnTheHostAtRunTime) {
 // Split: sizes from the attribute (opset 11), a constant input (13) or equal parts that do not
 // divide (18's num_outputs: the last part shorter), a negative axis, an empty part.
 TEST_F(CudaRuntime, SplitIntoSlabs) {
-  const auto counting = [](size_t i) { return static_cast<double>(i % 251); };
-  const auto ints = [](const std::vector<int64_t>& v) {
-    auto t = make_tensor(TFH_TYPE_INT64, {static_cast<int64_t>(v.size())});
-    std::memcpy(t->storage.get(), v.data(), v.size() * sizeof(int64_t));
-    return t;
-  };
   expect_same_on_gpu("Split", "", one("x", tensor(TFH_TYPE_FLOAT, {2, 9, 3}, counting)), 3, 0,
                      [](onnx::NodeProto* n) {
                        int_attr("axis", 1)(n);
