@@ -981,6 +981,53 @@ bool split_decode() {
   return split;
 }
 
+// What Attention and MultiHeadAttention share about masks and attention biases.
+// Plan time: only int32 masks of 1 to 3 dimensions and a 4-D attention_bias run here (the
+// runtime otherwise places the node on the CPU).
+void refuse_unsupported_mask(const std::string& op, const ValueView& mask, const ValueView& bias) {
+  if (mask && ((mask.rank() >= 0 && (mask.rank() < 1 || mask.rank() > 3)) ||
+               (mask.elem_type() != TFH_TYPE_UNDEFINED && mask.elem_type() != TFH_TYPE_INT32)))
+    refuse(op + " on CUDA: only int32 masks of 1 to 3 dimensions");
+  if (bias && bias.rank() >= 0 && bias.rank() != 4) refuse(op + " on CUDA: attention_bias is not 4-D");
+}
+
+// The mask's format from its shape, as the CPU kernels read it: [B] ends, [2B] ends and starts,
+// [B, T] or [B, S, T]. With a shared past/present buffer of M rows (M > 0) the number of keys is
+// known only on the device: a 2-D/3-D mask may then be any width from S to M (`*width`; keys past
+// it count as masked).
+MaskKind mask_kind_of(const std::string& what, const TensorView& mask, int64_t B, int64_t S,
+                      int64_t T, int64_t M, int64_t* width) {
+  if (mask.dtype() != TFH_TYPE_INT32) sdk::fail(what + " must be int32");
+  const auto md = dims_of(mask);
+  *width = 0;
+  if (md.size() == 1 && md[0] == B) return MaskKind::Ends;
+  if (md.size() == 1 && md[0] == 2 * B) return MaskKind::EndsStarts;
+  if (M && md.size() == 2 && md[0] == B && md[1] >= S && md[1] <= M)
+    return *width = md[1], MaskKind::Raw2D;
+  if (M && md.size() == 3 && md[0] == B && md[1] == S && md[2] >= S && md[2] <= M)
+    return *width = md[2], MaskKind::Raw3D;
+  if (!M && md == std::vector<int64_t>{B, T}) return MaskKind::Raw2D;
+  if (!M && md == std::vector<int64_t>{B, S, T}) return MaskKind::Raw3D;
+  sdk::fail(what + " " + shape_text(mask) + " is not [B], [2B], [B, T] or [B, S, T] (B " +
+            std::to_string(B) + ", S " + std::to_string(S) + ", T " +
+            (M ? "up to " + std::to_string(M) : std::to_string(T)) + ")");
+}
+
+// attention_bias [B or 1, N or 1, S, T]: its element strides per batch and per head (0 where
+// it broadcasts).
+struct BiasStrides {
+  int64_t batch = 0, head = 0;
+};
+BiasStrides attention_bias_strides(const std::string& op, const TensorView& bias, const TensorView& like,
+                                   int64_t B, int64_t N, int64_t S, int64_t T) {
+  same_type(like, bias, op.c_str());
+  const auto d = dims_of(bias);
+  if (d.size() != 4 || (d[0] != B && d[0] != 1) || (d[1] != N && d[1] != 1) || d[2] != S || d[3] != T)
+    sdk::fail(op + " on CUDA: attention_bias " + shape_text(bias) +
+              " is not [B or 1, num_heads or 1, S, T]");
+  return {d[0] == 1 ? 0 : d[1] * S * T, d[1] == 1 ? 0 : S * T};
+}
+
 // com.microsoft.Attention: packed QKV weights, every int32 mask format, past/present,
 // unidirectional, an attention bias; past_present_share_buffer with past_sequence_length read on
 // the device (present takes the past's buffer over when the runtime can hand it, else a device
@@ -1001,14 +1048,8 @@ struct Attention {
     if (!n.attr_ints("qkv_hidden_sizes", {}).empty())
       sdk::fail("Attention on CUDA: qkv_hidden_sizes is not supported yet");
     if (n.attr_int("do_rotary", 0) != 0) sdk::fail("Attention on CUDA: do_rotary is not supported");
-    if (n.num_inputs() > 3 && n.input(3)) {
-      const ValueView m = n.input(3);
-      if ((m.rank() >= 0 && (m.rank() < 1 || m.rank() > 3)) ||
-          (m.elem_type() != TFH_TYPE_UNDEFINED && m.elem_type() != TFH_TYPE_INT32))
-        refuse("Attention on CUDA: only int32 masks of 1 to 3 dimensions");
-    }
-    if (n.num_inputs() > 5 && n.input(5) && n.input(5).rank() >= 0 && n.input(5).rank() != 4)
-      refuse("Attention on CUDA: attention_bias is not 4-D");
+    refuse_unsupported_mask("Attention", n.num_inputs() > 3 ? n.input(3) : ValueView(),
+                            n.num_inputs() > 5 ? n.input(5) : ValueView());
     const bool has_past = n.num_inputs() > 4 && n.input(4);
     if (share_buffer && has_past) {
       // The shared buffer's past length is read on the device as int32; its attention bias
@@ -1066,38 +1107,12 @@ struct Attention {
         past_len_dev = static_cast<const int32_t*>(psl.raw());
       }
     }
-    // The mask's format from its shape, as the CPU kernel reads it. With a shared buffer the
-    // number of keys (P + S) is known only on the device: a 2-D/3-D mask may be any width up to
-    // M, and keys past its width count as masked.
-    MaskKind kind = MaskKind::None;
     const int64_t T = P + S;
     int64_t mask_width = 0;
-    if (mask) {
-      const auto md = dims_of(mask);
-      if (mask.dtype() != TFH_TYPE_INT32) sdk::fail("Attention on CUDA: the mask must be int32");
-      if (md.size() == 1 && md[0] == B) kind = MaskKind::Ends;
-      else if (md.size() == 1 && md[0] == 2 * B) kind = MaskKind::EndsStarts;
-      else if (M && md.size() == 2 && md[0] == B && md[1] >= S && md[1] <= M)
-        kind = MaskKind::Raw2D, mask_width = md[1];
-      else if (M && md.size() == 3 && md[0] == B && md[1] == S && md[2] >= S && md[2] <= M)
-        kind = MaskKind::Raw3D, mask_width = md[2];
-      else if (!M && md == std::vector<int64_t>{B, T}) kind = MaskKind::Raw2D;
-      else if (!M && md == std::vector<int64_t>{B, S, T}) kind = MaskKind::Raw3D;
-      else
-        sdk::fail("Attention on CUDA: mask " + shape_text(mask) +
-                  " is not [B], [2B], [B, T] or [B, S, T] (B " + std::to_string(B) + ", S " +
-                  std::to_string(S) + ", T " + (M ? "up to " + std::to_string(M) : std::to_string(T)) + ")");
-    }
+    const MaskKind kind =
+        mask ? mask_kind_of("Attention on CUDA: the mask", mask, B, S, T, M, &mask_width) : MaskKind::None;
     TensorView attn_bias = ctx.input(5);
     if (attn_bias && M) sdk::fail("Attention on CUDA: attention_bias with a shared past/present buffer");
-    if (attn_bias) {
-      same_type(x, attn_bias, "Attention");
-      const auto d = dims_of(attn_bias);
-      if (d.size() != 4 || (d[0] != B && d[0] != 1) || (d[1] != heads && d[1] != 1) || d[2] != S ||
-          d[3] != T)
-        sdk::fail("Attention on CUDA: attention_bias " + shape_text(attn_bias) +
-                  " is not [B or 1, num_heads or 1, S, T]");
-    }
     const size_t elem = x.dtype() == TFH_TYPE_FLOAT16 ? 2 : 4;
     OutputTensor y = ctx.output(0, x.dtype(), std::vector<int64_t>{B, S, W / 3});
     void* present = nullptr;
@@ -1121,10 +1136,9 @@ struct Attention {
     a.mask = mask ? static_cast<const int32_t*>(mask.raw()) : nullptr;
     a.mask_kind = kind;
     if (attn_bias) {
-      const auto d = dims_of(attn_bias);
+      const BiasStrides bs = attention_bias_strides("Attention", attn_bias, x, B, heads, S, T);
       a.attention_bias = attn_bias.raw();
-      a.bias_head_stride = d[1] == 1 ? 0 : S * T;
-      a.bias_batch_stride = d[0] == 1 ? 0 : d[1] * S * T;
+      a.bias_batch_stride = bs.batch, a.bias_head_stride = bs.head;
     }
     a.past = past && !M ? past.raw() : nullptr;
     a.present = present, a.out = y.raw();
@@ -1171,14 +1185,8 @@ struct MultiHeadAttention {
       if (n.input(i).rank() >= 0 && n.input(i).rank() != 3)
         refuse("MultiHeadAttention on CUDA: query, key and value must be 3-D");
     }
-    if (n.num_inputs() > 4 && n.input(4)) {
-      const ValueView m = n.input(4);
-      if ((m.rank() >= 0 && (m.rank() < 1 || m.rank() > 3)) ||
-          (m.elem_type() != TFH_TYPE_UNDEFINED && m.elem_type() != TFH_TYPE_INT32))
-        refuse("MultiHeadAttention on CUDA: only int32 masks of 1 to 3 dimensions");
-    }
-    if (n.num_inputs() > 5 && n.input(5) && n.input(5).rank() >= 0 && n.input(5).rank() != 4)
-      refuse("MultiHeadAttention on CUDA: attention_bias is not 4-D");
+    refuse_unsupported_mask("MultiHeadAttention", n.num_inputs() > 4 ? n.input(4) : ValueView(),
+                            n.num_inputs() > 5 ? n.input(5) : ValueView());
     if ((n.num_inputs() > 8 && n.input(8)) || (n.num_inputs() > 9 && n.input(9)))
       refuse("MultiHeadAttention on CUDA: past_sequence_length and cache_indirection run on the CPU");
     // Shapes compute() would refuse, when they are known now: the CPU runs them instead.
@@ -1270,30 +1278,15 @@ struct MultiHeadAttention {
     fill(pk, past_k ? past_k.raw() : nullptr, kp);
     fill(pv, past_v ? past_v.raw() : nullptr, vp);
     AttentionArgs a;
-    if (mask) {  // its format from its shape, as the CPU kernel reads it
-      if (mask.dtype() != TFH_TYPE_INT32)
-        sdk::fail("MultiHeadAttention on CUDA: the key_padding_mask must be int32");
-      const auto md = dims_of(mask);
-      if (md.size() == 1 && md[0] == B) a.mask_kind = MaskKind::Ends;
-      else if (md.size() == 1 && md[0] == 2 * B) a.mask_kind = MaskKind::EndsStarts;
-      else if (md == std::vector<int64_t>{B, T}) a.mask_kind = MaskKind::Raw2D;
-      else if (md == std::vector<int64_t>{B, S, T}) a.mask_kind = MaskKind::Raw3D;
-      else
-        sdk::fail("MultiHeadAttention on CUDA: key_padding_mask " + shape_text(mask) +
-                  " is not [B], [2B], [B, T] or [B, S, T] (B " + std::to_string(B) + ", S " +
-                  std::to_string(S) + ", T " + std::to_string(T) + ")");
+    if (mask) {
+      int64_t width = 0;  // (no shared buffer: always 0)
+      a.mask_kind = mask_kind_of("MultiHeadAttention on CUDA: key_padding_mask", mask, B, S, T, 0, &width);
       a.mask = static_cast<const int32_t*>(mask.raw());
     }
     if (attn_bias) {
-      same_type(q, attn_bias, "MultiHeadAttention");
-      const auto d = dims_of(attn_bias);
-      if (d.size() != 4 || (d[0] != B && d[0] != 1) || (d[1] != N && d[1] != 1) || d[2] != S ||
-          d[3] != T)
-        sdk::fail("MultiHeadAttention on CUDA: attention_bias " + shape_text(attn_bias) +
-                  " is not [B or 1, num_heads or 1, S, T]");
+      const BiasStrides bs = attention_bias_strides("MultiHeadAttention", attn_bias, q, B, N, S, T);
       a.attention_bias = attn_bias.raw();
-      a.bias_head_stride = d[1] == 1 ? 0 : S * T;
-      a.bias_batch_stride = d[0] == 1 ? 0 : d[1] * S * T;
+      a.bias_batch_stride = bs.batch, a.bias_head_stride = bs.head;
     }
     OutputTensor y = ctx.output(0, type, std::vector<int64_t>{B, S, H});
     a.type = type;
