@@ -78,7 +78,7 @@ std::string ModelRunner::device_text() const {
     const runtime::GraphStats g = session_->graph_stats();
     d += ", CUDA graphs: " + std::to_string(g.captured) + " captured, " +
          std::to_string(g.replays) + " replayed runs";
-    if (!g.refused.empty()) d += " (not capturable: " + g.refused + ")";
+    if (!g.refused.empty()) d += " (" + g.refusal_text() + ")";
   }
   const runtime::DeviceTraffic t = session_->device_traffic();
   d += ", values copied between CPU and GPU mid-run: " + std::to_string(t.copies);

@@ -122,8 +122,12 @@ std::string node_label(const ir::Node& n) {
 }
 
 // Why a run could not be captured into a CUDA graph (the session then runs eagerly).
+// `shapes_only`: these input shapes alone (a shape-arithmetic value a GPU kernel reads, too
+// large to keep on the GPU); other shapes may still be captured.
 struct GraphRefused : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  explicit GraphRefused(const std::string& why, bool shapes_only = false)
+      : std::runtime_error(why), shapes_only(shapes_only) {}
+  bool shapes_only;
 };
 
 }  // namespace
@@ -185,6 +189,7 @@ struct Session::Impl {
   // into, the executable graph once captured, and where it leaves the outputs.
   struct Graph {  // made the second time its shapes come (the first run was eager)
     void* exec = nullptr;
+    bool refused = false;  // these shapes could not be captured: they run eagerly (no buffers)
     std::map<int, HostTensor> inputs;  // slot -> its device buffer
     std::map<int, std::shared_ptr<void>> input_memory;  // owns each input buffer
     std::vector<HostTensor> outputs;   // per graph output: its device bytes (pool blocks)
@@ -579,11 +584,13 @@ void StepContext::stage_inputs() {
       }
     }
     if (!s_.mirrored[k]) {
-      // A graph replays device work only: a value crossing sides mid-run cannot be in one.
+      // A graph replays device work only: a value crossing sides mid-run cannot be in one. (A
+      // shape value that shape_upload declined is too large for these shapes only.)
       if (s_.capturing)
         throw GraphRefused(node_label(*step_.node) + " reads '" + s_.slots[k].value->name() +
-                           "' on the " + (want_dev ? "GPU" : "CPU") + ", made on the " +
-                           (want_dev ? "CPU" : "GPU"));
+                               "' on the " + (want_dev ? "GPU" : "CPU") + ", made on the " +
+                               (want_dev ? "CPU" : "GPU"),
+                           want_dev && s_.shape_value[k]);
       HostTensor& c = s_.mirror[k];
       c.set_shape(t->type, t->dims);
       c.data = (want_dev ? *s_.dev_pool : s_.pool).acquire(t->nbytes);
@@ -921,14 +928,15 @@ Session::Impl::Graph* Session::Impl::graph_for(const std::vector<std::pair<int, 
     key.insert(key.end(), d.begin(), d.end());
   }
   auto it = graphs.find(key);
-  if (it != graphs.end()) return it->second.get();
+  if (it != graphs.end()) return it->second->refused ? nullptr : it->second.get();
   // Shapes seen once run eagerly without a graph (the warm-up: constants uploaded, GEMMs
   // planned, the pool grown); a graph, with its own input buffers, is made when they come again.
   if (seen_once.insert(key).second) {
     if (seen_once.size() > kMaxSeen) seen_once.clear();  // (bounded: each shape new, say)
     return nullptr;
   }
-  if (graphs.size() >= kMaxGraphs) return nullptr;  // many shapes: those beyond run eagerly
+  // Many shapes: those beyond run eagerly. (Refused shapes count: they are bounded too.)
+  if (graphs.size() >= kMaxGraphs) return nullptr;
   auto g = std::make_unique<Graph>();
 #ifdef TFH_HAVE_CUDA
   for (const auto& [k, f] : sorted) {
@@ -1163,7 +1171,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
 
   // A CUDA graph for these shapes (captured on their second run, replayed after that).
   Graph* g = nullptr;
-  if (s.cuda && s.opts.cuda_graph && !s.opts.profile && s.graph_stats.refused.empty())
+  if (s.cuda && s.opts.cuda_graph && !s.opts.profile && !s.graph_stats.refused_for_good)
     g = s.graph_for(bound);
   // A graph that hands a donated input's buffer out as an output writes that buffer on every
   // run: when the caller still holds an earlier output made of it and feeds something else,
@@ -1258,11 +1266,13 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
   } catch (const std::exception& e) {
 #ifdef TFH_HAVE_CUDA
     // Not capturable (a value crossing sides, or CUDA refusing an operation while capturing):
-    // remember why, and run these inputs (and every later run) eagerly. Any other error is the
-    // run's own: the capture is dropped and the error goes to the caller.
+    // remember why, and run these inputs eagerly, and every later run (or, when only these
+    // shapes are at fault, every later run of them). Any other error is the run's own: the
+    // capture is dropped and the error goes to the caller.
     const std::string why = e.what();
-    const bool refused = dynamic_cast<const GraphRefused*>(&e) ||
-                         why.find("captur") != std::string::npos;
+    const auto* graph_refused = dynamic_cast<const GraphRefused*>(&e);
+    const bool refused = graph_refused || why.find("captur") != std::string::npos;
+    const bool shapes_only = graph_refused && graph_refused->shapes_only;
     if (capture) {
       kernels::cuda::graph_abort(s.stream);
       s.capturing = false;
@@ -1273,9 +1283,18 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
     }
     if (capture && refused) {
       s.abandon_run();
-      s.graph_stats.refused = why.empty() ? "a CUDA graph could not be captured" : why;
-      s.graphs.clear();
-      s.seen_once.clear();
+      if (shapes_only) {  // these shapes run eagerly from now on; the graph's buffers go
+        if (s.graph_stats.refused.empty()) s.graph_stats.refused = why;
+        ++s.graph_stats.refused_shapes;
+        g->refused = true;
+        g->inputs.clear();
+        g->input_memory.clear();
+      } else {
+        s.graph_stats.refused = why.empty() ? "a CUDA graph could not be captured" : why;
+        s.graph_stats.refused_for_good = true;
+        s.graphs.clear();
+        s.seen_once.clear();
+      }
       for (size_t k = 0; k < s.slots.size(); ++k)
         if (s.slots[k].kind != SlotKind::Constant) s.live[k] = nullptr;
       run(self, feeds, outputs_on_device, host_out, dev_out);
@@ -1338,6 +1357,13 @@ void Session::synchronize() {
 }
 
 GraphStats Session::graph_stats() const { return impl_->graph_stats; }
+
+std::string GraphStats::refusal_text() const {
+  if (refused.empty()) return "";
+  if (refused_for_good) return "not capturable: " + refused;
+  return std::to_string(refused_shapes) + " input shape set" + (refused_shapes == 1 ? "" : "s") +
+         " not capturable: " + refused;
+}
 DeviceTraffic Session::device_traffic() const { return impl_->traffic; }
 
 size_t Session::pool_bytes() const { return impl_->pool.total(); }

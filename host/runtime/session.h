@@ -45,8 +45,8 @@ struct SessionOptions {
   // runs eagerly (uploading constants, planning GEMMs, growing the pool), the second captures the
   // device work into a graph and launches it, later ones only copy the inputs in and replay it.
   // A model that moves values between host and device mid-run cannot be captured: the session
-  // then runs eagerly and graph_stats().refused says which node made it so. Ignored with
-  // `profile` (per-node times need eager runs).
+  // then runs eagerly and graph_stats().refused says which node made it so (see GraphStats for
+  // refusals of one set of shapes only). Ignored with `profile` (per-node times need eager runs).
   bool cuda_graph = false;
 };
 
@@ -80,11 +80,20 @@ struct Feed {
   bool donate = false;
 };
 
-// What a session with options.cuda_graph did: graphs captured, runs that replayed one, and why
-// it stopped capturing (empty while it has not).
+// What a session with options.cuda_graph did: graphs captured, runs that replayed one, and why a
+// capture was refused (the first reason; empty while none was). A refusal is for good when the
+// model itself crosses between CPU and GPU mid-run (every shape would); it holds for one set of
+// input shapes when only those shapes need something a graph cannot hold (a shape-arithmetic
+// value too large to keep on the GPU, say): `refused_shapes` counts those, which run eagerly
+// while other shapes keep their graphs.
 struct GraphStats {
   size_t captured = 0, replays = 0;
   std::string refused;
+  bool refused_for_good = false;
+  size_t refused_shapes = 0;
+  // "" without a refusal, else "not capturable: <why>" or "<n> input shape set(s) not
+  // capturable: <why>" (for the CLI's reports).
+  std::string refusal_text() const;
 };
 
 // What a CUDA session's last run copied between the CPU and the GPU mid-run (not the feeds and

@@ -814,6 +814,62 @@ TEST_F(CudaRuntime, CudaGraphRefusedWhenARunCrossesSides) {
       << bench.out << bench.err;
 }
 
+// y = x + ConstantOfShape(Shape(x)): the constant is shape arithmetic, made on the CPU and kept
+// on the GPU once per shape, up to 1 MiB a value. A row of 300000 floats is larger: those shapes
+// copy it up on every run, so their capture is refused; rows of 16 or 32 are still captured and
+// replayed, before and after.
+TEST_F(CudaRuntime, CudaGraphRefusedForOneSetOfShapesOnly) {
+  onnx::ModelProto m = new_model();
+  onnx::GraphProto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {1, -1});
+  add_node(g, "Shape", {"x"}, {"s"}, "shape");
+  onnx::NodeProto* cos = add_node(g, "ConstantOfShape", {"s"}, {"c"}, "fill");
+  auto* value = cos->add_attribute();
+  value->set_name("value");
+  value->set_type(onnx::AttributeProto::TENSOR);
+  *value->mutable_t() = float_tensor("v", {1}, {0.5f});
+  add_node(g, "Add", {"x", "c"}, {"y"}, "add");
+  g.add_output()->set_name("y");
+  TempDir tmp;
+  write_model(m, tmp / "m.onnx");
+  auto model = ir::Model::load(tmp / "m.onnx");
+  model->infer_shapes();
+  const KernelRegistry kernels;
+  SessionOptions o;
+  o.device = TFH_DEVICE_CUDA;
+  o.cuda_graph = true;
+  Session gpu(static_cast<const ir::Model&>(*model), kernels, o);
+  Session cpu(static_cast<const ir::Model&>(*model), kernels);
+  int rep = 0;
+  auto run = [&](int64_t n) {
+    auto x = tensor(TFH_TYPE_FLOAT, {1, n}, [rep](size_t i) { return noise(i + rep); });
+    expect_close(gpu.run({{"x", x.get()}}), cpu.run({{"x", x.get()}}), 1e-6,
+                 "run " + std::to_string(rep) + ", n " + std::to_string(n));
+    ++rep;
+  };
+  run(16), run(16);  // captured on the second run
+  EXPECT_EQ(gpu.graph_stats().captured, 1u);
+  EXPECT_EQ(gpu.device_traffic().copies, 0u);
+  run(300000), run(300000);  // the capture of these shapes is refused: eager, and correct
+  GraphStats st = gpu.graph_stats();
+  EXPECT_EQ(st.captured, 1u);
+  EXPECT_EQ(st.refused_shapes, 1u);
+  EXPECT_FALSE(st.refused_for_good);
+  EXPECT_NE(st.refused.find("'add'"), std::string::npos) << st.refused;
+  EXPECT_EQ(st.refusal_text().rfind("1 input shape set not capturable: ", 0), 0u) << st.refusal_text();
+  run(300000);  // eager again, without another try
+  EXPECT_EQ(gpu.device_traffic().copies, 1u);
+  EXPECT_EQ(gpu.graph_stats().refused_shapes, 1u);
+  EXPECT_EQ(gpu.graph_stats().replays, 0u);
+  run(16);  // the earlier graph replays
+  EXPECT_EQ(gpu.graph_stats().replays, 1u);
+  run(32), run(32);  // and new shapes are still captured
+  st = gpu.graph_stats();
+  EXPECT_EQ(st.captured, 2u);
+  EXPECT_EQ(st.replays, 1u);
+  EXPECT_EQ(gpu.device_traffic().copies, 0u);
+}
+
 // The shipped float16 configs (configs/*_fp16*.yaml, device: auto) run verify and benchmark on
 // the GPU when one is present and say so; verify passes. Their paths are made absolute, the
 // output goes to a temporary folder and the benchmark grid shrinks to one small point.
