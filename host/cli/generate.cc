@@ -297,6 +297,7 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
   if (so.cuda_graph) {
     const runtime::GraphStats st = session.graph_stats();
     line << "; CUDA graphs: " << st.captured << " captured, " << st.replays << " replays";
+    if (st.captured) line << " (" << st.nodes << " GPU operations a step)";
     if (!st.refused.empty()) line << " (" << st.refusal_text() << ")";
   }
   std::cerr << line.str() << "\n";

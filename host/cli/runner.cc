@@ -78,6 +78,7 @@ std::string ModelRunner::device_text() const {
     const runtime::GraphStats g = session_->graph_stats();
     d += ", CUDA graphs: " + std::to_string(g.captured) + " captured, " +
          std::to_string(g.replays) + " replayed runs";
+    if (g.captured) d += " (" + std::to_string(g.nodes) + " GPU operations in a run)";
     if (!g.refused.empty()) d += " (" + g.refusal_text() + ")";
   }
   const runtime::DeviceTraffic t = session_->device_traffic();

@@ -1249,7 +1249,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
           throw GraphRefused("output '" + v->name() + "' is made on the CPU");
       }
       s.capturing = false;
-      g->exec = kernels::cuda::graph_end(s.stream);
+      g->exec = kernels::cuda::graph_end(s.stream, &s.graph_stats.nodes);
       g->outputs.resize(self.outputs_.size());
       g->output_alias.assign(self.outputs_.size(), -1);
       for (size_t i = 0; i < self.outputs_.size(); ++i) {

@@ -88,6 +88,7 @@ struct Feed {
 // while other shapes keep their graphs.
 struct GraphStats {
   size_t captured = 0, replays = 0;
+  size_t nodes = 0;  // operations (kernels, copies, fills) in the graph captured last
   std::string refused;
   bool refused_for_good = false;
   size_t refused_shapes = 0;

@@ -123,7 +123,8 @@ enum class MaskKind { None, Raw2D, Ends, EndsStarts, Raw3D };
 
 // Scaled dot-product attention over heads, fused (tiled, online softmax: no S x T score matrix in
 // global memory). Q: [B, S, N, D] rows of the packed QKV (q_stride between tokens); K and V:
-// [B, N, T, D] (the present cache layout: past then new). mask: see MaskKind; attention_bias: an
+// [B, N, T, D] (the present cache layout: past then new), or with kv_token_stride set, rows of
+// tokens at any strides (the packed QKV itself, when no cache is kept). mask: see MaskKind; attention_bias: an
 // additive [B or 1, N or 1, S, T] bias of the data type (strides 0 where broadcast); causal: query
 // i (position past + i) sees keys up to past + i. Output [B, S, N, D].
 struct AttentionArgs {
@@ -132,6 +133,10 @@ struct AttentionArgs {
   int64_t q_token_stride = 0;  // elements between consecutive tokens of Q (N * D when unpacked)
   const void* k = nullptr;
   const void* v = nullptr;
+  // K and V element (b, h, key, d) at b * kv_batch_stride + h * kv_head_stride + key *
+  // kv_token_stride + d; kv_token_stride 0: the cache layout [B, N, rows, D]. (Not with a
+  // shared buffer.)
+  int64_t kv_token_stride = 0, kv_head_stride = 0, kv_batch_stride = 0;
   void* out = nullptr;  // [B, S, N * D]
   const int32_t* mask = nullptr;
   MaskKind mask_kind = MaskKind::None;
@@ -189,7 +194,8 @@ class LtGemm;
 // com.microsoft.Attention on the device, as the CPU kernel computes it: qkv = x @ W + bias
 // (cuBLASLt, bias epilogue), present = past ++ new K/V, then the fused attention (or the decode
 // kernel for one new token), output [B, S, N * D]. `mask`: any MaskKind over T = P + S keys.
-// Scratch: qkv (B * S * 3 * N * D elements of t). Present is always written (the cache).
+// Scratch: qkv (B * S * 3 * N * D elements of t). Without a past and with present null (no
+// present output wanted) the attention reads K and V where the QKV GEMM left them: no copy.
 struct AttentionOpArgs {
   TfhDataType type = TFH_TYPE_FLOAT;
   const void* x = nullptr;        // [B, S, H]
@@ -200,7 +206,7 @@ struct AttentionOpArgs {
   const void* attention_bias = nullptr;  // [B or 1, N or 1, S, P + S] or null
   int64_t bias_batch_stride = 0, bias_head_stride = 0;
   const void* past = nullptr;     // [2, B, N, P, D] or null
-  void* present = nullptr;        // [2, B, N, P + S, D]
+  void* present = nullptr;        // [2, B, N, P + S, D]; may be null without a past
   // The shared buffer (past_present_share_buffer): present is [2, B, N, cache_rows, D] and
   // already holds the past (past is not read); past_len_dev (device int32) gives P.
   int64_t cache_rows = 0;

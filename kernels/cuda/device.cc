@@ -76,9 +76,13 @@ void graph_begin(void* stream) {
   check(cudaStreamBeginCapture(static_cast<cudaStream_t>(stream), cudaStreamCaptureModeRelaxed),
         "cudaStreamBeginCapture");
 }
-void* graph_end(void* stream) {
+void* graph_end(void* stream, size_t* nodes) {
   cudaGraph_t graph = nullptr;
   check(cudaStreamEndCapture(static_cast<cudaStream_t>(stream), &graph), "cudaStreamEndCapture");
+  if (nodes && cudaGraphGetNodes(graph, nullptr, nodes) != cudaSuccess) {
+    *nodes = 0;  // (a count for reports only)
+    cudaGetLastError();
+  }
   cudaGraphExec_t exec = nullptr;
   const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
   cudaGraphDestroy(graph);

@@ -28,10 +28,11 @@ void* device_alloc_async(size_t bytes, void* stream);
 void device_free_async(void* p, void* stream) noexcept;
 
 // CUDA graphs: capture everything launched on `stream` between graph_begin and graph_end (which
-// returns an executable graph), replay it with graph_launch. graph_abort ends a capture that
-// failed and drops what it recorded (and clears CUDA's last error).
+// returns an executable graph and, in `*nodes`, how many operations it holds: kernels, copies,
+// fills), replay it with graph_launch. graph_abort ends a capture that failed and drops what it
+// recorded (and clears CUDA's last error).
 void graph_begin(void* stream);
-void* graph_end(void* stream);
+void* graph_end(void* stream, size_t* nodes = nullptr);
 void graph_abort(void* stream) noexcept;
 void graph_launch(void* exec, void* stream);
 void graph_destroy(void* exec) noexcept;

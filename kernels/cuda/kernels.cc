@@ -1126,9 +1126,11 @@ struct Attention {
       }
     } else {
       const std::vector<int64_t> pdims{2, B, heads, P + S, D};
-      present = ctx.num_outputs() > 1 && ctx.output_used(1)
-                    ? ctx.output(1, x.dtype(), pdims).raw()
-                    : ctx.scratch<char>(static_cast<size_t>(2 * B * heads * (P + S) * D) * elem);
+      // Without a past, and no present wanted (BERT), the attention reads K and V in place.
+      if (ctx.num_outputs() > 1 && ctx.output_used(1))
+        present = ctx.output(1, x.dtype(), pdims).raw();
+      else if (past)
+        present = ctx.scratch<char>(static_cast<size_t>(2 * B * heads * (P + S) * D) * elem);
     }
     AttentionOpArgs a;
     a.type = x.dtype();
@@ -1273,11 +1275,19 @@ struct MultiHeadAttention {
       c.dst_offset = P * D;
       strided_copy(elem, fresh, dst, c, st(s));
     };
-    void* pk = present(1);
-    void* pv = present(2);
-    fill(pk, past_k ? past_k.raw() : nullptr, kp);
-    fill(pv, past_v ? past_v.raw() : nullptr, vp);
     AttentionArgs a;
+    const bool keep_cache = P || (ctx.num_outputs() > 1 && ctx.output_used(1)) ||
+                            (ctx.num_outputs() > 2 && ctx.output_used(2));
+    const void *ka = kp, *va = vp;
+    if (keep_cache) {
+      void* pk = present(1);
+      void* pv = present(2);
+      fill(pk, past_k ? past_k.raw() : nullptr, kp);
+      fill(pv, past_v ? past_v.raw() : nullptr, vp);
+      ka = pk, va = pv;
+    } else {  // no past, no present wanted: the attention reads key and value [B, L, N * D] as they are
+      a.kv_token_stride = H, a.kv_head_stride = D, a.kv_batch_stride = L * H;
+    }
     if (mask) {
       int64_t width = 0;  // (no shared buffer: always 0)
       a.mask_kind = mask_kind_of("MultiHeadAttention on CUDA: key_padding_mask", mask, B, S, T, 0, &width);
@@ -1291,7 +1301,7 @@ struct MultiHeadAttention {
     OutputTensor y = ctx.output(0, type, std::vector<int64_t>{B, S, H});
     a.type = type;
     a.q = qp, a.q_token_stride = H;
-    a.k = pk, a.v = pv, a.out = y.raw();
+    a.k = ka, a.v = va, a.out = y.raw();
     a.batch = B, a.heads = N, a.seq = S, a.total = T, a.head_size = D;
     a.causal = unidirectional, a.scale = scale, a.filter = filter;
     if (S == 1) {

@@ -183,6 +183,14 @@ __device__ __forceinline__ int64_t keys_of(const AttentionArgs& a) {
 __device__ __forceinline__ int64_t rows_of(const AttentionArgs& a) {
   return a.cache_rows ? a.cache_rows : a.total;
 }
+// Where (b, h)'s keys start in K and V, and the elements from one key to the next.
+__device__ __forceinline__ int64_t kv_start(const AttentionArgs& a, int64_t b, int64_t h) {
+  return a.kv_token_stride ? b * a.kv_batch_stride + h * a.kv_head_stride
+                           : (b * a.heads + h) * rows_of(a) * a.head_size;
+}
+__device__ __forceinline__ int64_t kv_step(const AttentionArgs& a) {
+  return a.kv_token_stride ? a.kv_token_stride : a.head_size;
+}
 
 // The tiled prefill kernel: kQueryTile queries per block; K and V tiles of kKeyTile keys in shared
 // memory; an online softmax (running max and sum, the output rescaled as the max grows): the
@@ -206,8 +214,9 @@ __global__ void attention_kernel(AttentionArgs a) {
   const int64_t i = blockIdx.y * int64_t(kQueryTile) + threadIdx.x / Split;  // query in [0, seq)
   const int d0 = static_cast<int>(threadIdx.x % Split) * Dh;  // this thread's first head dim
   const bool active = i < a.seq;
-  const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * rows_of(a) * D;
-  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * rows_of(a) * D;
+  const T* kc = static_cast<const T*>(a.k) + kv_start(a, b, h);
+  const T* vc = static_cast<const T*>(a.v) + kv_start(a, b, h);
+  const int64_t step = kv_step(a);
   const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
   float qr[Dh], o[Dh];
   const T* qp = static_cast<const T*>(a.q) + (b * a.seq + i) * a.q_token_stride + h * D;
@@ -221,8 +230,8 @@ __global__ void attention_kernel(AttentionArgs a) {
   for (int64_t t0 = 0; t0 < total; t0 += kKeyTile) {
     const int64_t n = min(int64_t(kKeyTile), total - t0);
     for (int64_t e = threadIdx.x; e < n * D; e += blockDim.x) {
-      ks[e / D][e % D] = ld(kc, (t0 + e / D) * D + e % D);
-      vs[e / D][e % D] = ld(vc, (t0 + e / D) * D + e % D);
+      ks[e / D][e % D] = ld(kc, (t0 + e / D) * step + e % D);
+      vs[e / D][e % D] = ld(vc, (t0 + e / D) * step + e % D);
     }
     __syncthreads();
     for (int64_t j = 0; j < n; ++j) {
@@ -271,8 +280,9 @@ __global__ void attention_warp_kernel(AttentionArgs a) {
   const int64_t i = warp % a.seq, bh = warp / a.seq, b = bh / a.heads, h = bh % a.heads;
   const int64_t D = a.head_size;
   const T* qp = static_cast<const T*>(a.q) + (b * a.seq + i) * a.q_token_stride + h * D;
-  const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * rows_of(a) * D;
-  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * rows_of(a) * D;
+  const T* kc = static_cast<const T*>(a.k) + kv_start(a, b, h);
+  const T* vc = static_cast<const T*>(a.v) + kv_start(a, b, h);
+  const int64_t step = kv_step(a);
   const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
   float q[4], o[4];
   for (int r = 0; r < 4; ++r) {
@@ -288,7 +298,7 @@ __global__ void attention_warp_kernel(AttentionArgs a) {
     float part = 0.f;
     for (int r = 0; r < 4; ++r) {
       const int64_t d = lane + 32 * r;
-      if (d < D) part += q[r] * ld(kc, key * D + d);
+      if (d < D) part += q[r] * ld(kc, key * step + d);
     }
     float sc = warp_reduce(part, SumOp());
     if (masked(a, total, b, i, key)) sc += a.filter;
@@ -299,7 +309,7 @@ __global__ void attention_warp_kernel(AttentionArgs a) {
     l = l * corr + p;
     for (int r = 0; r < 4; ++r) {
       const int64_t d = lane + 32 * r;
-      if (d < D) o[r] = o[r] * corr + p * ld(vc, key * D + d);
+      if (d < D) o[r] = o[r] * corr + p * ld(vc, key * step + d);
     }
     m = mn;
   }
@@ -321,7 +331,8 @@ __device__ void decode_softmax(const AttentionArgs& a, int64_t total, int64_t b,
                                float& l) {
   const int64_t D = a.head_size, past = total - 1;
   const T* qp = static_cast<const T*>(a.q) + b * a.q_token_stride + h * D;
-  const T* kc = static_cast<const T*>(a.k) + (b * a.heads + h) * rows_of(a) * D;
+  const T* kc = static_cast<const T*>(a.k) + kv_start(a, b, h);
+  const int64_t step = kv_step(a);
   const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
   for (int64_t d = threadIdx.x; d < D; d += blockDim.x) qs[d] = ld(qp, d) * scale;
   __syncthreads();
@@ -329,7 +340,7 @@ __device__ void decode_softmax(const AttentionArgs& a, int64_t total, int64_t b,
   for (int64_t t = threadIdx.x; t < n; t += blockDim.x) {
     const int64_t j = j0 + t;
     float v = 0.f;
-    for (int64_t d = 0; d < D; ++d) v += qs[d] * ld(kc, j * D + d);
+    for (int64_t d = 0; d < D; ++d) v += qs[d] * ld(kc, j * step + d);
     if (masked(a, total, b, 0, j)) v += a.filter;
     v += bias_at<T>(a, total, b, h, 0, j);
     if (a.causal && j > past) v += a.filter;
@@ -351,9 +362,10 @@ template <typename T>
 __device__ float decode_values(const AttentionArgs& a, int64_t b, int64_t h, const float* sc,
                                int64_t j0, int64_t n, int64_t d) {
   const int64_t D = a.head_size;
-  const T* vc = static_cast<const T*>(a.v) + (b * a.heads + h) * rows_of(a) * D;
+  const T* vc = static_cast<const T*>(a.v) + kv_start(a, b, h);
+  const int64_t step = kv_step(a);
   float o = 0.f;
-  for (int64_t t = 0; t < n; ++t) o += sc[t] * ld(vc, (j0 + t) * D + d);
+  for (int64_t t = 0; t < n; ++t) o += sc[t] * ld(vc, (j0 + t) * step + d);
   return o;
 }
 
@@ -429,6 +441,12 @@ void check_attention(const AttentionArgs& a, const char* what) {
   if (a.past_len && (a.cache_rows < a.seq || a.total != a.cache_rows))
     throw CudaError(std::string(what) + ": a shared buffer of " + std::to_string(a.cache_rows) +
                     " rows needs total == rows >= seq " + std::to_string(a.seq));
+  if (a.kv_token_stride && (a.kv_token_stride < a.head_size || a.kv_head_stride < 0 ||
+                            a.kv_batch_stride < 0 || a.cache_rows || a.past_len))
+    throw CudaError(std::string(what) + ": key/value strides (token " +
+                    std::to_string(a.kv_token_stride) + ", head " + std::to_string(a.kv_head_stride) +
+                    ", batch " + std::to_string(a.kv_batch_stride) +
+                    ") must hold a head's row, and not with a shared buffer");
 }
 
 template <typename T, int D, bool Exact = true>
@@ -631,15 +649,15 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
                   cudaStream_t s) {
   check_type(a.type, "attention_op");
   const int64_t W = 3 * a.heads * a.head_size, rows = a.batch * a.seq;
-  if (!a.x || !a.weights || !a.present || !a.out || !a.qkv_scratch)
+  const bool shared = a.past_len_dev != nullptr;
+  if (!a.x || !a.weights || !a.out || !a.qkv_scratch || (!a.present && (a.past || shared)))
     throw CudaError("attention_op: null tensor");
   gemm.run(a.type, rows, W, a.hidden, a.x, a.weights, false, a.qkv_scratch,
            a.bias ? Epilogue::Bias : Epilogue::None, a.bias, workspace, workspace_bytes, s);
-  const bool shared = a.past_len_dev != nullptr;
   if (shared)
     append_kv_to_cache(a.type, a.qkv_scratch, a.present, a.batch, a.seq, a.cache_rows,
                        a.past_len_dev, a.heads, a.head_size, s);
-  else
+  else if (a.present)
     split_kv_into_present(a.type, a.qkv_scratch, a.past, a.present, a.batch, a.seq, a.past_len,
                           a.heads, a.head_size, s);
   const size_t elem = a.type == TFH_TYPE_FLOAT16 ? 2 : 4;
@@ -649,8 +667,15 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
   args.type = a.type;
   args.q = a.qkv_scratch;
   args.q_token_stride = W;
-  args.k = a.present;
-  args.v = static_cast<char*>(a.present) + cache * elem;
+  if (a.present) {
+    args.k = a.present;
+    args.v = static_cast<char*>(a.present) + cache * elem;
+  } else {  // no cache: K and V straight from the packed QKV rows [B, S, 3, N, D]
+    const int64_t H = a.heads * a.head_size;
+    args.k = static_cast<const char*>(a.qkv_scratch) + H * elem;
+    args.v = static_cast<const char*>(a.qkv_scratch) + 2 * H * elem;
+    args.kv_token_stride = W, args.kv_head_stride = a.head_size, args.kv_batch_stride = a.seq * W;
+  }
   args.out = a.out;
   args.mask = a.mask;
   args.mask_kind = a.mask ? a.mask_kind : MaskKind::None;

@@ -212,6 +212,25 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
       sh.past_len = past_len.get();
       sh.mask_width = c.T;
       every_kernel(sh, dy3, "shared buffer, ");
+      // The same keys and values read in place from packed QKV rows [B, T, 3, N, D] (what the
+      // QKV GEMM leaves; no cache kept), the query part junk: strides instead of a copy.
+      const int64_t ND = c.N * c.D;
+      Floats packed(static_cast<size_t>(c.B * c.T * 3 * ND), 7.f);
+      for (int64_t b = 0; b < c.B; ++b)
+        for (int64_t n = 0; n < c.N; ++n)
+          for (int64_t t = 0; t < c.T; ++t)
+            for (int64_t d = 0; d < c.D; ++d) {
+              const int64_t from = ((b * c.N + n) * c.T + t) * c.D + d,
+                            to = (b * c.T + t) * 3 * ND + n * c.D + d;
+              packed[to + ND] = k[from], packed[to + 2 * ND] = v[from];
+            }
+      Dev dpacked(packed, elem), dy4(q.size(), elem);
+      const size_t part = static_cast<size_t>(ND) * (elem == F16 ? 2 : 4);
+      AttentionArgs tok = a;
+      tok.k = static_cast<const char*>(dpacked.get()) + part;
+      tok.v = static_cast<const char*>(dpacked.get()) + 2 * part;
+      tok.kv_token_stride = 3 * ND, tok.kv_head_stride = c.D, tok.kv_batch_stride = c.T * 3 * ND;
+      every_kernel(tok, dy4, "token strides, ");
     }
 }
 

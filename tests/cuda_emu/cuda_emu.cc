@@ -522,6 +522,15 @@ cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
   delete graph;
   return cudaSuccess;
 }
+// Each recorded launch, copy, fill and GEMM is a node (cuBLASLt may make more than one on a GPU).
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* count) {
+  if (nodes) {
+    g_last_reason = "cudaGraphGetNodes with a node array (not emulated)";
+    return g_last_error = cudaErrorNotSupported;
+  }
+  *count = graph->ops.size();
+  return cudaSuccess;
+}
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
   delete exec;
   return cudaSuccess;

@@ -58,6 +58,7 @@
 #define cudaStreamIsCapturing tfh_emu_cudaStreamIsCapturing
 #define cudaGraphInstantiate tfh_emu_cudaGraphInstantiate
 #define cudaGraphDestroy tfh_emu_cudaGraphDestroy
+#define cudaGraphGetNodes tfh_emu_cudaGraphGetNodes
 #define cudaGraphLaunch tfh_emu_cudaGraphLaunch
 #define cudaGraphExecDestroy tfh_emu_cudaGraphExecDestroy
 #define cublasLtCreate tfh_emu_cublasLtCreate
