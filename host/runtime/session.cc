@@ -110,6 +110,9 @@ struct Step {
   // Unsqueeze, Flatten, Identity: the output is input 0's bytes under new dims) and Shape/Size.
   // A device input 0 then stays where it is; a view's output is made on the same side.
   enum class Passthrough : uint8_t { None, View, DimsOnly } passthrough = Passthrough::None;
+  // tfhost's own CPU kernel of a view op (any session): its output may read a feed's bytes
+  // where they are (Impl::borrowed), since the kernel never writes them.
+  bool view_op = false;
 };
 
 void view_of(HostTensor& h, const ir::Tensor& t) {
@@ -226,6 +229,10 @@ struct Session::Impl {
   std::vector<const HostTensor*> live;
   std::vector<std::unique_ptr<HostTensor>> owned_outputs;  // graph outputs produced this run
   std::vector<bool> donated;  // activations whose buffer an output took over this run
+  // Per run: activations that are a view op's read-only alias of a feed's bytes (or of another
+  // such alias), never the pool's: never given back to it, never handed over to a kernel that
+  // may write its output.
+  std::vector<char> borrowed;
   // Per run: the owner of each donated device feed's memory (Feed::donate), and per output slot
   // the input slot whose donated buffer it took over (-1: none).
   std::vector<std::shared_ptr<void>> feed_memory;
@@ -278,7 +285,7 @@ struct Session::Impl {
   // nor bytes a replayed graph owns).
   void release_slot(int k) {
     if (act[k].data && slots[k].kind == SlotKind::Activation && !replayed[k] && !donated[k] &&
-        aliases_feed[k] < 0)
+        !borrowed[k] && aliases_feed[k] < 0)
       pool_of(k).release(const_cast<void*>(act[k].data));
     act[k].data = nullptr;
     on_dev[k] = 0;
@@ -296,12 +303,13 @@ struct Session::Impl {
     for (size_t i = 0; i < slots.size(); ++i) {
       const int k = static_cast<int>(i);
       if (cuda) release_mirror(k);
-      if (slots[k].kind == SlotKind::Activation && act[k].data && !donated[k] &&
+      if (slots[k].kind == SlotKind::Activation && act[k].data && !donated[k] && !borrowed[k] &&
           !(cuda && replayed[k]) && aliases_feed[k] < 0)
         pool_of(k).release(const_cast<void*>(act[k].data));
       act[k].data = nullptr;
       if (cuda) on_dev[k] = replayed[k] = 0;
       donated[k] = false;
+      borrowed[k] = 0;
       aliases_feed[k] = -1;
       feed_memory[k] = nullptr;
       host_donor[k] = nullptr;
@@ -450,6 +458,7 @@ class StepContext : public plugin::KernelContext {
                               in_sl.value->consumers().size() == 1 && !in_sl.graph_output &&
                               out_slot >= 0 && s_.slots[out_slot].graph_output;
     if (!folding_ && out_slot >= 0 && !allocated_[i] && own_buffer && !s_.donated[in_slot] &&
+        !s_.borrowed[in_slot] &&
         ((last_reader && in_sl.kind == SlotKind::Activation && !s_.slots[out_slot].graph_output) ||
          donated_feed)) {
       HostTensor& h = s_.act[out_slot];
@@ -460,6 +469,22 @@ class StepContext : public plugin::KernelContext {
       h.writable = true;
       s_.donated[in_slot] = true;  // released through the output now, not the input
       if (donated_feed) s_.aliases_feed[out_slot] = in_slot;
+      if (s_.cuda) s_.on_dev[out_slot] = s_.on_dev[in_slot];
+      s_.live[out_slot] = &h;
+      return &h;
+    }
+    // A view op over a feed (or over such a view): its output reads the feed's bytes where they
+    // are, read-only (a Reshape of input_ids costs no copy, and no node in a CUDA graph).
+    if (step_.view_op && !folding_ && out_slot >= 0 && !allocated_[i] && own_buffer &&
+        !s_.slots[out_slot].graph_output &&
+        (in_sl.kind == SlotKind::Input || s_.borrowed[in_slot])) {
+      HostTensor& h = s_.act[out_slot];
+      h.set_shape(in->type, std::move(dims));
+      if (h.nbytes != in->nbytes) TFH_THROW("output_from_input: byte counts differ");
+      allocated_[i] = true;
+      h.data = in->data;
+      h.writable = false;
+      s_.borrowed[out_slot] = 1;
       if (s_.cuda) s_.on_dev[out_slot] = s_.on_dev[in_slot];
       s_.live[out_slot] = &h;
       return &h;
@@ -788,6 +813,12 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
         step.passthrough = Step::Passthrough::DimsOnly;
     }
     step.kernel = matching.front();
+    if (is_onnx) {
+      const std::string& op = n.op_type();
+      step.view_op = (op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" || op == "Flatten" ||
+                      op == "Identity") &&
+                     std::string(step.kernel->desc->name) == "tfhost.cpu." + op;
+    }
     step.next.assign(matching.begin() + 1, matching.end());
     step.next_states.assign(step.next.size(), nullptr);
     for (const ir::Value* v : n.inputs()) step.in.push_back(v ? s.slot(v) : -1);
@@ -842,6 +873,7 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
   s.live.assign(s.slots.size(), nullptr);
   s.owned_outputs.resize(s.slots.size());
   s.donated.assign(s.slots.size(), false);
+  s.borrowed.assign(s.slots.size(), 0);
   s.feed_memory.assign(s.slots.size(), nullptr);
   s.host_donor.assign(s.slots.size(), nullptr);
   s.aliases_feed.assign(s.slots.size(), -1);
@@ -1048,8 +1080,9 @@ void Session::Impl::run_steps(Session& self, std::chrono::steady_clock::time_poi
         s.is_seq[k] = false;
       }
       if (s.cuda) s.release_mirror(k);
-      if (!s.donated[k]) s.pool_of(k).release(const_cast<void*>(s.act[k].data));
+      if (!s.donated[k] && !s.borrowed[k]) s.pool_of(k).release(const_cast<void*>(s.act[k].data));
       s.donated[k] = false;
+      s.borrowed[k] = 0;
       s.act[k].data = nullptr;
       if (s.cuda) s.on_dev[k] = 0;
       s.live[k] = nullptr;
@@ -1165,6 +1198,7 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
         s.host_donor[k] = nullptr;
         s.aliases_feed[k] = -1;
         s.donated[k] = false;  // (a donated feed's slot; activations are reset as they go)
+        s.borrowed[k] = 0;
       }
     }
   } unbind{s};

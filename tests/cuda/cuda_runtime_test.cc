@@ -872,6 +872,40 @@ TEST_F(CudaRuntime, CudaGraphRefusedForOneSetOfShapesOnly) {
   EXPECT_EQ(gpu.device_traffic().copies, 0u);
 }
 
+// Reshape -> Reshape -> Add on a feed: the reshapes are views of the feed's bytes (no copy), so
+// the captured graph is the Add alone; the results are the CPU's and the feed keeps its bytes.
+TEST_F(CudaRuntime, AViewOfAFeedIsNoCopy) {
+  onnx::ModelProto m = new_model();
+  onnx::GraphProto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {2, 6});
+  *g.add_initializer() = int64_tensor("s1", {2}, {3, 4});
+  *g.add_initializer() = int64_tensor("s2", {1}, {12});
+  add_node(g, "Reshape", {"x", "s1"}, {"r1"}, "reshape1");
+  add_node(g, "Reshape", {"r1", "s2"}, {"r2"}, "reshape2");
+  add_node(g, "Add", {"r2", "r2"}, {"y"}, "add");
+  g.add_output()->set_name("y");
+  TempDir tmp;
+  write_model(m, tmp / "m.onnx");
+  auto model = ir::Model::load(tmp / "m.onnx");
+  model->infer_shapes();
+  const KernelRegistry kernels;
+  SessionOptions o;
+  o.device = TFH_DEVICE_CUDA;
+  o.cuda_graph = true;
+  Session gpu(static_cast<const ir::Model&>(*model), kernels, o);
+  Session cpu(static_cast<const ir::Model&>(*model), kernels);
+  for (int rep = 0; rep < 3; ++rep) {
+    auto x = tensor(TFH_TYPE_FLOAT, {2, 6}, [rep](size_t i) { return noise(i + rep); });
+    const std::vector<float> before(static_cast<const float*>(x->data),
+                                    static_cast<const float*>(x->data) + 12);
+    expect_close(gpu.run({{"x", x.get()}}), cpu.run({{"x", x.get()}}), 1e-6, "run " + std::to_string(rep));
+    EXPECT_EQ(std::memcmp(before.data(), x->data, 12 * sizeof(float)), 0);
+  }
+  EXPECT_EQ(gpu.graph_stats().captured, 1u);
+  EXPECT_EQ(gpu.graph_stats().replays, 1u);
+  EXPECT_EQ(gpu.graph_stats().nodes, 1u);  // the Add: no copy for either reshape
+}
+
 // The shipped float16 configs (configs/*_fp16*.yaml, device: auto) run verify and benchmark on
 // the GPU when one is present and say so; verify passes. Their paths are made absolute, the
 // output goes to a temporary folder and the benchmark grid shrinks to one small point.

@@ -143,6 +143,12 @@ class Net {
     for (int i = 0; i < g().output_size(); ++i) named[g().output(i).name()] = std::move(outs[i]);
     return named;
   }
+  // A fed tensor, as it is now (after a run: whether the run left it alone).
+  const HostTensor& fed(const std::string& name) const {
+    for (const auto& [n, t] : feeds_)
+      if (n == name) return *t;
+    throw std::logic_error("no feed " + name);
+  }
 
  private:
   onnx::ModelProto m_ = new_model();
@@ -758,13 +764,15 @@ TEST(ContribKernels, AttentionRejectsBadMaskShapes) {
 // of them the past, the rest junk it must not read), writes present into the same layout, and
 // leaves rows after P + S as they were. The reference is the plain Attention over a [.., P, ..]
 // past; `activation_past`: the buffer is made by a node (so the runtime can hand it over to
-// present), else it is a graph input (so present is a copy).
+// present), else it is a graph input (so present is a copy). `view_past`: an Identity of a graph
+// input (a read-only view of the feed: present is a copy, and the feed keeps its bytes).
 struct SharedCase {
   const char* name;
   int64_t B, S, P, M;
   bool full_width_mask;  // mask [B, M] (fixed width) instead of [B, P + S]
   bool activation_past;
   int64_t narrow = 0;    // the mask this much narrower than P + S: its last keys count as masked
+  bool view_past = false;
 };
 
 void check_shared_attention(const SharedCase& c) {
@@ -780,11 +788,12 @@ void check_shared_attention(const SharedCase& c) {
   for (int64_t h = 0; h < 2 * B * N; ++h)
     std::copy_n(past.begin() + h * P * D, P * D, buf.begin() + h * M * D);
   n.feed("past", {2, B, N, P, D}, past);
-  n.feed(c.activation_past ? "buf_in" : "buf", {2, B, N, M, D}, buf);
+  n.feed(c.activation_past || c.view_past ? "buf_in" : "buf", {2, B, N, M, D}, buf);
   if (c.activation_past) {
     n.scalar("zero", 0.f);
     n.node("Add", {"buf_in", "zero"}, {"buf"});
   }
+  if (c.view_past) n.node("Identity", {"buf_in"}, {"buf"});
   n.feed_i32("psl", {1}, {static_cast<int32_t>(P)});
   MaskData m = make_mask(Mask::Raw2D, B, S, P, /*causal=*/true);
   const int64_t W = c.full_width_mask ? M : T - c.narrow;
@@ -835,6 +844,7 @@ void check_shared_attention(const SharedCase& c) {
       }
   EXPECT_LT(worst, kTol) << "present rows [0, P + S)";
   EXPECT_EQ(junk_changed, 0u) << "present rows after P + S must stay as they were";
+  if (c.view_past) EXPECT_EQ(as_floats(n.fed("buf_in")), buf) << "the fed buffer was written";
 }
 
 TEST(ContribKernels, AttentionSharedPastPresentBuffer) {
@@ -844,6 +854,7 @@ TEST(ContribKernels, AttentionSharedPastPresentBuffer) {
       {"prompt into an empty buffer", 2, 4, 0, 6, true, false},
       {"buffer exactly full", 1, 2, 5, 7, false, false},
       {"buffer handed over in place", 3, 1, 4, 9, true, true},
+      {"buffer a view of the feed: copied", 2, 1, 3, 8, true, false, 0, true},
       {"mask narrower than P + S", 2, 2, 3, 8, false, false, 2},
   };
   for (const SharedCase& c : cases) check_shared_attention(c);
