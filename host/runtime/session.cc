@@ -457,37 +457,33 @@ class StepContext : public plugin::KernelContext {
     const bool donated_feed = in_sl.kind == SlotKind::Input && s_.donatable(in_slot) &&
                               in_sl.value->consumers().size() == 1 && !in_sl.graph_output &&
                               out_slot >= 0 && s_.slots[out_slot].graph_output;
-    if (!folding_ && out_slot >= 0 && !allocated_[i] && own_buffer && !s_.donated[in_slot] &&
-        !s_.borrowed[in_slot] &&
-        ((last_reader && in_sl.kind == SlotKind::Activation && !s_.slots[out_slot].graph_output) ||
-         donated_feed)) {
+    // Output i as input j's bytes under `dims`, writable or not.
+    auto alias = [&](bool writable) -> HostTensor* {
       HostTensor& h = s_.act[out_slot];
       h.set_shape(in->type, std::move(dims));
       if (h.nbytes != in->nbytes) TFH_THROW("output_from_input: byte counts differ");
       allocated_[i] = true;
       h.data = in->data;
-      h.writable = true;
-      s_.donated[in_slot] = true;  // released through the output now, not the input
-      if (donated_feed) s_.aliases_feed[out_slot] = in_slot;
+      h.writable = writable;
       if (s_.cuda) s_.on_dev[out_slot] = s_.on_dev[in_slot];
       s_.live[out_slot] = &h;
       return &h;
+    };
+    if (!folding_ && out_slot >= 0 && !allocated_[i] && own_buffer && !s_.donated[in_slot] &&
+        !s_.borrowed[in_slot] &&
+        ((last_reader && in_sl.kind == SlotKind::Activation && !s_.slots[out_slot].graph_output) ||
+         donated_feed)) {
+      s_.donated[in_slot] = true;  // released through the output now, not the input
+      if (donated_feed) s_.aliases_feed[out_slot] = in_slot;
+      return alias(/*writable=*/true);
     }
     // A view op over a feed (or over such a view): its output reads the feed's bytes where they
     // are, read-only (a Reshape of input_ids costs no copy, and no node in a CUDA graph).
     if (step_.view_op && !folding_ && out_slot >= 0 && !allocated_[i] && own_buffer &&
         !s_.slots[out_slot].graph_output &&
         (in_sl.kind == SlotKind::Input || s_.borrowed[in_slot])) {
-      HostTensor& h = s_.act[out_slot];
-      h.set_shape(in->type, std::move(dims));
-      if (h.nbytes != in->nbytes) TFH_THROW("output_from_input: byte counts differ");
-      allocated_[i] = true;
-      h.data = in->data;
-      h.writable = false;
       s_.borrowed[out_slot] = 1;
-      if (s_.cuda) s_.on_dev[out_slot] = s_.on_dev[in_slot];
-      s_.live[out_slot] = &h;
-      return &h;
+      return alias(/*writable=*/false);
     }
     HostTensor* out = allocate_output(i, in->type, std::move(dims));
     if (out->nbytes != in->nbytes) TFH_THROW("output_from_input: byte counts differ");

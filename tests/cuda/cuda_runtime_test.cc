@@ -724,6 +724,31 @@ TEST_F(CudaRuntime, GenerateOnTheGpuPicksTheCpuTokens) {
   EXPECT_NE(perf.out.find(" GPU operations in a run)"), std::string::npos) << perf.out;
 }
 
+// A model built here, on a CUDA session (with CUDA graphs when `graphs`) and on the CPU (the
+// reference); the file is tmp / "m.onnx".
+struct GpuAndCpu {
+  GpuAndCpu(const onnx::ModelProto& m, bool graphs)
+      : model(load(m, tmp)), gpu(*model, kernels, options(graphs)), cpu(*model, kernels) {}
+  TempDir tmp;
+  const std::unique_ptr<const ir::Model> model;
+  const KernelRegistry kernels;
+  Session gpu, cpu;
+
+ private:
+  static std::unique_ptr<const ir::Model> load(const onnx::ModelProto& m, const TempDir& tmp) {
+    write_model(m, tmp / "m.onnx");
+    auto model = ir::Model::load(tmp / "m.onnx");
+    model->infer_shapes();
+    return model;
+  }
+  static SessionOptions options(bool graphs) {
+    SessionOptions o;
+    o.device = TFH_DEVICE_CUDA;
+    o.cuda_graph = graphs;
+    return o;
+  }
+};
+
 // Add (GPU) -> Floor (no CUDA kernel: CPU) -> Add (GPU): the run crosses sides, so no graph is
 // captured; the session says which node and runs eagerly, with right results every time.
 // A host input made on the GPU (Expand's shape from a CUDA Add) is downloaded for the kernel:
@@ -737,15 +762,8 @@ TEST_F(CudaRuntime, AHostInputMadeOnTheGpuIsDownloaded) {
   add_node(g, "Add", {"a", "b"}, {"shape"}, "add");
   add_node(g, "Expand", {"x", "shape"}, {"y"}, "expand");
   g.add_output()->set_name("y");
-  TempDir tmp;
-  write_model(m, tmp / "m.onnx");
-  auto model = ir::Model::load(tmp / "m.onnx");
-  model->infer_shapes();
-  const KernelRegistry kernels;
-  SessionOptions o;
-  o.device = TFH_DEVICE_CUDA;
-  Session gpu(static_cast<const ir::Model&>(*model), kernels, o);
-  Session cpu(static_cast<const ir::Model&>(*model), kernels);
+  GpuAndCpu both(m, /*graphs=*/false);
+  Session &gpu = both.gpu, &cpu = both.cpu;
   for (const Session::Placement& p : gpu.placements())
     EXPECT_EQ(p.where, Session::Placement::Where::Gpu) << p.node->name() << ": " << p.why;
   auto x = tensor(TFH_TYPE_FLOAT, {3, 1}, noise);
@@ -768,16 +786,8 @@ TEST_F(CudaRuntime, CudaGraphRefusedWhenARunCrossesSides) {
   add_node(g, "Floor", {"a"}, {"f"}, "floor");
   add_node(g, "Add", {"f", "x"}, {"y"}, "add2");
   g.add_output()->set_name("y");
-  TempDir tmp;
-  write_model(m, tmp / "m.onnx");
-  auto model = ir::Model::load(tmp / "m.onnx");
-  model->infer_shapes();
-  const KernelRegistry kernels;
-  SessionOptions o;
-  o.device = TFH_DEVICE_CUDA;
-  o.cuda_graph = true;
-  Session gpu(static_cast<const ir::Model&>(*model), kernels, o);
-  Session cpu(static_cast<const ir::Model&>(*model), kernels);
+  GpuAndCpu both(m, /*graphs=*/true);
+  Session &gpu = both.gpu, &cpu = both.cpu;
   for (int rep = 0; rep < 4; ++rep) {
     auto x = tensor(TFH_TYPE_FLOAT, {2, 5}, [rep](size_t i) { return noise(i + rep); });
     expect_close(gpu.run({{"x", x.get()}}), cpu.run({{"x", x.get()}}), 1e-6, "run " + std::to_string(rep));
@@ -798,7 +808,7 @@ TEST_F(CudaRuntime, CudaGraphRefusedWhenARunCrossesSides) {
     }
   EXPECT_EQ(on_cpu, 1u);
   // perf and benchmark say so too.
-  const std::string path = tmp / "m.onnx";
+  const std::string path = both.tmp / "m.onnx";
   const auto perf = test::run_command({TFH_TFHOST_EXE, "perf", "-m", path, "--use_gpu", "-b", "2",
                                        "-s", "5", "--samples", "2", "--warmup", "1"});
   ASSERT_EQ(perf.exit_code, 0) << perf.out << perf.err;
@@ -807,7 +817,7 @@ TEST_F(CudaRuntime, CudaGraphRefusedWhenARunCrossesSides) {
   const auto bench = test::run_command(
       {TFH_TFHOST_EXE, "benchmark", "--model", path, "--optimized_model", path, "--use_gpu",
        "--batch_sizes", "2", "--sequence_lengths", "5", "--samples", "2", "--warmup", "1",
-       "--result_csv", tmp / "b.csv", "--result_json", tmp / "b.json"});
+       "--result_csv", both.tmp / "b.csv", "--result_json", both.tmp / "b.json"});
   ASSERT_EQ(bench.exit_code, 0) << bench.out << bench.err;
   EXPECT_NE((bench.out + bench.err)
                 .find("2 values copied between CPU and GPU per run; first: node 'floor'"),
@@ -831,16 +841,8 @@ TEST_F(CudaRuntime, CudaGraphRefusedForOneSetOfShapesOnly) {
   *value->mutable_t() = float_tensor("v", {1}, {0.5f});
   add_node(g, "Add", {"x", "c"}, {"y"}, "add");
   g.add_output()->set_name("y");
-  TempDir tmp;
-  write_model(m, tmp / "m.onnx");
-  auto model = ir::Model::load(tmp / "m.onnx");
-  model->infer_shapes();
-  const KernelRegistry kernels;
-  SessionOptions o;
-  o.device = TFH_DEVICE_CUDA;
-  o.cuda_graph = true;
-  Session gpu(static_cast<const ir::Model&>(*model), kernels, o);
-  Session cpu(static_cast<const ir::Model&>(*model), kernels);
+  GpuAndCpu both(m, /*graphs=*/true);
+  Session &gpu = both.gpu, &cpu = both.cpu;
   int rep = 0;
   auto run = [&](int64_t n) {
     auto x = tensor(TFH_TYPE_FLOAT, {1, n}, [rep](size_t i) { return noise(i + rep); });
@@ -884,16 +886,8 @@ TEST_F(CudaRuntime, AViewOfAFeedIsNoCopy) {
   add_node(g, "Reshape", {"r1", "s2"}, {"r2"}, "reshape2");
   add_node(g, "Add", {"r2", "r2"}, {"y"}, "add");
   g.add_output()->set_name("y");
-  TempDir tmp;
-  write_model(m, tmp / "m.onnx");
-  auto model = ir::Model::load(tmp / "m.onnx");
-  model->infer_shapes();
-  const KernelRegistry kernels;
-  SessionOptions o;
-  o.device = TFH_DEVICE_CUDA;
-  o.cuda_graph = true;
-  Session gpu(static_cast<const ir::Model&>(*model), kernels, o);
-  Session cpu(static_cast<const ir::Model&>(*model), kernels);
+  GpuAndCpu both(m, /*graphs=*/true);
+  Session &gpu = both.gpu, &cpu = both.cpu;
   for (int rep = 0; rep < 3; ++rep) {
     auto x = tensor(TFH_TYPE_FLOAT, {2, 6}, [rep](size_t i) { return noise(i + rep); });
     const std::vector<float> before(static_cast<const float*>(x->data),
