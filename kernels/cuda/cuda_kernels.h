@@ -153,6 +153,13 @@ struct AttentionArgs {
   // is only the bound the launch is sized for (cache_rows). 0 / null: K and V have `total` rows.
   int64_t cache_rows = 0;
   const int32_t* past_len = nullptr;
+  // Decoding into a shared buffer (seq 1): the new token's key and value, which the decode
+  // kernels write into row *past_len of K and V (the caller's writable cache) before they read
+  // it, instead of a launch of their own: (b, h)'s key row at new_k + b * new_token_stride +
+  // h * head_size, its value row likewise at new_v. Null: the rows are in the cache already.
+  const void* new_k = nullptr;
+  const void* new_v = nullptr;
+  int64_t new_token_stride = 0;
   // Row length of a Raw2D / Raw3D mask (0: total). Keys at or after it count as masked.
   int64_t mask_width = 0;
   // Which prefill kernel: Tiled (a thread per query, K/V tiles in shared memory: for many

@@ -321,6 +321,20 @@ __global__ void attention_warp_kernel(AttentionArgs a) {
   }
 }
 
+// The new token's key and value rows of (b, h) into row *past_len of the shared buffer (when
+// the buffer has that row), block-wide. Every reader of the row is in this block and reads it
+// after decode_softmax's first barrier.
+template <typename T>
+__device__ void append_new_row(const AttentionArgs& a, int64_t b, int64_t h) {
+  const int64_t D = a.head_size, P = max(int64_t(*a.past_len), int64_t(0));
+  if (P >= a.cache_rows) return;
+  T* k = const_cast<T*>(static_cast<const T*>(a.k)) + kv_start(a, b, h) + P * kv_step(a);
+  T* v = const_cast<T*>(static_cast<const T*>(a.v)) + kv_start(a, b, h) + P * kv_step(a);
+  const T* nk = static_cast<const T*>(a.new_k) + b * a.new_token_stride + h * D;
+  const T* nv = static_cast<const T*>(a.new_v) + b * a.new_token_stride + h * D;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) k[d] = nk[d], v[d] = nv[d];
+}
+
 // One decoding query (b, h) over the keys [j0, j0 + n) of the run's `total`, block-wide (every
 // thread of the block calls it: it has barriers): the scaled query into qs, exp(score - m) into
 // sc[0, n) (scores masked, biased and causal as the prefill kernels make them), their max m and
@@ -379,6 +393,7 @@ __global__ void decode_attention_kernel(AttentionArgs a) {
   float* sc = smem + D;
   float* red = sc + a.total;
   const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
+  if (a.new_k) append_new_row<T>(a, b, h);
   float m, l;
   decode_softmax<T>(a, total, b, h, 0, total, qs, sc, red, m, l);
   const float inv = 1.f / l;
@@ -403,6 +418,7 @@ __global__ void decode_split_kernel(AttentionArgs a, float* part) {
     if (threadIdx.x == 0) out[D] = -INFINITY, out[D + 1] = 0.f;
   };
   if (n <= 0) return nothing();
+  if (a.new_k && j0 + n == total) append_new_row<T>(a, b, h);  // the chunk with the new row
   float m, l;
   decode_softmax<T>(a, total, b, h, j0, n, qs, sc, red, m, l);
   if (m == -INFINITY) return nothing();  // every score -inf (a -inf bias or filter)
@@ -438,6 +454,9 @@ void check_attention(const AttentionArgs& a, const char* what) {
                     ", heads " + std::to_string(a.heads) + ", seq " + std::to_string(a.seq) +
                     ", total " + std::to_string(a.total) + ", head size " +
                     std::to_string(a.head_size) + ")");
+  if (a.new_k && (!a.new_v || !a.past_len || a.seq != 1 || a.kv_token_stride))
+    throw CudaError(std::string(what) + ": new key/value rows are for decoding (seq 1) into a "
+                    "shared buffer");
   if (a.past_len && (a.cache_rows < a.seq || a.total != a.cache_rows))
     throw CudaError(std::string(what) + ": a shared buffer of " + std::to_string(a.cache_rows) +
                     " rows needs total == rows >= seq " + std::to_string(a.seq));
@@ -513,7 +532,24 @@ void softmax(TfhDataType t, const void* x, void* y, int64_t rows, int64_t cols, 
   launched("softmax");
 }
 
+namespace {
+template <typename T>
+__global__ void append_new_rows_kernel(AttentionArgs a) {
+  append_new_row<T>(a, blockIdx.x / a.heads, blockIdx.x % a.heads);
+}
+}  // namespace
+
 void attention(const AttentionArgs& a, cudaStream_t s) {
+  if (a.new_k) {  // the prefill kernels read every key from the cache: the new row goes first
+    check_attention(a, "attention");
+    by_type(a.type, "attention", [&](auto tag) {
+      using T = decltype(tag);
+      TFH_LAUNCH(static_cast<unsigned>(a.batch * a.heads), 128, 0, s, append_new_rows_kernel<T>)(a);
+    });
+    AttentionArgs p = a;
+    p.new_k = p.new_v = nullptr;
+    return attention(p, s);
+  }
   check_attention(a, "attention");
   if (a.head_size > 128)
     throw CudaError("attention: head size " + std::to_string(a.head_size) + " is over 128");
@@ -654,10 +690,12 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
     throw CudaError("attention_op: null tensor");
   gemm.run(a.type, rows, W, a.hidden, a.x, a.weights, false, a.qkv_scratch,
            a.bias ? Epilogue::Bias : Epilogue::None, a.bias, workspace, workspace_bytes, s);
-  if (shared)
+  // Decoding into the shared buffer, the attention kernel writes the new row itself.
+  const bool kernel_appends = shared && a.seq == 1;
+  if (shared && !kernel_appends)
     append_kv_to_cache(a.type, a.qkv_scratch, a.present, a.batch, a.seq, a.cache_rows,
                        a.past_len_dev, a.heads, a.head_size, s);
-  else if (a.present)
+  else if (!shared && a.present)
     split_kv_into_present(a.type, a.qkv_scratch, a.past, a.present, a.batch, a.seq, a.past_len,
                           a.heads, a.head_size, s);
   const size_t elem = a.type == TFH_TYPE_FLOAT16 ? 2 : 4;
@@ -684,6 +722,12 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
   args.batch = a.batch, args.heads = a.heads, args.seq = a.seq;
   args.total = kv_rows, args.head_size = a.head_size;
   if (shared) args.cache_rows = a.cache_rows, args.past_len = a.past_len_dev;
+  if (kernel_appends) {
+    const int64_t H = a.heads * a.head_size;
+    args.new_k = static_cast<const char*>(a.qkv_scratch) + H * elem;
+    args.new_v = static_cast<const char*>(a.qkv_scratch) + 2 * H * elem;
+    args.new_token_stride = W;
+  }
   args.mask_width = a.mask_width;
   if (a.decode_workspace) args.algo = AttentionArgs::Algo::SplitKeys, args.workspace = a.decode_workspace;
   args.causal = a.unidirectional;

@@ -106,6 +106,8 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
                           Case{1, 1, 1, 1, 64, false}, Case{2, 8, 8, 4, 16, true},
                           Case{1, 5, 5, 3, 48, false}, Case{1, 1, 300, 2, 80, true},
                           Case{2, 1, 64, 2, 64, true},  // (a shared buffer of 67: an empty chunk)
+                          Case{1, 1, 12300, 1, 32, true},  // (scores over 48 KiB: decode falls
+                                                           // back to the prefill kernels)
                           Case{1, 70, 70, 2, 112, false}}) {  // (head size read at run time, two
                                                               // threads per query, a part tile)
       SCOPED_TRACE(name_of(elem) + " B" + std::to_string(c.B) + " S" + std::to_string(c.S) +
@@ -173,7 +175,8 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
       const Floats split_ws(static_cast<size_t>(decode_split_workspace(c.B, c.N, c.T + 3, c.D)), 0.f);
       Dev ws(split_ws, F32);
       using Algo = AttentionArgs::Algo;
-      auto every_kernel = [&](AttentionArgs args, Dev& y, const std::string& layout) {
+      auto every_kernel = [&](AttentionArgs args, Dev& y, const std::string& layout,
+                              const std::function<void()>& before_each = {}) {
         args.out = y.get();
         args.workspace = static_cast<float*>(ws.get());
         for (Algo algo : {Algo::Tiled, Algo::PerQueryWarp, Algo::Auto, Algo::SplitKeys}) {
@@ -186,6 +189,7 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
           args.algo = algo;
           check(cudaMemset(ws.get(), 0xff, split_ws.size() * 4), "poison");
           check(cudaMemset(y.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
+          if (before_each) before_each();
           if (decode)
             decode_attention(args, nullptr);
           else
@@ -212,6 +216,40 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
       sh.past_len = past_len.get();
       sh.mask_width = c.T;
       every_kernel(sh, dy3, "shared buffer, ");
+      // Decoding: the new token's key and value rows (row T - 1) given apart, in packed QKV form
+      // [B, 3, N, D], and written into the buffer by the kernels themselves (the row is junk
+      // before each kernel runs, and holds the new key and value after).
+      if (c.S == 1) {
+        const int64_t ND = c.N * c.D, row = c.T - 1;
+        Floats fresh(static_cast<size_t>(c.B * 3 * ND), 5.f);
+        for (int64_t b = 0; b < c.B; ++b)
+          for (int64_t n = 0; n < c.N; ++n)
+            for (int64_t d = 0; d < c.D; ++d) {
+              const int64_t from = ((b * c.N + n) * c.T + row) * c.D + d;
+              fresh[b * 3 * ND + ND + n * c.D + d] = k[from];
+              fresh[b * 3 * ND + 2 * ND + n * c.D + d] = v[from];
+            }
+        Dev dfresh(fresh, elem);
+        const size_t es = elem == F16 ? 2 : 4, part = static_cast<size_t>(ND) * es;
+        AttentionArgs app = sh;
+        app.new_k = static_cast<const char*>(dfresh.get()) + part;
+        app.new_v = static_cast<const char*>(dfresh.get()) + 2 * part;
+        app.new_token_stride = 3 * ND;
+        auto junk_row = [&] {
+          for (int64_t h = 0; h < c.B * c.N; ++h) {
+            const size_t at = static_cast<size_t>((h * M + row) * c.D) * es;
+            check(cudaMemset(static_cast<char*>(dkb.get()) + at, 0x7f, c.D * es), "junk");
+            check(cudaMemset(static_cast<char*>(dvb.get()) + at, 0x7f, c.D * es), "junk");
+          }
+        };
+        every_kernel(app, dy3, "shared buffer, new row by the kernel, ", junk_row);
+        const Floats kafter = dkb.read(), vafter = dvb.read();
+        for (int64_t h = 0; h < c.B * c.N; ++h)
+          for (int64_t d = 0; d < c.D; ++d) {
+            ASSERT_EQ(kafter[(h * M + row) * c.D + d], kb[(h * M + row) * c.D + d]) << "head " << h;
+            ASSERT_EQ(vafter[(h * M + row) * c.D + d], vb[(h * M + row) * c.D + d]) << "head " << h;
+          }
+      }
       // The same keys and values read in place from packed QKV rows [B, T, 3, N, D] (what the
       // QKV GEMM leaves; no cache kept), the query part junk: strides instead of a copy.
       const int64_t ND = c.N * c.D;
