@@ -160,7 +160,7 @@ if [ -f "$MODELS/bert.onnx" ]; then
       local log="$RESULTS/perf_${label}_b${b}_${mode}.txt"
       if tf timeout 300 build/bin/tfhost perf -m "$model" --model_type "$type" -b "$b" "$@" --use_gpu \
            "${extra[@]}" --samples 200 --warmup 10 > "$log" 2>&1; then
-        say "tfhost $label batch $b ($mode): $(grep 'Latency P50' "$log"); $(grep -o 'CUDA graphs: [^(,]*,[^(,]*' "$log" | head -1); $(grep -o 'values copied between CPU and GPU mid-run: [0-9]*' "$log" | head -1)"
+        say "tfhost $label batch $b ($mode): $(grep 'Latency P50' "$log"); $(grep -o 'CUDA graphs: [^(,]*,[^(,]*' "$log" | head -1 | sed 's/ *$//') $(grep -o '([0-9]* GPU operations in a run)' "$log" | head -1); $(grep -o 'values copied between CPU and GPU mid-run: [0-9]*' "$log" | head -1)"
         grep -o '(not capturable: .*' "$log" | sed 's/^/  /' | tee -a "$SUMMARY"
       else
         say "tfhost $label batch $b ($mode): FAILED: $(tail -1 "$log")"
