@@ -473,17 +473,19 @@ class StepContext : public plugin::KernelContext {
         !s_.borrowed[in_slot] &&
         ((last_reader && in_sl.kind == SlotKind::Activation && !s_.slots[out_slot].graph_output) ||
          donated_feed)) {
+      HostTensor* h = alias(/*writable=*/true);
       s_.donated[in_slot] = true;  // released through the output now, not the input
       if (donated_feed) s_.aliases_feed[out_slot] = in_slot;
-      return alias(/*writable=*/true);
+      return h;
     }
     // A view op over a feed (or over such a view): its output reads the feed's bytes where they
     // are, read-only (a Reshape of input_ids costs no copy, and no node in a CUDA graph).
     if (step_.view_op && !folding_ && out_slot >= 0 && !allocated_[i] && own_buffer &&
         !s_.slots[out_slot].graph_output &&
         (in_sl.kind == SlotKind::Input || s_.borrowed[in_slot])) {
+      HostTensor* h = alias(/*writable=*/false);
       s_.borrowed[out_slot] = 1;
-      return alias(/*writable=*/false);
+      return h;
     }
     HostTensor* out = allocate_output(i, in->type, std::move(dims));
     if (out->nbytes != in->nbytes) TFH_THROW("output_from_input: byte counts differ");
