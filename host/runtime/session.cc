@@ -802,21 +802,15 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
     }
     if (matching.empty()) TFH_THROW(node_label(n), ": ", why);
     step.on_cuda = matching.front()->desc->device == TFH_DEVICE_CUDA;
-    if (s.cuda && !step.on_cuda && is_onnx) {
-      const std::string& op = n.op_type();
-      if (op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" || op == "Flatten" ||
-          op == "Identity")
-        step.passthrough = Step::Passthrough::View;
-      else if (op == "Shape" || op == "Size")
-        step.passthrough = Step::Passthrough::DimsOnly;
-    }
     step.kernel = matching.front();
-    if (is_onnx) {
-      const std::string& op = n.op_type();
-      step.view_op = (op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" || op == "Flatten" ||
-                      op == "Identity") &&
-                     std::string(step.kernel->desc->name) == "tfhost.cpu." + op;
-    }
+    const std::string& op = n.op_type();
+    const bool view = is_onnx && (op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" ||
+                                  op == "Flatten" || op == "Identity");
+    step.view_op = view && std::string(step.kernel->desc->name) == "tfhost.cpu." + op;
+    if (s.cuda && !step.on_cuda && view)
+      step.passthrough = Step::Passthrough::View;
+    else if (s.cuda && !step.on_cuda && is_onnx && (op == "Shape" || op == "Size"))
+      step.passthrough = Step::Passthrough::DimsOnly;
     step.next.assign(matching.begin() + 1, matching.end());
     step.next_states.assign(step.next.size(), nullptr);
     for (const ir::Value* v : n.inputs()) step.in.push_back(v ? s.slot(v) : -1);

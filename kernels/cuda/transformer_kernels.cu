@@ -705,13 +705,14 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
   args.type = a.type;
   args.q = a.qkv_scratch;
   args.q_token_stride = W;
+  // The new K and V in the packed QKV rows [B, S, 3, N, D].
+  const char* qkv_k = static_cast<const char*>(a.qkv_scratch) + W / 3 * elem;
+  const char* qkv_v = qkv_k + W / 3 * elem;
   if (a.present) {
     args.k = a.present;
     args.v = static_cast<char*>(a.present) + cache * elem;
-  } else {  // no cache: K and V straight from the packed QKV rows [B, S, 3, N, D]
-    const int64_t H = a.heads * a.head_size;
-    args.k = static_cast<const char*>(a.qkv_scratch) + H * elem;
-    args.v = static_cast<const char*>(a.qkv_scratch) + 2 * H * elem;
+  } else {  // no cache: K and V straight from the QKV rows
+    args.k = qkv_k, args.v = qkv_v;
     args.kv_token_stride = W, args.kv_head_stride = a.head_size, args.kv_batch_stride = a.seq * W;
   }
   args.out = a.out;
@@ -722,12 +723,7 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
   args.batch = a.batch, args.heads = a.heads, args.seq = a.seq;
   args.total = kv_rows, args.head_size = a.head_size;
   if (shared) args.cache_rows = a.cache_rows, args.past_len = a.past_len_dev;
-  if (kernel_appends) {
-    const int64_t H = a.heads * a.head_size;
-    args.new_k = static_cast<const char*>(a.qkv_scratch) + H * elem;
-    args.new_v = static_cast<const char*>(a.qkv_scratch) + 2 * H * elem;
-    args.new_token_stride = W;
-  }
+  if (kernel_appends) args.new_k = qkv_k, args.new_v = qkv_v, args.new_token_stride = W;
   args.mask_width = a.mask_width;
   if (a.decode_workspace) args.algo = AttentionArgs::Algo::SplitKeys, args.workspace = a.decode_workspace;
   args.causal = a.unidirectional;
