@@ -94,6 +94,7 @@ struct Options {
   int opt_level = -1;  // -1: not given
   bool float16 = false, input_int32 = false, use_gpu = false, only_onnxruntime = false;
   bool use_external_data_format = false;
+  std::string keep_io_types;  // with --float16: "all" (not given), "none" or names, comma-separated
   std::map<std::string, bool> flags;  // every --disable_X and switch, by name
 };
 
@@ -111,6 +112,9 @@ po::options_description make_options(Options& o) {
       ("hidden_size", po::value(&o.hidden_size)->default_value(0)->value_name("N"),
        "hidden size (0 = detect); needs a pass that takes hidden_size")
       ("float16", po::bool_switch(&o.float16), "convert to float16 (core.float16, keep_io_types)")
+      ("keep_io_types", po::value(&o.keep_io_types)->value_name("all|none|NAMES"),
+       "with --float16: the graph inputs/outputs that stay float32 behind Casts: all (default, "
+       "as the Python tool), none, or names, comma-separated (--keep_io_types logits)")
       ("input_int32", po::bool_switch(&o.input_int32), "int32 graph inputs (core.input_int32)")
       ("opt_level", po::value(&o.opt_level)->value_name("0|1|2|99"),
        "0 none, 1 cleanup + constant folding, 2 + generic fusions, 99 all (see above)")
@@ -140,6 +144,9 @@ po::options_description make_options(Options& o) {
 // Conversions whose pass does not exist yet fail at once; looking the pass up makes the flag
 // work by itself once the pass is registered.
 void check_conversions(const Options& o, const plugin::Registry& r) {
+  if (!o.keep_io_types.empty() && !o.float16)
+    throw UsageError("optimize", "--keep_io_types says which inputs/outputs --float16 leaves "
+                                 "float32; give --float16 too");
   if (o.float16 && !r.find_pass("core.float16"))
     throw UsageError("optimize",
                      "--float16 is not available yet: no pass 'core.float16' is registered");
@@ -181,6 +188,27 @@ void add_switch_passes(const Options& o, const plugin::Registry& r, const std::s
   }
 }
 
+// --keep_io_types as core.float16's keep_io_types: true (all, or not given), false (none) or the
+// list of names (core.float16 checks that each is a graph input or output).
+YAML::Node keep_io_types(const Options& o) {
+  if (o.keep_io_types.empty() || o.keep_io_types == "all") return YAML::Node(true);
+  if (o.keep_io_types == "none") return YAML::Node(false);
+  YAML::Node names(YAML::NodeType::Sequence);
+  std::string::size_type start = 0;
+  while (start <= o.keep_io_types.size()) {
+    auto end = o.keep_io_types.find(',', start);
+    if (end == std::string::npos) end = o.keep_io_types.size();
+    const std::string name = o.keep_io_types.substr(start, end - start);
+    if (name.empty())
+      throw UsageError("optimize", "--keep_io_types '" + o.keep_io_types +
+                                       "' has an empty name; give all, none or names separated "
+                                       "by single commas");
+    names.push_back(name);
+    start = end + 1;
+  }
+  return names;
+}
+
 std::vector<pipeline::PlannedPass> plan_passes(const Options& o, const plugin::Registry& r,
                                                const std::string& type) {
   const pipeline::SharedParams shared = shared_params(o);
@@ -199,12 +227,13 @@ std::vector<pipeline::PlannedPass> plan_passes(const Options& o, const plugin::R
     }
   }
   add_switch_passes(o, r, type, false, shared, plan);
-  // As the Python tool: float16 (keeping float32 graph inputs/outputs), then int32 inputs.
-  YAML::Node fp16_with(YAML::NodeType::Map);
+  // As the Python tool: float16 (keeping float32 graph inputs/outputs unless --keep_io_types
+  // says otherwise), then int32 inputs.
   if (o.float16) {
+    YAML::Node fp16_with(YAML::NodeType::Map);
     if (const auto* p = r.find_pass("core.float16"))
       for (const auto& spec : p->params)
-        if (spec.name == "keep_io_types") fp16_with["keep_io_types"] = true;
+        if (spec.name == "keep_io_types") fp16_with["keep_io_types"] = keep_io_types(o);
     plan.push_back(pipeline::plan_pass(r, "core.float16", fp16_with, shared, "--float16", o.input));
   }
   if (o.input_int32)

@@ -18,6 +18,7 @@
 
 #include "support/ort_reference.h"
 #include "support/test_util.h"
+#include "tfhost/core.hpp"
 
 namespace {
 
@@ -60,22 +61,30 @@ std::map<int, int> initializer_types(const std::string& path) {
   return n;
 }
 
-// The export's test inputs, int64 ids turned int32 when the model takes int32.
+// The export's test inputs, int64 ids turned int32 and float32 values float16 where the model
+// takes those.
 std::vector<onnx::TensorProto> inputs_for(const std::string& model_dir, const std::string& model) {
   const onnx::ModelProto m = tfh::test::read_model_proto(model);
   std::map<std::string, int> types;
   for (const auto& in : m.graph().input()) types[in.name()] = in.type().tensor_type().elem_type();
   std::vector<onnx::TensorProto> out;
   for (const auto& t : tfh::test::read_test_data(model_dir + "/test_data_set_0", "input")) {
-    if (t.data_type() != onnx::TensorProto::INT64 || types[t.name()] != onnx::TensorProto::INT32) {
+    const int want = types[t.name()];
+    const bool to_int32 =
+        t.data_type() == onnx::TensorProto::INT64 && want == onnx::TensorProto::INT32;
+    const bool to_half =
+        t.data_type() == onnx::TensorProto::FLOAT && want == onnx::TensorProto::FLOAT16;
+    if (!to_int32 && !to_half) {
       out.push_back(t);
       continue;
     }
     onnx::TensorProto u;
     u.set_name(t.name());
-    u.set_data_type(onnx::TensorProto::INT32);
+    u.set_data_type(want);
     *u.mutable_dims() = t.dims();
-    for (double v : tfh::test::tensor_values(t)) u.add_int32_data(static_cast<int32_t>(v));
+    for (double v : tfh::test::tensor_values(t))
+      u.add_int32_data(to_int32 ? static_cast<int32_t>(v)
+                                : tfh::to_float16(static_cast<float>(v)).bits);
     out.push_back(u);
   }
   return out;
@@ -142,6 +151,69 @@ TEST_P(Float16Exports, BFloat16FromAConfig) {
   const auto k = tfhost(cmp);
   EXPECT_EQ(k.exit_code, 0) << k.out << k.err;
   EXPECT_NE(k.out.find("bfloat16"), std::string::npos) << k.out;
+}
+
+// --keep_io_types: the graph inputs/outputs --float16 leaves float32. GPT-2 with a past, only
+// "logits" kept (what the fp16 GPU configs do): past inputs and presents become float16, logits
+// stays float32; "none": every float input and output is float16. Each compares with the float32
+// export in tfhost's runtime and runs in ONNX Runtime within 5e-2 of PyTorch.
+TEST(KeepIoTypes, OnlyTheNamedStayFloat32) {
+  const std::string dir = TFH_SOURCE_DIR "/models/gpt2past_tiny_opset14";
+  const auto want = tfh::test::read_test_data(dir + "/test_data_set_0", "output");
+  TempDir tmp;
+  for (const std::string keep : {"logits", "none"}) {
+    const std::string out = tmp / (keep + ".onnx");
+    const auto r = tfhost({"optimize", "--input", dir + "/model.onnx", "--output", out,
+                           "--model_type", "gpt2", "--float16", "--keep_io_types", keep});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    expect_valid(out);
+    const onnx::ModelProto m = tfh::test::read_model_proto(out);
+    int half_io = 0, float_io = 0;
+    auto check = [&](const onnx::ValueInfoProto& v) {
+      const int t = v.type().tensor_type().elem_type();
+      if (t != onnx::TensorProto::FLOAT && t != onnx::TensorProto::FLOAT16) return;
+      const bool kept = keep == "logits" && v.name() == "logits";
+      EXPECT_EQ(t, kept ? onnx::TensorProto::FLOAT : onnx::TensorProto::FLOAT16) << v.name();
+      ++(t == onnx::TensorProto::FLOAT16 ? half_io : float_io);
+    };
+    for (const auto& v : m.graph().input()) check(v);
+    for (const auto& v : m.graph().output()) check(v);
+    EXPECT_GE(half_io, 4) << out;  // two pasts in, two presents out
+    EXPECT_EQ(float_io, keep == "logits" ? 1 : 0) << out;
+    const auto k = tfhost({"compare", "--baseline_model", dir + "/model.onnx", "--optimized_model",
+                           out, "--model_type", "gpt2", "--samples", "2", "-b", "2", "-s", "4",
+                           "--past_sequence_length", "4"});
+    EXPECT_EQ(k.exit_code, 0) << k.out << k.err;
+    const tfh::test::Diff d =
+        tfh::test::compare_outputs(want, tfh::test::ort_run(out, inputs_for(dir, out)));
+    ASSERT_TRUE(d.shapes_match) << d.message;
+    EXPECT_LT(d.max_abs, 5e-2) << d.where;
+  }
+}
+
+// Misuse stops before anything is written: --keep_io_types without --float16, a name that is no
+// graph input or output, an empty name.
+TEST(KeepIoTypes, MisuseIsAnErrorAndWritesNothing) {
+  const std::string model = TFH_SOURCE_DIR "/models/gpt2past_tiny_opset14/model.onnx";
+  TempDir tmp;
+  const std::string out = tmp / "o.onnx";
+  struct Bad {
+    std::vector<std::string> flags;
+    const char* says;
+  };
+  for (const Bad& b : {Bad{{"--keep_io_types", "logits"}, "give --float16 too"},
+                       Bad{{"--float16", "--keep_io_types", "logits,nope"},
+                           "keep_io_types names 'nope', which is not a graph input or output"},
+                       Bad{{"--float16", "--keep_io_types", "logits,,present_0"},
+                           "--keep_io_types 'logits,,present_0' has an empty name"}}) {
+    std::vector<std::string> args = {"optimize", "--input", model, "--output", out,
+                                     "--model_type", "gpt2"};
+    args.insert(args.end(), b.flags.begin(), b.flags.end());
+    const auto r = tfhost(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(b.says), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(out)) << b.says;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
