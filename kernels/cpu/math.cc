@@ -682,6 +682,68 @@ struct Reduce {
   }
 };
 
+// ArgMax / ArgMin along one axis (keepdims, select_last_index), int64 indices. Float-like data is
+// compared as float (float16/bfloat16 exactly), integers as themselves; ties go to the first index
+// (the last with select_last_index), NaNs are skipped (a line of NaNs gives 0), as the CUDA kernel.
+template <bool Max>
+struct ArgExtreme {
+  int64_t axis;
+  bool keepdims, select_last;
+  explicit ArgExtreme(NodeView n)
+      : axis(n.attr_int("axis", 0)), keepdims(n.attr_int("keepdims", 1) != 0),
+        select_last(n.attr_int("select_last_index", 0) != 0) {}
+  void compute(KernelContext& ctx) {
+    TensorView x = ctx.required(0);
+    const Dims d = dims_of(x);
+    const int64_t r = static_cast<int64_t>(d.size());
+    const int64_t ax = norm_axis(axis, r);
+    if (d[ax] == 0) sdk::fail("the axis " + std::to_string(axis) + " is empty");
+    int64_t outer = 1, inner = 1;
+    Dims out;
+    for (int64_t k = 0; k < r; ++k) {
+      if (k < ax) outer *= d[k];
+      if (k > ax) inner *= d[k];
+      if (k != ax) out.push_back(d[k]);
+      else if (keepdims) out.push_back(1);
+    }
+    OutputTensor y = ctx.output(0, TFH_TYPE_INT64, out);
+    int64_t* py = y.data<int64_t>();
+    const int64_t n = d[ax];
+    dispatch_all(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (std::is_same_v<T, bool>) {
+        unsupported_type(x.dtype());
+      } else {
+        using K = std::conditional_t<std::is_integral_v<T>, T, float>;
+        const T* px = static_cast<const T*>(x.raw());
+        auto line = [&](int64_t o) {
+          const int64_t outer_i = o / inner, inner_i = o % inner;
+          const T* p = px + outer_i * n * inner + inner_i;
+          int64_t best = -1;
+          K best_v{};
+          for (int64_t j = 0; j < n; ++j) {
+            K v;
+            if constexpr (std::is_integral_v<T>) v = p[j * inner];
+            else v = load_f(p, j * inner);
+            if (v != v) continue;  // NaN
+            const bool wins = best < 0 || (Max ? v > best_v : v < best_v) ||
+                              (select_last && v == best_v);
+            if (wins) best = j, best_v = v;
+          }
+          py[o] = best < 0 ? 0 : best;
+        };
+        const int64_t lines = outer * inner;
+        if (lines * n < 16384) {
+          for (int64_t o = 0; o < lines; ++o) line(o);
+        } else {
+#pragma omp parallel for schedule(static)
+          for (int64_t o = 0; o < lines; ++o) line(o);
+        }
+      }
+    });
+  }
+};
+
 // Einsum by direct summation over every index combination (explicit "->" or implicit output,
 // "..." broadcasting). Correct for any equation; the transformer exports that use it contract
 // small tensors.
@@ -844,6 +906,8 @@ void add_math_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CPU_KERNEL(Reduce<Red::Prod>, "ReduceProd")
   TFH_CPU_KERNEL(Reduce<Red::SumSquare>, "ReduceSumSquare")
   TFH_CPU_KERNEL(Reduce<Red::L2>, "ReduceL2")
+  TFH_CPU_KERNEL(ArgExtreme<true>, "ArgMax")
+  TFH_CPU_KERNEL(ArgExtreme<false>, "ArgMin")
   // The opset-13 change of meaning (one axis instead of a 2-D coercion) is two kernels.
   using SoftmaxCoerced = Softmax<false, true>;
   using SoftmaxAxis = Softmax<false, false>;

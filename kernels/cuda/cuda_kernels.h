@@ -92,6 +92,12 @@ void where(size_t elem_bytes, const bool* cond, const void* x, const void* y_els
 bool reduce_supported(TfhDataType t);
 void reduce_rows(TfhDataType t, bool mean, const void* x, void* y, int64_t rows, int64_t cols,
                  cudaStream_t s);
+// ArgMax (max) / ArgMin of x viewed as [outer, n, inner] along n, int64 indices [outer, inner]:
+// float/float16 compared in float, int32/int64 as integers; ties to the first index (the last
+// with select_last); NaNs are skipped (a row of NaNs gives 0). n must be > 0.
+bool arg_extreme_supported(TfhDataType t);
+void arg_extreme(TfhDataType t, bool max, bool select_last, const void* x, int64_t* y,
+                 int64_t outer, int64_t n, int64_t inner, cudaStream_t s);
 // Gather along one axis of x viewed as [outer, axis_dim, inner]: y[o, j, r] = x[o, idx[j], r],
 // for elements of 1, 2, 4 or 8 bytes; indices int32 or int64, negative ones counting from the
 // end. An index outside [-axis_dim, axis_dim) gives zeros (the kernel cannot raise an error).

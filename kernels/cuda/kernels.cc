@@ -753,6 +753,42 @@ struct ReduceTrailing {
   }
 };
 
+// ArgMax / ArgMin along one axis (keepdims, select_last_index), int64 indices; float, float16,
+// int32 and int64 data. Greedy decoding picks its tokens with it on the GPU.
+template <bool Max>
+struct ArgExtreme {
+  int64_t axis;
+  bool keepdims, select_last;
+  explicit ArgExtreme(NodeView n)
+      : axis(n.attr_int("axis", 0)), keepdims(n.attr_int("keepdims", 1) != 0),
+        select_last(n.attr_int("select_last_index", 0) != 0) {
+    const TfhDataType t = n.input(0) ? n.input(0).elem_type() : TFH_TYPE_UNDEFINED;
+    if (t != TFH_TYPE_UNDEFINED && !arg_extreme_supported(t))
+      refuse(Max ? "ArgMax on CUDA: element type" : "ArgMin on CUDA: element type");
+  }
+  void compute(KernelContext& ctx, void* s) {
+    const char* op = Max ? "ArgMax" : "ArgMin";
+    TensorView x = ctx.required(0);
+    const std::vector<int64_t> xd = dims_of(x);
+    const int64_t r = static_cast<int64_t>(xd.size());
+    const int64_t ax = axis < 0 ? axis + r : axis;
+    if (ax < 0 || ax >= r)
+      sdk::fail(std::string(op) + " on CUDA: axis " + std::to_string(axis) + " is out of range");
+    if (xd[ax] == 0) sdk::fail(std::string(op) + " on CUDA: the axis is empty");
+    int64_t outer = 1, inner = 1;
+    std::vector<int64_t> out;
+    for (int64_t d = 0; d < r; ++d) {
+      if (d < ax) outer *= xd[d];
+      if (d > ax) inner *= xd[d];
+      if (d != ax) out.push_back(xd[d]);
+      else if (keepdims) out.push_back(1);
+    }
+    OutputTensor y = ctx.output(0, TFH_TYPE_INT64, out);
+    arg_extreme(x.dtype(), Max, select_last, x.raw(), static_cast<int64_t*>(y.raw()), outer, xd[ax],
+                inner, st(s));
+  }
+};
+
 // Where(cond, x, y) with NumPy broadcasting of the three, rank up to 6.
 struct Where {
   explicit Where(NodeView n) {
@@ -1375,6 +1411,10 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(ReduceSum, "", "ReduceSum", "")
   TFH_CUDA_KERNEL(ReduceMean, "", "ReduceMean", "")
   TFH_CUDA_KERNEL_HOST_INPUTS(Expand, "", "Expand", "", 0x2)  // shape
+  using ArgMax = ArgExtreme<true>;
+  using ArgMin = ArgExtreme<false>;
+  TFH_CUDA_KERNEL(ArgMax, "", "ArgMax", "")
+  TFH_CUDA_KERNEL(ArgMin, "", "ArgMin", "")
   TFH_CUDA_KERNEL(LayerNorm, "", "LayerNormalization", "T=float,float16")
   {  // from opset 13: over one axis
     static const TfhKernelDesc d = TFH_KERNEL_DESC(Softmax, "tfhost.cuda.Softmax", "", "Softmax",

@@ -331,6 +331,73 @@ void launch_reduce(const void* x, void* y, int64_t rows, int64_t cols, bool mean
       static_cast<const T*>(x), static_cast<T*>(y), cols, mean);
 }
 
+// ---- ArgMax / ArgMin ----------------------------------------------------------------------------
+
+// A candidate of an arg-max/min: the value (float data compared in float; integers as they are)
+// and its index, -1 for none yet. `better` says whether a beats b: a larger (smaller) value, and
+// on a tie the smaller index, or the larger one with select_last_index. NaNs never win.
+template <typename K>
+struct ArgCandidate {
+  K v;
+  int64_t i;
+};
+
+template <typename K>
+__device__ __forceinline__ bool better(const ArgCandidate<K>& a, const ArgCandidate<K>& b,
+                                       bool max, bool last) {
+  if (a.i < 0) return false;
+  if (b.i < 0) return true;
+  if (a.v == b.v) return last ? a.i > b.i : a.i < b.i;
+  return max ? a.v > b.v : a.v < b.v;
+}
+
+template <typename T>
+__device__ __forceinline__ float arg_key(T v) { return ld(&v, 0); }
+__device__ __forceinline__ int64_t arg_key(int32_t v) { return v; }
+__device__ __forceinline__ int64_t arg_key(int64_t v) { return v; }
+
+// One block per output: x viewed as [outer, n, inner], output (o, r) the index along n of the
+// extreme of x[o, :, r]. Each thread scans a stride of n, then the warps and the block merge.
+template <typename T, typename K>
+__global__ void arg_extreme_kernel(const T* x, int64_t* y, int64_t n, int64_t inner, bool max,
+                                   bool last) {
+  __shared__ K part_v[32];
+  __shared__ int64_t part_i[32];
+  const int64_t o = blockIdx.x / inner, r = blockIdx.x % inner;
+  const T* base = x + o * n * inner + r;
+  ArgCandidate<K> best{K(0), -1};
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+    const K v = arg_key(base[j * inner]);
+    if (v != v) continue;  // NaN
+    const ArgCandidate<K> c{v, j};
+    if (better(c, best, max, last)) best = c;
+  }
+  for (int off = 16; off > 0; off >>= 1) {
+    const ArgCandidate<K> other{__shfl_xor_sync(0xffffffffu, best.v, off),
+                                __shfl_xor_sync(0xffffffffu, best.i, off)};
+    if (better(other, best, max, last)) best = other;
+  }
+  if ((threadIdx.x & 31) == 0) {
+    part_v[threadIdx.x >> 5] = best.v;
+    part_i[threadIdx.x >> 5] = best.i;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < static_cast<int>((blockDim.x + 31) / 32); ++w) {
+      const ArgCandidate<K> c{part_v[w], part_i[w]};
+      if (better(c, best, max, last)) best = c;
+    }
+    y[blockIdx.x] = best.i < 0 ? 0 : best.i;  // all NaN: index 0
+  }
+}
+
+template <typename T, typename K>
+void launch_arg_extreme(const void* x, int64_t* y, int64_t outer, int64_t n, int64_t inner,
+                        bool max, bool last, cudaStream_t s) {
+  TFH_LAUNCH(static_cast<unsigned>(outer * inner), kThreads, 0, s, arg_extreme_kernel<T, K>)(
+      static_cast<const T*>(x), y, n, inner, max, last);
+}
+
 }  // namespace
 
 bool reduce_supported(TfhDataType t) {
@@ -349,6 +416,24 @@ void reduce_rows(TfhDataType t, bool mean, const void* x, void* y, int64_t rows,
     default: launch_reduce<int64_t, long long>(x, y, rows, cols, mean, s); break;
   }
   launched("reduce");
+}
+
+bool arg_extreme_supported(TfhDataType t) { return reduce_supported(t); }
+
+void arg_extreme(TfhDataType t, bool max, bool select_last, const void* x, int64_t* y,
+                 int64_t outer, int64_t n, int64_t inner, cudaStream_t s) {
+  if (!arg_extreme_supported(t))
+    throw CudaError("arg_extreme: type " + std::to_string(t) + " is not supported on CUDA");
+  if (n <= 0) throw CudaError("arg_extreme: the reduced axis is empty");
+  if (outer * inner == 0) return;
+  if (outer * inner > 0x7fffffff) throw CudaError("arg_extreme: too many outputs for one launch");
+  switch (t) {
+    case TFH_TYPE_FLOAT: launch_arg_extreme<float, float>(x, y, outer, n, inner, max, select_last, s); break;
+    case TFH_TYPE_FLOAT16: launch_arg_extreme<__half, float>(x, y, outer, n, inner, max, select_last, s); break;
+    case TFH_TYPE_INT32: launch_arg_extreme<int32_t, int64_t>(x, y, outer, n, inner, max, select_last, s); break;
+    default: launch_arg_extreme<int64_t, int64_t>(x, y, outer, n, inner, max, select_last, s); break;
+  }
+  launched("arg_extreme");
 }
 
 void where(size_t elem_bytes, const bool* cond, const void* x, const void* y_else, void* out,

@@ -578,6 +578,78 @@ TEST_F(CudaKernels, ReduceRowsIntegers) {
   }
 }
 
+// ---- arg_extreme (ArgMax / ArgMin) -------------------------------------------------------------
+
+struct ArgCase {
+  Shape x;
+  int64_t axis;
+};
+// A decoding step's logits (batch 3, GPT-2's vocabulary), the axis first, in the middle and last,
+// lines shorter than a warp and longer than a block.
+const std::vector<ArgCase> kArgCases = {
+    {{3, 50257}, 1}, {{2, 5, 7}, 1}, {{6, 257}, 0}, {{4, 33}, -1}, {{1, 1}, 1}, {{2, 3, 1000}, 2}};
+
+TEST_F(CudaKernels, ArgMaxArgMinAgainstCpu) {
+  for (int elem : {F32, F16, I32})
+    for (const ArgCase& c : kArgCases)
+      for (bool max : {true, false})
+        for (int64_t last : {0, 1})
+          for (bool ties : {false, true}) {
+            SCOPED_TRACE(std::string(max ? "ArgMax " : "ArgMin ") + elem_name(elem) + " " +
+                         shape_str(c.x) + " axis " + std::to_string(c.axis) +
+                         (last ? " select_last_index" : "") + (ties ? " with ties" : ""));
+            int64_t n = 1;
+            for (int64_t d : c.x) n *= d;
+            std::mt19937 rng(static_cast<unsigned>(n * 7 + c.axis));
+            // Ties: a few distinct values, so that most lines hold their extreme several times.
+            const Floats x = ties || elem == I32 ? random_ints(n, rng, -3, ties ? 3 : 100000)
+                                                 : stored(random_floats(n, rng), elem);
+            const auto want = cpu_node(max ? "ArgMax" : "ArgMin", "", 13,
+                                       {{"x", c.x, x, elem}}, {"y"}, [&](onnx::NodeProto* nd) {
+                                         int_attr("axis", c.axis)(nd);
+                                         int_attr("keepdims", 0)(nd);
+                                         int_attr("select_last_index", last)(nd);
+                                       });
+            const int64_t r = static_cast<int64_t>(c.x.size()), ax = c.axis < 0 ? c.axis + r : c.axis;
+            int64_t outer = 1, inner = 1;
+            for (int64_t d = 0; d < ax; ++d) outer *= c.x[d];
+            for (int64_t d = ax + 1; d < r; ++d) inner *= c.x[d];
+            const TfhDataType t = elem == I32 ? TFH_TYPE_INT32 : type_of(elem);
+            Buf dx(x, elem);
+            DevRaw dy(static_cast<size_t>(outer * inner) * 8, 0xff);
+            arg_extreme(t, max, last != 0, dx.get(), static_cast<int64_t*>(dy.get()), outer,
+                        c.x[ax], inner, nullptr);
+            const std::vector<int64_t> got = dy.read<int64_t>();
+            ASSERT_EQ(want.size(), 1u);
+            ASSERT_EQ(got.size(), want[0].size());
+            for (size_t i = 0; i < got.size(); ++i)
+              EXPECT_EQ(got[i], static_cast<int64_t>(want[0][i])) << "output " << i;
+          }
+}
+
+// int64 data (values past int32's range) and NaNs, against the documented rule: NaNs never win,
+// a line of NaNs gives 0.
+TEST_F(CudaKernels, ArgMaxInt64AndNaN) {
+  const int64_t big = 5000000000LL;
+  const std::vector<int64_t> xi = {big, -big, big + 1, 7, -big - 1, 7};  // 2 lines of 3
+  DevRaw dxi(xi), dyi(4 * 8, 0xff);
+  arg_extreme(TFH_TYPE_INT64, true, false, dxi.get(), static_cast<int64_t*>(dyi.get()), 2, 3, 1,
+              nullptr);
+  arg_extreme(TFH_TYPE_INT64, false, false, dxi.get(), static_cast<int64_t*>(dyi.get()) + 2, 2, 3,
+              1, nullptr);
+  EXPECT_EQ(dyi.read<int64_t>(), (std::vector<int64_t>{2, 0, 1, 1}));
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const Floats xf = {nan, 1.f, nan, 3.f, nan, nan, -2.f, nan, -1.f, nan, nan, nan};  // 4 lines
+  for (int elem : {F32, F16}) {
+    SCOPED_TRACE(name_of(elem));
+    Buf dx(xf, elem);
+    DevRaw dy(4 * 8, 0xff);
+    arg_extreme(type_of(elem), true, false, dx.get(), static_cast<int64_t*>(dy.get()), 4, 3, 1,
+                nullptr);
+    EXPECT_EQ(dy.read<int64_t>(), (std::vector<int64_t>{1, 0, 2, 0}));
+  }
+}
+
 // ---- gather -------------------------------------------------------------------------------------
 
 struct GatherCase {

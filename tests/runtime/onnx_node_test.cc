@@ -27,7 +27,9 @@ const char* const kOps[] = {
     "identity", "layer_normalization", "less", "matmul_", "mod", "mul", "neg", "nonzero", "not",
     "pad", "pow", "range", "reduce_max", "reduce_mean", "reduce_sum_", "reshape", "scatternd",
     "shape", "slice", "softmax", "split", "sqrt", "squeeze", "sub", "tanh", "transpose", "tril",
-    "triu", "unsqueeze", "where", "and", "or", "relu", "sigmoid", "exp", "log", "abs"};
+    "triu", "unsqueeze", "where", "and", "or", "relu", "sigmoid", "exp", "log", "abs",
+    // not in the exports: `tfhost generate` appends an ArgMax to pick the tokens
+    "argmax", "argmin"};
 
 // Cases outside what the runtime runs, each for a stated reason.
 const std::set<std::string> kExcluded = {
