@@ -185,9 +185,9 @@ if [ -f "$MODELS/bert.onnx" ]; then
   # GPT-2 as decoding runs it: float16 past/present, int32 inputs, float32 logits, with
   # per-step presents (configs/gpt2_fp16.yaml), and with one key/value buffer per layer
   # updated in place (configs/gpt2_fp16_decode.yaml: gpt2.shared_kv_cache). `tfhost generate`
-  # times the model's step (until the GPU is done; the median over the steps) apart from
-  # copying the logits back and picking the tokens: a prompt of 128 tokens, then 32 steps
-  # (past 128 to 159).
+  # times the model's step (until the GPU is done; the median over the steps), the tokens'
+  # arg-max on the GPU included, apart from copying the token ids back: a prompt of 128
+  # tokens, then 32 steps (past 128 to 159).
   gpt2_decode_model() {  # config output
     tf build/bin/tfhost run "$1" --set model.path="$MODELS/gpt2.onnx" --set output="$2" \
       --set verify=null --set benchmark=null >> "$RESULTS/optimize_gpt2_decode.log" 2>&1

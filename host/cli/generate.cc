@@ -25,9 +25,11 @@ const char* const kAbout =
     ".i.key/value [B, N, P, d]) and without past (the whole sequence is run each step). Inputs\n"
     "input_ids, position_ids and attention_mask are filled as generate() does (no padding: every\n"
     "row gets the prompt). Prints the new token ids of each row, the prompt's time and the\n"
-    "median time of the steps after it (the model's step; picking the tokens timed apart).\n"
+    "median time of the steps after it. The tokens are picked inside the model: generate appends\n"
+    "a Gather of the logits' last position and an ArgMax over the vocabulary to the loaded graph\n"
+    "(the file is not changed), so only the token ids leave the step.\n"
     "--use_gpu runs it on the GPU with the key/value cache kept there (IO binding: each step's\n"
-    "presents are the next step's pasts without a copy to the host; only the logits come back).\n"
+    "presents are the next step's pasts without a copy to the host; only the token ids come back).\n"
     "A model from `optimize --enable_shared_kv_cache` (input past_sequence_length) gets one\n"
     "buffer per layer of prompt + max_new_tokens rows, updated in place (the buffers are\n"
     "donated back each step: no copy of the cache), and a mask of that fixed width, so every\n"
@@ -57,6 +59,86 @@ std::unique_ptr<runtime::HostTensor> matrix(int32_t type, int64_t rows, int64_t 
     }
   }
   return t;
+}
+
+void set_int_attr(ir::Node* n, const char* name, int64_t v) {
+  onnx::AttributeProto& a = n->set_attr(name);
+  a.set_type(onnx::AttributeProto::INT);
+  a.set_i(v);
+}
+
+// x[:, -1] of x [batch, sequence, ...]: Gather(x, scalar -1, axis 1).
+ir::Value* last_position(ir::Graph& g, ir::Value* x) {
+  auto index = std::make_unique<onnx::TensorProto>();
+  index->set_name(g.unique_name("tfh_generate_last_position"));
+  index->set_data_type(onnx::TensorProto::INT64);
+  index->add_int64_data(-1);  // a scalar: the axis goes
+  ir::Value* last = g.add_initializer(std::make_unique<ir::Tensor>(std::move(index)));
+  ir::Value* out = g.add_value(g.unique_name(x->name() + "_last"));
+  set_int_attr(g.add_node(g.unique_name("tfh_generate_gather"), "Gather", "", {x, last}, {out}),
+               "axis", 1);
+  return out;
+}
+
+// The LM head under the logits: logits = MatMul(h, W), possibly through Casts/Identities that
+// nothing else reads, with W a 2-D initializer and h of rank 3 ([batch, sequence, hidden]).
+// Returns the MatMul and the values from its output to the logits, or nullptr.
+ir::Node* lm_head(ir::Value* logits, std::vector<ir::Value*>& chain) {
+  chain = {logits};
+  if (!logits->consumers().empty()) return nullptr;
+  for (ir::Value* v = logits;;) {
+    ir::Node* p = v->producer();
+    if (!p || !p->domain().empty() || p->inputs().empty() || !p->inputs()[0]) return nullptr;
+    const std::vector<ir::Value*>& in = p->inputs();
+    if (p->op_type() == "MatMul")
+      return in.size() == 2 && in[1] && in[1]->initializer() && in[1]->rank() == 2 &&
+                     in[0]->rank() == 3
+                 ? p
+                 : nullptr;
+    if ((p->op_type() != "Cast" && p->op_type() != "Identity") || in[0]->consumers().size() != 1)
+      return nullptr;
+    v = in[0];
+    chain.push_back(v);
+  }
+}
+
+// Greedy decoding picks the tokens inside the model: ArgMax over the vocabulary of the logits'
+// last position, in place of the logits as the first graph output: [batch] int64. On the GPU the
+// pick is kernels of the step (of its CUDA graph) and only the batch's token ids come back, not
+// batch x vocabulary logits. Where the logits come from an LM head MatMul (lm_head), the last
+// position is taken from its input, so the prompt's step multiplies one row per sequence by the
+// [hidden, vocabulary] weight instead of all of them (a prompt of 128 tokens: 128 times fewer
+// logits); elsewhere, from the logits. Shapes are inferred before and after.
+struct TokenPick {
+  std::string logits;   // the first output's name
+  std::string lm_head;  // the MatMul the last position goes through, or empty
+};
+TokenPick pick_tokens_in_model(ir::Model& model, const std::string& path,
+                               const ir::ShapeHooks* hooks) {
+  model.infer_shapes(hooks);
+  ir::Graph& g = model.graph();
+  TFH_CHECK(!g.outputs().empty(), path, ": no outputs");
+  ir::Value* logits = g.outputs()[0];
+  std::vector<ir::Value*> chain;
+  ir::Value* last_logits = logits;
+  TokenPick pick{logits->name(), {}};
+  if (ir::Node* head = lm_head(logits, chain)) {
+    pick.lm_head = head->name();
+    g.set_input(head, 0, last_position(g, head->inputs()[0]));
+    // Their shapes lose the sequence axis: inferred again below.
+    for (ir::Value* v : chain) v->mutable_info().mutable_type()->mutable_tensor_type()->clear_shape();
+  } else {
+    last_logits = last_position(g, logits);
+  }
+  ir::Value* tokens = g.add_value(g.unique_name("tfh_generate_next_tokens"));
+  ir::Node* argmax = g.add_node(g.unique_name("tfh_generate_argmax"), "ArgMax", "", {last_logits},
+                                {tokens});
+  set_int_attr(argmax, "axis", -1);
+  set_int_attr(argmax, "keepdims", 0);
+  g.set_graph_output(0, tokens);
+  g.topological_sort();  // the Gather before the LM head's MatMul
+  model.infer_shapes(hooks);
+  return pick;
 }
 
 }  // namespace
@@ -119,7 +201,11 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
   auto registry = make_registry(g);
   const runtime::KernelRegistry kernels(*registry);
   auto model = ir::Model::load(model_path);
-  model->infer_shapes(&registry->shape_hooks());
+  const TokenPick pick = pick_tokens_in_model(*model, model_path, &registry->shape_hooks());
+  const std::string& logits_name = pick.logits;
+  if (!pick.lm_head.empty())
+    std::cerr << "generate: the tokens are picked in the model from the last position, taken "
+              << "before the LM head '" << pick.lm_head << "' (one row per sequence through it)\n";
   runtime::SessionOptions so;
   so.threads = threads;
   so.release_consumed_constants = true;
@@ -182,7 +268,7 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
   std::vector<std::vector<int64_t>> rows(static_cast<size_t>(batch), ids);
   const int64_t prompt_len = static_cast<int64_t>(ids.size());
   using Clock = std::chrono::steady_clock;
-  std::vector<double> step_ms, pick_ms;
+  std::vector<double> step_ms, copy_ms;  // the model's step; the GPU's token ids to the host
   for (int64_t step = 0; step < new_tokens; ++step) {
     // With past: the prompt first, then one token per step; without: the whole sequence.
     const int64_t total = prompt_len + step;
@@ -216,8 +302,8 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
       feeds.emplace_back("past_sequence_length", owned.back().get());
     }
     for (size_t i = 0; i < past_in.size(); ++i) feeds.emplace_back(past_in[i]->name(), past[i].get());
-    // Timed: the model's step (on the GPU until its work is done), then picking the tokens
-    // (the logits' copy to the host and the arg-max) on its own.
+    // Timed: the model's step, the tokens' pick included (on the GPU until its work is done),
+    // then, on the GPU, copying the token ids to the host on its own.
     const auto t0 = Clock::now();
     std::vector<std::unique_ptr<runtime::HostTensor>> results;
     if (use_gpu) {
@@ -235,7 +321,9 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
       auto out = session.run_device(f);
       session.synchronize();
       step_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      const auto t_copy = Clock::now();
       results.push_back(session.to_host(out[0]));
+      copy_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t_copy).count());
       past_on_device.assign(std::make_move_iterator(out.begin() + 1),
                             std::make_move_iterator(out.end()));
     } else {
@@ -249,24 +337,14 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
       results = session.run_feeds(f);
       step_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     }
-    const auto t_pick = Clock::now();
-    // Greedy: the arg-max of the last position's logits, per row.
-    const runtime::HostTensor& logits = *results[0];
-    TFH_CHECK(logits.dims.size() == 3 && logits.dims[0] == batch && logits.dims[1] == len,
-              model_path, ": logits shaped ", runtime::describe_tensor(logits), ", expected [",
-              batch, ", ", len, ", vocabulary]");
-    const int64_t vocab = logits.dims[2];
-    for (int64_t r = 0; r < batch; ++r) {
-      const size_t base = static_cast<size_t>((r * len + len - 1) * vocab);
-      int64_t best = 0;
-      double best_v = runtime::element_as_double(logits, base);
-      for (int64_t k = 1; k < vocab; ++k) {
-        const double x = runtime::element_as_double(logits, base + static_cast<size_t>(k));
-        if (x > best_v) best_v = x, best = k;
-      }
-      rows[r].push_back(best);
-    }
-    pick_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t_pick).count());
+    // The model picked each row's token (pick_tokens_in_model): [batch] int64.
+    const runtime::HostTensor& picked = *results[0];
+    TFH_CHECK(picked.dims.size() == 1 && picked.dims[0] == batch && picked.type == TFH_TYPE_INT64,
+              model_path, ": the arg-max of '", logits_name, "' is ",
+              runtime::describe_tensor(picked), ", expected [", batch,
+              "] int64: is the first output the logits [batch, sequence, vocabulary]?");
+    for (int64_t r = 0; r < batch; ++r)
+      rows[r].push_back(static_cast<const int64_t*>(picked.data)[r]);
     if (!use_gpu)
       for (size_t i = 0; i < past_in.size(); ++i) past[i] = std::move(results[i + 1]);
   }
@@ -277,20 +355,23 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
     std::cout << "\n";
   }
   // The steps after the prompt: their median (the first ones also plan, upload or capture a
-  // graph) and mean; the token picking's mean.
+  // graph) and mean; on the GPU, the mean copy of the token ids.
   std::vector<double> rest(step_ms.begin() + 1, step_ms.end());
   std::ostringstream line;
   line << std::fixed << std::setprecision(3) << "generate: prompt " << prompt_len << " tokens in "
        << step_ms[0] << " ms";
   if (!rest.empty()) {
-    double sum = 0, pick = 0;
+    double sum = 0, copy = 0;
     for (double x : rest) sum += x;
-    for (double x : pick_ms) pick += x;
+    for (double x : copy_ms) copy += x;
     std::sort(rest.begin(), rest.end());
     const size_t n = rest.size();
     const double median = n % 2 ? rest[n / 2] : (rest[n / 2 - 1] + rest[n / 2]) / 2;
     line << ", then " << n << " steps: " << median << " ms each (median; mean " << sum / n
-         << "), picking the tokens " << pick / static_cast<double>(pick_ms.size()) << " ms";
+         << "; the tokens picked in the model";
+    if (!copy_ms.empty())
+      line << ", their ids copied back in " << copy / static_cast<double>(copy_ms.size()) << " ms";
+    line << ")";
   }
   if (past_in.empty()) line << " (no past: the whole sequence each step)";
   if (length_in) line << " (shared key/value buffers of " << max_length << " rows)";

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "e2e/e2e_util.h"
+#include "support/ort_reference.h"
 #include "support/test_util.h"
 
 namespace tfh::e2e {
@@ -25,6 +27,45 @@ TEST(RuntimeCli, CheckReproducesPyTorchOnEveryBundledExport) {
   const auto r = tfhost(args);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(contains(r.out, "PASS: 18/18 data sets")) << r.out;
+}
+
+// generate's tokens are ONNX Runtime's greedy ones: each step's arg-max of the last position's
+// logits, ORT running the export on the whole sequence so far. The export without a past (its
+// only input is input_ids) and its fused form; generate picks in the model, from the last
+// position before the LM head (it says so), where ORT computes every position's logits.
+TEST(RuntimeCli, GeneratePicksOnnxRuntimesGreedyTokens) {
+  test::TempDir tmp;
+  const std::string exported = TFH_SOURCE_DIR "/models/gpt2nopast_tiny_opset14/model.onnx";
+  const std::string fused = tmp / "fused.onnx";
+  ASSERT_EQ(tfhost({"optimize", "--input", exported, "--output", fused, "--model_type", "gpt2"})
+                .exit_code, 0);
+  const std::vector<int64_t> prompt = {5, 17, 301, 9};
+  const int steps = 5;
+  std::vector<int64_t> want = prompt;
+  for (int step = 0; step < steps; ++step) {
+    onnx::TensorProto ids;
+    ids.set_name("input_ids");
+    ids.set_data_type(onnx::TensorProto::INT64);
+    ids.add_dims(1);
+    ids.add_dims(static_cast<int64_t>(want.size()));
+    for (int64_t t : want) ids.add_int64_data(t);
+    const auto out = test::ort_run(exported, {ids});
+    ASSERT_EQ(out[0].dims_size(), 3);
+    const int64_t vocab = out[0].dims(2);
+    const std::vector<double> logits = test::tensor_values(out[0]);
+    const auto last = logits.end() - vocab;
+    want.push_back(std::max_element(last, logits.end()) - last);
+  }
+  std::string row = "row 0:";
+  for (size_t k = prompt.size(); k < want.size(); ++k) row += " " + std::to_string(want[k]);
+  for (const std::string& model : {exported, fused}) {
+    const auto r = tfhost({"generate", "--model", model, "--prompt", "5 17 301 9", "-n",
+                           std::to_string(steps)});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, row + "\n") << model;
+    EXPECT_TRUE(contains(r.err, "picked in the model from the last position, taken before the LM "
+                                "head '")) << r.err;
+  }
 }
 
 // A copy of bert_tiny's test folder whose expected output_0 is shifted by `delta` in one element.
