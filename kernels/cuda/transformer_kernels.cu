@@ -375,7 +375,6 @@ __device__ void decode_softmax(const AttentionArgs& a, int64_t total, int64_t b,
 template <typename T>
 __device__ float decode_values(const AttentionArgs& a, int64_t b, int64_t h, const float* sc,
                                int64_t j0, int64_t n, int64_t d) {
-  const int64_t D = a.head_size;
   const T* vc = static_cast<const T*>(a.v) + kv_start(a, b, h);
   const int64_t step = kv_step(a);
   float o = 0.f;
