@@ -12,6 +12,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "kernels/common/axis_split.h"
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/vmath.h"
@@ -698,17 +699,10 @@ struct ArgExtreme {
     const int64_t r = static_cast<int64_t>(d.size());
     const int64_t ax = norm_axis(axis, r);
     if (d[ax] == 0) sdk::fail("the axis " + std::to_string(axis) + " is empty");
-    int64_t outer = 1, inner = 1;
-    Dims out;
-    for (int64_t k = 0; k < r; ++k) {
-      if (k < ax) outer *= d[k];
-      if (k > ax) inner *= d[k];
-      if (k != ax) out.push_back(d[k]);
-      else if (keepdims) out.push_back(1);
-    }
-    OutputTensor y = ctx.output(0, TFH_TYPE_INT64, out);
+    const AxisSplit split = split_at_axis(d, ax, keepdims);
+    const int64_t inner = split.inner, n = split.n, lines = split.outer * split.inner;
+    OutputTensor y = ctx.output(0, TFH_TYPE_INT64, split.reduced);
     int64_t* py = y.data<int64_t>();
-    const int64_t n = d[ax];
     dispatch_all(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
       if constexpr (std::is_same_v<T, bool>) {
@@ -732,7 +726,6 @@ struct ArgExtreme {
           }
           py[o] = best < 0 ? 0 : best;
         };
-        const int64_t lines = outer * inner;
         if (lines * n < 16384) {
           for (int64_t o = 0; o < lines; ++o) line(o);
         } else {

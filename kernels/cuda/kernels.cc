@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/common/axis_split.h"
 #include "kernels/common/slice_bounds.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/device.h"
@@ -775,17 +776,10 @@ struct ArgExtreme {
     if (ax < 0 || ax >= r)
       sdk::fail(std::string(op) + " on CUDA: axis " + std::to_string(axis) + " is out of range");
     if (xd[ax] == 0) sdk::fail(std::string(op) + " on CUDA: the axis is empty");
-    int64_t outer = 1, inner = 1;
-    std::vector<int64_t> out;
-    for (int64_t d = 0; d < r; ++d) {
-      if (d < ax) outer *= xd[d];
-      if (d > ax) inner *= xd[d];
-      if (d != ax) out.push_back(xd[d]);
-      else if (keepdims) out.push_back(1);
-    }
-    OutputTensor y = ctx.output(0, TFH_TYPE_INT64, out);
-    arg_extreme(x.dtype(), Max, select_last, x.raw(), static_cast<int64_t*>(y.raw()), outer, xd[ax],
-                inner, st(s));
+    const AxisSplit split = split_at_axis(xd, ax, keepdims);
+    OutputTensor y = ctx.output(0, TFH_TYPE_INT64, split.reduced);
+    arg_extreme(x.dtype(), Max, select_last, x.raw(), static_cast<int64_t*>(y.raw()), split.outer,
+                split.n, split.inner, st(s));
   }
 };
 

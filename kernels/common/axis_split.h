@@ -1,0 +1,28 @@
+// A tensor viewed around one axis as [outer, n, inner], and the shape a reduction along that axis
+// leaves (the axis dropped, or kept as 1 with keepdims): shared by the CPU and CUDA ArgMax/ArgMin.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace tfh::kernels {
+
+struct AxisSplit {
+  int64_t outer = 1, n = 1, inner = 1;
+  std::vector<int64_t> reduced;  // the output's dims
+};
+
+// `axis` already in [0, dims.size()).
+inline AxisSplit split_at_axis(const std::vector<int64_t>& dims, int64_t axis, bool keepdims) {
+  AxisSplit s;
+  for (int64_t k = 0; k < static_cast<int64_t>(dims.size()); ++k) {
+    if (k < axis) s.outer *= dims[k];
+    if (k > axis) s.inner *= dims[k];
+    if (k != axis) s.reduced.push_back(dims[k]);
+    else if (keepdims) s.reduced.push_back(1);
+  }
+  s.n = dims[axis];
+  return s;
+}
+
+}  // namespace tfh::kernels
