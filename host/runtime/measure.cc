@@ -64,6 +64,7 @@ std::unique_ptr<HostTensor> convert_tensor(const HostTensor& t, TfhDataType type
       case TFH_TYPE_INT64: { const int64_t k = static_cast<int64_t>(v); std::memcpy(p + 8 * i, &k, 8); break; }
       case TFH_TYPE_BOOL: case TFH_TYPE_UINT8: p[i] = v != 0; break;
       case TFH_TYPE_FLOAT16: { const uint16_t h = to_float16(static_cast<float>(v)).bits; std::memcpy(p + 2 * i, &h, 2); break; }
+      case TFH_TYPE_BFLOAT16: { const uint16_t h = to_bfloat16(static_cast<float>(v)).bits; std::memcpy(p + 2 * i, &h, 2); break; }
       default: TFH_THROW("cannot convert a tensor to ", data_type_name(type));
     }
   }

@@ -1,5 +1,5 @@
 // tfhost's CUDA kernels, as launchers on device pointers and a stream (built only with
-// TFH_HAVE_CUDA): the transformer ops (float and float16 data; every reduction and accumulation in
+// TFH_HAVE_CUDA): the transformer ops (float, float16 and bfloat16 data; every reduction and accumulation in
 // fp32) and the general tensor ops fused graphs keep (Cast, broadcasting arithmetic, Gather,
 // strided copies, Where, reductions: the types each one states). kernels.cc makes them the CUDA
 // session's kernels; tests/cuda compares each one with tfhost's CPU kernel for the same op.
@@ -31,12 +31,12 @@ void check(cudaError_t e, const char* what);
 // y = x + bias (bias: `cols` values, broadcast over rows), optionally + residual (same as x).
 void add_bias(TfhDataType t, const void* x, const void* bias, const void* residual, void* y,
               int64_t rows, int64_t cols, cudaStream_t s);
-// Cast n elements between float, float16, double, int32, int64, uint8, int8 and bool (float to
+// Cast n elements between float, float16, bfloat16, double, int32, int64, uint8, int8 and bool (float to
 // integer truncates toward zero; to bool is "!= 0").
 bool cast_supported(TfhDataType from, TfhDataType to);
 void cast(TfhDataType from, TfhDataType to, const void* x, void* y, int64_t n, cudaStream_t s);
 
-// y = a op b with NumPy broadcasting: float or float16 (computed in float), int32 or int64 (exact;
+// y = a op b with NumPy broadcasting: float, float16 or bfloat16 (computed in float), int32 or int64 (exact;
 // not Pow). `dims` is the output shape; each input's strides are its element strides at the
 // output's rank, 0 where it broadcasts (a dense input whose dims match the output has the
 // output's strides).
@@ -50,14 +50,14 @@ struct Broadcast {
 };
 void binary(TfhDataType t, BinaryOp op, const void* a, const void* b, void* y, const Broadcast& bc,
             cudaStream_t s);
-// y = a op b (bool) with NumPy broadcasting as in binary: float, float16, int32, int64 (and bool
+// y = a op b (bool) with NumPy broadcasting as in binary: float, float16, bfloat16, int32, int64 (and bool
 // for Equal).
 enum class CompareOp { Equal, Less, Greater, LessOrEqual, GreaterOrEqual };
 void compare(TfhDataType t, CompareOp op, const void* a, const void* b, bool* y,
              const Broadcast& bc, cudaStream_t s);
 void logical_not(const bool* x, bool* y, int64_t n, cudaStream_t s);
 // Running sums along the middle axis of x [outer, len, inner] (ONNX CumSum: `exclusive` leaves
-// each element out of its own sum, `reverse` sums from the end): float, float16 (summed in
+// each element out of its own sum, `reverse` sums from the end): float, float16, bfloat16 (summed in
 // float), int32, int64.
 void cumsum(TfhDataType t, const void* x, void* y, int64_t outer, int64_t len, int64_t inner,
             bool exclusive, bool reverse, cudaStream_t s);
@@ -87,13 +87,13 @@ struct WhereBroadcast {
 };
 void where(size_t elem_bytes, const bool* cond, const void* x, const void* y_else, void* out,
            const WhereBroadcast& bc, cudaStream_t s);
-// Per row of [rows, cols]: the sum (or the mean) of the row, for float/float16 (accumulated in
+// Per row of [rows, cols]: the sum (or the mean) of the row, for float/float16/bfloat16 (accumulated in
 // float) and int32/int64 (accumulated in int64; a mean divides as integers).
 bool reduce_supported(TfhDataType t);
 void reduce_rows(TfhDataType t, bool mean, const void* x, void* y, int64_t rows, int64_t cols,
                  cudaStream_t s);
 // ArgMax (max) / ArgMin of x viewed as [outer, n, inner] along n, int64 indices [outer, inner]:
-// float/float16 compared in float, int32/int64 as integers; ties to the first index (the last
+// float/float16/bfloat16 compared in float, int32/int64 as integers; ties to the first index (the last
 // with select_last); NaNs are skipped (a row of NaNs gives 0). n must be > 0.
 bool arg_extreme_supported(TfhDataType t);
 void arg_extreme(TfhDataType t, bool max, bool select_last, const void* x, int64_t* y,

@@ -69,9 +69,10 @@ bool fixed_size_or_unknown(const ValueView& v) {
 }
 
 void need_float(const TensorView& t, const char* op, const char* what) {
-  if (t.dtype() != TFH_TYPE_FLOAT && t.dtype() != TFH_TYPE_FLOAT16)
+  if (t.dtype() != TFH_TYPE_FLOAT && t.dtype() != TFH_TYPE_FLOAT16 &&
+      t.dtype() != TFH_TYPE_BFLOAT16)
     sdk::fail(std::string(op) + " on CUDA: " + what + " is " + data_type_name(t.dtype()) +
-              "; only float and float16 run there");
+              "; only float, float16 and bfloat16 run there");
 }
 void same_type(const TensorView& a, const TensorView& b, const char* op) {
   if (a.dtype() != b.dtype()) sdk::fail(std::string(op) + " on CUDA: inputs differ in type");
@@ -101,7 +102,8 @@ bool vector_or_unknown(const ValueView& v) {
 }
 bool float_or_unknown(const ValueView& v) {
   const TfhDataType t = v ? v.elem_type() : TFH_TYPE_UNDEFINED;
-  return t == TFH_TYPE_UNDEFINED || t == TFH_TYPE_FLOAT || t == TFH_TYPE_FLOAT16;
+  return t == TFH_TYPE_UNDEFINED || t == TFH_TYPE_FLOAT || t == TFH_TYPE_FLOAT16 ||
+         t == TFH_TYPE_BFLOAT16;
 }
 
 void unused(KernelContext& ctx, size_t i, const char* op, const char* what) {
@@ -115,7 +117,7 @@ void unused(KernelContext& ctx, size_t i, const char* op, const char* what) {
 // the CPU.
 struct MatMul {
   explicit MatMul(NodeView n) {
-    if (!float_or_unknown(n.input(0))) refuse("MatMul on CUDA: not float/float16");
+    if (!float_or_unknown(n.input(0))) refuse("MatMul on CUDA: not float/float16/bfloat16");
     for (size_t i = 0; i < 2; ++i)
       if (n.num_inputs() > i && n.input(i) && n.input(i).rank() >= 0 && n.input(i).rank() < 2)
         refuse("MatMul on CUDA: a 1-D operand");
@@ -155,7 +157,7 @@ struct MatMul {
     }
     out[r - 2] = m, out[r - 1] = n;
     OutputTensor y = ctx.output(0, a.dtype(), out);
-    const size_t elem = a.dtype() == TFH_TYPE_FLOAT16 ? 2 : 4;
+    const size_t elem = elem_bytes(a.dtype());
     if (batch == 0 || m == 0 || n == 0) return;
     if (k == 0) {  // an empty sum: zeros
       fill_zero(y.raw(), static_cast<size_t>(batch * m * n) * elem, s);
@@ -202,7 +204,7 @@ struct GemmFastGelu {
   explicit GemmFastGelu(NodeView n) {
     if (n.num_inputs() > 1 && n.input(1) && n.input(1).rank() >= 0 && n.input(1).rank() != 2)
       refuse("GemmFastGelu on CUDA: W is not a 2-D matrix");
-    if (!float_or_unknown(n.input(0))) refuse("GemmFastGelu on CUDA: not float/float16");
+    if (!float_or_unknown(n.input(0))) refuse("GemmFastGelu on CUDA: not float/float16/bfloat16");
     if (n.num_inputs() > 2 && n.input(2)) {
       if (n.input(2).rank() >= 0 && n.input(2).rank() != 1)
         refuse("GemmFastGelu on CUDA: the bias is not a vector");
@@ -230,7 +232,7 @@ struct GemmFastGelu {
     if (rows == 0 || n == 0) return;
     const void* b = bias ? bias.raw() : nullptr;
     if (k == 0) {  // an empty sum: gelu(0 + bias)
-      fill_zero(y.raw(), static_cast<size_t>(rows * n) * (a.dtype() == TFH_TYPE_FLOAT16 ? 2 : 4), s);
+      fill_zero(y.raw(), static_cast<size_t>(rows * n) * (elem_bytes(a.dtype())), s);
       gelu(a.dtype(), GeluKind::Tanh, y.raw(), b, y.raw(), rows, n, st(s));
       return;
     }
@@ -246,7 +248,7 @@ struct GemmFastGelu {
   }
 };
 
-// Add/Sub/Mul/Div with NumPy broadcasting (rank up to 6), float and float16.
+// Add/Sub/Mul/Div with NumPy broadcasting (rank up to 6), float, float16 and bfloat16.
 bool numeric_or_unknown(const ValueView& v) {
   const TfhDataType t = v ? v.elem_type() : TFH_TYPE_UNDEFINED;
   return float_or_unknown(v) || t == TFH_TYPE_INT32 || t == TFH_TYPE_INT64;
@@ -286,7 +288,7 @@ void refuse_over_rank_6(NodeView n, const char* op) {
       refuse(std::string(op) + " on CUDA: rank over 6");
 }
 
-// Add, Sub, Mul, Div on float, float16, int32 or int64; Pow on float and float16. An integer Div
+// Add, Sub, Mul, Div on float, float16, bfloat16, int32 or int64; Pow on the float types. An integer Div
 // runs here only with a constant divisor without zeros (the CPU's kernel reports a division by
 // zero, which a GPU kernel could only report after the fact).
 template <BinaryOp Op>
@@ -754,7 +756,7 @@ struct ReduceTrailing {
   }
 };
 
-// ArgMax / ArgMin along one axis (keepdims, select_last_index), int64 indices; float, float16,
+// ArgMax / ArgMin along one axis (keepdims, select_last_index), int64 indices; float, float16, bfloat16,
 // int32 and int64 data. Greedy decoding picks its tokens with it on the GPU.
 template <bool Max>
 struct ArgExtreme {
@@ -837,7 +839,7 @@ struct Gemm {
     if (n.attr_int("transA", 0) != 0) refuse("Gemm on CUDA: transA");
     if (n.attr_float("alpha", 1.f) != 1.f || n.attr_float("beta", 1.f) != 1.f)
       refuse("Gemm on CUDA: alpha/beta other than 1");
-    if (!float_or_unknown(n.input(0))) refuse("Gemm on CUDA: not float/float16");
+    if (!float_or_unknown(n.input(0))) refuse("Gemm on CUDA: not float/float16/bfloat16");
     if (n.num_inputs() > 2 && n.input(2) && !vector_or_unknown(n.input(2)))
       refuse("Gemm on CUDA: C is not a bias vector");
     // C must hold N values (a broadcast scalar goes to the CPU), and K must not be 0.
@@ -1143,7 +1145,7 @@ struct Attention {
         mask ? mask_kind_of("Attention on CUDA: the mask", mask, B, S, T, M, &mask_width) : MaskKind::None;
     TensorView attn_bias = ctx.input(5);
     if (attn_bias && M) sdk::fail("Attention on CUDA: attention_bias with a shared past/present buffer");
-    const size_t elem = x.dtype() == TFH_TYPE_FLOAT16 ? 2 : 4;
+    const size_t elem = elem_bytes(x.dtype());
     OutputTensor y = ctx.output(0, x.dtype(), std::vector<int64_t>{B, S, W / 3});
     void* present = nullptr;
     if (M) {  // the shared buffer: present starts as the past (its own buffer, or a copy)
@@ -1209,7 +1211,7 @@ struct MultiHeadAttention {
       : heads(n.attr_int("num_heads")), unidirectional(n.attr_int("unidirectional", 0) != 0),
         filter(n.attr_float("mask_filter_value", -10000.f)), scale(n.attr_float("scale", 0.f)) {
     if (heads <= 0) sdk::fail("MultiHeadAttention on CUDA: num_heads must be positive");
-    if (!float_or_unknown(n.input(0))) refuse("MultiHeadAttention on CUDA: not float/float16");
+    if (!float_or_unknown(n.input(0))) refuse("MultiHeadAttention on CUDA: not float/float16/bfloat16");
     for (size_t i = 0; i < 3; ++i) {
       if (n.num_inputs() <= i || !n.input(i))
         refuse("MultiHeadAttention on CUDA: query, key and value are all needed (packed forms run "
@@ -1261,7 +1263,7 @@ struct MultiHeadAttention {
     }
     const int64_t T = P + L;
     const TfhDataType type = q.dtype();
-    const size_t elem = type == TFH_TYPE_FLOAT16 ? 2 : 4;
+    const size_t elem = elem_bytes(type);
     const void *qp = q.raw(), *kp = k.raw(), *vp = v.raw();
     if (bias) {  // [q bias, k bias, v bias], each added over its rows
       same_type(q, bias, "MultiHeadAttention");
@@ -1349,51 +1351,51 @@ struct MultiHeadAttention {
 }  // namespace
 
 void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
-  TFH_CUDA_KERNEL(MatMul, "", "MatMul", "T=float,float16")
-  TFH_CUDA_KERNEL(Gemm, "", "Gemm", "T=float,float16")
-  TFH_CUDA_KERNEL(GemmFastGelu, "com.microsoft", "GemmFastGelu", "T=float,float16")
+  TFH_CUDA_KERNEL(MatMul, "", "MatMul", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(Gemm, "", "Gemm", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(GemmFastGelu, "com.microsoft", "GemmFastGelu", "T=float,float16,bfloat16")
   using Add = Binary<BinaryOp::Add>;
   using Sub = Binary<BinaryOp::Sub>;
   using Mul = Binary<BinaryOp::Mul>;
   using Div = Binary<BinaryOp::Div>;
-  TFH_CUDA_KERNEL(Add, "", "Add", "T=float,float16,int32,int64")
-  TFH_CUDA_KERNEL(Sub, "", "Sub", "T=float,float16,int32,int64")
-  TFH_CUDA_KERNEL(Mul, "", "Mul", "T=float,float16,int32,int64")
-  TFH_CUDA_KERNEL(Div, "", "Div", "T=float,float16,int32,int64")
+  TFH_CUDA_KERNEL(Add, "", "Add", "T=float,float16,bfloat16,int32,int64")
+  TFH_CUDA_KERNEL(Sub, "", "Sub", "T=float,float16,bfloat16,int32,int64")
+  TFH_CUDA_KERNEL(Mul, "", "Mul", "T=float,float16,bfloat16,int32,int64")
+  TFH_CUDA_KERNEL(Div, "", "Div", "T=float,float16,bfloat16,int32,int64")
   using Equal = Compare<CompareOp::Equal>;
   using Less = Compare<CompareOp::Less>;
   using Greater = Compare<CompareOp::Greater>;
   using LessOrEqual = Compare<CompareOp::LessOrEqual>;
   using GreaterOrEqual = Compare<CompareOp::GreaterOrEqual>;
-  TFH_CUDA_KERNEL(Equal, "", "Equal", "T=bool,int32,int64,float,float16")
-  TFH_CUDA_KERNEL(Less, "", "Less", "T=int32,int64,float,float16")
-  TFH_CUDA_KERNEL(Greater, "", "Greater", "T=int32,int64,float,float16")
-  TFH_CUDA_KERNEL(LessOrEqual, "", "LessOrEqual", "T=int32,int64,float,float16")
-  TFH_CUDA_KERNEL(GreaterOrEqual, "", "GreaterOrEqual", "T=int32,int64,float,float16")
+  TFH_CUDA_KERNEL(Equal, "", "Equal", "T=bool,int32,int64,float,float16,bfloat16")
+  TFH_CUDA_KERNEL(Less, "", "Less", "T=int32,int64,float,float16,bfloat16")
+  TFH_CUDA_KERNEL(Greater, "", "Greater", "T=int32,int64,float,float16,bfloat16")
+  TFH_CUDA_KERNEL(LessOrEqual, "", "LessOrEqual", "T=int32,int64,float,float16,bfloat16")
+  TFH_CUDA_KERNEL(GreaterOrEqual, "", "GreaterOrEqual", "T=int32,int64,float,float16,bfloat16")
   TFH_CUDA_KERNEL(Not, "", "Not", "T=bool")
-  TFH_CUDA_KERNEL_HOST_INPUTS(CumSum, "", "CumSum", "T=float,float16,int32,int64", 0x2)  // axis
+  TFH_CUDA_KERNEL_HOST_INPUTS(CumSum, "", "CumSum", "T=float,float16,bfloat16,int32,int64", 0x2)  // axis
   using Pow = Binary<BinaryOp::Pow>;
-  TFH_CUDA_KERNEL(Pow, "", "Pow", "T=float,float16;T1=float,float16")
+  TFH_CUDA_KERNEL(Pow, "", "Pow", "T=float,float16,bfloat16;T1=float,float16,bfloat16")
   using Tanh = Unary<UnaryOp::Tanh>;
   using Relu = Unary<UnaryOp::Relu>;
   using Sigmoid = Unary<UnaryOp::Sigmoid>;
   using Erf = Unary<UnaryOp::Erf>;
   using Sqrt = Unary<UnaryOp::Sqrt>;
-  TFH_CUDA_KERNEL(Tanh, "", "Tanh", "T=float,float16")
-  TFH_CUDA_KERNEL(Relu, "", "Relu", "T=float,float16")
-  TFH_CUDA_KERNEL(Sigmoid, "", "Sigmoid", "T=float,float16")
-  TFH_CUDA_KERNEL(Erf, "", "Erf", "T=float,float16")
-  TFH_CUDA_KERNEL(Sqrt, "", "Sqrt", "T=float,float16")
+  TFH_CUDA_KERNEL(Tanh, "", "Tanh", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(Relu, "", "Relu", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(Sigmoid, "", "Sigmoid", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(Erf, "", "Erf", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(Sqrt, "", "Sqrt", "T=float,float16,bfloat16")
   using Exp = Unary<UnaryOp::Exp>;
   using Log = Unary<UnaryOp::Log>;
   using Neg = Unary<UnaryOp::Neg>;
   using Abs = Unary<UnaryOp::Abs>;
   using Reciprocal = Unary<UnaryOp::Reciprocal>;
-  TFH_CUDA_KERNEL(Exp, "", "Exp", "T=float,float16")
-  TFH_CUDA_KERNEL(Log, "", "Log", "T=float,float16")
-  TFH_CUDA_KERNEL(Neg, "", "Neg", "T=float,float16")
-  TFH_CUDA_KERNEL(Abs, "", "Abs", "T=float,float16")
-  TFH_CUDA_KERNEL(Reciprocal, "", "Reciprocal", "T=float,float16")
+  TFH_CUDA_KERNEL(Exp, "", "Exp", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(Log, "", "Log", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(Neg, "", "Neg", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(Abs, "", "Abs", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(Reciprocal, "", "Reciprocal", "T=float,float16,bfloat16")
   TFH_CUDA_KERNEL(Gather, "", "Gather", "")
   TFH_CUDA_KERNEL(Transpose, "", "Transpose", "")
   TFH_CUDA_KERNEL(Concat, "", "Concat", "")
@@ -1409,28 +1411,28 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   using ArgMin = ArgExtreme<false>;
   TFH_CUDA_KERNEL(ArgMax, "", "ArgMax", "")
   TFH_CUDA_KERNEL(ArgMin, "", "ArgMin", "")
-  TFH_CUDA_KERNEL(LayerNorm, "", "LayerNormalization", "T=float,float16")
+  TFH_CUDA_KERNEL(LayerNorm, "", "LayerNormalization", "T=float,float16,bfloat16")
   {  // from opset 13: over one axis
     static const TfhKernelDesc d = TFH_KERNEL_DESC(Softmax, "tfhost.cuda.Softmax", "", "Softmax",
-                                                   13, 0, TFH_DEVICE_CUDA, "T=float,float16", 0);
+                                                   13, 0, TFH_DEVICE_CUDA, "T=float,float16,bfloat16", 0);
     out.push_back(&d);
   }
   {  // opsets 1-12
     static const TfhKernelDesc d =
         TFH_KERNEL_DESC(SoftmaxFlattened, "tfhost.cuda.SoftmaxFlattened", "", "Softmax", 1, 12,
-                        TFH_DEVICE_CUDA, "T=float,float16", 0);
+                        TFH_DEVICE_CUDA, "T=float,float16,bfloat16", 0);
     out.push_back(&d);
   }
   TFH_CUDA_KERNEL(Cast, "", "Cast", "")
-  TFH_CUDA_KERNEL(SkipLayerNorm, "com.microsoft", "SkipLayerNormalization", "T=float,float16")
+  TFH_CUDA_KERNEL(SkipLayerNorm, "com.microsoft", "SkipLayerNormalization", "T=float,float16,bfloat16")
   using Gelu = GeluOp<GeluKind::Erf, false>;
   using FastGelu = GeluOp<GeluKind::Tanh, false>;
   using BiasGelu = GeluOp<GeluKind::Erf, true>;
-  TFH_CUDA_KERNEL(Gelu, "com.microsoft", "Gelu", "T=float,float16")
-  TFH_CUDA_KERNEL(FastGelu, "com.microsoft", "FastGelu", "T=float,float16")
-  TFH_CUDA_KERNEL(BiasGelu, "com.microsoft", "BiasGelu", "T=float,float16")
-  TFH_CUDA_KERNEL(Attention, "com.microsoft", "Attention", "T=float,float16")
-  TFH_CUDA_KERNEL(MultiHeadAttention, "com.microsoft", "MultiHeadAttention", "T=float,float16")
+  TFH_CUDA_KERNEL(Gelu, "com.microsoft", "Gelu", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(FastGelu, "com.microsoft", "FastGelu", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(BiasGelu, "com.microsoft", "BiasGelu", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(Attention, "com.microsoft", "Attention", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(MultiHeadAttention, "com.microsoft", "MultiHeadAttention", "T=float,float16,bfloat16")
 }
 
 }  // namespace tfh::kernels::cuda

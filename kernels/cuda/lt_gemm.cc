@@ -97,8 +97,8 @@ size_t LtGemm::cached_plans() const {
 void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, const void* b,
                  bool b_transposed, void* c, Epilogue epilogue, const void* bias, void* workspace,
                  size_t workspace_bytes, cudaStream_t s, int64_t batch) {
-  if (t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16)
-    throw CudaError("gemm: only float and float16 tensors run on CUDA");
+  if (t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16 && t != TFH_TYPE_BFLOAT16)
+    throw CudaError("gemm: only float, float16 and bfloat16 tensors run on CUDA");
   if (m <= 0 || n <= 0 || batch <= 0) return;
   if (k <= 0) throw CudaError("gemm: K must be positive (an empty sum is the caller's zeros)");
   if (workspace_bytes < kWorkspaceBytes)  // plans chose their algorithm for that much
@@ -108,8 +108,10 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
   if (batch > INT32_MAX) throw CudaError("gemm: more than 2^31 - 1 products in one batch");
   const bool has_bias = epilogue == Epilogue::Bias || epilogue == Epilogue::BiasGelu;
   if (has_bias && !bias) throw CudaError("gemm: the bias epilogue needs a bias");
-  const cudaDataType_t dt = t == TFH_TYPE_FLOAT16 ? CUDA_R_16F : CUDA_R_32F;
-  const int64_t elem = t == TFH_TYPE_FLOAT16 ? 2 : 4;
+  const cudaDataType_t dt = t == TFH_TYPE_FLOAT16    ? CUDA_R_16F
+                           : t == TFH_TYPE_BFLOAT16 ? CUDA_R_16BF
+                                                    : CUDA_R_32F;
+  const int64_t elem = t == TFH_TYPE_FLOAT ? 4 : 2;
   const Key key{static_cast<int>(t), m, n, k, b_transposed, static_cast<int>(epilogue),
                 reinterpret_cast<uintptr_t>(has_bias ? bias : nullptr), batch,
                 alignment(a, batch, m * k * elem), alignment(b, batch, k * n * elem),
@@ -120,7 +122,8 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
     auto it = impl_->plans.find(key);
     if (it == impl_->plans.end()) {
       auto p = std::make_unique<Plan>();
-      // fp32 accumulation for both types: Tensor Cores for float16, exact float32 otherwise.
+      // fp32 accumulation for every type: Tensor Cores for float16 and bfloat16, exact float32
+      // otherwise.
       check_lt(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul desc");
       const cublasOperation_t ta = b_transposed ? CUBLAS_OP_T : CUBLAS_OP_N, tb = CUBLAS_OP_N;
       check_lt(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta),

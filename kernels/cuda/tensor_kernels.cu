@@ -17,9 +17,15 @@ namespace {
 // anything to bool is "!= 0".
 template <typename T> __device__ __forceinline__ double to_d(T v) { return static_cast<double>(v); }
 template <> __device__ __forceinline__ double to_d<__half>(__half v) { return __half2float(v); }
+template <> __device__ __forceinline__ double to_d<__nv_bfloat16>(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
 template <typename T> __device__ __forceinline__ T from_d(double v) { return static_cast<T>(v); }
 template <> __device__ __forceinline__ __half from_d<__half>(double v) {
   return __float2half_rn(static_cast<float>(v));
+}
+template <> __device__ __forceinline__ __nv_bfloat16 from_d<__nv_bfloat16>(double v) {
+  return __float2bfloat16_rn(static_cast<float>(v));
 }
 template <> __device__ __forceinline__ bool from_d<bool>(double v) { return v != 0.0; }
 
@@ -38,7 +44,7 @@ __global__ void cast_kernel(const From* x, To* y, int64_t n) {
     }
   }
 }
-// float <-> half without the double detour.
+// float <-> half and float <-> bfloat16 without the double detour (one rounding, as the CPU).
 template <>
 __global__ void cast_kernel<float, __half>(const float* x, __half* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
@@ -51,6 +57,18 @@ __global__ void cast_kernel<__half, float>(const __half* x, float* y, int64_t n)
        i += int64_t(gridDim.x) * blockDim.x)
     y[i] = __half2float(x[i]);
 }
+template <>
+__global__ void cast_kernel<float, __nv_bfloat16>(const float* x, __nv_bfloat16* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __float2bfloat16_rn(x[i]);
+}
+template <>
+__global__ void cast_kernel<__nv_bfloat16, float>(const __nv_bfloat16* x, float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __bfloat162float(x[i]);
+}
 
 // Calls f(T()) for the storage type of t; false when cast does not cover it.
 template <typename F>
@@ -58,6 +76,7 @@ bool by_cast_type(TfhDataType t, F&& f) {
   switch (t) {
     case TFH_TYPE_FLOAT: f(float()); return true;
     case TFH_TYPE_FLOAT16: f(__half()); return true;
+    case TFH_TYPE_BFLOAT16: f(__nv_bfloat16()); return true;
     case TFH_TYPE_DOUBLE: f(double()); return true;
     case TFH_TYPE_INT32: f(int32_t()); return true;
     case TFH_TYPE_INT64: f(int64_t()); return true;
@@ -136,6 +155,7 @@ __global__ void binary_broadcast_kernel(BinaryOp op, const T* a, const T* b, T* 
 // ---- comparisons, Not, CumSum -------------------------------------------------------------------
 template <typename T> __device__ __forceinline__ T cmp_value(T v) { return v; }
 __device__ __forceinline__ float cmp_value(__half v) { return __half2float(v); }
+__device__ __forceinline__ float cmp_value(__nv_bfloat16 v) { return __bfloat162float(v); }
 
 template <typename T>
 __global__ void compare_kernel(CompareOp op, const T* a, const T* b, bool* y, int64_t n,
@@ -184,13 +204,14 @@ __global__ void cumsum_kernel(const T* x, T* y, int64_t outer, int64_t len, int6
   }
 }
 
-// Calls f(T()) for float, float16, int32 and int64 (and bool when WithBool; f is then not even
-// instantiated for bool otherwise); false for the other types.
+// Calls f(T()) for float, float16, bfloat16, int32 and int64 (and bool when WithBool; f is then
+// not even instantiated for bool otherwise); false for the other types.
 template <bool WithBool, typename F>
 bool by_numeric_type(TfhDataType t, F&& f) {
   switch (t) {
     case TFH_TYPE_FLOAT: f(float()); return true;
     case TFH_TYPE_FLOAT16: f(__half()); return true;
+    case TFH_TYPE_BFLOAT16: f(__nv_bfloat16()); return true;
     case TFH_TYPE_INT32: f(int32_t()); return true;
     case TFH_TYPE_INT64: f(int64_t()); return true;
     case TFH_TYPE_BOOL:
@@ -225,12 +246,13 @@ __global__ void unary_kernel(UnaryOp op, const T* x, T* y, int64_t n) {
     st(y, i, apply(op, ld(x, i)));
 }
 
-// Calls f(T()) with T float or __half.
+// Calls f(T()) with T float, __half or __nv_bfloat16.
 template <typename F>
 void by_float_type(TfhDataType t, const char* what, F&& f) {
   if (t == TFH_TYPE_FLOAT) f(float());
   else if (t == TFH_TYPE_FLOAT16) f(__half());
-  else throw CudaError(std::string(what) + ": only float and float16 tensors run on CUDA");
+  else if (t == TFH_TYPE_BFLOAT16) f(__nv_bfloat16());
+  else throw CudaError(std::string(what) + ": only float, float16 and bfloat16 tensors run on CUDA");
 }
 
 // ---- Gather -------------------------------------------------------------------------------------
@@ -401,7 +423,8 @@ void launch_arg_extreme(const void* x, int64_t* y, int64_t outer, int64_t n, int
 }  // namespace
 
 bool reduce_supported(TfhDataType t) {
-  return t == TFH_TYPE_FLOAT || t == TFH_TYPE_FLOAT16 || t == TFH_TYPE_INT32 || t == TFH_TYPE_INT64;
+  return t == TFH_TYPE_FLOAT || t == TFH_TYPE_FLOAT16 || t == TFH_TYPE_BFLOAT16 ||
+         t == TFH_TYPE_INT32 || t == TFH_TYPE_INT64;
 }
 
 void reduce_rows(TfhDataType t, bool mean, const void* x, void* y, int64_t rows, int64_t cols,
@@ -412,6 +435,7 @@ void reduce_rows(TfhDataType t, bool mean, const void* x, void* y, int64_t rows,
   switch (t) {
     case TFH_TYPE_FLOAT: launch_reduce<float, float>(x, y, rows, cols, mean, s); break;
     case TFH_TYPE_FLOAT16: launch_reduce<__half, float>(x, y, rows, cols, mean, s); break;
+    case TFH_TYPE_BFLOAT16: launch_reduce<__nv_bfloat16, float>(x, y, rows, cols, mean, s); break;
     case TFH_TYPE_INT32: launch_reduce<int32_t, long long>(x, y, rows, cols, mean, s); break;
     default: launch_reduce<int64_t, long long>(x, y, rows, cols, mean, s); break;
   }
@@ -430,6 +454,7 @@ void arg_extreme(TfhDataType t, bool max, bool select_last, const void* x, int64
   switch (t) {
     case TFH_TYPE_FLOAT: launch_arg_extreme<float, float>(x, y, outer, n, inner, max, select_last, s); break;
     case TFH_TYPE_FLOAT16: launch_arg_extreme<__half, float>(x, y, outer, n, inner, max, select_last, s); break;
+    case TFH_TYPE_BFLOAT16: launch_arg_extreme<__nv_bfloat16, float>(x, y, outer, n, inner, max, select_last, s); break;
     case TFH_TYPE_INT32: launch_arg_extreme<int32_t, int64_t>(x, y, outer, n, inner, max, select_last, s); break;
     default: launch_arg_extreme<int64_t, int64_t>(x, y, outer, n, inner, max, select_last, s); break;
   }
@@ -501,8 +526,8 @@ void binary(TfhDataType t, BinaryOp op, const void* a, const void* b, void* y,
     same = same && (bc.dims[d] == 1 || (bc.a_strides[d] == expect && bc.b_strides[d] == expect));
     expect *= bc.dims[d];
   }
-  if (op == BinaryOp::Pow && t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16)
-    throw CudaError("binary: Pow on type " + std::to_string(static_cast<int>(t)) + " (float and float16 only)");
+  if (op == BinaryOp::Pow && t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16 && t != TFH_TYPE_BFLOAT16)
+    throw CudaError("binary: Pow on type " + std::to_string(static_cast<int>(t)) + " (float, float16 and bfloat16 only)");
   const bool known = by_numeric_type<false>(t, [&](auto v) {
     using T = decltype(v);
     if (same)

@@ -1,5 +1,6 @@
 // The element-wise, activation, normalisation and attention kernels of cuda_kernels.h.
-// One template per kernel over the storage type (float or __half); arithmetic in float.
+// One template per kernel over the storage type (float, __half or __nv_bfloat16); arithmetic in
+// float.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -18,16 +19,17 @@ void check(cudaError_t e, const char* what) {
 namespace {
 
 void check_type(TfhDataType t, const char* what) {
-  if (t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16)
-    throw CudaError(std::string(what) + ": only float and float16 tensors run on CUDA");
+  if (t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16 && t != TFH_TYPE_BFLOAT16)
+    throw CudaError(std::string(what) + ": only float, float16 and bfloat16 tensors run on CUDA");
 }
 
-// Calls f(T()) with T float or __half.
+// Calls f(T()) with T float, __half or __nv_bfloat16.
 template <typename F>
 void by_type(TfhDataType t, const char* what, F&& f) {
   check_type(t, what);
   if (t == TFH_TYPE_FLOAT) f(float());
-  else f(__half());
+  else if (t == TFH_TYPE_FLOAT16) f(__half());
+  else f(__nv_bfloat16());
 }
 
 // ---- element-wise ---------------------------------------------------------------------------------
@@ -697,7 +699,7 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
   else if (!shared && a.present)
     split_kv_into_present(a.type, a.qkv_scratch, a.past, a.present, a.batch, a.seq, a.past_len,
                           a.heads, a.head_size, s);
-  const size_t elem = a.type == TFH_TYPE_FLOAT16 ? 2 : 4;
+  const size_t elem = a.type == TFH_TYPE_FLOAT ? 4 : 2;
   const int64_t kv_rows = shared ? a.cache_rows : a.past_len + a.seq;
   const int64_t cache = a.batch * a.heads * kv_rows * a.head_size;
   AttentionArgs args;

@@ -14,7 +14,7 @@ using namespace kernel_test;
 const std::vector<std::pair<int64_t, int64_t>> kRowShapes = {{256, 768}, {3, 33}, {1, 1}, {5, 1000}};
 
 TEST_F(CudaKernels, SkipLayerNormWithBiasAndSumAgainstCpu) {
-  for (int elem : {F32, F16})
+  for (int elem : {F32, F16, BF16})
     for (auto [rows, cols] : kRowShapes) {
       SCOPED_TRACE(name_of(elem) + " " + std::to_string(rows) + "x" + std::to_string(cols));
       std::mt19937 rng(static_cast<unsigned>(rows + cols));
@@ -44,7 +44,7 @@ TEST_F(CudaKernels, SkipLayerNormWithBiasAndSumAgainstCpu) {
 }
 
 TEST_F(CudaKernels, GeluFamilyAgainstCpu) {
-  for (int elem : {F32, F16})
+  for (int elem : {F32, F16, BF16})
     for (auto [rows, cols] : kRowShapes)
       for (const char* op : {"Gelu", "FastGelu", "BiasGelu"}) {
         SCOPED_TRACE(std::string(op) + " " + name_of(elem) + " " + std::to_string(rows) + "x" +
@@ -59,12 +59,12 @@ TEST_F(CudaKernels, GeluFamilyAgainstCpu) {
         Dev dx(x, elem), db(bias, elem), dy(x.size(), elem);
         gelu(type_of(elem), std::string(op) == "FastGelu" ? GeluKind::Tanh : GeluKind::Erf,
              dx.get(), with_bias ? db.get() : nullptr, dy.get(), rows, cols, nullptr);
-        EXPECT_LT(max_diff(dy.read(), want[0]), elem == F16 ? 3e-2f : 1e-4f);
+        EXPECT_LT(max_diff(dy.read(), want[0]), by_precision(elem, 1e-4f, 3e-2f));
       }
 }
 
 TEST_F(CudaKernels, SoftmaxAndCastAgainstCpu) {
-  for (int elem : {F32, F16})
+  for (int elem : {F32, F16, BF16})
     for (auto [rows, cols] : kRowShapes) {
       SCOPED_TRACE(name_of(elem) + " " + std::to_string(rows) + "x" + std::to_string(cols));
       std::mt19937 rng(static_cast<unsigned>(rows * 3 + cols));
@@ -72,7 +72,7 @@ TEST_F(CudaKernels, SoftmaxAndCastAgainstCpu) {
       const auto want = cpu_node("Softmax", "", 13, {{"x", {rows, cols}, x, elem}}, {"y"});
       Dev dx(x, elem), dy(x.size(), elem);
       softmax(type_of(elem), dx.get(), dy.get(), rows, cols, nullptr);
-      EXPECT_LT(max_diff(dy.read(), want[0]), elem == F16 ? 2e-3f : 1e-6f);
+      EXPECT_LT(max_diff(dy.read(), want[0]), by_precision(elem, 1e-6f, 2e-3f));
     }
   std::mt19937 rng(3);
   const Floats x = random_floats(1001, rng, -70000.f, 70000.f);  // past float16's range too
@@ -100,7 +100,7 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
     int64_t B, S, T, N, D;
     bool causal;
   };
-  for (int elem : {F32, F16})
+  for (int elem : {F32, F16, BF16})
     for (const Case& c : {Case{2, 128, 128, 12, 64, false}, Case{1, 7, 7, 2, 32, true},
                           Case{3, 1, 129, 4, 64, false}, Case{2, 65, 65, 1, 128, true},
                           Case{1, 1, 1, 1, 64, false}, Case{2, 8, 8, 4, 16, true},
@@ -188,13 +188,13 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
                                                               : "decode, split keys"));
           args.algo = algo;
           check(cudaMemset(ws.get(), 0xff, split_ws.size() * 4), "poison");
-          check(cudaMemset(y.get(), 0xff, q.size() * (elem == F16 ? 2 : 4)), "poison");
+          check(cudaMemset(y.get(), 0xff, q.size() * (elem == F32 ? 4 : 2)), "poison");
           if (before_each) before_each();
           if (decode)
             decode_attention(args, nullptr);
           else
             attention(args, nullptr);
-          EXPECT_LT(max_diff(y.read(), want[0]), elem == F16 ? 2e-2f : 1e-4f);
+          EXPECT_LT(max_diff(y.read(), want[0]), by_precision(elem, 1e-4f, 2e-2f));
         }
       };
       every_kernel(a, dy, "");
@@ -230,7 +230,7 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
               fresh[b * 3 * ND + 2 * ND + n * c.D + d] = v[from];
             }
         Dev dfresh(fresh, elem);
-        const size_t es = elem == F16 ? 2 : 4, part = static_cast<size_t>(ND) * es;
+        const size_t es = elem == F32 ? 4 : 2, part = static_cast<size_t>(ND) * es;
         AttentionArgs app = sh;
         app.new_k = static_cast<const char*>(dfresh.get()) + part;
         app.new_v = static_cast<const char*>(dfresh.get()) + 2 * part;
@@ -263,7 +263,7 @@ TEST_F(CudaKernels, AttentionAndDecodeAgainstCpu) {
               packed[to + ND] = k[from], packed[to + 2 * ND] = v[from];
             }
       Dev dpacked(packed, elem), dy4(q.size(), elem);
-      const size_t part = static_cast<size_t>(ND) * (elem == F16 ? 2 : 4);
+      const size_t part = static_cast<size_t>(ND) * (elem == F32 ? 4 : 2);
       AttentionArgs tok = a;
       tok.k = static_cast<const char*>(dpacked.get()) + part;
       tok.v = static_cast<const char*>(dpacked.get()) + 2 * part;
@@ -285,7 +285,8 @@ TEST_F(CudaKernels, BadArgumentsAreClearErrors) {
     softmax(TFH_TYPE_DOUBLE, nullptr, nullptr, 1, 1, nullptr);
     FAIL() << "no error";
   } catch (const CudaError& e) {
-    EXPECT_NE(std::string(e.what()).find("only float and float16"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("only float, float16 and bfloat16"), std::string::npos)
+        << e.what();
   }
 }
 

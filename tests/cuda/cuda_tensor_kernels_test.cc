@@ -99,17 +99,19 @@ std::vector<T> random_words(int64_t n, std::mt19937_64& rng) {
 }
 Floats from_i32(const std::vector<int32_t>& v) { return Floats(v.begin(), v.end()); }
 
-// A device buffer of `elem` (F32, F16 or I32) elements: from float values, or n of them poisoned
+size_t elem_bytes(int elem) { return elem == F16 || elem == BF16 ? 2 : 4; }
+
+// A device buffer of `elem` (F32, F16, BF16 or I32) elements: from float values, or n of them
 // with 0xff bytes (NaN for floats); read back as floats.
 struct Buf {
   int elem;
   size_t n;
   DevRaw raw;
   static std::vector<unsigned char> bytes_of(const Floats& v, int elem) {
-    std::vector<unsigned char> b(v.size() * (elem == F16 ? 2 : 4));
+    std::vector<unsigned char> b(v.size() * elem_bytes(elem));
     for (size_t i = 0; i < v.size(); ++i) {
-      if (elem == F16) {
-        const uint16_t h = to_float16(v[i]).bits;
+      if (elem == F16 || elem == BF16) {
+        const uint16_t h = bits16(v[i], elem);
         std::memcpy(&b[2 * i], &h, 2);
       } else if (elem == I32) {
         const int32_t k = static_cast<int32_t>(v[i]);
@@ -121,13 +123,13 @@ struct Buf {
     return b;
   }
   Buf(const Floats& v, int e) : elem(e), n(v.size()), raw(bytes_of(v, e)) {}
-  Buf(size_t count, int e) : elem(e), n(count), raw(count * (e == F16 ? 2 : 4), 0xff) {}
+  Buf(size_t count, int e) : elem(e), n(count), raw(count * elem_bytes(e), 0xff) {}
   void* get() const { return raw.get(); }
   Floats read() const {
     Floats out(n);
-    if (elem == F16) {
+    if (elem == F16 || elem == BF16) {
       const auto h = raw.read<uint16_t>();
-      for (size_t i = 0; i < n; ++i) out[i] = to_float(Float16{h[i]});
+      for (size_t i = 0; i < n; ++i) out[i] = from_bits16(h[i], elem);
     } else if (elem == I32) {
       return from_i32(raw.read<int32_t>());
     } else {
@@ -137,12 +139,11 @@ struct Buf {
   }
 };
 std::string elem_name(int elem) { return elem == I32 ? "int32" : name_of(elem); }
-size_t elem_bytes(int elem) { return elem == F16 ? 2 : 4; }
 
 // ---- add_bias -----------------------------------------------------------------------------------
 
 TEST_F(CudaKernels, AddBiasAgainstCpu) {
-  for (int elem : {F32, F16})
+  for (int elem : {F32, F16, BF16})
     for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
              {16, 768}, {3, 33}, {1, 1}, {5, 1000}})
       for (bool with_residual : {false, true}) {
@@ -170,7 +171,7 @@ TEST_F(CudaKernels, AddBiasAgainstCpu) {
         Buf dy(x.size(), elem);
         add_bias(type_of(elem), dx.get(), db.get(), with_residual ? dr.get() : nullptr, dy.get(),
                  rows, cols, nullptr);
-        EXPECT_LT(max_rel_diff(dy.read(), want), elem == F16 ? 1e-2f : 1e-5f);
+        EXPECT_LT(max_rel_diff(dy.read(), want), by_precision(elem, 1e-5f, 1e-2f));
       }
 }
 
@@ -193,7 +194,7 @@ TEST_F(CudaKernels, BinaryBroadcastAgainstCpu) {
   const std::vector<std::pair<const char*, BinaryOp>> ops = {
       {"Add", BinaryOp::Add}, {"Sub", BinaryOp::Sub}, {"Mul", BinaryOp::Mul},
       {"Div", BinaryOp::Div}, {"Pow", BinaryOp::Pow}};
-  for (int elem : {F32, F16})
+  for (int elem : {F32, F16, BF16})
     for (const auto& [sa, sb] : shapes)
       for (const auto& [name, op] : ops) {
         SCOPED_TRACE(std::string(name) + " " + name_of(elem) + " " + shape_str(sa) + " " +
@@ -222,10 +223,10 @@ TEST_F(CudaKernels, BinaryBroadcastAgainstCpu) {
         Dev da(a, elem), db(b, elem);
         Buf dy(static_cast<size_t>(count(out)), elem);
         binary(type_of(elem), op, da.get(), db.get(), dy.get(), bc, nullptr);
-        EXPECT_LT(max_rel_diff(dy.read(), want[0]), elem == F16 ? 1e-2f : 1e-5f);
+        EXPECT_LT(max_rel_diff(dy.read(), want[0]), by_precision(elem, 1e-5f, 1e-2f));
       }
   // Pow by a scalar exponent 2, 0.5 and 3 (the CPU's fast paths).
-  for (int elem : {F32, F16})
+  for (int elem : {F32, F16, BF16})
     for (float e : {2.f, 0.5f, 3.f}) {
       SCOPED_TRACE("Pow " + name_of(elem) + " by scalar " + std::to_string(e));
       std::mt19937 rng(7);
@@ -236,7 +237,7 @@ TEST_F(CudaKernels, BinaryBroadcastAgainstCpu) {
       Dev da(a, elem), db(b, elem);
       Buf dy(a.size(), elem);
       binary(type_of(elem), BinaryOp::Pow, da.get(), db.get(), dy.get(), bc, nullptr);
-      EXPECT_LT(max_rel_diff(dy.read(), want[0]), elem == F16 ? 1e-2f : 1e-5f);
+      EXPECT_LT(max_rel_diff(dy.read(), want[0]), by_precision(elem, 1e-5f, 1e-2f));
     }
 }
 
@@ -255,7 +256,7 @@ TEST_F(CudaKernels, UnaryAgainstCpu) {
       {"Sqrt", UnaryOp::Sqrt, 0.f, 4.f},        {"Exp", UnaryOp::Exp, -4.f, 4.f},
       {"Log", UnaryOp::Log, 0.01f, 4.f},        {"Neg", UnaryOp::Neg, -2.f, 2.f},
       {"Abs", UnaryOp::Abs, -2.f, 2.f},         {"Reciprocal", UnaryOp::Reciprocal, 0.1f, 2.f, true}};
-  for (int elem : {F32, F16})
+  for (int elem : {F32, F16, BF16})
     for (const Shape& shape : {Shape{1}, Shape{3, 33}, Shape{5, 1000}})
       for (const Op& op : ops) {
         SCOPED_TRACE(std::string(op.name) + " " + name_of(elem) + " " + shape_str(shape));
@@ -268,7 +269,7 @@ TEST_F(CudaKernels, UnaryAgainstCpu) {
         Dev dx(x, elem);
         Buf dy(x.size(), elem);
         unary(type_of(elem), op.op, dx.get(), dy.get(), count(shape), nullptr);
-        EXPECT_LT(max_rel_diff(dy.read(), want[0]), elem == F16 ? 1e-2f : 1e-5f);
+        EXPECT_LT(max_rel_diff(dy.read(), want[0]), by_precision(elem, 1e-5f, 1e-2f));
       }
 }
 
@@ -343,7 +344,7 @@ TEST_F(CudaKernels, StridedCopyOneAndEightByteWords) {
 // Concat's inputs (a destination offset and strides), Expand (source strides 0) and a strided
 // Slice (a source offset and a step).
 TEST_F(CudaKernels, StridedCopyConcatExpandSliceAgainstCpu) {
-  for (int elem : {F32, F16}) {
+  for (int elem : {F32, F16, BF16}) {
     SCOPED_TRACE(name_of(elem));
     std::mt19937 rng(11);
     const Shape d0 = {2, 3, 4}, d1 = {2, 5, 4}, out = {2, 8, 4};
@@ -492,7 +493,7 @@ const std::vector<std::pair<int64_t, int64_t>> kReduceShapes = {
     {3, 33}, {1, 1}, {5, 1000}, {4, 257}, {2, 31}, {6, 256}};
 
 TEST_F(CudaKernels, ReduceRowsAgainstCpu) {
-  for (int elem : {F32, F16})
+  for (int elem : {F32, F16, BF16})
     for (auto [rows, cols] : kReduceShapes)
       for (bool mean : {false, true}) {
         SCOPED_TRACE(std::string(mean ? "ReduceMean " : "ReduceSum ") + name_of(elem) + " " +
@@ -515,8 +516,9 @@ TEST_F(CudaKernels, ReduceRowsAgainstCpu) {
           float mag = 0;
           for (int64_t c = 0; c < cols; ++c) mag += std::fabs(x[r * cols + c]);
           if (mean) mag /= static_cast<float>(cols);
-          const float tol = elem == F16 ? 1e-2f * std::max(1.f, std::fabs(want[0][r]))
-                                        : 1e-5f + 1e-6f * mag;
+          const float tol = elem == F32 ? 1e-5f + 1e-6f * mag
+                                        : by_precision(elem, 0.f, 1e-2f) *
+                                              std::max(1.f, std::fabs(want[0][r]));
           EXPECT_NEAR(got[r], want[0][r], tol) << "row " << r;
         }
       }
@@ -640,7 +642,7 @@ TEST_F(CudaKernels, ArgMaxInt64AndNaN) {
   EXPECT_EQ(dyi.read<int64_t>(), (std::vector<int64_t>{2, 0, 1, 1}));
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const Floats xf = {nan, 1.f, nan, 3.f, nan, nan, -2.f, nan, -1.f, nan, nan, nan};  // 4 lines
-  for (int elem : {F32, F16}) {
+  for (int elem : {F32, F16, BF16}) {
     SCOPED_TRACE(name_of(elem));
     Buf dx(xf, elem);
     DevRaw dy(4 * 8, 0xff);
@@ -753,10 +755,11 @@ struct CastType {
 const std::vector<CastType> kCastTypes = {
     {TFH_TYPE_FLOAT, 4, "float"},  {TFH_TYPE_FLOAT16, 2, "float16"}, {TFH_TYPE_DOUBLE, 8, "double"},
     {TFH_TYPE_INT32, 4, "int32"},  {TFH_TYPE_INT64, 8, "int64"},     {TFH_TYPE_UINT8, 1, "uint8"},
-    {TFH_TYPE_INT8, 1, "int8"},    {TFH_TYPE_BOOL, 1, "bool"}};
+    {TFH_TYPE_INT8, 1, "int8"},    {TFH_TYPE_BOOL, 1, "bool"},      {TFH_TYPE_BFLOAT16, 2, "bfloat16"}};
 
 bool is_float_type(TfhDataType t) {
-  return t == TFH_TYPE_FLOAT || t == TFH_TYPE_FLOAT16 || t == TFH_TYPE_DOUBLE;
+  return t == TFH_TYPE_FLOAT || t == TFH_TYPE_FLOAT16 || t == TFH_TYPE_BFLOAT16 ||
+         t == TFH_TYPE_DOUBLE;
 }
 
 // One element of type t at p: as a double (floating types) or as an int64 (the others).
@@ -765,7 +768,7 @@ double load_float(TfhDataType t, const unsigned char* p) {
   if (t == TFH_TYPE_DOUBLE) { double d; std::memcpy(&d, p, 8); return d; }
   uint16_t h;
   std::memcpy(&h, p, 2);
-  return to_float(Float16{h});
+  return t == TFH_TYPE_BFLOAT16 ? to_float(BFloat16{h}) : to_float(Float16{h});
 }
 int64_t load_int(TfhDataType t, const unsigned char* p) {
   switch (t) {
@@ -793,8 +796,8 @@ std::string describe(TfhDataType t, const unsigned char* p) {
 }
 
 // The documented conversion of one element: floats to integers truncate toward zero (then wrap
-// to narrow types), anything to bool is != 0, integers to float round once, to float16 through
-// float.
+// to narrow types), anything to bool is != 0, integers to float round once, to float16 and
+// bfloat16 through float.
 void cast_reference(TfhDataType from, TfhDataType to, const unsigned char* in, unsigned char* out) {
   const bool from_float = is_float_type(from);
   if (to == TFH_TYPE_BOOL) {
@@ -808,9 +811,10 @@ void cast_reference(TfhDataType from, TfhDataType to, const unsigned char* in, u
     const float f = from_float ? static_cast<float>(load_float(from, in))
                                : static_cast<float>(load_int(from, in));
     std::memcpy(out, &f, 4);
-  } else {  // float16
+  } else {  // float16, bfloat16
     const double d = from_float ? load_float(from, in) : static_cast<double>(load_int(from, in));
-    const uint16_t h = to_float16(static_cast<float>(d)).bits;
+    const float f = static_cast<float>(d);
+    const uint16_t h = to == TFH_TYPE_BFLOAT16 ? to_bfloat16(f).bits : to_float16(f).bits;
     std::memcpy(out, &h, 2);
   }
 }
@@ -846,6 +850,13 @@ std::vector<unsigned char> cast_inputs(TfhDataType t) {
       auto v = floats;
       v.push_back(6e-8);  // a subnormal
       for (double d : v) { const uint16_t h = to_float16(static_cast<float>(d)).bits; put(&h, 2); }
+      break;
+    }
+    case TFH_TYPE_BFLOAT16: {  // float32's range: values past float16's and int32's too
+      auto v = floats;
+      for (double d : {70000.0, -70000.0, 3e9, -3e9, 1e10, 1e-8})
+        v.push_back(d);
+      for (double d : v) { const uint16_t h = to_bfloat16(static_cast<float>(d)).bits; put(&h, 2); }
       break;
     }
     case TFH_TYPE_INT32:
@@ -904,7 +915,7 @@ TEST_F(CudaKernels, CastBetweenEveryPairAgainstDocumentedRules) {
   cast(TFH_TYPE_FLOAT, TFH_TYPE_INT8, dx.get(), dy.get(), static_cast<int64_t>(x.size()), nullptr);
   EXPECT_EQ(dy.read<int8_t>(), want);
   EXPECT_FALSE(cast_supported(TFH_TYPE_FLOAT, TFH_TYPE_STRING));
-  EXPECT_FALSE(cast_supported(TFH_TYPE_BFLOAT16, TFH_TYPE_FLOAT));
+  EXPECT_FALSE(cast_supported(TFH_TYPE_UINT16, TFH_TYPE_FLOAT));
 }
 
 // ---- the key/value cache ------------------------------------------------------------------------
@@ -914,7 +925,7 @@ TEST_F(CudaKernels, SplitKvIntoPresentAgainstLayout) {
   struct Case {
     int64_t B, S, N, D, P;
   };
-  for (int elem : {F32, F16})
+  for (int elem : {F32, F16, BF16})
     for (const Case& c : {Case{2, 3, 2, 5, 0}, Case{2, 3, 2, 5, 4}, Case{1, 1, 3, 4, 7},
                           Case{3, 2, 1, 1, 1}, Case{1, 17, 2, 64, 0}}) {
       SCOPED_TRACE(name_of(elem) + " B" + std::to_string(c.B) + " S" + std::to_string(c.S) + " N" +
@@ -950,7 +961,7 @@ TEST_F(CudaKernels, AppendKvToCacheAgainstLayout) {
   struct Case {
     int64_t B, S, N, D, M, P;
   };
-  for (int elem : {F32, F16})
+  for (int elem : {F32, F16, BF16})
     for (const Case& c : {Case{2, 3, 2, 5, 8, 0}, Case{2, 3, 2, 5, 8, 4},
                           Case{2, 3, 2, 5, 8, 6},   // the last new row falls past M
                           Case{2, 3, 2, 5, 8, 8},   // all of them do

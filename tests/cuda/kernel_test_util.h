@@ -30,7 +30,8 @@ using namespace tfh::ir::test;
 using Shape = std::vector<int64_t>;
 using Floats = std::vector<float>;
 constexpr int F32 = onnx::TensorProto::FLOAT, F16 = onnx::TensorProto::FLOAT16,
-              I32 = onnx::TensorProto::INT32, I64 = onnx::TensorProto::INT64,
+              BF16 = onnx::TensorProto::BFLOAT16, I32 = onnx::TensorProto::INT32,
+              I64 = onnx::TensorProto::INT64,
               BOOL = onnx::TensorProto::BOOL;
 
 inline int64_t count(const Shape& d) {
@@ -45,18 +46,28 @@ inline Floats random_floats(int64_t n, std::mt19937& rng, float lo = -1.f, float
   for (float& x : v) x = u(rng);
   return v;
 }
-// The values as the type stores them (float16: rounded), so both engines see the same numbers.
+// The values as the type stores them (float16, bfloat16: rounded), so both engines see the same
+// numbers.
 inline Floats stored(Floats v, int elem) {
   if (elem == F16)
     for (float& x : v) x = to_float(to_float16(x));
+  if (elem == BF16)
+    for (float& x : v) x = to_float(to_bfloat16(x));
   return v;
+}
+// The bits of x as a 16-bit float type stores it.
+inline uint16_t bits16(float x, int elem) {
+  return elem == BF16 ? to_bfloat16(x).bits : to_float16(x).bits;
+}
+inline float from_bits16(uint16_t h, int elem) {
+  return elem == BF16 ? to_float(BFloat16{h}) : to_float(Float16{h});
 }
 
 struct In {
   std::string name;
   Shape dims;
   Floats values;
-  int elem = F32;  // F32, F16, I32, I64 (values then hold the integers) or BOOL (!= 0)
+  int elem = F32;  // F32, F16, BF16, I32, I64 (values then hold the integers) or BOOL (!= 0)
 };
 
 // Runs one node on tfhost's CPU runtime; the outputs as floats.
@@ -110,15 +121,15 @@ inline std::vector<Floats> cpu_node(const std::string& op, const std::string& do
   return result;
 }
 
-// A device buffer holding floats as float or float16.
+// A device buffer holding floats as float, float16 or bfloat16.
 class Dev {
  public:
   Dev(const Floats& v, int elem) : n_(v.size()), elem_(elem) {
-    const size_t bytes = n_ * (elem == F16 ? 2 : 4);
+    const size_t bytes = n_ * (elem == F32 ? 4 : 2);
     check(cudaMalloc(&p_, std::max<size_t>(bytes, 1)), "cudaMalloc");
-    if (elem == F16) {
+    if (elem != F32) {
       std::vector<uint16_t> h(n_);
-      for (size_t i = 0; i < n_; ++i) h[i] = to_float16(v[i]).bits;
+      for (size_t i = 0; i < n_; ++i) h[i] = bits16(v[i], elem);
       check(cudaMemcpy(p_, h.data(), bytes, cudaMemcpyHostToDevice), "upload");
     } else {
       check(cudaMemcpy(p_, v.data(), bytes, cudaMemcpyHostToDevice), "upload");
@@ -132,10 +143,10 @@ class Dev {
   Floats read() const {
     check(cudaDeviceSynchronize(), "synchronize");
     Floats out(n_);
-    if (elem_ == F16) {
+    if (elem_ != F32) {
       std::vector<uint16_t> h(n_);
       check(cudaMemcpy(h.data(), p_, n_ * 2, cudaMemcpyDeviceToHost), "download");
-      for (size_t i = 0; i < n_; ++i) out[i] = to_float(Float16{h[i]});
+      for (size_t i = 0; i < n_; ++i) out[i] = from_bits16(h[i], elem_);
     } else {
       check(cudaMemcpy(out.data(), p_, n_ * 4, cudaMemcpyDeviceToHost), "download");
     }
@@ -208,9 +219,18 @@ inline float max_diff(const Floats& a, const Floats& b) {
   return m;
 }
 
-inline TfhDataType type_of(int elem) { return elem == F16 ? TFH_TYPE_FLOAT16 : TFH_TYPE_FLOAT; }
-inline float tol(int elem) { return elem == F16 ? 2e-2f : 1e-4f; }
-inline std::string name_of(int elem) { return elem == F16 ? "float16" : "float32"; }
+inline TfhDataType type_of(int elem) {
+  return elem == F16 ? TFH_TYPE_FLOAT16 : elem == BF16 ? TFH_TYPE_BFLOAT16 : TFH_TYPE_FLOAT;
+}
+// A tolerance by precision: float32's, float16's, and for bfloat16 (8 bits of precision where
+// float16 keeps 11: a rounding 8 times coarser) 8 times float16's.
+inline float by_precision(int elem, float f32, float f16) {
+  return elem == F32 ? f32 : elem == F16 ? f16 : 8 * f16;
+}
+inline float tol(int elem) { return by_precision(elem, 1e-4f, 2e-2f); }
+inline std::string name_of(int elem) {
+  return elem == F16 ? "float16" : elem == BF16 ? "bfloat16" : "float32";
+}
 
 // num_heads, and unidirectional when causal: the attributes of the CPU attention node.
 inline std::function<void(onnx::NodeProto*)> attention_attrs(int64_t heads, bool causal) {

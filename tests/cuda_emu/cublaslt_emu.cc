@@ -50,10 +50,12 @@ cublasStatus_t set(T& field, const void* buf, size_t bytes) {
 
 float load(cudaDataType_t t, const void* p, int64_t i) {
   if (t == CUDA_R_16F) return __half2float(static_cast<const __half*>(p)[i]);
+  if (t == CUDA_R_16BF) return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
   return static_cast<const float*>(p)[i];
 }
 void store(cudaDataType_t t, void* p, int64_t i, float v) {
   if (t == CUDA_R_16F) static_cast<__half*>(p)[i] = __float2half_rn(v);
+  else if (t == CUDA_R_16BF) static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
   else static_cast<float*>(p)[i] = v;
 }
 
@@ -62,7 +64,8 @@ cublasStatus_t matmul(const MatmulDesc& op, float alpha, const void* a, const La
                       const void* b, const Layout& lb, float beta, const void* c, const Layout& lc,
                       void* d, const Layout& ld, bool check_only = false) {
   for (const Layout* l : {&la, &lb, &lc, &ld})
-    if ((l->type != CUDA_R_32F && l->type != CUDA_R_16F) || l->ld < static_cast<int64_t>(l->rows))
+    if ((l->type != CUDA_R_32F && l->type != CUDA_R_16F && l->type != CUDA_R_16BF) ||
+        l->ld < static_cast<int64_t>(l->rows))
       return CUBLAS_STATUS_INVALID_VALUE;
   if (op.compute != CUBLAS_COMPUTE_32F || op.scale != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
   // op(A) is m x k, op(B) k x n, D m x n.
@@ -197,7 +200,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
   const void* buffers[4] = {a, b, c, d};
   const tfh::emu::Layout* layouts[4] = {layout(la), layout(lb), layout(lc), layout(ld)};
   for (int i = 0; algo && i < 4; ++i) {
-    const size_t elem = layouts[i]->type == CUDA_R_16F ? 2 : 4;
+    const size_t elem = layouts[i]->type == CUDA_R_32F ? 4 : 2;
     for (int32_t q = 0; q < layouts[i]->batch; ++q) {
       const uintptr_t at = reinterpret_cast<uintptr_t>(buffers[i]) +
                            static_cast<uintptr_t>(q * layouts[i]->stride) * elem;

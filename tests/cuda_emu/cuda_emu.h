@@ -76,6 +76,7 @@
 #define cublasLtMatmul tfh_emu_cublasLtMatmul
 
 #include <cublasLt.h>
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 

@@ -24,8 +24,9 @@ struct EmbedLayerNorm {
       return n.num_inputs() > i && n.input(i) ? n.input(i).elem_type() : TFH_TYPE_UNDEFINED;
     };
     const TfhDataType t = type(2);
-    if (t != TFH_TYPE_UNDEFINED && t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16)
-      tfh::sdk::fail("EmbedLayerNormalization on CUDA: tables are not float/float16");
+    if (t != TFH_TYPE_UNDEFINED && t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16 &&
+        t != TFH_TYPE_BFLOAT16)
+      tfh::sdk::fail("EmbedLayerNormalization on CUDA: tables are not float/float16/bfloat16");
     for (size_t i : {1, 8})
       if (type(i) != TFH_TYPE_UNDEFINED && type(0) != TFH_TYPE_UNDEFINED && type(i) != type(0))
         tfh::sdk::fail("EmbedLayerNormalization on CUDA: ids of different types");

@@ -1,6 +1,7 @@
 // EmbedLayerNormalization on the GPU: one block per token sums the word, position and segment
 // rows into shared memory (fp32), reduces mean and variance over the row in fp32, and writes
 // the normalised row (and the sum, when asked). mask_index: one thread per batch row.
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 
@@ -23,6 +24,8 @@ __device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
 __device__ __forceinline__ float ld(const __half* p, int64_t i) { return __half2float(p[i]); }
 __device__ __forceinline__ void st(float* p, int64_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void st(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
+__device__ __forceinline__ float ld(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
+__device__ __forceinline__ void st(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 
 // Sum over the block (every thread gets it); `shared` holds one float per warp.
 __device__ float block_sum(float v, float* shared) {
@@ -98,8 +101,8 @@ void launch(const EmbedArgs& a, cudaStream_t s) {
 
 std::string embed_layer_norm(const EmbedArgs& a, void* stream) {
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (a.type != TFH_TYPE_FLOAT && a.type != TFH_TYPE_FLOAT16)
-    return "EmbedLayerNormalization on CUDA: only float and float16 tables";
+  if (a.type != TFH_TYPE_FLOAT && a.type != TFH_TYPE_FLOAT16 && a.type != TFH_TYPE_BFLOAT16)
+    return "EmbedLayerNormalization on CUDA: only float, float16 and bfloat16 tables";
   if (a.id_type != TFH_TYPE_INT32 && a.id_type != TFH_TYPE_INT64)
     return "EmbedLayerNormalization on CUDA: ids must be int32 or int64";
   if ((static_cast<size_t>(a.hidden) + 32) * sizeof(float) > 48 * 1024)
@@ -109,11 +112,18 @@ std::string embed_layer_norm(const EmbedArgs& a, void* stream) {
     TFH_LAUNCH(static_cast<unsigned>((a.batch + 127) / 128), 128, 0, s, mask_index_kernel)(
         a.mask, a.mask_index, a.batch, a.seq);
   if (a.batch * a.seq > 0 && a.hidden > 0) {
-    const bool half = a.type == TFH_TYPE_FLOAT16, i64 = a.id_type == TFH_TYPE_INT64;
-    if (half && i64) launch<__half, int64_t>(a, s);
-    else if (half) launch<__half, int32_t>(a, s);
-    else if (i64) launch<float, int64_t>(a, s);
-    else launch<float, int32_t>(a, s);
+    const bool i64 = a.id_type == TFH_TYPE_INT64;
+    if (a.type == TFH_TYPE_FLOAT16) {
+      if (i64) launch<__half, int64_t>(a, s);
+      else launch<__half, int32_t>(a, s);
+    } else if (a.type == TFH_TYPE_BFLOAT16) {
+      if (i64) launch<__nv_bfloat16, int64_t>(a, s);
+      else launch<__nv_bfloat16, int32_t>(a, s);
+    } else if (i64) {
+      launch<float, int64_t>(a, s);
+    } else {
+      launch<float, int32_t>(a, s);
+    }
   }
   const cudaError_t e = cudaGetLastError();
   return e == cudaSuccess ? std::string() : std::string("EmbedLayerNormalization on CUDA: ") +
