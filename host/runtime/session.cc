@@ -1293,8 +1293,9 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
 #ifdef TFH_HAVE_CUDA
     // Not capturable (a value crossing sides, or CUDA refusing an operation while capturing):
     // remember why, and run these inputs eagerly, and every later run (or, when only these
-    // shapes are at fault, every later run of them). Any other error is the run's own: the
-    // capture is dropped and the error goes to the caller.
+    // shapes are at fault, every later run of them). Any other error while capturing (a library
+    // call that fails under capture without saying so, or the run's own error): these inputs run
+    // again eagerly; if that works these shapes stay eager, if not its error goes to the caller.
     const std::string why = e.what();
     const auto* graph_refused = dynamic_cast<const GraphRefused*>(&e);
     const bool refused = graph_refused || why.find("captur") != std::string::npos;
@@ -1324,6 +1325,23 @@ void Session::Impl::run(Session& self, const std::vector<Feed>& feeds, bool outp
       for (size_t k = 0; k < s.slots.size(); ++k)
         if (s.slots[k].kind != SlotKind::Constant) s.live[k] = nullptr;
       run(self, feeds, outputs_on_device, host_out, dev_out);
+      return;
+    }
+    if (capture) {
+      s.abandon_run();
+      for (size_t k = 0; k < s.slots.size(); ++k)
+        if (s.slots[k].kind != SlotKind::Constant) s.live[k] = nullptr;
+      g->refused = true;  // graph_for passes these shapes by: eager
+      try {
+        run(self, feeds, outputs_on_device, host_out, dev_out);
+      } catch (...) {
+        g->refused = false;  // the run's own error: a later run of these shapes captures again
+        throw;
+      }
+      if (s.graph_stats.refused.empty()) s.graph_stats.refused = "capturing failed: " + why;
+      ++s.graph_stats.refused_shapes;
+      g->inputs.clear();
+      g->input_memory.clear();
       return;
     }
 #endif

@@ -877,6 +877,47 @@ TEST_F(CudaRuntime, CudaGraphRefusedForOneSetOfShapesOnly) {
   EXPECT_EQ(gpu.device_traffic().copies, 0u);
 }
 
+#ifdef TFH_CUDA_EMULATED
+// A call that fails while capturing without saying capture is why (the emulator's cuBLASLt made
+// to fail under capture): the run is redone eagerly, right, and these shapes stay eager; other
+// shapes are still captured once the fault is gone. (Emulator only: a GPU's cuBLASLt captures.)
+TEST_F(CudaRuntime, AFailureWhileCapturingRunsTheShapesEagerly) {
+  onnx::ModelProto m = new_model();
+  onnx::GraphProto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {-1, 8});
+  std::vector<float> w(8 * 5);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = noise(i);
+  *g.add_initializer() = float_tensor("w", {8, 5}, w);
+  add_node(g, "MatMul", {"x", "w"}, {"y"}, "matmul");
+  g.add_output()->set_name("y");
+  GpuAndCpu both(m, /*graphs=*/true);
+  Session &gpu = both.gpu, &cpu = both.cpu;
+  int rep = 0;
+  auto run = [&](int64_t rows) {
+    auto x = tensor(TFH_TYPE_FLOAT, {rows, 8}, [rep](size_t i) { return noise(i + 3 * rep); });
+    expect_close(gpu.run({{"x", x.get()}}), cpu.run({{"x", x.get()}}), 1e-5,
+                 "run " + std::to_string(rep) + ", rows " + std::to_string(rows));
+    ++rep;
+  };
+  run(3);  // eager: seen once
+  setenv("TFH_EMU_GEMM_FAILS_WHILE_CAPTURING", "1", 1);
+  run(3);  // the capture fails in cuBLASLt: redone eagerly
+  GraphStats st = gpu.graph_stats();
+  EXPECT_EQ(st.captured, 0u);
+  EXPECT_EQ(st.refused_shapes, 1u);
+  EXPECT_FALSE(st.refused_for_good);
+  EXPECT_EQ(st.refused.rfind("capturing failed: ", 0), 0u) << st.refused;
+  unsetenv("TFH_EMU_GEMM_FAILS_WHILE_CAPTURING");
+  run(3);  // these shapes stay eager
+  EXPECT_EQ(gpu.graph_stats().captured, 0u);
+  run(4), run(4), run(4);  // others are captured and replayed
+  st = gpu.graph_stats();
+  EXPECT_EQ(st.captured, 1u);
+  EXPECT_EQ(st.replays, 1u);
+  EXPECT_EQ(st.refused_shapes, 1u);
+}
+#endif
+
 // Reshape -> Reshape -> Add on a feed: the reshapes are views of the feed's bytes (no copy), so
 // the captured graph is the Add alone; the results are the CPU's and the feed keeps its bytes.
 TEST_F(CudaRuntime, AViewOfAFeedIsNoCopy) {

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <vector>
@@ -216,6 +217,13 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
   // Checked now, as cuBLASLt checks when the call is made (captured or not).
   const cublasStatus_t st = matmul(*o, al, a, *pa, b, *pb, be, c, *pc, d, *pd, /*check_only=*/true);
   if (st != CUBLAS_STATUS_SUCCESS) return st;
+  // A fault to inject (tests only): a GEMM that fails while its stream captures, as a library
+  // call might on a GPU without saying that capture is the reason.
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  if (std::getenv("TFH_EMU_GEMM_FAILS_WHILE_CAPTURING") &&
+      cudaStreamIsCapturing(stream, &capturing) == cudaSuccess &&
+      capturing == cudaStreamCaptureStatusActive)
+    return CUBLAS_STATUS_NOT_SUPPORTED;
   if (!record(stream, run)) run();
   return CUBLAS_STATUS_SUCCESS;
 }
