@@ -1029,6 +1029,13 @@ std::vector<std::pair<int, const Feed*>> Session::Impl::check_feeds(
     if (f.device && !f.device->data && f.device->nbytes) TFH_THROW("input '", name, "': no data");
     const TfhDataType type = f.device ? f.device->type : f.host->type;
     const std::vector<int64_t>& dims = f.device ? f.device->dims : f.host->dims;
+    // CUDA kernels read a device feed in place, and an element at an address that is not a
+    // multiple of its size is a "misaligned address" fault there (a host CPU would not mind).
+    const size_t elem = plugin::elem_bits(type) / 8;
+    if (f.device && f.device->data && elem > 1 &&
+        reinterpret_cast<uintptr_t>(f.device->data) % elem != 0)
+      TFH_THROW("input '", name, "': a device tensor at an address that is not a multiple of its ",
+                "element size (", elem, " bytes): CUDA kernels cannot read it there");
     const int32_t want = v->elem_type();
     if (want && want != type)
       TFH_THROW("input '", name, "': element type ", type, " given, the model wants ", want);

@@ -15,8 +15,10 @@ void device_free(void* p) noexcept;
 void* stream_create();
 void stream_destroy(void* stream) noexcept;
 void stream_sync(void* stream);
-// Stream-ordered copies (host memory need not be pinned; the call returns once the source may be
-// reused for host -> device, and the caller syncs before reading host memory after device -> host).
+// Stream-ordered copies. Host memory need not be pinned: from pageable memory (tfhost's own host
+// tensors) a host -> device copy returns once the source may be reused; from pinned memory it
+// returns at once, and the source must stay untouched until the stream gets there (sync). The
+// caller syncs before reading host memory after device -> host.
 void copy_to_device(void* dst, const void* src, size_t bytes, void* stream);
 void copy_to_host(void* dst, const void* src, size_t bytes, void* stream);
 void copy_on_device(void* dst, const void* src, size_t bytes, void* stream);

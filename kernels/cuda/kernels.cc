@@ -21,9 +21,11 @@ namespace {
 cudaStream_t st(void* s) { return static_cast<cudaStream_t>(s); }
 
 // One cuBLASLt handle and plan cache for the process (plans are immutable; run is thread-safe).
+// Never destroyed: at exit the CUDA runtime may be torn down before static destructors run, and
+// destroying a cuBLAS(Lt) handle then can crash or hang; the process's end frees it anyway.
 LtGemm& lt() {
-  static LtGemm g;
-  return g;
+  static LtGemm* g = new LtGemm;
+  return *g;
 }
 
 std::vector<int64_t> dims_of(const TensorView& t) {

@@ -877,6 +877,36 @@ TEST_F(CudaRuntime, CudaGraphRefusedForOneSetOfShapesOnly) {
   EXPECT_EQ(gpu.device_traffic().copies, 0u);
 }
 
+// A device feed at an address that is not a multiple of its element size is refused with a clear
+// error (a CUDA kernel reading it would fault: "misaligned address"); at one that is, it runs.
+TEST_F(CudaRuntime, AMisalignedDeviceFeedIsAClearError) {
+  onnx::ModelProto m = new_model();
+  onnx::GraphProto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {2, 3});
+  add_node(g, "Add", {"x", "x"}, {"y"}, "add");
+  g.add_output()->set_name("y");
+  GpuAndCpu both(m, /*graphs=*/false);
+  auto x = tensor(TFH_TYPE_FLOAT, {2, 4}, [](size_t i) { return noise(i); });
+  const DeviceTensor whole = both.gpu.to_device(*x);
+  DeviceTensor shifted = whole;  // 2 x 3 floats starting 2 bytes in, then 4 bytes in
+  shifted.dims = {2, 3};
+  shifted.nbytes = 24;
+  shifted.data = static_cast<char*>(whole.data) + 2;
+  try {
+    both.gpu.run_device({Feed{"x", nullptr, &shifted}});
+    FAIL() << "no error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("input 'x': a device tensor at an address that is not a "
+                                         "multiple of its element size (4 bytes)"),
+              std::string::npos) << e.what();
+  }
+  shifted.data = static_cast<char*>(whole.data) + 4;
+  const auto y = both.gpu.to_host(both.gpu.run_device({Feed{"x", nullptr, &shifted}})[0]);
+  const float* px = static_cast<const float*>(x->data);
+  for (size_t i = 0; i < 6; ++i)
+    EXPECT_EQ(static_cast<const float*>(y->data)[i], 2 * px[i + 1]) << i;
+}
+
 #ifdef TFH_CUDA_EMULATED
 // A call that fails while capturing without saying capture is why (the emulator's cuBLASLt made
 // to fail under capture): the run is redone eagerly, right, and these shapes stay eager; other
