@@ -150,6 +150,16 @@ if [ -f "$MODELS/bert.onnx" ]; then
   tf build/bin/tfhost optimize --input "$MODELS/bert.onnx" --output "$MODELS/bert_fp16_gemm_gelu.onnx" \
     --model_type bert --float16 --enable_gelu_approximation --enable_gemm_fast_gelu \
     > "$RESULTS/optimize_bert_gemm_gelu.log" 2>&1
+  # BERT in bfloat16 (bert_fp16.yaml's pipeline with core.bfloat16; full runs only).
+  if [ "$QUICK" != 1 ]; then
+    sed -e 's/^  - pass: core.float16$/  - pass: core.bfloat16/' \
+      -e 's/^    with: {keep_io_types: true, auto_block: true}$/    with: {keep_io_types: true}/' \
+      configs/bert_fp16.yaml > configs/bert_bf16.tmp.yaml
+    tf build/bin/tfhost run configs/bert_bf16.tmp.yaml --set model.path="$MODELS/bert.onnx" \
+      --set output="$MODELS/bert_bf16.onnx" --set verify=null --set benchmark=null \
+      > "$RESULTS/optimize_bert_bf16.log" 2>&1
+    rm -f configs/bert_bf16.tmp.yaml
+  fi
   # Each model and batch twice: eager with host inputs/outputs, then as the targets are
   # measured (CUDA graph replay, inputs on the GPU, outputs left there).
   perf_gpu() {  # label model model_type batch extra-args...
@@ -219,6 +229,12 @@ if [ -f "$MODELS/bert.onnx" ]; then
     -b 2 -s 1 --past_sequence_length 128
   compare_gpu bert-base-gemm-fast-gelu "$MODELS/bert.onnx" "$MODELS/bert_fp16_gemm_gelu.onnx" bert -b 2 -s 128
   for b in $BERT_BATCHES; do perf_gpu bert-base-fp16-s128 "$MODELS/bert_fp16.onnx" bert "$b" -s 128; done
+  if [ "$QUICK" != 1 ]; then
+    # (bfloat16 over 12 layers drifts past compare's default 5e-2: 0.087 on the CPU, measured.)
+    compare_gpu bert-base-bf16 "$MODELS/bert.onnx" "$MODELS/bert_bf16.onnx" bert -b 2 -s 128 \
+      --atol 0.2
+    for b in $BERT_BATCHES; do perf_gpu bert-base-bf16-s128 "$MODELS/bert_bf16.onnx" bert "$b" -s 128; done
+  fi
   # The epilogue against MatMul + BiasGelu, at batch 1 only (time).
   perf_gpu bert-base-fp16-s128-gemm-fast-gelu "$MODELS/bert_fp16_gemm_gelu.onnx" bert 1 -s 128
   for b in $GPT_BATCHES; do
