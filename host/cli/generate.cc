@@ -29,7 +29,8 @@ const char* const kAbout =
     "a Gather of the logits' last position and an ArgMax over the vocabulary to the loaded graph\n"
     "(the file is not changed), so only the token ids leave the step.\n"
     "--use_gpu runs it on the GPU with the key/value cache kept there (IO binding: each step's\n"
-    "presents are the next step's pasts without a copy to the host; only the token ids come back).\n"
+    "presents are the next step's pasts without a copy to the host; only the token ids come\n"
+    "back).\n"
     "A model from `optimize --enable_shared_kv_cache` (input past_sequence_length) gets one\n"
     "buffer per layer of prompt + max_new_tokens rows, updated in place (the buffers are\n"
     "donated back each step: no copy of the cache), and a mask of that fixed width, so every\n"
@@ -81,8 +82,9 @@ ir::Value* last_position(ir::Graph& g, ir::Value* x) {
 }
 
 // The LM head under the logits: logits = MatMul(h, W), possibly through Casts/Identities that
-// nothing else reads, with W a 2-D initializer and h of rank 3 ([batch, sequence, hidden]).
-// Returns the MatMul and the values from its output to the logits, or nullptr.
+// nothing else reads (and that are no graph outputs), with W a 2-D initializer and h of rank 3
+// ([batch, sequence, hidden]). Returns the MatMul and the values from its output to the logits,
+// or nullptr.
 ir::Node* lm_head(ir::Value* logits, std::vector<ir::Value*>& chain) {
   chain = {logits};
   if (!logits->consumers().empty()) return nullptr;
@@ -95,7 +97,8 @@ ir::Node* lm_head(ir::Value* logits, std::vector<ir::Value*>& chain) {
                      in[0]->rank() == 3
                  ? p
                  : nullptr;
-    if ((p->op_type() != "Cast" && p->op_type() != "Identity") || in[0]->consumers().size() != 1)
+    if ((p->op_type() != "Cast" && p->op_type() != "Identity") ||
+        in[0]->consumers().size() != 1 || in[0]->is_graph_output())
       return nullptr;
     v = in[0];
     chain.push_back(v);
@@ -119,6 +122,23 @@ TokenPick pick_tokens_in_model(ir::Model& model, const std::string& path,
   ir::Graph& g = model.graph();
   TFH_CHECK(!g.outputs().empty(), path, ": no outputs");
   ir::Value* logits = g.outputs()[0];
+  // The logits as generate reads them: [batch, sequence, vocabulary], the sequence as input_ids'
+  // (where the shapes say; a dimension known on both sides must agree).
+  TFH_CHECK(std::count(g.outputs().begin(), g.outputs().end(), logits) == 1 &&
+                !logits->is_graph_input(),
+            path, ": the first output '", logits->name(), "' is also an input or another output: ",
+            "generate expects the logits [batch, sequence, vocabulary] there");
+  TFH_CHECK(logits->rank() == -1 || logits->rank() == 3, path, ": the first output '",
+            logits->name(), "' has rank ", logits->rank(),
+            ": generate expects the logits [batch, sequence, vocabulary] there");
+  const ir::Value* ids = g.find("input_ids");
+  if (ids && ids->rank() == 2 && logits->rank() == 3) {
+    const auto& a = ids->info().type().tensor_type().shape().dim(1);
+    const auto& b = logits->info().type().tensor_type().shape().dim(1);
+    TFH_CHECK(!a.has_dim_value() || !b.has_dim_value() || a.dim_value() == b.dim_value(), path,
+              ": the logits '", logits->name(), "' have ", b.dim_value(), " on axis 1, input_ids ",
+              a.dim_value(), ": generate expects the logits [batch, sequence, vocabulary]");
+  }
   std::vector<ir::Value*> chain;
   ir::Value* last_logits = logits;
   TokenPick pick{logits->name(), {}};
@@ -126,7 +146,8 @@ TokenPick pick_tokens_in_model(ir::Model& model, const std::string& path,
     pick.lm_head = head->name();
     g.set_input(head, 0, last_position(g, head->inputs()[0]));
     // Their shapes lose the sequence axis: inferred again below.
-    for (ir::Value* v : chain) v->mutable_info().mutable_type()->mutable_tensor_type()->clear_shape();
+    for (ir::Value* v : chain)
+      v->mutable_info().mutable_type()->mutable_tensor_type()->clear_shape();
   } else {
     last_logits = last_position(g, logits);
   }
@@ -375,6 +396,9 @@ int generate_command(const std::vector<std::string>& args, const GlobalOptions& 
   }
   if (past_in.empty()) line << " (no past: the whole sequence each step)";
   if (length_in) line << " (shared key/value buffers of " << max_length << " rows)";
+  // Nothing should cross between CPU and GPU inside a step (the tokens' pick included).
+  if (use_gpu)
+    line << "; values copied between CPU and GPU mid-step: " << session.device_traffic().copies;
   if (so.cuda_graph) {
     const runtime::GraphStats st = session.graph_stats();
     line << "; CUDA graphs: " << st.captured << " captured, " << st.replays << " replays";

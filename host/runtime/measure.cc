@@ -64,7 +64,11 @@ std::unique_ptr<HostTensor> convert_tensor(const HostTensor& t, TfhDataType type
       case TFH_TYPE_INT64: { const int64_t k = static_cast<int64_t>(v); std::memcpy(p + 8 * i, &k, 8); break; }
       case TFH_TYPE_BOOL: case TFH_TYPE_UINT8: p[i] = v != 0; break;
       case TFH_TYPE_FLOAT16: { const uint16_t h = to_float16(static_cast<float>(v)).bits; std::memcpy(p + 2 * i, &h, 2); break; }
-      case TFH_TYPE_BFLOAT16: { const uint16_t h = to_bfloat16(static_cast<float>(v)).bits; std::memcpy(p + 2 * i, &h, 2); break; }
+      case TFH_TYPE_BFLOAT16: {
+        const uint16_t h = to_bfloat16(static_cast<float>(v)).bits;
+        std::memcpy(p + 2 * i, &h, 2);
+        break;
+      }
       default: TFH_THROW("cannot convert a tensor to ", data_type_name(type));
     }
   }
@@ -99,8 +103,8 @@ bool OutputComparison::add_sample(const std::vector<const ir::Value*>& want_name
       st.max_abs = std::max(st.max_abs, d);
       if (d > atol_ + rtol_ * std::fabs(a)) ok = false;
     }
-    const bool is_float =
-        w.type == TFH_TYPE_FLOAT || w.type == TFH_TYPE_FLOAT16 || w.type == TFH_TYPE_DOUBLE;
+    const bool is_float = w.type == TFH_TYPE_FLOAT || w.type == TFH_TYPE_FLOAT16 ||
+                          w.type == TFH_TYPE_BFLOAT16 || w.type == TFH_TYPE_DOUBLE;
     std::string lname = name;
     for (char& c : lname) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     const bool named_scores = lname.find("logit") != std::string::npos ||

@@ -84,8 +84,9 @@ struct Feed {
 // capture was refused (the first reason; empty while none was). A refusal is for good when the
 // model itself crosses between CPU and GPU mid-run (every shape would); it holds for one set of
 // input shapes when only those shapes need something a graph cannot hold (a shape-arithmetic
-// value too large to keep on the GPU, say): `refused_shapes` counts those, which run eagerly
-// while other shapes keep their graphs.
+// value too large to keep on the GPU, say, or any other error while capturing after which the
+// same run succeeds eagerly): `refused_shapes` counts those, which run eagerly while other shapes
+// keep their graphs.
 struct GraphStats {
   size_t captured = 0, replays = 0;
   size_t nodes = 0;  // operations (kernels, copies, fills) in the graph captured last

@@ -683,9 +683,10 @@ struct Reduce {
   }
 };
 
-// ArgMax / ArgMin along one axis (keepdims, select_last_index), int64 indices. Float-like data is
-// compared as float (float16/bfloat16 exactly), integers as themselves; ties go to the first index
-// (the last with select_last_index), NaNs are skipped (a line of NaNs gives 0), as the CUDA kernel.
+// ArgMax / ArgMin along one axis (keepdims, select_last_index), int64 indices. float16/bfloat16
+// are compared as float (exactly), float and double and integers as themselves; ties go to the
+// first index (the last with select_last_index); a NaN is the extreme, as in ONNX's reference
+// (NumPy's argmax/argmin: the first NaN's index). The CUDA kernel does the same.
 template <bool Max>
 struct ArgExtreme {
   int64_t axis;
@@ -708,7 +709,7 @@ struct ArgExtreme {
       if constexpr (std::is_same_v<T, bool>) {
         unsupported_type(x.dtype());
       } else {
-        using K = std::conditional_t<std::is_integral_v<T>, T, float>;
+        using K = std::conditional_t<std::is_integral_v<T> || std::is_same_v<T, double>, T, float>;
         const T* px = static_cast<const T*>(x.raw());
         auto line = [&](int64_t o) {
           const int64_t outer_i = o / inner, inner_i = o % inner;
@@ -717,16 +718,17 @@ struct ArgExtreme {
           K best_v{};
           for (int64_t j = 0; j < n; ++j) {
             K v;
-            if constexpr (std::is_integral_v<T>) v = p[j * inner];
+            if constexpr (std::is_integral_v<T> || std::is_same_v<T, double>) v = p[j * inner];
             else v = load_f(p, j * inner);
-            if (v != v) continue;  // NaN
-            const bool wins = best < 0 || (Max ? v > best_v : v < best_v) ||
-                              (select_last && v == best_v);
+            const bool nan = v != v, best_nan = best >= 0 && best_v != best_v;
+            const bool wins = best < 0 || (nan && !best_nan) ||
+                              (!best_nan && !nan && (Max ? v > best_v : v < best_v)) ||
+                              (select_last && (nan ? best_nan : !best_nan && v == best_v));
             if (wins) best = j, best_v = v;
           }
-          py[o] = best < 0 ? 0 : best;
+          py[o] = best;
         };
-        if (lines * n < 16384) {
+        if (lines == 1 || lines * n < 16384) {
           for (int64_t o = 0; o < lines; ++o) line(o);
         } else {
 #pragma omp parallel for schedule(static)

@@ -1,6 +1,6 @@
-// What tfhost's .cu files share: float/half/bfloat16 loads and stores (arithmetic is in float), the block
-// size and grid of the element-wise kernels, the launch check, and the two spellings that let
-// the CPU emulator (tests/cuda_emu) compile these files as C++ and run their kernels.
+// What tfhost's .cu files share: float/half/bfloat16 loads and stores (arithmetic is in float),
+// the block size and grid of the element-wise kernels, the launch check, and the two spellings
+// that let the CPU emulator (tests/cuda_emu) compile these files as C++ and run their kernels.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -27,8 +27,12 @@ __device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
 __device__ __forceinline__ float ld(const __half* p, int64_t i) { return __half2float(p[i]); }
 __device__ __forceinline__ void st(float* p, int64_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void st(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
-__device__ __forceinline__ float ld(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
-__device__ __forceinline__ void st(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+__device__ __forceinline__ float ld(const __nv_bfloat16* p, int64_t i) {
+  return __bfloat162float(p[i]);
+}
+__device__ __forceinline__ void st(__nv_bfloat16* p, int64_t i, float v) {
+  p[i] = __float2bfloat16_rn(v);
+}
 
 constexpr int kThreads = 256;
 

@@ -1,8 +1,9 @@
 // tfhost's CUDA kernels, as launchers on device pointers and a stream (built only with
-// TFH_HAVE_CUDA): the transformer ops (float, float16 and bfloat16 data; every reduction and accumulation in
-// fp32) and the general tensor ops fused graphs keep (Cast, broadcasting arithmetic, Gather,
-// strided copies, Where, reductions: the types each one states). kernels.cc makes them the CUDA
-// session's kernels; tests/cuda compares each one with tfhost's CPU kernel for the same op.
+// TFH_HAVE_CUDA): the transformer ops (float, float16 and bfloat16 data; every reduction and
+// accumulation in fp32) and the general tensor ops fused graphs keep (Cast, broadcasting
+// arithmetic, Gather, strided copies, Where, reductions: the types each one states). kernels.cc
+// makes them the CUDA session's kernels; tests/cuda compares each one with tfhost's CPU kernel for
+// the same op.
 //
 // Element type codes are TfhDataType's. Launchers check their arguments on the host and throw
 // tfh::kernels::cuda::CudaError (a std::runtime_error) with the kernel's name and CUDA's
@@ -31,14 +32,14 @@ void check(cudaError_t e, const char* what);
 // y = x + bias (bias: `cols` values, broadcast over rows), optionally + residual (same as x).
 void add_bias(TfhDataType t, const void* x, const void* bias, const void* residual, void* y,
               int64_t rows, int64_t cols, cudaStream_t s);
-// Cast n elements between float, float16, bfloat16, double, int32, int64, uint8, int8 and bool (float to
-// integer truncates toward zero; to bool is "!= 0").
+// Cast n elements between float, float16, bfloat16, double, int32, int64, uint8, int8 and bool
+// (float to integer truncates toward zero; to bool is "!= 0").
 bool cast_supported(TfhDataType from, TfhDataType to);
 void cast(TfhDataType from, TfhDataType to, const void* x, void* y, int64_t n, cudaStream_t s);
 
-// y = a op b with NumPy broadcasting: float, float16 or bfloat16 (computed in float), int32 or int64 (exact;
-// not Pow). `dims` is the output shape; each input's strides are its element strides at the
-// output's rank, 0 where it broadcasts (a dense input whose dims match the output has the
+// y = a op b with NumPy broadcasting: float, float16 or bfloat16 (computed in float), int32 or
+// int64 (exact; not Pow). `dims` is the output shape; each input's strides are its element strides
+// at the output's rank, 0 where it broadcasts (a dense input whose dims match the output has the
 // output's strides).
 enum class BinaryOp { Add, Sub, Mul, Div, Pow };
 struct Broadcast {
@@ -50,14 +51,14 @@ struct Broadcast {
 };
 void binary(TfhDataType t, BinaryOp op, const void* a, const void* b, void* y, const Broadcast& bc,
             cudaStream_t s);
-// y = a op b (bool) with NumPy broadcasting as in binary: float, float16, bfloat16, int32, int64 (and bool
-// for Equal).
+// y = a op b (bool) with NumPy broadcasting as in binary: float, float16, bfloat16, int32, int64
+// (and bool for Equal).
 enum class CompareOp { Equal, Less, Greater, LessOrEqual, GreaterOrEqual };
 void compare(TfhDataType t, CompareOp op, const void* a, const void* b, bool* y,
              const Broadcast& bc, cudaStream_t s);
 void logical_not(const bool* x, bool* y, int64_t n, cudaStream_t s);
-// Running sums along the middle axis of x [outer, len, inner] (ONNX CumSum: `exclusive` leaves
-// each element out of its own sum, `reverse` sums from the end): float, float16, bfloat16 (summed in
+// Running sums along the middle axis of x [outer, len, inner] (ONNX CumSum: `exclusive` leaves each
+// element out of its own sum, `reverse` sums from the end): float, float16, bfloat16 (summed in
 // float), int32, int64.
 void cumsum(TfhDataType t, const void* x, void* y, int64_t outer, int64_t len, int64_t inner,
             bool exclusive, bool reverse, cudaStream_t s);
@@ -87,14 +88,14 @@ struct WhereBroadcast {
 };
 void where(size_t elem_bytes, const bool* cond, const void* x, const void* y_else, void* out,
            const WhereBroadcast& bc, cudaStream_t s);
-// Per row of [rows, cols]: the sum (or the mean) of the row, for float/float16/bfloat16 (accumulated in
-// float) and int32/int64 (accumulated in int64; a mean divides as integers).
+// Per row of [rows, cols]: the sum (or the mean) of the row, for float/float16/bfloat16
+// (accumulated in float) and int32/int64 (accumulated in int64; a mean divides as integers).
 bool reduce_supported(TfhDataType t);
 void reduce_rows(TfhDataType t, bool mean, const void* x, void* y, int64_t rows, int64_t cols,
                  cudaStream_t s);
 // ArgMax (max) / ArgMin of x viewed as [outer, n, inner] along n, int64 indices [outer, inner]:
-// float/float16/bfloat16 compared in float, int32/int64 as integers; ties to the first index (the last
-// with select_last); NaNs are skipped (a row of NaNs gives 0). n must be > 0.
+// float/float16/bfloat16 compared in float, int32/int64 as integers; ties to the first index (the
+// last with select_last); a NaN is the extreme (NumPy's argmax/argmin). n must be > 0.
 bool arg_extreme_supported(TfhDataType t);
 void arg_extreme(TfhDataType t, bool max, bool select_last, const void* x, int64_t* y,
                  int64_t outer, int64_t n, int64_t inner, cudaStream_t s);
@@ -104,23 +105,26 @@ void arg_extreme(TfhDataType t, bool max, bool select_last, const void* x, int64
 void gather(size_t elem_bytes, const void* x, TfhDataType idx_type, const void* idx, void* y,
             int64_t outer, int64_t axis_dim, int64_t n_idx, int64_t inner, cudaStream_t s);
 
-// ---- activations ----------------------------------------------------------------------------------
+// ---- activations
+// ----------------------------------------------------------------------------------
 enum class GeluKind { Erf, Tanh };
 // y = gelu(x [+ bias]) (bias: `cols` values broadcast over rows, or null).
 void gelu(TfhDataType t, GeluKind kind, const void* x, const void* bias, void* y, int64_t rows,
           int64_t cols, cudaStream_t s);
 
-// ---- normalisation --------------------------------------------------------------------------------
-// Per row of `cols`: sum = x [+ skip] [+ bias]; y = (sum - mean) / sqrt(var + eps) * gamma [+ beta];
-// `sum_out` (nullable) receives sum (SkipLayerNormalization's 4th output). Statistics in fp32.
+// ---- normalisation
+// -------------------------------------------------------------------------------- Per row of
+// `cols`: sum = x [+ skip] [+ bias]; y = (sum - mean) / sqrt(var + eps) * gamma [+ beta]; `sum_out`
+// (nullable) receives sum (SkipLayerNormalization's 4th output). Statistics in fp32.
 void layer_norm(TfhDataType t, const void* x, const void* skip, const void* bias, const void* gamma,
                 const void* beta, float eps, void* y, void* sum_out, int64_t rows, int64_t cols,
                 cudaStream_t s);
 // Softmax over the last axis of [rows, cols], in fp32.
 void softmax(TfhDataType t, const void* x, void* y, int64_t rows, int64_t cols, cudaStream_t s);
 
-// ---- attention ------------------------------------------------------------------------------------
-// The attention masks of ONNX Runtime's Attention, int32 (filter added where a key is masked):
+// ---- attention
+// ------------------------------------------------------------------------------------ The
+// attention masks of ONNX Runtime's Attention, int32 (filter added where a key is masked):
 //   Raw2D       [B, T]     0 masks, > 0 keeps
 //   Ends        [B]        keys at or after the row's end position are masked (right padding)
 //   EndsStarts  [2B]       ends, then starts: keys before the start are masked too (left padding)
@@ -128,11 +132,11 @@ void softmax(TfhDataType t, const void* x, void* y, int64_t rows, int64_t cols, 
 enum class MaskKind { None, Raw2D, Ends, EndsStarts, Raw3D };
 
 // Scaled dot-product attention over heads, fused (tiled, online softmax: no S x T score matrix in
-// global memory). Q: [B, S, N, D] rows of the packed QKV (q_stride between tokens); K and V:
-// [B, N, T, D] (the present cache layout: past then new), or with kv_token_stride set, rows of
-// tokens at any strides (the packed QKV itself, when no cache is kept). mask: see MaskKind; attention_bias: an
-// additive [B or 1, N or 1, S, T] bias of the data type (strides 0 where broadcast); causal: query
-// i (position past + i) sees keys up to past + i. Output [B, S, N, D].
+// global memory). Q: [B, S, N, D] rows of the packed QKV (q_stride between tokens); K and V: [B, N,
+// T, D] (the present cache layout: past then new), or with kv_token_stride set, rows of tokens at
+// any strides (the packed QKV itself, when no cache is kept). mask: see MaskKind; attention_bias:
+// an additive [B or 1, N or 1, S, T] bias of the data type (strides 0 where broadcast); causal:
+// query i (position past + i) sees keys up to past + i. Output [B, S, N, D].
 struct AttentionArgs {
   TfhDataType type = TFH_TYPE_FLOAT;
   const void* q = nullptr;
@@ -237,9 +241,10 @@ struct AttentionOpArgs {
 void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_t workspace_bytes,
                   cudaStream_t s);
 
-// ---- GEMM through cuBLASLt ------------------------------------------------------------------------
-// Gelu/BiasGelu: cuBLASLt's GELU epilogue, the tanh approximation (com.microsoft.FastGelu), applied
-// to the fp32 accumulator before the result is rounded.
+// ---- GEMM through cuBLASLt
+// ------------------------------------------------------------------------ Gelu/BiasGelu:
+// cuBLASLt's GELU epilogue, the tanh approximation (com.microsoft.FastGelu), applied to the fp32
+// accumulator before the result is rounded.
 enum class Epilogue { None, Bias, Gelu, BiasGelu };
 
 // Every MatMul/Gemm of the CUDA runtime goes through one of these: C[M, N] = A[M, K] @ B[K, N]

@@ -290,9 +290,9 @@ void refuse_over_rank_6(NodeView n, const char* op) {
       refuse(std::string(op) + " on CUDA: rank over 6");
 }
 
-// Add, Sub, Mul, Div on float, float16, bfloat16, int32 or int64; Pow on the float types. An integer Div
-// runs here only with a constant divisor without zeros (the CPU's kernel reports a division by
-// zero, which a GPU kernel could only report after the fact).
+// Add, Sub, Mul, Div on float, float16, bfloat16, int32 or int64; Pow on the float types. An
+// integer Div runs here only with a constant divisor without zeros (the CPU's kernel reports a
+// division by zero, which a GPU kernel could only report after the fact).
 template <BinaryOp Op>
 struct Binary {
   bool divisor_checked = false;  // Div: input 1 is a constant with no zero
@@ -758,8 +758,8 @@ struct ReduceTrailing {
   }
 };
 
-// ArgMax / ArgMin along one axis (keepdims, select_last_index), int64 indices; float, float16, bfloat16,
-// int32 and int64 data. Greedy decoding picks its tokens with it on the GPU.
+// ArgMax / ArgMin along one axis (keepdims, select_last_index), int64 indices; float, float16,
+// bfloat16, int32 and int64 data. Greedy decoding picks its tokens with it on the GPU.
 template <bool Max>
 struct ArgExtreme {
   int64_t axis;
@@ -1213,7 +1213,8 @@ struct MultiHeadAttention {
       : heads(n.attr_int("num_heads")), unidirectional(n.attr_int("unidirectional", 0) != 0),
         filter(n.attr_float("mask_filter_value", -10000.f)), scale(n.attr_float("scale", 0.f)) {
     if (heads <= 0) sdk::fail("MultiHeadAttention on CUDA: num_heads must be positive");
-    if (!float_or_unknown(n.input(0))) refuse("MultiHeadAttention on CUDA: not float/float16/bfloat16");
+    if (!float_or_unknown(n.input(0)))
+      refuse("MultiHeadAttention on CUDA: not float/float16/bfloat16");
     for (size_t i = 0; i < 3; ++i) {
       if (n.num_inputs() <= i || !n.input(i))
         refuse("MultiHeadAttention on CUDA: query, key and value are all needed (packed forms run "
@@ -1375,7 +1376,8 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(LessOrEqual, "", "LessOrEqual", "T=int32,int64,float,float16,bfloat16")
   TFH_CUDA_KERNEL(GreaterOrEqual, "", "GreaterOrEqual", "T=int32,int64,float,float16,bfloat16")
   TFH_CUDA_KERNEL(Not, "", "Not", "T=bool")
-  TFH_CUDA_KERNEL_HOST_INPUTS(CumSum, "", "CumSum", "T=float,float16,bfloat16,int32,int64", 0x2)  // axis
+  TFH_CUDA_KERNEL_HOST_INPUTS(CumSum, "", "CumSum", "T=float,float16,bfloat16,int32,int64",
+                              0x2)  // axis
   using Pow = Binary<BinaryOp::Pow>;
   TFH_CUDA_KERNEL(Pow, "", "Pow", "T=float,float16,bfloat16;T1=float,float16,bfloat16")
   using Tanh = Unary<UnaryOp::Tanh>;
@@ -1415,8 +1417,9 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(ArgMin, "", "ArgMin", "")
   TFH_CUDA_KERNEL(LayerNorm, "", "LayerNormalization", "T=float,float16,bfloat16")
   {  // from opset 13: over one axis
-    static const TfhKernelDesc d = TFH_KERNEL_DESC(Softmax, "tfhost.cuda.Softmax", "", "Softmax",
-                                                   13, 0, TFH_DEVICE_CUDA, "T=float,float16,bfloat16", 0);
+    static const TfhKernelDesc d =
+        TFH_KERNEL_DESC(Softmax, "tfhost.cuda.Softmax", "", "Softmax", 13, 0, TFH_DEVICE_CUDA,
+                        "T=float,float16,bfloat16", 0);
     out.push_back(&d);
   }
   {  // opsets 1-12
@@ -1426,7 +1429,8 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
     out.push_back(&d);
   }
   TFH_CUDA_KERNEL(Cast, "", "Cast", "")
-  TFH_CUDA_KERNEL(SkipLayerNorm, "com.microsoft", "SkipLayerNormalization", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(SkipLayerNorm, "com.microsoft", "SkipLayerNormalization",
+                  "T=float,float16,bfloat16")
   using Gelu = GeluOp<GeluKind::Erf, false>;
   using FastGelu = GeluOp<GeluKind::Tanh, false>;
   using BiasGelu = GeluOp<GeluKind::Erf, true>;
@@ -1434,7 +1438,8 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
   TFH_CUDA_KERNEL(FastGelu, "com.microsoft", "FastGelu", "T=float,float16,bfloat16")
   TFH_CUDA_KERNEL(BiasGelu, "com.microsoft", "BiasGelu", "T=float,float16,bfloat16")
   TFH_CUDA_KERNEL(Attention, "com.microsoft", "Attention", "T=float,float16,bfloat16")
-  TFH_CUDA_KERNEL(MultiHeadAttention, "com.microsoft", "MultiHeadAttention", "T=float,float16,bfloat16")
+  TFH_CUDA_KERNEL(MultiHeadAttention, "com.microsoft", "MultiHeadAttention",
+                  "T=float,float16,bfloat16")
 }
 
 }  // namespace tfh::kernels::cuda

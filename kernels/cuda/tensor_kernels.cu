@@ -252,7 +252,8 @@ void by_float_type(TfhDataType t, const char* what, F&& f) {
   if (t == TFH_TYPE_FLOAT) f(float());
   else if (t == TFH_TYPE_FLOAT16) f(__half());
   else if (t == TFH_TYPE_BFLOAT16) f(__nv_bfloat16());
-  else throw CudaError(std::string(what) + ": only float, float16 and bfloat16 tensors run on CUDA");
+  else
+    throw CudaError(std::string(what) + ": only float, float16 and bfloat16 tensors run on CUDA");
 }
 
 // ---- Gather -------------------------------------------------------------------------------------
@@ -357,7 +358,8 @@ void launch_reduce(const void* x, void* y, int64_t rows, int64_t cols, bool mean
 
 // A candidate of an arg-max/min: the value (float data compared in float; integers as they are)
 // and its index, -1 for none yet. `better` says whether a beats b: a larger (smaller) value, and
-// on a tie the smaller index, or the larger one with select_last_index. NaNs never win.
+// on a tie the smaller index, or the larger one with select_last_index. A NaN is the extreme (as
+// NumPy's argmax/argmin, ONNX's reference): it beats any number and ties with another NaN.
 template <typename K>
 struct ArgCandidate {
   K v;
@@ -369,7 +371,9 @@ __device__ __forceinline__ bool better(const ArgCandidate<K>& a, const ArgCandid
                                        bool max, bool last) {
   if (a.i < 0) return false;
   if (b.i < 0) return true;
-  if (a.v == b.v) return last ? a.i > b.i : a.i < b.i;
+  const bool a_nan = a.v != a.v, b_nan = b.v != b.v;
+  if (a_nan != b_nan) return a_nan;
+  if (a_nan || a.v == b.v) return last ? a.i > b.i : a.i < b.i;
   return max ? a.v > b.v : a.v < b.v;
 }
 
@@ -389,9 +393,7 @@ __global__ void arg_extreme_kernel(const T* x, int64_t* y, int64_t n, int64_t in
   const T* base = x + o * n * inner + r;
   ArgCandidate<K> best{K(0), -1};
   for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-    const K v = arg_key(base[j * inner]);
-    if (v != v) continue;  // NaN
-    const ArgCandidate<K> c{v, j};
+    const ArgCandidate<K> c{arg_key(base[j * inner]), j};
     if (better(c, best, max, last)) best = c;
   }
   for (int off = 16; off > 0; off >>= 1) {
@@ -409,7 +411,7 @@ __global__ void arg_extreme_kernel(const T* x, int64_t* y, int64_t n, int64_t in
       const ArgCandidate<K> c{part_v[w], part_i[w]};
       if (better(c, best, max, last)) best = c;
     }
-    y[blockIdx.x] = best.i < 0 ? 0 : best.i;  // all NaN: index 0
+    y[blockIdx.x] = best.i;
   }
 }
 
@@ -452,11 +454,21 @@ void arg_extreme(TfhDataType t, bool max, bool select_last, const void* x, int64
   if (outer * inner == 0) return;
   if (outer * inner > 0x7fffffff) throw CudaError("arg_extreme: too many outputs for one launch");
   switch (t) {
-    case TFH_TYPE_FLOAT: launch_arg_extreme<float, float>(x, y, outer, n, inner, max, select_last, s); break;
-    case TFH_TYPE_FLOAT16: launch_arg_extreme<__half, float>(x, y, outer, n, inner, max, select_last, s); break;
-    case TFH_TYPE_BFLOAT16: launch_arg_extreme<__nv_bfloat16, float>(x, y, outer, n, inner, max, select_last, s); break;
-    case TFH_TYPE_INT32: launch_arg_extreme<int32_t, int64_t>(x, y, outer, n, inner, max, select_last, s); break;
-    default: launch_arg_extreme<int64_t, int64_t>(x, y, outer, n, inner, max, select_last, s); break;
+    case TFH_TYPE_FLOAT:
+      launch_arg_extreme<float, float>(x, y, outer, n, inner, max, select_last, s);
+      break;
+    case TFH_TYPE_FLOAT16:
+      launch_arg_extreme<__half, float>(x, y, outer, n, inner, max, select_last, s);
+      break;
+    case TFH_TYPE_BFLOAT16:
+      launch_arg_extreme<__nv_bfloat16, float>(x, y, outer, n, inner, max, select_last, s);
+      break;
+    case TFH_TYPE_INT32:
+      launch_arg_extreme<int32_t, int64_t>(x, y, outer, n, inner, max, select_last, s);
+      break;
+    default:
+      launch_arg_extreme<int64_t, int64_t>(x, y, outer, n, inner, max, select_last, s);
+      break;
   }
   launched("arg_extreme");
 }
@@ -527,7 +539,8 @@ void binary(TfhDataType t, BinaryOp op, const void* a, const void* b, void* y,
     expect *= bc.dims[d];
   }
   if (op == BinaryOp::Pow && t != TFH_TYPE_FLOAT && t != TFH_TYPE_FLOAT16 && t != TFH_TYPE_BFLOAT16)
-    throw CudaError("binary: Pow on type " + std::to_string(static_cast<int>(t)) + " (float, float16 and bfloat16 only)");
+    throw CudaError("binary: Pow on type " + std::to_string(static_cast<int>(t)) +
+                    " (float, float16 and bfloat16 only)");
   const bool known = by_numeric_type<false>(t, [&](auto v) {
     using T = decltype(v);
     if (same)

@@ -188,7 +188,9 @@ namespace {
 // Whole models on a CUDA session (CUDA kernels where they exist and accept the node, the CPU for
 // the rest, with the copies between) against the CPU session: fused BERT and GPT-2 with past in
 // float32 and float16, and both unfused.
-class CudaSessions : public ::testing::TestWithParam<std::tuple<const char*, const char*, const char*>> {
+// (model, model type, precision: float32, float16 or bfloat16)
+class CudaSessions
+    : public ::testing::TestWithParam<std::tuple<const char*, const char*, const char*>> {
  protected:
   void SetUp() override {
     if (cuda_device_count() == 0)
@@ -198,7 +200,8 @@ class CudaSessions : public ::testing::TestWithParam<std::tuple<const char*, con
 
 TEST_P(CudaSessions, FusedModelMatchesTheCpu) {
   const auto [model, type, precision] = GetParam();
-  const bool fp16 = precision == std::string("float16"), bf16 = precision == std::string("bfloat16");
+  const bool fp16 = precision == std::string("float16");
+  const bool bf16 = precision == std::string("bfloat16");
   TempDir tmp;
   const std::string out = tmp / "fused.onnx", exported = std::string(TFH_SOURCE_DIR "/models/") +
                                                          model + "/model.onnx";
@@ -206,10 +209,10 @@ TEST_P(CudaSessions, FusedModelMatchesTheCpu) {
                                     "--output", out, "--model_type", type};
   if (fp16) args.push_back("--float16");
   if (bf16) {  // no CLI flag: a config (the family's preset, then core.bfloat16)
-    test::write_file(tmp / "bf16.yaml", "version: 1\nmodel: {path: " + exported + ", family: " +
-                                            type + "}\noutput: " + out + "\npipeline:\n  - preset: " +
-                                            type + "\n  - pass: core.bfloat16\n    with: "
-                                            "{keep_io_types: true}\n");
+    test::write_file(tmp / "bf16.yaml",
+                     "version: 1\nmodel: {path: " + exported + ", family: " + type +
+                         "}\noutput: " + out + "\npipeline:\n  - preset: " + type +
+                         "\n  - pass: core.bfloat16\n    with: {keep_io_types: true}\n");
     args = {TFH_TFHOST_EXE, "run", tmp / "bf16.yaml"};
   }
   const auto r = test::run_command(args, {});

@@ -685,9 +685,12 @@ TEST_F(CudaRuntime, GenerateOnTheGpuPicksTheCpuTokens) {
     ASSERT_EQ(cpu.exit_code, 0) << cpu.err;
     ASSERT_EQ(gpu.exit_code, 0) << gpu.err;
     EXPECT_EQ(gpu.out, cpu.out) << model;
-    // Picked on the GPU (Gather + ArgMax appended to the graph): only the ids came back.
+    // Picked on the GPU (Gather + ArgMax appended to the graph): only the ids came back, and
+    // nothing crossed mid-step (a pick on the CPU would have downloaded the logits).
     EXPECT_NE(gpu.err.find("the tokens picked in the model, their ids copied back in "),
               std::string::npos) << gpu.err;
+    EXPECT_NE(gpu.err.find("values copied between CPU and GPU mid-step: 0"), std::string::npos)
+        << gpu.err;
   }
   // The shared key/value buffer model with CUDA graphs: the prompt, then 5 single-token steps of
   // one shape (eager, captured, 3 replays), the same tokens.

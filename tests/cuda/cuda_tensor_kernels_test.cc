@@ -592,7 +592,7 @@ const std::vector<ArgCase> kArgCases = {
     {{3, 50257}, 1}, {{2, 5, 7}, 1}, {{6, 257}, 0}, {{4, 33}, -1}, {{1, 1}, 1}, {{2, 3, 1000}, 2}};
 
 TEST_F(CudaKernels, ArgMaxArgMinAgainstCpu) {
-  for (int elem : {F32, F16, I32})
+  for (int elem : {F32, F16, BF16, I32})
     for (const ArgCase& c : kArgCases)
       for (bool max : {true, false})
         for (int64_t last : {0, 1})
@@ -612,7 +612,8 @@ TEST_F(CudaKernels, ArgMaxArgMinAgainstCpu) {
                                          int_attr("keepdims", 0)(nd);
                                          int_attr("select_last_index", last)(nd);
                                        });
-            const int64_t r = static_cast<int64_t>(c.x.size()), ax = c.axis < 0 ? c.axis + r : c.axis;
+            const int64_t r = static_cast<int64_t>(c.x.size());
+            const int64_t ax = c.axis < 0 ? c.axis + r : c.axis;
             int64_t outer = 1, inner = 1;
             for (int64_t d = 0; d < ax; ++d) outer *= c.x[d];
             for (int64_t d = ax + 1; d < r; ++d) inner *= c.x[d];
@@ -629,8 +630,8 @@ TEST_F(CudaKernels, ArgMaxArgMinAgainstCpu) {
           }
 }
 
-// int64 data (values past int32's range) and NaNs, against the documented rule: NaNs never win,
-// a line of NaNs gives 0.
+// int64 data (values past int32's range) and NaNs, against the documented rule: a NaN is the
+// extreme (NumPy's: the first NaN's index), for ArgMax and ArgMin alike.
 TEST_F(CudaKernels, ArgMaxInt64AndNaN) {
   const int64_t big = 5000000000LL;
   const std::vector<int64_t> xi = {big, -big, big + 1, 7, -big - 1, 7};  // 2 lines of 3
@@ -646,9 +647,14 @@ TEST_F(CudaKernels, ArgMaxInt64AndNaN) {
     SCOPED_TRACE(name_of(elem));
     Buf dx(xf, elem);
     DevRaw dy(4 * 8, 0xff);
-    arg_extreme(type_of(elem), true, false, dx.get(), static_cast<int64_t*>(dy.get()), 4, 3, 1,
-                nullptr);
-    EXPECT_EQ(dy.read<int64_t>(), (std::vector<int64_t>{1, 0, 2, 0}));
+    for (bool max : {true, false}) {
+      arg_extreme(type_of(elem), max, false, dx.get(), static_cast<int64_t*>(dy.get()), 4, 3, 1,
+                  nullptr);
+      EXPECT_EQ(dy.read<int64_t>(), (std::vector<int64_t>{0, 1, 1, 0})) << (max ? "max" : "min");
+      arg_extreme(type_of(elem), max, true, dx.get(), static_cast<int64_t*>(dy.get()), 4, 3, 1,
+                  nullptr);
+      EXPECT_EQ(dy.read<int64_t>(), (std::vector<int64_t>{2, 2, 1, 2})) << "select_last_index";
+    }
   }
 }
 
@@ -755,7 +761,8 @@ struct CastType {
 const std::vector<CastType> kCastTypes = {
     {TFH_TYPE_FLOAT, 4, "float"},  {TFH_TYPE_FLOAT16, 2, "float16"}, {TFH_TYPE_DOUBLE, 8, "double"},
     {TFH_TYPE_INT32, 4, "int32"},  {TFH_TYPE_INT64, 8, "int64"},     {TFH_TYPE_UINT8, 1, "uint8"},
-    {TFH_TYPE_INT8, 1, "int8"},    {TFH_TYPE_BOOL, 1, "bool"},      {TFH_TYPE_BFLOAT16, 2, "bfloat16"}};
+    {TFH_TYPE_INT8, 1, "int8"},    {TFH_TYPE_BOOL, 1, "bool"},
+    {TFH_TYPE_BFLOAT16, 2, "bfloat16"}};
 
 bool is_float_type(TfhDataType t) {
   return t == TFH_TYPE_FLOAT || t == TFH_TYPE_FLOAT16 || t == TFH_TYPE_BFLOAT16 ||

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "host/plugin/registry.h"
 #include "host/runtime/measure.h"
 #include "tfhost/core.hpp"
@@ -159,6 +161,65 @@ TEST(Session, SliceClampsLikeOnnx) {
     ASSERT_EQ(out[0]->num_elements, c.want.size()) << c.start << " " << c.end << " " << c.step;
     for (size_t i = 0; i < c.want.size(); ++i) EXPECT_EQ(data(*out[0])[i], c.want[i]);
   }
+}
+
+// ArgMax/ArgMin beyond ONNX's node tests (float data only there): double compared as double
+// (values float cannot tell apart), NaN the extreme as NumPy has it (the first NaN; the last with
+// select_last_index), axis 0 with keepdims.
+TEST(Session, ArgMaxOfDoublesAndNaNs) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  struct Case {
+    const char* op;
+    int64_t select_last;
+    std::vector<double> x;  // [2, 3], over axis 1
+    std::vector<int64_t> want;
+  };
+  const std::vector<Case> cases = {
+      {"ArgMax", 0, {1.0, 1.0 + 1e-12, 1.0, 5.0, 5.0 - 1e-12, 5.0}, {1, 0}},
+      {"ArgMin", 0, {1.0, 1.0 + 1e-12, 1.0, 5.0, 5.0 - 1e-12, 5.0}, {0, 1}},
+      {"ArgMax", 0, {2.0, nan, nan, 3.0, 1.0, 2.0}, {1, 0}},
+      {"ArgMax", 1, {2.0, nan, nan, 3.0, 1.0, 3.0}, {2, 2}},
+      {"ArgMin", 0, {-7.0, 4.0, nan, nan, nan, nan}, {2, 0}}};
+  for (const Case& c : cases) {
+    TempDir tmp;
+    auto m = new_model();
+    auto& g = *m.mutable_graph();
+    *g.add_input() = tensor_info("x", onnx::TensorProto::DOUBLE, {2, 3});
+    auto* n = add_node(g, c.op, {"x"}, {"y"});
+    for (auto [name, v] : {std::pair<const char*, int64_t>{"axis", 1}, {"keepdims", 0},
+                           {"select_last_index", c.select_last}}) {
+      auto* a = n->add_attribute();
+      a->set_name(name);
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(v);
+    }
+    g.add_output()->set_name("y");
+    auto model = load(m, tmp);
+    const KernelRegistry kernels;
+    Session sess(*model, kernels);
+    auto x = make_tensor(TFH_TYPE_DOUBLE, {2, 3});
+    std::memcpy(x->storage.get(), c.x.data(), 6 * sizeof(double));
+    auto out = sess.run({{"x", x.get()}});
+    ASSERT_EQ(out[0]->type, TFH_TYPE_INT64);
+    ASSERT_EQ(out[0]->dims, (std::vector<int64_t>{2}));
+    const int64_t* y = static_cast<const int64_t*>(out[0]->data);
+    EXPECT_EQ((std::vector<int64_t>{y[0], y[1]}), c.want) << c.op << " " << c.x[1];
+  }
+  // Axis 0 with keepdims: [1, 3].
+  TempDir tmp;
+  auto m = new_model();
+  auto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", F, {2, 3});
+  add_node(g, "ArgMax", {"x"}, {"y"});
+  g.add_output()->set_name("y");
+  auto model = load(m, tmp);
+  const KernelRegistry kernels;
+  Session sess(*model, kernels);
+  auto x = floats({2, 3}, {1.f, 9.f, -1.f, 2.f, 3.f, -1.f});
+  auto out = sess.run({{"x", x.get()}});
+  ASSERT_EQ(out[0]->dims, (std::vector<int64_t>{1, 3}));
+  const int64_t* y = static_cast<const int64_t*>(out[0]->data);
+  EXPECT_EQ((std::vector<int64_t>{y[0], y[1], y[2]}), (std::vector<int64_t>{1, 0, 0}));
 }
 
 // IO binding belongs to CUDA sessions: on a CPU session each entry point says so (tests/cuda
