@@ -29,6 +29,9 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_d<__nv_bfloat16>(doubl
 }
 template <> __device__ __forceinline__ bool from_d<bool>(double v) { return v != 0.0; }
 
+template <typename T>
+constexpr bool kHalfType = std::is_same<T, __half>::value || std::is_same<T, __nv_bfloat16>::value;
+
 template <typename From, typename To>
 __global__ void cast_kernel(const From* x, To* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
@@ -39,35 +42,13 @@ __global__ void cast_kernel(const From* x, To* y, int64_t n) {
       else y[i] = static_cast<To>(static_cast<int64_t>(to_d(x[i])));
     } else if constexpr (std::is_integral<From>::value && std::is_same<To, float>::value) {
       y[i] = static_cast<float>(x[i]);  // one rounding, as on the CPU
+    } else if constexpr ((std::is_same<From, float>::value && kHalfType<To>) ||
+                         (kHalfType<From> && std::is_same<To, float>::value)) {
+      st(y, i, ld(x, i));  // float <-> float16/bfloat16: one rounding, no double detour
     } else {
       y[i] = from_d<To>(to_d(x[i]));
     }
   }
-}
-// float <-> half and float <-> bfloat16 without the double detour (one rounding, as the CPU).
-template <>
-__global__ void cast_kernel<float, __half>(const float* x, __half* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = __float2half_rn(x[i]);
-}
-template <>
-__global__ void cast_kernel<__half, float>(const __half* x, float* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = __half2float(x[i]);
-}
-template <>
-__global__ void cast_kernel<float, __nv_bfloat16>(const float* x, __nv_bfloat16* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = __float2bfloat16_rn(x[i]);
-}
-template <>
-__global__ void cast_kernel<__nv_bfloat16, float>(const __nv_bfloat16* x, float* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = __bfloat162float(x[i]);
 }
 
 // Calls f(T()) for the storage type of t; false when cast does not cover it.

@@ -68,6 +68,50 @@ TEST(RuntimeCli, GeneratePicksOnnxRuntimesGreedyTokens) {
   }
 }
 
+// Logits that do not come straight from an LM-head MatMul (here MatMul + a zero bias): generate
+// takes the last position from the logits themselves, and picks the same tokens.
+TEST(RuntimeCli, GeneratePicksFromTheLogitsWithoutAnLmHead) {
+  test::TempDir tmp;
+  const std::string exported = TFH_SOURCE_DIR "/models/gpt2nopast_tiny_opset14/model.onnx";
+  onnx::ModelProto m = test::read_model_proto(exported);
+  onnx::GraphProto& g = *m.mutable_graph();
+  const std::string logits = g.output(0).name();
+  std::string head_weight;
+  for (auto& n : *g.mutable_node())
+    for (auto& o : *n.mutable_output())
+      if (o == logits) {
+        o = logits + "_raw";
+        ASSERT_EQ(n.op_type(), "MatMul");
+        head_weight = n.input(1);
+      }
+  int64_t vocab = 0;
+  for (const auto& t : g.initializer())
+    if (t.name() == head_weight) vocab = t.dims(1);  // the LM head's [hidden, vocabulary]
+  ASSERT_GT(vocab, 0);
+  onnx::TensorProto* zero = g.add_initializer();
+  zero->set_name("zero_bias");
+  zero->set_data_type(onnx::TensorProto::FLOAT);
+  zero->add_dims(vocab);
+  for (int64_t i = 0; i < vocab; ++i) zero->add_float_data(0.f);
+  onnx::NodeProto* add = g.add_node();
+  add->set_op_type("Add");
+  add->set_name("bias_after_lm_head");
+  add->add_input(logits + "_raw");
+  add->add_input("zero_bias");
+  add->add_output(logits);
+  const std::string biased = tmp / "biased.onnx";
+  test::write_model_proto(m, biased);
+  std::string out[2];
+  for (int i = 0; i < 2; ++i) {
+    const auto r = tfhost({"generate", "--model", i ? biased : exported, "--prompt",
+                           "5 17 301 9", "-n", "5", "-b", "2"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    out[i] = r.out;
+    EXPECT_EQ(contains(r.err, "taken before the LM head"), i == 0) << r.err;
+  }
+  EXPECT_EQ(out[1], out[0]);
+}
+
 // A copy of bert_tiny's test folder whose expected output_0 is shifted by `delta` in one element.
 std::string tampered_case(const test::TempDir& tmp, float delta) {
   const std::string src = TFH_SOURCE_DIR "/models/bert_tiny_opset14";
