@@ -434,23 +434,11 @@ void arg_extreme(TfhDataType t, bool max, bool select_last, const void* x, int64
   if (n <= 0) throw CudaError("arg_extreme: the reduced axis is empty");
   if (outer * inner == 0) return;
   if (outer * inner > 0x7fffffff) throw CudaError("arg_extreme: too many outputs for one launch");
-  switch (t) {
-    case TFH_TYPE_FLOAT:
-      launch_arg_extreme<float, float>(x, y, outer, n, inner, max, select_last, s);
-      break;
-    case TFH_TYPE_FLOAT16:
-      launch_arg_extreme<__half, float>(x, y, outer, n, inner, max, select_last, s);
-      break;
-    case TFH_TYPE_BFLOAT16:
-      launch_arg_extreme<__nv_bfloat16, float>(x, y, outer, n, inner, max, select_last, s);
-      break;
-    case TFH_TYPE_INT32:
-      launch_arg_extreme<int32_t, int64_t>(x, y, outer, n, inner, max, select_last, s);
-      break;
-    default:
-      launch_arg_extreme<int64_t, int64_t>(x, y, outer, n, inner, max, select_last, s);
-      break;
-  }
+  by_numeric_type<false>(t, [&](auto v) {  // float types compared in float, integers as int64
+    using T = decltype(v);
+    using K = std::conditional_t<std::is_integral<T>::value, int64_t, float>;
+    launch_arg_extreme<T, K>(x, y, outer, n, inner, max, select_last, s);
+  });
   launched("arg_extreme");
 }
 
