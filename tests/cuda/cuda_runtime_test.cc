@@ -977,14 +977,14 @@ TEST_F(CudaRuntime, AViewOfAFeedIsNoCopy) {
   EXPECT_EQ(gpu.graph_stats().nodes, 1u);  // the Add: no copy for either reshape
 }
 
-// The shipped float16 configs (configs/*_fp16*.yaml, device: auto) run verify and benchmark on
-// the GPU when one is present and say so; verify passes. Their paths are made absolute, the
+// The shipped float16 and bfloat16 configs (configs/*_fp16*.yaml, *_bf16*.yaml, device: auto) run
+// verify and benchmark on the GPU when one is present and say so; verify passes. Their paths are made absolute, the
 // output goes to a temporary folder and the benchmark grid shrinks to one small point.
-TEST_F(CudaRuntime, Float16ConfigsRunOnTheGpu) {
+TEST_F(CudaRuntime, HalfPrecisionConfigsRunOnTheGpu) {
   size_t configs = 0;
   for (const std::string& name : test::list_dir(TFH_SOURCE_DIR "/configs")) {
-    if (name.find("_fp16") == std::string::npos || name.size() < 5 ||
-        name.substr(name.size() - 5) != ".yaml")
+    if ((name.find("_fp16") == std::string::npos && name.find("_bf16") == std::string::npos) ||
+        name.size() < 5 || name.substr(name.size() - 5) != ".yaml")
       continue;
     SCOPED_TRACE(name);
     ++configs;
@@ -1011,7 +1011,7 @@ TEST_F(CudaRuntime, Float16ConfigsRunOnTheGpu) {
     EXPECT_NE(all.find("CUDA graphs"), std::string::npos) << all;
     EXPECT_TRUE(test::file_exists(tmp / "out.onnx"));
   }
-  EXPECT_GE(configs, 3u);
+  EXPECT_GE(configs, 4u);
 }
 
 // MultiHeadAttention as the gpt2 plugin fuses Hugging Face's GPT-2 (query, key, value [B, S, H],

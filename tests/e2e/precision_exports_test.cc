@@ -308,6 +308,25 @@ TEST(PrecisionConfigs, BertFp16Runs) {
   expect_valid(out);
 }
 
+// configs/bert_bf16.yaml: the same with core.bfloat16; verify passes within the bfloat16
+// tolerance; int32 in, float32 out, the weights bfloat16.
+TEST(PrecisionConfigs, BertBf16Runs) {
+  TempDir tmp;
+  const std::string out = tmp / "bert_bf16.onnx";
+  const auto r = tfhost({"run", TFH_SOURCE_DIR "/configs/bert_bf16.yaml", "--set", "output=" + out,
+                         "--set", "benchmark=null"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("verify: PASS: 5/5 samples"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(bfloat16 tolerance)"), std::string::npos) << r.out;
+  const onnx::ModelProto m = tfh::test::read_model_proto(out);
+  for (const auto& in : m.graph().input())
+    EXPECT_EQ(in.type().tensor_type().elem_type(), onnx::TensorProto::INT32) << in.name();
+  for (const auto& o : m.graph().output())
+    EXPECT_EQ(o.type().tensor_type().elem_type(), onnx::TensorProto::FLOAT) << o.name();
+  EXPECT_GT(initializer_types(out)[onnx::TensorProto::BFLOAT16], 8);
+  expect_valid(out);
+}
+
 }  // namespace
 
 namespace {
