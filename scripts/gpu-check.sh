@@ -150,15 +150,11 @@ if [ -f "$MODELS/bert.onnx" ]; then
   tf build/bin/tfhost optimize --input "$MODELS/bert.onnx" --output "$MODELS/bert_fp16_gemm_gelu.onnx" \
     --model_type bert --float16 --enable_gelu_approximation --enable_gemm_fast_gelu \
     > "$RESULTS/optimize_bert_gemm_gelu.log" 2>&1
-  # BERT in bfloat16 (bert_fp16.yaml's pipeline with core.bfloat16; full runs only).
+  # BERT in bfloat16 (configs/bert_bf16.yaml's pipeline; full runs only).
   if [ "$QUICK" != 1 ]; then
-    sed -e 's/^  - pass: core.float16$/  - pass: core.bfloat16/' \
-      -e 's/^    with: {keep_io_types: true, auto_block: true}$/    with: {keep_io_types: true}/' \
-      configs/bert_fp16.yaml > configs/bert_bf16.tmp.yaml
-    tf build/bin/tfhost run configs/bert_bf16.tmp.yaml --set model.path="$MODELS/bert.onnx" \
+    tf build/bin/tfhost run configs/bert_bf16.yaml --set model.path="$MODELS/bert.onnx" \
       --set output="$MODELS/bert_bf16.onnx" --set verify=null --set benchmark=null \
       > "$RESULTS/optimize_bert_bf16.log" 2>&1
-    rm -f configs/bert_bf16.tmp.yaml
   fi
   # Each model and batch twice: eager with host inputs/outputs, then as the targets are
   # measured (CUDA graph replay, inputs on the GPU, outputs left there).
