@@ -1,5 +1,6 @@
 // A tensor viewed around one axis as [outer, n, inner], and the shape a reduction along that axis
-// leaves (the axis dropped, or kept as 1 with keepdims): shared by the CPU and CUDA ArgMax/ArgMin.
+// leaves (the axis dropped, or kept as 1 with keepdims); ArgMax/ArgMin's attributes. Shared by
+// the CPU and CUDA ArgMax/ArgMin.
 #pragma once
 
 #include <cstdint>
@@ -24,5 +25,15 @@ inline AxisSplit split_at_axis(const std::vector<int64_t>& dims, int64_t axis, b
   s.n = dims[axis];
   return s;
 }
+
+// ArgMax/ArgMin's attributes, from a kernel's node view (defaults as ONNX's).
+struct ArgExtremeAttrs {
+  int64_t axis;
+  bool keepdims, select_last;
+  template <typename NodeView>
+  explicit ArgExtremeAttrs(const NodeView& n)
+      : axis(n.attr_int("axis", 0)), keepdims(n.attr_int("keepdims", 1) != 0),
+        select_last(n.attr_int("select_last_index", 0) != 0) {}
+};
 
 }  // namespace tfh::kernels

@@ -688,12 +688,8 @@ struct Reduce {
 // first index (the last with select_last_index); a NaN is the extreme, as in ONNX's reference
 // (NumPy's argmax/argmin: the first NaN's index). The CUDA kernel does the same.
 template <bool Max>
-struct ArgExtreme {
-  int64_t axis;
-  bool keepdims, select_last;
-  explicit ArgExtreme(NodeView n)
-      : axis(n.attr_int("axis", 0)), keepdims(n.attr_int("keepdims", 1) != 0),
-        select_last(n.attr_int("select_last_index", 0) != 0) {}
+struct ArgExtreme : ArgExtremeAttrs {
+  explicit ArgExtreme(NodeView n) : ArgExtremeAttrs(n) {}
   void compute(KernelContext& ctx) {
     TensorView x = ctx.required(0);
     const Dims d = dims_of(x);

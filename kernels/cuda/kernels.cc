@@ -761,12 +761,8 @@ struct ReduceTrailing {
 // ArgMax / ArgMin along one axis (keepdims, select_last_index), int64 indices; float, float16,
 // bfloat16, int32 and int64 data. Greedy decoding picks its tokens with it on the GPU.
 template <bool Max>
-struct ArgExtreme {
-  int64_t axis;
-  bool keepdims, select_last;
-  explicit ArgExtreme(NodeView n)
-      : axis(n.attr_int("axis", 0)), keepdims(n.attr_int("keepdims", 1) != 0),
-        select_last(n.attr_int("select_last_index", 0) != 0) {
+struct ArgExtreme : ArgExtremeAttrs {
+  explicit ArgExtreme(NodeView n) : ArgExtremeAttrs(n) {
     const TfhDataType t = n.input(0) ? n.input(0).elem_type() : TFH_TYPE_UNDEFINED;
     if (t != TFH_TYPE_UNDEFINED && !arg_extreme_supported(t))
       refuse(Max ? "ArgMax on CUDA: element type" : "ArgMin on CUDA: element type");
