@@ -479,6 +479,35 @@ TEST_F(CudaRuntime, MatMulWithAMatrixOrABatch) {
       }
 }
 
+// ArgMax/ArgMin nodes on the CUDA kernel against the CPU's: the attributes as a session reads them
+// (default axis 0 with keepdims, a negative axis without, select_last_index), three precisions.
+TEST_F(CudaRuntime, ArgMaxNodesAgainstTheCpu) {
+  struct Case {
+    const char* op;
+    int64_t axis, keepdims, last;  // axis 99: the attribute left out
+  };
+  for (TfhDataType t : {TFH_TYPE_FLOAT, TFH_TYPE_FLOAT16, TFH_TYPE_BFLOAT16})
+    for (const Case& c : {Case{"ArgMax", 99, 1, 0}, Case{"ArgMin", -2, 0, 0},
+                          Case{"ArgMax", -1, 0, 1}, Case{"ArgMin", 1, 1, 1}}) {
+      SCOPED_TRACE(std::string(c.op) + " axis " + std::to_string(c.axis) + " keepdims " +
+                   std::to_string(c.keepdims) + " last " + std::to_string(c.last) + " type " +
+                   std::to_string(t));
+      std::vector<NodeIn> ins;
+      // Few distinct values: ties in most lines.
+      ins.push_back({"x", tensor(t, {3, 5, 7}, [](size_t i) { return double((i * 7) % 5); })});
+      expect_same_on_gpu(c.op, "", ins, 1, 0, [&](onnx::NodeProto* n) {
+        for (auto [name, v] : {std::pair<const char*, int64_t>{"axis", c.axis},
+                               {"keepdims", c.keepdims}, {"select_last_index", c.last}}) {
+          if (v == 99) continue;
+          auto* a = n->add_attribute();
+          a->set_name(name);
+          a->set_type(onnx::AttributeProto::INT);
+          a->set_i(v);
+        }
+      });
+    }
+}
+
 // GemmFastGelu against the CPU kernel (MatMul, then FastGelu in float): cuBLASLt's GELU epilogue
 // with a constant bias and with none, a GEMM then the gelu kernel for a fed bias, 1 and 3-D X,
 // an empty K (gelu of the bias alone).
