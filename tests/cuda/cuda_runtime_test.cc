@@ -977,6 +977,20 @@ TEST_F(CudaRuntime, AFailureWhileCapturingRunsTheShapesEagerly) {
   EXPECT_EQ(st.captured, 1u);
   EXPECT_EQ(st.replays, 1u);
   EXPECT_EQ(st.refused_shapes, 1u);
+  // When the eager run fails as well, the error is the run's own: it reaches the caller, and
+  // these shapes are captured once the fault is gone.
+  run(5);
+  setenv("TFH_EMU_GEMM_FAILS_WHILE_CAPTURING", "always", 1);
+  auto x = tensor(TFH_TYPE_FLOAT, {5, 8}, [](size_t i) { return noise(i); });
+  EXPECT_THROW(gpu.run({{"x", x.get()}}), std::exception);
+  unsetenv("TFH_EMU_GEMM_FAILS_WHILE_CAPTURING");
+  EXPECT_EQ(gpu.graph_stats().refused_shapes, 1u);
+  run(5);  // captured now
+  st = gpu.graph_stats();
+  EXPECT_EQ(st.captured, 2u);
+  EXPECT_EQ(st.refused_shapes, 1u);
+  run(5);
+  EXPECT_EQ(gpu.graph_stats().replays, 2u);
 }
 #endif
 

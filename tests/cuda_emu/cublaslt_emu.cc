@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <vector>
 
 struct cublasLtContext {};
@@ -218,12 +219,13 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
   const cublasStatus_t st = matmul(*o, al, a, *pa, b, *pb, be, c, *pc, d, *pd, /*check_only=*/true);
   if (st != CUBLAS_STATUS_SUCCESS) return st;
   // A fault to inject (tests only): a GEMM that fails while its stream captures, as a library
-  // call might on a GPU without saying that capture is the reason.
+  // call might on a GPU without saying that capture is the reason ("always": every GEMM fails).
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
-  if (std::getenv("TFH_EMU_GEMM_FAILS_WHILE_CAPTURING") &&
-      cudaStreamIsCapturing(stream, &capturing) == cudaSuccess &&
-      capturing == cudaStreamCaptureStatusActive)
-    return CUBLAS_STATUS_NOT_SUPPORTED;
+  if (const char* fail = std::getenv("TFH_EMU_GEMM_FAILS_WHILE_CAPTURING"))
+    if (std::string(fail) == "always" ||
+        (cudaStreamIsCapturing(stream, &capturing) == cudaSuccess &&
+         capturing == cudaStreamCaptureStatusActive))
+      return CUBLAS_STATUS_NOT_SUPPORTED;
   if (!record(stream, run)) run();
   return CUBLAS_STATUS_SUCCESS;
 }
