@@ -146,13 +146,24 @@ int main(int argc, char** argv) {
     const double bert = layer(title, M, "attention (fused, S x S)", [&] { attention(a, s); }, 1e-12f);
     std::printf("  %-28s %8.4f ms  (x12 layers: %.3f ms, kernels only, no launch gaps)\n",
                 "layer", bert, 12 * bert);
-    {  // the two prefill attention kernels on this shape (attention() picks one by size)
-      AttentionArgs t = a, w = a;
+    {  // the prefill attention kernels on this shape (Auto: tensor cores for fp16, else by size)
+      AttentionArgs t = a, w = a, tc = a;
       t.algo = AttentionArgs::Algo::Tiled;
       w.algo = AttentionArgs::Algo::PerQueryWarp;
+      tc.algo = AttentionArgs::Algo::TensorCores;
       std::printf("  %-28s %8.4f ms\n", "attention, tiled", time_ms([&] { attention(t, s); }, iters, s));
       std::printf("  %-28s %8.4f ms\n", "attention, warp per query",
                   time_ms([&] { attention(w, s); }, iters, s));
+      std::printf("  %-28s %8.4f ms\n", "attention, tensor cores",
+                  time_ms([&] { attention(tc, s); }, iters, s));
+      // As BERT's Attention runs it: K and V read where the QKV GEMM left them (token strides).
+      AttentionArgs in_place = tc;
+      in_place.k = static_cast<const char*>(qkv.p) + H * 2;
+      in_place.v = static_cast<const char*>(qkv.p) + 2 * H * 2;
+      in_place.kv_token_stride = 3 * H, in_place.kv_head_stride = D;
+      in_place.kv_batch_stride = S * 3 * H;
+      std::printf("  %-28s %8.4f ms\n", "attention, tensor cores, QKV",
+                  time_ms([&] { attention(in_place, s); }, iters, s));
       // The same hidden size as heads of 128 (the tiled kernel then splits each query over two
       // threads, docs/PERFORMANCE.md): both kernels again.
       if ((N * D) % 128 == 0) {
@@ -162,6 +173,9 @@ int main(int argc, char** argv) {
                     time_ms([&] { attention(t, s); }, iters, s));
         std::printf("  %-28s %8.4f ms\n", "attention D=128, warp/query",
                     time_ms([&] { attention(w, s); }, iters, s));
+        tc.heads = N * D / 128, tc.head_size = 128;
+        std::printf("  %-28s %8.4f ms\n", "attention D=128, tensor cores",
+                    time_ms([&] { attention(tc, s); }, iters, s));
       }
     }
 

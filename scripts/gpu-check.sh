@@ -101,7 +101,7 @@ if [ "$SANITIZE" = 1 ]; then
   SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
   if [ -n "$SAN" ] && [ -x build/tests/tfh_cuda_tests ]; then
     tf timeout 300 "$SAN" --tool memcheck --error-exitcode 3 build/tests/tfh_cuda_tests \
-      --gtest_filter='CudaKernels.*:CudaRuntime.*-CudaRuntime.Generate*' > "$RESULTS/memcheck.log" 2>&1
+      --gtest_filter='CudaKernels.*:*CudaAttention.*:CudaRuntime.*-CudaRuntime.Generate*' > "$RESULTS/memcheck.log" 2>&1
     rc=$?
     [ $rc -ne 0 ] && status=1
     say "memcheck: exit $rc; $(grep -c '^========= Invalid' "$RESULTS/memcheck.log") invalid accesses; $(tail -1 "$RESULTS/memcheck.log")"
@@ -225,6 +225,10 @@ if [ -f "$MODELS/bert.onnx" ]; then
     -b 2 -s 1 --past_sequence_length 128
   compare_gpu bert-base-gemm-fast-gelu "$MODELS/bert.onnx" "$MODELS/bert_fp16_gemm_gelu.onnx" bert -b 2 -s 128
   for b in $BERT_BATCHES; do perf_gpu bert-base-fp16-s128 "$MODELS/bert_fp16.onnx" bert "$b" -s 128; done
+  # The attention off the Tensor Cores (the kernels before them), batch 1: the whole model's
+  # side of the kernel benchmark's `attention, tensor cores` against `attention, tiled`/`warp`.
+  TFH_CUDA_PREFILL_ATTENTION=simt perf_gpu bert-base-fp16-s128-simt-attention \
+    "$MODELS/bert_fp16.onnx" bert 1 -s 128
   if [ "$QUICK" != 1 ]; then
     # (bfloat16 over 12 layers drifts past compare's default 5e-2: 0.087 on the CPU, measured.)
     compare_gpu bert-base-bf16 "$MODELS/bert.onnx" "$MODELS/bert_bf16.onnx" bert -b 2 -s 128 \

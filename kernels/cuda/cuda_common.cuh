@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "kernels/cuda/cuda_kernels.h"
 
@@ -32,6 +34,53 @@ __device__ __forceinline__ float ld(const __nv_bfloat16* p, int64_t i) {
 }
 __device__ __forceinline__ void st(__nv_bfloat16* p, int64_t i, float v) {
   p[i] = __float2bfloat16_rn(v);
+}
+
+// Two storage-type values as one 32-bit register (the first in the low half), the form of the
+// tensor-core fragments below.
+__device__ __forceinline__ uint32_t pack2(__half, float lo, float hi) {
+  const __half2 v = __floats2half2_rn(lo, hi);
+  uint32_t u;
+  memcpy(&u, &v, 4);
+  return u;
+}
+__device__ __forceinline__ uint32_t pack2(__nv_bfloat16, float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  uint32_t u;
+  memcpy(&u, &v, 4);
+  return u;
+}
+
+// d += A x B on the tensor cores, warp-wide (every lane of the warp must call it together):
+// mma.sync m16n8k16, A 16 x 16 row-major and B 16 x 8 column-major in float16 or bfloat16 (T),
+// float accumulator. Per lane (g = lane / 4, t = lane % 4), as the PTX ISA lays the fragments
+// out: a[0] = A[g][2t..2t+1], a[1] = A[g+8][2t..2t+1], a[2] = A[g][2t+8..2t+9],
+// a[3] = A[g+8][2t+8..2t+9]; b[0] = B[2t..2t+1][g], b[1] = B[2t+8..2t+9][g]; d[0..1] =
+// D[g][2t..2t+1], d[2..3] = D[g+8][2t..2t+1]. Needs sm_80 or newer (kernels check
+// tensor_cores_available() before they launch code that calls it).
+template <typename T>
+__device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4],
+                                            const uint32_t (&b)[2]) {
+  static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>,
+                "tensor-core products of float16 or bfloat16");
+#if defined(TFH_CUDA_EMULATED)
+  ::tfh::emu::mma_m16n8k16(d, a, b, std::is_same_v<T, __nv_bfloat16>);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if constexpr (std::is_same_v<T, __half>)
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#elif defined(__CUDA_ARCH__)
+  __trap();  // (older GPUs: never launched there)
+#endif
 }
 
 constexpr int kThreads = 256;

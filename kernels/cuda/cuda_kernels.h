@@ -174,13 +174,16 @@ struct AttentionArgs {
   int64_t mask_width = 0;
   // Which prefill kernel: Tiled (a thread per query, K/V tiles in shared memory: for many
   // queries), PerQueryWarp (a warp per query, head dims across its lanes: the low-latency one
-  // when batch x heads x sequence is too small to fill the GPU with tiles), or Auto.
+  // when batch x heads x sequence is too small to fill the GPU with tiles), TensorCores (flash
+  // attention on mma.sync: float16 / bfloat16, head size 32, 64 or 128, sm_80 on; an error
+  // otherwise), or Auto: TensorCores where it runs (unless TFH_CUDA_PREFILL_ATTENTION=simt),
+  // else Tiled or PerQueryWarp by size.
   //
   // Which decode kernel (decode_attention): Auto (one block per (batch, head)) or SplitKeys
   // (flash-decoding: the keys in chunks of kDecodeChunk, a block per (batch, head, chunk), the
   // partial softmax results merged by a second kernel: more blocks when batch x heads is small
   // and the past long; needs `workspace`).
-  enum class Algo { Auto, Tiled, PerQueryWarp, SplitKeys } algo = Algo::Auto;
+  enum class Algo { Auto, Tiled, PerQueryWarp, SplitKeys, TensorCores } algo = Algo::Auto;
   float* workspace = nullptr;  // SplitKeys: decode_split_workspace(...) floats
 };
 constexpr int64_t kDecodeChunk = 64;

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -323,6 +326,205 @@ __global__ void attention_warp_kernel(AttentionArgs a) {
   }
 }
 
+// ---- the tensor-core prefill kernel (float16 / bfloat16) -----------------------------------------
+//
+// Flash attention on mma.sync m16n8k16: a warp takes 16 queries, a block 1 to 4 warps; K and V
+// tiles of kMmaKeys keys go to shared memory in the storage type (V transposed, so that both
+// products read their B fragments as 32-bit words), and per tile each warp computes its 16 x 64
+// scores S = Q K^T on the tensor cores (float accumulator), scales and masks them in registers,
+// updates its rows' running max and sum (online softmax, rows reduced over the four lanes that
+// share them), and adds P V, P rounded to the storage type, on the tensor cores again. The score
+// fragment of two adjacent 8-key tiles is exactly the A fragment of a 16-key product, so P never
+// leaves registers. The masks, the attention bias and the causal filter are those of the other
+// kernels, applied per score; keys past the last one weigh 0.
+constexpr int kMmaKeys = 64;      // keys per shared-memory tile
+constexpr int kMmaMaxWarps = 4;   // warps per block (16 queries each)
+
+__device__ __forceinline__ uint32_t ld_u32(const uint16_t* p) {  // p: 4-byte aligned
+#ifdef TFH_CUDA_EMULATED
+  uint32_t u;
+  memcpy(&u, p, 4);
+  return u;
+#else
+  return *reinterpret_cast<const uint32_t*>(p);
+#endif
+}
+__device__ __forceinline__ void ld_8(const uint16_t* p, uint16_t (&out)[8]) {  // p: 16-byte aligned
+#ifdef TFH_CUDA_EMULATED
+  memcpy(out, p, 16);
+#else
+  const uint4 v = *reinterpret_cast<const uint4*>(p);
+  memcpy(out, &v, 16);
+#endif
+}
+__device__ __forceinline__ void st_8(uint16_t* p, const uint16_t (&in)[8]) {  // p: 16-byte aligned
+#ifdef TFH_CUDA_EMULATED
+  memcpy(p, in, 16);
+#else
+  uint4 v;
+  memcpy(&v, in, 16);
+  *reinterpret_cast<uint4*>(p) = v;
+#endif
+}
+
+// D: the head size (a multiple of 16). wide: K and V rows start 16-byte aligned at every key,
+// head and batch, so they are read 8 elements at a time.
+template <typename T, int D>
+__global__ void __launch_bounds__(32 * kMmaMaxWarps) attention_mma_kernel(AttentionArgs a, bool wide) {
+  static_assert(D % 16 == 0 && D <= 128, "a head size that is a multiple of 16, up to 128");
+  constexpr int KP = D + 8;         // K row pitch (elements): fragment reads hit 32 banks
+  constexpr int VP = kMmaKeys + 8;  // V^T row pitch
+  constexpr int KT = D / 16;        // k steps of Q K^T
+  constexpr int NT = kMmaKeys / 8;  // 8-key score tiles
+  __shared__ __align__(16) uint16_t ks[kMmaKeys * KP];
+  __shared__ __align__(16) uint16_t vt[D * VP];
+  const T zero{};
+  const int lane = static_cast<int>(threadIdx.x & 31), warp = static_cast<int>(threadIdx.x >> 5);
+  const int warps = static_cast<int>(blockDim.x >> 5), g = lane >> 2, t = lane & 3;
+  const int64_t total = keys_of(a), past = total - a.seq;
+  const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
+  const int64_t block_q0 = int64_t(blockIdx.y) * warps * 16, q0 = block_q0 + warp * 16;
+  const int64_t r0 = q0 + g, r1 = r0 + 8;  // this lane's two query rows
+  const bool live = q0 < a.seq;          // (the same for the whole warp)
+  const uint16_t* kc = reinterpret_cast<const uint16_t*>(static_cast<const T*>(a.k) + kv_start(a, b, h));
+  const uint16_t* vc = reinterpret_cast<const uint16_t*>(static_cast<const T*>(a.v) + kv_start(a, b, h));
+  const int64_t step = kv_step(a);
+  const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
+
+  uint32_t qf[KT][4];  // Q as A fragments, rows past the sequence 0
+  {
+    const T* qb = static_cast<const T*>(a.q) + h * D;
+    auto q = [&](int64_t row, int d) {
+      return row < a.seq ? ld(qb + (b * a.seq + row) * a.q_token_stride, d) : 0.f;
+    };
+#pragma unroll
+    for (int kk = 0; kk < KT; ++kk) {
+      const int d = 16 * kk + 2 * t;
+      qf[kk][0] = pack2(zero, q(r0, d), q(r0, d + 1));
+      qf[kk][1] = pack2(zero, q(r1, d), q(r1, d + 1));
+      qf[kk][2] = pack2(zero, q(r0, d + 8), q(r0, d + 9));
+      qf[kk][3] = pack2(zero, q(r1, d + 8), q(r1, d + 9));
+    }
+  }
+  float o[D / 8][4];
+#pragma unroll
+  for (int dt = 0; dt < D / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;  // rows r0 and r1 (l: this lane's part)
+
+  // Causal without a mask or bias: keys after a query's position weigh 0 in float (key 0 is
+  // always visible; see attention_warp_kernel), so tiles past the block's (warp's) last query
+  // are not read (computed).
+  const bool skip_future = a.causal && a.mask_kind == MaskKind::None && !a.attention_bias;
+  const int64_t block_end = skip_future ? min(total, past + min(a.seq, block_q0 + warps * 16)) : total;
+  const int64_t warp_end = skip_future ? min(total, past + min(a.seq, q0 + 16)) : total;
+  for (int64_t t0 = 0; t0 < block_end; t0 += kMmaKeys) {
+    const int64_t n = min(int64_t(kMmaKeys), total - t0);
+    if (wide) {
+      constexpr int kChunks = D / 8;
+      for (int e = threadIdx.x; e < kMmaKeys * kChunks; e += blockDim.x) {
+        uint16_t x[8] = {};
+        // K: consecutive threads along a row (coalesced reads, conflict-free 16-byte stores)
+        const int j = e / kChunks, c = (e % kChunks) * 8;
+        if (j < n) ld_8(kc + (t0 + j) * step + c, x);
+        st_8(&ks[j * KP + c], x);
+        // V: consecutive threads along the keys (their transposed stores are consecutive)
+        const int jv = e % kMmaKeys, cv = (e / kMmaKeys) * 8;
+        uint16_t y[8] = {};
+        if (jv < n) ld_8(vc + (t0 + jv) * step + cv, y);
+#pragma unroll
+        for (int u = 0; u < 8; ++u) vt[(cv + u) * VP + jv] = y[u];
+      }
+    } else {
+      for (int e = threadIdx.x; e < kMmaKeys * D; e += blockDim.x) {
+        const int j = e / D, d = e % D, jv = e % kMmaKeys, dv = e / kMmaKeys;
+        ks[j * KP + d] = j < n ? kc[(t0 + j) * step + d] : uint16_t(0);
+        vt[dv * VP + jv] = jv < n ? vc[(t0 + jv) * step + dv] : uint16_t(0);
+      }
+    }
+    __syncthreads();
+    if (live && t0 < warp_end) {
+      float sc[NT][4];
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
+        const uint16_t* kr = &ks[(nt * 8 + g) * KP + 2 * t];
+#pragma unroll
+        for (int kk = 0; kk < KT; ++kk) {
+          const uint32_t kf[2] = {ld_u32(kr + 16 * kk), ld_u32(kr + 16 * kk + 8)};
+          mma_16x8x16<T>(sc[nt], qf[kk], kf);
+        }
+      }
+      float x0 = -INFINITY, x1 = -INFINITY;  // the tile's row maxima
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int64_t row = e < 2 ? r0 : r1, key = t0 + nt * 8 + 2 * t + (e & 1);
+          float v = sc[nt][e] * scale;
+          if (key >= total) {
+            v = -INFINITY;
+          } else {
+            if (row < a.seq) {
+              if (masked(a, total, b, row, key)) v += a.filter;
+              v += bias_at<T>(a, total, b, h, row, key);
+            }
+            if (a.causal && key > past + row) v += a.filter;
+          }
+          sc[nt][e] = v;
+          if (e < 2) x0 = fmaxf(x0, v);
+          else x1 = fmaxf(x1, v);
+        }
+      x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
+      x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
+      x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
+      x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
+      const float n0 = fmaxf(m0, x0), n1 = fmaxf(m1, x1);
+      const float c0 = __expf(m0 - n0), c1 = __expf(m1 - n1);
+      m0 = n0, m1 = n1, l0 *= c0, l1 *= c1;
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt) o[dt][0] *= c0, o[dt][1] *= c0, o[dt][2] *= c1, o[dt][3] *= c1;
+#pragma unroll
+      for (int kk = 0; kk < kMmaKeys / 16; ++kk) {
+        float p[2][4];
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+          p[hf][0] = __expf(sc[2 * kk + hf][0] - n0), p[hf][1] = __expf(sc[2 * kk + hf][1] - n0);
+          p[hf][2] = __expf(sc[2 * kk + hf][2] - n1), p[hf][3] = __expf(sc[2 * kk + hf][3] - n1);
+          l0 += p[hf][0] + p[hf][1], l1 += p[hf][2] + p[hf][3];
+        }
+        const uint32_t pf[4] = {pack2(zero, p[0][0], p[0][1]), pack2(zero, p[0][2], p[0][3]),
+                                pack2(zero, p[1][0], p[1][1]), pack2(zero, p[1][2], p[1][3])};
+#pragma unroll
+        for (int dt = 0; dt < D / 8; ++dt) {
+          const uint16_t* vr = &vt[(dt * 8 + g) * VP + 16 * kk + 2 * t];
+          const uint32_t vf[2] = {ld_u32(vr), ld_u32(vr + 8)};
+          mma_16x8x16<T>(o[dt], pf, vf);
+        }
+      }
+    }
+    __syncthreads();
+  }
+  if (!live) return;
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  const float i0 = 1.f / l0, i1 = 1.f / l1;
+  T* out = static_cast<T*>(a.out) + h * D;
+#pragma unroll
+  for (int dt = 0; dt < D / 8; ++dt) {
+    const int d = dt * 8 + 2 * t;
+    if (r0 < a.seq) {
+      T* o0 = out + (b * a.seq + r0) * a.heads * D;
+      st(o0, d, o[dt][0] * i0), st(o0, d + 1, o[dt][1] * i0);
+    }
+    if (r1 < a.seq) {
+      T* o1 = out + (b * a.seq + r1) * a.heads * D;
+      st(o1, d, o[dt][2] * i1), st(o1, d + 1, o[dt][3] * i1);
+    }
+  }
+}
+
 // The new token's key and value rows of (b, h) into row *past_len of the shared buffer (when
 // the buffer has that row), block-wide. Every reader of the row is in this block and reads it
 // after decode_softmax's first barrier.
@@ -469,6 +671,66 @@ void check_attention(const AttentionArgs& a, const char* what) {
                     ") must hold a head's row, and not with a shared buffer");
 }
 
+// What the launches need to know of the GPU (the current device's, read once).
+struct GpuTraits {
+  bool tensor_cores = false;  // mma.sync for float16 and bfloat16: sm_80 on
+  int sms = 132;
+};
+const GpuTraits& gpu_traits() {
+  static const GpuTraits traits = [] {
+    GpuTraits g;
+    int dev = 0;
+    cudaDeviceProp p{};
+    if (cudaGetDevice(&dev) == cudaSuccess && cudaGetDeviceProperties(&p, dev) == cudaSuccess) {
+      g.tensor_cores = p.major >= 8;
+      if (p.multiProcessorCount > 0) g.sms = p.multiProcessorCount;
+    } else {
+      cudaGetLastError();
+    }
+    return g;
+  }();
+  return traits;
+}
+
+// TFH_CUDA_PREFILL_ATTENTION=simt: Auto keeps to the kernels without tensor cores (to time both
+// on whole models; the kernel benchmark times each).
+bool prefill_simt_only() {
+  static const bool simt = [] {
+    const char* v = std::getenv("TFH_CUDA_PREFILL_ATTENTION");
+    const bool on = v && std::string(v) == "simt";
+    if (on)
+      std::fprintf(stderr, "tfhost: note: TFH_CUDA_PREFILL_ATTENTION=simt: attention over several "
+                           "tokens runs without tensor cores\n");
+    return on;
+  }();
+  return simt;
+}
+
+bool tensor_core_attention_fits(const AttentionArgs& a) {
+  return (a.type == TFH_TYPE_FLOAT16 || a.type == TFH_TYPE_BFLOAT16) &&
+         (a.head_size == 32 || a.head_size == 64 || a.head_size == 128) && gpu_traits().tensor_cores;
+}
+
+template <typename T, int D>
+void launch_attention_mma(const AttentionArgs& a, cudaStream_t s) {
+  // 16-byte reads of K and V rows when every row starts 16-byte aligned.
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  const bool wide = aligned(a.k) && aligned(a.v) &&
+                    (a.kv_token_stride == 0 || (a.kv_token_stride % 8 == 0 &&
+                                                a.kv_head_stride % 8 == 0 &&
+                                                a.kv_batch_stride % 8 == 0));
+  // Up to 4 warps per block; fewer while that leaves SMs without a block (every block reads all
+  // of its head's keys, so fewer warps per block is more reads, for more SMs at work).
+  const int64_t heads = a.batch * a.heads;
+  int warps = kMmaMaxWarps;
+  while (warps > 1 && heads * ((a.seq + 16 * warps - 1) / (16 * warps)) < gpu_traits().sms) warps /= 2;
+  const int64_t tiles = (a.seq + 16 * warps - 1) / (16 * warps);
+  if (tiles > 65535 || heads > 0x7fffffff)
+    throw CudaError("attention: too many queries for one launch");
+  dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(tiles));
+  TFH_LAUNCH(grid, 32 * warps, 0, s, attention_mma_kernel<T, D>)(a, wide);
+}
+
 template <typename T, int D, bool Exact = true>
 void launch_attention(const AttentionArgs& a, cudaStream_t s) {
   constexpr int kSplit = D == 128 ? 2 : 1;
@@ -554,6 +816,26 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   check_attention(a, "attention");
   if (a.head_size > 128)
     throw CudaError("attention: head size " + std::to_string(a.head_size) + " is over 128");
+  using Algo = AttentionArgs::Algo;
+  const bool mma = tensor_core_attention_fits(a);
+  if (a.algo == Algo::TensorCores && !mma)
+    throw CudaError("attention: the tensor-core kernel takes float16 or bfloat16, head size 32, "
+                    "64 or 128, on sm_80 or newer (here: head size " +
+                    std::to_string(a.head_size) + ")");
+  if (a.algo == Algo::TensorCores || (a.algo == Algo::Auto && mma && !prefill_simt_only())) {
+    auto run = [&](auto tag) {
+      using T = decltype(tag);
+      switch (a.head_size) {
+        case 32: return launch_attention_mma<T, 32>(a, s);
+        case 64: return launch_attention_mma<T, 64>(a, s);
+        default: return launch_attention_mma<T, 128>(a, s);
+      }
+    };
+    if (a.type == TFH_TYPE_FLOAT16) run(__half());
+    else run(__nv_bfloat16());
+    launched("attention");
+    return;
+  }
   // Tiles fill the GPU when there are a few hundred of them (H100: 132 SMs); below that a warp
   // per query spreads the same work over many more SMs and finishes sooner.
   const int64_t tiles = a.batch * a.heads * ((a.seq + kQueryTile - 1) / kQueryTile);

@@ -93,6 +93,7 @@ struct Thread {
 
 struct Warp {
   uint64_t slots[2][32] = {};
+  uint32_t words[2][32][8] = {};  // warp_gather's, by the same parity as slots
 };
 
 struct Block {
@@ -279,6 +280,52 @@ uint64_t warp_exchange(unsigned mask, uint64_t bits, int src_lane) {
   if (!(mask >> src_lane & 1u)) throw Fault("warp shuffle reads lane " + std::to_string(src_lane) +
                                             ", outside the mask");
   return w.slots[buf][src_lane];
+}
+
+const uint32_t (*warp_gather(const uint32_t* words, int n))[8] {
+  if (n < 0 || n > 8) throw std::logic_error("CUDA emulator: warp_gather of over 8 words");
+  Thread& t = self();
+  Warp& w = g_block->warps[t.warp];
+  const unsigned buf = t.shuffles++ & 1u;  // (the parity rule of warp_exchange)
+  std::memcpy(w.words[buf][t.lane], words, sizeof(uint32_t) * static_cast<size_t>(n));
+  t.warp_mask = 0xffffffffu;
+  wait_at(Wait::Warp);
+  return w.words[buf];
+}
+
+namespace {
+float half_bits_to_float(uint16_t u, bool bf16) {
+  if (bf16) {
+    const uint32_t w = uint32_t(u) << 16;
+    float f;
+    std::memcpy(&f, &w, 4);
+    return f;
+  }
+  __half_raw r;
+  r.x = u;
+  return __half2float(__half(r));
+}
+}  // namespace
+
+void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], bool bf16) {
+  const uint32_t mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
+  const uint32_t (*all)[8] = warp_gather(mine, 6);
+  // groupID = lane / 4, threadID_in_group = lane % 4. A: register 0 holds A[g][2t, 2t + 1],
+  // 1 A[g + 8][2t, 2t + 1], 2 A[g][2t + 8, 2t + 9], 3 A[g + 8][2t + 8, 2t + 9]; B: register 0
+  // B[2t, 2t + 1][g], 1 B[2t + 8, 2t + 9][g]; the lower-numbered element in the low half. The
+  // accumulator: d0, d1 are C[g][2t, 2t + 1], d2, d3 C[g + 8][2t, 2t + 1].
+  auto element = [&](int lane, int reg, int k) {
+    return half_bits_to_float(static_cast<uint16_t>(all[lane][reg] >> (16 * (k & 1))), bf16);
+  };
+  auto A = [&](int r, int k) { return element((r % 8) * 4 + (k % 8) / 2, (r >= 8) + 2 * (k >= 8), k); };
+  auto B = [&](int k, int n) { return element(n * 4 + (k % 8) / 2, 4 + (k >= 8), k); };
+  const int lane = self().lane, g = lane / 4, t = lane % 4;
+  for (int e = 0; e < 4; ++e) {
+    const int r = g + 8 * (e / 2), n = 2 * t + (e & 1);
+    float s = d[e];
+    for (int k = 0; k < 16; ++k) s += A(r, k) * B(k, n);
+    d[e] = s;
+  }
 }
 
 int lane_id() { return self().lane; }

@@ -116,7 +116,16 @@ const ThreadContext& context();
 void sync_block();
 // Publishes this lane's `bits`, waits for the warp, and returns lane `src_lane`'s bits.
 uint64_t warp_exchange(unsigned mask, uint64_t bits, int src_lane);
+// Publishes this lane's `n` words (n <= 8), waits for the whole warp, and returns every lane's
+// words (lane l's at [l][0..n)), readable until this lane's next warp collective.
+const uint32_t (*warp_gather(const uint32_t* words, int n))[8];
 int lane_id();
+
+// The warp-wide tensor-core product mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16}: d (this
+// lane's 4 floats of the 16 x 8 accumulator) += A (16 x 16, this lane's 4 registers of two
+// elements) x B (16 x 8, this lane's 2 registers), the fragments laid out as the PTX ISA gives
+// them; products and sums in float.
+void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], bool bf16);
 
 // The running block's dynamic shared memory.
 void* dynamic_shared();
