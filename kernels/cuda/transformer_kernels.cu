@@ -378,6 +378,10 @@ __global__ void __launch_bounds__(32 * kMmaMaxWarps) attention_mma_kernel(Attent
   constexpr int NT = kMmaKeys / 8;  // 8-key score tiles
   __shared__ __align__(16) uint16_t ks[kMmaKeys * KP];
   __shared__ __align__(16) uint16_t vt[D * VP];
+  // Per key of the tile, what every row adds to its score: the filter where a mask that depends
+  // on the key alone (raw 2-D, ends, ends and starts) hides it, -inf past the last key.
+  __shared__ float key_add[kMmaKeys];
+  const bool key_mask = a.mask_kind != MaskKind::None && a.mask_kind != MaskKind::Raw3D;
   const T zero{};
   const int lane = static_cast<int>(threadIdx.x & 31), warp = static_cast<int>(threadIdx.x >> 5);
   const int warps = static_cast<int>(blockDim.x >> 5), g = lane >> 2, t = lane & 3;
@@ -441,6 +445,11 @@ __global__ void __launch_bounds__(32 * kMmaMaxWarps) attention_mma_kernel(Attent
         vt[dv * VP + jv] = jv < n ? vc[(t0 + jv) * step + dv] : uint16_t(0);
       }
     }
+    for (int j = threadIdx.x; j < kMmaKeys; j += blockDim.x) {
+      const int64_t key = t0 + j;
+      key_add[j] = key >= total ? -INFINITY
+                                : key_mask && masked(a, total, b, 0, key) ? a.filter : 0.f;
+    }
     __syncthreads();
     if (live && t0 < warp_end) {
       float sc[NT][4];
@@ -459,17 +468,14 @@ __global__ void __launch_bounds__(32 * kMmaMaxWarps) attention_mma_kernel(Attent
       for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const int64_t row = e < 2 ? r0 : r1, key = t0 + nt * 8 + 2 * t + (e & 1);
-          float v = sc[nt][e] * scale;
-          if (key >= total) {
-            v = -INFINITY;
-          } else {
-            if (row < a.seq) {
-              if (masked(a, total, b, row, key)) v += a.filter;
-              v += bias_at<T>(a, total, b, h, row, key);
-            }
-            if (a.causal && key > past + row) v += a.filter;
+          const int j = nt * 8 + 2 * t + (e & 1);
+          const int64_t row = e < 2 ? r0 : r1, key = t0 + j;
+          float v = sc[nt][e] * scale + key_add[j];
+          if (row < a.seq && key < total) {
+            if (a.mask_kind == MaskKind::Raw3D && masked(a, total, b, row, key)) v += a.filter;
+            v += bias_at<T>(a, total, b, h, row, key);
           }
+          if (a.causal && key > past + row) v += a.filter;
           sc[nt][e] = v;
           if (e < 2) x0 = fmaxf(x0, v);
           else x1 = fmaxf(x1, v);
