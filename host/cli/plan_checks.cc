@@ -33,12 +33,12 @@ int run_plan_checks(const pipeline::Plan& plan, const plugin::Registry& registry
   if (plan.verify) {
     const pipeline::VerifyPlan& v = *plan.verify;
     // A float16 model: the generator's float16 tolerance; bfloat16 (8 bits of precision): at
-    // least 5e-2, as tfhost compare uses.
+    // least 0.15, as tfhost compare uses.
     const int32_t reduced = runtime::reduced_precision(*saved);
     const bool fp16 = reduced != 0;
     double tol = fp16 ? v.tolerance_fp16.value_or(v.generator->desc->tolerance_fp16)
                       : v.tolerance_fp32.value_or(v.generator->desc->tolerance_fp32);
-    if (reduced == onnx::TensorProto::BFLOAT16 && !v.tolerance_fp16) tol = std::max(tol, 5e-2);
+    if (reduced == onnx::TensorProto::BFLOAT16 && !v.tolerance_fp16) tol = std::max(tol, 0.15);
     const runtime::KernelRegistry kernels(registry);
     runtime::Session base(static_cast<const ir::Model&>(*original), kernels, so),
         opt(static_cast<const ir::Model&>(*saved), kernels, so);

@@ -151,6 +151,7 @@ TEST_P(Float16Exports, BFloat16FromAConfig) {
   const auto k = tfhost(cmp);
   EXPECT_EQ(k.exit_code, 0) << k.out << k.err;
   EXPECT_NE(k.out.find("bfloat16"), std::string::npos) << k.out;
+  EXPECT_NE(k.out.find("within rtol 0.15, atol 0.15"), std::string::npos) << k.out;  // its default
 }
 
 // --keep_io_types: the graph inputs/outputs --float16 leaves float32. GPT-2 with a past, only
