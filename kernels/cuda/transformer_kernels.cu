@@ -16,7 +16,26 @@
 namespace tfh::kernels::cuda {
 
 void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw CudaError(std::string(what) + ": " + cudaGetErrorString(e));
+  if (e == cudaSuccess) return;
+  std::string msg = std::string(what) + ": " + cudaGetErrorString(e);
+  switch (e) {  // faults of a running kernel: reported at a later call, not by their own launch
+    case cudaErrorIllegalAddress:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorInvalidPc:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorHardwareStackError:
+    case cudaErrorAssert:
+    case cudaErrorLaunchTimeout:
+      msg += " (a fault while a kernel ran, reported asynchronously: it may come from an earlier "
+             "kernel; CUDA_LAUNCH_BLOCKING=1 runs each kernel to its end before the next launch, "
+             "so that the error names the kernel at fault)";
+      break;
+    default:
+      break;
+  }
+  throw CudaError(msg);
 }
 
 namespace {

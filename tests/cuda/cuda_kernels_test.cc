@@ -329,6 +329,21 @@ TEST_F(CudaKernels, BadArgumentsAreClearErrors) {
           << e.what();
     }
   }
+  // A kernel's fault surfaces at a later call: the error says so, and how to find the kernel.
+  try {
+    check(cudaErrorIllegalAddress, "layer_norm");
+    FAIL() << "no error";
+  } catch (const CudaError& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.rfind("layer_norm: ", 0), 0u) << m;
+    EXPECT_NE(m.find("may come from an earlier kernel; CUDA_LAUNCH_BLOCKING=1"), std::string::npos) << m;
+  }
+  try {
+    check(cudaErrorInvalidConfiguration, "gelu");  // a launch's own error: no such note
+    FAIL() << "no error";
+  } catch (const CudaError& e) {
+    EXPECT_EQ(std::string(e.what()).find("CUDA_LAUNCH_BLOCKING"), std::string::npos) << e.what();
+  }
   try {
     softmax(TFH_TYPE_DOUBLE, nullptr, nullptr, 1, 1, nullptr);
     FAIL() << "no error";
