@@ -197,13 +197,17 @@ int main(int argc, char** argv) {
                LtGemm::kWorkspaceBytes, s);
     }, iters, s);
     std::printf("  %-28s %8.4f ms\n", "LM head GEMM (50257)", head);
-    {  // the two decode kernels on this shape (decode_attention's Auto is the first)
+    {  // the decode kernels on this shape (decode_attention's Auto: vectorised, where it runs)
       Buf split_ws(static_cast<size_t>(decode_split_workspace(B, N, P + 1, D)) * sizeof(float));
-      AttentionArgs sk = d;
+      AttentionArgs sk = d, blk = d, vec = d;
       sk.algo = AttentionArgs::Algo::SplitKeys;
       sk.workspace = static_cast<float*>(split_ws.p);
+      blk.algo = AttentionArgs::Algo::DecodeBlock;
+      vec.algo = AttentionArgs::Algo::DecodeVector;
       std::printf("  %-28s %8.4f ms\n", "decode, one block per head",
-                  time_ms([&] { decode_attention(d, s); }, iters, s));
+                  time_ms([&] { decode_attention(blk, s); }, iters, s));
+      std::printf("  %-28s %8.4f ms\n", "decode, vectorised",
+                  time_ms([&] { decode_attention(vec, s); }, iters, s));
       std::printf("  %-28s %8.4f ms\n", "decode, split keys",
                   time_ms([&] { decode_attention(sk, s); }, iters, s));
     }

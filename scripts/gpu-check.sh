@@ -241,13 +241,18 @@ if [ -f "$MODELS/bert.onnx" ]; then
     generate_gpu "per-step presents, eager" "$MODELS/gpt2_fp16io.onnx" "$b"
     perf_gpu gpt2-fp16-decode-past128 "$MODELS/gpt2_fp16.onnx" gpt2 "$b" -s 1 --past_sequence_length 128
     # The target's step exactly (past 128), as decoding runs it: fp16 cache updated in place;
-    # then with the split-keys decode kernel (TFH_CUDA_DECODE_ATTENTION=split).
+    # then with the split-keys decode kernel (TFH_CUDA_DECODE_ATTENTION=split) and with the
+    # scalar one (=block).
     perf_gpu gpt2-fp16io-shared-cache-decode-past128 "$MODELS/gpt2_fp16io_shared.onnx" gpt2 "$b" \
       -s 1 --past_sequence_length 128
     perf_gpu gpt2-fp16io-shared-cache-gemm-fast-gelu-decode-past128 \
       "$MODELS/gpt2_fp16io_shared_gemm_gelu.onnx" gpt2 "$b" -s 1 --past_sequence_length 128
     export TFH_CUDA_DECODE_ATTENTION=split
     perf_gpu gpt2-fp16io-shared-cache-decode-past128-splitkeys "$MODELS/gpt2_fp16io_shared.onnx" \
+      gpt2 "$b" -s 1 --past_sequence_length 128
+    # ... and with the one-block-per-head scalar kernel (the default before the vectorised one).
+    export TFH_CUDA_DECODE_ATTENTION=block
+    perf_gpu gpt2-fp16io-shared-cache-decode-past128-blockkernel "$MODELS/gpt2_fp16io_shared.onnx" \
       gpt2 "$b" -s 1 --past_sequence_length 128
     unset TFH_CUDA_DECODE_ATTENTION
   done

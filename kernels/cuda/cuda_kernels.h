@@ -179,11 +179,24 @@ struct AttentionArgs {
   // otherwise), or Auto: TensorCores where it runs (unless TFH_CUDA_PREFILL_ATTENTION=simt),
   // else Tiled or PerQueryWarp by size.
   //
-  // Which decode kernel (decode_attention): Auto (one block per (batch, head)) or SplitKeys
-  // (flash-decoding: the keys in chunks of kDecodeChunk, a block per (batch, head, chunk), the
-  // partial softmax results merged by a second kernel: more blocks when batch x heads is small
-  // and the past long; needs `workspace`).
-  enum class Algo { Auto, Tiled, PerQueryWarp, SplitKeys, TensorCores } algo = Algo::Auto;
+  // Which decode kernel (decode_attention): DecodeBlock (one block per (batch, head), a thread
+  // per key, then a thread per output dimension over every key), DecodeVector (one block per
+  // (batch, head), each key's row read by a few lanes 16 bytes at a time, for the scores and
+  // again for the values, many keys at once: head size 32, 64 or 128 with 16-byte aligned rows;
+  // an error otherwise), Auto (DecodeVector where it runs, unless
+  // TFH_CUDA_DECODE_ATTENTION=block, else DecodeBlock) or SplitKeys (flash-decoding: the keys in
+  // chunks of kDecodeChunk, a block per (batch, head, chunk), the partial softmax results merged
+  // by a second kernel: more blocks when batch x heads is small and the past long; needs
+  // `workspace`).
+  enum class Algo {
+    Auto,
+    Tiled,
+    PerQueryWarp,
+    SplitKeys,
+    TensorCores,
+    DecodeBlock,
+    DecodeVector
+  } algo = Algo::Auto;
   float* workspace = nullptr;  // SplitKeys: decode_split_workspace(...) floats
 };
 constexpr int64_t kDecodeChunk = 64;

@@ -630,6 +630,104 @@ __global__ void decode_attention_kernel(AttentionArgs a) {
     st(out, d, decode_values<T>(a, b, h, sc, 0, total, d) * inv);
 }
 
+// DecodeVector: one block per (batch, head) of kDecodeVecThreads threads. A key's row is read by
+// L = D / VEC lanes, VEC elements (16 bytes) each, so a warp reads 32 / L whole rows with one
+// coalesced load and the block G = 4 * 32 / L rows at a time (D = 64 in float16: 8 lanes a row,
+// 16 rows per step): the scores (each row's dot product summed over its L lanes with shuffles)
+// into shared memory, the block's max and sum, then the values the same way (each group of L
+// lanes accumulating its rows' weighted values over VEC dimensions), the G groups' partial
+// outputs summed at the end. Against DecodeBlock, whose threads each walk a whole key row, then
+// a dimension over every key, one element at a time.
+constexpr int kDecodeVecThreads = 128;
+
+template <typename T>
+__device__ __forceinline__ void ld_vec(const T* p, float (&out)[16 / sizeof(T)]) {  // 16-byte aligned
+  constexpr int N = 16 / sizeof(T);
+  T x[N];
+#ifdef TFH_CUDA_EMULATED
+  memcpy(x, p, 16);
+#else
+  const uint4 v = *reinterpret_cast<const uint4*>(p);
+  memcpy(x, &v, 16);
+#endif
+#pragma unroll
+  for (int i = 0; i < N; ++i) out[i] = ld(x, i);
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kDecodeVecThreads) decode_vec_kernel(AttentionArgs a) {
+  constexpr int VEC = 16 / static_cast<int>(sizeof(T)), L = D / VEC;
+  constexpr int G = kDecodeVecThreads / L;  // key rows the block reads at a time
+  static_assert(D % VEC == 0 && L <= 32 && 32 % L == 0, "a head size of 32, 64 or 128");
+  TFH_DYNAMIC_SHARED(float, smem);  // [G][D] partial outputs, [32] reduction, [a.total] scores
+  float* po = smem;
+  float* red = po + G * D;
+  float* sc = red + 32;
+  const int lane = static_cast<int>(threadIdx.x & 31), part = lane % L;
+  const int group = static_cast<int>(threadIdx.x) / L;  // (the rows of one group share a warp)
+  const int64_t total = keys_of(a);
+  const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
+  if (a.new_k) append_new_row<T>(a, b, h);
+  __syncthreads();  // (the new row, read below)
+  const T* kc = static_cast<const T*>(a.k) + kv_start(a, b, h) + part * VEC;
+  const T* vc = static_cast<const T*>(a.v) + kv_start(a, b, h) + part * VEC;
+  const int64_t step = kv_step(a);
+  const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
+  float q[VEC];
+  const T* qp = static_cast<const T*>(a.q) + b * a.q_token_stride + h * D + part * VEC;
+#pragma unroll
+  for (int i = 0; i < VEC; ++i) q[i] = ld(qp, i) * scale;
+  float m = -INFINITY;
+  for (int64_t j0 = 0; j0 < total; j0 += G) {  // (the same trips for every lane: shuffles)
+    const int64_t j = j0 + group;
+    float s = 0.f;
+    if (j < total) {
+      float k[VEC];
+      ld_vec(kc + j * step, k);
+#pragma unroll
+      for (int i = 0; i < VEC; ++i) s += q[i] * k[i];
+    }
+#pragma unroll
+    for (int off = L / 2; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
+    if (j < total && part == 0) {
+      if (masked(a, total, b, 0, j)) s += a.filter;
+      s += bias_at<T>(a, total, b, h, 0, j);
+      if (a.causal && j > total - 1) s += a.filter;
+      sc[j] = s;
+      m = fmaxf(m, s);
+    }
+  }
+  m = block_max(m, red);
+  float l = 0.f;
+  for (int64_t t = threadIdx.x; t < total; t += blockDim.x) {
+    const float p = __expf(sc[t] - m);
+    sc[t] = p;
+    l += p;
+  }
+  l = block_sum(l, red);  // (its barriers order the weights' writes before the reads below)
+  float o[VEC];
+#pragma unroll
+  for (int i = 0; i < VEC; ++i) o[i] = 0.f;
+  for (int64_t j = group; j < total; j += G) {
+    float v[VEC];
+    ld_vec(vc + j * step, v);
+    const float p = sc[j];
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) o[i] += p * v[i];
+  }
+#pragma unroll
+  for (int i = 0; i < VEC; ++i) po[group * D + part * VEC + i] = o[i];
+  __syncthreads();
+  const float inv = 1.f / l;
+  T* out = static_cast<T*>(a.out) + (b * a.heads + h) * D;
+  for (int d = static_cast<int>(threadIdx.x); d < D; d += blockDim.x) {
+    float sum = 0.f;
+#pragma unroll 4
+    for (int g = 0; g < G; ++g) sum += po[g * D + d];
+    st(out, d, sum * inv);
+  }
+}
+
 // SplitKeys decode, step 1: block (b, h, chunk c) over keys [c * kDecodeChunk, ..) of this
 // run's keys: its max m, sum l of exp(score - m) and o[d] = sum exp(score - m) v[d], written to
 // part[(b * heads + h) * chunks + c] as [o[0..D), m, l]. A chunk past the keys writes m = -inf,
@@ -729,6 +827,20 @@ bool prefill_simt_only() {
     return on;
   }();
   return simt;
+}
+
+// TFH_CUDA_DECODE_ATTENTION=block: Auto's one-token attention is DecodeBlock, not DecodeVector
+// (=split is read by the op kernels, kernels.cc).
+bool decode_block_only() {
+  static const bool block = [] {
+    const char* v = std::getenv("TFH_CUDA_DECODE_ATTENTION");
+    const bool on = v && std::string(v) == "block";
+    if (on)
+      std::fprintf(stderr, "tfhost: note: TFH_CUDA_DECODE_ATTENTION=block: one-token attention "
+                           "steps use the one-block-per-head scalar kernel\n");
+    return on;
+  }();
+  return block;
 }
 
 bool tensor_core_attention_fits(const AttentionArgs& a) {
@@ -910,6 +1022,40 @@ void decode_attention(const AttentionArgs& a, cudaStream_t s) {
       TFH_LAUNCH(grid, 128, 0, s, decode_split_kernel<T>)(a, a.workspace);
       TFH_LAUNCH(static_cast<unsigned>(a.batch * a.heads), 128, 0, s, decode_combine_kernel<T>)(
           a, a.workspace, chunks);
+    });
+    launched("decode_attention");
+    return;
+  }
+  using Algo = AttentionArgs::Algo;
+  // DecodeVector: head size 32, 64 or 128, every K and V row 16-byte aligned, the scores and the
+  // partial outputs in 48 KiB of shared memory.
+  const int64_t vec = a.type == TFH_TYPE_FLOAT ? 4 : 8, D = a.head_size;
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  const size_t vec_smem = sizeof(float) * static_cast<size_t>(kDecodeVecThreads * vec + 32 + a.total);
+  const bool vec_fits = (D == 32 || D == 64 || D == 128) && aligned(a.k) && aligned(a.v) &&
+                        (a.kv_token_stride == 0 ||
+                         (a.kv_token_stride % vec == 0 && a.kv_head_stride % vec == 0 &&
+                          a.kv_batch_stride % vec == 0)) &&
+                        vec_smem <= 48 * 1024;
+  if (a.algo == Algo::DecodeVector && !vec_fits)
+    throw CudaError("decode_attention: the vectorised kernel takes head size 32, 64 or 128, "
+                    "16-byte aligned key/value rows and up to ~11,000 keys (here: head size " +
+                    std::to_string(D) + ", " + std::to_string(a.total) + " keys)");
+  if (a.algo == Algo::DecodeVector ||
+      (a.algo == Algo::Auto && vec_fits && !decode_block_only())) {
+    by_type(a.type, "decode_attention", [&](auto tag) {
+      using T = decltype(tag);
+      const unsigned blocks = static_cast<unsigned>(a.batch * a.heads);
+      switch (D) {
+        case 32:
+          TFH_LAUNCH(blocks, kDecodeVecThreads, vec_smem, s, decode_vec_kernel<T, 32>)(a);
+          break;
+        case 64:
+          TFH_LAUNCH(blocks, kDecodeVecThreads, vec_smem, s, decode_vec_kernel<T, 64>)(a);
+          break;
+        default:
+          TFH_LAUNCH(blocks, kDecodeVecThreads, vec_smem, s, decode_vec_kernel<T, 128>)(a);
+      }
     });
     launched("decode_attention");
     return;

@@ -182,16 +182,21 @@ TEST_P(CudaAttention, EveryKernelAgainstCpu) {
       args.out = y.get();
       args.workspace = static_cast<float*>(ws.get());
       // (The tensor-core kernel: float16 and bfloat16, head sizes 32, 64 and 128.)
+      // (The vectorised decode kernel: head sizes 32, 64 and 128, up to ~11,000 keys.)
       const bool mma = elem != F32 && (c.D == 32 || c.D == 64 || c.D == 128);
+      const bool vec = (c.D == 32 || c.D == 64 || c.D == 128) && args.total < 10000;
       for (Algo algo : {Algo::Tiled, Algo::PerQueryWarp, Algo::TensorCores, Algo::Auto,
-                        Algo::SplitKeys}) {
-        const bool decode = algo == Algo::Auto || algo == Algo::SplitKeys;
+                        Algo::DecodeBlock, Algo::DecodeVector, Algo::SplitKeys}) {
+        const bool decode = algo == Algo::Auto || algo == Algo::SplitKeys ||
+                            algo == Algo::DecodeBlock || algo == Algo::DecodeVector;
         if (decode && c.S != 1) continue;
-        if (algo == Algo::TensorCores && !mma) continue;
+        if ((algo == Algo::TensorCores && !mma) || (algo == Algo::DecodeVector && !vec)) continue;
         SCOPED_TRACE(layout + (algo == Algo::Tiled          ? "tiled"
                                : algo == Algo::PerQueryWarp ? "warp per query"
                                : algo == Algo::TensorCores  ? "tensor cores"
                                : algo == Algo::Auto         ? "decode"
+                               : algo == Algo::DecodeBlock  ? "decode, block per head"
+                               : algo == Algo::DecodeVector ? "decode, vectorised"
                                                             : "decode, split keys"));
         args.algo = algo;
         check(cudaMemset(ws.get(), 0xff, split_ws.size() * 4), "poison");
