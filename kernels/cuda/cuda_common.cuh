@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "kernels/cuda/cuda_kernels.h"
@@ -35,6 +37,15 @@ __device__ __forceinline__ float ld(const __nv_bfloat16* p, int64_t i) {
 __device__ __forceinline__ void st(__nv_bfloat16* p, int64_t i, float v) {
   p[i] = __float2bfloat16_rn(v);
 }
+
+#ifdef TFH_CUDA_EMULATED
+// A GPU faults on a vector access that is not aligned to its size; so does the emulator.
+inline void emu_check_aligned(const void* p, size_t bytes) {
+  if (reinterpret_cast<uintptr_t>(p) % bytes != 0)
+    throw std::runtime_error("misaligned address: a " + std::to_string(bytes) +
+                             "-byte access at an address that is not a multiple of it");
+}
+#endif
 
 // Two storage-type values as one 32-bit register (the first in the low half), the form of the
 // tensor-core fragments below.

@@ -361,6 +361,7 @@ constexpr int kMmaMaxWarps = 4;   // warps per block (16 queries each)
 
 __device__ __forceinline__ uint32_t ld_u32(const uint16_t* p) {  // p: 4-byte aligned
 #ifdef TFH_CUDA_EMULATED
+  emu_check_aligned(p, 4);
   uint32_t u;
   memcpy(&u, p, 4);
   return u;
@@ -370,6 +371,7 @@ __device__ __forceinline__ uint32_t ld_u32(const uint16_t* p) {  // p: 4-byte al
 }
 __device__ __forceinline__ void ld_8(const uint16_t* p, uint16_t (&out)[8]) {  // p: 16-byte aligned
 #ifdef TFH_CUDA_EMULATED
+  emu_check_aligned(p, 16);
   memcpy(out, p, 16);
 #else
   const uint4 v = *reinterpret_cast<const uint4*>(p);
@@ -378,6 +380,7 @@ __device__ __forceinline__ void ld_8(const uint16_t* p, uint16_t (&out)[8]) {  /
 }
 __device__ __forceinline__ void st_8(uint16_t* p, const uint16_t (&in)[8]) {  // p: 16-byte aligned
 #ifdef TFH_CUDA_EMULATED
+  emu_check_aligned(p, 16);
   memcpy(p, in, 16);
 #else
   uint4 v;
@@ -645,6 +648,7 @@ __device__ __forceinline__ void ld_vec(const T* p, float (&out)[16 / sizeof(T)])
   constexpr int N = 16 / sizeof(T);
   T x[N];
 #ifdef TFH_CUDA_EMULATED
+  emu_check_aligned(p, 16);
   memcpy(x, p, 16);
 #else
   const uint4 v = *reinterpret_cast<const uint4*>(p);

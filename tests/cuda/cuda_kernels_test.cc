@@ -178,13 +178,14 @@ TEST_P(CudaAttention, EveryKernelAgainstCpu) {
     Dev ws(split_ws, F32);
     using Algo = AttentionArgs::Algo;
     auto every_kernel = [&](AttentionArgs args, Dev& y, const std::string& layout,
-                            const std::function<void()>& before_each = {}) {
+                            const std::function<void()>& before_each = {},
+                            bool aligned_rows = true) {
       args.out = y.get();
       args.workspace = static_cast<float*>(ws.get());
       // (The tensor-core kernel: float16 and bfloat16, head sizes 32, 64 and 128.)
       // (The vectorised decode kernel: head sizes 32, 64 and 128, up to ~11,000 keys.)
       const bool mma = elem != F32 && (c.D == 32 || c.D == 64 || c.D == 128);
-      const bool vec = (c.D == 32 || c.D == 64 || c.D == 128) && args.total < 10000;
+      const bool vec = (c.D == 32 || c.D == 64 || c.D == 128) && args.total < 10000 && aligned_rows;
       for (Algo algo : {Algo::Tiled, Algo::PerQueryWarp, Algo::TensorCores, Algo::Auto,
                         Algo::DecodeBlock, Algo::DecodeVector, Algo::SplitKeys}) {
         const bool decode = algo == Algo::Auto || algo == Algo::SplitKeys ||
@@ -281,6 +282,16 @@ TEST_P(CudaAttention, EveryKernelAgainstCpu) {
     tok.v = static_cast<const char*>(dpacked.get()) + 2 * part;
     tok.kv_token_stride = 3 * ND, tok.kv_head_stride = c.D, tok.kv_batch_stride = c.T * 3 * ND;
     every_kernel(tok, dy4, "token strides, ");
+    // The same rows one element off 16-byte alignment: the kernels that read 16 bytes at a time
+    // read them element by element (Auto), or refuse (DecodeVector, not run here).
+    Floats shifted(packed.size() + 1, 7.f);
+    std::copy(packed.begin(), packed.end(), shifted.begin() + 1);
+    Dev dshifted(shifted, elem);
+    const size_t es = elem == F32 ? 4 : 2;
+    AttentionArgs off = tok;
+    off.k = static_cast<const char*>(dshifted.get()) + es + part;
+    off.v = static_cast<const char*>(dshifted.get()) + es + 2 * part;
+    every_kernel(off, dy4, "token strides, misaligned rows, ", {}, false);
   }
 }
 
