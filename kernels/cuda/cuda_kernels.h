@@ -27,6 +27,9 @@ struct CudaError : std::runtime_error {
 
 // Throws CudaError "<what>: <CUDA's message>" unless `e` is cudaSuccess.
 void check(cudaError_t e, const char* what);
+// Whether the environment variable `var` is `value` (a choice of kernel for comparisons), saying
+// so on stderr with `effect` when it is. Callers keep the answer (read once per process).
+bool env_choice(const char* var, const char* value, const char* effect);
 
 // ---- element-wise -------------------------------------------------------------------------------
 // y = x + bias (bias: `cols` values, broadcast over rows), optionally + residual (same as x).

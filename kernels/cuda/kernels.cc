@@ -1000,14 +1000,9 @@ struct Cast {
 // TFH_CUDA_DECODE_ATTENTION=split: one-token steps use the split-keys decode kernel (to compare
 // it with the default, one block per head, on whole models; the kernel benchmark times both).
 bool split_decode() {
-  static const bool split = [] {
-    const char* v = std::getenv("TFH_CUDA_DECODE_ATTENTION");
-    const bool on = v && std::string(v) == "split";
-    if (on)
-      std::fprintf(stderr, "tfhost: note: TFH_CUDA_DECODE_ATTENTION=split: one-token attention "
-                           "steps use the split-keys decode kernel\n");
-    return on;
-  }();
+  static const bool split = env_choice("TFH_CUDA_DECODE_ATTENTION", "split",
+                                       "one-token attention steps use the split-keys decode "
+                                       "kernel");
   return split;
 }
 

@@ -15,6 +15,13 @@
 
 namespace tfh::kernels::cuda {
 
+bool env_choice(const char* var, const char* value, const char* effect) {
+  const char* v = std::getenv(var);
+  const bool on = v && std::string(v) == value;
+  if (on) std::fprintf(stderr, "tfhost: note: %s=%s: %s\n", var, value, effect);
+  return on;
+}
+
 void check(cudaError_t e, const char* what) {
   if (e == cudaSuccess) return;
   std::string msg = std::string(what) + ": " + cudaGetErrorString(e);
@@ -822,28 +829,17 @@ const GpuTraits& gpu_traits() {
 // TFH_CUDA_PREFILL_ATTENTION=simt: Auto keeps to the kernels without tensor cores (to time both
 // on whole models; the kernel benchmark times each).
 bool prefill_simt_only() {
-  static const bool simt = [] {
-    const char* v = std::getenv("TFH_CUDA_PREFILL_ATTENTION");
-    const bool on = v && std::string(v) == "simt";
-    if (on)
-      std::fprintf(stderr, "tfhost: note: TFH_CUDA_PREFILL_ATTENTION=simt: attention over several "
-                           "tokens runs without tensor cores\n");
-    return on;
-  }();
+  static const bool simt = env_choice("TFH_CUDA_PREFILL_ATTENTION", "simt",
+                                      "attention over several tokens runs without tensor cores");
   return simt;
 }
 
 // TFH_CUDA_DECODE_ATTENTION=block: Auto's one-token attention is DecodeBlock, not DecodeVector
 // (=split is read by the op kernels, kernels.cc).
 bool decode_block_only() {
-  static const bool block = [] {
-    const char* v = std::getenv("TFH_CUDA_DECODE_ATTENTION");
-    const bool on = v && std::string(v) == "block";
-    if (on)
-      std::fprintf(stderr, "tfhost: note: TFH_CUDA_DECODE_ATTENTION=block: one-token attention "
-                           "steps use the one-block-per-head scalar kernel\n");
-    return on;
-  }();
+  static const bool block = env_choice("TFH_CUDA_DECODE_ATTENTION", "block",
+                                       "one-token attention steps use the one-block-per-head "
+                                       "scalar kernel");
   return block;
 }
 
