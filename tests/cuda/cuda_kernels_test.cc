@@ -14,8 +14,11 @@ using namespace kernel_test;
 const std::vector<std::pair<int64_t, int64_t>> kRowShapes = {{256, 768}, {3, 33}, {1, 1}, {5, 1000}};
 
 TEST_F(CudaKernels, SkipLayerNormWithBiasAndSumAgainstCpu) {
+  // (And rows held in 2, 8 and 16 registers per thread, and one too long for registers.)
+  auto shapes = kRowShapes;
+  shapes.insert(shapes.end(), {{2, 300}, {2, 2000}, {2, 4000}, {2, 4200}});
   for (int elem : {F32, F16, BF16})
-    for (auto [rows, cols] : kRowShapes) {
+    for (auto [rows, cols] : shapes) {
       SCOPED_TRACE(name_of(elem) + " " + std::to_string(rows) + "x" + std::to_string(cols));
       std::mt19937 rng(static_cast<unsigned>(rows + cols));
       const Floats x = stored(random_floats(rows * cols, rng), elem),
