@@ -63,13 +63,19 @@ void by_type(TfhDataType t, const char* what, F&& f) {
 
 // ---- element-wise ---------------------------------------------------------------------------------
 
+// i % cols, in 32 bits where both fit (a 64-bit division is a long software routine on a GPU,
+// enough to make a bias kernel over a large activation compute-bound).
+__device__ __forceinline__ int64_t column(int64_t i, int64_t cols) {
+  return ((i | cols) >> 32) == 0 ? int64_t(uint32_t(i) % uint32_t(cols)) : i % cols;
+}
+
 template <typename T>
 __global__ void add_bias_kernel(const T* x, const T* bias, const T* res, T* y, int64_t n,
                                 int64_t cols) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     float v = ld(x, i);
-    if (bias) v += ld(bias, i % cols);
+    if (bias) v += ld(bias, column(i, cols));
     if (res) v += ld(res, i);
     st(y, i, v);
   }
@@ -85,7 +91,7 @@ __global__ void gelu_kernel(const T* x, const T* bias, T* y, int64_t n, int64_t 
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     float v = ld(x, i);
-    if (bias) v += ld(bias, i % cols);
+    if (bias) v += ld(bias, column(i, cols));
     st(y, i, tanh_form ? gelu_tanh(v) : gelu_erf(v));
   }
 }
