@@ -156,6 +156,13 @@ int main(int argc, char** argv) {
                   time_ms([&] { attention(w, s); }, iters, s));
       std::printf("  %-28s %8.4f ms\n", "attention, tensor cores",
                   time_ms([&] { attention(tc, s); }, iters, s));
+      for (int w : {1, 2, 4}) {  // the warps-per-block choice (Auto picks by size)
+        AttentionArgs tw = tc;
+        tw.mma_warps = w;
+        char name[48];
+        std::snprintf(name, sizeof name, "  tensor cores, %d warp%s/block", w, w > 1 ? "s" : "");
+        std::printf("  %-28s %8.4f ms\n", name, time_ms([&] { attention(tw, s); }, iters, s));
+      }
       // As BERT's Attention runs it: K and V read where the QKV GEMM left them (token strides).
       AttentionArgs in_place = tc;
       in_place.k = static_cast<const char*>(qkv.p) + H * 2;

@@ -201,6 +201,9 @@ struct AttentionArgs {
     DecodeVector
   } algo = Algo::Auto;
   float* workspace = nullptr;  // SplitKeys: decode_split_workspace(...) floats
+  // TensorCores: warps (16 queries each) per block, 1, 2 or 4; 0: by size (4 while every SM
+  // still gets a block, fewer below that). For the kernel benchmark's comparison.
+  int mma_warps = 0;
 };
 constexpr int64_t kDecodeChunk = 64;
 // Floats of workspace the SplitKeys decode needs for these sizes (total: the keys, or the bound

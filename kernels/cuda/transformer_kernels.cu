@@ -912,7 +912,14 @@ void launch_attention_mma(const AttentionArgs& a, cudaStream_t s) {
   // of its head's keys, so fewer warps per block is more reads, for more SMs at work).
   const int64_t heads = a.batch * a.heads;
   int warps = kMmaMaxWarps;
-  while (warps > 1 && heads * ((a.seq + 16 * warps - 1) / (16 * warps)) < gpu_traits().sms) warps /= 2;
+  if (a.mma_warps == 1 || a.mma_warps == 2 || a.mma_warps == 4)
+    warps = a.mma_warps;
+  else if (a.mma_warps != 0)
+    throw CudaError("attention: mma_warps is 1, 2 or 4 (or 0: by size), not " +
+                    std::to_string(a.mma_warps));
+  else
+    while (warps > 1 && heads * ((a.seq + 16 * warps - 1) / (16 * warps)) < gpu_traits().sms)
+      warps /= 2;
   const int64_t tiles = (a.seq + 16 * warps - 1) / (16 * warps);
   if (tiles > 65535 || heads > 0x7fffffff)
     throw CudaError("attention: too many queries for one launch");

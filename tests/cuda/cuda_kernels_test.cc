@@ -203,14 +203,20 @@ TEST_P(CudaAttention, EveryKernelAgainstCpu) {
                                : algo == Algo::DecodeVector ? "decode, vectorised"
                                                             : "decode, split keys"));
         args.algo = algo;
-        check(cudaMemset(ws.get(), 0xff, split_ws.size() * 4), "poison");
-        check(cudaMemset(y.get(), 0xff, q.size() * (elem == F32 ? 4 : 2)), "poison");
-        if (before_each) before_each();
-        if (decode)
-          decode_attention(args, nullptr);
-        else
-          attention(args, nullptr);
-        EXPECT_LT(max_diff(y.read(), want[0]), by_precision(elem, 1e-4f, 2e-2f));
+        // The tensor-core kernel with 1, 2 and 4 warps per block (by size, the tests' shapes
+        // would all get 1).
+        for (int warps : algo == Algo::TensorCores ? std::vector<int>{1, 2, 4} : std::vector<int>{0}) {
+          SCOPED_TRACE(warps ? std::to_string(warps) + " warps per block" : std::string());
+          args.mma_warps = warps;
+          check(cudaMemset(ws.get(), 0xff, split_ws.size() * 4), "poison");
+          check(cudaMemset(y.get(), 0xff, q.size() * (elem == F32 ? 4 : 2)), "poison");
+          if (before_each) before_each();
+          if (decode)
+            decode_attention(args, nullptr);
+          else
+            attention(args, nullptr);
+          EXPECT_LT(max_diff(y.read(), want[0]), by_precision(elem, 1e-4f, 2e-2f));
+        }
       }
     };
     every_kernel(a, dy, "");
