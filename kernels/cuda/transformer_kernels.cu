@@ -275,6 +275,21 @@ __device__ __forceinline__ int64_t kv_step(const AttentionArgs& a) {
   return a.kv_token_stride ? a.kv_token_stride : a.head_size;
 }
 
+// The base of an online softmax's exponentials: its running max, or 0 while that is -inf (every
+// score so far -inf, from a -inf filter or bias): exp(-inf - -inf) would be NaN, exp(-inf - 0)
+// is the 0 those scores weigh.
+__device__ __forceinline__ float exp_base(float running_max) {
+  return running_max == -INFINITY ? 0.f : running_max;
+}
+
+// x rounded to the storage type T (and back to float).
+template <typename T>
+__device__ __forceinline__ float rounded(T, float x) {
+  T r[1];
+  st(r, 0, x);
+  return ld(r, 0);
+}
+
 // The tiled prefill kernel: kQueryTile queries per block; K and V tiles of kKeyTile keys in shared
 // memory; an online softmax (running max and sum, the output rescaled as the max grows): the
 // scores never leave registers. MaxD: the head size (Exact) or a bound on it (the head size is
@@ -329,8 +344,8 @@ __global__ void attention_kernel(AttentionArgs a) {
         sc += bias_at<T>(a, total, b, h, i, key);
       }
       if (a.causal && key > pos) sc += a.filter;
-      const float mn = fmaxf(m, sc);
-      const float corr = __expf(m - mn), p = __expf(sc - mn);
+      const float mn = fmaxf(m, sc), base = exp_base(mn);
+      const float corr = __expf(m - base), p = __expf(sc - base);
       l = l * corr + p;
 #pragma unroll
       for (int d = 0; d < Dh; ++d)
@@ -387,8 +402,8 @@ __global__ void attention_warp_kernel(AttentionArgs a) {
     if (masked(a, total, b, i, key)) sc += a.filter;
     if (a.causal && key > pos) sc += a.filter;
     sc += bias_at<T>(a, total, b, h, i, key);
-    const float mn = fmaxf(m, sc);
-    const float corr = __expf(m - mn), p = __expf(sc - mn);
+    const float mn = fmaxf(m, sc), base = exp_base(mn);
+    const float corr = __expf(m - base), p = __expf(sc - base);
     l = l * corr + p;
     for (int r = 0; r < 4; ++r) {
       const int64_t d = lane + 32 * r;
@@ -565,8 +580,8 @@ __global__ void __launch_bounds__(32 * kMmaMaxWarps) attention_mma_kernel(Attent
       x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
       x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
       x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
-      const float n0 = fmaxf(m0, x0), n1 = fmaxf(m1, x1);
-      const float c0 = __expf(m0 - n0), c1 = __expf(m1 - n1);
+      const float n0 = fmaxf(m0, x0), n1 = fmaxf(m1, x1), b0 = exp_base(n0), b1 = exp_base(n1);
+      const float c0 = __expf(m0 - b0), c1 = __expf(m1 - b1);
       m0 = n0, m1 = n1, l0 *= c0, l1 *= c1;
 #pragma unroll
       for (int dt = 0; dt < D / 8; ++dt) o[dt][0] *= c0, o[dt][1] *= c0, o[dt][2] *= c1, o[dt][3] *= c1;
@@ -575,8 +590,10 @@ __global__ void __launch_bounds__(32 * kMmaMaxWarps) attention_mma_kernel(Attent
         float p[2][4];
 #pragma unroll
         for (int hf = 0; hf < 2; ++hf) {
-          p[hf][0] = __expf(sc[2 * kk + hf][0] - n0), p[hf][1] = __expf(sc[2 * kk + hf][1] - n0);
-          p[hf][2] = __expf(sc[2 * kk + hf][2] - n1), p[hf][3] = __expf(sc[2 * kk + hf][3] - n1);
+          // (each weight rounded as P V reads it, so that they sum to the divisor exactly)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            p[hf][e] = rounded(zero, __expf(sc[2 * kk + hf][e] - (e < 2 ? b0 : b1)));
           l0 += p[hf][0] + p[hf][1], l1 += p[hf][2] + p[hf][3];
         }
         const uint32_t pf[4] = {pack2(zero, p[0][0], p[0][1]), pack2(zero, p[0][2], p[0][3]),

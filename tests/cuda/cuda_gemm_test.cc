@@ -95,6 +95,7 @@ TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
     bool causal, masked;
     MaskKind format = MaskKind::Raw2D;
     bool bias = false;
+    int64_t neg_inf_keys = 0;  // an attention bias of -inf over row 0's first keys
   };
   LtGemm gemm;
   void* ws = nullptr;
@@ -110,7 +111,10 @@ TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
                           Case{2, 8, 0, 2, 64, false, true, MaskKind::Raw3D},
                           Case{2, 1, 20, 4, 64, true, true, MaskKind::Ends},
                           Case{2, 8, 0, 4, 32, false, false, MaskKind::Raw2D, true},
-                          Case{1, 1, 6, 2, 32, true, true, MaskKind::Raw2D, true}}) {
+                          Case{1, 1, 6, 2, 32, true, true, MaskKind::Raw2D, true},
+                          // (-inf over the first 70 keys: whole key tiles without a finite
+                          // score, where an online softmax's running max is still -inf)
+                          Case{2, 80, 0, 2, 64, false, false, MaskKind::Raw2D, true, 70}}) {
       const int64_t H = c.N * c.D, T = c.P + c.S;
       SCOPED_TRACE(name_of(elem) + " B" + std::to_string(c.B) + " S" + std::to_string(c.S) +
                    " P" + std::to_string(c.P) + " N" + std::to_string(c.N) + " D" +
@@ -144,7 +148,9 @@ TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
           for (int64_t b = 1; b < c.B; ++b)
             for (int64_t t = T - 2 * b; t < T; ++t) mask[b * T + t] = 0;
       }
-      const Floats attn_bias = stored(random_floats(c.B * c.N * c.S * T, rng, -2.f, 2.f), elem);
+      Floats attn_bias = stored(random_floats(c.B * c.N * c.S * T, rng, -2.f, 2.f), elem);
+      for (int64_t i = 0; i < c.N * c.S; ++i)
+        for (int64_t t = 0; t < c.neg_inf_keys; ++t) attn_bias[i * T + t] = -INFINITY;
       std::vector<In> ins = {{"x", {c.B, c.S, H}, x, elem}, {"w", {H, 3 * H}, w, elem},
                              {"bias", {3 * H}, bias, elem},
                              {c.masked ? "mask" : "", mask_dims, mask, I32}};

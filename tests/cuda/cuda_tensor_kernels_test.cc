@@ -30,7 +30,8 @@ float max_rel_diff(const Floats& got, const Floats& want) {
   float m = 0;
   for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
     const float d = std::fabs(got[i] - want[i]) / std::max(1.f, std::fabs(want[i]));
-    if (!(d <= m)) m = d;
+    if (std::isnan(d)) return d;  // NaN fails (and must not be overwritten by a later element)
+    if (d > m) m = d;
   }
   return m;
 }

@@ -214,7 +214,8 @@ inline float max_diff(const Floats& a, const Floats& b) {
   float m = 0;
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
     const float d = std::fabs(a[i] - b[i]);
-    if (!(d <= m)) m = d;  // NaN counts as a failure
+    if (std::isnan(d)) return d;  // NaN fails (and must not be overwritten by a later element)
+    if (d > m) m = d;
   }
   return m;
 }

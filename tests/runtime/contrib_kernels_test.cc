@@ -167,7 +167,8 @@ float max_diff(const Outputs& outs, const std::string& a, const std::string& b) 
   float m = 0;
   for (size_t i = 0; i < va.size(); ++i) {
     const float d = std::fabs(va[i] - vb[i]);
-    if (!(d <= m)) m = d;  // NaN propagates as a failure
+    if (std::isnan(d)) return d;  // NaN fails (and must not be overwritten by a later element)
+    if (d > m) m = d;
   }
   return m;
 }
