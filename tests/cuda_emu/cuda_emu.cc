@@ -85,6 +85,7 @@ struct Thread {
   Wait wait = Wait::Running;
   unsigned warp_mask = 0;
   unsigned shuffles = 0;  // this lane's shuffle count: its parity picks the exchange buffer
+  int collective = 0;     // what it waits in at Wait::Warp: 1 a shuffle, 2 a warp_gather (mma)
   ctx::fiber fiber;       // resumed by the scheduler
   ctx::fiber scheduler;   // resumed by the thread to wait at a barrier
   const void* stack = nullptr;  // the fiber's stack (its lowest address)
@@ -147,12 +148,17 @@ bool release(Block& blk) {
     const size_t w1 = std::min(n, w0 + 32);
     bool any = false, all = true;
     unsigned mask = 0;
+    int kinds = 0;
     for (size_t i = w0; i < w1; ++i) {
       const Thread& t = blk.threads[i];
-      if (t.wait == Wait::Warp) any = true, mask |= t.warp_mask;
+      if (t.wait == Wait::Warp) any = true, mask |= t.warp_mask, kinds |= t.collective;
       else all = false;
     }
     if (!any) continue;
+    // Lanes of one warp in different collectives (a shuffle and an mma): undefined on a GPU.
+    if (kinds == 3)
+      throw Fault("warp " + std::to_string(w0 / 32) + " has lanes in a shuffle and others in a "
+                  "tensor-core product at the same time");
     if (!all) {
       // Lanes of the shuffle's mask that are elsewhere: exited, or at another barrier.
       unsigned waiting = 0, needed = mask;
@@ -276,6 +282,7 @@ uint64_t warp_exchange(unsigned mask, uint64_t bits, int src_lane) {
   const unsigned buf = t.shuffles++ & 1u;
   w.slots[buf][t.lane] = bits;
   t.warp_mask = mask;
+  t.collective = 1;
   wait_at(Wait::Warp);
   if (!(mask >> src_lane & 1u)) throw Fault("warp shuffle reads lane " + std::to_string(src_lane) +
                                             ", outside the mask");
@@ -289,6 +296,7 @@ const uint32_t (*warp_gather(const uint32_t* words, int n))[8] {
   const unsigned buf = t.shuffles++ & 1u;  // (the parity rule of warp_exchange)
   std::memcpy(w.words[buf][t.lane], words, sizeof(uint32_t) * static_cast<size_t>(n));
   t.warp_mask = 0xffffffffu;
+  t.collective = 2;
   wait_at(Wait::Warp);
   return w.words[buf];
 }
