@@ -67,8 +67,8 @@ __device__ __forceinline__ uint32_t pack2(__nv_bfloat16, float lo, float hi) {
 // float accumulator. Per lane (g = lane / 4, t = lane % 4), as the PTX ISA lays the fragments
 // out: a[0] = A[g][2t..2t+1], a[1] = A[g+8][2t..2t+1], a[2] = A[g][2t+8..2t+9],
 // a[3] = A[g+8][2t+8..2t+9]; b[0] = B[2t..2t+1][g], b[1] = B[2t+8..2t+9][g]; d[0..1] =
-// D[g][2t..2t+1], d[2..3] = D[g+8][2t..2t+1]. Needs sm_80 or newer (kernels check
-// tensor_cores_available() before they launch code that calls it).
+// D[g][2t..2t+1], d[2..3] = D[g+8][2t..2t+1]. Needs sm_80 or newer (the launchers check the
+// device's compute capability first: gpu_traits() in transformer_kernels.cu).
 template <typename T>
 __device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4],
                                             const uint32_t (&b)[2]) {

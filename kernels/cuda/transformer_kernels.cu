@@ -64,7 +64,7 @@ void by_type(TfhDataType t, const char* what, F&& f) {
 // ---- element-wise ---------------------------------------------------------------------------------
 
 // i % cols, in 32 bits where both fit (a 64-bit division is a long software routine on a GPU,
-// enough to make a bias kernel over a large activation compute-bound).
+// tens of instructions per element of a kernel that is otherwise a load, an add and a store).
 __device__ __forceinline__ int64_t column(int64_t i, int64_t cols) {
   return ((i | cols) >> 32) == 0 ? int64_t(uint32_t(i) % uint32_t(cols)) : i % cols;
 }
@@ -443,7 +443,8 @@ __device__ __forceinline__ uint32_t ld_u32(const uint16_t* p) {  // p: 4-byte al
   return *reinterpret_cast<const uint32_t*>(p);
 #endif
 }
-__device__ __forceinline__ void ld_8(const uint16_t* p, uint16_t (&out)[8]) {  // p: 16-byte aligned
+// 16 bytes from p (16-byte aligned) into out, in one vector load.
+__device__ __forceinline__ void load16(const void* p, void* out) {
 #ifdef TFH_CUDA_EMULATED
   emu_check_aligned(p, 16);
   memcpy(out, p, 16);
@@ -452,6 +453,7 @@ __device__ __forceinline__ void ld_8(const uint16_t* p, uint16_t (&out)[8]) {  /
   memcpy(out, &v, 16);
 #endif
 }
+__device__ __forceinline__ void ld_8(const uint16_t* p, uint16_t (&out)[8]) { load16(p, out); }
 __device__ __forceinline__ void st_8(uint16_t* p, const uint16_t (&in)[8]) {  // p: 16-byte aligned
 #ifdef TFH_CUDA_EMULATED
   emu_check_aligned(p, 16);
@@ -723,13 +725,7 @@ template <typename T>
 __device__ __forceinline__ void ld_vec(const T* p, float (&out)[16 / sizeof(T)]) {  // 16-byte aligned
   constexpr int N = 16 / sizeof(T);
   T x[N];
-#ifdef TFH_CUDA_EMULATED
-  emu_check_aligned(p, 16);
-  memcpy(x, p, 16);
-#else
-  const uint4 v = *reinterpret_cast<const uint4*>(p);
-  memcpy(x, &v, 16);
-#endif
+  load16(p, x);
 #pragma unroll
   for (int i = 0; i < N; ++i) out[i] = ld(x, i);
 }
@@ -771,8 +767,7 @@ __global__ void __launch_bounds__(kDecodeVecThreads) decode_vec_kernel(Attention
     for (int off = L / 2; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
     if (j < total && part == 0) {
       if (masked(a, total, b, 0, j)) s += a.filter;
-      s += bias_at<T>(a, total, b, h, 0, j);
-      if (a.causal && j > total - 1) s += a.filter;
+      s += bias_at<T>(a, total, b, h, 0, j);  // (causal hides no key from the last query)
       sc[j] = s;
       m = fmaxf(m, s);
     }
@@ -912,6 +907,16 @@ bool decode_block_only() {
   return block;
 }
 
+// Whether every key and value row of `a` starts 16-byte aligned (at each key, head and batch), so
+// that the kernels may read them 16 bytes at a time; `elems`: elements in 16 bytes.
+bool kv_rows_aligned16(const AttentionArgs& a, int64_t elems) {
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  return aligned(a.k) && aligned(a.v) && a.head_size % elems == 0 &&
+         (a.kv_token_stride == 0 || (a.kv_token_stride % elems == 0 &&
+                                     a.kv_head_stride % elems == 0 &&
+                                     a.kv_batch_stride % elems == 0));
+}
+
 bool tensor_core_attention_fits(const AttentionArgs& a) {
   return (a.type == TFH_TYPE_FLOAT16 || a.type == TFH_TYPE_BFLOAT16) &&
          (a.head_size == 32 || a.head_size == 64 || a.head_size == 128) && gpu_traits().tensor_cores;
@@ -919,12 +924,7 @@ bool tensor_core_attention_fits(const AttentionArgs& a) {
 
 template <typename T, int D>
 void launch_attention_mma(const AttentionArgs& a, cudaStream_t s) {
-  // 16-byte reads of K and V rows when every row starts 16-byte aligned.
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  const bool wide = aligned(a.k) && aligned(a.v) &&
-                    (a.kv_token_stride == 0 || (a.kv_token_stride % 8 == 0 &&
-                                                a.kv_head_stride % 8 == 0 &&
-                                                a.kv_batch_stride % 8 == 0));
+  const bool wide = kv_rows_aligned16(a, 8);  // 16-byte reads of K and V rows
   // Up to 4 warps per block; fewer while that leaves SMs without a block (every block reads all
   // of its head's keys, so fewer warps per block is more reads, for more SMs at work).
   const int64_t heads = a.batch * a.heads;
@@ -1068,11 +1068,11 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
     launched("attention");
     return;
   }
-  // Tiles fill the GPU when there are a few hundred of them (H100: 132 SMs); below that a warp
-  // per query spreads the same work over many more SMs and finishes sooner.
+  // Tiles fill the GPU when there are two per SM or more (H100: 264); below that a warp per
+  // query spreads the same work over many more SMs and finishes sooner.
   const int64_t tiles = a.batch * a.heads * ((a.seq + kQueryTile - 1) / kQueryTile);
   const bool warp_per_query = a.algo == AttentionArgs::Algo::PerQueryWarp ||
-                              (a.algo == AttentionArgs::Algo::Auto && tiles < 264);
+                              (a.algo == AttentionArgs::Algo::Auto && tiles < 2 * gpu_traits().sms);
   if (warp_per_query) {
     const int64_t warps = a.batch * a.heads * a.seq;
     const int64_t blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
@@ -1125,12 +1125,8 @@ void decode_attention(const AttentionArgs& a, cudaStream_t s) {
   // DecodeVector: head size 32, 64 or 128, every K and V row 16-byte aligned, the scores and the
   // partial outputs in 48 KiB of shared memory.
   const int64_t vec = a.type == TFH_TYPE_FLOAT ? 4 : 8, D = a.head_size;
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   const size_t vec_smem = sizeof(float) * static_cast<size_t>(kDecodeVecThreads * vec + 32 + a.total);
-  const bool vec_fits = (D == 32 || D == 64 || D == 128) && aligned(a.k) && aligned(a.v) &&
-                        (a.kv_token_stride == 0 ||
-                         (a.kv_token_stride % vec == 0 && a.kv_head_stride % vec == 0 &&
-                          a.kv_batch_stride % vec == 0)) &&
+  const bool vec_fits = (D == 32 || D == 64 || D == 128) && kv_rows_aligned16(a, vec) &&
                         vec_smem <= 48 * 1024;
   if (a.algo == Algo::DecodeVector && !vec_fits)
     throw CudaError("decode_attention: the vectorised kernel takes head size 32, 64 or 128, "
