@@ -79,8 +79,29 @@ int main(int argc, char** argv) {
   const int64_t H = 768, N = 12, D = 64, I = 3072;
   cudaStream_t s;
   check(cudaStreamCreate(&s), "stream");
-  LtGemm gemm;
+  LtGemm gemm;                              // as the runtime's (tuned unless TFH_CUDA_GEMM_TUNING=off)
+  LtGemm first(LtGemm::Tuning::Off);        // cuBLASLt's heuristic's first pick, for comparison
   Buf ws(LtGemm::kWorkspaceBytes);
+  // One GEMM of the layers below timed with both (after `gemm` tuned its shape), and what tuning
+  // chose: "gemm <name> MxNxK: first <ms>, tuned <ms> (algorithm i of n)".
+  auto gemm_pair = [&](const char* name, int64_t m, int64_t n, int64_t k, const void* a,
+                       const void* b, bool bt, void* c, Epilogue e, const void* bias) {
+    auto with = [&](LtGemm& g) {
+      return time_ms([&] {
+        g.run(TFH_TYPE_FLOAT16, m, n, k, a, b, bt, c, e, bias, ws.p, LtGemm::kWorkspaceBytes, s);
+      }, iters, s);
+    };
+    const double tuned_ms = with(gemm), first_ms = with(first);
+    std::string choice = "not tuned";
+    for (const GemmTuning& t : gemm.tuned())
+      if (t.m == m && t.n == n && t.k == k && t.epilogue == e && t.b_transposed == bt)
+        choice = "algorithm " + std::to_string(t.chosen) + " of " + std::to_string(t.candidates);
+    char shape[64];
+    std::snprintf(shape, sizeof shape, "%lldx%lldx%lld", static_cast<long long>(m),
+                  static_cast<long long>(n), static_cast<long long>(k));
+    std::printf("  gemm %-10s %-16s first %8.4f ms, tuned %8.4f ms (%s)\n", name, shape,
+                first_ms, tuned_ms, choice.c_str());
+  };
   try {
     // ---- BERT-base layer, fp16: QKV GEMM, attention, output GEMM, SkipLN, FFN (GEMM+GELU, GEMM), SkipLN
     const int64_t M = B * S;
@@ -146,6 +167,11 @@ int main(int argc, char** argv) {
     const double bert = layer(title, M, "attention (fused, S x S)", [&] { attention(a, s); }, 1e-12f);
     std::printf("  %-28s %8.4f ms  (x12 layers: %.3f ms, kernels only, no launch gaps)\n",
                 "layer", bert, 12 * bert);
+    // Each GEMM of the layer with cuBLASLt's first pick and as tuned (M x N x K).
+    gemm_pair("QKV", M, 3 * H, H, x.p, wqkv.p, false, qkv.p, Epilogue::Bias, bias.p);
+    gemm_pair("output", M, H, H, ctx.p, wo.p, false, y.p, Epilogue::Bias, bias.p);
+    gemm_pair("FFN1+GELU", M, I, H, y.p, w1.p, false, ff.p, Epilogue::BiasGelu, bias.p);
+    gemm_pair("FFN2", M, H, I, ff.p, w2.p, false, x.p, Epilogue::Bias, bias.p);
     {  // the prefill attention kernels on this shape (Auto: tensor cores for fp16, else by size)
       AttentionArgs t = a, w = a, tc = a;
       t.algo = AttentionArgs::Algo::Tiled;
@@ -204,6 +230,11 @@ int main(int argc, char** argv) {
                LtGemm::kWorkspaceBytes, s);
     }, iters, s);
     std::printf("  %-28s %8.4f ms\n", "LM head GEMM (50257)", head);
+    gemm_pair("QKV", B, 3 * H, H, x.p, wqkv.p, false, qkv.p, Epilogue::Bias, bias.p);
+    gemm_pair("output", B, H, H, ctx.p, wo.p, false, y.p, Epilogue::Bias, bias.p);
+    gemm_pair("FFN1+GELU", B, I, H, y.p, w1.p, false, ff.p, Epilogue::BiasGelu, bias.p);
+    gemm_pair("FFN2", B, H, I, ff.p, w2.p, false, x.p, Epilogue::Bias, bias.p);
+    gemm_pair("LM head", B, V, H, x.p, lm.p, true, logits.p, Epilogue::None, nullptr);
     {  // the decode kernels on this shape (decode_attention's Auto: vectorised, where it runs)
       Buf split_ws(static_cast<size_t>(decode_split_workspace(B, N, P + 1, D)) * sizeof(float));
       AttentionArgs sk = d, blk = d, vec = d;

@@ -32,6 +32,14 @@ SUMMARY=$RESULTS/summary.txt
 : > "$SUMMARY"
 say() { echo "$*" | tee -a "$SUMMARY"; }
 T0=$(date +%s)
+# --quick stops starting tfhost's benchmarks 390 s in, so that PyTorch's side (last) still has
+# about three minutes within the device tool's 600 s per command; each step's time limit is
+# also cut to what is left (`lim N`), so that nothing hung eats the rest.
+DEADLINE=$(( T0 + 100000 ))
+[ "$QUICK" = 1 ] && DEADLINE=$(( T0 + 390 ))
+left() { echo $(( DEADLINE - $(date +%s) )); }
+lim() { local l; l=$(left); [ "$l" -lt 5 ] && l=5; [ "$1" -lt "$l" ] && echo "$1" || echo "$l"; }
+out_of_time() { [ "$(left)" -lt 15 ]; }
 
 [ -f "$BUNDLE" ] || { echo "gpu-check: no bundle at $BUNDLE (make it with scripts/gpu-bundle.sh and carry gpu-bundle/)" >&2; exit 2; }
 # TFH_GPU_CHECK_DRY=1 goes through every step on a machine without a GPU (the tests then skip):
@@ -72,7 +80,8 @@ say "tfhost: $(tf build/bin/tfhost --version 2>&1 | head -1)"
 # ---- GPU tests: the CUDA kernels against the CPU ones, and every other GPU-only test.
 status=0
 if [ -x build/tests/tfh_cuda_tests ]; then
-  tf build/tests/tfh_cuda_tests --gtest_output="xml:$RESULTS/cuda_tests.xml" > "$RESULTS/cuda_tests.log" 2>&1
+  # (A kernel that hangs must not take the whole run: 300 s is several times what they need.)
+  tf timeout 300 build/tests/tfh_cuda_tests --gtest_output="xml:$RESULTS/cuda_tests.xml" > "$RESULTS/cuda_tests.log" 2>&1
   rc=$?
   [ $rc -ne 0 ] && status=1
   # On a GPU machine nothing may skip itself into green.
@@ -91,7 +100,7 @@ fi
 # PyTorch's outputs
 EXPORTS=()
 for d in models/*/; do [ -f "$d/model.onnx" ] && EXPORTS+=("$d"); done
-tf timeout 120 build/bin/tfhost check "${EXPORTS[@]}" --use_gpu > "$RESULTS/check_exports.txt" 2>&1
+tf timeout "$(lim 120)" build/bin/tfhost check "${EXPORTS[@]}" --use_gpu > "$RESULTS/check_exports.txt" 2>&1
 rc=$?
 [ $rc -ne 0 ] && [ "$DRY" != 1 ] && status=1
 say "exports vs PyTorch on the GPU (tfhost check --use_gpu, ${#EXPORTS[@]} models): exit $rc; $(grep -c '^    ok ' "$RESULTS/check_exports.txt") outputs ok, $(grep -c '^    FAIL ' "$RESULTS/check_exports.txt") failed"
@@ -119,11 +128,12 @@ fi
 # ---- kernel benchmarks (CUDA events; kernels only)
 if [ "$QUICK" = 1 ]; then BERT_BATCHES="1"; GPT_BATCHES="1"; else BERT_BATCHES="1 8 64"; GPT_BATCHES="1 8 128"; fi
 for b in $BERT_BATCHES; do
-  tf build/bin/tfh_bench_cuda_kernels --batch "$b" --sequence 128 --past 128 --iterations 100 \
+  tf timeout "$(lim 180)" build/bin/tfh_bench_cuda_kernels --batch "$b" --sequence 128 --past 128 --iterations 100 \
     > "$RESULTS/kernels_b$b.txt" 2>&1
   if grep -q '^  layer ' "$RESULTS/kernels_b$b.txt"; then
     say "kernels, BERT-base batch $b seq 128: $(grep -E '^  layer ' "$RESULTS/kernels_b$b.txt" | sed 's/  */ /g')"
     say "kernels, BERT-base batch $b attention: $(grep -E '^  attention, ' "$RESULTS/kernels_b$b.txt" | sed 's/  */ /g' | tr '\n' ';')"
+    grep -E '^  gemm ' "$RESULTS/kernels_b$b.txt" | sed "s/^  */kernels, batch $b, /; s/  */ /g" | tee -a "$SUMMARY"
     say "kernels, GPT-2 decode batch $b past 128: $(grep -E '^  step ' "$RESULTS/kernels_b$b.txt" | sed 's/  */ /g' | tr '\n' ';')"
     say "kernels, GPT-2 decode batch $b attention: $(grep -E '^  decode, ' "$RESULTS/kernels_b$b.txt" | sed 's/  */ /g' | tr '\n' ';')"
   else
@@ -132,10 +142,11 @@ for b in $BERT_BATCHES; do
 done
 for b in $GPT_BATCHES; do
   case " $BERT_BATCHES " in *" $b "*) continue ;; esac
-  tf build/bin/tfh_bench_cuda_kernels --batch "$b" --sequence 1 --past 128 --iterations 100 \
+  tf timeout "$(lim 180)" build/bin/tfh_bench_cuda_kernels --batch "$b" --sequence 1 --past 128 --iterations 100 \
     > "$RESULTS/kernels_decode_b$b.txt" 2>&1
   say "kernels, GPT-2 decode batch $b past 128: $(grep -E '^  step ' "$RESULTS/kernels_decode_b$b.txt" | sed 's/  */ /g' | tr '\n' ';')"
   say "kernels, GPT-2 decode batch $b attention: $(grep -E '^  decode, ' "$RESULTS/kernels_decode_b$b.txt" | sed 's/  */ /g' | tr '\n' ';')"
+  grep -E '^  gemm ' "$RESULTS/kernels_decode_b$b.txt" | sed "s/^  */kernels, batch $b, /; s/  */ /g" | tee -a "$SUMMARY"
 done
 
 # ---- whole models through tfhost's runtime on the GPU (--use_gpu), when it exists
@@ -160,14 +171,16 @@ if [ -f "$MODELS/bert.onnx" ]; then
   # measured (CUDA graph replay, inputs on the GPU, outputs left there).
   perf_gpu() {  # label model model_type batch extra-args...
     local label=$1 model=$2 type=$3 b=$4; shift 4
-    for mode in eager graph; do
+    if out_of_time; then say "tfhost $label batch $b: skipped (--quick's time for tfhost is up)"; return; fi
+    for mode in ${PERF_MODES:-eager graph}; do
       local extra=()
       [ "$mode" = graph ] && extra=(--cuda_graph --io_binding)
       local log="$RESULTS/perf_${label}_b${b}_${mode}.txt"
-      if tf timeout 300 build/bin/tfhost perf -m "$model" --model_type "$type" -b "$b" "$@" --use_gpu \
+      if tf timeout "$(lim 300)" build/bin/tfhost perf -m "$model" --model_type "$type" -b "$b" "$@" --use_gpu \
            "${extra[@]}" --samples 200 --warmup 10 > "$log" 2>&1; then
         say "tfhost $label batch $b ($mode): $(grep 'Latency P50' "$log"); $(grep -o 'CUDA graphs: [^(,]*,[^(,]*' "$log" | head -1 | sed 's/ *$//') $(grep -o '([0-9]* GPU operations in a run)' "$log" | head -1); $(grep -o 'values copied between CPU and GPU mid-run: [0-9]*' "$log" | head -1)"
         grep -o '(not capturable: .*' "$log" | sed 's/^/  /' | tee -a "$SUMMARY"
+        grep -o 'GEMM tuning: .*' "$log" | sed 's/^/  /' | tee -a "$SUMMARY"
       else
         say "tfhost $label batch $b ($mode): FAILED: $(tail -1 "$log")"
         [ "$DRY" = 1 ] || status=1
@@ -178,8 +191,9 @@ if [ -f "$MODELS/bert.onnx" ]; then
   # float32 export (unfused: other kernels, some nodes on the CPU), 3 samples each.
   compare_gpu() {  # label original optimized model_type args...
     local label=$1 base=$2 opt=$3 type=$4; shift 4
+    if out_of_time; then say "compare $label on the GPU: skipped (--quick's time for tfhost is up)"; return; fi
     local log="$RESULTS/compare_$label.txt"
-    tf timeout 180 build/bin/tfhost compare --baseline_model "$base" --optimized_model "$opt" \
+    tf timeout "$(lim 180)" build/bin/tfhost compare --baseline_model "$base" --optimized_model "$opt" \
       --model_type "$type" --samples 3 --use_gpu --cuda_graph "$@" > "$log" 2>&1
     local rc=$?
     local what
@@ -211,7 +225,8 @@ if [ -f "$MODELS/bert.onnx" ]; then
   generate_gpu() {  # label model batch extra-args...
     local label=$1 model=$2 b=$3; shift 3
     local log="$RESULTS/generate_${label//[^a-z0-9]/_}_b$b.txt"
-    if tf timeout 300 build/bin/tfhost generate --model "$model" --prompt "$PROMPT128" -n 33 \
+    if out_of_time; then say "tfhost gpt2-fp16 generate, $label, batch $b: skipped (--quick's time for tfhost is up)"; return; fi
+    if tf timeout "$(lim 300)" build/bin/tfhost generate --model "$model" --prompt "$PROMPT128" -n 33 \
          -b "$b" --use_gpu "$@" > "$log" 2>&1; then
       say "tfhost gpt2-fp16 generate, $label, batch $b, past 128-159: $(grep -o 'then .*' "$log")"
     else
@@ -219,16 +234,29 @@ if [ -f "$MODELS/bert.onnx" ]; then
       [ "$DRY" = 1 ] || status=1
     fi
   }
+  # The two targets' models checked against their float32 exports, then timed, first of all (a
+  # --quick run that runs out of time still has them); the variants after.
   compare_gpu bert-base "$MODELS/bert.onnx" "$MODELS/bert_fp16.onnx" bert -b 2 -s 128
-  compare_gpu gpt2-decode "$MODELS/gpt2.onnx" "$MODELS/gpt2_fp16.onnx" gpt2 -b 2 -s 1 --past_sequence_length 128
   compare_gpu gpt2-shared-cache-decode "$MODELS/gpt2.onnx" "$MODELS/gpt2_fp16io_shared.onnx" gpt2 \
     -b 2 -s 1 --past_sequence_length 128
-  compare_gpu bert-base-gemm-fast-gelu "$MODELS/bert.onnx" "$MODELS/bert_fp16_gemm_gelu.onnx" bert -b 2 -s 128
   for b in $BERT_BATCHES; do perf_gpu bert-base-fp16-s128 "$MODELS/bert_fp16.onnx" bert "$b" -s 128; done
+  # The GPT-2 target's step exactly (past 128), as decoding runs it: fp16 cache updated in place.
+  for b in $GPT_BATCHES; do
+    perf_gpu gpt2-fp16io-shared-cache-decode-past128 "$MODELS/gpt2_fp16io_shared.onnx" gpt2 "$b" \
+      -s 1 --past_sequence_length 128
+  done
+  compare_gpu gpt2-decode "$MODELS/gpt2.onnx" "$MODELS/gpt2_fp16.onnx" gpt2 -b 2 -s 1 --past_sequence_length 128
+  compare_gpu bert-base-gemm-fast-gelu "$MODELS/bert.onnx" "$MODELS/bert_fp16_gemm_gelu.onnx" bert -b 2 -s 128
   # The attention off the Tensor Cores (the kernels before them), batch 1: the whole model's
   # side of the kernel benchmark's `attention, tensor cores` against `attention, tiled`/`warp`.
   TFH_CUDA_PREFILL_ATTENTION=simt perf_gpu bert-base-fp16-s128-simt-attention \
     "$MODELS/bert_fp16.onnx" bert 1 -s 128
+  # Every GEMM with cuBLASLt's heuristic's first algorithm (no tuning), as replayed graphs: the
+  # whole model's side of the kernel benchmark's "gemm ... first/tuned" lines.
+  TFH_CUDA_GEMM_TUNING=off PERF_MODES=graph perf_gpu bert-base-fp16-s128-gemm-untuned \
+    "$MODELS/bert_fp16.onnx" bert 1 -s 128
+  TFH_CUDA_GEMM_TUNING=off PERF_MODES=graph perf_gpu gpt2-fp16io-shared-cache-decode-past128-gemm-untuned \
+    "$MODELS/gpt2_fp16io_shared.onnx" gpt2 1 -s 1 --past_sequence_length 128
   if [ "$QUICK" != 1 ]; then
     # (compare's bfloat16 default, 0.15; the CPU's drift over 12 layers: 0.087, measured.)
     compare_gpu bert-base-bf16 "$MODELS/bert.onnx" "$MODELS/bert_bf16.onnx" bert -b 2 -s 128
@@ -240,21 +268,14 @@ if [ -f "$MODELS/bert.onnx" ]; then
     generate_gpu "shared cache + CUDA graph" "$MODELS/gpt2_fp16io_shared.onnx" "$b" --cuda_graph
     generate_gpu "per-step presents, eager" "$MODELS/gpt2_fp16io.onnx" "$b"
     perf_gpu gpt2-fp16-decode-past128 "$MODELS/gpt2_fp16.onnx" gpt2 "$b" -s 1 --past_sequence_length 128
-    # The target's step exactly (past 128), as decoding runs it: fp16 cache updated in place;
-    # then with the split-keys decode kernel (TFH_CUDA_DECODE_ATTENTION=split) and with the
-    # scalar one (=block).
-    perf_gpu gpt2-fp16io-shared-cache-decode-past128 "$MODELS/gpt2_fp16io_shared.onnx" gpt2 "$b" \
-      -s 1 --past_sequence_length 128
     perf_gpu gpt2-fp16io-shared-cache-gemm-fast-gelu-decode-past128 \
       "$MODELS/gpt2_fp16io_shared_gemm_gelu.onnx" gpt2 "$b" -s 1 --past_sequence_length 128
-    export TFH_CUDA_DECODE_ATTENTION=split
-    perf_gpu gpt2-fp16io-shared-cache-decode-past128-splitkeys "$MODELS/gpt2_fp16io_shared.onnx" \
-      gpt2 "$b" -s 1 --past_sequence_length 128
-    # ... and with the one-block-per-head scalar kernel (the default before the vectorised one).
-    export TFH_CUDA_DECODE_ATTENTION=block
-    perf_gpu gpt2-fp16io-shared-cache-decode-past128-blockkernel "$MODELS/gpt2_fp16io_shared.onnx" \
-      gpt2 "$b" -s 1 --past_sequence_length 128
-    unset TFH_CUDA_DECODE_ATTENTION
+    # The shared-cache step with the split-keys decode kernel (TFH_CUDA_DECODE_ATTENTION=split)
+    # and with the one-block-per-head scalar one (=block; the default before the vectorised one).
+    TFH_CUDA_DECODE_ATTENTION=split perf_gpu gpt2-fp16io-shared-cache-decode-past128-splitkeys \
+      "$MODELS/gpt2_fp16io_shared.onnx" gpt2 "$b" -s 1 --past_sequence_length 128
+    TFH_CUDA_DECODE_ATTENTION=block perf_gpu gpt2-fp16io-shared-cache-decode-past128-blockkernel \
+      "$MODELS/gpt2_fp16io_shared.onnx" gpt2 "$b" -s 1 --past_sequence_length 128
   done
 else
   say "models: could not fill the skeletons ($(tail -1 "$RESULTS/fill.log"))"

@@ -117,6 +117,8 @@ int perf_command(const std::vector<std::string>& args, const GlobalOptions& glob
   r << std::fixed << std::setprecision(3);
   r << "Model: " << model_path << "\n"
     << "Device: " << runner.device_text() << "\n"
+    << (runner.gemm_tuning_text().empty() ? std::string()
+                                          : "GEMM tuning: " + runner.gemm_tuning_text() + "\n")
     << "IO binding: "
     << (ro.io_binding ? shared_buffers ? "on (inputs on the GPU, outputs left there; " +
                                              std::to_string(shared_buffers) +

@@ -7,6 +7,9 @@
 
 #include "host/util/error.h"
 #include "kernels/common/device_info.h"
+#ifdef TFH_HAVE_CUDA
+#include "kernels/cuda/device.h"
+#endif
 
 namespace tfh::cli {
 
@@ -89,6 +92,13 @@ std::string ModelRunner::device_text() const {
     d += std::string(" (") + kb + "; first: " + t.first + ")";
   }
   return d;
+}
+
+std::string ModelRunner::gemm_tuning_text() const {
+#ifdef TFH_HAVE_CUDA
+  if (use_gpu_) return kernels::cuda::gemm_tuning_text();
+#endif
+  return "";
 }
 
 size_t peak_rss_bytes() {

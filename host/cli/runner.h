@@ -45,6 +45,8 @@ class ModelRunner {
   double plan_seconds() const { return plan_s_; }
   // "CPU", or "GPU (<name>), CUDA graphs ..." for the report of a run.
   std::string device_text() const;
+  // On the GPU, what the GEMMs' tuning did (kernels::cuda::gemm_tuning_text); else "".
+  std::string gemm_tuning_text() const;
 
  private:
   std::unique_ptr<ir::Model> model_;

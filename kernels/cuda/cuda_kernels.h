@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "tfhost/abi.h"
 
@@ -269,13 +270,35 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
 // accumulator before the result is rounded.
 enum class Epilogue { None, Bias, Gelu, BiasGelu };
 
+// One product shape as LtGemm tuned it (see LtGemm::Tuning).
+struct GemmTuning {
+  TfhDataType type = TFH_TYPE_FLOAT;
+  int64_t m = 0, n = 0, k = 0, batch = 1;
+  bool b_transposed = false;
+  Epilogue epilogue = Epilogue::None;
+  int candidates = 0;  // algorithms cuBLASLt offered that ran (1: nothing to choose between)
+  int chosen = 0;      // the one kept, as an index into cuBLASLt's order (0: its heuristic's pick)
+  double first_us = 0, chosen_us = 0;  // one product with each, as timed while tuning
+};
+
 // Every MatMul/Gemm of the CUDA runtime goes through one of these: C[M, N] = A[M, K] @ B[K, N]
 // (row-major, B optionally transposed) with an optional bias/GELU epilogue, fp16 data on Tensor
 // Cores with fp32 accumulation (or fp32 data). Plans (layouts, algorithm) are made once per
 // shape/type/epilogue and cached, immutable; the workspace is passed per call.
+//
+// Tuning (the default; TFH_CUDA_GEMM_TUNING=off for the environment's LtGemm): when a product
+// shape is first met on a stream that is not capturing a CUDA graph, the algorithms cuBLASLt's
+// heuristic offers for it (up to kTuningCandidates) are each timed on the call's own operands,
+// and the fastest is kept for every later plan of that shape, type, epilogue and alignment —
+// the heuristic's first unless another is more than 3 % faster. The products' values do not
+// depend on it beyond the summation order. A shape first met while capturing keeps the
+// heuristic's first (a capture cannot wait for timings).
 class LtGemm {
  public:
-  LtGemm();
+  enum class Tuning { FromEnvironment, On, Off };
+  static constexpr int kTuningCandidates = 8;
+
+  explicit LtGemm(Tuning tuning = Tuning::FromEnvironment);
   ~LtGemm();
   LtGemm(const LtGemm&) = delete;
   LtGemm& operator=(const LtGemm&) = delete;
@@ -286,6 +309,9 @@ class LtGemm {
            bool b_transposed, void* c, Epilogue epilogue, const void* bias, void* workspace,
            size_t workspace_bytes, cudaStream_t s, int64_t batch = 1);
   size_t cached_plans() const;
+  bool tuning_enabled() const;
+  // The shapes tuned so far, in the order they were met.
+  std::vector<GemmTuning> tuned() const;
 
   static constexpr size_t kWorkspaceBytes = size_t(32) << 20;
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 struct TfhKernelDesc;
@@ -38,6 +39,12 @@ void* graph_end(void* stream, size_t* nodes = nullptr);
 void graph_abort(void* stream) noexcept;
 void graph_launch(void* exec, void* stream);
 void graph_destroy(void* exec) noexcept;
+
+// What the runtime's GEMM tuning did so far in this process (LtGemm in cuda_kernels.h), one line
+// for reports: "off (TFH_CUDA_GEMM_TUNING=off)", or how many product shapes were tuned, in how
+// many another algorithm than cuBLASLt's first pick was kept, and one product of each shape
+// timed with both.
+std::string gemm_tuning_text();
 
 // The CUDA kernels of tfhost (kernels/cuda/kernels.cc), for the kernel registry.
 void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out);

@@ -1433,4 +1433,32 @@ void add_cuda_kernels(std::vector<const TfhKernelDesc*>& out) {
                   "T=float,float16,bfloat16")
 }
 
+std::string gemm_tuning_text() {
+  const LtGemm& g = lt();
+  if (!g.tuning_enabled()) return "off (TFH_CUDA_GEMM_TUNING=off)";
+  const std::vector<GemmTuning> tuned = g.tuned();
+  size_t choices = 0, changed = 0;
+  double first = 0, chosen = 0;
+  for (const GemmTuning& t : tuned) {
+    if (t.candidates < 2) continue;
+    ++choices;
+    if (t.chosen != 0) ++changed;
+    first += t.first_us, chosen += t.chosen_us;
+  }
+  char text[200];
+  if (choices == 0) {
+    std::snprintf(text, sizeof text,
+                  "%zu product shape%s, cuBLASLt offered one algorithm for each", tuned.size(),
+                  tuned.size() == 1 ? "" : "s");
+    return text;
+  }
+  std::snprintf(text, sizeof text,
+                "%zu product shape%s, %zu with several algorithms offered, %zu of them faster "
+                "with another than cuBLASLt's first pick (one product of each of the %zu: "
+                "%.1f us -> %.1f us)",
+                tuned.size(), tuned.size() == 1 ? "" : "s", choices, changed, choices, first,
+                chosen);
+  return text;
+}
+
 }  // namespace tfh::kernels::cuda

@@ -6,12 +6,16 @@
 // epilogue's per-row vector of C^T.
 #include <cublasLt.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
-#include <cstdint>
-#include <memory>
 #include <tuple>
+#include <vector>
 
 #include "kernels/cuda/cuda_kernels.h"
 
@@ -53,6 +57,37 @@ void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t elements) {
            "batch stride");
 }
 
+// The key of a product shape for tuning: a plan's key without its bias pointer (the algorithm
+// does not depend on where the bias is; every layer's own bias then shares one tuning).
+Key tuning_key(Key k) {
+  std::get<6>(k) = 0;
+  return k;
+}
+
+bool tuning_from_environment() {
+  const char* v = std::getenv("TFH_CUDA_GEMM_TUNING");
+  const std::string value = v ? v : "";
+  if (value.empty() || value == "on") return true;
+  if (value == "off") {
+    std::fprintf(stderr,
+                 "tfhost: note: TFH_CUDA_GEMM_TUNING=off: every GEMM runs the algorithm "
+                 "cuBLASLt's heuristic picks first\n");
+    return false;
+  }
+  throw CudaError("TFH_CUDA_GEMM_TUNING: expected on or off, got '" + value + "'");
+}
+
+// Whether work launched on `s` now would be recorded into a graph rather than run (then
+// nothing may wait for it). A failed query counts as capturing.
+bool capturing(cudaStream_t s) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(s, &status) != cudaSuccess) {
+    cudaGetLastError();
+    return true;
+  }
+  return status != cudaStreamCaptureStatusNone;
+}
+
 // One immutable plan: descriptors and the algorithm the heuristic chose for the workspace size.
 struct Plan {
   cublasLtMatmulDesc_t op = nullptr;
@@ -66,16 +101,138 @@ struct Plan {
   }
 };
 
+// Up to `count` algorithms cuBLASLt's heuristic offers for `plan` (its order: its pick first),
+// for the workspace LtGemm passes and the alignments of `key`'s pointers.
+std::vector<cublasLtMatmulAlgo_t> offered_algorithms(cublasLtHandle_t handle, const Plan& plan,
+                                                     const Key& key, int count) {
+  cublasLtMatmulPreference_t pref = nullptr;
+  check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference");
+  // cuBLASLt's A is our B, its B our A; C and D are both our C.
+  const uint64_t ws = LtGemm::kWorkspaceBytes;
+  const uint32_t align_a = static_cast<uint32_t>(std::get<9>(key)),
+                 align_b = static_cast<uint32_t>(std::get<8>(key)),
+                 align_c = static_cast<uint32_t>(std::get<10>(key));
+  cublasStatus_t ps = CUBLAS_STATUS_SUCCESS;
+  for (auto [attr, value, bytes] :
+       {std::tuple<cublasLtMatmulPreferenceAttributes_t, const void*, size_t>{
+            CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof align_a},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof align_b},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c, sizeof align_c},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof align_c}})
+    if (ps == CUBLAS_STATUS_SUCCESS) ps = cublasLtMatmulPreferenceSetAttribute(pref, attr, value, bytes);
+  std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(count));
+  int found = 0;
+  const cublasStatus_t st =
+      ps != CUBLAS_STATUS_SUCCESS
+          ? ps
+          : cublasLtMatmulAlgoGetHeuristic(handle, plan.op, plan.a, plan.b, plan.c, plan.c, pref,
+                                           count, results.data(), &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  check_lt(ps, "preference (workspace, alignments)");
+  // NOT_SUPPORTED (or no result): no algorithm for this product; the caller says which.
+  if (st != CUBLAS_STATUS_NOT_SUPPORTED) check_lt(st, "heuristic");
+  std::vector<cublasLtMatmulAlgo_t> algos;
+  for (int i = 0; st == CUBLAS_STATUS_SUCCESS && i < found && i < count; ++i)
+    if (results[static_cast<size_t>(i)].state == CUBLAS_STATUS_SUCCESS)
+      algos.push_back(results[static_cast<size_t>(i)].algo);
+  return algos;
+}
+
+// Two CUDA events, destroyed with it.
+struct EventPair {
+  cudaEvent_t start = nullptr, stop = nullptr;
+  bool ok = false;
+  EventPair() {
+    ok = cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&stop) == cudaSuccess;
+    if (!ok) cudaGetLastError();
+  }
+  ~EventPair() {
+    if (start) cudaEventDestroy(start);
+    if (stop) cudaEventDestroy(stop);
+  }
+  EventPair(const EventPair&) = delete;
+  EventPair& operator=(const EventPair&) = delete;
+  // Milliseconds `f` (returning whether everything it launched was accepted) took on `s`;
+  // negative when it failed.
+  template <typename F>
+  double time(cudaStream_t s, F&& f) {
+    if (cudaEventRecord(start, s) != cudaSuccess) return -1;
+    const bool launched = f();
+    float ms = 0;
+    if (cudaEventRecord(stop, s) != cudaSuccess || cudaEventSynchronize(stop) != cudaSuccess ||
+        cudaEventElapsedTime(&ms, start, stop) != cudaSuccess || !launched)
+      return -1;
+    return ms;
+  }
+};
+
+// Times each candidate algorithm of `plan` on the call's operands (writing C each time; the
+// caller's own product then overwrites it) and returns the index of the one to keep, filling
+// `us_per_product` (negative for a candidate that failed to run).
+int fastest(cublasLtHandle_t handle, const Plan& plan,
+            const std::vector<cublasLtMatmulAlgo_t>& candidates, const void* a, const void* b,
+            void* c, void* workspace, size_t workspace_bytes, cudaStream_t s,
+            std::vector<double>& us_per_product) {
+  const size_t n = candidates.size();
+  us_per_product.assign(n, -1);
+  EventPair ev;
+  if (!ev.ok) return 0;
+  const float alpha = 1.f, beta = 0.f;
+  auto run = [&](size_t i, int times) {
+    for (int r = 0; r < times; ++r)
+      if (cublasLtMatmul(handle, plan.op, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c, c,
+                         plan.c, &candidates[i], workspace, workspace_bytes,
+                         s) != CUBLAS_STATUS_SUCCESS)
+        return false;
+    return true;
+  };
+  // Once each: a warm-up, and what fails to run drops out.
+  std::vector<double> once(n, -1);
+  for (size_t i = 0; i < n; ++i) once[i] = ev.time(s, [&] { return run(i, 1); });
+  cudaGetLastError();  // (a candidate's launch error is not the caller's)
+  const double first_ms = once[0] > 0 ? once[0] : *std::max_element(once.begin(), once.end());
+  if (first_ms <= 0) return 0;
+  // Then the best of 3 rounds of `reps` products each: about 0.1 ms of work per timing (at most
+  // 20 products), so that a few microseconds of launch jitter stay a few percent.
+  const int reps = static_cast<int>(std::clamp(0.1 / first_ms, 1.0, 20.0));
+  for (int round = 0; round < 3; ++round)
+    for (size_t i = 0; i < n; ++i) {
+      if (once[i] < 0) continue;
+      const double ms = ev.time(s, [&] { return run(i, reps); });
+      if (ms < 0) {  // ran once, not now: out
+        once[i] = -1, us_per_product[i] = -1;
+        cudaGetLastError();
+        continue;
+      }
+      const double us = 1000.0 * ms / reps;
+      if (us_per_product[i] < 0 || us < us_per_product[i]) us_per_product[i] = us;
+    }
+  size_t best = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (us_per_product[i] >= 0 &&
+        (us_per_product[best] < 0 || us_per_product[i] < us_per_product[best]))
+      best = i;
+  // The heuristic's pick unless another is clearly faster (not merely by the timings' noise).
+  if (us_per_product[0] >= 0 && us_per_product[best] > 0.97 * us_per_product[0]) best = 0;
+  return static_cast<int>(best);
+}
+
 }  // namespace
 
 struct LtGemm::Impl {
   cublasLtHandle_t handle = nullptr;
+  bool tune = true;
   mutable std::mutex mu;
   std::map<Key, std::unique_ptr<Plan>> plans;
+  std::map<Key, cublasLtMatmulAlgo_t> algos;  // per tuning_key: the algorithm kept
+  std::vector<GemmTuning> tuned;
 };
 
-LtGemm::LtGemm() : impl_(new Impl) {
+LtGemm::LtGemm(Tuning tuning) : impl_(new Impl) {
   try {
+    impl_->tune = tuning == Tuning::On ||
+                  (tuning == Tuning::FromEnvironment && tuning_from_environment());
     check_lt(cublasLtCreate(&impl_->handle), "create");
   } catch (...) {
     delete impl_;
@@ -92,6 +249,13 @@ LtGemm::~LtGemm() {
 size_t LtGemm::cached_plans() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->plans.size();
+}
+
+bool LtGemm::tuning_enabled() const { return impl_->tune; }
+
+std::vector<GemmTuning> LtGemm::tuned() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->tuned;
 }
 
 void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, const void* b,
@@ -153,39 +317,39 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
         set_batch(p->b, batch, m * k);
         set_batch(p->c, batch, m * n);
       }
-      cublasLtMatmulPreference_t pref = nullptr;
-      check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference");
-      // cuBLASLt's A is our B, its B our A; C and D are both our C.
-      const uint64_t ws = kWorkspaceBytes;
-      const uint32_t align_a = static_cast<uint32_t>(std::get<9>(key)),
-                     align_b = static_cast<uint32_t>(std::get<8>(key)),
-                     align_c = static_cast<uint32_t>(std::get<10>(key));
-      cublasStatus_t ps = CUBLAS_STATUS_SUCCESS;
-      for (auto [attr, value, bytes] :
-           {std::tuple<cublasLtMatmulPreferenceAttributes_t, const void*, size_t>{
-                CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws},
-            {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof align_a},
-            {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof align_b},
-            {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c, sizeof align_c},
-            {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof align_c}})
-        if (ps == CUBLAS_STATUS_SUCCESS)
-          ps = cublasLtMatmulPreferenceSetAttribute(pref, attr, value, bytes);
-      cublasLtMatmulHeuristicResult_t result{};
-      int found = 0;
-      const cublasStatus_t st =
-          ps != CUBLAS_STATUS_SUCCESS
-              ? ps
-              : cublasLtMatmulAlgoGetHeuristic(impl_->handle, p->op, p->a, p->b, p->c, p->c, pref,
-                                               1, &result, &found);
-      cublasLtMatmulPreferenceDestroy(pref);
-      check_lt(ps, "preference (workspace, alignments)");
-      // NOT_SUPPORTED (or no result): no algorithm for this product; say which.
-      if (st != CUBLAS_STATUS_NOT_SUPPORTED) check_lt(st, "heuristic");
-      if (st == CUBLAS_STATUS_NOT_SUPPORTED || found == 0 || result.state != CUBLAS_STATUS_SUCCESS)
-        throw CudaError("gemm: cuBLASLt has no algorithm for " + std::to_string(m) + "x" +
-                        std::to_string(k) + " @ " + std::to_string(k) + "x" + std::to_string(n) +
-                        (batch > 1 ? " (batch " + std::to_string(batch) + ")" : ""));
-      p->algo = result.algo;
+      const Key tkey = tuning_key(key);
+      if (auto known = impl_->algos.find(tkey); known != impl_->algos.end()) {
+        p->algo = known->second;  // this shape met before (another bias): its algorithm
+      } else {
+        const std::vector<cublasLtMatmulAlgo_t> candidates =
+            offered_algorithms(impl_->handle, *p, key, impl_->tune ? kTuningCandidates : 1);
+        if (candidates.empty())
+          throw CudaError("gemm: cuBLASLt has no algorithm for " + std::to_string(m) + "x" +
+                          std::to_string(k) + " @ " + std::to_string(k) + "x" + std::to_string(n) +
+                          (batch > 1 ? " (batch " + std::to_string(batch) + ")" : ""));
+        p->algo = candidates[0];
+        // Tuned where nothing is being captured (a capture cannot wait for timings; the shape
+        // is then tuned when next met outside one).
+        if (impl_->tune && !capturing(s)) {
+          GemmTuning rec;
+          rec.type = t, rec.m = m, rec.n = n, rec.k = k, rec.batch = batch;
+          rec.b_transposed = b_transposed, rec.epilogue = epilogue;
+          rec.candidates = static_cast<int>(candidates.size());
+          if (candidates.size() > 1) {
+            std::vector<double> us;
+            rec.chosen = fastest(impl_->handle, *p, candidates, a, b, c, workspace,
+                                 workspace_bytes, s, us);
+            rec.candidates = static_cast<int>(std::count_if(us.begin(), us.end(),
+                                                            [](double u) { return u >= 0; }));
+            rec.first_us = us[0], rec.chosen_us = us[rec.chosen];
+            p->algo = candidates[rec.chosen];
+          }
+          impl_->tuned.push_back(rec);
+          impl_->algos.emplace(tkey, p->algo);
+        } else if (!impl_->tune) {
+          impl_->algos.emplace(tkey, p->algo);
+        }
+      }
       it = impl_->plans.emplace(key, std::move(p)).first;
     }
     plan = it->second.get();

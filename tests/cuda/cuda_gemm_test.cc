@@ -3,6 +3,7 @@
 // CUDA session. Skipped, with the reason, when this machine has no CUDA GPU.
 #include "cuda/kernel_test_util.h"
 #include "host/pipeline/pipeline.h"
+#include "kernels/cuda/device.h"
 
 namespace tfh::kernels::cuda {
 namespace {
@@ -83,6 +84,103 @@ TEST_F(CudaKernels, LtGemmOnBuffersLessAlignedThanCudaMallocs) {
   EXPECT_EQ(gemm.cached_plans(), 6u);  // per type: the aligned pointers' plan and the others'
 }
 
+// Tuning: each product shape met outside a capture runs every algorithm cuBLASLt offers for it and
+// keeps the fastest (the heuristic's first unless another is >3 % faster); a plan for the same
+// shape with another bias reuses that choice; a shape first met while a graph is captured keeps
+// the heuristic's first and is tuned when next met outside one; off tunes nothing. Every result
+// is the CPU's. On the emulator the offered algorithms are set (one 2 ms slower, one failing, one
+// 0.5 ms slower), so which one is kept is known; on a GPU only that it is no slower than the
+// heuristic's first as timed.
+TEST_F(CudaKernels, LtGemmTuningKeepsTheFastestOfferedAlgorithm) {
+#ifdef TFH_CUDA_EMULATED
+  struct Restore {
+    std::vector<emu::EmuGemmAlgo> saved = emu::gemm_algorithms();
+    ~Restore() { emu::set_gemm_algorithms(saved); }
+  } restore;
+  emu::set_gemm_algorithms({{2000, false}, {0, false}, {0, true}, {500, false}});
+#endif
+  const DevRaw workspace(LtGemm::kWorkspaceBytes, 0);
+  void* ws = workspace.get();
+  const int64_t m = 24, k = 40, n = 56;
+  std::mt19937 rng(11);
+  const Floats a = stored(random_floats(m * k, rng), F16),
+               w = stored(random_floats(k * n, rng, -0.1f, 0.1f), F16),
+               b1 = stored(random_floats(n, rng), F16), b2 = stored(random_floats(n, rng), F16);
+  auto want = [&](const Floats& bias, int64_t rows) {
+    return cpu_node("Gemm", "", 13,
+                    {{"a", {rows, k}, Floats(a.begin(), a.begin() + rows * k), F16},
+                     {"w", {k, n}, w, F16}, {"bias", {n}, bias, F16}},
+                    {"y"})[0];
+  };
+  Dev da(a, F16), dw(w, F16), db1(b1, F16), db2(b2, F16), dy(m * n, F16);
+  const float t = by_precision(F16, 1e-3f, 5e-2f);
+
+  LtGemm tuned(LtGemm::Tuning::On);
+  EXPECT_TRUE(tuned.tuning_enabled());
+  tuned.run(TFH_TYPE_FLOAT16, m, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::Bias,
+            db1.get(), ws, LtGemm::kWorkspaceBytes, nullptr);
+  EXPECT_LT(max_diff(dy.read(), want(b1, m)), t);
+  std::vector<GemmTuning> rec = tuned.tuned();
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_EQ(rec[0].m, m);
+  EXPECT_EQ(rec[0].n, n);
+  EXPECT_EQ(rec[0].k, k);
+  EXPECT_EQ(rec[0].epilogue, Epilogue::Bias);
+  EXPECT_GE(rec[0].candidates, 1);
+  if (rec[0].candidates > 1) {
+    EXPECT_GT(rec[0].first_us, 0);
+    EXPECT_LE(rec[0].chosen_us, rec[0].first_us);
+  }
+#ifdef TFH_CUDA_EMULATED
+  EXPECT_EQ(rec[0].candidates, 3);  // the failing one dropped
+  EXPECT_EQ(rec[0].chosen, 1);
+  EXPECT_GE(rec[0].first_us, 2000);
+  EXPECT_LT(rec[0].chosen_us, rec[0].first_us - 1000);
+#endif
+
+  // The same shape with the other bias: a plan of its own, the same algorithm, no new tuning.
+  tuned.run(TFH_TYPE_FLOAT16, m, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::Bias,
+            db2.get(), ws, LtGemm::kWorkspaceBytes, nullptr);
+  EXPECT_LT(max_diff(dy.read(), want(b2, m)), t);
+  EXPECT_EQ(tuned.cached_plans(), 2u);
+  EXPECT_EQ(tuned.tuned().size(), 1u);
+
+  // A new shape (fewer rows) first met while a graph is captured: not tuned then (nothing may
+  // wait inside a capture), the replay right; met again outside one (another bias), tuned.
+  void* stream = stream_create();
+  graph_begin(stream);
+  tuned.run(TFH_TYPE_FLOAT16, m - 8, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::Bias,
+            db1.get(), ws, LtGemm::kWorkspaceBytes, static_cast<cudaStream_t>(stream));
+  void* graph = graph_end(stream);
+  EXPECT_EQ(tuned.tuned().size(), 1u);
+  check(cudaMemset(dy.get(), 0, m * n * 2), "clear");
+  graph_launch(graph, stream);
+  stream_sync(stream);
+  Floats y = dy.read();
+  y.resize((m - 8) * n);
+  EXPECT_LT(max_diff(y, want(b1, m - 8)), t);
+  graph_destroy(graph);
+  stream_destroy(stream);
+  tuned.run(TFH_TYPE_FLOAT16, m - 8, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::Bias,
+            db2.get(), ws, LtGemm::kWorkspaceBytes, nullptr);
+  y = dy.read();
+  y.resize((m - 8) * n);
+  EXPECT_LT(max_diff(y, want(b2, m - 8)), t);
+  rec = tuned.tuned();
+  ASSERT_EQ(rec.size(), 2u);
+  EXPECT_EQ(rec[1].m, m - 8);
+#ifdef TFH_CUDA_EMULATED
+  EXPECT_EQ(rec[1].chosen, 1);
+#endif
+
+  // Off: the heuristic's first, nothing timed.
+  LtGemm plain(LtGemm::Tuning::Off);
+  EXPECT_FALSE(plain.tuning_enabled());
+  plain.run(TFH_TYPE_FLOAT16, m, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::Bias,
+            db1.get(), ws, LtGemm::kWorkspaceBytes, nullptr);
+  EXPECT_LT(max_diff(dy.read(), want(b1, m)), t);
+  EXPECT_TRUE(plain.tuned().empty());
+}
 
 // com.microsoft.Attention end to end on the device (QKV GEMM + bias, present = past ++ new, fused
 // or decode attention) against the CPU kernel: BERT-like (mask, no past), GPT-2-like prompt

@@ -752,11 +752,21 @@ TEST_F(CudaRuntime, GenerateOnTheGpuPicksTheCpuTokens) {
   const auto perf = test::run_command({TFH_TFHOST_EXE, "perf", "-m", shared_path, "--model_type",
                                        type, "-b", "2", "-s", "1", "--past_sequence_length", "6",
                                        "--use_gpu", "--cuda_graph", "--io_binding", "--samples",
-                                       "5", "--warmup", "2"}, {});
+                                       "5", "--warmup", "2"},
+                                      // (the emulator's cuBLASLt then offers two algorithms, the
+                                      // first 2 ms slower; no effect on a GPU)
+                                      {"TFH_EMU_GEMM_ALGOS=2000,0"});
   ASSERT_EQ(perf.exit_code, 0) << perf.err;
   EXPECT_NE(perf.out.find("2 key/value buffers updated in place"), std::string::npos) << perf.out;
   EXPECT_NE(perf.out.find("CUDA graphs: 1 captured, 5 replayed runs ("), std::string::npos) << perf.out;
   EXPECT_NE(perf.out.find(" GPU operations in a run)"), std::string::npos) << perf.out;
+  // The GEMMs were tuned in the eager warm-up run, before the capture (which cannot wait).
+  EXPECT_NE(perf.out.find("GEMM tuning: "), std::string::npos) << perf.out;
+  EXPECT_NE(perf.out.find(" product shapes, "), std::string::npos) << perf.out;
+#ifdef TFH_CUDA_EMULATED
+  EXPECT_NE(perf.out.find(" with several algorithms offered, "), std::string::npos) << perf.out;
+  EXPECT_EQ(perf.out.find(" 0 of them faster"), std::string::npos) << perf.out;
+#endif
 }
 
 // A model built here, on a CUDA session (with CUDA graphs when `graphs`) and on the CPU (the

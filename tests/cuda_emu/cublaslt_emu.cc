@@ -6,12 +6,15 @@
 // with CUBLAS_STATUS_INVALID_VALUE / NOT_SUPPORTED, as cuBLASLt would refuse them.
 #include "cuda_emu.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 struct cublasLtContext {};
@@ -39,6 +42,30 @@ struct Layout {
 struct Preference {
   uint32_t align[4] = {256, 256, 256, 256};
 };
+
+std::vector<EmuGemmAlgo> algos_from_environment() {
+  std::vector<EmuGemmAlgo> algos;
+  const char* v = std::getenv("TFH_EMU_GEMM_ALGOS");
+  std::string spec = v && *v ? v : "0";
+  size_t at = 0;
+  while (at <= spec.size()) {
+    const size_t comma = std::min(spec.find(',', at), spec.size());
+    const std::string item = spec.substr(at, comma - at);
+    EmuGemmAlgo a;
+    if (item == "x") a.fails = true;
+    else a.delay_us = std::atoi(item.c_str());
+    algos.push_back(a);
+    at = comma + 1;
+  }
+  return algos;
+}
+std::vector<EmuGemmAlgo>& algorithms() {
+  static std::vector<EmuGemmAlgo> algos = algos_from_environment();
+  return algos;
+}
+// The slot of cublasLtMatmulAlgo_t::data holding the emulated algorithm's index (0-3: the
+// alignments).
+constexpr int kAlgoIndex = 4;
 
 MatmulDesc* desc(cublasLtMatmulDesc_t d) { return reinterpret_cast<MatmulDesc*>(d); }
 Layout* layout(cublasLtMatrixLayout_t l) { return reinterpret_cast<Layout*>(l); }
@@ -109,6 +136,11 @@ cublasStatus_t matmul(const MatmulDesc& op, float alpha, const void* a, const La
 }
 
 }  // namespace
+
+void set_gemm_algorithms(std::vector<EmuGemmAlgo> algos) {
+  algorithms() = algos.empty() ? std::vector<EmuGemmAlgo>(1) : std::move(algos);
+}
+std::vector<EmuGemmAlgo> gemm_algorithms() { return algorithms(); }
 }  // namespace tfh::emu
 
 using namespace tfh::emu;
@@ -186,10 +218,14 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDe
                                               int requested, cublasLtMatmulHeuristicResult_t results[],
                                               int* found) {
   if (requested < 1 || !p) return CUBLAS_STATUS_INVALID_VALUE;
-  results[0] = cublasLtMatmulHeuristicResult_t{};
-  for (int i = 0; i < 4; ++i) results[0].algo.data[i] = reinterpret_cast<Preference*>(p)->align[i];
-  results[0].state = CUBLAS_STATUS_SUCCESS;
-  *found = 1;
+  const int n = std::min(requested, static_cast<int>(tfh::emu::algorithms().size()));
+  for (int r = 0; r < n; ++r) {
+    results[r] = cublasLtMatmulHeuristicResult_t{};
+    for (int i = 0; i < 4; ++i) results[r].algo.data[i] = reinterpret_cast<Preference*>(p)->align[i];
+    results[r].algo.data[tfh::emu::kAlgoIndex] = static_cast<uint64_t>(r);
+    results[r].state = CUBLAS_STATUS_SUCCESS;
+  }
+  *found = n;
   return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const void* alpha, const void* a,
@@ -211,10 +247,21 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
   }
   // alpha and beta are host floats (the default pointer mode); the descriptors are the caller's
   // and stay alive (a captured product reads them at every replay, as a graph's node holds them).
+  // The algorithm: the heuristic's (its index), or the first when none is given.
+  tfh::emu::EmuGemmAlgo chosen = tfh::emu::algorithms()[0];
+  if (algo) {
+    const uint64_t index = algo->data[tfh::emu::kAlgoIndex];
+    if (index >= tfh::emu::algorithms().size()) return CUBLAS_STATUS_INVALID_VALUE;
+    chosen = tfh::emu::algorithms()[index];
+  }
+  if (chosen.fails) return CUBLAS_STATUS_NOT_SUPPORTED;
   const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
   const MatmulDesc* o = desc(op);
   const Layout *pa = layout(la), *pb = layout(lb), *pc = layout(lc), *pd = layout(ld);
-  std::function<void()> run = [=] { matmul(*o, al, a, *pa, b, *pb, be, c, *pc, d, *pd); };
+  std::function<void()> run = [=] {
+    if (chosen.delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(chosen.delay_us));
+    matmul(*o, al, a, *pa, b, *pb, be, c, *pc, d, *pd);
+  };
   // Checked now, as cuBLASLt checks when the call is made (captured or not).
   const cublasStatus_t st = matmul(*o, al, a, *pa, b, *pb, be, c, *pc, d, *pd, /*check_only=*/true);
   if (st != CUBLAS_STATUS_SUCCESS) return st;

@@ -7,6 +7,7 @@
 #include <boost/context/stack_context.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -409,6 +410,10 @@ struct CUgraph_st {
 struct CUgraphExec_st {
   std::vector<std::function<void()>> ops;
 };
+struct CUevent_st {
+  std::chrono::steady_clock::time_point at;
+  bool recorded = false;
+};
 
 // ---- the runtime API the kernels and their tests call -------------------------------------------
 using tfh::emu::g_last_error;
@@ -600,6 +605,41 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
     op();
     if (g_last_error != cudaSuccess) return g_last_error;
   }
+  return cudaSuccess;
+}
+
+// Events: the host's clock when the stream gets there, which (work running when it is queued)
+// is when cudaEventRecord is called. Not recorded into graphs (tfhost never does).
+cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  *e = new CUevent_st;
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete e;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  if (tfh::emu::capture_of(s)) {
+    g_last_reason = "cudaEventRecord on a stream being captured (not emulated)";
+    return g_last_error = cudaErrorStreamCaptureUnsupported;
+  }
+  e->at = std::chrono::steady_clock::now();
+  e->recorded = true;
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  if (!e->recorded) {
+    g_last_reason = "cudaEventSynchronize on an event never recorded (not emulated)";
+    return g_last_error = cudaErrorInvalidResourceHandle;
+  }
+  return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t stop) {
+  if (!start->recorded || !stop->recorded) {
+    g_last_reason = "cudaEventElapsedTime of an event never recorded";
+    return g_last_error = cudaErrorInvalidResourceHandle;
+  }
+  *ms = std::chrono::duration<float, std::milli>(stop->at - start->at).count();
   return cudaSuccess;
 }
 

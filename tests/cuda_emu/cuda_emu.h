@@ -61,6 +61,11 @@
 #define cudaGraphGetNodes tfh_emu_cudaGraphGetNodes
 #define cudaGraphLaunch tfh_emu_cudaGraphLaunch
 #define cudaGraphExecDestroy tfh_emu_cudaGraphExecDestroy
+#define cudaEventCreate tfh_emu_cudaEventCreate
+#define cudaEventDestroy tfh_emu_cudaEventDestroy
+#define cudaEventRecord tfh_emu_cudaEventRecord
+#define cudaEventSynchronize tfh_emu_cudaEventSynchronize
+#define cudaEventElapsedTime tfh_emu_cudaEventElapsedTime
 #define cublasLtCreate tfh_emu_cublasLtCreate
 #define cublasLtDestroy tfh_emu_cublasLtDestroy
 #define cublasLtMatmulDescCreate tfh_emu_cublasLtMatmulDescCreate
@@ -88,6 +93,7 @@
 #include <memory>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 // (CUDA's host_defines.h gives these other meanings for host compilers.)
 #undef __global__
@@ -133,6 +139,18 @@ void* dynamic_shared();
 // Runs body() as every thread of every block of the grid; false (and the reason for
 // cudaGetLastError / cudaGetErrorString) when the configuration is invalid or the kernel failed.
 bool launch_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body);
+
+// The algorithms the emulated cuBLASLt heuristic offers, in its order, for every product (the
+// alignments the caller promised go with each): each runs the same reference product, first
+// waiting `delay_us` microseconds, or refuses to run (`fails`: NOT_SUPPORTED when called). By
+// default one; TFH_EMU_GEMM_ALGOS sets them when the emulator loads, e.g. "0,300,x" (three: the
+// second 300 us slower, the third failing). For LtGemm's tuning.
+struct EmuGemmAlgo {
+  int delay_us = 0;
+  bool fails = false;
+};
+void set_gemm_algorithms(std::vector<EmuGemmAlgo> algos);
+std::vector<EmuGemmAlgo> gemm_algorithms();
 
 // When `stream` is being captured into a graph, keeps `op` for the graph and returns true.
 bool record(cudaStream_t stream, std::function<void()> op);
