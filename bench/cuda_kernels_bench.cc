@@ -95,7 +95,8 @@ int main(int argc, char** argv) {
     std::string choice = "not tuned";
     for (const GemmTuning& t : gemm.tuned())
       if (t.m == m && t.n == n && t.k == k && t.epilogue == e && t.b_transposed == bt)
-        choice = "algorithm " + std::to_string(t.chosen) + " of " + std::to_string(t.candidates);
+        choice = "algorithm " + std::to_string(t.chosen) + " of " + std::to_string(t.offered) +
+                 " offered, " + std::to_string(t.ran) + " ran";
     char shape[64];
     std::snprintf(shape, sizeof shape, "%lldx%lldx%lld", static_cast<long long>(m),
                   static_cast<long long>(n), static_cast<long long>(k));

@@ -44,48 +44,42 @@ def compiled(torch, model, mode):
     return torch.compile(model)
 
 
-def bert(torch, transformers, batches, iterations, modes):
-    config = transformers.BertConfig()  # BERT-base: 12 layers, hidden 768, 12 heads
-    model = transformers.BertModel(config).half().cuda().eval()
-    for mode in modes:
-        m = compiled(torch, model, mode)
-        for b in batches:
-            ids = torch.randint(0, config.vocab_size, (b, 128), device="cuda")
-            mask = torch.ones_like(ids)
-            try:
-                with torch.inference_mode():
-                    ms = median_ms(lambda: m(input_ids=ids, attention_mask=mask), iterations, torch)
-                print(f"torch bert-base fp16 {mode} batch {b} seq 128: {ms:.3f} ms "
-                      f"(median of {iterations})", flush=True)
-            except Exception as e:  # noqa: BLE001 - report and go on
-                print(f"torch bert-base fp16 {mode} batch {b}: failed: {type(e).__name__}: {e}",
-                      flush=True)
+def bert(torch, config, model, batches, iterations, mode):
+    m = compiled(torch, model, mode)
+    for b in batches:
+        ids = torch.randint(0, config.vocab_size, (b, 128), device="cuda")
+        mask = torch.ones_like(ids)
+        try:
+            with torch.inference_mode():
+                ms = median_ms(lambda: m(input_ids=ids, attention_mask=mask), iterations, torch)
+            print(f"torch bert-base fp16 {mode} batch {b} seq 128: {ms:.3f} ms "
+                  f"(median of {iterations})", flush=True)
+        except Exception as e:  # noqa: BLE001 - report and go on
+            print(f"torch bert-base fp16 {mode} batch {b}: failed: {type(e).__name__}: {e}",
+                  flush=True)
 
 
-def gpt2(torch, transformers, batches, iterations, modes, past=128):
-    config = transformers.GPT2Config()  # GPT-2 small: 12 layers, hidden 768, vocab 50257
-    model = transformers.GPT2LMHeadModel(config).half().cuda().eval()
-    for mode in modes:
-        m = compiled(torch, model, mode)
-        for b in batches:
-            try:
-                with torch.inference_mode():
-                    prompt = torch.randint(0, config.vocab_size, (b, past), device="cuda")
-                    cache = model(input_ids=prompt, use_cache=True).past_key_values
-                    step = torch.randint(0, config.vocab_size, (b, 1), device="cuda")
-                    mask = torch.ones((b, past + 1), dtype=torch.long, device="cuda")
+def gpt2(torch, config, model, batches, iterations, mode, past=128):
+    m = compiled(torch, model, mode)
+    for b in batches:
+        try:
+            with torch.inference_mode():
+                prompt = torch.randint(0, config.vocab_size, (b, past), device="cuda")
+                cache = model(input_ids=prompt, use_cache=True).past_key_values
+                step = torch.randint(0, config.vocab_size, (b, 1), device="cuda")
+                mask = torch.ones((b, past + 1), dtype=torch.long, device="cuda")
 
-                    def one():
-                        m(input_ids=step, attention_mask=mask, past_key_values=cache, use_cache=True)
-                        if hasattr(cache, "crop"):
-                            cache.crop(past)  # every step sees the same past
+                def one():
+                    m(input_ids=step, attention_mask=mask, past_key_values=cache, use_cache=True)
+                    if hasattr(cache, "crop"):
+                        cache.crop(past)  # every step sees the same past
 
-                    ms = median_ms(one, iterations, torch)
-                print(f"torch gpt2 fp16 {mode} decode batch {b} past {past}: {ms:.3f} ms "
-                      f"(median of {iterations})", flush=True)
-            except Exception as e:  # noqa: BLE001
-                print(f"torch gpt2 fp16 {mode} decode batch {b}: failed: {type(e).__name__}: {e}",
-                      flush=True)
+                ms = median_ms(one, iterations, torch)
+            print(f"torch gpt2 fp16 {mode} decode batch {b} past {past}: {ms:.3f} ms "
+                  f"(median of {iterations})", flush=True)
+        except Exception as e:  # noqa: BLE001
+            print(f"torch gpt2 fp16 {mode} decode batch {b}: failed: {type(e).__name__}: {e}",
+                  flush=True)
 
 
 def main():
@@ -104,12 +98,19 @@ def main():
         return 2
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
           f"{torch.cuda.get_device_name(0)}", flush=True)
-    # (The CUDA-graph mode before the default one: under --quick, gpu-check's time limit may stop
-    # the script before the last.)
+    # Each mode for both models before the next mode, the CUDA-graph one before the default one:
+    # under --quick, gpu-check's time limit may stop the script before the last.
     modes = ["eager", "compile-cudagraphs", "compile"]
     t0 = time.time()
-    bert(torch, transformers, [1] if args.quick else [1, 8, 64], args.iterations, modes)
-    gpt2(torch, transformers, [1] if args.quick else [1, 8, 128], args.iterations, modes)
+    bert_config = transformers.BertConfig()  # BERT-base: 12 layers, hidden 768, 12 heads
+    bert_model = transformers.BertModel(bert_config).half().cuda().eval()
+    gpt2_config = transformers.GPT2Config()  # GPT-2 small: 12 layers, hidden 768, vocab 50257
+    gpt2_model = transformers.GPT2LMHeadModel(gpt2_config).half().cuda().eval()
+    for mode in modes:
+        bert(torch, bert_config, bert_model, [1] if args.quick else [1, 8, 64], args.iterations,
+             mode)
+        gpt2(torch, gpt2_config, gpt2_model, [1] if args.quick else [1, 8, 128], args.iterations,
+             mode)
     print(f"torch: done in {time.time() - t0:.0f} s", flush=True)
     return 0
 

@@ -276,9 +276,12 @@ struct GemmTuning {
   int64_t m = 0, n = 0, k = 0, batch = 1;
   bool b_transposed = false;
   Epilogue epilogue = Epilogue::None;
-  int candidates = 0;  // algorithms cuBLASLt offered that ran (1: nothing to choose between)
-  int chosen = 0;      // the one kept, as an index into cuBLASLt's order (0: its heuristic's pick)
-  double first_us = 0, chosen_us = 0;  // one product with each, as timed while tuning
+  int offered = 0;  // algorithms cuBLASLt's heuristic offered, in its order (1: no choice)
+  int ran = 0;      // of them, those that ran when timed
+  int chosen = 0;   // the one kept, as an index into the offered (0: the heuristic's pick)
+  // One product with the heuristic's pick and with the one kept, as timed (in replayed CUDA
+  // graphs); negative when that one did not run, 0 when nothing was timed (one offered).
+  double first_us = 0, chosen_us = 0;
 };
 
 // Every MatMul/Gemm of the CUDA runtime goes through one of these: C[M, N] = A[M, K] @ B[K, N]
@@ -288,11 +291,14 @@ struct GemmTuning {
 //
 // Tuning (the default; TFH_CUDA_GEMM_TUNING=off for the environment's LtGemm): when a product
 // shape is first met on a stream that is not capturing a CUDA graph, the algorithms cuBLASLt's
-// heuristic offers for it (up to kTuningCandidates) are each timed on the call's own operands,
-// and the fastest is kept for every later plan of that shape, type, epilogue and alignment —
-// the heuristic's first unless another is more than 3 % faster. The products' values do not
-// depend on it beyond the summation order. A shape first met while capturing keeps the
-// heuristic's first (a capture cannot wait for timings).
+// heuristic offers for it (up to kTuningCandidates) are each timed on the call's own operands
+// (once the stream's work so far is done, on a stream of LtGemm's own, each as a replayed CUDA
+// graph of products), and the fastest is kept for every later plan of that shape, type,
+// epilogue and alignment — the heuristic's first unless another is more than 3 % faster. The
+// products' values depend on it only through the summation order (which may then differ between
+// processes; off is reproducible). A plan made while its stream captures keeps the heuristic's
+// first (a capture cannot wait for timings) and is replaced by a tuned one when next called
+// outside a capture.
 class LtGemm {
  public:
   enum class Tuning { FromEnvironment, On, Off };

@@ -1437,15 +1437,15 @@ std::string gemm_tuning_text() {
   const LtGemm& g = lt();
   if (!g.tuning_enabled()) return "off (TFH_CUDA_GEMM_TUNING=off)";
   const std::vector<GemmTuning> tuned = g.tuned();
-  size_t choices = 0, changed = 0;
+  size_t choices = 0, changed = 0, timed = 0;
   double first = 0, chosen = 0;
   for (const GemmTuning& t : tuned) {
-    if (t.candidates < 2) continue;
+    if (t.offered < 2) continue;
     ++choices;
     if (t.chosen != 0) ++changed;
-    first += t.first_us, chosen += t.chosen_us;
+    if (t.first_us > 0 && t.chosen_us > 0) first += t.first_us, chosen += t.chosen_us, ++timed;
   }
-  char text[200];
+  char text[320];
   if (choices == 0) {
     std::snprintf(text, sizeof text,
                   "%zu product shape%s, cuBLASLt offered one algorithm for each", tuned.size(),
@@ -1454,9 +1454,9 @@ std::string gemm_tuning_text() {
   }
   std::snprintf(text, sizeof text,
                 "%zu product shape%s, %zu with several algorithms offered, %zu of them faster "
-                "with another than cuBLASLt's first pick (one product of each of the %zu: "
-                "%.1f us -> %.1f us)",
-                tuned.size(), tuned.size() == 1 ? "" : "s", choices, changed, choices, first,
+                "with another than cuBLASLt's first pick (one product of each of the %zu timed "
+                "with both: %.1f us -> %.1f us)",
+                tuned.size(), tuned.size() == 1 ? "" : "s", choices, changed, timed, first,
                 chosen);
   return text;
 }

@@ -93,6 +93,9 @@ struct Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  // Made while its stream was capturing a graph, with tuning on: the heuristic's first, to be
+  // replaced by a tuned plan when next called outside a capture.
+  bool untuned = false;
   ~Plan() {
     if (a) cublasLtMatrixLayoutDestroy(a);
     if (b) cublasLtMatrixLayoutDestroy(b);
@@ -167,9 +170,21 @@ struct EventPair {
   }
 };
 
-// Times each candidate algorithm of `plan` on the call's operands (writing C each time; the
-// caller's own product then overwrites it) and returns the index of the one to keep, filling
-// `us_per_product` (negative for a candidate that failed to run).
+// Executable graphs, destroyed with it.
+struct Graphs {
+  std::vector<cudaGraphExec_t> execs;
+  ~Graphs() {
+    for (cudaGraphExec_t e : execs)
+      if (e) cudaGraphExecDestroy(e);
+  }
+};
+
+// Times each candidate algorithm of `plan` on the call's operands, on `s` (a stream of LtGemm's
+// own, idle), writing C each time (the caller's product then overwrites it), and returns the index
+// of the one to keep, filling `us_per_product` (negative for a candidate that did not run). Each
+// candidate's products are timed as one replayed CUDA graph, as the targets run them: the host's
+// launch cost stays out of the comparison (a split-K algorithm's second kernel is not penalised
+// for it) and only what the GPU does counts.
 int fastest(cublasLtHandle_t handle, const Plan& plan,
             const std::vector<cublasLtMatmulAlgo_t>& candidates, const void* a, const void* b,
             void* c, void* workspace, size_t workspace_bytes, cudaStream_t s,
@@ -187,21 +202,53 @@ int fastest(cublasLtHandle_t handle, const Plan& plan,
         return false;
     return true;
   };
-  // Once each: a warm-up, and what fails to run drops out.
-  std::vector<double> once(n, -1);
-  for (size_t i = 0; i < n; ++i) once[i] = ev.time(s, [&] { return run(i, 1); });
-  cudaGetLastError();  // (a candidate's launch error is not the caller's)
-  const double first_ms = once[0] > 0 ? once[0] : *std::max_element(once.begin(), once.end());
-  if (first_ms <= 0) return 0;
-  // Then the best of 3 rounds of `reps` products each: about 0.1 ms of work per timing (at most
-  // 20 products), so that a few microseconds of launch jitter stay a few percent.
-  const int reps = static_cast<int>(std::clamp(0.1 / first_ms, 1.0, 20.0));
+  // Once each, eagerly: a warm-up (modules loaded), and what fails to run drops out.
+  std::vector<bool> live(n);
+  for (size_t i = 0; i < n; ++i) live[i] = run(i, 1);
+  if (cudaStreamSynchronize(s) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  cudaGetLastError();  // (a candidate's refused launch is not the caller's error)
+  // How many products per timing: about 0.1 ms of work (at most 20), from one warm eager product
+  // of the first that ran (an overestimate: it includes the launch).
+  double estimate_ms = -1;
+  for (size_t i = 0; i < n && estimate_ms < 0; ++i)
+    if (live[i]) estimate_ms = ev.time(s, [&] { return run(i, 1); });
+  if (estimate_ms <= 0) return 0;
+  const int reps = static_cast<int>(std::clamp(0.1 / estimate_ms, 1.0, 20.0));
+  // Each candidate's `reps` products captured as one graph.
+  Graphs graphs;
+  graphs.execs.assign(n, nullptr);
+  for (size_t i = 0; i < n; ++i) {
+    if (!live[i]) continue;
+    cudaGraph_t graph = nullptr;
+    bool ok = cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed) == cudaSuccess;
+    if (ok) {
+      const bool launched = run(i, reps);
+      ok = cudaStreamEndCapture(s, &graph) == cudaSuccess && launched && graph &&
+           cudaGraphInstantiate(&graphs.execs[i], graph, 0) == cudaSuccess;
+    }
+    if (graph) cudaGraphDestroy(graph);
+    if (!ok) {
+      live[i] = false;
+      cudaGetLastError();
+    }
+  }
+  // The best of 3 rounds, after one replay each (the graph's upload).
+  for (size_t i = 0; i < n; ++i)
+    if (live[i] && cudaGraphLaunch(graphs.execs[i], s) != cudaSuccess) live[i] = false;
+  if (cudaStreamSynchronize(s) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
   for (int round = 0; round < 3; ++round)
     for (size_t i = 0; i < n; ++i) {
-      if (once[i] < 0) continue;
-      const double ms = ev.time(s, [&] { return run(i, reps); });
-      if (ms < 0) {  // ran once, not now: out
-        once[i] = -1, us_per_product[i] = -1;
+      if (!live[i]) continue;
+      const double ms =
+          ev.time(s, [&] { return cudaGraphLaunch(graphs.execs[i], s) == cudaSuccess; });
+      if (ms < 0) {
+        live[i] = false, us_per_product[i] = -1;
         cudaGetLastError();
         continue;
       }
@@ -223,10 +270,61 @@ int fastest(cublasLtHandle_t handle, const Plan& plan,
 struct LtGemm::Impl {
   cublasLtHandle_t handle = nullptr;
   bool tune = true;
+  cudaStream_t tune_stream = nullptr;  // made at the first tuning
   mutable std::mutex mu;
   std::map<Key, std::unique_ptr<Plan>> plans;
+  std::vector<std::unique_ptr<Plan>> retired;  // untuned plans replaced (a graph may hold them)
   std::map<Key, cublasLtMatmulAlgo_t> algos;  // per tuning_key: the algorithm kept
   std::vector<GemmTuning> tuned;
+
+  // Sets p.algo for the product `key` describes (a shape met before: its algorithm; else the
+  // heuristic's, tuned when on and `s` is not capturing). Under mu.
+  void choose_algorithm(Plan& p, const Key& key, GemmTuning rec, const void* a, const void* b,
+                        void* c, void* workspace, size_t workspace_bytes, cudaStream_t s) {
+    const Key tkey = tuning_key(key);
+    if (auto known = algos.find(tkey); known != algos.end()) {
+      p.algo = known->second;  // this shape met before (another bias): its algorithm
+      return;
+    }
+    const std::vector<cublasLtMatmulAlgo_t> candidates =
+        offered_algorithms(handle, p, key, tune ? kTuningCandidates : 1);
+    if (candidates.empty())
+      throw CudaError("gemm: cuBLASLt has no algorithm for " + std::to_string(rec.m) + "x" +
+                      std::to_string(rec.k) + " @ " + std::to_string(rec.k) + "x" +
+                      std::to_string(rec.n) +
+                      (rec.batch > 1 ? " (batch " + std::to_string(rec.batch) + ")" : ""));
+    p.algo = candidates[0];
+    if (!tune) {
+      algos.emplace(tkey, p.algo);
+      return;
+    }
+    // A capture cannot wait for timings: the heuristic's first until next met outside one.
+    if (capturing(s)) {
+      p.untuned = true;
+      return;
+    }
+    rec.offered = rec.ran = static_cast<int>(candidates.size());
+    if (candidates.size() > 1) {
+      // On a stream of its own once the caller's work so far is done (the operands ready).
+      if (!tune_stream &&
+          cudaStreamCreateWithFlags(&tune_stream, cudaStreamNonBlocking) != cudaSuccess) {
+        cudaGetLastError();
+        tune_stream = nullptr;
+      }
+      std::vector<double> us(candidates.size(), -1);
+      if (tune_stream && cudaStreamSynchronize(s) == cudaSuccess) {
+        rec.chosen = fastest(handle, p, candidates, a, b, c, workspace, workspace_bytes,
+                             tune_stream, us);
+        cudaStreamSynchronize(tune_stream);
+      }
+      cudaGetLastError();
+      rec.ran = static_cast<int>(std::count_if(us.begin(), us.end(), [](double u) { return u >= 0; }));
+      rec.first_us = us[0], rec.chosen_us = us[static_cast<size_t>(rec.chosen)];
+      p.algo = candidates[static_cast<size_t>(rec.chosen)];
+    }
+    tuned.push_back(rec);
+    algos.emplace(tkey, p.algo);
+  }
 };
 
 LtGemm::LtGemm(Tuning tuning) : impl_(new Impl) {
@@ -242,6 +340,8 @@ LtGemm::LtGemm(Tuning tuning) : impl_(new Impl) {
 
 LtGemm::~LtGemm() {
   impl_->plans.clear();
+  impl_->retired.clear();
+  if (impl_->tune_stream) cudaStreamDestroy(impl_->tune_stream);
   if (impl_->handle) cublasLtDestroy(impl_->handle);
   delete impl_;
 }
@@ -284,7 +384,8 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     auto it = impl_->plans.find(key);
-    if (it == impl_->plans.end()) {
+    const bool retune = it != impl_->plans.end() && it->second->untuned && !capturing(s);
+    if (it == impl_->plans.end() || retune) {
       auto p = std::make_unique<Plan>();
       // fp32 accumulation for every type: Tensor Cores for float16 and bfloat16, exact float32
       // otherwise.
@@ -317,40 +418,16 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
         set_batch(p->b, batch, m * k);
         set_batch(p->c, batch, m * n);
       }
-      const Key tkey = tuning_key(key);
-      if (auto known = impl_->algos.find(tkey); known != impl_->algos.end()) {
-        p->algo = known->second;  // this shape met before (another bias): its algorithm
+      GemmTuning rec;
+      rec.type = t, rec.m = m, rec.n = n, rec.k = k, rec.batch = batch;
+      rec.b_transposed = b_transposed, rec.epilogue = epilogue;
+      impl_->choose_algorithm(*p, key, rec, a, b, c, workspace, workspace_bytes, s);
+      if (retune) {  // (the untuned plan stays alive: a captured graph may hold it)
+        impl_->retired.push_back(std::move(it->second));
+        it->second = std::move(p);
       } else {
-        const std::vector<cublasLtMatmulAlgo_t> candidates =
-            offered_algorithms(impl_->handle, *p, key, impl_->tune ? kTuningCandidates : 1);
-        if (candidates.empty())
-          throw CudaError("gemm: cuBLASLt has no algorithm for " + std::to_string(m) + "x" +
-                          std::to_string(k) + " @ " + std::to_string(k) + "x" + std::to_string(n) +
-                          (batch > 1 ? " (batch " + std::to_string(batch) + ")" : ""));
-        p->algo = candidates[0];
-        // Tuned where nothing is being captured (a capture cannot wait for timings; the shape
-        // is then tuned when next met outside one).
-        if (impl_->tune && !capturing(s)) {
-          GemmTuning rec;
-          rec.type = t, rec.m = m, rec.n = n, rec.k = k, rec.batch = batch;
-          rec.b_transposed = b_transposed, rec.epilogue = epilogue;
-          rec.candidates = static_cast<int>(candidates.size());
-          if (candidates.size() > 1) {
-            std::vector<double> us;
-            rec.chosen = fastest(impl_->handle, *p, candidates, a, b, c, workspace,
-                                 workspace_bytes, s, us);
-            rec.candidates = static_cast<int>(std::count_if(us.begin(), us.end(),
-                                                            [](double u) { return u >= 0; }));
-            rec.first_us = us[0], rec.chosen_us = us[rec.chosen];
-            p->algo = candidates[rec.chosen];
-          }
-          impl_->tuned.push_back(rec);
-          impl_->algos.emplace(tkey, p->algo);
-        } else if (!impl_->tune) {
-          impl_->algos.emplace(tkey, p->algo);
-        }
+        it = impl_->plans.emplace(key, std::move(p)).first;
       }
-      it = impl_->plans.emplace(key, std::move(p)).first;
     }
     plan = it->second.get();
   }

@@ -85,12 +85,13 @@ TEST_F(CudaKernels, LtGemmOnBuffersLessAlignedThanCudaMallocs) {
 }
 
 // Tuning: each product shape met outside a capture runs every algorithm cuBLASLt offers for it and
-// keeps the fastest (the heuristic's first unless another is >3 % faster); a plan for the same
-// shape with another bias reuses that choice; a shape first met while a graph is captured keeps
-// the heuristic's first and is tuned when next met outside one; off tunes nothing. Every result
-// is the CPU's. On the emulator the offered algorithms are set (one 2 ms slower, one failing, one
-// 0.5 ms slower), so which one is kept is known; on a GPU only that it is no slower than the
-// heuristic's first as timed.
+// keeps the fastest (the heuristic's first unless another is >3 % faster), which later products
+// run; a plan for the same shape with another bias reuses that choice; a plan made while a graph
+// is captured keeps the heuristic's first and is replaced by a tuned one when next called outside
+// a capture; off tunes nothing. Every result is the CPU's. On the emulator the offered algorithms
+// are set (one 2 ms slower, one failing, one 0.5 ms slower) and count their products, so which
+// one is kept and run is known; on a GPU only that it is no slower than the heuristic's first as
+// timed.
 TEST_F(CudaKernels, LtGemmTuningKeepsTheFastestOfferedAlgorithm) {
 #ifdef TFH_CUDA_EMULATED
   struct Restore {
@@ -98,6 +99,13 @@ TEST_F(CudaKernels, LtGemmTuningKeepsTheFastestOfferedAlgorithm) {
     ~Restore() { emu::set_gemm_algorithms(saved); }
   } restore;
   emu::set_gemm_algorithms({{2000, false}, {0, false}, {0, true}, {500, false}});
+  // Products run with each offered algorithm since `before` (a copy of gemm_algorithms()).
+  auto runs_since = [](const std::vector<emu::EmuGemmAlgo>& before) {
+    std::vector<size_t> d;
+    const std::vector<emu::EmuGemmAlgo> now = emu::gemm_algorithms();
+    for (size_t i = 0; i < now.size(); ++i) d.push_back(now[i].runs - before[i].runs);
+    return d;
+  };
 #endif
   const DevRaw workspace(LtGemm::kWorkspaceBytes, 0);
   void* ws = workspace.get();
@@ -114,72 +122,103 @@ TEST_F(CudaKernels, LtGemmTuningKeepsTheFastestOfferedAlgorithm) {
   };
   Dev da(a, F16), dw(w, F16), db1(b1, F16), db2(b2, F16), dy(m * n, F16);
   const float t = by_precision(F16, 1e-3f, 5e-2f);
+  auto product = [&](LtGemm& g, int64_t rows, const Dev& bias, void* stream = nullptr) {
+    g.run(TFH_TYPE_FLOAT16, rows, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::Bias,
+          bias.get(), ws, LtGemm::kWorkspaceBytes, static_cast<cudaStream_t>(stream));
+  };
+  auto result = [&](int64_t rows) {
+    Floats y = dy.read();
+    y.resize(rows * n);
+    return y;
+  };
 
   LtGemm tuned(LtGemm::Tuning::On);
   EXPECT_TRUE(tuned.tuning_enabled());
-  tuned.run(TFH_TYPE_FLOAT16, m, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::Bias,
-            db1.get(), ws, LtGemm::kWorkspaceBytes, nullptr);
-  EXPECT_LT(max_diff(dy.read(), want(b1, m)), t);
+  product(tuned, m, db1);
+  EXPECT_LT(max_diff(result(m), want(b1, m)), t);
   std::vector<GemmTuning> rec = tuned.tuned();
   ASSERT_EQ(rec.size(), 1u);
   EXPECT_EQ(rec[0].m, m);
   EXPECT_EQ(rec[0].n, n);
   EXPECT_EQ(rec[0].k, k);
   EXPECT_EQ(rec[0].epilogue, Epilogue::Bias);
-  EXPECT_GE(rec[0].candidates, 1);
-  if (rec[0].candidates > 1) {
+  EXPECT_GE(rec[0].offered, 1);
+  EXPECT_LE(rec[0].ran, rec[0].offered);
+  EXPECT_LT(rec[0].chosen, rec[0].offered);
+  if (rec[0].offered > 1) {
     EXPECT_GT(rec[0].first_us, 0);
     EXPECT_LE(rec[0].chosen_us, rec[0].first_us);
   }
 #ifdef TFH_CUDA_EMULATED
-  EXPECT_EQ(rec[0].candidates, 3);  // the failing one dropped
+  EXPECT_EQ(rec[0].offered, 4);
+  EXPECT_EQ(rec[0].ran, 3);  // the failing one dropped
   EXPECT_EQ(rec[0].chosen, 1);
   EXPECT_GE(rec[0].first_us, 2000);
   EXPECT_LT(rec[0].chosen_us, rec[0].first_us - 1000);
 #endif
 
-  // The same shape with the other bias: a plan of its own, the same algorithm, no new tuning.
-  tuned.run(TFH_TYPE_FLOAT16, m, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::Bias,
-            db2.get(), ws, LtGemm::kWorkspaceBytes, nullptr);
-  EXPECT_LT(max_diff(dy.read(), want(b2, m)), t);
+  // The same shape with the other bias: a plan of its own, the algorithm kept, no new tuning.
+#ifdef TFH_CUDA_EMULATED
+  std::vector<emu::EmuGemmAlgo> before = emu::gemm_algorithms();
+#endif
+  product(tuned, m, db2);
+  EXPECT_LT(max_diff(result(m), want(b2, m)), t);
   EXPECT_EQ(tuned.cached_plans(), 2u);
   EXPECT_EQ(tuned.tuned().size(), 1u);
+#ifdef TFH_CUDA_EMULATED
+  EXPECT_EQ(runs_since(before), (std::vector<size_t>{0, 1, 0, 0}));  // the kept one, once
+#endif
 
-  // A new shape (fewer rows) first met while a graph is captured: not tuned then (nothing may
-  // wait inside a capture), the replay right; met again outside one (another bias), tuned.
+  // A new shape (fewer rows) first met while a graph is captured: the heuristic's first then
+  // (nothing may wait inside a capture), the replay right; the same call again outside a capture
+  // (same bias: the same plan key), tuned and from then on the kept algorithm.
   void* stream = stream_create();
   graph_begin(stream);
-  tuned.run(TFH_TYPE_FLOAT16, m - 8, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::Bias,
-            db1.get(), ws, LtGemm::kWorkspaceBytes, static_cast<cudaStream_t>(stream));
+  product(tuned, m - 8, db1, stream);
   void* graph = graph_end(stream);
   EXPECT_EQ(tuned.tuned().size(), 1u);
-  check(cudaMemset(dy.get(), 0, m * n * 2), "clear");
+  fill_zero(dy.get(), m * n * 2, stream);
+#ifdef TFH_CUDA_EMULATED
+  before = emu::gemm_algorithms();
+#endif
   graph_launch(graph, stream);
   stream_sync(stream);
-  Floats y = dy.read();
-  y.resize((m - 8) * n);
-  EXPECT_LT(max_diff(y, want(b1, m - 8)), t);
-  graph_destroy(graph);
-  stream_destroy(stream);
-  tuned.run(TFH_TYPE_FLOAT16, m - 8, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::Bias,
-            db2.get(), ws, LtGemm::kWorkspaceBytes, nullptr);
-  y = dy.read();
-  y.resize((m - 8) * n);
-  EXPECT_LT(max_diff(y, want(b2, m - 8)), t);
+  EXPECT_LT(max_diff(result(m - 8), want(b1, m - 8)), t);
+#ifdef TFH_CUDA_EMULATED
+  EXPECT_EQ(runs_since(before), (std::vector<size_t>{1, 0, 0, 0}));  // the heuristic's first
+#endif
+  product(tuned, m - 8, db1);
+  EXPECT_LT(max_diff(result(m - 8), want(b1, m - 8)), t);
+  EXPECT_EQ(tuned.cached_plans(), 3u);
   rec = tuned.tuned();
   ASSERT_EQ(rec.size(), 2u);
   EXPECT_EQ(rec[1].m, m - 8);
 #ifdef TFH_CUDA_EMULATED
   EXPECT_EQ(rec[1].chosen, 1);
+  before = emu::gemm_algorithms();
+  product(tuned, m - 8, db1);
+  EXPECT_EQ(runs_since(before), (std::vector<size_t>{0, 1, 0, 0}));
+  // The graph captured before still replays its own (untuned) plan, right.
+  check(cudaMemset(dy.get(), 0, m * n * 2), "clear");
+  graph_launch(graph, stream);
+  stream_sync(stream);
+  EXPECT_LT(max_diff(result(m - 8), want(b1, m - 8)), t);
 #endif
+  graph_destroy(graph);
+  stream_destroy(stream);
 
   // Off: the heuristic's first, nothing timed.
   LtGemm plain(LtGemm::Tuning::Off);
   EXPECT_FALSE(plain.tuning_enabled());
-  plain.run(TFH_TYPE_FLOAT16, m, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::Bias,
-            db1.get(), ws, LtGemm::kWorkspaceBytes, nullptr);
-  EXPECT_LT(max_diff(dy.read(), want(b1, m)), t);
+#ifdef TFH_CUDA_EMULATED
+  before = emu::gemm_algorithms();
+#endif
+  product(plain, m, db1);
+  EXPECT_LT(max_diff(result(m), want(b1, m)), t);
   EXPECT_TRUE(plain.tuned().empty());
+#ifdef TFH_CUDA_EMULATED
+  EXPECT_EQ(runs_since(before), (std::vector<size_t>{1, 0, 0, 0}));
+#endif
 }
 
 // com.microsoft.Attention end to end on the device (QKV GEMM + bias, present = past ++ new, fused

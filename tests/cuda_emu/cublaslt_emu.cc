@@ -248,12 +248,12 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
   // alpha and beta are host floats (the default pointer mode); the descriptors are the caller's
   // and stay alive (a captured product reads them at every replay, as a graph's node holds them).
   // The algorithm: the heuristic's (its index), or the first when none is given.
-  tfh::emu::EmuGemmAlgo chosen = tfh::emu::algorithms()[0];
+  uint64_t index = 0;
   if (algo) {
-    const uint64_t index = algo->data[tfh::emu::kAlgoIndex];
+    index = algo->data[tfh::emu::kAlgoIndex];
     if (index >= tfh::emu::algorithms().size()) return CUBLAS_STATUS_INVALID_VALUE;
-    chosen = tfh::emu::algorithms()[index];
   }
+  const tfh::emu::EmuGemmAlgo chosen = tfh::emu::algorithms()[index];
   if (chosen.fails) return CUBLAS_STATUS_NOT_SUPPORTED;
   const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
   const MatmulDesc* o = desc(op);
@@ -261,6 +261,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
   std::function<void()> run = [=] {
     if (chosen.delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(chosen.delay_us));
     matmul(*o, al, a, *pa, b, *pb, be, c, *pc, d, *pd);
+    if (index < tfh::emu::algorithms().size()) ++tfh::emu::algorithms()[index].runs;
   };
   // Checked now, as cuBLASLt checks when the call is made (captured or not).
   const cublasStatus_t st = matmul(*o, al, a, *pa, b, *pb, be, c, *pc, d, *pd, /*check_only=*/true);

@@ -142,12 +142,14 @@ bool launch_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function
 
 // The algorithms the emulated cuBLASLt heuristic offers, in its order, for every product (the
 // alignments the caller promised go with each): each runs the same reference product, first
-// waiting `delay_us` microseconds, or refuses to run (`fails`: NOT_SUPPORTED when called). By
-// default one; TFH_EMU_GEMM_ALGOS sets them when the emulator loads, e.g. "0,300,x" (three: the
-// second 300 us slower, the third failing). For LtGemm's tuning.
+// waiting `delay_us` microseconds, or refuses to run (`fails`: NOT_SUPPORTED when called), and
+// counts the products it ran (`runs`, graph replays included). By default one; TFH_EMU_GEMM_ALGOS
+// sets them when the emulator loads, e.g. "0,300,x" (three: the second 300 us slower, the third
+// failing). For LtGemm's tuning.
 struct EmuGemmAlgo {
   int delay_us = 0;
   bool fails = false;
+  size_t runs = 0;
 };
 void set_gemm_algorithms(std::vector<EmuGemmAlgo> algos);
 std::vector<EmuGemmAlgo> gemm_algorithms();
