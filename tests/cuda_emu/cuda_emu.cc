@@ -419,6 +419,16 @@ struct CUevent_st {
 using tfh::emu::g_last_error;
 using tfh::emu::g_last_reason;
 
+namespace {
+// `what` on stream `s` when it captures, which the emulator does not record: the error it
+// returns (and sets as the last one), else cudaSuccess.
+cudaError_t refused_while_capturing(cudaStream_t s, const char* what) {
+  if (!tfh::emu::capture_of(s)) return cudaSuccess;
+  g_last_reason = std::string(what) + " while capturing (not emulated)";
+  return g_last_error = cudaErrorStreamCaptureUnsupported;
+}
+}  // namespace
+
 extern "C" {
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
@@ -523,17 +533,11 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 // The stream-ordered allocator: plain allocations (outside a capture; tfhost never allocates
 // stream-ordered memory while capturing, and the emulator refuses it rather than record it).
 cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t s) {
-  if (tfh::emu::capture_of(s)) {
-    g_last_reason = "cudaMallocAsync while capturing (not emulated)";
-    return g_last_error = cudaErrorStreamCaptureUnsupported;
-  }
+  if (const cudaError_t err = refused_while_capturing(s, "cudaMallocAsync")) return err;
   return cudaMalloc(p, bytes);
 }
 cudaError_t cudaFreeAsync(void* p, cudaStream_t s) {
-  if (tfh::emu::capture_of(s)) {
-    g_last_reason = "cudaFreeAsync while capturing (not emulated)";
-    return g_last_error = cudaErrorStreamCaptureUnsupported;
-  }
+  if (const cudaError_t err = refused_while_capturing(s, "cudaFreeAsync")) return err;
   return cudaFree(p);
 }
 cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int) {
@@ -597,10 +601,7 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
 }
 // Replays the recorded work in order; the first failed launch ends it with its error.
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
-  if (tfh::emu::capture_of(s)) {
-    g_last_reason = "cudaGraphLaunch into a capture (not emulated)";
-    return g_last_error = cudaErrorStreamCaptureUnsupported;
-  }
+  if (const cudaError_t err = refused_while_capturing(s, "cudaGraphLaunch")) return err;
   for (const auto& op : exec->ops) {
     op();
     if (g_last_error != cudaSuccess) return g_last_error;
@@ -619,10 +620,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
-  if (tfh::emu::capture_of(s)) {
-    g_last_reason = "cudaEventRecord on a stream being captured (not emulated)";
-    return g_last_error = cudaErrorStreamCaptureUnsupported;
-  }
+  if (const cudaError_t err = refused_while_capturing(s, "cudaEventRecord")) return err;
   e->at = std::chrono::steady_clock::now();
   e->recorded = true;
   return cudaSuccess;
