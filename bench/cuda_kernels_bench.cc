@@ -5,6 +5,7 @@
 // runs from scripts/gpu-check.sh.
 //
 //   build/bin/tfh_bench_cuda_kernels [--batch B] [--sequence S] [--past P] [--iterations N]
+//                                    [--warmup W]     (untimed runs before each timing; 5)
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -31,9 +32,11 @@ struct Buf {
   ~Buf() { cudaFree(p); }
 };
 
+int warmup = 5;  // untimed runs before each timing
+
 // Median milliseconds of `iters` runs of f on stream s (each run timed with events).
 double time_ms(const std::function<void()>& f, int iters, cudaStream_t s) {
-  for (int i = 0; i < 5; ++i) f();
+  for (int i = 0; i < warmup; ++i) f();
   cudaEvent_t a, b;
   cudaEventCreate(&a);
   cudaEventCreate(&b);
@@ -65,6 +68,7 @@ int main(int argc, char** argv) {
     else if (k == "--sequence") S = v;
     else if (k == "--past") P = v;
     else if (k == "--iterations") iters = static_cast<int>(v);
+    else if (k == "--warmup") warmup = static_cast<int>(v);
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
