@@ -16,13 +16,16 @@
 #include "kernels/cuda/cuda_kernels.h"
 
 // kernel<<<grid, block, shared_bytes, stream>>>(args...) is written
-//   TFH_LAUNCH(grid, block, shared_bytes, stream, kernel)(args...)
-// and a kernel's dynamic shared memory (`extern __shared__ T name[]`) TFH_DYNAMIC_SHARED(T, name):
-// under TFH_CUDA_EMULATED, tests/cuda_emu/cuda_emu.h defines both for its CPU emulator.
+//   TFH_LAUNCH(grid, block, shared_bytes, stream, kernel)(args...),
+// a kernel's dynamic shared memory (`extern __shared__ T name[]`) TFH_DYNAMIC_SHARED(T, name),
+// and its static shared memory (`__shared__ T name dims;`) TFH_SHARED(T, name, dims), one
+// variable each: under TFH_CUDA_EMULATED, tests/cuda_emu/cuda_emu.h defines them for its CPU
+// emulator (which fills shared memory with NaN bytes at every block's start, as garbage).
 #ifndef TFH_CUDA_EMULATED
 #define TFH_LAUNCH(grid, block, shared_bytes, stream, ...) \
   __VA_ARGS__<<<grid, block, shared_bytes, stream>>>
 #define TFH_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+#define TFH_SHARED(T, name, dims) __shared__ T name dims
 #endif
 
 namespace tfh::kernels::cuda {

@@ -309,7 +309,7 @@ void launch_where(const bool* c, const void* x, const void* y, void* out, const 
 // One block per row; a block-wide sum through warp shuffles and one shared slot per warp.
 template <typename T, typename Acc>
 __global__ void reduce_rows_kernel(const T* x, T* y, int64_t cols, bool mean) {
-  __shared__ Acc part[32];
+  TFH_SHARED(Acc, part, [32]);
   const T* row = x + blockIdx.x * cols;
   Acc acc = 0;
   constexpr bool kIntegral = std::is_integral<T>::value;  // exact: no detour through double
@@ -368,8 +368,8 @@ __device__ __forceinline__ int64_t arg_key(int64_t v) { return v; }
 template <typename T, typename K>
 __global__ void arg_extreme_kernel(const T* x, int64_t* y, int64_t n, int64_t inner, bool max,
                                    bool last) {
-  __shared__ K part_v[32];
-  __shared__ int64_t part_i[32];
+  TFH_SHARED(K, part_v, [32]);
+  TFH_SHARED(int64_t, part_i, [32]);
   const int64_t o = blockIdx.x / inner, r = blockIdx.x % inner;
   const T* base = x + o * n * inner + r;
   ArgCandidate<K> best{K(0), -1};

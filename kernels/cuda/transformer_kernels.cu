@@ -134,7 +134,7 @@ __device__ float block_max(float v, float* shared) { return block_reduce(v, shar
 template <typename T>
 __global__ void layer_norm_kernel(const T* x, const T* skip, const T* bias, const T* gamma,
                                   const T* beta, float eps, T* y, T* sum_out, int64_t cols) {
-  __shared__ float red[32];
+  TFH_SHARED(float, red, [32]);
   const int64_t row = blockIdx.x;
   const T* xr = x + row * cols;
   const T* sr = skip ? skip + row * cols : nullptr;
@@ -167,7 +167,7 @@ __global__ void layer_norm_kernel(const T* x, const T* skip, const T* bias, cons
 template <typename T, int PT>
 __global__ void layer_norm_reg_kernel(const T* x, const T* skip, const T* bias, const T* gamma,
                                       const T* beta, float eps, T* y, T* sum_out, int64_t cols) {
-  __shared__ float red[32];
+  TFH_SHARED(float, red, [32]);
   const int64_t row = blockIdx.x;
   const T* xr = x + row * cols;
   const T* sr = skip ? skip + row * cols : nullptr;
@@ -210,7 +210,7 @@ __global__ void layer_norm_reg_kernel(const T* x, const T* skip, const T* bias, 
 
 template <typename T>
 __global__ void softmax_kernel(const T* x, T* y, int64_t cols) {
-  __shared__ float red[32];
+  TFH_SHARED(float, red, [32]);
   const T* xr = x + blockIdx.x * cols;
   T* yr = y + blockIdx.x * cols;
   float m = -INFINITY;
@@ -304,8 +304,8 @@ template <typename T, int MaxD, bool Exact, int Split>
 __global__ void attention_kernel(AttentionArgs a) {
   static_assert(MaxD % Split == 0 && (Split == 1 || Split == 2), "a query over 1 or 2 threads");
   constexpr int Dh = MaxD / Split;  // head dims per thread
-  __shared__ float ks[kKeyTile][MaxD];
-  __shared__ float vs[kKeyTile][MaxD];
+  TFH_SHARED(float, ks, [kKeyTile][MaxD]);
+  TFH_SHARED(float, vs, [kKeyTile][MaxD]);
   const int D = Exact ? MaxD : static_cast<int>(a.head_size);
   const int64_t total = keys_of(a), past = total - a.seq;
   const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
@@ -474,11 +474,11 @@ __global__ void __launch_bounds__(32 * kMmaMaxWarps) attention_mma_kernel(Attent
   constexpr int VP = kMmaKeys + 8;  // V^T row pitch
   constexpr int KT = D / 16;        // k steps of Q K^T
   constexpr int NT = kMmaKeys / 8;  // 8-key score tiles
-  __shared__ __align__(16) uint16_t ks[kMmaKeys * KP];
-  __shared__ __align__(16) uint16_t vt[D * VP];
+  TFH_SHARED(__align__(16) uint16_t, ks, [kMmaKeys * KP]);
+  TFH_SHARED(__align__(16) uint16_t, vt, [D * VP]);
   // Per key of the tile, what every row adds to its score: the filter where a mask that depends
   // on the key alone (raw 2-D, ends, ends and starts) hides it, -inf past the last key.
-  __shared__ float key_add[kMmaKeys];
+  TFH_SHARED(float, key_add, [kMmaKeys]);
   const bool key_mask = a.mask_kind != MaskKind::None && a.mask_kind != MaskKind::Raw3D;
   const T zero{};
   const int lane = static_cast<int>(threadIdx.x & 31), warp = static_cast<int>(threadIdx.x >> 5);
@@ -809,7 +809,9 @@ __global__ void __launch_bounds__(kDecodeVecThreads) decode_vec_kernel(Attention
 // l = 0, o = 0 (a shared buffer's chunks are sized for its rows, the keys are read on the device).
 template <typename T>
 __global__ void decode_split_kernel(AttentionArgs a, float* part) {
-  __shared__ float qs[128], sc[kDecodeChunk], red[32];
+  TFH_SHARED(float, qs, [128]);
+  TFH_SHARED(float, sc, [kDecodeChunk]);
+  TFH_SHARED(float, red, [32]);
   const int64_t D = a.head_size, total = keys_of(a);
   const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads, c = blockIdx.y;
   const int64_t j0 = c * kDecodeChunk, n = min(int64_t(kDecodeChunk), total - j0);

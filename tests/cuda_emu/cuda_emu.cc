@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -193,6 +194,10 @@ bool release(Block& blk) {
   return true;
 }
 
+// The static shared variables (TFH_SHARED) the running launch's blocks declared so far.
+std::vector<std::pair<unsigned char*, size_t>> g_launch_shared;
+void fill_shared(unsigned char* p, size_t bytes) { std::memset(p, 0xff, bytes); }
+
 // Runs one block to the end; throws Fault.
 void run_block(Block& blk, dim3 grid, dim3 block, uint3 block_idx, size_t shared_bytes,
                const std::function<void()>& body) {
@@ -201,6 +206,7 @@ void run_block(Block& blk, dim3 grid, dim3 block, uint3 block_idx, size_t shared
   blk.threads.resize(n);
   blk.warps.assign((n + 31) / 32, Warp{});
   blk.shared.assign(shared_bytes, 0xff);  // NaN floats (uninitialised shared memory is garbage)
+  for (auto [p, bytes] : g_launch_shared) fill_shared(p, bytes);
   blk.fault.clear();
   for (size_t i = 0; i < n; ++i) {
     Thread& t = blk.threads[i];
@@ -344,6 +350,19 @@ void* dynamic_shared() {
   return g_block->shared.empty() ? nullptr : g_block->shared.data();
 }
 
+std::mutex& launch_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+void shared_declared(void* p, size_t bytes) {
+  unsigned char* at = static_cast<unsigned char*>(p);
+  for (const auto& [q, n] : g_launch_shared)
+    if (q == at) return;
+  g_launch_shared.emplace_back(at, bytes);
+  fill_shared(at, bytes);
+}
+
 bool launch_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body) {
   if (g_thread) throw std::logic_error("CUDA emulator: a launch from inside a kernel");
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
@@ -359,6 +378,9 @@ bool launch_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function
          std::to_string(shared_bytes) + " bytes of dynamic shared memory (48 KiB without opting in)");
     return false;
   }
+  // One launch at a time in the process: the static __shared__ variables are the block's.
+  std::lock_guard<std::mutex> one_at_a_time(launch_mutex());
+  g_launch_shared.clear();
   Block blk;
   g_block = &blk;
   try {

@@ -8,8 +8,9 @@
 //    even blocks and last to first in odd ones, so a kernel that reads what another thread
 //    writes without a barrier between sees stale data (a wrong result), and one whose threads
 //    wait at different barriers deadlocks (a launch failure);
-//  - __shared__ variables are static (one block runs at a time), dynamic shared memory is a
-//    per-block buffer filled with NaN bytes, device memory is host memory;
+//  - static shared variables (TFH_SHARED) are static ones (one block runs at a time; launches
+//    from several host threads take turns), dynamic shared memory is a per-block buffer, both
+//    filled with NaN bytes at the start of every block; device memory is host memory;
 //  - launches check their configuration as CUDA does (block and grid limits, 48 KiB of dynamic
 //    shared memory) and report a failure through cudaGetLastError; cudaGetErrorString then gives
 //    the emulator's reason;
@@ -107,6 +108,8 @@
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+// (A kernel's static shared memory is declared TFH_SHARED(T, name, dims), below; a plain
+// __shared__ variable is a static one here, never refilled.)
 #define __shared__ static
 
 namespace tfh::emu {
@@ -135,6 +138,11 @@ void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
 
 // The running block's dynamic shared memory.
 void* dynamic_shared();
+// A static shared variable of `bytes` at `p` (TFH_SHARED) reached by the running thread: the first
+// time in this launch, it is filled with 0xff bytes now (before any thread of the block wrote it)
+// and at the start of every later block of the launch, so that a block reading shared memory it
+// has not written sees garbage (NaN floats), as on a GPU, not what the last block left.
+void shared_declared(void* p, size_t bytes);
 
 // Runs body() as every thread of every block of the grid; false (and the reason for
 // cudaGetLastError / cudaGetErrorString) when the configuration is invalid or the kernel failed.
@@ -192,6 +200,11 @@ Launch<P...> launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t str
 #define TFH_LAUNCH(grid, block, shared_bytes, stream, ...) \
   ::tfh::emu::launch(grid, block, shared_bytes, stream, &__VA_ARGS__)
 #define TFH_DYNAMIC_SHARED(T, name) T* const name = static_cast<T*>(::tfh::emu::dynamic_shared())
+// A static __shared__ variable: a static one, filled with NaN bytes where a block first declares
+// it and again at the start of every later block of the launch (see shared_declared).
+#define TFH_SHARED(T, name, dims) \
+  static T name dims;             \
+  ::tfh::emu::shared_declared(&name, sizeof(name))
 
 inline void __syncthreads() { ::tfh::emu::sync_block(); }
 
