@@ -131,19 +131,31 @@ __device__ float block_max(float v, float* shared) { return block_reduce(v, shar
 
 // ---- layer norm / softmax: one block per row --------------------------------------------------------
 
+// (Skip)LayerNorm's input at column c of the row starting at element `at`: x (+ skip) (+ bias).
+template <typename T>
+__device__ __forceinline__ float ln_input(const T* x, const T* skip, const T* bias, int64_t at,
+                                          int64_t c) {
+  float v = ld(x, at + c);
+  if (skip) v += ld(skip, at + c);
+  if (bias) v += ld(bias, c);
+  return v;
+}
+// Writes column c of that row: the input v normalised (and v itself to sum_out, when asked).
+template <typename T>
+__device__ __forceinline__ void ln_output(float v, float mean, float inv, const T* gamma,
+                                          const T* beta, T* y, T* sum_out, int64_t at, int64_t c) {
+  if (sum_out) st(sum_out + at, c, v);
+  float o = (v - mean) * inv * ld(gamma, c);
+  if (beta) o += ld(beta, c);
+  st(y + at, c, o);
+}
+
 template <typename T>
 __global__ void layer_norm_kernel(const T* x, const T* skip, const T* bias, const T* gamma,
                                   const T* beta, float eps, T* y, T* sum_out, int64_t cols) {
   TFH_SHARED(float, red, [32]);
-  const int64_t row = blockIdx.x;
-  const T* xr = x + row * cols;
-  const T* sr = skip ? skip + row * cols : nullptr;
-  auto in = [&](int64_t c) {
-    float v = ld(xr, c);
-    if (sr) v += ld(sr, c);
-    if (bias) v += ld(bias, c);
-    return v;
-  };
+  const int64_t at = blockIdx.x * cols;
+  auto in = [&](int64_t c) { return ln_input(x, skip, bias, at, c); };
   float s = 0;
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += in(c);
   const float mean = block_sum(s, red) / static_cast<float>(cols);
@@ -153,13 +165,8 @@ __global__ void layer_norm_kernel(const T* x, const T* skip, const T* bias, cons
     q += d * d;
   }
   const float inv = rsqrtf(block_sum(q, red) / static_cast<float>(cols) + eps);
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-    const float v = in(c);
-    if (sum_out) st(sum_out + row * cols, c, v);
-    float o = (v - mean) * inv * ld(gamma, c);
-    if (beta) o += ld(beta, c);
-    st(y + row * cols, c, o);
-  }
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+    ln_output(in(c), mean, inv, gamma, beta, y, sum_out, at, c);
 }
 
 // The same with the row in registers (cols <= PT x blockDim.x, PT columns per thread, in the
@@ -168,20 +175,13 @@ template <typename T, int PT>
 __global__ void layer_norm_reg_kernel(const T* x, const T* skip, const T* bias, const T* gamma,
                                       const T* beta, float eps, T* y, T* sum_out, int64_t cols) {
   TFH_SHARED(float, red, [32]);
-  const int64_t row = blockIdx.x;
-  const T* xr = x + row * cols;
-  const T* sr = skip ? skip + row * cols : nullptr;
+  const int64_t at = blockIdx.x * cols;
   float v[PT];
   float s = 0.f;
 #pragma unroll
   for (int i = 0; i < PT; ++i) {
     const int64_t c = threadIdx.x + int64_t(i) * blockDim.x;
-    float e = 0.f;
-    if (c < cols) {
-      e = ld(xr, c);
-      if (sr) e += ld(sr, c);
-      if (bias) e += ld(bias, c);
-    }
+    const float e = c < cols ? ln_input(x, skip, bias, at, c) : 0.f;
     v[i] = e;
     s += e;
   }
@@ -199,12 +199,7 @@ __global__ void layer_norm_reg_kernel(const T* x, const T* skip, const T* bias, 
 #pragma unroll
   for (int i = 0; i < PT; ++i) {
     const int64_t c = threadIdx.x + int64_t(i) * blockDim.x;
-    if (c < cols) {
-      if (sum_out) st(sum_out + row * cols, c, v[i]);
-      float o = (v[i] - mean) * inv * ld(gamma, c);
-      if (beta) o += ld(beta, c);
-      st(y + row * cols, c, o);
-    }
+    if (c < cols) ln_output(v[i], mean, inv, gamma, beta, y, sum_out, at, c);
   }
 }
 
