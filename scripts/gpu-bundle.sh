@@ -51,6 +51,8 @@ cp -p ../shared/models/*_skeleton.onnx "$STAGE/shared/models/"
 cp -p ../shared/tools/fill_weights.py "$STAGE/shared/tools/"
 # Where the tests were built: they carry absolute paths into the source and build folders.
 grep '^CMAKE_HOME_DIRECTORY:' "$BUILD/CMakeCache.txt" | cut -d= -f2 > "$B/bundle-source-dir"
+# The CUDA it was built with (the machine's libcudart/libcublasLt must be that major version).
+echo "CUDA $(sed -n 's/^set(CMAKE_CUDA_COMPILER_VERSION "\(.*\)")/\1/p' "$BUILD"/CMakeFiles/*/CMakeCUDACompiler.cmake | head -1)" > "$B/bundle-cuda"
 git -C "$ROOT" rev-parse HEAD > "$B/bundle-commit" 2>/dev/null || echo unknown > "$B/bundle-commit"
 ls "$B/bundle-lib" > "$B/bundle-libs.txt"
 

@@ -67,8 +67,11 @@ say "gpu: $(head -1 "$RESULTS/nvidia-smi.txt")"
 # and build folders); a link makes that path this checkout when it differs.
 rm -rf build/bin build/plugins build/tests build/bundle-lib
 mkdir -p build shared-bundle
-xz -dc "$BUNDLE" | tar -C "$ROOT" -xf - build
-xz -dc "$BUNDLE" | tar -C "$ROOT/shared-bundle" --strip-components=1 -xf - shared
+# (xz, or python3's lzma where the machine has no xz)
+unxz() { if command -v xz >/dev/null; then xz -dc "$1"; else
+  python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1"; fi; }
+unxz "$BUNDLE" | tar -C "$ROOT" -xf - build || { echo "gpu-check: could not unpack $BUNDLE" >&2; exit 2; }
+unxz "$BUNDLE" | tar -C "$ROOT/shared-bundle" --strip-components=1 -xf - shared
 SRC=$(cat build/bundle-source-dir)
 if [ "$SRC" != "$ROOT" ]; then
   if [ "$DRY" = 1 ] && [ -d "$SRC" ]; then
@@ -83,7 +86,38 @@ fi
 # The bundle's libraries for tfhost's binaries only (python3 and torch keep the machine's own).
 LIBS="$ROOT/build/bundle-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 tf() { LD_LIBRARY_PATH="$LIBS" "$@"; }
-say "bundle: commit $(cat build/bundle-commit), $(wc -l < build/bundle-libs.txt) libraries"
+# CUDA's own libraries (libcudart, libcublasLt) are not in the bundle: they come from this
+# machine. The binaries look in the folder they were built against (RUNPATH: this build's
+# /usr/local/cuda/lib) and in the loader's cache; where neither holds them (another CUDA layout,
+# or only PyTorch's nvidia-* wheels), the folders that do are found and put on the binaries' path.
+cuda_libs_missing() {
+  tf ldd build/bin/tfhost build/tests/tfh_cuda_tests 2>/dev/null | awk '/=> not found/ {print $1}' | sort -u
+}
+cuda_lib_dir() {  # the first folder holding library $1, or nothing
+  local d nv
+  nv=$(python3 -c 'import nvidia; print(" ".join(nvidia.__path__))' 2>/dev/null)
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib \
+           /usr/local/cuda-*/lib64 /usr/local/cuda-*/lib /usr/local/cuda-*/targets/x86_64-linux/lib \
+           /usr/lib/x86_64-linux-gnu $(for p in $nv; do echo "$p"/*/lib; done); do
+    [ -e "$d/$1" ] && { echo "$d"; return; }
+  done
+  d=$(timeout 60 find /usr /opt /lib -name "$1" -print -quit 2>/dev/null)
+  [ -n "$d" ] && dirname "$d"
+}
+for lib in $(cuda_libs_missing); do
+  dir=$(cuda_lib_dir "$lib")
+  if [ -z "$dir" ]; then
+    say "gpu-check: CUDA's $lib is not on this machine (the bundle was built with $(cat build/bundle-cuda 2>/dev/null || echo 'CUDA 13'))"
+    exit 2
+  fi
+  case ":$LIBS:" in *":$dir:"*) ;; *) LIBS="$LIBS:$dir" ;; esac
+  say "cuda libraries: $lib from $dir"
+done
+if [ -n "$(cuda_libs_missing)" ]; then
+  say "gpu-check: still not loadable: $(cuda_libs_missing | tr '\n' ' ')"
+  exit 2
+fi
+say "bundle: commit $(cat build/bundle-commit), $(wc -l < build/bundle-libs.txt) libraries, built with $(cat build/bundle-cuda 2>/dev/null || echo 'CUDA (version not recorded)')"
 say "tfhost: $(tf build/bin/tfhost --version 2>&1 | head -1)"
 
 # ---- GPU tests: the CUDA kernels against the CPU ones, and every other GPU-only test.
