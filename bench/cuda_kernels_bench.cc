@@ -99,13 +99,21 @@ int main(int argc, char** argv) {
     std::string choice = "not tuned";
     for (const GemmTuning& t : gemm.tuned())
       if (t.m == m && t.n == n && t.k == k && t.epilogue == e && t.b_transposed == bt)
-        choice = "algorithm " + std::to_string(t.chosen) + " of " + std::to_string(t.offered) +
-                 " offered, " + std::to_string(t.ran) + " ran";
+        choice = (t.chose_skinny() ? std::string("tfhost's few-row kernel")
+                                   : "algorithm " + std::to_string(t.chosen)) +
+                 " of " + std::to_string(t.offered) + " offered" +
+                 (t.skinny ? " (the last tfhost's)" : "") + ", " + std::to_string(t.ran) + " ran";
     char shape[64];
     std::snprintf(shape, sizeof shape, "%lldx%lldx%lld", static_cast<long long>(m),
                   static_cast<long long>(n), static_cast<long long>(k));
-    std::printf("  gemm %-10s %-16s first %8.4f ms, tuned %8.4f ms (%s)\n", name, shape,
-                first_ms, tuned_ms, choice.c_str());
+    // tfhost's few-row kernel alone, where it takes the product (decoding), tuned or not.
+    char skinny[48] = "";
+    if (skinny_gemm_fits(TFH_TYPE_FLOAT16, m, n, k, b, bt, 1))
+      std::snprintf(skinny, sizeof skinny, ", few-row kernel %8.4f ms",
+                    time_ms([&] { skinny_gemm(TFH_TYPE_FLOAT16, m, n, k, a, b, c, e, bias, s); },
+                            iters, s));
+    std::printf("  gemm %-10s %-16s first %8.4f ms, tuned %8.4f ms%s (%s)\n", name, shape,
+                first_ms, tuned_ms, skinny, choice.c_str());
   };
   try {
     // ---- BERT-base layer, fp16: QKV GEMM, attention, output GEMM, SkipLN, FFN (GEMM+GELU, GEMM), SkipLN

@@ -270,15 +270,29 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
 // accumulator before the result is rounded.
 enum class Epilogue { None, Bias, Gelu, BiasGelu };
 
+// tfhost's own few-row product (decoding's products, batch 1 to 4), which LtGemm's tuning times
+// next to cuBLASLt's algorithms: C[m, N] = A[m, K] @ B[K, N] with the same epilogues (GELU's
+// tanh form, as cuBLASLt's), fp32 sums, for 1 to kSkinnyMaxRows rows of float16 or bfloat16, B
+// row-major, N a multiple of 8 and B 16-byte aligned (skinny_gemm_fits; an error otherwise).
+constexpr int64_t kSkinnyMaxRows = 4;
+bool skinny_gemm_fits(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* b,
+                      bool b_transposed, int64_t batch);
+void skinny_gemm(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, const void* b,
+                 void* c, Epilogue epilogue, const void* bias, cudaStream_t s);
+
 // One product shape as LtGemm tuned it (see LtGemm::Tuning).
 struct GemmTuning {
   TfhDataType type = TFH_TYPE_FLOAT;
   int64_t m = 0, n = 0, k = 0, batch = 1;
   bool b_transposed = false;
   Epilogue epilogue = Epilogue::None;
-  int offered = 0;  // algorithms cuBLASLt's heuristic offered, in its order (1: no choice)
+  // Candidates timed: the algorithms cuBLASLt's heuristic offered, in its order, then tfhost's
+  // few-row kernel (skinny_gemm) when the product fits it (`skinny`). 1: no choice.
+  int offered = 0;
+  bool skinny = false;
   int ran = 0;      // of them, those that ran when timed
   int chosen = 0;   // the one kept, as an index into the offered (0: the heuristic's pick)
+  bool chose_skinny() const { return skinny && chosen == offered - 1; }
   // One product with the heuristic's pick and with the one kept, as timed (in replayed CUDA
   // graphs); negative when that one did not run, 0 when nothing was timed (one offered).
   double first_us = 0, chosen_us = 0;
@@ -291,9 +305,10 @@ struct GemmTuning {
 //
 // Tuning (the default; TFH_CUDA_GEMM_TUNING=off for the environment's LtGemm): when a product
 // shape is first met on a stream that is not capturing a CUDA graph, the algorithms cuBLASLt's
-// heuristic offers for it (up to kTuningCandidates) are each timed on the call's own operands
-// (once the stream's work so far is done, on a stream of LtGemm's own, each as a replayed CUDA
-// graph of products), and the fastest is kept for every later plan of that shape, type,
+// heuristic offers for it (up to kTuningCandidates), and tfhost's few-row kernel where the
+// product fits it (skinny_gemm: decoding), are each timed on the call's own operands (once the
+// stream's work so far is done, on a stream of LtGemm's own, each as a replayed CUDA graph of
+// products), and the fastest is kept for every later plan of that shape, type,
 // epilogue and alignment — the heuristic's first unless another is more than 3 % faster. The
 // products' values depend on it only through the summation order (which may then differ between
 // processes; off is reproducible). A plan made while its stream captures keeps the heuristic's

@@ -1437,12 +1437,13 @@ std::string gemm_tuning_text() {
   const LtGemm& g = lt();
   if (!g.tuning_enabled()) return "off (TFH_CUDA_GEMM_TUNING=off)";
   const std::vector<GemmTuning> tuned = g.tuned();
-  size_t choices = 0, changed = 0, timed = 0;
+  size_t choices = 0, changed = 0, timed = 0, skinny = 0;
   double first = 0, chosen = 0;
   for (const GemmTuning& t : tuned) {
     if (t.offered < 2) continue;
     ++choices;
     if (t.chosen != 0) ++changed;
+    if (t.chose_skinny()) ++skinny;
     if (t.first_us > 0 && t.chosen_us > 0) first += t.first_us, chosen += t.chosen_us, ++timed;
   }
   char text[320];
@@ -1454,10 +1455,10 @@ std::string gemm_tuning_text() {
   }
   std::snprintf(text, sizeof text,
                 "%zu product shape%s, %zu with several algorithms offered, %zu of them faster "
-                "with another than cuBLASLt's first pick (one product of each of the %zu timed "
-                "with both: %.1f us -> %.1f us)",
-                tuned.size(), tuned.size() == 1 ? "" : "s", choices, changed, timed, first,
-                chosen);
+                "with another than cuBLASLt's first pick, %zu of those with tfhost's few-row "
+                "kernel (one product of each of the %zu timed with both: %.1f us -> %.1f us)",
+                tuned.size(), tuned.size() == 1 ? "" : "s", choices, changed, skinny, timed,
+                first, chosen);
   return text;
 }
 

@@ -1,4 +1,5 @@
-// LtGemm: every GEMM of the CUDA runtime through cuBLASLt (cuda_kernels.h).
+// LtGemm: every GEMM of the CUDA runtime through cuBLASLt (cuda_kernels.h), or through tfhost's
+// few-row kernel (skinny_gemm) where tuning timed it faster.
 //
 // Row-major C[M, N] = A[M, K] @ B[K, N] is computed as cuBLASLt's column-major
 // C^T[N, M] = B^T[N, K] @ A^T[K, M]: the row-major buffers are exactly those column-major
@@ -93,6 +94,7 @@ struct Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  bool skinny = false;  // tfhost's few-row kernel instead (it was timed faster)
   // Made while its stream was capturing a graph, with tuning on: the heuristic's first, to be
   // replaced by a tuned plan when next called outside a capture.
   bool untuned = false;
@@ -181,25 +183,42 @@ struct Graphs {
 
 // Times each candidate algorithm of `plan` on the call's operands, on `s` (a stream of LtGemm's
 // own, idle), writing C each time (the caller's product then overwrites it), and returns the index
-// of the one to keep, filling `us_per_product` (negative for a candidate that did not run). Each
+// of the one to keep, filling `us_per_product` (negative for a candidate that did not run). With
+// `skinny` (a product of few rows), tfhost's skinny_gemm is one more candidate, after them. Each
 // candidate's products are timed as one replayed CUDA graph, as the targets run them: the host's
 // launch cost stays out of the comparison (a split-K algorithm's second kernel is not penalised
 // for it) and only what the GPU does counts.
+struct SkinnyCall {  // skinny_gemm's arguments but for the operands
+  TfhDataType type;
+  int64_t m, n, k;
+  Epilogue epilogue;
+  const void* bias;
+};
+
 int fastest(cublasLtHandle_t handle, const Plan& plan,
-            const std::vector<cublasLtMatmulAlgo_t>& candidates, const void* a, const void* b,
-            void* c, void* workspace, size_t workspace_bytes, cudaStream_t s,
-            std::vector<double>& us_per_product) {
-  const size_t n = candidates.size();
+            const std::vector<cublasLtMatmulAlgo_t>& candidates, const SkinnyCall* skinny,
+            const void* a, const void* b, void* c, void* workspace, size_t workspace_bytes,
+            cudaStream_t s, std::vector<double>& us_per_product) {
+  const size_t n = candidates.size() + (skinny ? 1 : 0);
   us_per_product.assign(n, -1);
   EventPair ev;
   if (!ev.ok) return 0;
   const float alpha = 1.f, beta = 0.f;
   auto run = [&](size_t i, int times) {
-    for (int r = 0; r < times; ++r)
-      if (cublasLtMatmul(handle, plan.op, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c, c,
-                         plan.c, &candidates[i], workspace, workspace_bytes,
-                         s) != CUBLAS_STATUS_SUCCESS)
+    for (int r = 0; r < times; ++r) {
+      if (i == candidates.size()) {  // tfhost's few-row kernel
+        try {
+          skinny_gemm(skinny->type, skinny->m, skinny->n, skinny->k, a, b, c, skinny->epilogue,
+                      skinny->bias, s);
+        } catch (const CudaError&) {
+          return false;
+        }
+      } else if (cublasLtMatmul(handle, plan.op, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c,
+                                c, plan.c, &candidates[i], workspace, workspace_bytes,
+                                s) != CUBLAS_STATUS_SUCCESS) {
         return false;
+      }
+    }
     return true;
   };
   // Once each, eagerly: a warm-up (modules loaded), and what fails to run drops out.
@@ -274,16 +293,22 @@ struct LtGemm::Impl {
   mutable std::mutex mu;
   std::map<Key, std::unique_ptr<Plan>> plans;
   std::vector<std::unique_ptr<Plan>> retired;  // untuned plans replaced (a graph may hold them)
-  std::map<Key, cublasLtMatmulAlgo_t> algos;  // per tuning_key: the algorithm kept
+  struct Choice {
+    cublasLtMatmulAlgo_t algo;
+    bool skinny;
+  };
+  std::map<Key, Choice> algos;  // per tuning_key: the algorithm kept
   std::vector<GemmTuning> tuned;
 
-  // Sets p.algo for the product `key` describes (a shape met before: its algorithm; else the
-  // heuristic's, tuned when on and `s` is not capturing). Under mu.
+  // Sets p.algo (or p.skinny) for the product `key` describes (a shape met before: its
+  // algorithm; else the heuristic's, tuned when on and `s` is not capturing). Under mu.
   void choose_algorithm(Plan& p, const Key& key, GemmTuning rec, const void* a, const void* b,
-                        void* c, void* workspace, size_t workspace_bytes, cudaStream_t s) {
+                        void* c, const void* bias, void* workspace, size_t workspace_bytes,
+                        cudaStream_t s) {
     const Key tkey = tuning_key(key);
     if (auto known = algos.find(tkey); known != algos.end()) {
-      p.algo = known->second;  // this shape met before (another bias): its algorithm
+      // this shape met before (another bias): its algorithm
+      p.algo = known->second.algo, p.skinny = known->second.skinny;
       return;
     }
     const std::vector<cublasLtMatmulAlgo_t> candidates =
@@ -295,7 +320,7 @@ struct LtGemm::Impl {
                       (rec.batch > 1 ? " (batch " + std::to_string(rec.batch) + ")" : ""));
     p.algo = candidates[0];
     if (!tune) {
-      algos.emplace(tkey, p.algo);
+      algos.emplace(tkey, Choice{p.algo, false});
       return;
     }
     // A capture cannot wait for timings: the heuristic's first until next met outside one.
@@ -303,27 +328,31 @@ struct LtGemm::Impl {
       p.untuned = true;
       return;
     }
-    rec.offered = rec.ran = static_cast<int>(candidates.size());
-    if (candidates.size() > 1) {
+    // (B's alignment is in the key: every plan of this tuning has B as aligned as this one's.)
+    rec.skinny = skinny_gemm_fits(rec.type, rec.m, rec.n, rec.k, b, rec.b_transposed, rec.batch);
+    const SkinnyCall call{rec.type, rec.m, rec.n, rec.k, rec.epilogue, bias};
+    rec.offered = rec.ran = static_cast<int>(candidates.size()) + (rec.skinny ? 1 : 0);
+    if (rec.offered > 1) {
       // On a stream of its own once the caller's work so far is done (the operands ready).
       if (!tune_stream &&
           cudaStreamCreateWithFlags(&tune_stream, cudaStreamNonBlocking) != cudaSuccess) {
         cudaGetLastError();
         tune_stream = nullptr;
       }
-      std::vector<double> us(candidates.size(), -1);
+      std::vector<double> us(static_cast<size_t>(rec.offered), -1);
       if (tune_stream && cudaStreamSynchronize(s) == cudaSuccess) {
-        rec.chosen = fastest(handle, p, candidates, a, b, c, workspace, workspace_bytes,
-                             tune_stream, us);
+        rec.chosen = fastest(handle, p, candidates, rec.skinny ? &call : nullptr, a, b, c,
+                             workspace, workspace_bytes, tune_stream, us);
         cudaStreamSynchronize(tune_stream);
       }
       cudaGetLastError();
       rec.ran = static_cast<int>(std::count_if(us.begin(), us.end(), [](double u) { return u >= 0; }));
       rec.first_us = us[0], rec.chosen_us = us[static_cast<size_t>(rec.chosen)];
-      p.algo = candidates[static_cast<size_t>(rec.chosen)];
+      p.skinny = rec.chose_skinny();
+      if (!p.skinny) p.algo = candidates[static_cast<size_t>(rec.chosen)];
     }
     tuned.push_back(rec);
-    algos.emplace(tkey, p.algo);
+    algos.emplace(tkey, Choice{p.algo, p.skinny});
   }
 };
 
@@ -421,7 +450,8 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
       GemmTuning rec;
       rec.type = t, rec.m = m, rec.n = n, rec.k = k, rec.batch = batch;
       rec.b_transposed = b_transposed, rec.epilogue = epilogue;
-      impl_->choose_algorithm(*p, key, rec, a, b, c, workspace, workspace_bytes, s);
+      impl_->choose_algorithm(*p, key, rec, a, b, c, has_bias ? bias : nullptr, workspace,
+                              workspace_bytes, s);
       if (retune) {  // (the untuned plan stays alive: a captured graph may hold it)
         impl_->retired.push_back(std::move(it->second));
         it->second = std::move(p);
@@ -431,6 +461,7 @@ void LtGemm::run(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, 
     }
     plan = it->second.get();
   }
+  if (plan->skinny) return skinny_gemm(t, m, n, k, a, b, c, epilogue, bias, s);
   const float alpha = 1.f, beta = 0.f;
   check_lt(cublasLtMatmul(impl_->handle, plan->op, &alpha, b, plan->a, a, plan->b, &beta, c,
                           plan->c, c, plan->c, &plan->algo, workspace, workspace_bytes, s),

@@ -1275,4 +1275,119 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
   else attention(args, s);
 }
 
+
+// ---- Few-row products (decoding): C[m, N] = A[m, K] @ B[K, N] (+ bias, GELU), m <= 4 --------------
+// A decoding step multiplies one to four rows by every weight matrix: each product reads the
+// whole of B once and does little else, so its time is B's bytes at the memory's bandwidth plus
+// the latency of getting them in flight. Tensor-core GEMM tiles cover 64 or more rows and, at
+// N = 768, only a few dozen column tiles, so few SMs fetch B. Here each thread owns 8 adjacent
+// columns (one 16-byte load of a B row per step) and a slice of K (every TY-th row), so a block
+// covers TX x 8 columns with 256 threads spread over K: N / 16 blocks at TX = 2 (48 for N = 768,
+// 144 for 2304), each thread with a few independent loads in flight. The partial sums over K
+// meet through shuffles within a warp, then shared memory across the block's 8 warps. LtGemm
+// offers it to its tuning as one more candidate, so it only runs where it was timed faster.
+namespace {
+constexpr int kSkinnyThreads = 256;
+
+template <typename T, int MR, int TX>
+__global__ void __launch_bounds__(kSkinnyThreads)
+    skinny_gemm_kernel(const T* a, const T* b, T* c, const T* bias, int m, int64_t n, int64_t k,
+                       bool gelu) {
+  constexpr int TY = kSkinnyThreads / TX;  // threads along K
+  constexpr int VEC = 8;                   // columns per thread: 16 bytes of T
+  static_assert(sizeof(T) == 2 && 32 % TX == 0, "16-bit data, a power-of-two TX up to 32");
+  TFH_SHARED(float, part, [kSkinnyThreads / 32][MR][TX * VEC]);
+  const int tx = static_cast<int>(threadIdx.x) % TX, ty = static_cast<int>(threadIdx.x) / TX;
+  const int64_t col = (static_cast<int64_t>(blockIdx.x) * TX + tx) * VEC;
+  float acc[MR][VEC];
+#pragma unroll
+  for (int r = 0; r < MR; ++r)
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) acc[r][j] = 0.f;
+  if (col < n) {  // (n is a multiple of 8: a thread's columns are all in or all out)
+    const T* bp = b + col;
+#pragma unroll 4
+    for (int64_t kk = ty; kk < k; kk += TY) {
+      float w[VEC];
+      ld_vec(bp + kk * n, w);
+#pragma unroll
+      for (int r = 0; r < MR; ++r) {
+        if (r >= m) break;
+        const float x = ld(a, r * k + kk);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) acc[r][j] += x * w[j];
+      }
+    }
+  }
+  // Within a warp, lanes tx, tx + TX, ... hold the same columns: their sums meet in lane tx.
+#pragma unroll
+  for (int off = TX; off < 32; off *= 2)
+#pragma unroll
+    for (int r = 0; r < MR; ++r)
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) acc[r][j] += __shfl_xor_sync(0xffffffffu, acc[r][j], off);
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) / 32;
+  if (lane < TX)
+#pragma unroll
+    for (int r = 0; r < MR; ++r)
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) part[warp][r][tx * VEC + j] = acc[r][j];
+  __syncthreads();
+  // Then across the warps: a thread per (row, column) of the block's part of C.
+  for (int i = static_cast<int>(threadIdx.x); i < MR * TX * VEC; i += kSkinnyThreads) {
+    const int r = i / (TX * VEC), cj = i % (TX * VEC);
+    const int64_t cc = static_cast<int64_t>(blockIdx.x) * TX * VEC + cj;
+    if (r >= m || cc >= n) continue;
+    float v = 0.f;
+#pragma unroll
+    for (int w = 0; w < kSkinnyThreads / 32; ++w) v += part[w][r][cj];
+    if (bias) v += ld(bias, cc);
+    st(c, r * n + cc, gelu ? gelu_tanh(v) : v);
+  }
+}
+
+template <typename T, int TX>
+void launch_skinny(const void* a, const void* b, void* c, const void* bias, int m, int64_t n,
+                   int64_t k, bool gelu, cudaStream_t s) {
+  const unsigned blocks = static_cast<unsigned>((n + TX * 8 - 1) / (TX * 8));
+  const T *pa = static_cast<const T*>(a), *pb = static_cast<const T*>(b),
+          *pbias = static_cast<const T*>(bias);
+  T* pc = static_cast<T*>(c);
+  if (m == 1) TFH_LAUNCH(blocks, kSkinnyThreads, 0, s, skinny_gemm_kernel<T, 1, TX>)(pa, pb, pc, pbias, m, n, k, gelu);
+  else if (m == 2) TFH_LAUNCH(blocks, kSkinnyThreads, 0, s, skinny_gemm_kernel<T, 2, TX>)(pa, pb, pc, pbias, m, n, k, gelu);
+  else TFH_LAUNCH(blocks, kSkinnyThreads, 0, s, skinny_gemm_kernel<T, 4, TX>)(pa, pb, pc, pbias, m, n, k, gelu);
+}
+}  // namespace
+
+bool skinny_gemm_fits(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* b,
+                      bool b_transposed, int64_t batch) {
+  return (t == TFH_TYPE_FLOAT16 || t == TFH_TYPE_BFLOAT16) && batch == 1 && !b_transposed &&
+         m >= 1 && m <= kSkinnyMaxRows && k >= 1 && n >= 8 && n % 8 == 0 &&
+         n / 8 <= 0x7fffffff && reinterpret_cast<uintptr_t>(b) % 16 == 0;
+}
+
+void skinny_gemm(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, const void* b,
+                 void* c, Epilogue epilogue, const void* bias, cudaStream_t s) {
+  if (!skinny_gemm_fits(t, m, n, k, b, false, 1))
+    throw CudaError("skinny_gemm: takes 1 to " + std::to_string(kSkinnyMaxRows) +
+                    " rows of float16/bfloat16, N a multiple of 8 and B 16-byte aligned (here " +
+                    std::to_string(m) + "x" + std::to_string(k) + " @ " + std::to_string(k) + "x" +
+                    std::to_string(n) + ")");
+  const bool has_bias = epilogue == Epilogue::Bias || epilogue == Epilogue::BiasGelu;
+  if (has_bias && !bias) throw CudaError("skinny_gemm: the bias epilogue needs a bias");
+  const bool gelu = epilogue == Epilogue::Gelu || epilogue == Epilogue::BiasGelu;
+  // Wide products (an LM head) have blocks to spare: 64 columns a block, K over 32 threads.
+  const bool wide = n / 16 >= 8 * static_cast<int64_t>(gpu_traits().sms);
+  const int rows = static_cast<int>(m);
+  const void* bb = has_bias ? bias : nullptr;
+  if (t == TFH_TYPE_FLOAT16) {
+    if (wide) launch_skinny<__half, 8>(a, b, c, bb, rows, n, k, gelu, s);
+    else launch_skinny<__half, 2>(a, b, c, bb, rows, n, k, gelu, s);
+  } else {
+    if (wide) launch_skinny<__nv_bfloat16, 8>(a, b, c, bb, rows, n, k, gelu, s);
+    else launch_skinny<__nv_bfloat16, 2>(a, b, c, bb, rows, n, k, gelu, s);
+  }
+  launched("skinny_gemm");
+}
+
 }  // namespace tfh::kernels::cuda

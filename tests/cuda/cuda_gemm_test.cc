@@ -84,6 +84,61 @@ TEST_F(CudaKernels, LtGemmOnBuffersLessAlignedThanCudaMallocs) {
   EXPECT_EQ(gemm.cached_plans(), 6u);  // per type: the aligned pointers' plan and the others'
 }
 
+// tfhost's few-row product (decoding's GEMMs, which LtGemm's tuning times next to cuBLASLt's
+// algorithms) against the CPU's MatMul / Gemm / GemmFastGelu: 1 to 4 rows, every epilogue,
+// awkward K and N (one column group, K = 1, N not a multiple of the block's columns) and GPT-2's
+// shapes, and a product wide enough for the 64-column blocks; what it does not take is refused.
+TEST_F(CudaKernels, SkinnyGemmAgainstCpu) {
+  struct Case {
+    int64_t m, k, n;
+  };
+  for (int elem : {F16, BF16})
+    for (const Case& c : {Case{1, 1, 8}, Case{2, 7, 24}, Case{3, 130, 776}, Case{4, 300, 264},
+                          Case{1, 768, 2304}, Case{2, 3, 16904}})
+      for (Epilogue e : {Epilogue::None, Epilogue::Bias, Epilogue::Gelu, Epilogue::BiasGelu}) {
+        if (c.n > 10000 && e != Epilogue::BiasGelu) continue;  // (the wide blocks: once)
+        SCOPED_TRACE(name_of(elem) + " " + std::to_string(c.m) + "x" + std::to_string(c.k) +
+                     "x" + std::to_string(c.n) + " epilogue " + std::to_string(static_cast<int>(e)));
+        std::mt19937 rng(static_cast<unsigned>(c.m * 31 + c.k + c.n));
+        const Floats a = stored(random_floats(c.m * c.k, rng), elem),
+                     w = stored(random_floats(c.k * c.n, rng, -0.1f, 0.1f), elem),
+                     bias = stored(random_floats(c.n, rng), elem);
+        const bool with_bias = e == Epilogue::Bias || e == Epilogue::BiasGelu;
+        const bool gelu = e == Epilogue::Gelu || e == Epilogue::BiasGelu;
+        std::vector<In> ins = {{"a", {c.m, c.k}, a, elem}, {"w", {c.k, c.n}, w, elem}};
+        if (with_bias) ins.push_back({"bias", {c.n}, bias, elem});
+        const auto want = gelu        ? cpu_node("GemmFastGelu", "com.microsoft", 1, ins, {"y"})
+                          : with_bias ? cpu_node("Gemm", "", 13, ins, {"y"})
+                                      : cpu_node("MatMul", "", 13, ins, {"y"});
+        Dev da(a, elem), dw(w, elem), db(bias, elem);
+        const DevRaw dy(static_cast<size_t>(c.m * c.n * 2), 0xff);  // NaN: every element written
+        ASSERT_TRUE(skinny_gemm_fits(type_of(elem), c.m, c.n, c.k, dw.get(), false, 1));
+        skinny_gemm(type_of(elem), c.m, c.n, c.k, da.get(), dw.get(), dy.get(), e,
+                    with_bias ? db.get() : nullptr, nullptr);
+        Floats got;
+        for (uint16_t bits : dy.read<uint16_t>()) got.push_back(from_bits16(bits, elem));
+        EXPECT_LT(max_diff(got, want[0]), by_precision(elem, 1e-3f, 1e-2f));
+      }
+  // What it does not take: too many rows, N not a multiple of 8, B transposed or misaligned,
+  // float32, a batch; skinny_gemm itself says so.
+  const DevRaw b(size_t(4096), 0);
+  EXPECT_TRUE(skinny_gemm_fits(TFH_TYPE_FLOAT16, 4, 64, 16, b.get(), false, 1));
+  EXPECT_FALSE(skinny_gemm_fits(TFH_TYPE_FLOAT16, 5, 64, 16, b.get(), false, 1));
+  EXPECT_FALSE(skinny_gemm_fits(TFH_TYPE_FLOAT16, 0, 64, 16, b.get(), false, 1));
+  EXPECT_FALSE(skinny_gemm_fits(TFH_TYPE_FLOAT16, 1, 60, 16, b.get(), false, 1));
+  EXPECT_FALSE(skinny_gemm_fits(TFH_TYPE_FLOAT16, 1, 64, 16, b.get(), true, 1));
+  EXPECT_FALSE(skinny_gemm_fits(TFH_TYPE_FLOAT16, 1, 64, 16, static_cast<char*>(b.get()) + 8, false, 1));
+  EXPECT_FALSE(skinny_gemm_fits(TFH_TYPE_FLOAT, 1, 64, 16, b.get(), false, 1));
+  EXPECT_FALSE(skinny_gemm_fits(TFH_TYPE_BFLOAT16, 1, 64, 16, b.get(), false, 2));
+  try {
+    skinny_gemm(TFH_TYPE_FLOAT16, 5, 64, 16, b.get(), b.get(), b.get(), Epilogue::None, nullptr,
+                nullptr);
+    ADD_FAILURE() << "5 rows taken";
+  } catch (const CudaError& err) {
+    EXPECT_NE(std::string(err.what()).find("5x16 @ 16x64"), std::string::npos) << err.what();
+  }
+}
+
 // Tuning: each product shape met outside a capture runs every algorithm cuBLASLt offers for it and
 // keeps the fastest (the heuristic's first unless another is >3 % faster), which later products
 // run; a plan for the same shape with another bias reuses that choice; a plan made while a graph
@@ -219,6 +274,69 @@ TEST_F(CudaKernels, LtGemmTuningKeepsTheFastestOfferedAlgorithm) {
   EXPECT_TRUE(plain.tuned().empty());
 #ifdef TFH_CUDA_EMULATED
   EXPECT_EQ(runs_since(before), (std::vector<size_t>{1, 0, 0, 0}));
+#endif
+}
+
+// Tuning offers tfhost's few-row kernel as one more candidate where a product fits it (2 rows
+// here), and keeps it when it is the fastest: later products of the shape run it and no cuBLASLt
+// algorithm. On the emulator cuBLASLt's two algorithms are made 150 ms slow, so the kernel is
+// known to win; on a GPU, that it was offered, and whichever was kept gives the CPU's result.
+// A product it does not take (transposed weights) is tuned over cuBLASLt's algorithms alone.
+TEST_F(CudaKernels, LtGemmTuningOffersTheFewRowKernel) {
+#ifdef TFH_CUDA_EMULATED
+  struct Restore {
+    std::vector<emu::EmuGemmAlgo> saved = emu::gemm_algorithms();
+    ~Restore() { emu::set_gemm_algorithms(saved); }
+  } restore;
+  emu::set_gemm_algorithms({{150000, false}, {150000, false}});
+#endif
+  const DevRaw workspace(LtGemm::kWorkspaceBytes, 0);
+  const int64_t m = 2, k = 40, n = 56;
+  std::mt19937 rng(5);
+  const Floats a = stored(random_floats(m * k, rng), F16),
+               w = stored(random_floats(k * n, rng, -0.1f, 0.1f), F16),
+               bias = stored(random_floats(n, rng), F16);
+  Floats wt(w.size());
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = 0; j < n; ++j) wt[j * k + i] = w[i * n + j];
+  const auto want = cpu_node("GemmFastGelu", "com.microsoft", 1,
+                             {{"a", {m, k}, a, F16}, {"w", {k, n}, w, F16}, {"bias", {n}, bias, F16}},
+                             {"y"})[0];
+  Dev da(a, F16), dw(w, F16), dwt(wt, F16), db(bias, F16), dy(m * n, F16), dy2(m * n, F16);
+  LtGemm gemm(LtGemm::Tuning::On);
+  auto product = [&](const Dev& weights, bool transposed, const Dev& out) {
+    gemm.run(TFH_TYPE_FLOAT16, m, n, k, da.get(), weights.get(), transposed, out.get(),
+             Epilogue::BiasGelu, db.get(), workspace.get(), LtGemm::kWorkspaceBytes, nullptr);
+  };
+  product(dw, false, dy);
+  EXPECT_LT(max_diff(dy.read(), want), 1e-2f);
+  std::vector<GemmTuning> rec = gemm.tuned();
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_TRUE(rec[0].skinny);
+  EXPECT_GE(rec[0].offered, 2);
+  EXPECT_GT(rec[0].first_us, 0);
+  EXPECT_LE(rec[0].chosen_us, rec[0].first_us);
+#ifdef TFH_CUDA_EMULATED
+  EXPECT_EQ(rec[0].offered, 3);
+  EXPECT_EQ(rec[0].ran, 3);
+  EXPECT_TRUE(rec[0].chose_skinny());
+  EXPECT_LT(rec[0].chosen_us, 100000);
+  const std::vector<emu::EmuGemmAlgo> before = emu::gemm_algorithms();
+#endif
+  product(dw, false, dy);  // the kept choice
+  EXPECT_LT(max_diff(dy.read(), want), 1e-2f);
+#ifdef TFH_CUDA_EMULATED
+  const std::vector<emu::EmuGemmAlgo> after = emu::gemm_algorithms();
+  EXPECT_EQ(after[0].runs - before[0].runs + after[1].runs - before[1].runs, 0u);  // no cuBLASLt
+#endif
+  product(dwt, true, dy2);  // transposed: not the kernel's
+  EXPECT_LT(max_diff(dy2.read(), want), 1e-2f);
+  rec = gemm.tuned();
+  ASSERT_EQ(rec.size(), 2u);
+  EXPECT_FALSE(rec[1].skinny);
+  EXPECT_FALSE(rec[1].chose_skinny());
+#ifdef TFH_CUDA_EMULATED
+  EXPECT_EQ(rec[1].offered, 2);
 #endif
 }
 
