@@ -321,6 +321,11 @@ if [ -f "$MODELS/bert.onnx" ]; then
     "$MODELS/bert_fp16.onnx" bert 1 -s 128
   TFH_CUDA_GEMM_TUNING=off PERF_MODES=graph perf_gpu gpt2-fp16io-shared-cache-decode-past128-gemm-untuned \
     "$MODELS/gpt2_fp16io_shared.onnx" gpt2 1 -s 1 --past_sequence_length 128
+  # Tuned, but without tfhost's few-row kernel (cuBLASLt's algorithms alone): what the kernel
+  # gains in the whole step, where the weights stream from memory (tuning timed each product
+  # alone, repeated, its weights then in L2).
+  TFH_CUDA_FEW_ROW_GEMM=off PERF_MODES=graph perf_gpu gpt2-fp16io-shared-cache-decode-past128-no-few-row \
+    "$MODELS/gpt2_fp16io_shared.onnx" gpt2 1 -s 1 --past_sequence_length 128
   if [ "$QUICK" != 1 ]; then
     # (compare's bfloat16 default, 0.15; the CPU's drift over 12 layers: 0.087, measured.)
     compare_gpu bert-base-bf16 "$MODELS/bert.onnx" "$MODELS/bert_bf16.onnx" bert -b 2 -s 128

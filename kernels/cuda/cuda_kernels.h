@@ -279,6 +279,9 @@ bool skinny_gemm_fits(TfhDataType t, int64_t m, int64_t n, int64_t k, const void
                       bool b_transposed, int64_t batch);
 void skinny_gemm(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* a, const void* b,
                  void* c, Epilogue epilogue, const void* bias, cudaStream_t s);
+// Whether LtGemm's tuning offers it: yes unless TFH_CUDA_FEW_ROW_GEMM=off (read once; a note says
+// so), which times whole models with cuBLASLt's algorithms alone.
+bool skinny_gemm_offered();
 
 // One product shape as LtGemm tuned it (see LtGemm::Tuning).
 struct GemmTuning {

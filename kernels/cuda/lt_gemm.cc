@@ -329,7 +329,8 @@ struct LtGemm::Impl {
       return;
     }
     // (B's alignment is in the key: every plan of this tuning has B as aligned as this one's.)
-    rec.skinny = skinny_gemm_fits(rec.type, rec.m, rec.n, rec.k, b, rec.b_transposed, rec.batch);
+    rec.skinny = skinny_gemm_offered() &&
+                 skinny_gemm_fits(rec.type, rec.m, rec.n, rec.k, b, rec.b_transposed, rec.batch);
     const SkinnyCall call{rec.type, rec.m, rec.n, rec.k, rec.epilogue, bias};
     rec.offered = rec.ran = static_cast<int>(candidates.size()) + (rec.skinny ? 1 : 0);
     if (rec.offered > 1) {

@@ -1285,14 +1285,15 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
 // covers TX x 8 columns with 256 threads spread over K: N / 16 blocks at TX = 2 (48 for N = 768,
 // 144 for 2304), each thread with a few independent loads in flight. The partial sums over K
 // meet through shuffles within a warp, then shared memory across the block's 8 warps. LtGemm
-// offers it to its tuning as one more candidate, so it only runs where it was timed faster.
+// offers it to its tuning as one more candidate, so it only runs where it was timed faster
+// (TFH_CUDA_FEW_ROW_GEMM=off: never offered, to time whole models without it).
 namespace {
 constexpr int kSkinnyThreads = 256;
 
 template <typename T, int MR, int TX>
 __global__ void __launch_bounds__(kSkinnyThreads)
-    skinny_gemm_kernel(const T* a, const T* b, T* c, const T* bias, int m, int64_t n, int64_t k,
-                       bool gelu) {
+    skinny_gemm_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ c,
+                       const T* __restrict__ bias, int m, int64_t n, int64_t k, bool gelu) {
   constexpr int TY = kSkinnyThreads / TX;  // threads along K
   constexpr int VEC = 8;                   // columns per thread: 16 bytes of T
   static_assert(sizeof(T) == 2 && 32 % TX == 0, "16-bit data, a power-of-two TX up to 32");
@@ -1306,7 +1307,9 @@ __global__ void __launch_bounds__(kSkinnyThreads)
     for (int j = 0; j < VEC; ++j) acc[r][j] = 0.f;
   if (col < n) {  // (n is a multiple of 8: a thread's columns are all in or all out)
     const T* bp = b + col;
-#pragma unroll 4
+    // (8 rows a trip: eight 16-byte loads in flight per thread; at N = 768 the grid is only 48
+    // blocks, and the bytes in flight, not the bandwidth, set the time)
+#pragma unroll 8
     for (int64_t kk = ty; kk < k; kk += TY) {
       float w[VEC];
       ld_vec(bp + kk * n, w);
@@ -1358,6 +1361,12 @@ void launch_skinny(const void* a, const void* b, void* c, const void* bias, int 
   else TFH_LAUNCH(blocks, kSkinnyThreads, 0, s, skinny_gemm_kernel<T, 4, TX>)(pa, pb, pc, pbias, m, n, k, gelu);
 }
 }  // namespace
+
+bool skinny_gemm_offered() {
+  static const bool off = env_choice("TFH_CUDA_FEW_ROW_GEMM", "off",
+                                     "GEMM tuning does not offer tfhost's few-row kernel");
+  return !off;
+}
 
 bool skinny_gemm_fits(TfhDataType t, int64_t m, int64_t n, int64_t k, const void* b,
                       bool b_transposed, int64_t batch) {

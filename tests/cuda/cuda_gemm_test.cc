@@ -111,13 +111,17 @@ TEST_F(CudaKernels, SkinnyGemmAgainstCpu) {
                           : with_bias ? cpu_node("Gemm", "", 13, ins, {"y"})
                                       : cpu_node("MatMul", "", 13, ins, {"y"});
         Dev da(a, elem), dw(w, elem), db(bias, elem);
-        const DevRaw dy(static_cast<size_t>(c.m * c.n * 2), 0xff);  // NaN: every element written
+        // NaN bytes: every element of C written; one more row, which must stay untouched.
+        const DevRaw dy(static_cast<size_t>((c.m + 1) * c.n * 2), 0xff);
         ASSERT_TRUE(skinny_gemm_fits(type_of(elem), c.m, c.n, c.k, dw.get(), false, 1));
         skinny_gemm(type_of(elem), c.m, c.n, c.k, da.get(), dw.get(), dy.get(), e,
                     with_bias ? db.get() : nullptr, nullptr);
+        const std::vector<uint16_t> bits = dy.read<uint16_t>();
         Floats got;
-        for (uint16_t bits : dy.read<uint16_t>()) got.push_back(from_bits16(bits, elem));
+        for (int64_t i = 0; i < c.m * c.n; ++i) got.push_back(from_bits16(bits[i], elem));
         EXPECT_LT(max_diff(got, want[0]), by_precision(elem, 1e-3f, 1e-2f));
+        EXPECT_EQ(std::count(bits.begin() + c.m * c.n, bits.end(), uint16_t{0xffff}), c.n)
+            << "the row after C's written";
       }
   // What it does not take: too many rows, N not a multiple of 8, B transposed or misaligned,
   // float32, a batch; skinny_gemm itself says so.
