@@ -10,6 +10,14 @@ namespace {
 
 using namespace kernel_test;
 
+// W [k, n] row-major as W^T [n, k].
+Floats transposed(const Floats& w, int64_t k, int64_t n) {
+  Floats wt(w.size());
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = 0; j < n; ++j) wt[j * k + i] = w[i * n + j];
+  return wt;
+}
+
 TEST_F(CudaKernels, LtGemmWithBiasAndTransposedWeightsAgainstCpu) {
   LtGemm gemm;
   void* ws = nullptr;
@@ -24,9 +32,7 @@ TEST_F(CudaKernels, LtGemmWithBiasAndTransposedWeightsAgainstCpu) {
                    w = stored(random_floats(k * n, rng, -0.1f, 0.1f), elem),
                    bias = stored(random_floats(n, rng), elem);
       // CPU: Gemm with C = bias; transB = 1 with W transposed on the host.
-      Floats wt(w.size());
-      for (int64_t i = 0; i < k; ++i)
-        for (int64_t j = 0; j < n; ++j) wt[j * k + i] = w[i * n + j];
+      const Floats wt = transposed(w, k, n);
       const auto want = cpu_node("Gemm", "", 13,
                                  {{"a", {m, k}, a, elem}, {"w", {k, n}, w, elem},
                                   {"bias", {n}, bias, elem}},
@@ -300,9 +306,7 @@ TEST_F(CudaKernels, LtGemmTuningOffersTheFewRowKernel) {
   const Floats a = stored(random_floats(m * k, rng), F16),
                w = stored(random_floats(k * n, rng, -0.1f, 0.1f), F16),
                bias = stored(random_floats(n, rng), F16);
-  Floats wt(w.size());
-  for (int64_t i = 0; i < k; ++i)
-    for (int64_t j = 0; j < n; ++j) wt[j * k + i] = w[i * n + j];
+  const Floats wt = transposed(w, k, n);
   const auto want = cpu_node("GemmFastGelu", "com.microsoft", 1,
                              {{"a", {m, k}, a, F16}, {"w", {k, n}, w, F16}, {"bias", {n}, bias, F16}},
                              {"y"})[0];
