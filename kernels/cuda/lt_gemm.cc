@@ -181,13 +181,6 @@ struct Graphs {
   }
 };
 
-// Times each candidate algorithm of `plan` on the call's operands, on `s` (a stream of LtGemm's
-// own, idle), writing C each time (the caller's product then overwrites it), and returns the index
-// of the one to keep, filling `us_per_product` (negative for a candidate that did not run). With
-// `skinny` (a product of few rows), tfhost's skinny_gemm is one more candidate, after them. Each
-// candidate's products are timed as one replayed CUDA graph, as the targets run them: the host's
-// launch cost stays out of the comparison (a split-K algorithm's second kernel is not penalised
-// for it) and only what the GPU does counts.
 struct SkinnyCall {  // skinny_gemm's arguments but for the operands
   TfhDataType type;
   int64_t m, n, k;
@@ -195,6 +188,13 @@ struct SkinnyCall {  // skinny_gemm's arguments but for the operands
   const void* bias;
 };
 
+// Times each candidate algorithm of `plan` on the call's operands, on `s` (a stream of LtGemm's
+// own, idle), writing C each time (the caller's product then overwrites it), and returns the index
+// of the one to keep, filling `us_per_product` (negative for a candidate that did not run). With
+// `skinny` (a product of few rows), tfhost's skinny_gemm is one more candidate, after them. Each
+// candidate's products are timed as one replayed CUDA graph, as the targets run them: the host's
+// launch cost stays out of the comparison (a split-K algorithm's second kernel is not penalised
+// for it) and only what the GPU does counts.
 int fastest(cublasLtHandle_t handle, const Plan& plan,
             const std::vector<cublasLtMatmulAlgo_t>& candidates, const SkinnyCall* skinny,
             const void* a, const void* b, void* c, void* workspace, size_t workspace_bytes,
