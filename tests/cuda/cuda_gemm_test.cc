@@ -10,6 +10,26 @@ namespace {
 
 using namespace kernel_test;
 
+#ifdef TFH_CUDA_EMULATED
+// The emulated cuBLASLt's offered algorithms for one test, the previous ones back after it.
+struct EmulatedGemmAlgorithms {
+  std::vector<emu::EmuGemmAlgo> saved = emu::gemm_algorithms();
+  explicit EmulatedGemmAlgorithms(std::vector<emu::EmuGemmAlgo> algos) {
+    emu::set_gemm_algorithms(std::move(algos));
+  }
+  ~EmulatedGemmAlgorithms() { emu::set_gemm_algorithms(saved); }
+  EmulatedGemmAlgorithms(const EmulatedGemmAlgorithms&) = delete;
+  EmulatedGemmAlgorithms& operator=(const EmulatedGemmAlgorithms&) = delete;
+};
+// Products run with each offered algorithm since `before` (a copy of gemm_algorithms()).
+std::vector<size_t> runs_since(const std::vector<emu::EmuGemmAlgo>& before) {
+  std::vector<size_t> d;
+  const std::vector<emu::EmuGemmAlgo> now = emu::gemm_algorithms();
+  for (size_t i = 0; i < now.size(); ++i) d.push_back(now[i].runs - before[i].runs);
+  return d;
+}
+#endif
+
 // W [k, n] row-major as W^T [n, k].
 Floats transposed(const Floats& w, int64_t k, int64_t n) {
   Floats wt(w.size());
@@ -159,18 +179,7 @@ TEST_F(CudaKernels, SkinnyGemmAgainstCpu) {
 // timed.
 TEST_F(CudaKernels, LtGemmTuningKeepsTheFastestOfferedAlgorithm) {
 #ifdef TFH_CUDA_EMULATED
-  struct Restore {
-    std::vector<emu::EmuGemmAlgo> saved = emu::gemm_algorithms();
-    ~Restore() { emu::set_gemm_algorithms(saved); }
-  } restore;
-  emu::set_gemm_algorithms({{2000, false}, {0, false}, {0, true}, {500, false}});
-  // Products run with each offered algorithm since `before` (a copy of gemm_algorithms()).
-  auto runs_since = [](const std::vector<emu::EmuGemmAlgo>& before) {
-    std::vector<size_t> d;
-    const std::vector<emu::EmuGemmAlgo> now = emu::gemm_algorithms();
-    for (size_t i = 0; i < now.size(); ++i) d.push_back(now[i].runs - before[i].runs);
-    return d;
-  };
+  const EmulatedGemmAlgorithms algos({{2000, false}, {0, false}, {0, true}, {500, false}});
 #endif
   const DevRaw workspace(LtGemm::kWorkspaceBytes, 0);
   void* ws = workspace.get();
@@ -294,11 +303,7 @@ TEST_F(CudaKernels, LtGemmTuningKeepsTheFastestOfferedAlgorithm) {
 // A product it does not take (transposed weights) is tuned over cuBLASLt's algorithms alone.
 TEST_F(CudaKernels, LtGemmTuningOffersTheFewRowKernel) {
 #ifdef TFH_CUDA_EMULATED
-  struct Restore {
-    std::vector<emu::EmuGemmAlgo> saved = emu::gemm_algorithms();
-    ~Restore() { emu::set_gemm_algorithms(saved); }
-  } restore;
-  emu::set_gemm_algorithms({{150000, false}, {150000, false}});
+  const EmulatedGemmAlgorithms algos({{150000, false}, {150000, false}});
 #endif
   const DevRaw workspace(LtGemm::kWorkspaceBytes, 0);
   const int64_t m = 2, k = 40, n = 56;
@@ -334,8 +339,7 @@ TEST_F(CudaKernels, LtGemmTuningOffersTheFewRowKernel) {
   product(dw, false, dy);  // the kept choice
   EXPECT_LT(max_diff(dy.read(), want), 1e-2f);
 #ifdef TFH_CUDA_EMULATED
-  const std::vector<emu::EmuGemmAlgo> after = emu::gemm_algorithms();
-  EXPECT_EQ(after[0].runs - before[0].runs + after[1].runs - before[1].runs, 0u);  // no cuBLASLt
+  EXPECT_EQ(runs_since(before), (std::vector<size_t>{0, 0}));  // no cuBLASLt algorithm
 #endif
   product(dwt, true, dy2);  // transposed: not the kernel's
   EXPECT_LT(max_diff(dy2.read(), want), 1e-2f);
