@@ -12,7 +12,8 @@
 # GPU tests and nothing else (a quick rerun after a fix). --sanitize: the kernel tests once more
 # under compute-sanitizer's memcheck (out-of-bounds and misaligned accesses), when the machine has it. Logs and results go to $OUT when set (the device tool
 # brings them back), else to gpu-check-out/. Exit status: 0 when every GPU test passed, 1 if any
-# failed, 2 when it could not run (no bundle, no GPU).
+# failed, 2 when it could not run (no bundle, no GPU). With $OUT set, the logs end up packed in
+# $OUT/logs.tar.gz beside summary.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -33,6 +34,15 @@ mkdir -p "$RESULTS"
 SUMMARY=$RESULTS/summary.txt
 : > "$SUMMARY"
 say() { echo "$*" | tee -a "$SUMMARY"; }
+# The device tool brings back at most 8 files from $OUT: there, the logs leave as one archive
+# beside the summary.
+pack_logs() {
+  [ -n "${OUT:-}" ] && [ "$(ls "$RESULTS" | wc -l)" -gt 7 ] || return 0
+  local t
+  t=$(mktemp) && tar -C "$RESULTS" -czf "$t" . &&
+    find "$RESULTS" -mindepth 1 ! -name summary.txt -delete && mv "$t" "$RESULTS/logs.tar.gz"
+}
+trap pack_logs EXIT
 T0=$(date +%s)
 # --quick stops starting tfhost's benchmarks 390 s in, so that PyTorch's side (last) still has
 # about three minutes within the device tool's 600 s per command; each step's time limit is
@@ -205,8 +215,8 @@ done
 
 # ---- whole models through tfhost's runtime on the GPU (--use_gpu), when it exists
 MODELS=$(mktemp -d)
-timeout 300 python3 shared-bundle/tools/fill_weights.py shared-bundle/models/bert_base_opset14_skeleton.onnx "$MODELS/bert.onnx" > "$RESULTS/fill.log" 2>&1 &&
-  timeout 300 python3 shared-bundle/tools/fill_weights.py shared-bundle/models/gpt2past_base_opset14_skeleton.onnx "$MODELS/gpt2.onnx" >> "$RESULTS/fill.log" 2>&1
+timeout "$(lim 300)" python3 shared-bundle/tools/fill_weights.py shared-bundle/models/bert_base_opset14_skeleton.onnx "$MODELS/bert.onnx" > "$RESULTS/fill.log" 2>&1 &&
+  timeout "$(lim 300)" python3 shared-bundle/tools/fill_weights.py shared-bundle/models/gpt2past_base_opset14_skeleton.onnx "$MODELS/gpt2.onnx" >> "$RESULTS/fill.log" 2>&1
 if [ -f "$MODELS/bert.onnx" ]; then
   tf timeout "$(lim 120)" build/bin/tfhost optimize --input "$MODELS/bert.onnx" --output "$MODELS/bert_fp16.onnx" --model_type bert --float16 > "$RESULTS/optimize_bert.log" 2>&1
   tf timeout "$(lim 120)" build/bin/tfhost optimize --input "$MODELS/gpt2.onnx" --output "$MODELS/gpt2_fp16.onnx" --model_type gpt2 --float16 > "$RESULTS/optimize_gpt2.log" 2>&1
@@ -303,11 +313,16 @@ if [ -f "$MODELS/bert.onnx" ]; then
   compare_gpu bert-base "$MODELS/bert.onnx" "$MODELS/bert_fp16.onnx" bert -b 2 -s 128
   compare_gpu gpt2-shared-cache-decode "$MODELS/gpt2.onnx" "$MODELS/gpt2_fp16io_shared.onnx" gpt2 \
     -b 2 -s 1 --past_sequence_length 128
-  for b in $BERT_BATCHES; do perf_gpu bert-base-fp16-s128 "$MODELS/bert_fp16.onnx" bert "$b" -s 128; done
+  # The targets' batches all (under --quick, batches past 1 as replayed graphs only): the targets
+  # ask for them reported, so they come before the variants.
+  target_modes() { [ "$QUICK" = 1 ] && [ "$1" != 1 ] && echo graph || echo "${PERF_MODES:-$PERF_MODES_DEFAULT}"; }
+  for b in 1 8 64; do
+    PERF_MODES=$(target_modes $b) perf_gpu bert-base-fp16-s128 "$MODELS/bert_fp16.onnx" bert "$b" -s 128
+  done
   # The GPT-2 target's step exactly (past 128), as decoding runs it: fp16 cache updated in place.
-  for b in $GPT_BATCHES; do
-    perf_gpu gpt2-fp16io-shared-cache-decode-past128 "$MODELS/gpt2_fp16io_shared.onnx" gpt2 "$b" \
-      -s 1 --past_sequence_length 128
+  for b in 1 8 128; do
+    PERF_MODES=$(target_modes $b) perf_gpu gpt2-fp16io-shared-cache-decode-past128 \
+      "$MODELS/gpt2_fp16io_shared.onnx" gpt2 "$b" -s 1 --past_sequence_length 128
   done
   compare_gpu gpt2-decode "$MODELS/gpt2.onnx" "$MODELS/gpt2_fp16.onnx" gpt2 -b 2 -s 1 --past_sequence_length 128
   compare_gpu bert-base-gemm-fast-gelu "$MODELS/bert.onnx" "$MODELS/bert_fp16_gemm_gelu.onnx" bert -b 2 -s 128
