@@ -3,13 +3,15 @@
 # libraries and driver, python3 with onnx, numpy, torch and transformers, and no package
 # registry): every GPU test, then the GPU benchmarks, then a summary.
 #
-#   bash scripts/gpu-check.sh [--quick] [--tests-only] [--sanitize] [BUNDLE]
+#   bash scripts/gpu-check.sh [--quick] [--tests-only] [--sanitize] [--unpack-only] [BUNDLE]
 #                                             (default bundle: gpu-bundle/tfhost-gpu.tar.xz)
 #
 # --quick: batch 1 only in the benchmarks, the targets' measurements first, tfhost's steps started
 # only in the first 390 s (what is left is reported as skipped or cut short, not as failed) and
 # PyTorch's side in the rest: the whole check within 600 s. --tests-only: the
-# GPU tests and nothing else (a quick rerun after a fix). --sanitize: the kernel tests once more
+# GPU tests and nothing else (a quick rerun after a fix). --unpack-only: unpack the bundle, find
+# CUDA's libraries, write the binaries' library path to build/bundle-ld-path and stop (for
+# scripts/gpu-profile.sh). --sanitize: the kernel tests once more
 # under compute-sanitizer's memcheck (out-of-bounds and misaligned accesses), when the machine has it. Logs and results go to $OUT when set (the device tool
 # brings them back), else to gpu-check-out/. Exit status: 0 when every GPU test passed, 1 if any
 # failed, 2 when it could not run (no bundle, no GPU). With $OUT set, the logs end up packed in
@@ -20,12 +22,14 @@ ROOT=$PWD
 QUICK=0
 TESTS_ONLY=0
 SANITIZE=0
+UNPACK_ONLY=0
 BUNDLE=gpu-bundle/tfhost-gpu.tar.xz
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     --tests-only) TESTS_ONLY=1 ;;
     --sanitize) SANITIZE=1 ;;
+    --unpack-only) UNPACK_ONLY=1 ;;
     *) BUNDLE=$a ;;
   esac
 done
@@ -40,7 +44,7 @@ pack_logs() {
   [ -n "${OUT:-}" ] && [ "$(ls "$RESULTS" | wc -l)" -gt 7 ] || return 0
   local t
   t=$(mktemp) && tar -C "$RESULTS" -czf "$t" . &&
-    find "$RESULTS" -mindepth 1 ! -name summary.txt -delete && mv "$t" "$RESULTS/logs.tar.gz"
+    find "$RESULTS" -mindepth 1 ! -path "$RESULTS/summary.txt" -delete && mv "$t" "$RESULTS/logs.tar.gz"
 }
 trap pack_logs EXIT
 T0=$(date +%s)
@@ -134,6 +138,10 @@ if [ -n "$(cuda_libs_missing)" ]; then
 fi
 say "bundle: commit $(cat build/bundle-commit), $(wc -l < build/bundle-libs.txt) libraries, built with $(cat build/bundle-cuda 2>/dev/null || echo 'CUDA (version not recorded)')"
 say "tfhost: $(tf build/bin/tfhost --version 2>&1 | head -1)"
+if [ "$UNPACK_ONLY" = 1 ]; then
+  echo "$LIBS" > build/bundle-ld-path  # (for scripts/gpu-profile.sh)
+  exit 0
+fi
 
 # ---- GPU tests: the CUDA kernels against the CPU ones, and every other GPU-only test.
 status=0

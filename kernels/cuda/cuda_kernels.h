@@ -311,7 +311,9 @@ struct GemmTuning {
 // heuristic offers for it (up to kTuningCandidates), and tfhost's few-row kernel where the
 // product fits it (skinny_gemm: decoding), are each timed on the call's own operands (once the
 // stream's work so far is done, on a stream of LtGemm's own, each as a replayed CUDA graph of
-// products), and the fastest is kept for every later plan of that shape, type,
+// products; a plain product's on copies of B that overflow L2, as a model's run meets its weights
+// in memory: TFH_CUDA_GEMM_TUNING=l2 times them on B in L2), and the fastest is kept for every
+// later plan of that shape, type,
 // epilogue and alignment — the heuristic's first unless another is more than 3 % faster. The
 // products' values depend on it only through the summation order (which may then differ between
 // processes; off is reproducible). A plan made while its stream captures keeps the heuristic's

@@ -68,14 +68,21 @@ Key tuning_key(Key k) {
 bool tuning_from_environment() {
   const char* v = std::getenv("TFH_CUDA_GEMM_TUNING");
   const std::string value = v ? v : "";
-  if (value.empty() || value == "on") return true;
+  if (value.empty() || value == "on" || value == "l2") return true;
   if (value == "off") {
     std::fprintf(stderr,
                  "tfhost: note: TFH_CUDA_GEMM_TUNING=off: every GEMM runs the algorithm "
                  "cuBLASLt's heuristic picks first\n");
     return false;
   }
-  throw CudaError("TFH_CUDA_GEMM_TUNING: expected on or off, got '" + value + "'");
+  throw CudaError("TFH_CUDA_GEMM_TUNING: expected on, off or l2, got '" + value + "'");
+}
+
+// TFH_CUDA_GEMM_TUNING=l2: tuning times each product on its one B, replayed (B then in L2), not
+// on copies that overflow L2 (ColdCopies); for measuring what that choice changes.
+bool tuning_in_l2() {
+  const char* v = std::getenv("TFH_CUDA_GEMM_TUNING");
+  return v && std::string(v) == "l2";
 }
 
 // Whether work launched on `s` now would be recorded into a graph rather than run (then
@@ -181,6 +188,56 @@ struct Graphs {
   }
 };
 
+// Copies of a product's B that together overflow the L2 cache: a model reads each weight matrix
+// once per run, and a run reads more weights than L2 holds, so its products meet their weights in
+// device memory; timed on one B replayed, they would meet them in L2 (where a few-row product,
+// reading nothing else, runs several times faster than from memory). Products timed in turn on
+// the copies stream from memory as in the model. Empty (`count` 0) where B alone overflows L2,
+// the products are not weights (`b_bytes` 0), or the memory is not there: then B itself.
+struct ColdCopies {
+  static constexpr int kMaxCopies = 64;
+  void* base = nullptr;
+  int count = 0;
+  size_t stride = 0;
+  ColdCopies(const void* b, size_t b_bytes, cudaStream_t s) {
+    int dev = 0;
+    cudaDeviceProp prop{};
+    if (b_bytes == 0 || cudaGetDevice(&dev) != cudaSuccess ||
+        cudaGetDeviceProperties(&prop, dev) != cudaSuccess) {
+      cudaGetLastError();
+      return;
+    }
+    // One and a half times L2: a cycle through more than it holds misses on every product.
+    const size_t target = static_cast<size_t>(prop.l2CacheSize) * 3 / 2;
+    if (b_bytes >= target) return;
+    const int n = static_cast<int>(std::min<size_t>((target + b_bytes - 1) / b_bytes, kMaxCopies));
+    const size_t stride_ = (b_bytes + 255) / 256 * 256;  // as aligned as any B
+    if (n < 2 || cudaMalloc(&base, stride_ * static_cast<size_t>(n)) != cudaSuccess) {
+      cudaGetLastError();
+      base = nullptr;
+      return;
+    }
+    for (int i = 0; i < n; ++i)
+      if (cudaMemcpyAsync(static_cast<char*>(base) + stride_ * static_cast<size_t>(i), b, b_bytes,
+                          cudaMemcpyDeviceToDevice, s) != cudaSuccess) {
+        cudaGetLastError();
+        cudaFree(base);
+        base = nullptr;
+        return;
+      }
+    count = n, stride = stride_;
+  }
+  ~ColdCopies() {
+    if (base) cudaFree(base);
+  }
+  ColdCopies(const ColdCopies&) = delete;
+  ColdCopies& operator=(const ColdCopies&) = delete;
+  // The B of a candidate's r-th product.
+  const void* b(const void* own, int r) const {
+    return count ? static_cast<const char*>(base) + stride * static_cast<size_t>(r % count) : own;
+  }
+};
+
 struct SkinnyCall {  // skinny_gemm's arguments but for the operands
   TfhDataType type;
   int64_t m, n, k;
@@ -194,26 +251,29 @@ struct SkinnyCall {  // skinny_gemm's arguments but for the operands
 // `skinny` (a product of few rows), tfhost's skinny_gemm is one more candidate, after them. Each
 // candidate's products are timed as one replayed CUDA graph, as the targets run them: the host's
 // launch cost stays out of the comparison (a split-K algorithm's second kernel is not penalised
-// for it) and only what the GPU does counts.
+// for it) and only what the GPU does counts. With `b_bytes` (B is a weight matrix of that size),
+// the products read B from memory, not from L2, as a model's run does (ColdCopies).
 int fastest(cublasLtHandle_t handle, const Plan& plan,
             const std::vector<cublasLtMatmulAlgo_t>& candidates, const SkinnyCall* skinny,
-            const void* a, const void* b, void* c, void* workspace, size_t workspace_bytes,
-            cudaStream_t s, std::vector<double>& us_per_product) {
+            const void* a, const void* b, size_t b_bytes, void* c, void* workspace,
+            size_t workspace_bytes, cudaStream_t s, std::vector<double>& us_per_product) {
   const size_t n = candidates.size() + (skinny ? 1 : 0);
   us_per_product.assign(n, -1);
   EventPair ev;
   if (!ev.ok) return 0;
+  const ColdCopies cold(b, b_bytes, s);
   const float alpha = 1.f, beta = 0.f;
   auto run = [&](size_t i, int times) {
     for (int r = 0; r < times; ++r) {
+      const void* br = cold.b(b, r);
       if (i == candidates.size()) {  // tfhost's few-row kernel
         try {
-          skinny_gemm(skinny->type, skinny->m, skinny->n, skinny->k, a, b, c, skinny->epilogue,
+          skinny_gemm(skinny->type, skinny->m, skinny->n, skinny->k, a, br, c, skinny->epilogue,
                       skinny->bias, s);
         } catch (const CudaError&) {
           return false;
         }
-      } else if (cublasLtMatmul(handle, plan.op, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c,
+      } else if (cublasLtMatmul(handle, plan.op, &alpha, br, plan.a, a, plan.b, &beta, c, plan.c,
                                 c, plan.c, &candidates[i], workspace, workspace_bytes,
                                 s) != CUBLAS_STATUS_SUCCESS) {
         return false;
@@ -235,7 +295,9 @@ int fastest(cublasLtHandle_t handle, const Plan& plan,
   for (size_t i = 0; i < n && estimate_ms < 0; ++i)
     if (live[i]) estimate_ms = ev.time(s, [&] { return run(i, 1); });
   if (estimate_ms <= 0) return 0;
-  const int reps = static_cast<int>(std::clamp(0.1 / estimate_ms, 1.0, 20.0));
+  // (With copies of B, one pass over them all: each replay then finds none in L2.)
+  const int reps = cold.count ? cold.count
+                              : static_cast<int>(std::clamp(0.1 / estimate_ms, 1.0, 20.0));
   // Each candidate's `reps` products captured as one graph.
   Graphs graphs;
   graphs.execs.assign(n, nullptr);
@@ -342,8 +404,13 @@ struct LtGemm::Impl {
       }
       std::vector<double> us(static_cast<size_t>(rec.offered), -1);
       if (tune_stream && cudaStreamSynchronize(s) == cudaSuccess) {
-        rec.chosen = fastest(handle, p, candidates, rec.skinny ? &call : nullptr, a, b, c,
-                             workspace, workspace_bytes, tune_stream, us);
+        // (A batched product's B is an activation, met in L2 as timed; a plain one's, weights.)
+        const size_t b_bytes =
+            rec.batch == 1 && !tuning_in_l2()
+                ? static_cast<size_t>(rec.k * rec.n * (rec.type == TFH_TYPE_FLOAT ? 4 : 2))
+                : 0;
+        rec.chosen = fastest(handle, p, candidates, rec.skinny ? &call : nullptr, a, b, b_bytes,
+                             c, workspace, workspace_bytes, tune_stream, us);
         cudaStreamSynchronize(tune_stream);
       }
       cudaGetLastError();
