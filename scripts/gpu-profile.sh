@@ -94,11 +94,12 @@ NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/
 if [ "$NCU_ON" = 1 ] && [ -n "$NCU" ]; then
   for model in bert gpt2; do
     if [ "$model" = bert ]; then args=("${BERT_ARGS[@]}"); else args=("${GPT2_ARGS[@]}"); fi
-    # Two eager runs (the second one's kernels are summed); ncu passes the environment on.
+    # Three eager runs (the last one's kernels are summed: the first may differ); ncu passes the
+    # environment on.
     TFH_CUDA_GEMM_TUNING=off timeout 240 "$NCU" --clock-control none --metrics gpu__time_duration.sum \
       --csv --print-units base --log-file "$RESULTS/ncu_$model.csv" \
       env LD_LIBRARY_PATH="$LIBS" build/bin/tfhost perf "${args[@]}" --use_gpu --io_binding \
-      --samples 1 --warmup 1 > "$RESULTS/ncu_${model}_run.txt" 2>&1 ||
+      --samples 1 --warmup 2 > "$RESULTS/ncu_${model}_run.txt" 2>&1 ||
       say "ncu $model: exit $? ($(tail -1 "$RESULTS/ncu_${model}_run.txt"))"
   done
 else
@@ -139,13 +140,14 @@ for model in ("bert", "gpt2"):
         print(f"ncu {model}: no kernels read")
         continue
     names = [k[0] for k in kernels]
-    # One run's kernels: the last period with which the sequence repeats.
-    period = next((p for p in range(10, len(names) // 2 + 1) if names[-p:] == names[-2 * p:-p]),
+    # One run's kernels: the longest tail that the kernels before it repeat (the last two runs
+    # are alike; a layer's kernels repeat too, so not the shortest).
+    period = next((p for p in range(len(names) // 2, 0, -1) if names[-p:] == names[-2 * p:-p]),
                   len(names))
     run = kernels[-period:]
     total_us = sum(ns for _, ns in run) / 1e3
     base = p50.get((model, "untuned"))
-    print(f"ncu {model}: {len(run)} kernels in a run, {total_us:.1f} us summed (caches flushed before each)"
+    print(f"ncu {model}: {len(run)} kernels in a run (of {len(names)} profiled), {total_us:.1f} us summed (caches flushed before each)"
           + (f"; the replayed untuned run: {base * 1000:.1f} us, {base * 1000 - total_us:.1f} us more" if base else ""))
     agg = collections.OrderedDict()
     for name, ns in run:
