@@ -1,11 +1,13 @@
 // Times tfhost's CUDA kernels (kernels/cuda) on the shapes of one BERT-base layer (batch B,
-// sequence S, fp16) and of a GPT-2 decoding step (batch B, past P), with CUDA events: the median
-// of --iterations launches after warm-up, per kernel, and their sum per layer. Before the CUDA
+// sequence S, fp16) and of a GPT-2 decoding step (batch B, past P), with CUDA events: per kernel,
+// the median over --iterations replays of a CUDA graph of 20 launches after warm-up (the host's
+// launch cost left out; operands L2-warm), and their sum per layer. Before the CUDA
 // runtime runs whole models, this is the floor a fused layer can reach with these kernels; it
 // runs from scripts/gpu-check.sh.
 //
 //   build/bin/tfh_bench_cuda_kernels [--batch B] [--sequence S] [--past P] [--iterations N]
 //                                    [--warmup W]     (untimed runs before each timing; 5)
+//                                    [--runs_per_graph R]  (runs per timed graph; 20; 0: eager)
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -34,24 +36,49 @@ struct Buf {
 
 int warmup = 5;  // untimed runs before each timing
 
-// Median milliseconds of `iters` runs of f on stream s (each run timed with events).
+// Runs of f per timing (--runs_per_graph): captured back to back into one CUDA graph, whose
+// replay is timed, so that the host's launch cost (several microseconds a launch on a slow host,
+// more than a small kernel takes) stays out and what the GPU does is measured, as the models'
+// replayed graphs run. 0: each run launched and timed eagerly, its launch included.
+int runs_per_graph = 20;
+
+// Median milliseconds of one run of f on stream s, over `iters` timings (each of a replayed graph
+// of runs_per_graph runs; where f cannot be captured, of one eager run, launch included).
 double time_ms(const std::function<void()>& f, int iters, cudaStream_t s) {
-  for (int i = 0; i < warmup; ++i) f();
+  // (at least one eager run before a capture: GEMM tuning and module loads cannot happen in one)
+  for (int i = 0; i < std::max(warmup, runs_per_graph > 0 ? 1 : 0); ++i) f();
+  check(cudaStreamSynchronize(s), "warm-up");
+  cudaGraphExec_t exec = nullptr;
+  cudaGraph_t graph = nullptr;
+  if (runs_per_graph > 0 && cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed) == cudaSuccess) {
+    for (int r = 0; r < runs_per_graph; ++r) f();
+    if (cudaStreamEndCapture(s, &graph) != cudaSuccess || !graph ||
+        cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess)
+      exec = nullptr;
+    if (graph) cudaGraphDestroy(graph);
+  }
+  cudaGetLastError();  // (a launch refused under capture: timed eagerly below)
+  const int per = exec ? runs_per_graph : 1;
+  auto once = [&] {
+    if (exec) check(cudaGraphLaunch(exec, s), "graph launch");
+    else f();
+  };
   cudaEvent_t a, b;
   cudaEventCreate(&a);
   cudaEventCreate(&b);
   std::vector<float> ms;
   for (int i = 0; i < iters; ++i) {
     cudaEventRecord(a, s);
-    f();
+    once();
     cudaEventRecord(b, s);
     cudaEventSynchronize(b);
     float t = 0;
     cudaEventElapsedTime(&t, a, b);
-    ms.push_back(t);
+    ms.push_back(t / static_cast<float>(per));
   }
   cudaEventDestroy(a);
   cudaEventDestroy(b);
+  if (exec) cudaGraphExecDestroy(exec);
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
 }
@@ -69,6 +96,7 @@ int main(int argc, char** argv) {
     else if (k == "--past") P = v;
     else if (k == "--iterations") iters = static_cast<int>(v);
     else if (k == "--warmup") warmup = static_cast<int>(v);
+    else if (k == "--runs_per_graph") runs_per_graph = static_cast<int>(v);
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;

@@ -90,6 +90,10 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 say "latency rounds done in $(( $(date +%s) - T0 )) s"
 
+# The kernel benchmark at batch 1 (each kernel as a replayed graph of 20 launches, L2-warm).
+tf timeout 120 build/bin/tfh_bench_cuda_kernels --batch 1 --sequence 128 --past 128 --iterations 50 \
+  > "$RESULTS/kernels_b1.txt" 2>&1 || say "kernel benchmark: exit $? ($(tail -1 "$RESULTS/kernels_b1.txt"))"
+
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 if [ "$NCU_ON" = 1 ] && [ -n "$NCU" ]; then
   for model in bert gpt2; do
@@ -157,4 +161,6 @@ for model in ("bert", "gpt2"):
     for short, (c, t) in sorted(agg.items(), key=lambda kv: -kv[1][1])[:14]:
         print(f"  {t / 1e3:8.1f} us  {c:3d} x {t / c / 1e3:6.2f} us  {short}")
 EOF
+grep -E '^  (attention|decode|layer|step|SkipLayerNorm|QKV|FFN|output|LM|gemm|tensor)' "$RESULTS/kernels_b1.txt" |
+  sed 's/  */ /g; s/^ /kernels b1: /' | tee -a "$SUMMARY"
 say "gpu-profile: done in $(( $(date +%s) - T0 )) s"

@@ -202,8 +202,8 @@ struct AttentionArgs {
     DecodeVector
   } algo = Algo::Auto;
   float* workspace = nullptr;  // SplitKeys: decode_split_workspace(...) floats
-  // TensorCores: warps (16 queries each) per block, 1, 2 or 4; 0: by size (4 while every SM
-  // still gets a block, fewer below that). For the kernel benchmark's comparison.
+  // TensorCores: warps (16 queries each) per block, 1, 2 or 4; 0: the default (4). For the
+  // kernel benchmark's comparison.
   int mma_warps = 0;
 };
 constexpr int64_t kDecodeChunk = 64;

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -295,9 +296,11 @@ int fastest(cublasLtHandle_t handle, const Plan& plan,
   for (size_t i = 0; i < n && estimate_ms < 0; ++i)
     if (live[i]) estimate_ms = ev.time(s, [&] { return run(i, 1); });
   if (estimate_ms <= 0) return 0;
-  // (With copies of B, one pass over them all: each replay then finds none in L2.)
-  const int reps = cold.count ? cold.count
-                              : static_cast<int>(std::clamp(0.1 / estimate_ms, 1.0, 20.0));
+  // (With copies of B, one pass over them all, each replay then finding none in L2, unless that
+  // would take over 2 ms: a product that slow reads its B from memory anyway.)
+  const int reps = cold.count && cold.count * estimate_ms <= 2.0
+                       ? cold.count
+                       : static_cast<int>(std::clamp(0.1 / estimate_ms, 1.0, 20.0));
   // Each candidate's `reps` products captured as one graph.
   Graphs graphs;
   graphs.execs.assign(n, nullptr);
@@ -373,8 +376,15 @@ struct LtGemm::Impl {
       p.algo = known->second.algo, p.skinny = known->second.skinny;
       return;
     }
-    const std::vector<cublasLtMatmulAlgo_t> candidates =
-        offered_algorithms(handle, p, key, tune ? kTuningCandidates : 1);
+    std::vector<cublasLtMatmulAlgo_t> candidates = offered_algorithms(handle, p, key, 1);
+    if (tune && !candidates.empty()) {
+      // The heuristic's pick when asked for one first (what tuning off runs: asked for several,
+      // it may put another first), then the others it offers.
+      for (const cublasLtMatmulAlgo_t& x : offered_algorithms(handle, p, key, kTuningCandidates))
+        if (std::memcmp(&x, &candidates[0], sizeof x) != 0) candidates.push_back(x);
+      if (candidates.size() > static_cast<size_t>(kTuningCandidates))
+        candidates.resize(static_cast<size_t>(kTuningCandidates));
+    }
     if (candidates.empty())
       throw CudaError("gemm: cuBLASLt has no algorithm for " + std::to_string(rec.m) + "x" +
                       std::to_string(rec.k) + " @ " + std::to_string(rec.k) + "x" +

@@ -449,6 +449,14 @@ __device__ __forceinline__ void load16(const void* p, void* out) {
 #endif
 }
 __device__ __forceinline__ void ld_8(const uint16_t* p, uint16_t (&out)[8]) { load16(p, out); }
+// Asks for the line holding p in L2 (no register waits for it).
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+#ifdef TFH_CUDA_EMULATED
+  (void)p;
+#else
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+#endif
+}
 __device__ __forceinline__ void st_8(uint16_t* p, const uint16_t (&in)[8]) {  // p: 16-byte aligned
 #ifdef TFH_CUDA_EMULATED
   emu_check_aligned(p, 16);
@@ -517,19 +525,34 @@ __global__ void __launch_bounds__(32 * kMmaMaxWarps) attention_mma_kernel(Attent
   for (int64_t t0 = 0; t0 < block_end; t0 += kMmaKeys) {
     const int64_t n = min(int64_t(kMmaKeys), total - t0);
     if (wide) {
-      constexpr int kChunks = D / 8;
-      for (int e = threadIdx.x; e < kMmaKeys * kChunks; e += blockDim.x) {
-        uint16_t x[8] = {};
-        // K: consecutive threads along a row (coalesced reads, conflict-free 16-byte stores)
-        const int j = e / kChunks, c = (e % kChunks) * 8;
-        if (j < n) ld_8(kc + (t0 + j) * step + c, x);
-        st_8(&ks[j * KP + c], x);
-        // V: consecutive threads along the keys (their transposed stores are consecutive)
-        const int jv = e % kMmaKeys, cv = (e / kMmaKeys) * 8;
-        uint16_t y[8] = {};
-        if (jv < n) ld_8(vc + (t0 + jv) * step + cv, y);
+      constexpr int kChunks = D / 8, kPer = kMmaKeys * kChunks;
+      // kLoads chunks of K and of V per thread in flight before any is stored: the tile's reads
+      // come from memory, and one at a time per thread they would take the kernel's time.
+      constexpr int kLoads = 4;
+      for (int e0 = threadIdx.x; e0 < kPer; e0 += kLoads * blockDim.x) {
+        uint16_t x[kLoads][8], y[kLoads][8];
 #pragma unroll
-        for (int u = 0; u < 8; ++u) vt[(cv + u) * VP + jv] = y[u];
+        for (int u = 0; u < kLoads; ++u) {
+          const int e = e0 + u * static_cast<int>(blockDim.x);
+          // K: consecutive threads along a row (coalesced reads, conflict-free 16-byte stores)
+          const int j = e / kChunks, c = (e % kChunks) * 8;
+          // V: consecutive threads along the keys (their transposed stores are consecutive)
+          const int jv = e % kMmaKeys, cv = (e / kMmaKeys) * 8;
+#pragma unroll
+          for (int i = 0; i < 8; ++i) x[u][i] = y[u][i] = 0;
+          if (e < kPer && j < n) ld_8(kc + (t0 + j) * step + c, x[u]);
+          if (e < kPer && jv < n) ld_8(vc + (t0 + jv) * step + cv, y[u]);
+        }
+#pragma unroll
+        for (int u = 0; u < kLoads; ++u) {
+          const int e = e0 + u * static_cast<int>(blockDim.x);
+          if (e >= kPer) continue;
+          const int j = e / kChunks, c = (e % kChunks) * 8;
+          const int jv = e % kMmaKeys, cv = (e / kMmaKeys) * 8;
+          st_8(&ks[j * KP + c], x[u]);
+#pragma unroll
+          for (int i = 0; i < 8; ++i) vt[(cv + i) * VP + jv] = y[u][i];
+        }
       }
     } else {
       for (int e = threadIdx.x; e < kMmaKeys * D; e += blockDim.x) {
@@ -748,23 +771,40 @@ __global__ void __launch_bounds__(kDecodeVecThreads) decode_vec_kernel(Attention
   const T* qp = static_cast<const T*>(a.q) + b * a.q_token_stride + h * D + part * VEC;
 #pragma unroll
   for (int i = 0; i < VEC; ++i) q[i] = ld(qp, i) * scale;
+  // The values' rows are read after the scores: asked into L2 now, they arrive meanwhile.
+  for (int64_t j = group; j < total; j += G) prefetch_l2(vc + j * step);
   float m = -INFINITY;
-  for (int64_t j0 = 0; j0 < total; j0 += G) {  // (the same trips for every lane: shuffles)
-    const int64_t j = j0 + group;
-    float s = 0.f;
-    if (j < total) {
-      float k[VEC];
-      ld_vec(kc + j * step, k);
+  // kRows rows per group at a time, their loads all in flight before the sums (the keys come
+  // from memory: one load at a time per thread, the reads' latency would be the kernel's time).
+  constexpr int kRows = 4;
+  for (int64_t j0 = 0; j0 < total; j0 += kRows * G) {  // (the same trips for every lane: shuffles)
+    float s[kRows];
+    float k[kRows][VEC];
 #pragma unroll
-      for (int i = 0; i < VEC; ++i) s += q[i] * k[i];
+    for (int u = 0; u < kRows; ++u) {
+      const int64_t j = j0 + u * G + group;
+      if (j < total) ld_vec(kc + j * step, k[u]);
     }
 #pragma unroll
-    for (int off = L / 2; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
-    if (j < total && part == 0) {
-      if (masked(a, total, b, 0, j)) s += a.filter;
-      s += bias_at<T>(a, total, b, h, 0, j);  // (causal hides no key from the last query)
-      sc[j] = s;
-      m = fmaxf(m, s);
+    for (int u = 0; u < kRows; ++u) {
+      const int64_t j = j0 + u * G + group;
+      s[u] = 0.f;
+      if (j < total) {
+#pragma unroll
+        for (int i = 0; i < VEC; ++i) s[u] += q[i] * k[u][i];
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kRows; ++u) {
+#pragma unroll
+      for (int off = L / 2; off > 0; off /= 2) s[u] += __shfl_xor_sync(0xffffffffu, s[u], off);
+      const int64_t j = j0 + u * G + group;
+      if (j < total && part == 0) {
+        if (masked(a, total, b, 0, j)) s[u] += a.filter;
+        s[u] += bias_at<T>(a, total, b, h, 0, j);  // (causal hides no key from the last query)
+        sc[j] = s[u];
+        m = fmaxf(m, s[u]);
+      }
     }
   }
   m = block_max(m, red);
@@ -778,12 +818,18 @@ __global__ void __launch_bounds__(kDecodeVecThreads) decode_vec_kernel(Attention
   float o[VEC];
 #pragma unroll
   for (int i = 0; i < VEC; ++i) o[i] = 0.f;
-  for (int64_t j = group; j < total; j += G) {
-    float v[VEC];
-    ld_vec(vc + j * step, v);
-    const float p = sc[j];
+  for (int64_t j0 = group; j0 < total; j0 += kRows * G) {
+    float v[kRows][VEC];
 #pragma unroll
-    for (int i = 0; i < VEC; ++i) o[i] += p * v[i];
+    for (int u = 0; u < kRows; ++u)
+      if (j0 + u * G < total) ld_vec(vc + (j0 + u * G) * step, v[u]);
+#pragma unroll
+    for (int u = 0; u < kRows; ++u) {
+      if (j0 + u * G >= total) break;
+      const float p = sc[j0 + u * G];
+#pragma unroll
+      for (int i = 0; i < VEC; ++i) o[i] += p * v[u][i];
+    }
   }
 #pragma unroll
   for (int i = 0; i < VEC; ++i) po[group * D + part * VEC + i] = o[i];
@@ -922,18 +968,16 @@ bool tensor_core_attention_fits(const AttentionArgs& a) {
 template <typename T, int D>
 void launch_attention_mma(const AttentionArgs& a, cudaStream_t s) {
   const bool wide = kv_rows_aligned16(a, 8);  // 16-byte reads of K and V rows
-  // Up to 4 warps per block; fewer while that leaves SMs without a block (every block reads all
-  // of its head's keys, so fewer warps per block is more reads, for more SMs at work).
+  // 4 warps per block: measured on an H200 (docs/PERFORMANCE.md), 4 beat 2 and 1 even at BERT
+  // batch 1 (24 blocks for 132 SMs): a block's key tiles come from memory, and more threads
+  // have more of those reads in flight; fewer warps per block gave more blocks but slower ones.
   const int64_t heads = a.batch * a.heads;
   int warps = kMmaMaxWarps;
   if (a.mma_warps == 1 || a.mma_warps == 2 || a.mma_warps == 4)
     warps = a.mma_warps;
   else if (a.mma_warps != 0)
-    throw CudaError("attention: mma_warps is 1, 2 or 4 (or 0: by size), not " +
+    throw CudaError("attention: mma_warps is 1, 2 or 4 (or 0: the default, 4), not " +
                     std::to_string(a.mma_warps));
-  else
-    while (warps > 1 && heads * ((a.seq + 16 * warps - 1) / (16 * warps)) < gpu_traits().sms)
-      warps /= 2;
   const int64_t tiles = (a.seq + 16 * warps - 1) / (16 * warps);
   if (tiles > 65535 || heads > 0x7fffffff)
     throw CudaError("attention: too many queries for one launch");
