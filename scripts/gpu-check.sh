@@ -338,16 +338,17 @@ if [ -f "$MODELS/bert.onnx" ]; then
   # side of the kernel benchmark's `attention, tensor cores` against `attention, tiled`/`warp`.
   TFH_CUDA_PREFILL_ATTENTION=simt perf_gpu bert-base-fp16-s128-simt-attention \
     "$MODELS/bert_fp16.onnx" bert 1 -s 128
-  # Every GEMM with cuBLASLt's heuristic's first algorithm (no tuning), as replayed graphs: the
-  # whole model's side of the kernel benchmark's "gemm ... first/tuned" lines.
-  TFH_CUDA_GEMM_TUNING=off PERF_MODES=graph perf_gpu bert-base-fp16-s128-gemm-untuned \
+  # Every GEMM tuned (TFH_CUDA_GEMM_TUNING=on: each shape's offered algorithms timed, the
+  # fastest kept; off by default, as measured slower), as replayed graphs: the whole model's side
+  # of the kernel benchmark's "gemm ... first/tuned" lines.
+  TFH_CUDA_GEMM_TUNING=on PERF_MODES=graph perf_gpu bert-base-fp16-s128-gemm-tuned \
     "$MODELS/bert_fp16.onnx" bert 1 -s 128
-  TFH_CUDA_GEMM_TUNING=off PERF_MODES=graph perf_gpu gpt2-fp16io-shared-cache-decode-past128-gemm-untuned \
+  TFH_CUDA_GEMM_TUNING=on PERF_MODES=graph perf_gpu gpt2-fp16io-shared-cache-decode-past128-gemm-tuned \
     "$MODELS/gpt2_fp16io_shared.onnx" gpt2 1 -s 1 --past_sequence_length 128
   # Tuned, but without tfhost's few-row kernel (cuBLASLt's algorithms alone): what the kernel
-  # gains in the whole step, where the weights stream from memory (tuning timed each product
-  # alone, repeated, its weights then in L2).
-  TFH_CUDA_FEW_ROW_GEMM=off PERF_MODES=graph perf_gpu gpt2-fp16io-shared-cache-decode-past128-no-few-row \
+  # changes in the whole step, where the weights stream from memory.
+  TFH_CUDA_GEMM_TUNING=on TFH_CUDA_FEW_ROW_GEMM=off PERF_MODES=graph perf_gpu \
+    gpt2-fp16io-shared-cache-decode-past128-gemm-tuned-no-few-row \
     "$MODELS/gpt2_fp16io_shared.onnx" gpt2 1 -s 1 --past_sequence_length 128
   if [ "$QUICK" != 1 ]; then
     # (compare's bfloat16 default, 0.15; the CPU's drift over 12 layers: 0.087, measured.)

@@ -3,11 +3,11 @@
 # scripts/gpu-bundle.sh made (run scripts/gpu-check.sh first: this assumes the GPU tests pass):
 #  1. the targets' runs as replayed CUDA graphs with IO binding (BERT-base fp16, batch 1,
 #     sequence 128; GPT-2's fp16 decoding step with the shared key/value cache, batch 1, past 128)
-#     under each GEMM setting (tuned, the default; tuned with the weights in L2; untuned; without
-#     the few-row kernel), taking turns over --rounds rounds: the spread between processes beside
-#     the settings' differences;
-#  2. with Nsight Compute (ncu), each kernel's time in eager runs of the same two (GEMM tuning
-#     off, so that only the model's kernels run; ncu flushes the caches before each kernel, as a
+#     under each GEMM setting (untuned, the default; tuned; tuned with the weights in L2; tuned
+#     without the few-row kernel), taking turns over --rounds rounds: the spread between
+#     processes beside the settings' differences;
+#  2. with Nsight Compute (ncu), each kernel's time in eager runs of the same two (untuned, so
+#     that only the model's kernels run; ncu flushes the caches before each kernel, as a
 #     run meets its weights in memory): one run's kernels summed, against the replayed run's
 #     latency (the difference is what launching them costs).
 #
@@ -69,13 +69,13 @@ say "models ready in $(( $(date +%s) - T0 )) s"
 BERT_ARGS=(-m "$M/bert_fp16.onnx" --model_type bert -b 1 -s 128)
 GPT2_ARGS=(-m "$M/gpt2_decode.onnx" --model_type gpt2 -b 1 -s 1 --past_sequence_length 128)
 # setting name -> environment
-declare -A ENVS=([tuned]="" [tuned-l2]="TFH_CUDA_GEMM_TUNING=l2" [untuned]="TFH_CUDA_GEMM_TUNING=off"
-                 [no-few-row]="TFH_CUDA_FEW_ROW_GEMM=off")
+declare -A ENVS=([untuned]="" [tuned]="TFH_CUDA_GEMM_TUNING=on" [tuned-l2]="TFH_CUDA_GEMM_TUNING=l2"
+                 [no-few-row]="TFH_CUDA_GEMM_TUNING=on TFH_CUDA_FEW_ROW_GEMM=off")
 TABLE=$RESULTS/latency.tsv
 : > "$TABLE"
 for r in $(seq 1 "$ROUNDS"); do
   for model in bert gpt2; do
-    for setting in tuned tuned-l2 untuned no-few-row; do
+    for setting in untuned tuned tuned-l2 no-few-row; do
       # (BERT's products have 128 rows: the few-row kernel never fits them)
       [ "$model" = bert ] && [ "$setting" = no-few-row ] && continue
       if [ "$model" = bert ]; then args=("${BERT_ARGS[@]}"); else args=("${GPT2_ARGS[@]}"); fi
@@ -100,7 +100,7 @@ if [ "$NCU_ON" = 1 ] && [ -n "$NCU" ]; then
     if [ "$model" = bert ]; then args=("${BERT_ARGS[@]}"); else args=("${GPT2_ARGS[@]}"); fi
     # Three eager runs (the last one's kernels are summed: the first may differ); ncu passes the
     # environment on.
-    TFH_CUDA_GEMM_TUNING=off timeout 240 "$NCU" --clock-control none --metrics gpu__time_duration.sum \
+    timeout 240 "$NCU" --clock-control none --metrics gpu__time_duration.sum \
       --csv --print-units base --log-file "$RESULTS/ncu_$model.csv" \
       env LD_LIBRARY_PATH="$LIBS" build/bin/tfhost perf "${args[@]}" --use_gpu --io_binding \
       --samples 1 --warmup 2 > "$RESULTS/ncu_${model}_run.txt" 2>&1 ||

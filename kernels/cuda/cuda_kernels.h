@@ -306,7 +306,8 @@ struct GemmTuning {
 // Cores with fp32 accumulation (or fp32 data). Plans (layouts, algorithm) are made once per
 // shape/type/epilogue and cached, immutable; the workspace is passed per call.
 //
-// Tuning (the default; TFH_CUDA_GEMM_TUNING=off for the environment's LtGemm): when a product
+// Tuning (Tuning::On, or TFH_CUDA_GEMM_TUNING=on for the environment's LtGemm; off by default:
+// measured on an H200, whole models ran slower tuned, docs/PERFORMANCE.md): when a product
 // shape is first met on a stream that is not capturing a CUDA graph, the algorithms cuBLASLt's
 // heuristic offers for it (up to kTuningCandidates), and tfhost's few-row kernel where the
 // product fits it (skinny_gemm: decoding), are each timed on the call's own operands (once the

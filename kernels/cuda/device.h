@@ -41,9 +41,9 @@ void graph_launch(void* exec, void* stream);
 void graph_destroy(void* exec) noexcept;
 
 // What the runtime's GEMM tuning did so far in this process (LtGemm in cuda_kernels.h), one line
-// for reports: "off (TFH_CUDA_GEMM_TUNING=off)", or how many product shapes were tuned, in how
-// many another algorithm than cuBLASLt's first pick was kept, and one product of each shape
-// timed with both.
+// for reports: "off (cuBLASLt's heuristic's picks; ...)", the default, or how many product shapes
+// were tuned, in how many another algorithm than cuBLASLt's first pick was kept, and one product
+// of each shape timed with both.
 std::string gemm_tuning_text();
 
 // The CUDA kernels of tfhost (kernels/cuda/kernels.cc), for the kernel registry.

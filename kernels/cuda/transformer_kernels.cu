@@ -761,18 +761,25 @@ __global__ void __launch_bounds__(kDecodeVecThreads) decode_vec_kernel(Attention
   const int group = static_cast<int>(threadIdx.x) / L;  // (the rows of one group share a warp)
   const int64_t total = keys_of(a);
   const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
-  if (a.new_k) append_new_row<T>(a, b, h);
-  __syncthreads();  // (the new row, read below)
   const T* kc = static_cast<const T*>(a.k) + kv_start(a, b, h) + part * VEC;
   const T* vc = static_cast<const T*>(a.v) + kv_start(a, b, h) + part * VEC;
   const int64_t step = kv_step(a);
+  // Every key and value row (and a 2-D mask's row) this block reads, asked into L2 at once
+  // before anything waits: they come from memory, and the reads below then find them in L2
+  // rather than each waiting its turn for memory.
+  for (int64_t j = group; j < total; j += G) prefetch_l2(kc + j * step), prefetch_l2(vc + j * step);
+  if (a.mask_kind == MaskKind::Raw2D) {
+    const int64_t width = a.mask_width ? a.mask_width : total;
+    for (int64_t j = int64_t(threadIdx.x) * 32; j < width; j += int64_t(blockDim.x) * 32)
+      prefetch_l2(a.mask + b * width + j);  // (32 int32 a line)
+  }
   const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
   float q[VEC];
   const T* qp = static_cast<const T*>(a.q) + b * a.q_token_stride + h * D + part * VEC;
 #pragma unroll
   for (int i = 0; i < VEC; ++i) q[i] = ld(qp, i) * scale;
-  // The values' rows are read after the scores: asked into L2 now, they arrive meanwhile.
-  for (int64_t j = group; j < total; j += G) prefetch_l2(vc + j * step);
+  if (a.new_k) append_new_row<T>(a, b, h);
+  __syncthreads();  // (the new row, read below)
   float m = -INFINITY;
   // kRows rows per group at a time, their loads all in flight before the sums (the keys come
   // from memory: one load at a time per thread, the reads' latency would be the kernel's time).

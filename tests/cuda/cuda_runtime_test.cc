@@ -753,9 +753,9 @@ TEST_F(CudaRuntime, GenerateOnTheGpuPicksTheCpuTokens) {
                                        type, "-b", "2", "-s", "1", "--past_sequence_length", "6",
                                        "--use_gpu", "--cuda_graph", "--io_binding", "--samples",
                                        "5", "--warmup", "2"},
-                                      // (the emulator's cuBLASLt then offers two algorithms, the
-                                      // first 2 ms slower; no effect on a GPU)
-                                      {"TFH_EMU_GEMM_ALGOS=2000,0"});
+                                      // (tuning on; the emulator's cuBLASLt then offers two
+                                      // algorithms, the first 2 ms slower; no effect on a GPU)
+                                      {"TFH_CUDA_GEMM_TUNING=on", "TFH_EMU_GEMM_ALGOS=2000,0"});
   ASSERT_EQ(perf.exit_code, 0) << perf.err;
   EXPECT_NE(perf.out.find("2 key/value buffers updated in place"), std::string::npos) << perf.out;
   EXPECT_NE(perf.out.find("CUDA graphs: 1 captured, 5 replayed runs ("), std::string::npos) << perf.out;
