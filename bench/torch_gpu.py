@@ -92,6 +92,15 @@ def gpt2(torch, config, model, batches, iterations, mode, past=128):
                     if cache.get_seq_length() > past:
                         cache.crop(-1)  # (negative: that many rows off the end)
                     if begin:
+                        # Under CUDA graphs the cache's tensors are the last replay's outputs,
+                        # which the next replay overwrites: fed back as they are, the step failed
+                        # ("accessing tensor output of CUDAGraphs that has been overwritten",
+                        # H200, December 2026). Copies of them are ordinary inputs (the replay
+                        # copies them in: part of its time, as it would be in a decoding loop).
+                        for layer in getattr(cache, "layers", []):
+                            if getattr(layer, "keys", None) is not None:
+                                layer.keys = layer.keys.clone()
+                                layer.values = layer.values.clone()
                         begin()
 
                 def one():

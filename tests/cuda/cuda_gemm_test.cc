@@ -1,6 +1,9 @@
 // What of the CUDA runtime needs NVIDIA's libraries beyond the kernels, against the CPU: the
 // cuBLASLt GEMM, com.microsoft.Attention end to end (its QKV GEMM included) and whole models on a
 // CUDA session. Skipped, with the reason, when this machine has no CUDA GPU.
+#include <cstdlib>
+#include <set>
+
 #include "cuda/kernel_test_util.h"
 #include "host/pipeline/pipeline.h"
 #include "kernels/cuda/device.h"
@@ -350,6 +353,75 @@ TEST_F(CudaKernels, LtGemmTuningOffersTheFewRowKernel) {
 #ifdef TFH_CUDA_EMULATED
   EXPECT_EQ(rec[1].offered, 2);
 #endif
+}
+
+// Tuning is off unless asked (TFH_CUDA_GEMM_TUNING=on or l2 for the environment's LtGemm; off
+// or unset: the heuristic's picks; anything else an error naming the variable). Tuned, a plain
+// product's candidates are timed on copies of its B that overflow L2, not on B (a model reads
+// its weights from memory); l2 times them on B itself. On the emulator (1 MiB of L2) each
+// algorithm records the addresses its products read as B.
+TEST_F(CudaKernels, LtGemmTuningIsOffUnlessAskedAndReadsCopiesOfTheWeights) {
+  struct RestoreEnv {
+    std::string saved;
+    bool had = false;
+    RestoreEnv() {
+      if (const char* v = std::getenv("TFH_CUDA_GEMM_TUNING")) saved = v, had = true;
+    }
+    ~RestoreEnv() {
+      if (had) setenv("TFH_CUDA_GEMM_TUNING", saved.c_str(), 1);
+      else unsetenv("TFH_CUDA_GEMM_TUNING");
+    }
+  } restore;
+  unsetenv("TFH_CUDA_GEMM_TUNING");
+  EXPECT_FALSE(LtGemm().tuning_enabled());
+  setenv("TFH_CUDA_GEMM_TUNING", "off", 1);
+  EXPECT_FALSE(LtGemm().tuning_enabled());
+  setenv("TFH_CUDA_GEMM_TUNING", "on", 1);
+  EXPECT_TRUE(LtGemm().tuning_enabled());
+  setenv("TFH_CUDA_GEMM_TUNING", "sometimes", 1);
+  try {
+    LtGemm bad;
+    ADD_FAILURE() << "TFH_CUDA_GEMM_TUNING=sometimes accepted";
+  } catch (const CudaError& e) {
+    EXPECT_NE(std::string(e.what()).find("TFH_CUDA_GEMM_TUNING"), std::string::npos) << e.what();
+  }
+
+#ifdef TFH_CUDA_EMULATED
+  const EmulatedGemmAlgorithms algos({{0, false}, {0, false}});
+#endif
+  const DevRaw workspace(LtGemm::kWorkspaceBytes, 0);
+  const int64_t m = 8, k = 64, n = 48;  // B: 6 KB, far under L2
+  std::mt19937 rng(9);
+  const Floats a = stored(random_floats(m * k, rng), F16),
+               w = stored(random_floats(k * n, rng, -0.1f, 0.1f), F16);
+  const auto want = cpu_node("MatMul", "", 13, {{"a", {m, k}, a, F16}, {"w", {k, n}, w, F16}},
+                             {"y"})[0];
+  Dev da(a, F16), dw(w, F16), dy(m * n, F16);
+  for (const char* mode : {"on", "l2"}) {
+    SCOPED_TRACE(mode);
+    setenv("TFH_CUDA_GEMM_TUNING", mode, 1);
+    LtGemm gemm;
+    ASSERT_TRUE(gemm.tuning_enabled());
+#ifdef TFH_CUDA_EMULATED
+    emu::set_gemm_algorithms({{0, false}, {0, false}});  // (nothing recorded yet)
+#endif
+    gemm.run(TFH_TYPE_FLOAT16, m, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::None,
+             nullptr, workspace.get(), LtGemm::kWorkspaceBytes, nullptr);
+    EXPECT_LT(max_diff(dy.read(), want), 1e-2f);
+    ASSERT_EQ(gemm.tuned().size(), 1u);
+    EXPECT_EQ(gemm.tuned()[0].ran, gemm.tuned()[0].offered);
+#ifdef TFH_CUDA_EMULATED
+    for (const emu::EmuGemmAlgo& x : emu::gemm_algorithms()) {
+      if (std::string(mode) == "l2") {
+        EXPECT_EQ(x.weights, (std::set<const void*>{dw.get()}));
+      } else {  // timed on copies (how many of them: by the emulator's speed); B by the product
+        std::set<const void*> copies = x.weights;
+        copies.erase(dw.get());
+        EXPECT_GE(copies.size(), 1u);
+      }
+    }
+#endif
+  }
 }
 
 // com.microsoft.Attention end to end on the device (QKV GEMM + bias, present = past ++ new, fused

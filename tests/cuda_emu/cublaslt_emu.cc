@@ -261,7 +261,10 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t op, const v
   std::function<void()> run = [=] {
     if (chosen.delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(chosen.delay_us));
     matmul(*o, al, a, *pa, b, *pb, be, c, *pc, d, *pd);
-    if (index < tfh::emu::algorithms().size()) ++tfh::emu::algorithms()[index].runs;
+    if (index < tfh::emu::algorithms().size()) {
+      ++tfh::emu::algorithms()[index].runs;
+      tfh::emu::algorithms()[index].weights.insert(a);  // (cuBLASLt's A: LtGemm's B)
+    }
   };
   // Checked now, as cuBLASLt checks when the call is made (captured or not).
   const cublasStatus_t st = matmul(*o, al, a, *pa, b, *pb, be, c, *pc, d, *pd, /*check_only=*/true);

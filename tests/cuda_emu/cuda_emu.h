@@ -92,6 +92,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <set>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -153,11 +154,13 @@ bool launch_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function
 // waiting `delay_us` microseconds, or refuses to run (`fails`: NOT_SUPPORTED when called), and
 // counts the products it ran (`runs`, graph replays included). By default one; TFH_EMU_GEMM_ALGOS
 // sets them when the emulator loads, e.g. "0,300,x" (three: the second 300 us slower, the third
-// failing). For LtGemm's tuning.
+// failing). For LtGemm's tuning; `weights`: the distinct addresses its products read as LtGemm's
+// B (cuBLASLt's A), for the tests of tuning's copies of B.
 struct EmuGemmAlgo {
   int delay_us = 0;
   bool fails = false;
   size_t runs = 0;
+  std::set<const void*> weights;
 };
 void set_gemm_algorithms(std::vector<EmuGemmAlgo> algos);
 std::vector<EmuGemmAlgo> gemm_algorithms();
