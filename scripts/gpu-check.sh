@@ -33,19 +33,9 @@ for a in "$@"; do
     *) BUNDLE=$a ;;
   esac
 done
-RESULTS=${OUT:-$ROOT/gpu-check-out}
-mkdir -p "$RESULTS"
-SUMMARY=$RESULTS/summary.txt
-: > "$SUMMARY"
-say() { echo "$*" | tee -a "$SUMMARY"; }
-# The device tool brings back at most 8 files from $OUT: there, the logs leave as one archive
-# beside the summary.
-pack_logs() {
-  [ -n "${OUT:-}" ] && [ "$(ls "$RESULTS" | wc -l)" -gt 7 ] || return 0
-  local t
-  t=$(mktemp) && tar -C "$RESULTS" -czf "$t" . &&
-    find "$RESULTS" -mindepth 1 ! -path "$RESULTS/summary.txt" -delete && mv "$t" "$RESULTS/logs.tar.gz"
-}
+# shellcheck source=scripts/gpu-results.sh
+. scripts/gpu-results.sh
+gpu_results "$ROOT/gpu-check-out"
 trap pack_logs EXIT
 T0=$(date +%s)
 # --quick stops starting tfhost's benchmarks 390 s in, so that PyTorch's side (last) still has

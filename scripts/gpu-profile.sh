@@ -29,17 +29,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-RESULTS=${OUT:-$PWD/gpu-profile-out}
-mkdir -p "$RESULTS"
-SUMMARY=$RESULTS/summary.txt
-: > "$SUMMARY"
-say() { echo "$*" | tee -a "$SUMMARY"; }
-pack_logs() {
-  [ -n "${OUT:-}" ] || return 0
-  local t
-  t=$(mktemp) && tar -C "$RESULTS" -czf "$t" . &&
-    find "$RESULTS" -mindepth 1 ! -path "$RESULTS/summary.txt" -delete && mv "$t" "$RESULTS/logs.tar.gz"
-}
+# shellcheck source=scripts/gpu-results.sh
+. scripts/gpu-results.sh
+gpu_results "$PWD/gpu-profile-out"
 trap pack_logs EXIT
 T0=$(date +%s)
 
