@@ -223,7 +223,7 @@ int main(int argc, char** argv) {
                   time_ms([&] { attention(w, s); }, iters, s));
       std::printf("  %-28s %8.4f ms\n", "attention, tensor cores",
                   time_ms([&] { attention(tc, s); }, iters, s));
-      for (int w : {1, 2, 4}) {  // the warps-per-block choice (Auto picks by size)
+      for (int w : {1, 2, 4}) {  // the warps-per-block choice (the default: 4)
         AttentionArgs tw = tc;
         tw.mma_warps = w;
         char name[48];

@@ -70,7 +70,7 @@ bool tuning_from_environment() {
   const char* v = std::getenv("TFH_CUDA_GEMM_TUNING");
   const std::string value = v ? v : "";
   // Off by default: on an H200, BERT-base and GPT-2's decoding step ran slower tuned than with
-  // the heuristic's picks, in every measurement (docs/PERFORMANCE.md, "GEMM tuning").
+  // the heuristic's picks, in every measurement (docs/PERFORMANCE.md, "GPU (issue 7)").
   if (value.empty() || value == "off") return false;
   if (value == "on" || value == "l2") return true;
   throw CudaError("TFH_CUDA_GEMM_TUNING: expected on, off or l2, got '" + value + "'");

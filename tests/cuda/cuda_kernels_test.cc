@@ -203,8 +203,7 @@ TEST_P(CudaAttention, EveryKernelAgainstCpu) {
                                : algo == Algo::DecodeVector ? "decode, vectorised"
                                                             : "decode, split keys"));
         args.algo = algo;
-        // The tensor-core kernel with 1, 2 and 4 warps per block (by size, the tests' shapes
-        // would all get 1).
+        // The tensor-core kernel with 1, 2 and 4 warps per block (the default: 4).
         for (int warps : algo == Algo::TensorCores ? std::vector<int>{1, 2, 4} : std::vector<int>{0}) {
           SCOPED_TRACE(warps ? std::to_string(warps) + " warps per block" : std::string());
           args.mma_warps = warps;
