@@ -4,8 +4,9 @@
 #  1. the targets' runs as replayed CUDA graphs with IO binding (BERT-base fp16, batch 1,
 #     sequence 128; GPT-2's fp16 decoding step with the shared key/value cache, batch 1, past 128)
 #     under each GEMM setting (untuned, the default; tuned; tuned with the weights in L2; tuned
-#     without the few-row kernel), taking turns over --rounds rounds: the spread between
-#     processes beside the settings' differences;
+#     without the few-row kernel) and each model also with GemmFastGelu, taking turns over
+#     --rounds rounds: the spread between processes beside the settings' differences; then the
+#     targets' other batches (BERT 8 and 64, GPT-2 8 and 128) once;
 #  2. with Nsight Compute (ncu), each kernel's time in eager runs of the same two (untuned, so
 #     that only the model's kernels run; ncu flushes the caches before each kernel, as a
 #     run meets its weights in memory): one run's kernels summed, against the replayed run's
@@ -51,35 +52,52 @@ for pair in bert:bert_base gpt2:gpt2past_base; do
     "shared-bundle/models/${pair#*:}_opset14_skeleton.onnx" "$M/${pair%%:*}.onnx" >> "$RESULTS/fill.log" 2>&1 ||
     { say "gpu-profile: could not fill ${pair#*:}: $(tail -1 "$RESULTS/fill.log")"; exit 2; }
 done
-tf timeout 180 build/bin/tfhost optimize --input "$M/bert.onnx" --output "$M/bert_fp16.onnx" \
-  --model_type bert --float16 > "$RESULTS/optimize.log" 2>&1 &&
-tf timeout 180 build/bin/tfhost run configs/gpt2_fp16_decode.yaml --set model.path="$M/gpt2.onnx" \
-  --set output="$M/gpt2_decode.onnx" --set verify=null --set benchmark=null >> "$RESULTS/optimize.log" 2>&1 ||
+optimize() {  # the fp16 models, and each with GemmFastGelu (cuBLASLt's GELU epilogue: one
+  # launch less per layer; the tanh GELU, so BERT's approximated first)
+  tf timeout 180 build/bin/tfhost optimize --input "$M/bert.onnx" --output "$M/bert_fp16.onnx" \
+    --model_type bert --float16 &&
+  tf timeout 180 build/bin/tfhost optimize --input "$M/bert.onnx" --output "$M/bert_fp16_gemm_gelu.onnx" \
+    --model_type bert --float16 --enable_gelu_approximation --enable_gemm_fast_gelu &&
+  tf timeout 180 build/bin/tfhost run configs/gpt2_fp16_decode.yaml --set model.path="$M/gpt2.onnx" \
+    --set output="$M/gpt2_decode.onnx" --set verify=null --set benchmark=null &&
+  sed 's/^  - pass: core.float16$/  - pass: gpt2.gemm_fast_gelu\n  - pass: core.float16/' \
+    configs/gpt2_fp16_decode.yaml > "$M/gpt2_gemm_gelu.yaml" &&
+  tf timeout 180 build/bin/tfhost run "$M/gpt2_gemm_gelu.yaml" --set model.path="$M/gpt2.onnx" \
+    --set output="$M/gpt2_decode_gemm_gelu.onnx" --set verify=null --set benchmark=null
+}
+optimize > "$RESULTS/optimize.log" 2>&1 ||
   { say "gpu-profile: could not optimize: $(tail -1 "$RESULTS/optimize.log")"; exit 2; }
 say "models ready in $(( $(date +%s) - T0 )) s"
 
-BERT_ARGS=(-m "$M/bert_fp16.onnx" --model_type bert -b 1 -s 128)
-GPT2_ARGS=(-m "$M/gpt2_decode.onnx" --model_type gpt2 -b 1 -s 1 --past_sequence_length 128)
+# model name -> perf's arguments but the batch (the temporary folder's path has no spaces)
+declare -A MODEL_ARGS=(
+  [bert]="-m $M/bert_fp16.onnx --model_type bert -s 128"
+  [bert-gemm-gelu]="-m $M/bert_fp16_gemm_gelu.onnx --model_type bert -s 128"
+  [gpt2]="-m $M/gpt2_decode.onnx --model_type gpt2 -s 1 --past_sequence_length 128"
+  [gpt2-gemm-gelu]="-m $M/gpt2_decode_gemm_gelu.onnx --model_type gpt2 -s 1 --past_sequence_length 128")
 # setting name -> environment
 declare -A ENVS=([untuned]="" [tuned]="TFH_CUDA_GEMM_TUNING=on" [tuned-l2]="TFH_CUDA_GEMM_TUNING=l2"
                  [no-few-row]="TFH_CUDA_GEMM_TUNING=on TFH_CUDA_FEW_ROW_GEMM=off")
 TABLE=$RESULTS/latency.tsv
 : > "$TABLE"
+perf_one() {  # model setting batch round: one process's P50 into the table
+  local log=$RESULTS/perf_$1_$2_b$3_r$4.txt p50
+  # shellcheck disable=SC2086  # (word splitting wanted: the setting's variables, the arguments)
+  env ${ENVS[$2]} LD_LIBRARY_PATH="$LIBS" timeout 120 build/bin/tfhost perf ${MODEL_ARGS[$1]} -b "$3" \
+    --use_gpu --cuda_graph --io_binding --samples 500 --warmup 20 > "$log" 2>&1
+  p50=$(sed -n 's/^Latency P50: \([0-9.]*\) ms/\1/p' "$log")
+  echo -e "$1\t$2\t$3\t$4\t${p50:-failed}\t$(grep -o 'GEMM tuning: .*' "$log")" >> "$TABLE"
+}
 for r in $(seq 1 "$ROUNDS"); do
-  for model in bert gpt2; do
-    for setting in untuned tuned tuned-l2 no-few-row; do
-      # (BERT's products have 128 rows: the few-row kernel never fits them)
-      [ "$model" = bert ] && [ "$setting" = no-few-row ] && continue
-      if [ "$model" = bert ]; then args=("${BERT_ARGS[@]}"); else args=("${GPT2_ARGS[@]}"); fi
-      log=$RESULTS/perf_${model}_${setting}_r$r.txt
-      # shellcheck disable=SC2086  # (an empty setting is no variable)
-      env ${ENVS[$setting]} LD_LIBRARY_PATH="$LIBS" timeout 120 build/bin/tfhost perf "${args[@]}" \
-        --use_gpu --cuda_graph --io_binding --samples 500 --warmup 20 > "$log" 2>&1
-      p50=$(sed -n 's/^Latency P50: \([0-9.]*\) ms/\1/p' "$log")
-      echo -e "$model\t$setting\t$r\t${p50:-failed}\t$(grep -o 'GEMM tuning: .*' "$log")" >> "$TABLE"
-    done
-  done
+  # (BERT's products have 128 rows: the few-row kernel never fits them)
+  for setting in untuned tuned tuned-l2; do perf_one bert "$setting" 1 "$r"; done
+  perf_one bert-gemm-gelu untuned 1 "$r"
+  for setting in untuned tuned tuned-l2 no-few-row; do perf_one gpt2 "$setting" 1 "$r"; done
+  perf_one gpt2-gemm-gelu untuned 1 "$r"
 done
+# The targets' other batches, once, with the defaults.
+for b in 8 64; do perf_one bert untuned "$b" 1; done
+for b in 8 128; do perf_one gpt2 untuned "$b" 1; done
 say "latency rounds done in $(( $(date +%s) - T0 )) s"
 
 # The kernel benchmark at batch 1 (each kernel as a replayed graph of 20 launches, L2-warm).
@@ -89,12 +107,11 @@ tf timeout 120 build/bin/tfh_bench_cuda_kernels --batch 1 --sequence 128 --past 
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 if [ "$NCU_ON" = 1 ] && [ -n "$NCU" ]; then
   for model in bert gpt2; do
-    if [ "$model" = bert ]; then args=("${BERT_ARGS[@]}"); else args=("${GPT2_ARGS[@]}"); fi
     # Three eager runs (the last one's kernels are summed: the first may differ); ncu passes the
     # environment on.
     timeout 240 "$NCU" --clock-control none --metrics gpu__time_duration.sum \
       --csv --print-units base --log-file "$RESULTS/ncu_$model.csv" \
-      env LD_LIBRARY_PATH="$LIBS" build/bin/tfhost perf "${args[@]}" --use_gpu --io_binding \
+      env LD_LIBRARY_PATH="$LIBS" build/bin/tfhost perf ${MODEL_ARGS[$model]} -b 1 --use_gpu --io_binding \
       --samples 1 --warmup 2 > "$RESULTS/ncu_${model}_run.txt" 2>&1 ||
       say "ncu $model: exit $? ($(tail -1 "$RESULTS/ncu_${model}_run.txt"))"
   done
@@ -108,13 +125,14 @@ res = sys.argv[1]
 rows = collections.defaultdict(list)
 for line in open(os.path.join(res, "latency.tsv")):
     f = line.rstrip("\n").split("\t")
-    if f[3] != "failed":
-        rows[(f[0], f[1])].append(float(f[3]))
-print("replayed graphs, IO binding, batch 1 (P50 of 500 runs per process; median [min-max] of the rounds):")
+    if f[4] != "failed":
+        rows[(f[0], f[1], int(f[2]))].append(float(f[4]))
+print("replayed graphs, IO binding (P50 of 500 runs per process; median [min-max] of the rounds):")
 p50 = {}
-for (model, setting), v in rows.items():
-    p50[(model, setting)] = statistics.median(v)
-    print(f"  {model:5} {setting:11} {statistics.median(v):.3f} ms [{min(v):.3f}-{max(v):.3f}] ({len(v)} rounds)")
+for (model, setting, batch), v in rows.items():
+    p50[(model, setting, batch)] = statistics.median(v)
+    print(f"  {model:14} {setting:11} batch {batch:<3} {statistics.median(v):.3f} ms "
+          f"[{min(v):.3f}-{max(v):.3f}] ({len(v)} round{'s' if len(v) > 1 else ''})")
 for model in ("bert", "gpt2"):
     path = os.path.join(res, f"ncu_{model}.csv")
     if not os.path.exists(path):
@@ -142,9 +160,10 @@ for model in ("bert", "gpt2"):
                   len(names))
     run = kernels[-period:]
     total_us = sum(ns for _, ns in run) / 1e3
-    base = p50.get((model, "untuned"))
+    base = p50.get((model, "untuned", 1))
     print(f"ncu {model}: {len(run)} kernels in a run (of {len(names)} profiled), {total_us:.1f} us summed (caches flushed before each)"
-          + (f"; the replayed untuned run: {base * 1000:.1f} us, {base * 1000 - total_us:.1f} us more" if base else ""))
+          + (f"; the replayed untuned run: {base * 1000:.1f} us ({base * 1000 - total_us:+.1f} us "
+             f"against the sum)" if base else ""))
     agg = collections.OrderedDict()
     for name, ns in run:
         short = name.split("(")[0][:70]
