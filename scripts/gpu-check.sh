@@ -36,8 +36,6 @@ done
 # shellcheck source=scripts/gpu-results.sh
 . scripts/gpu-results.sh
 gpu_results "$ROOT/gpu-check-out"
-trap pack_logs EXIT
-T0=$(date +%s)
 # --quick stops starting tfhost's benchmarks 390 s in, so that PyTorch's side (last) still has
 # about three minutes within the device tool's 600 s per command; each step's time limit is
 # also cut to what is left (`lim N`), so that nothing hung eats the rest.

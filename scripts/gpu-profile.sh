@@ -33,8 +33,6 @@ done
 # shellcheck source=scripts/gpu-results.sh
 . scripts/gpu-results.sh
 gpu_results "$PWD/gpu-profile-out"
-trap pack_logs EXIT
-T0=$(date +%s)
 
 # (gpu-check's own results, of unpacking alone, stay out of $OUT)
 if ! OUT= bash scripts/gpu-check.sh --unpack-only "$BUNDLE" > "$RESULTS/unpack.txt" 2>&1; then
