@@ -9,8 +9,10 @@
 #     targets' other batches (BERT 8 and 64, GPT-2 8 and 128) once;
 #  2. with Nsight Compute (ncu), each kernel's time in eager runs of the same two (untuned, so
 #     that only the model's kernels run; ncu flushes the caches before each kernel, as a
-#     run meets its weights in memory): one run's kernels summed, against the replayed run's
-#     latency (the difference is what launching them costs).
+#     run meets its weights in memory): one run's kernels summed, per kernel name, beside the
+#     replayed run's latency (on an H200 the sum was larger: in the replay a kernel finds the
+#     activations it reads in L2, just written);
+#  3. the kernel benchmark at batch 1 (each kernel as a replayed graph, L2-warm).
 #
 #   bash scripts/gpu-profile.sh [--rounds N] [--no-ncu] [BUNDLE]
 #
@@ -25,7 +27,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=${2:?--rounds needs a number}; shift ;;
     --no-ncu) NCU_ON=0 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) BUNDLE=$1 ;;
   esac
   shift
