@@ -66,21 +66,20 @@ Key tuning_key(Key k) {
   return k;
 }
 
-bool tuning_from_environment() {
+// TFH_CUDA_GEMM_TUNING, read once per LtGemm: off (or unset), on, or l2 (tuned, each product
+// timed on its one B, replayed, B then in L2, not on copies that overflow L2 (ColdCopies): for
+// measuring what that choice changes).
+struct EnvironmentTuning {
+  bool on = false, weights_in_l2 = false;
+};
+EnvironmentTuning tuning_from_environment() {
   const char* v = std::getenv("TFH_CUDA_GEMM_TUNING");
   const std::string value = v ? v : "";
   // Off by default: on an H200, BERT-base and GPT-2's decoding step ran slower tuned than with
   // the heuristic's picks, in every measurement (docs/PERFORMANCE.md, "GPU (issue 7)").
-  if (value.empty() || value == "off") return false;
-  if (value == "on" || value == "l2") return true;
+  if (value.empty() || value == "off") return {};
+  if (value == "on" || value == "l2") return {true, value == "l2"};
   throw CudaError("TFH_CUDA_GEMM_TUNING: expected on, off or l2, got '" + value + "'");
-}
-
-// TFH_CUDA_GEMM_TUNING=l2: tuning times each product on its one B, replayed (B then in L2), not
-// on copies that overflow L2 (ColdCopies); for measuring what that choice changes.
-bool tuning_in_l2() {
-  const char* v = std::getenv("TFH_CUDA_GEMM_TUNING");
-  return v && std::string(v) == "l2";
 }
 
 // Whether work launched on `s` now would be recorded into a graph rather than run (then
@@ -351,6 +350,7 @@ int fastest(cublasLtHandle_t handle, const Plan& plan,
 struct LtGemm::Impl {
   cublasLtHandle_t handle = nullptr;
   bool tune = true;
+  bool weights_in_l2 = false;  // TFH_CUDA_GEMM_TUNING=l2
   cudaStream_t tune_stream = nullptr;  // made at the first tuning
   mutable std::mutex mu;
   std::map<Key, std::unique_ptr<Plan>> plans;
@@ -413,7 +413,7 @@ struct LtGemm::Impl {
       if (tune_stream && cudaStreamSynchronize(s) == cudaSuccess) {
         // (A batched product's B is an activation, met in L2 as timed; a plain one's, weights.)
         const size_t b_bytes =
-            rec.batch == 1 && !tuning_in_l2()
+            rec.batch == 1 && !weights_in_l2
                 ? static_cast<size_t>(rec.k * rec.n * (rec.type == TFH_TYPE_FLOAT ? 4 : 2))
                 : 0;
         rec.chosen = fastest(handle, p, candidates, rec.skinny ? &call : nullptr, a, b, b_bytes,
@@ -433,8 +433,12 @@ struct LtGemm::Impl {
 
 LtGemm::LtGemm(Tuning tuning) : impl_(new Impl) {
   try {
-    impl_->tune = tuning == Tuning::On ||
-                  (tuning == Tuning::FromEnvironment && tuning_from_environment());
+    if (tuning == Tuning::FromEnvironment) {
+      const EnvironmentTuning env = tuning_from_environment();
+      impl_->tune = env.on, impl_->weights_in_l2 = env.weights_in_l2;
+    } else {
+      impl_->tune = tuning == Tuning::On;
+    }
     check_lt(cublasLtCreate(&impl_->handle), "create");
   } catch (...) {
     delete impl_;
