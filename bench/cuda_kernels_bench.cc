@@ -287,6 +287,14 @@ int main(int argc, char** argv) {
                   time_ms([&] { decode_attention(blk, s); }, iters, s));
       std::printf("  %-28s %8.4f ms\n", "decode, vectorised",
                   time_ms([&] { decode_attention(vec, s); }, iters, s));
+      for (int threads : {256, 512}) {  // (more rows in flight: fewer trips; the default is 128)
+        if ((threads * 8 + 32 + P + 1) * 4 > 48 * 1024) continue;  // (the scores do not fit)
+        AttentionArgs wide = vec;
+        wide.decode_threads = threads;
+        char what[64];
+        std::snprintf(what, sizeof what, "decode, vectorised, %d thr", threads);
+        std::printf("  %-28s %8.4f ms\n", what, time_ms([&] { decode_attention(wide, s); }, iters, s));
+      }
       std::printf("  %-28s %8.4f ms\n", "decode, split keys",
                   time_ms([&] { decode_attention(sk, s); }, iters, s));
     }

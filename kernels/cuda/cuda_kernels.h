@@ -205,6 +205,10 @@ struct AttentionArgs {
   // TensorCores: warps (16 queries each) per block, 1, 2 or 4; 0: the default (4). For the
   // kernel benchmark's comparison.
   int mma_warps = 0;
+  // DecodeVector: threads per block, 128, 256 or 512; 0: Auto's choice, 128, or with
+  // TFH_CUDA_DECODE_ATTENTION=wide, while batch x heads blocks leave SMs idle, the fewest that
+  // read every key in one pass (up to 512: fewer dependent trips to memory per block).
+  int decode_threads = 0;
 };
 constexpr int64_t kDecodeChunk = 64;
 // Floats of workspace the SplitKeys decode needs for these sizes (total: the keys, or the bound
@@ -216,6 +220,10 @@ inline int64_t decode_split_workspace(int64_t batch, int64_t heads, int64_t tota
 void attention(const AttentionArgs& a, cudaStream_t s);
 // One new token per row over a long past (S == 1): one block per (batch, head), or split keys.
 void decode_attention(const AttentionArgs& a, cudaStream_t s);
+// The vectorised decode kernel's threads per block for `a`: a.decode_threads when set, else
+// 128, or with `wide` (TFH_CUDA_DECODE_ATTENTION=wide) while batch x heads < `sms`, the fewest
+// of 128, 256, 512 that read every key in one trip.
+int decode_vector_threads(const AttentionArgs& a, bool wide, int sms);
 
 // Splits a packed QKV [B, S, 3, N, D] (the QKV GEMM's output, bias added) into Q (left in place:
 // read with q_token_stride 3 * N * D) and the present cache [2, B, N, P + S, D]: past K/V

@@ -82,6 +82,21 @@ EnvironmentTuning tuning_from_environment() {
   throw CudaError("TFH_CUDA_GEMM_TUNING: expected on, off or l2, got '" + value + "'");
 }
 
+// TFH_CUDA_GEMM_SPLIT_K, read once per LtGemm: which of cuBLASLt's split-K reduction schemes its
+// heuristic may pick (CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK). Unset or "any": all, as
+// cuBLASLt would (a decoding step's few-row products then often come as two kernels, the
+// partial products and a separate reduction); "inplace": split-K only where the parts add up in
+// the output itself (one kernel; the sums in the output's type); "off": no split-K. For timing
+// whole models each way (scripts/gpu-profile.sh).
+uint32_t reduction_mask_from_environment() {
+  const char* v = std::getenv("TFH_CUDA_GEMM_SPLIT_K");
+  const std::string value = v ? v : "";
+  if (value.empty() || value == "any") return CUBLASLT_REDUCTION_SCHEME_MASK;
+  if (value == "inplace") return CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_INPLACE;
+  if (value == "off") return CUBLASLT_REDUCTION_SCHEME_NONE;
+  throw CudaError("TFH_CUDA_GEMM_SPLIT_K: expected any, inplace or off, got '" + value + "'");
+}
+
 // Whether work launched on `s` now would be recorded into a graph rather than run (then
 // nothing may wait for it). A failed query counts as capturing.
 bool capturing(cudaStream_t s) {
@@ -111,9 +126,11 @@ struct Plan {
 };
 
 // Up to `count` algorithms cuBLASLt's heuristic offers for `plan` (its order: its pick first),
-// for the workspace LtGemm passes and the alignments of `key`'s pointers.
+// for the workspace LtGemm passes, the alignments of `key`'s pointers and the split-K reduction
+// schemes in `reductions` (a CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK).
 std::vector<cublasLtMatmulAlgo_t> offered_algorithms(cublasLtHandle_t handle, const Plan& plan,
-                                                     const Key& key, int count) {
+                                                     const Key& key, int count,
+                                                     uint32_t reductions) {
   cublasLtMatmulPreference_t pref = nullptr;
   check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference");
   // cuBLASLt's A is our B, its B our A; C and D are both our C.
@@ -128,7 +145,8 @@ std::vector<cublasLtMatmulAlgo_t> offered_algorithms(cublasLtHandle_t handle, co
         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof align_a},
         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof align_b},
         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c, sizeof align_c},
-        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof align_c}})
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof align_c},
+        {CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reductions, sizeof reductions}})
     if (ps == CUBLAS_STATUS_SUCCESS) ps = cublasLtMatmulPreferenceSetAttribute(pref, attr, value, bytes);
   std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(count));
   int found = 0;
@@ -138,7 +156,7 @@ std::vector<cublasLtMatmulAlgo_t> offered_algorithms(cublasLtHandle_t handle, co
           : cublasLtMatmulAlgoGetHeuristic(handle, plan.op, plan.a, plan.b, plan.c, plan.c, pref,
                                            count, results.data(), &found);
   cublasLtMatmulPreferenceDestroy(pref);
-  check_lt(ps, "preference (workspace, alignments)");
+  check_lt(ps, "preference (workspace, alignments, reduction schemes)");
   // NOT_SUPPORTED (or no result): no algorithm for this product; the caller says which.
   if (st != CUBLAS_STATUS_NOT_SUPPORTED) check_lt(st, "heuristic");
   std::vector<cublasLtMatmulAlgo_t> algos;
@@ -351,6 +369,7 @@ struct LtGemm::Impl {
   cublasLtHandle_t handle = nullptr;
   bool tune = true;
   bool weights_in_l2 = false;  // TFH_CUDA_GEMM_TUNING=l2
+  uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_MASK;  // TFH_CUDA_GEMM_SPLIT_K
   cudaStream_t tune_stream = nullptr;  // made at the first tuning
   mutable std::mutex mu;
   std::map<Key, std::unique_ptr<Plan>> plans;
@@ -373,11 +392,11 @@ struct LtGemm::Impl {
       p.algo = known->second.algo, p.skinny = known->second.skinny;
       return;
     }
-    std::vector<cublasLtMatmulAlgo_t> candidates = offered_algorithms(handle, p, key, 1);
+    std::vector<cublasLtMatmulAlgo_t> candidates = offered_algorithms(handle, p, key, 1, reductions);
     if (tune && !candidates.empty()) {
       // The heuristic's pick when asked for one first (what tuning off runs: asked for several,
       // it may put another first), then the others it offers.
-      for (const cublasLtMatmulAlgo_t& x : offered_algorithms(handle, p, key, kTuningCandidates))
+      for (const cublasLtMatmulAlgo_t& x : offered_algorithms(handle, p, key, kTuningCandidates, reductions))
         if (std::memcmp(&x, &candidates[0], sizeof x) != 0) candidates.push_back(x);
       if (candidates.size() > static_cast<size_t>(kTuningCandidates))
         candidates.resize(static_cast<size_t>(kTuningCandidates));
@@ -439,6 +458,7 @@ LtGemm::LtGemm(Tuning tuning) : impl_(new Impl) {
     } else {
       impl_->tune = tuning == Tuning::On;
     }
+    impl_->reductions = reduction_mask_from_environment();
     check_lt(cublasLtCreate(&impl_->handle), "create");
   } catch (...) {
     delete impl_;

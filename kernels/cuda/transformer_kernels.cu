@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
@@ -171,13 +172,22 @@ __global__ void layer_norm_kernel(const T* x, const T* skip, const T* bias, cons
 
 // The same with the row in registers (cols <= PT x blockDim.x, PT columns per thread, in the
 // same order as above, so the same sums): x, skip and bias read once instead of three times.
+// gamma and beta are read at the start with the row, not after the two reductions: they are
+// weights, which a decoding step finds in memory rather than in L2 (the whole model's weights
+// pass through L2 each step), so their reads then wait alongside the row's instead of after it.
 template <typename T, int PT>
 __global__ void layer_norm_reg_kernel(const T* x, const T* skip, const T* bias, const T* gamma,
                                       const T* beta, float eps, T* y, T* sum_out, int64_t cols) {
   TFH_SHARED(float, red, [32]);
   const int64_t at = blockIdx.x * cols;
-  float v[PT];
+  float v[PT], g[PT], bt[PT];  // the row, gamma, beta
   float s = 0.f;
+#pragma unroll
+  for (int i = 0; i < PT; ++i) {
+    const int64_t c = threadIdx.x + int64_t(i) * blockDim.x;
+    g[i] = c < cols ? ld(gamma, c) : 0.f;
+    bt[i] = c < cols && beta ? ld(beta, c) : 0.f;
+  }
 #pragma unroll
   for (int i = 0; i < PT; ++i) {
     const int64_t c = threadIdx.x + int64_t(i) * blockDim.x;
@@ -199,7 +209,9 @@ __global__ void layer_norm_reg_kernel(const T* x, const T* skip, const T* bias, 
 #pragma unroll
   for (int i = 0; i < PT; ++i) {
     const int64_t c = threadIdx.x + int64_t(i) * blockDim.x;
-    if (c < cols) ln_output(v[i], mean, inv, gamma, beta, y, sum_out, at, c);
+    if (c >= cols) continue;
+    if (sum_out) st(sum_out + at, c, v[i]);
+    st(y + at, c, (v[i] - mean) * inv * g[i] + bt[i]);
   }
 }
 
@@ -729,15 +741,18 @@ __global__ void decode_attention_kernel(AttentionArgs a) {
     st(out, d, decode_values<T>(a, b, h, sc, 0, total, d) * inv);
 }
 
-// DecodeVector: one block per (batch, head) of kDecodeVecThreads threads. A key's row is read by
-// L = D / VEC lanes, VEC elements (16 bytes) each, so a warp reads 32 / L whole rows with one
-// coalesced load and the block G = 4 * 32 / L rows at a time (D = 64 in float16: 8 lanes a row,
-// 16 rows per step): the scores (each row's dot product summed over its L lanes with shuffles)
-// into shared memory, the block's max and sum, then the values the same way (each group of L
-// lanes accumulating its rows' weighted values over VEC dimensions), the G groups' partial
-// outputs summed at the end. Against DecodeBlock, whose threads each walk a whole key row, then
-// a dimension over every key, one element at a time.
-constexpr int kDecodeVecThreads = 128;
+// DecodeVector: one block per (batch, head) of Threads threads (128, 256 or 512). A key's row is
+// read by L = D / VEC lanes, VEC elements (16 bytes) each, so a warp reads 32 / L whole rows with
+// one coalesced load and the block G = Threads / L rows at a time (D = 64 in float16, 128
+// threads: 8 lanes a row, 16 rows per step): the scores (each row's dot product summed over its L
+// lanes with shuffles) into shared memory, the block's max and sum, then the values the same way
+// (each group of L lanes accumulating its rows' weighted values over VEC dimensions), the G
+// groups' partial outputs summed at the end. Against DecodeBlock, whose threads each walk a whole
+// key row, then a dimension over every key, one element at a time. More threads: more rows in
+// flight at once, so fewer dependent trips to memory (each group reads kDecodeVecRows rows a
+// trip); the same work.
+constexpr int kDecodeVecThreads = 128;  // the default
+constexpr int kDecodeVecRows = 4;
 
 template <typename T>
 __device__ __forceinline__ void ld_vec(const T* p, float (&out)[16 / sizeof(T)]) {  // 16-byte aligned
@@ -748,11 +763,12 @@ __device__ __forceinline__ void ld_vec(const T* p, float (&out)[16 / sizeof(T)])
   for (int i = 0; i < N; ++i) out[i] = ld(x, i);
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(kDecodeVecThreads) decode_vec_kernel(AttentionArgs a) {
+template <typename T, int D, int Threads>
+__global__ void __launch_bounds__(Threads) decode_vec_kernel(AttentionArgs a) {
   constexpr int VEC = 16 / static_cast<int>(sizeof(T)), L = D / VEC;
-  constexpr int G = kDecodeVecThreads / L;  // key rows the block reads at a time
+  constexpr int G = Threads / L;  // key rows the block reads at a time
   static_assert(D % VEC == 0 && L <= 32 && 32 % L == 0, "a head size of 32, 64 or 128");
+  static_assert(Threads % 32 == 0 && Threads >= D && Threads <= 1024, "whole warps, D or more");
   TFH_DYNAMIC_SHARED(float, smem);  // [G][D] partial outputs, [32] reduction, [a.total] scores
   float* po = smem;
   float* red = po + G * D;
@@ -783,7 +799,7 @@ __global__ void __launch_bounds__(kDecodeVecThreads) decode_vec_kernel(Attention
   float m = -INFINITY;
   // kRows rows per group at a time, their loads all in flight before the sums (the keys come
   // from memory: one load at a time per thread, the reads' latency would be the kernel's time).
-  constexpr int kRows = 4;
+  constexpr int kRows = kDecodeVecRows;
   for (int64_t j0 = 0; j0 < total; j0 += kRows * G) {  // (the same trips for every lane: shuffles)
     float s[kRows];
     float k[kRows][VEC];
@@ -841,13 +857,26 @@ __global__ void __launch_bounds__(kDecodeVecThreads) decode_vec_kernel(Attention
 #pragma unroll
   for (int i = 0; i < VEC; ++i) po[group * D + part * VEC + i] = o[i];
   __syncthreads();
-  const float inv = 1.f / l;
-  T* out = static_cast<T*>(a.out) + (b * a.heads + h) * D;
-  for (int d = static_cast<int>(threadIdx.x); d < D; d += blockDim.x) {
-    float sum = 0.f;
-#pragma unroll 4
-    for (int g = 0; g < G; ++g) sum += po[g * D + d];
-    st(out, d, sum * inv);
+  // The G groups' partial outputs summed in two steps: each of the S = Threads / D slices of the
+  // block sums VEC of them (G = S x VEC), then D threads the S slices' sums (fewer reads one
+  // after another than one thread per dimension over all G).
+  constexpr int S = Threads / D;
+  const int d = static_cast<int>(threadIdx.x) % D, slice = static_cast<int>(threadIdx.x) / D;
+  float sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < VEC; ++i) sum += po[(slice + i * S) * D + d];
+  if constexpr (S > 1) {
+    __syncthreads();  // (every partial output read before the slices' sums overwrite them)
+    po[slice * D + d] = sum;
+    __syncthreads();
+    if (slice == 0) {
+#pragma unroll
+      for (int i = 1; i < S; ++i) sum += po[i * D + d];
+    }
+  }
+  if (slice == 0) {
+    T* out = static_cast<T*>(a.out) + (b * a.heads + h) * D;
+    st(out, d, sum / l);
   }
 }
 
@@ -955,6 +984,16 @@ bool decode_block_only() {
                                        "one-token attention steps use the one-block-per-head "
                                        "scalar kernel");
   return block;
+}
+
+// TFH_CUDA_DECODE_ATTENTION=wide: Auto's vectorised decode kernel gets up to 512 threads a block
+// while batch x heads leaves SMs idle (AttentionArgs::decode_threads), to time whole models both
+// ways.
+bool decode_wide() {
+  static const bool wide = env_choice("TFH_CUDA_DECODE_ATTENTION", "wide",
+                                      "one-token attention steps over few heads use blocks of up "
+                                      "to 512 threads");
+  return wide;
 }
 
 // Whether every key and value row of `a` starts 16-byte aligned (at each key, head and batch), so
@@ -1151,6 +1190,19 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   launched("attention");
 }
 
+int decode_vector_threads(const AttentionArgs& a, bool wide, int sms) {
+  if (a.decode_threads) return a.decode_threads;
+  int threads = kDecodeVecThreads;
+  if (!wide || a.batch * a.heads >= sms) return threads;
+  // The fewest threads whose groups (D / vec lanes a row, kDecodeVecRows rows a trip) read every
+  // key in one trip, up to 512, while the scores and partial outputs fit 48 KiB.
+  const int64_t vec = a.type == TFH_TYPE_FLOAT ? 4 : 8, lanes = std::max<int64_t>(1, a.head_size / vec);
+  auto smem = [&](int64_t t) { return sizeof(float) * static_cast<size_t>(t * vec + 32 + a.total); };
+  while (threads < 512 && threads / lanes * kDecodeVecRows < a.total && smem(2 * threads) <= 48 * 1024)
+    threads *= 2;
+  return threads;
+}
+
 void decode_attention(const AttentionArgs& a, cudaStream_t s) {
   check_attention(a, "decode_attention");
   if (a.seq != 1) throw CudaError("decode_attention: one new token per row (seq 1)");
@@ -1171,30 +1223,45 @@ void decode_attention(const AttentionArgs& a, cudaStream_t s) {
   }
   using Algo = AttentionArgs::Algo;
   // DecodeVector: head size 32, 64 or 128, every K and V row 16-byte aligned, the scores and the
-  // partial outputs in 48 KiB of shared memory.
+  // partial outputs (threads x 16 bytes) in 48 KiB of shared memory.
   const int64_t vec = a.type == TFH_TYPE_FLOAT ? 4 : 8, D = a.head_size;
-  const size_t vec_smem = sizeof(float) * static_cast<size_t>(kDecodeVecThreads * vec + 32 + a.total);
+  if (a.decode_threads != 0 && a.decode_threads != 128 && a.decode_threads != 256 &&
+      a.decode_threads != 512)
+    throw CudaError("decode_attention: decode_threads is 128, 256 or 512 (or 0: the default), not " +
+                    std::to_string(a.decode_threads));
+  auto vec_smem = [&](int64_t threads) {
+    return sizeof(float) * static_cast<size_t>(threads * vec + 32 + a.total);
+  };
+  const int threads = decode_vector_threads(a, decode_wide(), gpu_traits().sms);
   const bool vec_fits = (D == 32 || D == 64 || D == 128) && kv_rows_aligned16(a, vec) &&
-                        vec_smem <= 48 * 1024;
+                        vec_smem(threads) <= 48 * 1024;
   if (a.algo == Algo::DecodeVector && !vec_fits)
     throw CudaError("decode_attention: the vectorised kernel takes head size 32, 64 or 128, "
-                    "16-byte aligned key/value rows and up to ~11,000 keys (here: head size " +
-                    std::to_string(D) + ", " + std::to_string(a.total) + " keys)");
+                    "16-byte aligned key/value rows and up to ~11,000 keys (fewer with more "
+                    "threads; here: head size " + std::to_string(D) + ", " +
+                    std::to_string(a.total) + " keys, " + std::to_string(threads) + " threads)");
   if (a.algo == Algo::DecodeVector ||
       (a.algo == Algo::Auto && vec_fits && !decode_block_only())) {
     by_type(a.type, "decode_attention", [&](auto tag) {
       using T = decltype(tag);
-      const unsigned blocks = static_cast<unsigned>(a.batch * a.heads);
-      switch (D) {
-        case 32:
-          TFH_LAUNCH(blocks, kDecodeVecThreads, vec_smem, s, decode_vec_kernel<T, 32>)(a);
-          break;
-        case 64:
-          TFH_LAUNCH(blocks, kDecodeVecThreads, vec_smem, s, decode_vec_kernel<T, 64>)(a);
-          break;
-        default:
-          TFH_LAUNCH(blocks, kDecodeVecThreads, vec_smem, s, decode_vec_kernel<T, 128>)(a);
-      }
+      auto launch = [&](auto threads_tag) {
+        constexpr int kThreadsPerBlock = decltype(threads_tag)::value;
+        const unsigned blocks = static_cast<unsigned>(a.batch * a.heads);
+        const size_t bytes = vec_smem(kThreadsPerBlock);
+        switch (D) {
+          case 32:
+            TFH_LAUNCH(blocks, kThreadsPerBlock, bytes, s, decode_vec_kernel<T, 32, kThreadsPerBlock>)(a);
+            break;
+          case 64:
+            TFH_LAUNCH(blocks, kThreadsPerBlock, bytes, s, decode_vec_kernel<T, 64, kThreadsPerBlock>)(a);
+            break;
+          default:
+            TFH_LAUNCH(blocks, kThreadsPerBlock, bytes, s, decode_vec_kernel<T, 128, kThreadsPerBlock>)(a);
+        }
+      };
+      if (threads == 512) launch(std::integral_constant<int, 512>());
+      else if (threads == 256) launch(std::integral_constant<int, 256>());
+      else launch(std::integral_constant<int, 128>());
     });
     launched("decode_attention");
     return;

@@ -424,6 +424,54 @@ TEST_F(CudaKernels, LtGemmTuningIsOffUnlessAskedAndReadsCopiesOfTheWeights) {
   }
 }
 
+// TFH_CUDA_GEMM_SPLIT_K limits the split-K reduction schemes the heuristic may pick: any (unset),
+// inplace (no separate reduction kernel), off; anything else is an error naming the variable.
+// The products stay right either way.
+TEST_F(CudaKernels, GemmSplitKSchemesComeFromTheEnvironment) {
+  struct RestoreEnv {
+    std::string saved;
+    bool had = false;
+    RestoreEnv() {
+      if (const char* v = std::getenv("TFH_CUDA_GEMM_SPLIT_K")) saved = v, had = true;
+    }
+    ~RestoreEnv() {
+      if (had) setenv("TFH_CUDA_GEMM_SPLIT_K", saved.c_str(), 1);
+      else unsetenv("TFH_CUDA_GEMM_SPLIT_K");
+    }
+  } restore;
+  setenv("TFH_CUDA_GEMM_SPLIT_K", "sometimes", 1);
+  try {
+    LtGemm bad(LtGemm::Tuning::Off);
+    ADD_FAILURE() << "TFH_CUDA_GEMM_SPLIT_K=sometimes accepted";
+  } catch (const CudaError& e) {
+    EXPECT_NE(std::string(e.what()).find("TFH_CUDA_GEMM_SPLIT_K"), std::string::npos) << e.what();
+  }
+  const DevRaw workspace(LtGemm::kWorkspaceBytes, 0);
+  const int64_t m = 1, k = 96, n = 40;  // a decoding step's one row
+  std::mt19937 rng(11);
+  const Floats a = stored(random_floats(m * k, rng), F16),
+               w = stored(random_floats(k * n, rng, -0.1f, 0.1f), F16);
+  const auto want = cpu_node("MatMul", "", 13, {{"a", {m, k}, a, F16}, {"w", {k, n}, w, F16}},
+                             {"y"})[0];
+  Dev da(a, F16), dw(w, F16), dy(m * n, F16);
+  // (cublasLtReductionScheme_t: NONE 0, INPLACE 1, COMPUTE_TYPE 2, OUTPUT_TYPE 4; MASK 7: all)
+  for (auto [value, mask] : {std::pair<const char*, uint32_t>{nullptr, 7u}, {"any", 7u},
+                             {"inplace", 1u}, {"off", 0u}}) {
+    SCOPED_TRACE(value ? value : "unset");
+    if (value) setenv("TFH_CUDA_GEMM_SPLIT_K", value, 1);
+    else unsetenv("TFH_CUDA_GEMM_SPLIT_K");
+    LtGemm gemm(LtGemm::Tuning::Off);
+    gemm.run(TFH_TYPE_FLOAT16, m, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::None,
+             nullptr, workspace.get(), LtGemm::kWorkspaceBytes, nullptr);
+    EXPECT_LT(max_diff(dy.read(), want), 1e-2f);
+#ifdef TFH_CUDA_EMULATED
+    EXPECT_EQ(emu::heuristic_reduction_schemes(), mask);
+#else
+    (void)mask;
+#endif
+  }
+}
+
 // com.microsoft.Attention end to end on the device (QKV GEMM + bias, present = past ++ new, fused
 // or decode attention) against the CPU kernel: BERT-like (mask, no past), GPT-2-like prompt
 // (causal, no past) and decode steps (causal, one token over a past), awkward sizes included;

@@ -203,10 +203,22 @@ TEST_P(CudaAttention, EveryKernelAgainstCpu) {
                                : algo == Algo::DecodeVector ? "decode, vectorised"
                                                             : "decode, split keys"));
         args.algo = algo;
-        // The tensor-core kernel with 1, 2 and 4 warps per block (the default: 4).
-        for (int warps : algo == Algo::TensorCores ? std::vector<int>{1, 2, 4} : std::vector<int>{0}) {
-          SCOPED_TRACE(warps ? std::to_string(warps) + " warps per block" : std::string());
-          args.mma_warps = warps;
+        // The tensor-core kernel with 1, 2 and 4 warps per block (the default: 4); the vectorised
+        // decode kernel with 128, 256 and 512 threads per block (where the scores fit).
+        std::vector<int> variants{0};
+        if (algo == Algo::TensorCores) variants = {1, 2, 4};
+        if (algo == Algo::DecodeVector) {
+          variants.clear();
+          const int64_t vec = elem == F32 ? 4 : 8;
+          for (int threads : {128, 256, 512})
+            if ((threads * vec + 32 + args.total) * 4 <= 48 * 1024) variants.push_back(threads);
+        }
+        for (int variant : variants) {
+          const bool warps = algo == Algo::TensorCores;
+          SCOPED_TRACE(variant ? std::to_string(variant) + (warps ? " warps" : " threads") +
+                                     " per block"
+                               : std::string());
+          (warps ? args.mma_warps : args.decode_threads) = variant;
           check(cudaMemset(ws.get(), 0xff, split_ws.size() * 4), "poison");
           check(cudaMemset(y.get(), 0xff, q.size() * (elem == F32 ? 4 : 2)), "poison");
           if (before_each) before_each();
@@ -328,6 +340,30 @@ INSTANTIATE_TEST_SUITE_P(
              (c.causal ? "_causal" : "");
     });
 
+// The vectorised decode kernel's block size: 128 threads unless asked (decode_threads) or wide
+// (TFH_CUDA_DECODE_ATTENTION=wide) with fewer blocks than SMs, then the fewest that read every
+// key in one trip (float16, head size 64: 8 lanes a row, 4 rows a trip per group).
+TEST_F(CudaKernels, DecodeVectorThreadsGrowWithTheKeysWhenWide) {
+  AttentionArgs a;
+  a.type = TFH_TYPE_FLOAT16;
+  a.batch = 1, a.heads = 12, a.seq = 1, a.head_size = 64;
+  a.total = 129;  // GPT-2's step at past 128
+  EXPECT_EQ(decode_vector_threads(a, false, 132), 128);
+  EXPECT_EQ(decode_vector_threads(a, true, 132), 512);  // 256 threads read 128 keys a trip
+  a.total = 128;
+  EXPECT_EQ(decode_vector_threads(a, true, 132), 256);
+  a.total = 64;
+  EXPECT_EQ(decode_vector_threads(a, true, 132), 128);
+  a.total = 5000;  // no trip covers them: 512, the most
+  EXPECT_EQ(decode_vector_threads(a, true, 132), 512);
+  a.total = 9000;  // 512 threads' partial outputs and the scores would overflow 48 KiB
+  EXPECT_EQ(decode_vector_threads(a, true, 132), 256);
+  a.total = 129, a.batch = 11;  // 132 blocks: every SM has one
+  EXPECT_EQ(decode_vector_threads(a, true, 132), 128);
+  a.decode_threads = 256;  // asked: kept
+  EXPECT_EQ(decode_vector_threads(a, false, 132), 256);
+}
+
 TEST_F(CudaKernels, BadArgumentsAreClearErrors) {
   AttentionArgs a;
   try {
@@ -350,6 +386,23 @@ TEST_F(CudaKernels, BadArgumentsAreClearErrors) {
     } catch (const CudaError& e) {
       EXPECT_NE(std::string(e.what()).find("tensor-core kernel takes float16 or bfloat16"),
                 std::string::npos)
+          << e.what();
+    }
+  }
+  {  // the vectorised decode kernel asked for a block size it has no build of
+    Dev x(Floats(64, 0.5f), F32), y(Floats(64, 0.f), F32);
+    AttentionArgs f;
+    f.q = f.k = f.v = x.get();
+    f.out = y.get();
+    f.q_token_stride = 32;
+    f.batch = f.heads = f.seq = f.total = 1, f.head_size = 32;
+    f.algo = AttentionArgs::Algo::DecodeVector;
+    f.decode_threads = 384;
+    try {
+      decode_attention(f, nullptr);
+      FAIL() << "no error";
+    } catch (const CudaError& e) {
+      EXPECT_NE(std::string(e.what()).find("decode_threads is 128, 256 or 512"), std::string::npos)
           << e.what();
     }
   }

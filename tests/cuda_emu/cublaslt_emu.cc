@@ -41,7 +41,9 @@ struct Layout {
 // cublasLtMatmul refuses pointers less aligned than that (cuBLASLt itself may fail or fault).
 struct Preference {
   uint32_t align[4] = {256, 256, 256, 256};
+  uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_MASK;
 };
+uint32_t last_reductions = CUBLASLT_REDUCTION_SCHEME_MASK;  // of the last heuristic query
 
 std::vector<EmuGemmAlgo> algos_from_environment() {
   std::vector<EmuGemmAlgo> algos;
@@ -141,6 +143,7 @@ void set_gemm_algorithms(std::vector<EmuGemmAlgo> algos) {
   algorithms() = algos.empty() ? std::vector<EmuGemmAlgo>(1) : std::move(algos);
 }
 std::vector<EmuGemmAlgo> gemm_algorithms() { return algorithms(); }
+uint32_t heuristic_reduction_schemes() { return last_reductions; }
 }  // namespace tfh::emu
 
 using namespace tfh::emu;
@@ -209,6 +212,7 @@ cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p
     case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES: return set(pref->align[1], buf, bytes);
     case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES: return set(pref->align[2], buf, bytes);
     case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES: return set(pref->align[3], buf, bytes);
+    case CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK: return set(pref->reductions, buf, bytes);
     default: return CUBLAS_STATUS_NOT_SUPPORTED;
   }
 }
@@ -218,6 +222,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDe
                                               int requested, cublasLtMatmulHeuristicResult_t results[],
                                               int* found) {
   if (requested < 1 || !p) return CUBLAS_STATUS_INVALID_VALUE;
+  last_reductions = reinterpret_cast<Preference*>(p)->reductions;
   const int n = std::min(requested, static_cast<int>(tfh::emu::algorithms().size()));
   for (int r = 0; r < n; ++r) {
     results[r] = cublasLtMatmulHeuristicResult_t{};

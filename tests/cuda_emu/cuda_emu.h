@@ -164,6 +164,9 @@ struct EmuGemmAlgo {
 };
 void set_gemm_algorithms(std::vector<EmuGemmAlgo> algos);
 std::vector<EmuGemmAlgo> gemm_algorithms();
+// The split-K reduction schemes (CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK) the last heuristic
+// query allowed; the emulated algorithms never split K.
+uint32_t heuristic_reduction_schemes();
 
 // When `stream` is being captured into a graph, keeps `op` for the graph and returns true.
 bool record(cudaStream_t stream, std::function<void()> op);
