@@ -3,9 +3,10 @@
 # scripts/gpu-bundle.sh made (run scripts/gpu-check.sh first: this assumes the GPU tests pass):
 #  1. the targets' runs as replayed CUDA graphs with IO binding (BERT-base fp16, batch 1,
 #     sequence 128; GPT-2's fp16 decoding step with the shared key/value cache, batch 1, past 128)
-#     under each GEMM setting (untuned, the default; tuned; cuBLASLt's split-K only in place,
-#     or none: TFH_CUDA_GEMM_SPLIT_K) and each model also with GemmFastGelu (GPT-2 also with the
-#     decode attention's wide blocks, TFH_CUDA_DECODE_ATTENTION=wide), taking turns over
+#     with the defaults and each candidate setting: cuBLASLt's split-K only in place, or none
+#     (TFH_CUDA_GEMM_SPLIT_K); the weights prefetched into L2 12 or 24 MiB ahead
+#     (TFH_CUDA_PREFETCH_WEIGHTS); each model with GemmFastGelu; GPT-2 with the decode
+#     attention's wide blocks (TFH_CUDA_DECODE_ATTENTION=wide), taking turns over
 #     --rounds rounds: the spread between processes beside the settings' differences; then the
 #     targets' other batches (BERT 8 and 64, GPT-2 8 and 128) once;
 #  2. with Nsight Compute (ncu), each kernel's time in eager runs of the same two (untuned, so
@@ -77,11 +78,14 @@ declare -A MODEL_ARGS=(
   [gpt2]="-m $M/gpt2_decode.onnx --model_type gpt2 -s 1 --past_sequence_length 128"
   [gpt2-gemm-gelu]="-m $M/gpt2_decode_gemm_gelu.onnx --model_type gpt2 -s 1 --past_sequence_length 128")
 # setting name -> environment
-# (TFH_CUDA_GEMM_TUNING=l2, and tuning with TFH_CUDA_FEW_ROW_GEMM=off, were settings of the
-# December 2026 runs: both slower than untuned in all four, docs/PERFORMANCE.md)
+# (Tuning, TFH_CUDA_GEMM_TUNING=on or l2, with and without TFH_CUDA_FEW_ROW_GEMM=off, was slower
+# than untuned in all four December 2026 runs, docs/PERFORMANCE.md: "tuned" is left out of the
+# rounds, to keep a 3-round profile within one device call)
 declare -A ENVS=([untuned]="" [tuned]="TFH_CUDA_GEMM_TUNING=on"
                  [decode-wide]="TFH_CUDA_DECODE_ATTENTION=wide"
-                 [splitk-inplace]="TFH_CUDA_GEMM_SPLIT_K=inplace" [splitk-off]="TFH_CUDA_GEMM_SPLIT_K=off")
+                 [splitk-inplace]="TFH_CUDA_GEMM_SPLIT_K=inplace" [splitk-off]="TFH_CUDA_GEMM_SPLIT_K=off"
+                 [prefetch-12]="TFH_CUDA_PREFETCH_WEIGHTS=12" [prefetch-24]="TFH_CUDA_PREFETCH_WEIGHTS=24"
+                 [combined]="TFH_CUDA_DECODE_ATTENTION=wide TFH_CUDA_GEMM_SPLIT_K=off TFH_CUDA_PREFETCH_WEIGHTS=24")
 TABLE=$RESULTS/latency.tsv
 : > "$TABLE"
 perf_one() {  # model setting batch round: one process's P50 into the table
@@ -94,13 +98,20 @@ perf_one() {  # model setting batch round: one process's P50 into the table
 }
 for r in $(seq 1 "$ROUNDS"); do
   # (BERT's products have 128 rows: the few-row kernel never fits them)
-  for setting in untuned tuned splitk-inplace splitk-off; do perf_one bert "$setting" 1 "$r"; done
+  for setting in untuned splitk-inplace splitk-off prefetch-12 prefetch-24; do
+    perf_one bert "$setting" 1 "$r"
+  done
   perf_one bert-gemm-gelu untuned 1 "$r"
-  for setting in untuned tuned splitk-inplace splitk-off; do perf_one gpt2 "$setting" 1 "$r"; done
+  perf_one bert-gemm-gelu combined 1 "$r"
+  for setting in untuned splitk-inplace splitk-off prefetch-12 prefetch-24; do
+    perf_one gpt2 "$setting" 1 "$r"
+  done
   perf_one gpt2-gemm-gelu untuned 1 "$r"
   # (up to 512 threads a block in the decode attention: batch 1 has 12 blocks for 132 SMs)
   perf_one gpt2 decode-wide 1 "$r"
   perf_one gpt2-gemm-gelu decode-wide 1 "$r"
+  # (every candidate at once, with GemmFastGelu: what the targets would get if each helps)
+  perf_one gpt2-gemm-gelu combined 1 "$r"
 done
 # The targets' other batches, once, with the defaults.
 for b in 8 64; do perf_one bert untuned "$b" 1; done
@@ -138,7 +149,7 @@ print("replayed graphs, IO binding (P50 of 500 runs per process; median [min-max
 p50 = {}
 for (model, setting, batch), v in rows.items():
     p50[(model, setting, batch)] = statistics.median(v)
-    print(f"  {model:14} {setting:12} batch {batch:<3} {statistics.median(v):.3f} ms "
+    print(f"  {model:14} {setting:14} batch {batch:<3} {statistics.median(v):.3f} ms "
           f"[{min(v):.3f}-{max(v):.3f}] ({len(v)} round{'s' if len(v) > 1 else ''})")
 for model in ("bert", "gpt2"):
     path = os.path.join(res, f"ncu_{model}.csv")

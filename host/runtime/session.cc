@@ -4,6 +4,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
@@ -151,6 +153,31 @@ std::unique_ptr<HostTensor> make_tensor(TfhDataType type, std::vector<int64_t> d
 }
 
 namespace {
+#ifdef TFH_HAVE_CUDA
+// The weight prefetch ahead (TFH_CUDA_PREFETCH_WEIGHTS=MiB): constants from this size on.
+constexpr size_t kMinPrefetchBytes = size_t(64) << 10;
+// The window in bytes; 0 (unset, "off" or 0) without. A note says when it is on (once).
+uint64_t prefetch_window_from_environment() {
+  const char* v = std::getenv("TFH_CUDA_PREFETCH_WEIGHTS");
+  const std::string value = v ? v : "";
+  if (value.empty() || value == "off" || value == "0") return 0;
+  char* end = nullptr;
+  const unsigned long long mib = std::strtoull(value.c_str(), &end, 10);
+  if (!end || *end || value[0] == '-' || mib == 0 || mib > 4096)
+    TFH_THROW("TFH_CUDA_PREFETCH_WEIGHTS: expected a size in MiB from 1 to 4096, or off; got '",
+              value, "'");
+  static bool said = false;
+  if (!said) {
+    said = true;
+    std::fprintf(stderr,
+                 "tfhost: note: TFH_CUDA_PREFETCH_WEIGHTS=%s: each step's weights are asked into "
+                 "L2 up to %llu MiB ahead, beside the model's kernels\n",
+                 value.c_str(), mib);
+  }
+  return mib << 20;
+}
+#endif
+
 // A tensor for a kernel to fill: the bytes are not zeroed first.
 std::unique_ptr<HostTensor> make_output_tensor(TfhDataType type, std::vector<int64_t> dims) {
   auto t = std::make_unique<HostTensor>();
@@ -184,6 +211,13 @@ struct Session::Impl {
   std::unique_ptr<BufferPool> dev_pool;
   std::vector<char> on_dev;
   std::vector<HostTensor> dev_const;
+  // TFH_CUDA_PREFETCH_WEIGHTS (MiB; 0: off): each step's weights are asked into L2 while the steps
+  // before it run, up to this many bytes ahead, on a stream beside `stream` (kernels/cuda/device.h).
+  uint64_t prefetch_window = 0;
+  std::shared_ptr<void> prefetcher;
+  void prefetch_weights_ahead(size_t i, size_t& next, uint64_t& window,
+                              const std::vector<std::vector<std::pair<const void*, size_t>>>& ranges,
+                              const std::vector<uint64_t>& bytes);
   // Per run, per slot: a copy of the value on the other side (device for a host value, host for
   // a device one), made for its first reader there and shared by the rest; gone with the value.
   std::vector<HostTensor> mirror;
@@ -271,6 +305,7 @@ struct Session::Impl {
     for (Step& s : steps) destroy_states(s);
 #ifdef TFH_HAVE_CUDA
     graphs.clear();
+    prefetcher.reset();  // (waits for its requests: they read the constants freed below)
     for (HostTensor& t : dev_const)
       if (t.data) kernels::cuda::device_free(const_cast<void*>(t.data));
     for (auto& [k, uploads] : shape_uploads)
@@ -744,6 +779,10 @@ Session::Session(const ir::Model& model, const KernelRegistry& kernels, SessionO
     s.dev_pool = std::make_unique<BufferPool>(kernels::cuda::device_alloc, [](void* p) {
       kernels::cuda::device_free(p);
     });
+    s.prefetch_window = prefetch_window_from_environment();
+    if (s.prefetch_window)
+      s.prefetcher = std::shared_ptr<void>(kernels::cuda::l2_prefetcher_create(),
+                                           [](void* p) { kernels::cuda::l2_prefetcher_destroy(p); });
 #else
     TFH_THROW("device cuda: this tfhost was built without CUDA");
 #endif
@@ -1060,9 +1099,63 @@ std::vector<std::pair<int, const Feed*>> Session::Impl::check_feeds(
 }
 
 // Every step of the plan, in order; each activation goes back to its pool after its last reader.
+#ifdef TFH_HAVE_CUDA
+// Before step i runs: asks L2 for the weights of the steps after it (from `next` on, which
+// advances) while they fit `prefetch_window` bytes beyond step i (`window`: asked for and not yet
+// run). A step whose weights alone exceed the window (an LM head) is passed over.
+void Session::Impl::prefetch_weights_ahead(
+    size_t i, size_t& next, uint64_t& window,
+    const std::vector<std::vector<std::pair<const void*, size_t>>>& ranges,
+    const std::vector<uint64_t>& bytes) {
+  if (next <= i) {
+    next = i + 1;
+    window = 0;
+  } else if (bytes[i] <= prefetch_window) {
+    window -= bytes[i];  // (step i was asked for before: it runs now; a larger one never was)
+  }
+  std::vector<std::pair<const void*, size_t>> ask;
+  for (; next < steps.size(); ++next) {
+    if (bytes[next] > prefetch_window) continue;
+    if (window + bytes[next] > prefetch_window) break;
+    window += bytes[next];
+    ask.insert(ask.end(), ranges[next].begin(), ranges[next].end());
+  }
+  kernels::cuda::l2_prefetch(prefetcher.get(), ask, stream);
+}
+#endif
+
 void Session::Impl::run_steps(Session& self, std::chrono::steady_clock::time_point run_start) {
   Impl& s = *this;
-  for (Step& step : s.steps) {
+#ifdef TFH_HAVE_CUDA
+  // The weights each step reads whole (products and attention's QKV weights on the device,
+  // already uploaded), for the prefetch ahead.
+  std::vector<std::vector<std::pair<const void*, size_t>>> weight_ranges;
+  std::vector<uint64_t> weight_bytes;
+  size_t prefetch_next = 0;
+  uint64_t prefetch_window_used = 0;
+  if (s.prefetcher) {
+    static const std::set<std::string> kReadWhole = {"MatMul", "Gemm", "GemmFastGelu", "FusedMatMul",
+                                                     "Attention"};
+    weight_ranges.resize(s.steps.size());
+    weight_bytes.assign(s.steps.size(), 0);
+    for (size_t i = 0; i < s.steps.size(); ++i) {
+      const Step& step = s.steps[i];
+      if (!step.on_cuda || !kReadWhole.count(step.node->op_type())) continue;
+      for (int k : step.in)
+        if (k >= 0 && s.slots[k].kind == SlotKind::Constant && s.dev_const[k].data &&
+            s.dev_const[k].nbytes >= kMinPrefetchBytes) {
+          weight_ranges[i].emplace_back(s.dev_const[k].data, s.dev_const[k].nbytes);
+          weight_bytes[i] += s.dev_const[k].nbytes;
+        }
+    }
+  }
+#endif
+  for (size_t i = 0; i < s.steps.size(); ++i) {
+    Step& step = s.steps[i];
+#ifdef TFH_HAVE_CUDA
+    if (s.prefetcher)
+      s.prefetch_weights_ahead(i, prefetch_next, prefetch_window_used, weight_ranges, weight_bytes);
+#endif
     auto t0 = std::chrono::steady_clock::now();
     s.execute(step, /*folding=*/false);
 #ifdef TFH_HAVE_CUDA
@@ -1087,6 +1180,9 @@ void Session::Impl::run_steps(Session& self, std::chrono::steady_clock::time_poi
       s.live[k] = nullptr;
     }
   }
+#ifdef TFH_HAVE_CUDA
+  if (s.prefetcher) kernels::cuda::l2_prefetch_join(s.prefetcher.get(), s.stream);
+#endif
 }
 
 // The run's outputs: to the caller's device tensors, or to the host (device values copied back

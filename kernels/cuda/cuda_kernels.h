@@ -278,6 +278,19 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
 // accumulator before the result is rounded.
 enum class Epilogue { None, Bias, Gelu, BiasGelu };
 
+// Asks L2 for up to kMaxL2Ranges ranges of device memory (16-byte aligned starts), in chunks of
+// kL2PrefetchChunk bytes, a thread each: a kernel that fetches nothing into registers and ends
+// once it has asked. The runtime's weight prefetch (Session, TFH_CUDA_PREFETCH_WEIGHTS) launches
+// it on a stream beside the model's, so that a step's weights come from L2.
+constexpr int kMaxL2Ranges = 8;
+constexpr uint64_t kL2PrefetchChunk = 16 * 1024;
+struct L2Ranges {
+  const void* data[kMaxL2Ranges] = {};
+  uint64_t bytes[kMaxL2Ranges] = {};
+  int count = 0;
+};
+void prefetch_l2(const L2Ranges& r, cudaStream_t s);
+
 // tfhost's own few-row product (decoding's products, batch 1 to 4), which LtGemm's tuning times
 // next to cuBLASLt's algorithms: C[m, N] = A[m, K] @ B[K, N] with the same epilogues (GELU's
 // tanh form, as cuBLASLt's), fp32 sums, for 1 to kSkinnyMaxRows rows of float16 or bfloat16, B

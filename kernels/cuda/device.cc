@@ -2,7 +2,9 @@
 
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 
 #include "kernels/cuda/cuda_kernels.h"
 
@@ -69,6 +71,59 @@ void* device_alloc_async(size_t bytes, void* stream) {
 void device_free_async(void* p, void* stream) noexcept {
   if (p) cudaFreeAsync(p, static_cast<cudaStream_t>(stream));
 }
+
+namespace {
+struct L2Prefetcher {
+  cudaStream_t side = nullptr;
+  cudaEvent_t fork = nullptr, join = nullptr;
+  bool pending = false;  // prefetches on `side` not yet joined
+  ~L2Prefetcher() {
+    // (what it asked for may be freed next: its requests are done before it goes)
+    if (side) cudaStreamSynchronize(side);
+    if (fork) cudaEventDestroy(fork);
+    if (join) cudaEventDestroy(join);
+    if (side) cudaStreamDestroy(side);
+  }
+};
+std::atomic<uint64_t> g_l2_prefetch_bytes{0};
+}  // namespace
+
+void* l2_prefetcher_create() {
+  auto pf = std::make_unique<L2Prefetcher>();
+  check(cudaStreamCreateWithFlags(&pf->side, cudaStreamNonBlocking), "cudaStreamCreate (prefetch)");
+  check(cudaEventCreate(&pf->fork), "cudaEventCreate (prefetch)");
+  check(cudaEventCreate(&pf->join), "cudaEventCreate (prefetch)");
+  return pf.release();
+}
+void l2_prefetcher_destroy(void* prefetcher) noexcept { delete static_cast<L2Prefetcher*>(prefetcher); }
+
+void l2_prefetch(void* prefetcher, const std::vector<std::pair<const void*, size_t>>& ranges,
+                 void* stream) {
+  auto* pf = static_cast<L2Prefetcher*>(prefetcher);
+  if (ranges.empty()) return;
+  // The branch starts here: after `stream`'s work so far.
+  check(cudaEventRecord(pf->fork, static_cast<cudaStream_t>(stream)), "cudaEventRecord (prefetch)");
+  check(cudaStreamWaitEvent(pf->side, pf->fork, 0), "cudaStreamWaitEvent (prefetch)");
+  pf->pending = true;
+  L2Ranges r;
+  for (const auto& [p, bytes] : ranges) {
+    r.data[r.count] = p, r.bytes[r.count] = bytes;
+    g_l2_prefetch_bytes += bytes;
+    if (++r.count == kMaxL2Ranges) prefetch_l2(r, pf->side), r = L2Ranges{};
+  }
+  if (r.count) prefetch_l2(r, pf->side);
+}
+
+void l2_prefetch_join(void* prefetcher, void* stream) {
+  auto* pf = static_cast<L2Prefetcher*>(prefetcher);
+  if (!pf || !pf->pending) return;
+  check(cudaEventRecord(pf->join, pf->side), "cudaEventRecord (prefetch join)");
+  check(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), pf->join, 0),
+        "cudaStreamWaitEvent (prefetch join)");
+  pf->pending = false;
+}
+
+uint64_t l2_prefetch_bytes_asked() { return g_l2_prefetch_bytes.load(); }
 
 void graph_begin(void* stream) {
   // Relaxed: the session's pool may still cudaMalloc a block while a graph is captured (the

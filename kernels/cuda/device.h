@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 struct TfhKernelDesc;
@@ -39,6 +41,20 @@ void* graph_end(void* stream, size_t* nodes = nullptr);
 void graph_abort(void* stream) noexcept;
 void graph_launch(void* exec, void* stream);
 void graph_destroy(void* exec) noexcept;
+
+// Weights asked into L2 ahead of the steps that read them (TFH_CUDA_PREFETCH_WEIGHTS): a stream
+// of its own, forked from the session's at each call, so that in a captured graph the prefetches
+// are a branch beside the model's kernels, starting where they were asked. l2_prefetch asks for
+// the ranges (device pointer, bytes) once `stream`'s work so far is done, without holding up what
+// comes next on `stream`; l2_prefetch_join orders every prefetch asked so far before what comes
+// next on `stream` (a capture must end with its branches joined).
+void* l2_prefetcher_create();
+void l2_prefetcher_destroy(void* prefetcher) noexcept;
+void l2_prefetch(void* prefetcher, const std::vector<std::pair<const void*, size_t>>& ranges,
+                 void* stream);
+void l2_prefetch_join(void* prefetcher, void* stream);
+// Bytes asked for so far in this process (each launch counted once; replays not), for tests.
+uint64_t l2_prefetch_bytes_asked();
 
 // What the runtime's GEMM tuning did so far in this process (LtGemm in cuda_kernels.h), one line
 // for reports: "off (cuBLASLt's heuristic's picks; ...)", the default, or how many product shapes

@@ -583,4 +583,51 @@ void gather(size_t elem_bytes, const void* x, TfhDataType idx_type, const void* 
   launched("gather");
 }
 
+// ---- L2 prefetch (the runtime's weights asked for ahead of the steps that read them) ------------
+// A thread per kL2PrefetchChunk bytes of the ranges: on sm_90 one bulk prefetch (the copy engine
+// of the SM fetches the whole chunk into L2, nothing comes back to the thread), before that a
+// prefetch per 128-byte line. The threads wait for nothing: the kernel ends as soon as its
+// requests are issued.
+namespace {
+__global__ void prefetch_l2_kernel(L2Ranges r) {
+  uint64_t i = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;  // over all ranges
+  for (int k = 0; k < r.count; ++k) {
+    const uint64_t chunks = (r.bytes[k] + kL2PrefetchChunk - 1) / kL2PrefetchChunk;
+    if (i >= chunks) {
+      i -= chunks;
+      continue;
+    }
+    const char* p = static_cast<const char*>(r.data[k]) + i * kL2PrefetchChunk;
+    const uint64_t n = min(uint64_t(kL2PrefetchChunk), r.bytes[k] - i * kL2PrefetchChunk);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    // (16-byte multiples from a 16-byte aligned start: the ranges start 256-byte aligned)
+    const uint32_t bulk = static_cast<uint32_t>(n & ~uint64_t(15));
+    if (bulk) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bulk) : "memory");
+#elif defined(__CUDA_ARCH__)
+    for (uint64_t b = 0; b < n; b += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(p + b));
+#else
+    (void)p, (void)n;  // (the emulator: nothing to fetch)
+#endif
+    return;
+  }
+}
+}  // namespace
+
+void prefetch_l2(const L2Ranges& r, cudaStream_t s) {
+  if (r.count < 0 || r.count > kMaxL2Ranges)
+    throw CudaError("prefetch_l2: " + std::to_string(r.count) + " ranges (at most " +
+                    std::to_string(kMaxL2Ranges) + ")");
+  uint64_t chunks = 0;
+  for (int k = 0; k < r.count; ++k) {
+    if (r.bytes[k] && reinterpret_cast<uintptr_t>(r.data[k]) % 16 != 0)
+      throw CudaError("prefetch_l2: a range not 16-byte aligned");
+    chunks += (r.bytes[k] + kL2PrefetchChunk - 1) / kL2PrefetchChunk;
+  }
+  if (!chunks) return;
+  constexpr unsigned kThreadsPerBlock = 128;
+  TFH_LAUNCH(static_cast<unsigned>((chunks + kThreadsPerBlock - 1) / kThreadsPerBlock), kThreadsPerBlock,
+             0, s, prefetch_l2_kernel)(r);
+  launched("prefetch_l2");
+}
+
 }  // namespace tfh::kernels::cuda

@@ -472,6 +472,40 @@ TEST_F(CudaKernels, GemmSplitKSchemesComeFromTheEnvironment) {
   }
 }
 
+// The weight prefetch's branch: asked while a stream is captured, its kernel goes into the graph
+// beside the stream's work, and the capture ends only once the branch is joined back (CUDA
+// refuses an unjoined one, and so does the emulator). Eagerly it runs at once.
+TEST_F(CudaKernels, L2PrefetchIsABranchJoinedBeforeTheCaptureEnds) {
+  void* stream = stream_create();
+  void* pf = l2_prefetcher_create();
+  const DevRaw weights(300 * 1024, 1);
+  const std::vector<std::pair<const void*, size_t>> ranges = {{weights.get(), 300 * 1024}};
+  const uint64_t before = l2_prefetch_bytes_asked();
+  l2_prefetch(pf, ranges, stream);  // eager
+  l2_prefetch_join(pf, stream);
+  stream_sync(stream);
+  EXPECT_EQ(l2_prefetch_bytes_asked() - before, 300u * 1024u);
+  graph_begin(stream);
+  l2_prefetch(pf, ranges, stream);
+  EXPECT_THROW(graph_end(stream), CudaError);  // not joined
+  graph_abort(stream);
+  graph_begin(stream);
+  fill_zero(weights.get(), 16, stream);
+  l2_prefetch(pf, ranges, stream);
+  l2_prefetch_join(pf, stream);
+  size_t nodes = 0;
+  void* exec = graph_end(stream, &nodes);
+  EXPECT_EQ(nodes, 2u);  // the fill and the prefetch
+  graph_launch(exec, stream);
+  stream_sync(stream);
+  const std::vector<uint8_t> after = weights.read<uint8_t>();
+  EXPECT_EQ(after[0], 0u);  // the graph's fill ran, the prefetch changed nothing
+  EXPECT_EQ(after[16], 1u);
+  graph_destroy(exec);
+  l2_prefetcher_destroy(pf);
+  stream_destroy(stream);
+}
+
 // com.microsoft.Attention end to end on the device (QKV GEMM + bias, present = past ++ new, fused
 // or decode attention) against the CPU kernel: BERT-like (mask, no past), GPT-2-like prompt
 // (causal, no past) and decode steps (causal, one token over a past), awkward sizes included;

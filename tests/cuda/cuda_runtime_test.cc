@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -23,6 +24,7 @@
 #include "host/runtime/tensor_io.h"
 #include "ir/ir_test_util.h"
 #include "kernels/common/device_info.h"
+#include "kernels/cuda/device.h"
 #include "runtime/gpt2_decode.h"
 #include "support/test_util.h"
 
@@ -793,6 +795,71 @@ struct GpuAndCpu {
     return o;
   }
 };
+
+// TFH_CUDA_PREFETCH_WEIGHTS=1 (MiB): before each step, the weights of the steps after it are
+// asked into L2 on a stream beside the session's, up to 1 MiB ahead; a weight larger than that
+// (a 1.5 MB one here) is passed over. Three MatMuls: the first run has no device weights yet
+// (they are uploaded as it goes), the second (captured into a graph) asks for the second one's
+// 256 KiB once (the third is too large), as a branch the capture joins back; the replays ask
+// for nothing more on the host and give the CPU's results. A bad value is an error naming the
+// variable.
+TEST_F(CudaRuntime, WeightsPrefetchedAheadBesideTheModel) {
+  struct RestoreEnv {
+    std::string saved;
+    bool had = false;
+    RestoreEnv() {
+      if (const char* v = std::getenv("TFH_CUDA_PREFETCH_WEIGHTS")) saved = v, had = true;
+    }
+    ~RestoreEnv() {
+      if (had) setenv("TFH_CUDA_PREFETCH_WEIGHTS", saved.c_str(), 1);
+      else unsetenv("TFH_CUDA_PREFETCH_WEIGHTS");
+    }
+  } restore;
+  onnx::ModelProto m = new_model();
+  onnx::GraphProto& g = *m.mutable_graph();
+  *g.add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {2, 256});
+  auto weight = [&](const std::string& name, int64_t n) {
+    std::vector<float> w(static_cast<size_t>(256 * n));
+    for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(noise(i + name.size())) * 0.05f;
+    *g.add_initializer() = float_tensor(name, {256, n}, w);
+  };
+  weight("w1", 256), weight("w2", 256), weight("w3", 1500);
+  add_node(g, "MatMul", {"x", "w1"}, {"a"}, "mm1");
+  add_node(g, "MatMul", {"a", "w2"}, {"b"}, "mm2");
+  add_node(g, "MatMul", {"b", "w3"}, {"y"}, "mm3");
+  g.add_output()->set_name("y");
+
+  setenv("TFH_CUDA_PREFETCH_WEIGHTS", "lots", 1);
+  try {
+    GpuAndCpu bad(m, /*graphs=*/true);
+    ADD_FAILURE() << "TFH_CUDA_PREFETCH_WEIGHTS=lots accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("TFH_CUDA_PREFETCH_WEIGHTS"), std::string::npos) << e.what();
+  }
+  size_t nodes_without = 0;
+  for (const char* window : {"off", "1"}) {
+    SCOPED_TRACE(std::string("TFH_CUDA_PREFETCH_WEIGHTS=") + window);
+    setenv("TFH_CUDA_PREFETCH_WEIGHTS", window, 1);
+    GpuAndCpu both(m, /*graphs=*/true);
+    const uint64_t asked_before = kernels::cuda::l2_prefetch_bytes_asked();
+    for (int rep = 0; rep < 4; ++rep) {
+      auto x = tensor(TFH_TYPE_FLOAT, {2, 256}, [rep](size_t i) { return noise(i + rep); });
+      expect_close(both.gpu.run({{"x", x.get()}}), both.cpu.run({{"x", x.get()}}), 1e-3,
+                   "run " + std::to_string(rep));
+    }
+    const GraphStats st = both.gpu.graph_stats();
+    EXPECT_EQ(st.captured, 1u) << st.refused;
+    EXPECT_EQ(st.replays, 2u);
+    const uint64_t asked = kernels::cuda::l2_prefetch_bytes_asked() - asked_before;
+    if (std::string(window) == "off") {
+      EXPECT_EQ(asked, 0u);
+      nodes_without = st.nodes;
+    } else {
+      EXPECT_EQ(asked, 256u * 256u * sizeof(float));  // w2, in the captured run
+      EXPECT_EQ(st.nodes, nodes_without + 1) << "the prefetch kernel, a node of the graph";
+    }
+  }
+}
 
 // Add (GPU) -> Floor (no CUDA kernel: CPU) -> Add (GPU): the run crosses sides, so no graph is
 // captured; the session says which node and runs eagerly, with right results every time.

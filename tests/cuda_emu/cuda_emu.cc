@@ -399,17 +399,24 @@ bool launch_grid(dim3 grid, dim3 block, size_t shared_bytes, const std::function
 // ---- streams and graph capture ---------------------------------------------------------------------
 
 namespace {
+// One capture: begun on `origin`; other streams join it by waiting on an event recorded in it
+// (a fork) and must be joined back (the origin waiting on an event recorded on them after their
+// last operation) before it ends, as CUDA requires. Operations from every stream of the capture
+// go into one list, in call order (one valid order of the graph's branches).
 struct Capture {
+  cudaStream_t origin = nullptr;
   std::vector<std::function<void()>> ops;
   bool invalidated = false;  // a synchronisation while capturing (CUDA invalidates the capture)
+  std::map<cudaStream_t, size_t> forked_ops;     // per forked stream: ops.size() after its last
+  std::map<cudaStream_t, size_t> forked_joined;  // per forked stream: what the origin waited on
 };
-std::map<cudaStream_t, Capture>& captures() {
-  static std::map<cudaStream_t, Capture> m;
+std::map<cudaStream_t, std::shared_ptr<Capture>>& captures() {  // every stream in a capture
+  static std::map<cudaStream_t, std::shared_ptr<Capture>> m;
   return m;
 }
 Capture* capture_of(cudaStream_t s) {
   auto it = captures().find(s);
-  return it == captures().end() ? nullptr : &it->second;
+  return it == captures().end() ? nullptr : it->second.get();
 }
 }  // namespace
 
@@ -417,6 +424,7 @@ bool record(cudaStream_t stream, std::function<void()> op) {
   Capture* c = capture_of(stream);
   if (!c) return false;
   c->ops.push_back(std::move(op));
+  if (stream != c->origin) c->forked_ops[stream] = c->ops.size();
   return true;
 }
 
@@ -434,7 +442,11 @@ struct CUgraphExec_st {
 };
 struct CUevent_st {
   std::chrono::steady_clock::time_point at;
-  bool recorded = false;
+  bool recorded = false;  // eagerly, with a time
+  // Recorded in a capture: which, on which stream, after how many of its operations.
+  std::shared_ptr<tfh::emu::Capture> capture;
+  cudaStream_t stream = nullptr;
+  size_t ops_at = 0;
 };
 
 // ---- the runtime API the kernels and their tests call -------------------------------------------
@@ -514,7 +526,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
 }
 cudaError_t cudaDeviceSynchronize() {
   for (auto& [s, c] : tfh::emu::captures()) {
-    c.invalidated = true;
+    c->invalidated = true;
     g_last_reason = "cudaDeviceSynchronize while a stream is being captured";
     return g_last_error = cudaErrorStreamCaptureUnsupported;
   }
@@ -576,7 +588,9 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
     g_last_reason = "cudaStreamBeginCapture on a stream already capturing";
     return g_last_error = cudaErrorIllegalState;
   }
-  tfh::emu::captures()[s];
+  auto c = std::make_shared<tfh::emu::Capture>();
+  c->origin = s;
+  tfh::emu::captures()[s] = std::move(c);
   return cudaSuccess;
 }
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status) {
@@ -592,12 +606,24 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
     g_last_reason = "cudaStreamEndCapture on a stream not capturing";
     return g_last_error = cudaErrorIllegalState;
   }
+  if (c->origin != s) {
+    g_last_reason = "cudaStreamEndCapture on a stream the capture forked, not on its origin";
+    return g_last_error = cudaErrorStreamCaptureUnmatched;
+  }
   const bool invalidated = c->invalidated;
+  std::string unjoined;
+  for (const auto& [f, n] : c->forked_ops)
+    if (n > c->forked_joined[f]) unjoined = "a stream forked into the capture has work not joined back";
   auto ops = std::move(c->ops);
-  tfh::emu::captures().erase(s);
+  for (auto it = tfh::emu::captures().begin(); it != tfh::emu::captures().end();)
+    it = it->second.get() == c ? tfh::emu::captures().erase(it) : std::next(it);
   if (invalidated) {
     g_last_reason = "the capture was invalidated";
     return g_last_error = cudaErrorStreamCaptureInvalidated;
+  }
+  if (!unjoined.empty()) {
+    g_last_reason = unjoined;
+    return g_last_error = cudaErrorStreamCaptureUnjoined;
   }
   *graph = new CUgraph_st{std::move(ops)};
   return cudaSuccess;
@@ -634,7 +660,9 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
 }
 
 // Events: the host's clock when the stream gets there, which (work running when it is queued)
-// is when cudaEventRecord is called. Not recorded into graphs (tfhost never does).
+// is when cudaEventRecord is called. Recorded on a capturing stream, an event is a point of the
+// capture (no time): another stream waiting on it joins the capture (a fork), the origin waiting
+// on one recorded on a forked stream joins that stream's work so far back.
 cudaError_t cudaEventCreate(cudaEvent_t* e) {
   *e = new CUevent_st;
   return cudaSuccess;
@@ -644,9 +672,40 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
-  if (const cudaError_t err = refused_while_capturing(s, "cudaEventRecord")) return err;
+  auto in = tfh::emu::captures().find(s);
+  if (in != tfh::emu::captures().end()) {
+    tfh::emu::Capture& c = *in->second;
+    e->capture = in->second, e->stream = s, e->recorded = false;
+    e->ops_at = s == c.origin ? c.ops.size() : c.forked_ops[s];
+    return cudaSuccess;
+  }
+  e->capture.reset();
   e->at = std::chrono::steady_clock::now();
   e->recorded = true;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
+  tfh::emu::Capture* mine = tfh::emu::capture_of(s);
+  const bool live = e->capture && tfh::emu::capture_of(e->stream) == e->capture.get();
+  if (!live) {  // an eager event (work is done when queued), or one of a capture that ended
+    if (mine) {
+      g_last_reason = "cudaStreamWaitEvent of a capturing stream on an event from outside the capture";
+      return g_last_error = cudaErrorStreamCaptureIsolation;
+    }
+    return cudaSuccess;
+  }
+  tfh::emu::Capture& c = *e->capture;
+  if (!mine) {  // a fork: s joins the capture
+    tfh::emu::captures()[s] = e->capture;
+    c.forked_ops[s] = 0;
+    return cudaSuccess;
+  }
+  if (mine != &c) {
+    g_last_reason = "cudaStreamWaitEvent across two captures";
+    return g_last_error = cudaErrorStreamCaptureIsolation;
+  }
+  if (s == c.origin && e->stream != c.origin)  // a join
+    c.forked_joined[e->stream] = std::max(c.forked_joined[e->stream], e->ops_at);
   return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {

@@ -20,7 +20,8 @@
 //    in call order), the stream-ordered allocator, and graph capture: launches, copies, fills
 //    and GEMMs on a capturing stream are recorded (their arguments by value, pointers as
 //    pointers) and run by each cudaGraphLaunch; a synchronisation of a capturing stream is an
-//    error, as on a GPU;
+//    error, as on a GPU; other streams join a capture through events (fork) and must be joined
+//    back before it ends (cudaErrorStreamCaptureUnjoined otherwise);
 //  - cuBLASLt (cublaslt_emu.cc): the descriptors tfhost sets, a float-accumulating reference
 //    product (column-major layouts, transposes, strided batches, bias and GELU epilogues), with the
 //    layouts' sizes checked against each other.
@@ -65,6 +66,7 @@
 #define cudaEventCreate tfh_emu_cudaEventCreate
 #define cudaEventDestroy tfh_emu_cudaEventDestroy
 #define cudaEventRecord tfh_emu_cudaEventRecord
+#define cudaStreamWaitEvent tfh_emu_cudaStreamWaitEvent
 #define cudaEventSynchronize tfh_emu_cudaEventSynchronize
 #define cudaEventElapsedTime tfh_emu_cudaEventElapsedTime
 #define cublasLtCreate tfh_emu_cublasLtCreate
