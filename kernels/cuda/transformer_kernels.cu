@@ -536,6 +536,16 @@ __global__ void __launch_bounds__(32 * kMmaMaxWarps) attention_mma_kernel(Attent
   const int64_t warp_end = skip_future ? min(total, past + min(a.seq, q0 + 16)) : total;
   for (int64_t t0 = 0; t0 < block_end; t0 += kMmaKeys) {
     const int64_t n = min(int64_t(kMmaKeys), total - t0);
+    {  // The next tile's K and V rows asked into L2 before this one's reads wait: its reads then
+       // find them there (a tile's rows come from memory; BERT at sequence 128 has two tiles).
+      constexpr int kLines = (D * 2 + 127) / 128;  // 128-byte lines per row (16-bit elements)
+      const int64_t next = t0 + kMmaKeys, rows = min(int64_t(kMmaKeys), block_end - next);
+      for (int e = threadIdx.x; e < rows * kLines; e += blockDim.x) {
+        const int64_t j = next + e / kLines;
+        const int64_t at = j * step + (e % kLines) * 64;  // (64 elements: 128 bytes)
+        prefetch_l2(kc + at), prefetch_l2(vc + at);
+      }
+    }
     if (wide) {
       constexpr int kChunks = D / 8, kPer = kMmaKeys * kChunks;
       // kLoads chunks of K and of V per thread in flight before any is stored: the tile's reads
