@@ -5,8 +5,9 @@
 #     sequence 128; GPT-2's fp16 decoding step with the shared key/value cache, batch 1, past 128)
 #     with the defaults and each candidate setting: cuBLASLt's split-K only in place, or none
 #     (TFH_CUDA_GEMM_SPLIT_K); the weights prefetched into L2 12 or 24 MiB ahead
-#     (TFH_CUDA_PREFETCH_WEIGHTS); each model with GemmFastGelu; GPT-2 with the decode
-#     attention's wide blocks (TFH_CUDA_DECODE_ATTENTION=wide), taking turns over
+#     (TFH_CUDA_PREFETCH_WEIGHTS); programmatic dependent launch (TFH_CUDA_PDL); each model with
+#     GemmFastGelu; GPT-2 with the decode attention's wide blocks (TFH_CUDA_DECODE_ATTENTION=wide);
+#     all of them at once (`combined`, then checked against the float32 export), taking turns over
 #     --rounds rounds: the spread between processes beside the settings' differences; then the
 #     targets' other batches (BERT 8 and 64, GPT-2 8 and 128) once;
 #  2. with Nsight Compute (ncu), each kernel's time in eager runs of the same two (untuned, so
@@ -85,7 +86,8 @@ declare -A ENVS=([untuned]="" [tuned]="TFH_CUDA_GEMM_TUNING=on"
                  [decode-wide]="TFH_CUDA_DECODE_ATTENTION=wide"
                  [splitk-inplace]="TFH_CUDA_GEMM_SPLIT_K=inplace" [splitk-off]="TFH_CUDA_GEMM_SPLIT_K=off"
                  [prefetch-12]="TFH_CUDA_PREFETCH_WEIGHTS=12" [prefetch-24]="TFH_CUDA_PREFETCH_WEIGHTS=24"
-                 [combined]="TFH_CUDA_DECODE_ATTENTION=wide TFH_CUDA_GEMM_SPLIT_K=off TFH_CUDA_PREFETCH_WEIGHTS=24")
+                 [pdl]="TFH_CUDA_PDL=on"
+                 [combined]="TFH_CUDA_DECODE_ATTENTION=wide TFH_CUDA_GEMM_SPLIT_K=off TFH_CUDA_PREFETCH_WEIGHTS=24 TFH_CUDA_PDL=on")
 TABLE=$RESULTS/latency.tsv
 : > "$TABLE"
 perf_one() {  # model setting batch round: one process's P50 into the table
@@ -98,12 +100,12 @@ perf_one() {  # model setting batch round: one process's P50 into the table
 }
 for r in $(seq 1 "$ROUNDS"); do
   # (BERT's products have 128 rows: the few-row kernel never fits them)
-  for setting in untuned splitk-inplace splitk-off prefetch-12 prefetch-24; do
+  for setting in untuned splitk-inplace splitk-off prefetch-12 prefetch-24 pdl; do
     perf_one bert "$setting" 1 "$r"
   done
   perf_one bert-gemm-gelu untuned 1 "$r"
   perf_one bert-gemm-gelu combined 1 "$r"
-  for setting in untuned splitk-inplace splitk-off prefetch-12 prefetch-24; do
+  for setting in untuned splitk-inplace splitk-off prefetch-12 prefetch-24 pdl; do
     perf_one gpt2 "$setting" 1 "$r"
   done
   perf_one gpt2-gemm-gelu untuned 1 "$r"
@@ -113,6 +115,21 @@ for r in $(seq 1 "$ROUNDS"); do
   # (every candidate at once, with GemmFastGelu: what the targets would get if each helps)
   perf_one gpt2-gemm-gelu combined 1 "$r"
 done
+# The candidates all at once give the float32 export's outputs (PDL, the prefetch branch and the
+# others are new code paths on a GPU; the emulator runs each launch to its end): compare, as
+# gpu-check does for the defaults.
+for pair in bert:bert_fp16_gemm_gelu gpt2:gpt2_decode_gemm_gelu; do
+  model=${pair%%:*}
+  args="-b 2 -s 128"
+  [ "$model" = gpt2 ] && args="-b 2 -s 1 --past_sequence_length 128"
+  # shellcheck disable=SC2086  # (word splitting wanted: the setting's variables, the arguments)
+  env ${ENVS[combined]} LD_LIBRARY_PATH="$LIBS" timeout 180 build/bin/tfhost compare \
+    --baseline_model "$M/$model.onnx" --optimized_model "$M/${pair#*:}.onnx" --model_type "$model" \
+    --samples 3 --use_gpu --cuda_graph $args > "$RESULTS/compare_${model}_combined.txt" 2>&1
+  say "compare $model (GemmFastGelu, combined) on the GPU: exit $?; $(grep -E '^(PASS|FAIL)|max abs diff' \
+    "$RESULTS/compare_${model}_combined.txt" | head -3 | tr '\n' ';')"
+done
+
 # The targets' other batches, once, with the defaults.
 for b in 8 64; do perf_one bert untuned "$b" 1; done
 for b in 8 128; do perf_one gpt2 untuned "$b" 1; done

@@ -21,14 +21,65 @@
 // and its static shared memory (`__shared__ T name dims;`) TFH_SHARED(T, name, dims), one
 // variable each: under TFH_CUDA_EMULATED, tests/cuda_emu/cuda_emu.h defines them for its CPU
 // emulator (which fills shared memory with NaN bytes at every block's start, as garbage).
+//
+// TFH_LAUNCH_PDL(...)(args...) is the same launch, made with programmatic dependent launch
+// (PDL, sm_90 on) when TFH_CUDA_PDL=on: the kernel may then start while the kernel before it on
+// the stream is still finishing, and must call pdl_wait() before it reads anything that kernel
+// (or any before it) wrote, and before it writes anything; what it reads before that (weights,
+// a past's key/value rows) it may read early. Without PDL (the default, the emulator, GPUs before
+// sm_90) pdl_wait() returns at once.
 #ifndef TFH_CUDA_EMULATED
 #define TFH_LAUNCH(grid, block, shared_bytes, stream, ...) \
   __VA_ARGS__<<<grid, block, shared_bytes, stream>>>
+#define TFH_LAUNCH_PDL(grid, block, shared_bytes, stream, ...) \
+  ::tfh::kernels::cuda::pdl_launch(grid, block, shared_bytes, stream, &__VA_ARGS__)
 #define TFH_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
 #define TFH_SHARED(T, name, dims) __shared__ T name dims
 #endif
 
 namespace tfh::kernels::cuda {
+
+// TFH_CUDA_PDL=on: TFH_LAUNCH_PDL launches use programmatic dependent launch (read once; a note
+// says so).
+bool pdl_enabled();
+
+// Waits until the kernels before this one on the stream have finished and their writes are
+// visible (griddepcontrol.wait); at once when the launch was not a PDL one.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+#ifndef TFH_CUDA_EMULATED
+template <typename... P>
+struct PdlLaunch {
+  void (*kernel)(P...);
+  dim3 grid, block;
+  size_t shared_bytes;
+  cudaStream_t stream;
+  // (an error is CUDA's last error, which the caller's launched() reports)
+  template <typename... A>
+  void operator()(A&&... args) const {
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = shared_bytes;
+    config.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = attr;
+    config.numAttrs = pdl_enabled() ? 1 : 0;
+    cudaLaunchKernelEx(&config, kernel, static_cast<P>(args)...);
+  }
+};
+template <typename... P>
+PdlLaunch<P...> pdl_launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+                           void (*kernel)(P...)) {
+  return PdlLaunch<P...>{kernel, grid, block, shared_bytes, stream};
+}
+#endif
 
 __device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
 __device__ __forceinline__ float ld(const __half* p, int64_t i) { return __half2float(p[i]); }

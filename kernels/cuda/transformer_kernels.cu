@@ -23,6 +23,13 @@ bool env_choice(const char* var, const char* value, const char* effect) {
   return on;
 }
 
+bool pdl_enabled() {
+  static const bool on = env_choice("TFH_CUDA_PDL", "on",
+                                    "LayerNorm, GELU and attention kernels are launched with "
+                                    "programmatic dependent launch");
+  return on;
+}
+
 void check(cudaError_t e, const char* what) {
   if (e == cudaSuccess) return;
   std::string msg = std::string(what) + ": " + cudaGetErrorString(e);
@@ -89,6 +96,7 @@ __device__ __forceinline__ float gelu_tanh(float x) {
 
 template <typename T>
 __global__ void gelu_kernel(const T* x, const T* bias, T* y, int64_t n, int64_t cols, bool tanh_form) {
+  pdl_wait();  // (a PDL launch: x is the product just before)
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     float v = ld(x, i);
@@ -155,6 +163,7 @@ template <typename T>
 __global__ void layer_norm_kernel(const T* x, const T* skip, const T* bias, const T* gamma,
                                   const T* beta, float eps, T* y, T* sum_out, int64_t cols) {
   TFH_SHARED(float, red, [32]);
+  pdl_wait();  // (a PDL launch: x is the product just before)
   const int64_t at = blockIdx.x * cols;
   auto in = [&](int64_t c) { return ln_input(x, skip, bias, at, c); };
   float s = 0;
@@ -182,6 +191,9 @@ __global__ void layer_norm_reg_kernel(const T* x, const T* skip, const T* bias, 
   const int64_t at = blockIdx.x * cols;
   float v[PT], g[PT], bt[PT];  // the row, gamma, beta
   float s = 0.f;
+  // (a PDL launch: gamma and beta are weights in the models tfhost makes, but an ONNX graph may
+  // compute them, so nothing is read before the kernels before have finished)
+  pdl_wait();
 #pragma unroll
   for (int i = 0; i < PT; ++i) {
     const int64_t c = threadIdx.x + int64_t(i) * blockDim.x;
@@ -495,6 +507,7 @@ __global__ void __launch_bounds__(32 * kMmaMaxWarps) attention_mma_kernel(Attent
   // on the key alone (raw 2-D, ends, ends and starts) hides it, -inf past the last key.
   TFH_SHARED(float, key_add, [kMmaKeys]);
   const bool key_mask = a.mask_kind != MaskKind::None && a.mask_kind != MaskKind::Raw3D;
+  pdl_wait();  // (a PDL launch: Q, K, V and the past length are read after the kernels before)
   const T zero{};
   const int lane = static_cast<int>(threadIdx.x & 31), warp = static_cast<int>(threadIdx.x >> 5);
   const int warps = static_cast<int>(blockDim.x >> 5), g = lane >> 2, t = lane & 3;
@@ -785,7 +798,6 @@ __global__ void __launch_bounds__(Threads) decode_vec_kernel(AttentionArgs a) {
   float* sc = red + 32;
   const int lane = static_cast<int>(threadIdx.x & 31), part = lane % L;
   const int group = static_cast<int>(threadIdx.x) / L;  // (the rows of one group share a warp)
-  const int64_t total = keys_of(a);
   const int64_t bh = blockIdx.x, b = bh / a.heads, h = bh % a.heads;
   const T* kc = static_cast<const T*>(a.k) + kv_start(a, b, h) + part * VEC;
   const T* vc = static_cast<const T*>(a.v) + kv_start(a, b, h) + part * VEC;
@@ -793,12 +805,19 @@ __global__ void __launch_bounds__(Threads) decode_vec_kernel(AttentionArgs a) {
   // Every key and value row (and a 2-D mask's row) this block reads, asked into L2 at once
   // before anything waits: they come from memory, and the reads below then find them in L2
   // rather than each waiting its turn for memory.
-  for (int64_t j = group; j < total; j += G) prefetch_l2(kc + j * step), prefetch_l2(vc + j * step);
+  // (In a PDL launch this may run before the kernel before has finished: `rows` is only a hint
+  // here, re-read below, and a prefetch changes nothing.)
+  const int64_t rows = keys_of(a);
+  for (int64_t j = group; j < rows; j += G) prefetch_l2(kc + j * step), prefetch_l2(vc + j * step);
   if (a.mask_kind == MaskKind::Raw2D) {
-    const int64_t width = a.mask_width ? a.mask_width : total;
+    const int64_t width = a.mask_width ? a.mask_width : rows;
     for (int64_t j = int64_t(threadIdx.x) * 32; j < width; j += int64_t(blockDim.x) * 32)
       prefetch_l2(a.mask + b * width + j);  // (32 int32 a line)
   }
+  // (a PDL launch: the past rows are asked for above while the QKV product finishes; q, the
+  // new row and the past length are read after it)
+  pdl_wait();
+  const int64_t total = keys_of(a);
   const float scale = a.scale != 0 ? a.scale : rsqrtf(static_cast<float>(D));
   float q[VEC];
   const T* qp = static_cast<const T*>(a.q) + b * a.q_token_stride + h * D + part * VEC;
@@ -1038,7 +1057,7 @@ void launch_attention_mma(const AttentionArgs& a, cudaStream_t s) {
   if (tiles > 65535 || heads > 0x7fffffff)
     throw CudaError("attention: too many queries for one launch");
   dim3 grid(static_cast<unsigned>(heads), static_cast<unsigned>(tiles));
-  TFH_LAUNCH(grid, 32 * warps, 0, s, attention_mma_kernel<T, D>)(a, wide);
+  TFH_LAUNCH_PDL(grid, 32 * warps, 0, s, attention_mma_kernel<T, D>)(a, wide);
 }
 
 template <typename T, int D, bool Exact = true>
@@ -1071,7 +1090,7 @@ void gelu(TfhDataType t, GeluKind kind, const void* x, const void* bias, void* y
   if (n == 0) return;
   by_type(t, "gelu", [&](auto tag) {
     using T = decltype(tag);
-    TFH_LAUNCH(blocks_for(n), kThreads, 0, s, gelu_kernel<T>)(static_cast<const T*>(x),
+    TFH_LAUNCH_PDL(blocks_for(n), kThreads, 0, s, gelu_kernel<T>)(static_cast<const T*>(x),
                                                       static_cast<const T*>(bias),
                                                       static_cast<T*>(y), n, cols,
                                                       kind == GeluKind::Tanh);
@@ -1098,17 +1117,17 @@ void layer_norm(TfhDataType t, const void* x, const void* skip, const void* bias
     // Rows of up to 16 x kThreads columns in registers; longer ones read three times.
     const int64_t per_thread = (cols + kThreads - 1) / kThreads;
     if (per_thread <= 1)
-      TFH_LAUNCH(blocks, kThreads, 0, s, layer_norm_reg_kernel<T, 1>)(xt, st, bt, gt, et, eps, yt, ot, cols);
+      TFH_LAUNCH_PDL(blocks, kThreads, 0, s, layer_norm_reg_kernel<T, 1>)(xt, st, bt, gt, et, eps, yt, ot, cols);
     else if (per_thread <= 2)
-      TFH_LAUNCH(blocks, kThreads, 0, s, layer_norm_reg_kernel<T, 2>)(xt, st, bt, gt, et, eps, yt, ot, cols);
+      TFH_LAUNCH_PDL(blocks, kThreads, 0, s, layer_norm_reg_kernel<T, 2>)(xt, st, bt, gt, et, eps, yt, ot, cols);
     else if (per_thread <= 4)
-      TFH_LAUNCH(blocks, kThreads, 0, s, layer_norm_reg_kernel<T, 4>)(xt, st, bt, gt, et, eps, yt, ot, cols);
+      TFH_LAUNCH_PDL(blocks, kThreads, 0, s, layer_norm_reg_kernel<T, 4>)(xt, st, bt, gt, et, eps, yt, ot, cols);
     else if (per_thread <= 8)
-      TFH_LAUNCH(blocks, kThreads, 0, s, layer_norm_reg_kernel<T, 8>)(xt, st, bt, gt, et, eps, yt, ot, cols);
+      TFH_LAUNCH_PDL(blocks, kThreads, 0, s, layer_norm_reg_kernel<T, 8>)(xt, st, bt, gt, et, eps, yt, ot, cols);
     else if (per_thread <= 16)
-      TFH_LAUNCH(blocks, kThreads, 0, s, layer_norm_reg_kernel<T, 16>)(xt, st, bt, gt, et, eps, yt, ot, cols);
+      TFH_LAUNCH_PDL(blocks, kThreads, 0, s, layer_norm_reg_kernel<T, 16>)(xt, st, bt, gt, et, eps, yt, ot, cols);
     else
-      TFH_LAUNCH(blocks, kThreads, 0, s, layer_norm_kernel<T>)(xt, st, bt, gt, et, eps, yt, ot, cols);
+      TFH_LAUNCH_PDL(blocks, kThreads, 0, s, layer_norm_kernel<T>)(xt, st, bt, gt, et, eps, yt, ot, cols);
   });
   launched("layer_norm");
 }
@@ -1260,13 +1279,13 @@ void decode_attention(const AttentionArgs& a, cudaStream_t s) {
         const size_t bytes = vec_smem(kThreadsPerBlock);
         switch (D) {
           case 32:
-            TFH_LAUNCH(blocks, kThreadsPerBlock, bytes, s, decode_vec_kernel<T, 32, kThreadsPerBlock>)(a);
+            TFH_LAUNCH_PDL(blocks, kThreadsPerBlock, bytes, s, decode_vec_kernel<T, 32, kThreadsPerBlock>)(a);
             break;
           case 64:
-            TFH_LAUNCH(blocks, kThreadsPerBlock, bytes, s, decode_vec_kernel<T, 64, kThreadsPerBlock>)(a);
+            TFH_LAUNCH_PDL(blocks, kThreadsPerBlock, bytes, s, decode_vec_kernel<T, 64, kThreadsPerBlock>)(a);
             break;
           default:
-            TFH_LAUNCH(blocks, kThreadsPerBlock, bytes, s, decode_vec_kernel<T, 128, kThreadsPerBlock>)(a);
+            TFH_LAUNCH_PDL(blocks, kThreadsPerBlock, bytes, s, decode_vec_kernel<T, 128, kThreadsPerBlock>)(a);
         }
       };
       if (threads == 512) launch(std::integral_constant<int, 512>());

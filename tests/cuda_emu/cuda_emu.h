@@ -207,6 +207,9 @@ Launch<P...> launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t str
 
 #define TFH_LAUNCH(grid, block, shared_bytes, stream, ...) \
   ::tfh::emu::launch(grid, block, shared_bytes, stream, &__VA_ARGS__)
+// (Each launch runs to its end before the next: a programmatic dependent launch is a plain one.)
+#define TFH_LAUNCH_PDL(grid, block, shared_bytes, stream, ...) \
+  ::tfh::emu::launch(grid, block, shared_bytes, stream, &__VA_ARGS__)
 #define TFH_DYNAMIC_SHARED(T, name) T* const name = static_cast<T*>(::tfh::emu::dynamic_shared())
 // A static __shared__ variable: a static one, filled with NaN bytes where a block first declares
 // it and again at the start of every later block of the launch (see shared_declared).
