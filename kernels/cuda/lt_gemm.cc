@@ -92,9 +92,17 @@ uint32_t reduction_mask_from_environment() {
   const char* v = std::getenv("TFH_CUDA_GEMM_SPLIT_K");
   const std::string value = v ? v : "";
   if (value.empty() || value == "any") return CUBLASLT_REDUCTION_SCHEME_MASK;
+  if (value != "inplace" && value != "off")
+    throw CudaError("TFH_CUDA_GEMM_SPLIT_K: expected any, inplace or off, got '" + value + "'");
+  static std::once_flag said;
+  std::call_once(said, [&] {
+    std::fprintf(stderr, "tfhost: note: TFH_CUDA_GEMM_SPLIT_K=%s: %s\n", value.c_str(),
+                 value == "off" ? "cuBLASLt's algorithms that split K are left out"
+                                : "cuBLASLt's split-K algorithms only where the parts add up in "
+                                  "the output");
+  });
   if (value == "inplace") return CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_INPLACE;
-  if (value == "off") return CUBLASLT_REDUCTION_SCHEME_NONE;
-  throw CudaError("TFH_CUDA_GEMM_SPLIT_K: expected any, inplace or off, got '" + value + "'");
+  return CUBLASLT_REDUCTION_SCHEME_NONE;
 }
 
 // Whether work launched on `s` now would be recorded into a graph rather than run (then
