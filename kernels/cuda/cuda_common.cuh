@@ -39,10 +39,6 @@
 
 namespace tfh::kernels::cuda {
 
-// TFH_CUDA_PDL=on: TFH_LAUNCH_PDL launches use programmatic dependent launch (read once; a note
-// says so).
-bool pdl_enabled();
-
 // Waits until the kernels before this one on the stream have finished and their writes are
 // visible (griddepcontrol.wait); at once when the launch was not a PDL one.
 __device__ __forceinline__ void pdl_wait() {

@@ -278,6 +278,12 @@ void attention_op(LtGemm& gemm, const AttentionOpArgs& a, void* workspace, size_
 // accumulator before the result is rounded.
 enum class Epilogue { None, Bias, Gelu, BiasGelu };
 
+// Whether the kernels that may (the LayerNorm, GELU and prefill/decode attention ones) are
+// launched with programmatic dependent launch: TFH_CUDA_PDL=on (read at the first launch; a
+// note says so), or what set_pdl_enabled said last (for tests and the kernel benchmark).
+bool pdl_enabled();
+void set_pdl_enabled(bool on);
+
 // Asks L2 for up to kMaxL2Ranges ranges of device memory (16-byte aligned starts), in chunks of
 // kL2PrefetchChunk bytes, a thread each: a kernel that fetches nothing into registers and ends
 // once it has asked. The runtime's weight prefetch (Session, TFH_CUDA_PREFETCH_WEIGHTS) launches

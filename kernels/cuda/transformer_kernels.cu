@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -23,12 +24,22 @@ bool env_choice(const char* var, const char* value, const char* effect) {
   return on;
 }
 
+namespace {
+std::atomic<int> g_pdl{-1};  // -1: TFH_CUDA_PDL not read yet
+}  // namespace
 bool pdl_enabled() {
-  static const bool on = env_choice("TFH_CUDA_PDL", "on",
-                                    "LayerNorm, GELU and attention kernels are launched with "
-                                    "programmatic dependent launch");
-  return on;
+  int on = g_pdl.load(std::memory_order_relaxed);
+  if (on < 0) {
+    static const bool from_env = env_choice("TFH_CUDA_PDL", "on",
+                                            "LayerNorm, GELU and attention kernels are launched "
+                                            "with programmatic dependent launch");
+    int unread = -1;
+    g_pdl.compare_exchange_strong(unread, from_env ? 1 : 0);
+    on = g_pdl.load(std::memory_order_relaxed);
+  }
+  return on == 1;
 }
+void set_pdl_enabled(bool on) { g_pdl.store(on ? 1 : 0); }
 
 void check(cudaError_t e, const char* what) {
   if (e == cudaSuccess) return;

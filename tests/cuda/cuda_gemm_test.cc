@@ -511,7 +511,7 @@ TEST_F(CudaKernels, L2PrefetchIsABranchJoinedBeforeTheCaptureEnds) {
 // (causal, no past) and decode steps (causal, one token over a past), awkward sizes included;
 // every mask format (raw [B, T], end positions [B], ends and starts [2B], raw [B, S, T]) and an
 // additive attention bias.
-TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
+void attention_op_against_cpu() {
   struct Case {
     int64_t B, S, P, N, D;
     bool causal, masked;
@@ -606,6 +606,20 @@ TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) {
     }
   cudaFree(ws);
 }
+TEST_F(CudaKernels, AttentionOpWithPastAndMaskAgainstCpu) { attention_op_against_cpu(); }
+
+// The same with programmatic dependent launch (TFH_CUDA_PDL=on): the attention kernels may start
+// while the QKV product before them finishes, and must wait for it before reading Q, K and V.
+// The emulator runs every launch to its end, so there this is the test above again: it runs on
+// a GPU.
+TEST_F(CudaKernels, AttentionOpUnderPdlAgainstCpu) {
+#ifdef TFH_CUDA_EMULATED
+  GTEST_SKIP() << "programmatic dependent launch means nothing in the emulator (each launch runs "
+                  "to its end before the next)";
+#endif
+  const ScopedPdl pdl(true);
+  attention_op_against_cpu();
+}
 
 }  // namespace
 }  // namespace tfh::kernels::cuda
@@ -666,7 +680,11 @@ TEST_P(CudaSessions, FusedModelMatchesTheCpu) {
   req.past = std::string(model).find("gpt2") != std::string::npos ? 4 : 0;
   const auto inputs = runtime::make_inputs(registry, runtime::pick_generator(registry, "", "core"), *m, req);
   const auto want = cpu.run(runtime::feeds_of(inputs));
-  for (int rep = 0; rep < 2; ++rep) {  // twice: pooled buffers and cached constants reused
+  // Twice (pooled buffers and cached constants reused), then with programmatic dependent launch
+  // (on a GPU the LayerNorm, GELU and attention kernels then start early and wait for the
+  // product before them; in the emulator the same launches).
+  for (int rep = 0; rep < 3; ++rep) {
+    const ScopedPdl pdl(rep == 2);
     const auto got = gpu.run(runtime::feeds_of(inputs));
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < got.size(); ++i) {

@@ -159,6 +159,18 @@ class Dev {
   int elem_;
 };
 
+// Programmatic dependent launch on or off while it lives (set_pdl_enabled), then as before.
+class ScopedPdl {
+ public:
+  explicit ScopedPdl(bool on) : before_(pdl_enabled()) { set_pdl_enabled(on); }
+  ~ScopedPdl() { set_pdl_enabled(before_); }
+  ScopedPdl(const ScopedPdl&) = delete;
+  ScopedPdl& operator=(const ScopedPdl&) = delete;
+
+ private:
+  bool before_;
+};
+
 // A device buffer of raw elements of any trivially copyable type (int64, double, int8, bool as
 // uint8_t, ...), for the kernels over types Dev does not hold.
 class DevRaw {
