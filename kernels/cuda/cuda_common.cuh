@@ -48,6 +48,9 @@ __device__ __forceinline__ void pdl_wait() {
 }
 
 #ifndef TFH_CUDA_EMULATED
+// Whether the current GPU takes programmatic dependent launch (sm_90 on; read once).
+bool pdl_supported();
+
 template <typename... P>
 struct PdlLaunch {
   void (*kernel)(P...);
@@ -66,7 +69,7 @@ struct PdlLaunch {
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     config.attrs = attr;
-    config.numAttrs = pdl_enabled() ? 1 : 0;
+    config.numAttrs = pdl_enabled() && pdl_supported() ? 1 : 0;
     cudaLaunchKernelEx(&config, kernel, static_cast<P>(args)...);
   }
 };

@@ -40,6 +40,20 @@ bool pdl_enabled() {
   return on == 1;
 }
 void set_pdl_enabled(bool on) { g_pdl.store(on ? 1 : 0); }
+#ifndef TFH_CUDA_EMULATED
+bool pdl_supported() {
+  static const bool sm90 = [] {
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    return major >= 9;
+  }();
+  return sm90;
+}
+#endif
 
 void check(cudaError_t e, const char* what) {
   if (e == cudaSuccess) return;
