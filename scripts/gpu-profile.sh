@@ -5,9 +5,11 @@
 #     sequence 128; GPT-2's fp16 decoding step with the shared key/value cache, batch 1, past 128)
 #     with the defaults and each candidate setting: cuBLASLt's split-K only in place, or none
 #     (TFH_CUDA_GEMM_SPLIT_K); the weights prefetched into L2 12 or 24 MiB ahead
-#     (TFH_CUDA_PREFETCH_WEIGHTS); programmatic dependent launch (TFH_CUDA_PDL); each model with
-#     GemmFastGelu; GPT-2 with the decode attention's wide blocks (TFH_CUDA_DECODE_ATTENTION=wide);
-#     all of them at once (`combined`, then checked against the float32 export), taking turns over
+#     (TFH_CUDA_PREFETCH_WEIGHTS); programmatic dependent launch (TFH_CUDA_PDL); GPT-2's
+#     products on tfhost's few-row kernel, with and without the prefetch
+#     (TFH_CUDA_FEW_ROW_GEMM=always); each model with GemmFastGelu; GPT-2 with the decode
+#     attention's wide blocks (TFH_CUDA_DECODE_ATTENTION=wide); all of them at once (`combined`,
+#     then checked against the float32 export), taking turns over
 #     --rounds rounds: the spread between processes beside the settings' differences; then the
 #     targets' other batches (BERT 8 and 64, GPT-2 8 and 128) once;
 #  2. with Nsight Compute (ncu), each kernel's time in eager runs of the same two (untuned, so
@@ -87,6 +89,8 @@ declare -A ENVS=([untuned]="" [tuned]="TFH_CUDA_GEMM_TUNING=on"
                  [splitk-inplace]="TFH_CUDA_GEMM_SPLIT_K=inplace" [splitk-off]="TFH_CUDA_GEMM_SPLIT_K=off"
                  [prefetch-12]="TFH_CUDA_PREFETCH_WEIGHTS=12" [prefetch-24]="TFH_CUDA_PREFETCH_WEIGHTS=24"
                  [pdl]="TFH_CUDA_PDL=on"
+                 [few-row]="TFH_CUDA_FEW_ROW_GEMM=always"
+                 [few-row-prefetch]="TFH_CUDA_FEW_ROW_GEMM=always TFH_CUDA_PREFETCH_WEIGHTS=24"
                  [combined]="TFH_CUDA_DECODE_ATTENTION=wide TFH_CUDA_GEMM_SPLIT_K=off TFH_CUDA_PREFETCH_WEIGHTS=24 TFH_CUDA_PDL=on")
 TABLE=$RESULTS/latency.tsv
 : > "$TABLE"
@@ -105,7 +109,10 @@ for r in $(seq 1 "$ROUNDS"); do
   done
   perf_one bert-gemm-gelu untuned 1 "$r"
   perf_one bert-gemm-gelu combined 1 "$r"
-  for setting in untuned splitk-inplace splitk-off prefetch-12 prefetch-24 pdl; do
+  # (few-row: tfhost's few-row kernel for every decoding product; warm in L2 it beat cuBLASLt,
+  # from memory it lost: with the weights prefetched it may win)
+  for setting in untuned splitk-inplace splitk-off prefetch-12 prefetch-24 pdl few-row \
+      few-row-prefetch; do
     perf_one gpt2 "$setting" 1 "$r"
   done
   perf_one gpt2-gemm-gelu untuned 1 "$r"

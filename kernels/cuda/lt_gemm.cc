@@ -105,6 +105,21 @@ uint32_t reduction_mask_from_environment() {
   return CUBLASLT_REDUCTION_SCHEME_NONE;
 }
 
+// TFH_CUDA_FEW_ROW_GEMM=always, read once per LtGemm: every product tfhost's few-row kernel fits
+// (1 to 4 rows of float16/bfloat16: decoding) runs it, untimed, instead of cuBLASLt's (=off, read
+// by skinny_gemm_offered, keeps it out of tuning). For timing whole models each way, with the
+// weights prefetched into L2 (TFH_CUDA_PREFETCH_WEIGHTS) and without.
+bool few_row_always_from_environment() {
+  const char* v = std::getenv("TFH_CUDA_FEW_ROW_GEMM");
+  if (!v || std::string(v) != "always") return false;
+  static std::once_flag said;
+  std::call_once(said, [] {
+    std::fprintf(stderr, "tfhost: note: TFH_CUDA_FEW_ROW_GEMM=always: products of 1 to %d rows "
+                         "run tfhost's few-row kernel\n", static_cast<int>(kSkinnyMaxRows));
+  });
+  return true;
+}
+
 // Whether work launched on `s` now would be recorded into a graph rather than run (then
 // nothing may wait for it). A failed query counts as capturing.
 bool capturing(cudaStream_t s) {
@@ -378,6 +393,7 @@ struct LtGemm::Impl {
   bool tune = true;
   bool weights_in_l2 = false;  // TFH_CUDA_GEMM_TUNING=l2
   uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_MASK;  // TFH_CUDA_GEMM_SPLIT_K
+  bool few_row_always = false;                          // TFH_CUDA_FEW_ROW_GEMM=always
   cudaStream_t tune_stream = nullptr;  // made at the first tuning
   mutable std::mutex mu;
   std::map<Key, std::unique_ptr<Plan>> plans;
@@ -398,6 +414,13 @@ struct LtGemm::Impl {
     if (auto known = algos.find(tkey); known != algos.end()) {
       // this shape met before (another bias): its algorithm
       p.algo = known->second.algo, p.skinny = known->second.skinny;
+      return;
+    }
+    // (B's alignment is in the key: every plan of this shape has B as aligned as this one's.)
+    if (few_row_always &&
+        skinny_gemm_fits(rec.type, rec.m, rec.n, rec.k, b, rec.b_transposed, rec.batch)) {
+      p.skinny = true;
+      algos.emplace(tkey, Choice{cublasLtMatmulAlgo_t{}, true});
       return;
     }
     std::vector<cublasLtMatmulAlgo_t> candidates = offered_algorithms(handle, p, key, 1, reductions);
@@ -467,6 +490,7 @@ LtGemm::LtGemm(Tuning tuning) : impl_(new Impl) {
       impl_->tune = tuning == Tuning::On;
     }
     impl_->reductions = reduction_mask_from_environment();
+    impl_->few_row_always = few_row_always_from_environment();
     check_lt(cublasLtCreate(&impl_->handle), "create");
   } catch (...) {
     delete impl_;

@@ -472,6 +472,50 @@ TEST_F(CudaKernels, GemmSplitKSchemesComeFromTheEnvironment) {
   }
 }
 
+// TFH_CUDA_FEW_ROW_GEMM=always: products of 1 to 4 float16 rows run tfhost's few-row kernel,
+// untimed, instead of cuBLASLt's pick (none of the emulated cuBLASLt's algorithms runs them);
+// 8 rows still go to cuBLASLt; unset, 1 row goes to cuBLASLt too. The same results each way.
+TEST_F(CudaKernels, FewRowKernelRunsEveryFewRowProductWhenAsked) {
+  struct RestoreEnv {
+    std::string saved;
+    bool had = false;
+    RestoreEnv() {
+      if (const char* v = std::getenv("TFH_CUDA_FEW_ROW_GEMM")) saved = v, had = true;
+    }
+    ~RestoreEnv() {
+      if (had) setenv("TFH_CUDA_FEW_ROW_GEMM", saved.c_str(), 1);
+      else unsetenv("TFH_CUDA_FEW_ROW_GEMM");
+    }
+  } restore;
+  const DevRaw workspace(LtGemm::kWorkspaceBytes, 0);
+  const int64_t k = 96, n = 40;
+  std::mt19937 rng(13);
+  const Floats w = stored(random_floats(k * n, rng, -0.1f, 0.1f), F16);
+  Dev dw(w, F16);
+  for (const char* value : {"always", ""}) {
+    for (int64_t m : {1, 8}) {
+      SCOPED_TRACE(std::string(value) + " m " + std::to_string(m));
+      if (*value) setenv("TFH_CUDA_FEW_ROW_GEMM", value, 1);
+      else unsetenv("TFH_CUDA_FEW_ROW_GEMM");
+      const Floats a = stored(random_floats(m * k, rng), F16);
+      const auto want = cpu_node("MatMul", "", 13, {{"a", {m, k}, a, F16}, {"w", {k, n}, w, F16}},
+                                 {"y"})[0];
+      Dev da(a, F16), dy(m * n, F16);
+      LtGemm gemm(LtGemm::Tuning::Off);
+#ifdef TFH_CUDA_EMULATED
+      const std::vector<emu::EmuGemmAlgo> before = emu::gemm_algorithms();
+#endif
+      gemm.run(TFH_TYPE_FLOAT16, m, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::None,
+               nullptr, workspace.get(), LtGemm::kWorkspaceBytes, nullptr);
+      EXPECT_LT(max_diff(dy.read(), want), 1e-2f);
+#ifdef TFH_CUDA_EMULATED
+      const bool few_row = *value && m <= kSkinnyMaxRows;
+      EXPECT_EQ(runs_since(before)[0], few_row ? 0u : 1u);
+#endif
+    }
+  }
+}
+
 // The weight prefetch's branch: asked while a stream is captured, its kernel goes into the graph
 // beside the stream's work, and the capture ends only once the branch is joined back (CUDA
 // refuses an unjoined one, and so does the emulator). Eagerly it runs at once.
