@@ -33,6 +33,19 @@ std::vector<size_t> runs_since(const std::vector<emu::EmuGemmAlgo>& before) {
 }
 #endif
 
+// A float16 product's operands (A [m, k], W [k, n] within +-0.1) and the CPU's MatMul of them.
+struct F16Product {
+  Floats a, w, want;
+};
+F16Product f16_product(int64_t m, int64_t k, int64_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  F16Product p;
+  p.a = stored(random_floats(m * k, rng), F16);
+  p.w = stored(random_floats(k * n, rng, -0.1f, 0.1f), F16);
+  p.want = cpu_node("MatMul", "", 13, {{"a", {m, k}, p.a, F16}, {"w", {k, n}, p.w, F16}}, {"y"})[0];
+  return p;
+}
+
 // W [k, n] row-major as W^T [n, k].
 Floats transposed(const Floats& w, int64_t k, int64_t n) {
   Floats wt(w.size());
@@ -361,24 +374,14 @@ TEST_F(CudaKernels, LtGemmTuningOffersTheFewRowKernel) {
 // its weights from memory); l2 times them on B itself. On the emulator (1 MiB of L2) each
 // algorithm records the addresses its products read as B.
 TEST_F(CudaKernels, LtGemmTuningIsOffUnlessAskedAndReadsCopiesOfTheWeights) {
-  struct RestoreEnv {
-    std::string saved;
-    bool had = false;
-    RestoreEnv() {
-      if (const char* v = std::getenv("TFH_CUDA_GEMM_TUNING")) saved = v, had = true;
-    }
-    ~RestoreEnv() {
-      if (had) setenv("TFH_CUDA_GEMM_TUNING", saved.c_str(), 1);
-      else unsetenv("TFH_CUDA_GEMM_TUNING");
-    }
-  } restore;
-  unsetenv("TFH_CUDA_GEMM_TUNING");
+  test::ScopedEnv env("TFH_CUDA_GEMM_TUNING");
+  env.unset();
   EXPECT_FALSE(LtGemm().tuning_enabled());
-  setenv("TFH_CUDA_GEMM_TUNING", "off", 1);
+  env.set("off");
   EXPECT_FALSE(LtGemm().tuning_enabled());
-  setenv("TFH_CUDA_GEMM_TUNING", "on", 1);
+  env.set("on");
   EXPECT_TRUE(LtGemm().tuning_enabled());
-  setenv("TFH_CUDA_GEMM_TUNING", "sometimes", 1);
+  env.set("sometimes");
   try {
     LtGemm bad;
     ADD_FAILURE() << "TFH_CUDA_GEMM_TUNING=sometimes accepted";
@@ -391,15 +394,12 @@ TEST_F(CudaKernels, LtGemmTuningIsOffUnlessAskedAndReadsCopiesOfTheWeights) {
 #endif
   const DevRaw workspace(LtGemm::kWorkspaceBytes, 0);
   const int64_t m = 8, k = 64, n = 48;  // B: 6 KB, far under L2
-  std::mt19937 rng(9);
-  const Floats a = stored(random_floats(m * k, rng), F16),
-               w = stored(random_floats(k * n, rng, -0.1f, 0.1f), F16);
-  const auto want = cpu_node("MatMul", "", 13, {{"a", {m, k}, a, F16}, {"w", {k, n}, w, F16}},
-                             {"y"})[0];
-  Dev da(a, F16), dw(w, F16), dy(m * n, F16);
+  const F16Product p = f16_product(m, k, n, 9);
+  const Floats& want = p.want;
+  Dev da(p.a, F16), dw(p.w, F16), dy(m * n, F16);
   for (const char* mode : {"on", "l2"}) {
     SCOPED_TRACE(mode);
-    setenv("TFH_CUDA_GEMM_TUNING", mode, 1);
+    env.set(mode);
     LtGemm gemm;
     ASSERT_TRUE(gemm.tuning_enabled());
 #ifdef TFH_CUDA_EMULATED
@@ -428,18 +428,8 @@ TEST_F(CudaKernels, LtGemmTuningIsOffUnlessAskedAndReadsCopiesOfTheWeights) {
 // inplace (no separate reduction kernel), off; anything else is an error naming the variable.
 // The products stay right either way.
 TEST_F(CudaKernels, GemmSplitKSchemesComeFromTheEnvironment) {
-  struct RestoreEnv {
-    std::string saved;
-    bool had = false;
-    RestoreEnv() {
-      if (const char* v = std::getenv("TFH_CUDA_GEMM_SPLIT_K")) saved = v, had = true;
-    }
-    ~RestoreEnv() {
-      if (had) setenv("TFH_CUDA_GEMM_SPLIT_K", saved.c_str(), 1);
-      else unsetenv("TFH_CUDA_GEMM_SPLIT_K");
-    }
-  } restore;
-  setenv("TFH_CUDA_GEMM_SPLIT_K", "sometimes", 1);
+  test::ScopedEnv env("TFH_CUDA_GEMM_SPLIT_K");
+  env.set("sometimes");
   try {
     LtGemm bad(LtGemm::Tuning::Off);
     ADD_FAILURE() << "TFH_CUDA_GEMM_SPLIT_K=sometimes accepted";
@@ -448,18 +438,15 @@ TEST_F(CudaKernels, GemmSplitKSchemesComeFromTheEnvironment) {
   }
   const DevRaw workspace(LtGemm::kWorkspaceBytes, 0);
   const int64_t m = 1, k = 96, n = 40;  // a decoding step's one row
-  std::mt19937 rng(11);
-  const Floats a = stored(random_floats(m * k, rng), F16),
-               w = stored(random_floats(k * n, rng, -0.1f, 0.1f), F16);
-  const auto want = cpu_node("MatMul", "", 13, {{"a", {m, k}, a, F16}, {"w", {k, n}, w, F16}},
-                             {"y"})[0];
-  Dev da(a, F16), dw(w, F16), dy(m * n, F16);
+  const F16Product p = f16_product(m, k, n, 11);
+  const Floats& want = p.want;
+  Dev da(p.a, F16), dw(p.w, F16), dy(m * n, F16);
   // (cublasLtReductionScheme_t: NONE 0, INPLACE 1, COMPUTE_TYPE 2, OUTPUT_TYPE 4; MASK 7: all)
   for (auto [value, mask] : {std::pair<const char*, uint32_t>{nullptr, 7u}, {"any", 7u},
                              {"inplace", 1u}, {"off", 0u}}) {
     SCOPED_TRACE(value ? value : "unset");
-    if (value) setenv("TFH_CUDA_GEMM_SPLIT_K", value, 1);
-    else unsetenv("TFH_CUDA_GEMM_SPLIT_K");
+    if (value) env.set(value);
+    else env.unset();
     LtGemm gemm(LtGemm::Tuning::Off);
     gemm.run(TFH_TYPE_FLOAT16, m, n, k, da.get(), dw.get(), false, dy.get(), Epilogue::None,
              nullptr, workspace.get(), LtGemm::kWorkspaceBytes, nullptr);
@@ -476,31 +463,17 @@ TEST_F(CudaKernels, GemmSplitKSchemesComeFromTheEnvironment) {
 // untimed, instead of cuBLASLt's pick (none of the emulated cuBLASLt's algorithms runs them);
 // 8 rows still go to cuBLASLt; unset, 1 row goes to cuBLASLt too. The same results each way.
 TEST_F(CudaKernels, FewRowKernelRunsEveryFewRowProductWhenAsked) {
-  struct RestoreEnv {
-    std::string saved;
-    bool had = false;
-    RestoreEnv() {
-      if (const char* v = std::getenv("TFH_CUDA_FEW_ROW_GEMM")) saved = v, had = true;
-    }
-    ~RestoreEnv() {
-      if (had) setenv("TFH_CUDA_FEW_ROW_GEMM", saved.c_str(), 1);
-      else unsetenv("TFH_CUDA_FEW_ROW_GEMM");
-    }
-  } restore;
+  test::ScopedEnv env("TFH_CUDA_FEW_ROW_GEMM");
   const DevRaw workspace(LtGemm::kWorkspaceBytes, 0);
   const int64_t k = 96, n = 40;
-  std::mt19937 rng(13);
-  const Floats w = stored(random_floats(k * n, rng, -0.1f, 0.1f), F16);
-  Dev dw(w, F16);
   for (const char* value : {"always", ""}) {
     for (int64_t m : {1, 8}) {
       SCOPED_TRACE(std::string(value) + " m " + std::to_string(m));
-      if (*value) setenv("TFH_CUDA_FEW_ROW_GEMM", value, 1);
-      else unsetenv("TFH_CUDA_FEW_ROW_GEMM");
-      const Floats a = stored(random_floats(m * k, rng), F16);
-      const auto want = cpu_node("MatMul", "", 13, {{"a", {m, k}, a, F16}, {"w", {k, n}, w, F16}},
-                                 {"y"})[0];
-      Dev da(a, F16), dy(m * n, F16);
+      if (*value) env.set(value);
+      else env.unset();
+      const F16Product p = f16_product(m, k, n, 13);
+      const Floats& want = p.want;
+      Dev da(p.a, F16), dw(p.w, F16), dy(m * n, F16);
       LtGemm gemm(LtGemm::Tuning::Off);
 #ifdef TFH_CUDA_EMULATED
       const std::vector<emu::EmuGemmAlgo> before = emu::gemm_algorithms();

@@ -372,40 +372,29 @@ TEST_F(CudaKernels, BadArgumentsAreClearErrors) {
   } catch (const CudaError& e) {
     EXPECT_NE(std::string(e.what()).find("attention: null tensor"), std::string::npos) << e.what();
   }
-  {  // the tensor-core kernel asked for float32 (it takes float16 and bfloat16)
+  // One float32 query over one key, head size 32, with `algo` (and `threads` for the decode
+  // kernel): the error's text must hold `want`.
+  auto refused = [](AttentionArgs::Algo algo, int threads, const std::string& want) {
     Dev x(Floats(64, 0.5f), F32), y(Floats(64, 0.f), F32);
     AttentionArgs f;
     f.q = f.k = f.v = x.get();
     f.out = y.get();
     f.q_token_stride = 32;
     f.batch = f.heads = f.seq = f.total = 1, f.head_size = 32;
-    f.algo = AttentionArgs::Algo::TensorCores;
+    f.algo = algo;
+    f.decode_threads = threads;
     try {
-      attention(f, nullptr);
-      FAIL() << "no error";
+      if (algo == AttentionArgs::Algo::TensorCores) attention(f, nullptr);
+      else decode_attention(f, nullptr);
+      ADD_FAILURE() << "no error for " << want;
     } catch (const CudaError& e) {
-      EXPECT_NE(std::string(e.what()).find("tensor-core kernel takes float16 or bfloat16"),
-                std::string::npos)
-          << e.what();
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
     }
-  }
-  {  // the vectorised decode kernel asked for a block size it has no build of
-    Dev x(Floats(64, 0.5f), F32), y(Floats(64, 0.f), F32);
-    AttentionArgs f;
-    f.q = f.k = f.v = x.get();
-    f.out = y.get();
-    f.q_token_stride = 32;
-    f.batch = f.heads = f.seq = f.total = 1, f.head_size = 32;
-    f.algo = AttentionArgs::Algo::DecodeVector;
-    f.decode_threads = 384;
-    try {
-      decode_attention(f, nullptr);
-      FAIL() << "no error";
-    } catch (const CudaError& e) {
-      EXPECT_NE(std::string(e.what()).find("decode_threads is 128, 256 or 512"), std::string::npos)
-          << e.what();
-    }
-  }
+  };
+  // the tensor-core kernel asked for float32 (it takes float16 and bfloat16)
+  refused(AttentionArgs::Algo::TensorCores, 0, "tensor-core kernel takes float16 or bfloat16");
+  // the vectorised decode kernel asked for a block size it has no build of
+  refused(AttentionArgs::Algo::DecodeVector, 384, "decode_threads is 128, 256 or 512");
   // A kernel's fault surfaces at a later call: the error says so, and how to find the kernel.
   try {
     check(cudaErrorIllegalAddress, "layer_norm");

@@ -804,17 +804,7 @@ struct GpuAndCpu {
 // for nothing more on the host and give the CPU's results. A bad value is an error naming the
 // variable.
 TEST_F(CudaRuntime, WeightsPrefetchedAheadBesideTheModel) {
-  struct RestoreEnv {
-    std::string saved;
-    bool had = false;
-    RestoreEnv() {
-      if (const char* v = std::getenv("TFH_CUDA_PREFETCH_WEIGHTS")) saved = v, had = true;
-    }
-    ~RestoreEnv() {
-      if (had) setenv("TFH_CUDA_PREFETCH_WEIGHTS", saved.c_str(), 1);
-      else unsetenv("TFH_CUDA_PREFETCH_WEIGHTS");
-    }
-  } restore;
+  test::ScopedEnv env("TFH_CUDA_PREFETCH_WEIGHTS");
   onnx::ModelProto m = new_model();
   onnx::GraphProto& g = *m.mutable_graph();
   *g.add_input() = tensor_info("x", onnx::TensorProto::FLOAT, {2, 256});
@@ -829,7 +819,7 @@ TEST_F(CudaRuntime, WeightsPrefetchedAheadBesideTheModel) {
   add_node(g, "MatMul", {"b", "w3"}, {"y"}, "mm3");
   g.add_output()->set_name("y");
 
-  setenv("TFH_CUDA_PREFETCH_WEIGHTS", "lots", 1);
+  env.set("lots");
   try {
     GpuAndCpu bad(m, /*graphs=*/true);
     ADD_FAILURE() << "TFH_CUDA_PREFETCH_WEIGHTS=lots accepted";
@@ -839,7 +829,7 @@ TEST_F(CudaRuntime, WeightsPrefetchedAheadBesideTheModel) {
   size_t nodes_without = 0;
   for (const char* window : {"off", "1"}) {
     SCOPED_TRACE(std::string("TFH_CUDA_PREFETCH_WEIGHTS=") + window);
-    setenv("TFH_CUDA_PREFETCH_WEIGHTS", window, 1);
+    env.set(window);
     GpuAndCpu both(m, /*graphs=*/true);
     const uint64_t asked_before = kernels::cuda::l2_prefetch_bytes_asked();
     for (int rep = 0; rep < 4; ++rep) {

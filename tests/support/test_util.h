@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <onnx/onnx_pb.h>
@@ -59,5 +61,25 @@ struct SavedInput {
   std::vector<int64_t> values;
 };
 std::vector<SavedInput> saved_inputs(const std::string& dir);
+
+// An environment variable set (or unset) while it lives, then as it was.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(std::string name) : name_(std::move(name)) {
+    if (const char* v = std::getenv(name_.c_str())) saved_ = v, had_ = true;
+  }
+  ~ScopedEnv() {
+    if (had_) setenv(name_.c_str(), saved_.c_str(), 1);
+    else unsetenv(name_.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  void set(const std::string& value) { setenv(name_.c_str(), value.c_str(), 1); }
+  void unset() { unsetenv(name_.c_str()); }
+
+ private:
+  std::string name_, saved_;
+  bool had_ = false;
+};
 
 }  // namespace tfh::test
