@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -166,9 +167,8 @@ uint64_t prefetch_window_from_environment() {
   if (!end || *end || value[0] == '-' || mib == 0 || mib > 4096)
     TFH_THROW("TFH_CUDA_PREFETCH_WEIGHTS: expected a size in MiB from 1 to 4096, or off; got '",
               value, "'");
-  static bool said = false;
-  if (!said) {
-    said = true;
+  static std::atomic<bool> said{false};
+  if (!said.exchange(true)) {
     std::fprintf(stderr,
                  "tfhost: note: TFH_CUDA_PREFETCH_WEIGHTS=%s: each step's weights are asked into "
                  "L2 up to %llu MiB ahead, beside the model's kernels\n",
@@ -1098,7 +1098,6 @@ std::vector<std::pair<int, const Feed*>> Session::Impl::check_feeds(
   return bound;
 }
 
-// Every step of the plan, in order; each activation goes back to its pool after its last reader.
 #ifdef TFH_HAVE_CUDA
 // Before step i runs: asks L2 for the weights of the steps after it (from `next` on, which
 // advances) while they fit `prefetch_window` bytes beyond step i (`window`: asked for and not yet
@@ -1124,6 +1123,7 @@ void Session::Impl::prefetch_weights_ahead(
 }
 #endif
 
+// Every step of the plan, in order; each activation goes back to its pool after its last reader.
 void Session::Impl::run_steps(Session& self, std::chrono::steady_clock::time_point run_start) {
   Impl& s = *this;
 #ifdef TFH_HAVE_CUDA

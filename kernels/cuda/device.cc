@@ -91,8 +91,9 @@ std::atomic<uint64_t> g_l2_prefetch_bytes{0};
 void* l2_prefetcher_create() {
   auto pf = std::make_unique<L2Prefetcher>();
   check(cudaStreamCreateWithFlags(&pf->side, cudaStreamNonBlocking), "cudaStreamCreate (prefetch)");
-  check(cudaEventCreate(&pf->fork), "cudaEventCreate (prefetch)");
-  check(cudaEventCreate(&pf->join), "cudaEventCreate (prefetch)");
+  // (events for ordering only: a fork and a join, in a capture no nodes of their own)
+  check(cudaEventCreateWithFlags(&pf->fork, cudaEventDisableTiming), "cudaEventCreate (prefetch)");
+  check(cudaEventCreateWithFlags(&pf->join, cudaEventDisableTiming), "cudaEventCreate (prefetch)");
   return pf.release();
 }
 void l2_prefetcher_destroy(void* prefetcher) noexcept { delete static_cast<L2Prefetcher*>(prefetcher); }

@@ -64,6 +64,7 @@
 #define cudaGraphLaunch tfh_emu_cudaGraphLaunch
 #define cudaGraphExecDestroy tfh_emu_cudaGraphExecDestroy
 #define cudaEventCreate tfh_emu_cudaEventCreate
+#define cudaEventCreateWithFlags tfh_emu_cudaEventCreateWithFlags
 #define cudaEventDestroy tfh_emu_cudaEventDestroy
 #define cudaEventRecord tfh_emu_cudaEventRecord
 #define cudaStreamWaitEvent tfh_emu_cudaStreamWaitEvent
