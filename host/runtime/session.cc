@@ -215,9 +215,13 @@ struct Session::Impl {
   // before it run, up to this many bytes ahead, on a stream beside `stream` (kernels/cuda/device.h).
   uint64_t prefetch_window = 0;
   std::shared_ptr<void> prefetcher;
-  void prefetch_weights_ahead(size_t i, size_t& next, uint64_t& window,
-                              const std::vector<std::vector<std::pair<const void*, size_t>>>& ranges,
-                              const std::vector<uint64_t>& bytes);
+  // Per step, the weights it reads whole and their bytes: planned once, at the start of the run
+  // after the first whole one (which uploads the constants).
+  std::vector<std::vector<std::pair<const void*, size_t>>> prefetch_ranges;
+  std::vector<uint64_t> prefetch_bytes;
+  bool prefetch_planned = false, prefetch_constants_uploaded = false;
+  void plan_prefetch();
+  void prefetch_weights_ahead(size_t i, size_t& next, uint64_t& window);
   // Per run, per slot: a copy of the value on the other side (device for a host value, host for
   // a device one), made for its first reader there and shared by the rest; gone with the value.
   std::vector<HostTensor> mirror;
@@ -1102,10 +1106,9 @@ std::vector<std::pair<int, const Feed*>> Session::Impl::check_feeds(
 // Before step i runs: asks L2 for the weights of the steps after it (from `next` on, which
 // advances) while they fit `prefetch_window` bytes beyond step i (`window`: asked for and not yet
 // run). A step whose weights alone exceed the window (an LM head) is passed over.
-void Session::Impl::prefetch_weights_ahead(
-    size_t i, size_t& next, uint64_t& window,
-    const std::vector<std::vector<std::pair<const void*, size_t>>>& ranges,
-    const std::vector<uint64_t>& bytes) {
+void Session::Impl::prefetch_weights_ahead(size_t i, size_t& next, uint64_t& window) {
+  const auto& ranges = prefetch_ranges;
+  const auto& bytes = prefetch_bytes;
   if (next <= i) {
     next = i + 1;
     window = 0;
@@ -1121,40 +1124,41 @@ void Session::Impl::prefetch_weights_ahead(
   }
   kernels::cuda::l2_prefetch(prefetcher.get(), ask, stream);
 }
+
+// The weights each step reads whole (products and attention's QKV weights on the device, from
+// 64 KiB), for the prefetch ahead.
+void Session::Impl::plan_prefetch() {
+  static const std::set<std::string> kReadWhole = {"MatMul", "Gemm", "GemmFastGelu", "FusedMatMul",
+                                                   "Attention"};
+  prefetch_ranges.assign(steps.size(), {});
+  prefetch_bytes.assign(steps.size(), 0);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Step& step = steps[i];
+    if (!step.on_cuda || !kReadWhole.count(step.node->op_type())) continue;
+    for (int k : step.in)
+      if (k >= 0 && slots[k].kind == SlotKind::Constant && dev_const[k].data &&
+          dev_const[k].nbytes >= kMinPrefetchBytes) {
+        prefetch_ranges[i].emplace_back(dev_const[k].data, dev_const[k].nbytes);
+        prefetch_bytes[i] += dev_const[k].nbytes;
+      }
+  }
+  prefetch_planned = true;
+}
 #endif
 
 // Every step of the plan, in order; each activation goes back to its pool after its last reader.
 void Session::Impl::run_steps(Session& self, std::chrono::steady_clock::time_point run_start) {
   Impl& s = *this;
 #ifdef TFH_HAVE_CUDA
-  // The weights each step reads whole (products and attention's QKV weights on the device,
-  // already uploaded), for the prefetch ahead.
-  std::vector<std::vector<std::pair<const void*, size_t>>> weight_ranges;
-  std::vector<uint64_t> weight_bytes;
   size_t prefetch_next = 0;
   uint64_t prefetch_window_used = 0;
-  if (s.prefetcher) {
-    static const std::set<std::string> kReadWhole = {"MatMul", "Gemm", "GemmFastGelu", "FusedMatMul",
-                                                     "Attention"};
-    weight_ranges.resize(s.steps.size());
-    weight_bytes.assign(s.steps.size(), 0);
-    for (size_t i = 0; i < s.steps.size(); ++i) {
-      const Step& step = s.steps[i];
-      if (!step.on_cuda || !kReadWhole.count(step.node->op_type())) continue;
-      for (int k : step.in)
-        if (k >= 0 && s.slots[k].kind == SlotKind::Constant && s.dev_const[k].data &&
-            s.dev_const[k].nbytes >= kMinPrefetchBytes) {
-          weight_ranges[i].emplace_back(s.dev_const[k].data, s.dev_const[k].nbytes);
-          weight_bytes[i] += s.dev_const[k].nbytes;
-        }
-    }
-  }
+  const bool prefetch = s.prefetcher && s.prefetch_constants_uploaded;
+  if (prefetch && !s.prefetch_planned) s.plan_prefetch();
 #endif
   for (size_t i = 0; i < s.steps.size(); ++i) {
     Step& step = s.steps[i];
 #ifdef TFH_HAVE_CUDA
-    if (s.prefetcher)
-      s.prefetch_weights_ahead(i, prefetch_next, prefetch_window_used, weight_ranges, weight_bytes);
+    if (prefetch) s.prefetch_weights_ahead(i, prefetch_next, prefetch_window_used);
 #endif
     auto t0 = std::chrono::steady_clock::now();
     s.execute(step, /*folding=*/false);
@@ -1181,7 +1185,10 @@ void Session::Impl::run_steps(Session& self, std::chrono::steady_clock::time_poi
     }
   }
 #ifdef TFH_HAVE_CUDA
-  if (s.prefetcher) kernels::cuda::l2_prefetch_join(s.prefetcher.get(), s.stream);
+  if (s.prefetcher) {
+    kernels::cuda::l2_prefetch_join(s.prefetcher.get(), s.stream);
+    s.prefetch_constants_uploaded = true;  // (every step has run once)
+  }
 #endif
 }
 

@@ -31,6 +31,8 @@ void check(cudaError_t e, const char* what);
 // Whether the environment variable `var` is `value` (a choice of kernel for comparisons), saying
 // so on stderr with `effect` when it is. Callers keep the answer (read once per process).
 bool env_choice(const char* var, const char* value, const char* effect);
+// The note env_choice writes: "tfhost: note: <var>=<value>: <effect>" on stderr.
+void env_note(const char* var, const std::string& value, const std::string& effect);
 
 // ---- element-wise -------------------------------------------------------------------------------
 // y = x + bias (bias: `cols` values, broadcast over rows), optionally + residual (same as x).

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -96,10 +95,10 @@ uint32_t reduction_mask_from_environment() {
     throw CudaError("TFH_CUDA_GEMM_SPLIT_K: expected any, inplace or off, got '" + value + "'");
   static std::once_flag said;
   std::call_once(said, [&] {
-    std::fprintf(stderr, "tfhost: note: TFH_CUDA_GEMM_SPLIT_K=%s: %s\n", value.c_str(),
-                 value == "off" ? "cuBLASLt's algorithms that split K are left out"
-                                : "cuBLASLt's split-K algorithms only where the parts add up in "
-                                  "the output");
+    env_note("TFH_CUDA_GEMM_SPLIT_K", value,
+             value == "off" ? "cuBLASLt's algorithms that split K are left out"
+                            : "cuBLASLt's split-K algorithms only where the parts add up in the "
+                              "output");
   });
   if (value == "inplace") return CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_INPLACE;
   return CUBLASLT_REDUCTION_SCHEME_NONE;
@@ -114,8 +113,8 @@ bool few_row_always_from_environment() {
   if (!v || std::string(v) != "always") return false;
   static std::once_flag said;
   std::call_once(said, [] {
-    std::fprintf(stderr, "tfhost: note: TFH_CUDA_FEW_ROW_GEMM=always: products of 1 to %d rows "
-                         "run tfhost's few-row kernel\n", static_cast<int>(kSkinnyMaxRows));
+    env_note("TFH_CUDA_FEW_ROW_GEMM", "always",
+             "products of 1 to " + std::to_string(kSkinnyMaxRows) + " rows run tfhost's few-row kernel");
   });
   return true;
 }

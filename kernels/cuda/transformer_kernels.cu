@@ -17,10 +17,13 @@
 
 namespace tfh::kernels::cuda {
 
+void env_note(const char* var, const std::string& value, const std::string& effect) {
+  std::fprintf(stderr, "tfhost: note: %s=%s: %s\n", var, value.c_str(), effect.c_str());
+}
 bool env_choice(const char* var, const char* value, const char* effect) {
   const char* v = std::getenv(var);
   const bool on = v && std::string(v) == value;
-  if (on) std::fprintf(stderr, "tfhost: note: %s=%s: %s\n", var, value, effect);
+  if (on) env_note(var, value, effect);
   return on;
 }
 
@@ -1244,15 +1247,24 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   launched("attention");
 }
 
+namespace {
+// Elements of a 16-byte read in the vectorised decode kernel, and its dynamic shared memory at
+// `threads` threads: the partial outputs (threads x 16 bytes), 32 floats of reduction, the scores.
+int64_t decode_vec_elems(const AttentionArgs& a) { return a.type == TFH_TYPE_FLOAT ? 4 : 8; }
+size_t decode_vec_smem(const AttentionArgs& a, int64_t threads) {
+  return sizeof(float) * static_cast<size_t>(threads * decode_vec_elems(a) + 32 + a.total);
+}
+}  // namespace
+
 int decode_vector_threads(const AttentionArgs& a, bool wide, int sms) {
   if (a.decode_threads) return a.decode_threads;
   int threads = kDecodeVecThreads;
   if (!wide || a.batch * a.heads >= sms) return threads;
   // The fewest threads whose groups (D / vec lanes a row, kDecodeVecRows rows a trip) read every
   // key in one trip, up to 512, while the scores and partial outputs fit 48 KiB.
-  const int64_t vec = a.type == TFH_TYPE_FLOAT ? 4 : 8, lanes = std::max<int64_t>(1, a.head_size / vec);
-  auto smem = [&](int64_t t) { return sizeof(float) * static_cast<size_t>(t * vec + 32 + a.total); };
-  while (threads < 512 && threads / lanes * kDecodeVecRows < a.total && smem(2 * threads) <= 48 * 1024)
+  const int64_t lanes = std::max<int64_t>(1, a.head_size / decode_vec_elems(a));
+  while (threads < 512 && threads / lanes * kDecodeVecRows < a.total &&
+         decode_vec_smem(a, 2 * threads) <= 48 * 1024)
     threads *= 2;
   return threads;
 }
@@ -1278,17 +1290,14 @@ void decode_attention(const AttentionArgs& a, cudaStream_t s) {
   using Algo = AttentionArgs::Algo;
   // DecodeVector: head size 32, 64 or 128, every K and V row 16-byte aligned, the scores and the
   // partial outputs (threads x 16 bytes) in 48 KiB of shared memory.
-  const int64_t vec = a.type == TFH_TYPE_FLOAT ? 4 : 8, D = a.head_size;
+  const int64_t vec = decode_vec_elems(a), D = a.head_size;
   if (a.decode_threads != 0 && a.decode_threads != 128 && a.decode_threads != 256 &&
       a.decode_threads != 512)
     throw CudaError("decode_attention: decode_threads is 128, 256 or 512 (or 0: the default), not " +
                     std::to_string(a.decode_threads));
-  auto vec_smem = [&](int64_t threads) {
-    return sizeof(float) * static_cast<size_t>(threads * vec + 32 + a.total);
-  };
   const int threads = decode_vector_threads(a, decode_wide(), gpu_traits().sms);
   const bool vec_fits = (D == 32 || D == 64 || D == 128) && kv_rows_aligned16(a, vec) &&
-                        vec_smem(threads) <= 48 * 1024;
+                        decode_vec_smem(a, threads) <= 48 * 1024;
   if (a.algo == Algo::DecodeVector && !vec_fits)
     throw CudaError("decode_attention: the vectorised kernel takes head size 32, 64 or 128, "
                     "16-byte aligned key/value rows and up to ~11,000 keys (fewer with more "
@@ -1301,7 +1310,7 @@ void decode_attention(const AttentionArgs& a, cudaStream_t s) {
       auto launch = [&](auto threads_tag) {
         constexpr int kThreadsPerBlock = decltype(threads_tag)::value;
         const unsigned blocks = static_cast<unsigned>(a.batch * a.heads);
-        const size_t bytes = vec_smem(kThreadsPerBlock);
+        const size_t bytes = decode_vec_smem(a, kThreadsPerBlock);
         switch (D) {
           case 32:
             TFH_LAUNCH_PDL(blocks, kThreadsPerBlock, bytes, s, decode_vec_kernel<T, 32, kThreadsPerBlock>)(a);
